@@ -1,0 +1,36 @@
+/* rotation.cl - xPos-style rotation Θ of DESIGN 1.1.
+ *
+ * The angle n*θ_i is computed without rounding trouble for huge positions:
+ * the host stores θ_i/(2π) as a 64-bit fixed-point fraction of a turn, so
+ * n * rate (a wrapping 64-bit multiply) is the angle modulo one turn, exact
+ * to 2^-64 per position. Its top 32 bits, read as a signed fraction of a
+ * turn in [-1/2, 1/2), give an angle in [-π, π) where fp32 sin/cos are
+ * accurate to an ulp. */
+
+#define RETCL_TWO_PI_F 6.28318530717958647692f
+
+/* One work-item per (pair i, token t, batch*head). */
+__kernel void retcl_rotate(__global const float *in, uint in_off,
+                           __global float *out, uint out_off,
+                           uint stride_b, uint stride_t, uint stride_h,
+                           uint heads, ulong pos0,
+                           __global const ulong *turn_rate,
+                           __global const float *log_zeta,
+                           int use_xpos, float inv_scale_base, float xpos_sign) {
+  const uint i = get_global_id(0);
+  const uint t = get_global_id(1);
+  const uint bh = get_global_id(2);
+  const uint b = bh / heads, h = bh - b * heads;
+  const ulong n = pos0 + t;
+  const ulong turns = n * turn_rate[i];
+  const float frac = (float)(int)(uint)(turns >> 32) * 0x1.0p-32f;
+  const float angle = frac * RETCL_TWO_PI_F;
+  const float c = cos(angle), s = sin(angle);
+  const uint row_in = RETCL_AT(in_off, stride_b, stride_t, stride_h, b, t, h);
+  const uint row_out = RETCL_AT(out_off, stride_b, stride_t, stride_h, b, t, h);
+  const float x0 = in[row_in + 2 * i], x1 = in[row_in + 2 * i + 1];
+  float scale = 1.0f;
+  if (use_xpos) scale = exp(xpos_sign * (float)n * inv_scale_base * log_zeta[i]);
+  out[row_out + 2 * i] = (x0 * c - x1 * s) * scale;
+  out[row_out + 2 * i + 1] = (x1 * c + x0 * s) * scale;
+}

@@ -1,0 +1,396 @@
+/*
+ * retcl.h - RetCL: Retentive Network (RetNet) kernels for every OpenCL device.
+ *
+ * The one public header. Conventions (see docs/api.md for the long form):
+ *  - Every function returns a retcl_status (RETCL_SUCCESS == 0) unless it
+ *    cannot fail. retcl_status_string() gives fixed text per code and
+ *    retcl_last_error() the detailed message of the last failure on a context
+ *    (which argument, which limit, the kernel build log).
+ *  - The library never aborts, exits or prints. Diagnostics go to the log
+ *    callback installed with retcl_set_log_callback(), if any.
+ *  - Ops take cl_mem buffers plus element offsets (in floats, not bytes),
+ *    enqueue on the context's command queue after the given wait list and can
+ *    return a cl_event for the last command they enqueue. Ops never block
+ *    unless their comment says so. Before enqueueing anything, every argument
+ *    is validated; a failed call enqueues nothing and leaves every caller
+ *    buffer untouched.
+ *  - All data is fp32. Activations are token-major [B,T,H,D] (what a
+ *    projection GEMM produces) or head-major [B,H,T,D], both dense.
+ *
+ * Thread-safety: a retcl_context is not thread-safe: use one context per
+ * thread, or serialise calls on a context. Different contexts may be used
+ * concurrently from different threads. retcl_status_string(),
+ * retcl_version*() and retcl_default_log_decay() are thread-safe and need
+ * no context.
+ */
+#ifndef RETCL_H
+#define RETCL_H
+
+#ifndef CL_TARGET_OPENCL_VERSION
+#define CL_TARGET_OPENCL_VERSION 120
+#endif
+#ifdef __APPLE__
+#include <OpenCL/opencl.h>
+#else
+#include <CL/cl.h>
+#endif
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(RETCL_STATIC_DEFINE)
+#define RETCL_API
+#elif defined(_WIN32)
+#ifdef RETCL_BUILDING_LIBRARY
+#define RETCL_API __declspec(dllexport)
+#else
+#define RETCL_API __declspec(dllimport)
+#endif
+#else
+#define RETCL_API __attribute__((visibility("default")))
+#endif
+
+/* ------------------------------------------------------------------------ */
+/* Version                                                                  */
+/* ------------------------------------------------------------------------ */
+
+#define RETCL_VERSION_MAJOR 0
+#define RETCL_VERSION_MINOR 1
+#define RETCL_VERSION_PATCH 0
+/** Single number for comparisons: MAJOR*10000 + MINOR*100 + PATCH. */
+#define RETCL_VERSION_NUMBER \
+  (RETCL_VERSION_MAJOR * 10000 + RETCL_VERSION_MINOR * 100 + RETCL_VERSION_PATCH)
+
+/** Version of the library actually loaded, as RETCL_VERSION_NUMBER encodes
+ *  it. Compare with RETCL_VERSION_NUMBER to detect a stale shared object.
+ *  Thread-safe. */
+RETCL_API int retcl_version_number(void);
+/** Version of the loaded library as "MAJOR.MINOR.PATCH". Thread-safe. */
+RETCL_API const char *retcl_version_string(void);
+
+/* ------------------------------------------------------------------------ */
+/* Status codes (append-only)                                               */
+/* ------------------------------------------------------------------------ */
+
+typedef enum retcl_status {
+  RETCL_SUCCESS = 0,
+  /** A required pointer or handle is NULL, or an enum value is unknown. */
+  RETCL_ERROR_INVALID_ARGUMENT = 1,
+  /** A size is zero, too large, or not supported (e.g. odd rotation dim). */
+  RETCL_ERROR_INVALID_SIZE = 2,
+  /** A cl_mem is smaller than its offset plus the extent the shape needs. */
+  RETCL_ERROR_BUFFER_TOO_SMALL = 3,
+  /** A cl_mem, queue or device belongs to a different cl_context. */
+  RETCL_ERROR_CONTEXT_MISMATCH = 4,
+  /** No OpenCL platform or device matches the request. */
+  RETCL_ERROR_DEVICE_NOT_FOUND = 5,
+  /** A valid but unsupported combination (e.g. an out-of-order queue). */
+  RETCL_ERROR_UNSUPPORTED = 6,
+  /** An OpenCL program failed to build; the log is in retcl_last_error(). */
+  RETCL_ERROR_BUILD_FAILED = 7,
+  /** Host or device memory could not be allocated. */
+  RETCL_ERROR_OUT_OF_MEMORY = 8,
+  /** An OpenCL call failed; its name and error code are in the message. */
+  RETCL_ERROR_OPENCL = 9,
+  /** A file could not be opened, read or written. */
+  RETCL_ERROR_IO = 10,
+  /** A file's contents are malformed (checkpoints, configs). */
+  RETCL_ERROR_FORMAT = 11
+} retcl_status;
+
+/** Fixed English text for a status code ("buffer too small", ...); never
+ *  NULL, "unknown status" for values outside the enum. Thread-safe. */
+RETCL_API const char *retcl_status_string(retcl_status status);
+
+/* ------------------------------------------------------------------------ */
+/* Context                                                                  */
+/* ------------------------------------------------------------------------ */
+
+/** Opaque: an OpenCL context, device and in-order queue, plus the programs
+ *  compiled for that device (each built once, on first use, then reused)
+ *  and scratch buffers. */
+typedef struct retcl_context retcl_context;
+
+/**
+ * Create a context on a chosen device.
+ *
+ * platform: NULL, or a platform index ("0") or a case-insensitive substring
+ *           of the platform name ("portable"). NULL reads RETCL_PLATFORM from
+ *           the environment; unset means all platforms.
+ * device:   NULL, or an index ("1", counted over the selected platforms) or
+ *           a case-insensitive substring of the device name ("h200"). NULL
+ *           reads RETCL_DEVICE; unset means the first GPU, else the first
+ *           device of any type.
+ * out:      receives the new context (NULL on failure).
+ *
+ * Returns RETCL_ERROR_DEVICE_NOT_FOUND when nothing matches,
+ * RETCL_ERROR_INVALID_ARGUMENT for a NULL out, RETCL_ERROR_OPENCL when
+ * context or queue creation fails. On failure the message is available from
+ * retcl_last_error(NULL) in the calling thread. Blocks (device query).
+ */
+RETCL_API retcl_status retcl_context_create(const char *platform,
+                                            const char *device,
+                                            retcl_context **out);
+
+/**
+ * Wrap a caller's OpenCL objects. The context retains all three and releases
+ * them on destroy; the caller keeps its own references. The queue must be
+ * in-order (RETCL_ERROR_UNSUPPORTED otherwise) and belong to cl_ctx and
+ * device (RETCL_ERROR_CONTEXT_MISMATCH otherwise).
+ */
+RETCL_API retcl_status retcl_context_wrap(cl_context cl_ctx,
+                                          cl_device_id device,
+                                          cl_command_queue queue,
+                                          retcl_context **out);
+
+/** Release everything the context holds. Does not wait for enqueued work
+ *  (OpenCL keeps objects alive until their commands finish). NULL is a
+ *  no-op. */
+RETCL_API void retcl_context_destroy(retcl_context *ctx);
+
+/** The OpenCL objects behind a context (not retained for the caller). */
+RETCL_API cl_context retcl_context_cl_context(const retcl_context *ctx);
+RETCL_API cl_device_id retcl_context_device(const retcl_context *ctx);
+RETCL_API cl_command_queue retcl_context_queue(const retcl_context *ctx);
+
+/** Block until everything enqueued on the context's queue has finished. */
+RETCL_API retcl_status retcl_finish(retcl_context *ctx);
+
+/**
+ * Detailed message of the last failed call on ctx ("" if none). With
+ * ctx == NULL: the last failure of retcl_context_create/wrap in this thread.
+ * The pointer stays valid until the next call on the same context (or, for
+ * NULL, the next create/wrap in this thread).
+ */
+RETCL_API const char *retcl_last_error(const retcl_context *ctx);
+
+typedef enum retcl_log_level {
+  RETCL_LOG_DEBUG = 0,
+  RETCL_LOG_INFO = 1,
+  RETCL_LOG_WARNING = 2,
+  RETCL_LOG_ERROR = 3
+} retcl_log_level;
+
+/** Receives a NUL-terminated message; called synchronously on the thread
+ *  that made the library call. */
+typedef void (*retcl_log_fn)(retcl_log_level level, const char *message,
+                             void *user_data);
+
+/** Install (or with fn == NULL remove) the log callback of a context. The
+ *  library reports program builds (with build logs), scratch allocations and
+ *  every error through it. */
+RETCL_API void retcl_set_log_callback(retcl_context *ctx, retcl_log_fn fn,
+                                      void *user_data);
+
+/* ------------------------------------------------------------------------ */
+/* Buffers and layouts                                                      */
+/* ------------------------------------------------------------------------ */
+
+/** A cl_mem of floats plus an offset counted in floats. A buffer with
+ *  mem == NULL means "absent" where an argument is optional. */
+typedef struct retcl_buffer {
+  cl_mem mem;
+  size_t offset;
+} retcl_buffer;
+
+/** Convenience constructor. */
+static inline retcl_buffer retcl_buf(cl_mem mem, size_t offset) {
+  retcl_buffer b;
+  b.mem = mem;
+  b.offset = offset;
+  return b;
+}
+/** The absent optional buffer. */
+static inline retcl_buffer retcl_no_buf(void) { return retcl_buf(NULL, 0); }
+
+typedef enum retcl_layout {
+  /** [B, T, H, D]: element (b,t,h,d) at ((b*T + t)*H + h)*D + d. */
+  RETCL_LAYOUT_TOKEN_MAJOR = 0,
+  /** [B, H, T, D]: element (b,t,h,d) at ((b*H + h)*T + t)*D + d. */
+  RETCL_LAYOUT_HEAD_MAJOR = 1
+} retcl_layout;
+
+/* ------------------------------------------------------------------------ */
+/* Decay (DESIGN 1.2)                                                       */
+/* ------------------------------------------------------------------------ */
+
+/** Fill log_decay[0..heads) with RetNet's default per-head decays,
+ *  log(1 - 2^(-5-h)), computed in double precision. Host memory; upload it
+ *  to a device buffer of `heads` floats for the retention ops. Returns
+ *  RETCL_ERROR_INVALID_ARGUMENT for NULL, RETCL_ERROR_INVALID_SIZE for
+ *  heads == 0. Thread-safe, no context needed. */
+RETCL_API retcl_status retcl_default_log_decay(size_t heads, float *log_decay);
+
+/* ------------------------------------------------------------------------ */
+/* Rotation Θ (DESIGN 1.1)                                                  */
+/* ------------------------------------------------------------------------ */
+
+/** Opaque rotation plan: per-pair angular rates for one head dimension,
+ *  held on the device in 64-bit fixed point so that the angle n*θ is exact
+ *  modulo 2π for any position n < 2^32. */
+typedef struct retcl_rotation retcl_rotation;
+
+/**
+ * Create a rotation plan for head dimension head_dim (even, 2..1024).
+ * theta: NULL for the RetNet default θ_i = 10000^(-i/(head_dim/2-1)), or a
+ *        host array of head_dim/2 angles per position (e.g. torchscale's
+ *        retnet_rel_pos.angle, one value per pair), copied.
+ * xpos_scale_base: 0 for plain rotation; > 0 enables the xPos scaling
+ *        ζ_i^(n/xpos_scale_base), ζ_i = (2i + 0.4 D)/(1.4 D), applied to
+ *        queries and inverted for keys.
+ * Blocks (uploads a small table). Errors: INVALID_ARGUMENT, INVALID_SIZE
+ * (odd or out-of-range head_dim, negative or non-finite scale base, a
+ * non-finite theta), OUT_OF_MEMORY, OPENCL.
+ */
+RETCL_API retcl_status retcl_rotation_create(retcl_context *ctx,
+                                             size_t head_dim,
+                                             const float *theta,
+                                             float xpos_scale_base,
+                                             retcl_rotation **out);
+/** NULL is a no-op. */
+RETCL_API void retcl_rotation_destroy(retcl_rotation *rot);
+
+typedef struct retcl_rotation_desc {
+  size_t batch, tokens, heads;  /**< B, T, H; all >= 1 */
+  retcl_layout layout;          /**< of both in and out */
+  /** Absolute position of token 0 of this call (a continued sequence keeps
+   *  counting). pos0 + tokens must be <= 2^32. */
+  size_t pos0;
+  /** xPos only: 0 rotates queries (scale ζ^(n/base)), 1 keys (ζ^(-n/base)). */
+  int is_key;
+} retcl_rotation_desc;
+
+/**
+ * out = Θ(in): rotate every (b, t, h) row of head_dim values at position
+ * pos0 + t. in and out may be the same buffer at the same offset (in place);
+ * other overlaps are undefined. Non-blocking. Errors: INVALID_ARGUMENT,
+ * INVALID_SIZE, BUFFER_TOO_SMALL, CONTEXT_MISMATCH, OPENCL, BUILD_FAILED.
+ */
+RETCL_API retcl_status retcl_rotate(retcl_context *ctx,
+                                    const retcl_rotation *rot,
+                                    const retcl_rotation_desc *desc,
+                                    retcl_buffer in, retcl_buffer out,
+                                    cl_uint num_events_in_wait_list,
+                                    const cl_event *event_wait_list,
+                                    cl_event *event);
+
+/* ------------------------------------------------------------------------ */
+/* Retention (DESIGN 1.3, 1.4)                                              */
+/* ------------------------------------------------------------------------ */
+
+typedef enum retcl_algorithm {
+  /** O = ((Q Kᵀ) ⊙ D) V (+ ξ ⊙ Q S_0): O(T²) work, most parallel. */
+  RETCL_ALGO_PARALLEL = 0,
+  /** One state update per token; any number of tokens per call. */
+  RETCL_ALGO_RECURRENT = 1,
+  /** Parallel inside chunks of chunk_size tokens, recurrent across them. */
+  RETCL_ALGO_CHUNKWISE = 2
+} retcl_algorithm;
+
+typedef enum retcl_retention_form {
+  /** S_t = γ S_{t-1} + k_tᵀ v_t, o_t = scale · q_t S_t (DESIGN 1.3). */
+  RETCL_FORM_RAW = 0,
+  /** torchscale's per-algorithm rescalings (DESIGN 1.4). */
+  RETCL_FORM_TORCHSCALE = 1
+} retcl_retention_form;
+
+typedef struct retcl_retention_desc {
+  size_t batch, tokens, heads;  /**< B, T, H; all >= 1 */
+  size_t key_dim, value_dim;    /**< Dk, Dv; each 1..1024 */
+  retcl_layout layout;          /**< of q, k, v and out */
+  retcl_algorithm algorithm;
+  retcl_retention_form form;
+  /** Chunkwise only: tokens per chunk, 1..1024; 0 selects 64. T need not be
+   *  a multiple of it. */
+  size_t chunk_size;
+  /** Raw form only: output scale; 0 means 1. */
+  float scale;
+  /** Torchscale form only: number of tokens already absorbed into state_in
+   *  (n in c_n = Σ_{j<n} γ^j). Must be 0 when state_in is absent and > 0
+   *  when it is present. */
+  size_t position;
+} retcl_retention_desc;
+
+/**
+ * Retention of q [B,T,H,Dk], k [B,T,H,Dk], v [B,T,H,Dv] into out [B,T,H,Dv]
+ * (or the head-major equivalents), with per-head log γ in log_decay [H].
+ * q and k are used as given (rotate them first; in torchscale form k must
+ * already carry the Dk^-1/2 factor).
+ *
+ * State layout (both forms): [B, H, Dk, Dv] floats, element (b,h,i,j) at
+ * ((b*H + h)*Dk + i)*Dv + j. Raw form: the state S_T of DESIGN 1.3.
+ * Torchscale form: torchscale's recurrent state S_n = raw state / sqrt(c_n),
+ * c_n = Σ_{j<n} γ^j, n = position + tokens (docs/state.md).
+ *
+ * state_in:  optional initial state (absent = zero). Torchscale form: the
+ *            recurrent and chunkwise algorithms accept it (with position > 0);
+ *            parallel returns RETCL_ERROR_UNSUPPORTED, as torchscale's
+ *            parallel form has no state.
+ * state_out: optional final state. May be the same buffer and offset as
+ *            state_in (updated in place); no other overlap is allowed.
+ * out must not overlap the inputs.
+ *
+ * Chunkwise and parallel with state_out use a scratch buffer held by the
+ * context (grown on demand, reused): do not run two retention calls on one
+ * context from different queues. Non-blocking. Errors: INVALID_ARGUMENT,
+ * INVALID_SIZE, BUFFER_TOO_SMALL, CONTEXT_MISMATCH, UNSUPPORTED,
+ * OUT_OF_MEMORY, BUILD_FAILED, OPENCL.
+ */
+RETCL_API retcl_status retcl_retention(retcl_context *ctx,
+                                       const retcl_retention_desc *desc,
+                                       retcl_buffer q, retcl_buffer k,
+                                       retcl_buffer v, retcl_buffer log_decay,
+                                       retcl_buffer state_in,
+                                       retcl_buffer state_out,
+                                       retcl_buffer out,
+                                       cl_uint num_events_in_wait_list,
+                                       const cl_event *event_wait_list,
+                                       cl_event *event);
+
+/* ------------------------------------------------------------------------ */
+/* Group norm fused with the gate (DESIGN 1.5)                              */
+/* ------------------------------------------------------------------------ */
+
+typedef enum retcl_norm_kind {
+  RETCL_NORM_RMS = 0,   /**< y = x / sqrt(mean(x²) + eps) (torchscale) */
+  RETCL_NORM_LAYER = 1  /**< y = (x - mean) / sqrt(var + eps) (paper) */
+} retcl_norm_kind;
+
+typedef enum retcl_gate {
+  RETCL_GATE_SWISH = 0, /**< g · sigmoid(g) */
+  RETCL_GATE_GELU = 1,  /**< g · Φ(g), erf form */
+  RETCL_GATE_NONE = 2   /**< no gate: out = y (gate buffer ignored) */
+} retcl_gate;
+
+typedef struct retcl_group_norm_desc {
+  size_t batch, tokens, heads, head_dim; /**< B, T, H, Dv; all >= 1 */
+  retcl_layout layout;   /**< of x, gate and out */
+  retcl_norm_kind kind;
+  retcl_gate gate;
+  float eps;             /**< > 0; 0 selects 1e-6 */
+} retcl_group_norm_desc;
+
+/**
+ * out = act(gate) ⊙ (norm(x) · weight + bias), normalising each (b,t,h) row
+ * of head_dim values. weight and bias are optional, per channel, H*Dv floats
+ * (channel h*Dv + d). x and out may be the same buffer at the same offset.
+ * Non-blocking. Errors: INVALID_ARGUMENT, INVALID_SIZE, BUFFER_TOO_SMALL,
+ * CONTEXT_MISMATCH, BUILD_FAILED, OPENCL.
+ */
+RETCL_API retcl_status retcl_group_norm_gate(retcl_context *ctx,
+                                             const retcl_group_norm_desc *desc,
+                                             retcl_buffer x, retcl_buffer gate,
+                                             retcl_buffer weight,
+                                             retcl_buffer bias,
+                                             retcl_buffer out,
+                                             cl_uint num_events_in_wait_list,
+                                             const cl_event *event_wait_list,
+                                             cl_event *event);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* RETCL_H */

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Configure, build and run every test suite (ctest) on the OpenCL device
+# chosen by RETCL_DEVICE/RETCL_PLATFORM (default: first GPU, else first CPU).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export POCL_DEVICES="${POCL_DEVICES:-pthread}"
+export POCL_CACHE_DIR="${POCL_CACHE_DIR:-${TMPDIR:-/tmp}/retcl-pocl-cache}"
+mkdir -p "$POCL_CACHE_DIR"
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release
+cmake --build build -j"$(nproc)"
+ctest --test-dir build --output-on-failure -j1 "$@"

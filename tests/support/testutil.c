@@ -1,0 +1,126 @@
+/* testutil.c - see testutil.h. */
+#include "testutil.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+retcl_context *tu_context(void) {
+  retcl_context *ctx = NULL;
+  retcl_status st = retcl_context_create(NULL, NULL, &ctx);
+  ck_assert_msg(st == RETCL_SUCCESS, "retcl_context_create: %s: %s",
+                retcl_status_string(st), retcl_last_error(NULL));
+  return ctx;
+}
+
+static uint64_t rng_state, seed_used;
+
+uint64_t tu_seed(void) {
+  if (!seed_used) {
+    const char *env = getenv("RETCL_TEST_SEED");
+    uint64_t s = env ? strtoull(env, NULL, 10) : 0;
+    if (!s) {
+      struct timespec ts;
+      clock_gettime(CLOCK_REALTIME, &ts);
+      s = (uint64_t)ts.tv_sec * 1000000007ull + (uint64_t)ts.tv_nsec;
+    }
+    tu_rng_init(s);
+  }
+  return seed_used;
+}
+
+void tu_rng_init(uint64_t seed) {
+  seed_used = seed ? seed : 1;
+  rng_state = seed_used;
+}
+
+/* splitmix64: small, good enough for test data. */
+static uint64_t next_u64(void) {
+  if (!seed_used) tu_seed();
+  uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+double tu_uniform(double lo, double hi) {
+  return lo + (hi - lo) * ((double)(next_u64() >> 11) * 0x1.0p-53);
+}
+
+void tu_fill_uniform(float *x, size_t n, double lo, double hi) {
+  for (size_t i = 0; i < n; ++i) x[i] = (float)tu_uniform(lo, hi);
+}
+
+cl_mem tu_upload(retcl_context *ctx, const float *host, size_t n) {
+  cl_int err = CL_SUCCESS;
+  cl_mem m = clCreateBuffer(retcl_context_cl_context(ctx), CL_MEM_READ_WRITE,
+                            n * sizeof(float), NULL, &err);
+  ck_assert_msg(m != NULL, "clCreateBuffer(%zu floats): %d", n, err);
+  float *tmp = NULL;
+  if (!host) {
+    tmp = tu_alloc(n);
+    for (size_t i = 0; i < n; ++i) tmp[i] = NAN;
+    host = tmp;
+  }
+  err = clEnqueueWriteBuffer(retcl_context_queue(ctx), m, CL_TRUE, 0,
+                             n * sizeof(float), host, 0, NULL, NULL);
+  ck_assert_int_eq(err, CL_SUCCESS);
+  free(tmp);
+  return m;
+}
+
+cl_mem tu_poisoned(retcl_context *ctx, size_t n) {
+  return tu_upload(ctx, NULL, n);
+}
+
+void tu_download(retcl_context *ctx, cl_mem buf, size_t offset, float *host,
+                 size_t n) {
+  cl_int err = clEnqueueReadBuffer(retcl_context_queue(ctx), buf, CL_TRUE,
+                                   offset * sizeof(float), n * sizeof(float),
+                                   host, 0, NULL, NULL);
+  ck_assert_msg(err == CL_SUCCESS, "clEnqueueReadBuffer: %d", err);
+}
+
+float *tu_alloc(size_t n) {
+  float *p = malloc((n ? n : 1) * sizeof *p);
+  ck_assert_ptr_nonnull(p);
+  return p;
+}
+
+double *tu_alloc_d(size_t n) {
+  double *p = calloc(n ? n : 1, sizeof *p);
+  ck_assert_ptr_nonnull(p);
+  return p;
+}
+
+double tu_rel_error(const float *out, const double *ref, size_t n) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < n; ++i) {
+    if (!isfinite(out[i])) return INFINITY;
+    double d = (double)out[i] - ref[i];
+    num += d * d;
+    den += ref[i] * ref[i];
+  }
+  if (den == 0) return sqrt(num);
+  return sqrt(num / den);
+}
+
+double tu_max_abs_error(const float *out, const double *ref, size_t n) {
+  double m = 0;
+  for (size_t i = 0; i < n; ++i) {
+    if (!isfinite(out[i])) return INFINITY;
+    double d = fabs((double)out[i] - ref[i]);
+    if (d > m) m = d;
+  }
+  return m;
+}
+
+int tu_run_suite(Suite *s) {
+  SRunner *sr = srunner_create(s);
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

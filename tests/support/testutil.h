@@ -1,0 +1,61 @@
+/* testutil.h - what every test suite shares: a context per test, random
+ * inputs, poisoned outputs, device<->host copies and error measures. */
+#ifndef RETCL_TESTUTIL_H
+#define RETCL_TESTUTIL_H
+
+#include <check.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "retcl.h"
+
+/* A context on RETCL_DEVICE / RETCL_PLATFORM (or the default device); fails
+ * the test with the library's message if none can be made. */
+retcl_context *tu_context(void);
+
+/* Deterministic-per-test but fresh-per-run random numbers: the seed comes
+ * from RETCL_TEST_SEED if set, else from the clock, and is printed on
+ * failure through tu_seed(). */
+uint64_t tu_seed(void);
+void tu_rng_init(uint64_t seed);
+double tu_uniform(double lo, double hi);
+void tu_fill_uniform(float *x, size_t n, double lo, double hi);
+
+/* Device buffer of n floats initialised from host (or NaN-poisoned when
+ * host is NULL). */
+cl_mem tu_upload(retcl_context *ctx, const float *host, size_t n);
+cl_mem tu_poisoned(retcl_context *ctx, size_t n);
+void tu_download(retcl_context *ctx, cl_mem buf, size_t offset, float *host,
+                 size_t n);
+/* Host copy of n floats. */
+float *tu_alloc(size_t n);
+double *tu_alloc_d(size_t n);
+
+/* ‖out − ref‖₂ / ‖ref‖₂ (ref in double); any NaN in out gives +inf. */
+double tu_rel_error(const float *out, const double *ref, size_t n);
+/* max |out − ref| */
+double tu_max_abs_error(const float *out, const double *ref, size_t n);
+
+/* Assert the relative error is at most tol, with a message naming what. */
+#define tu_assert_close(what, out, ref, n, tol)                              \
+  do {                                                                       \
+    double e_ = tu_rel_error((out), (ref), (n));                             \
+    ck_assert_msg(e_ <= (tol), "%s: relative error %.3g > %.3g (seed %llu)", \
+                  (what), e_, (double)(tol),                                 \
+                  (unsigned long long)tu_seed());                            \
+  } while (0)
+
+/* Assert a status, printing the library's message when it differs. */
+#define tu_assert_status(ctx, call, expected)                                \
+  do {                                                                       \
+    retcl_status s_ = (call);                                                \
+    ck_assert_msg(s_ == (expected), "%s returned %d (%s: %s), expected %d",  \
+                  #call, (int)s_, retcl_status_string(s_),                   \
+                  retcl_last_error(ctx), (int)(expected));                   \
+  } while (0)
+#define tu_ok(ctx, call) tu_assert_status(ctx, call, RETCL_SUCCESS)
+
+/* Run a suite and return the process exit status. */
+int tu_run_suite(Suite *s);
+
+#endif
