@@ -1,5 +1,371 @@
-/* retention.cl - placeholder, replaced by the real kernels. */
-__kernel void retcl_retention_chunk_state(__global float *x) {}
-__kernel void retcl_retention_chunk_scan(__global float *x) {}
-__kernel void retcl_retention_chunk_output(__global float *x) {}
-__kernel void retcl_retention_recurrent(__global float *x) {}
+/* retention.cl - retention by chunks, by the parallel form and by the
+ * recurrence (DESIGN 1.3, 1.4).
+ *
+ * The chunkwise algorithm is three kernels:
+ *   chunk_state:  U_c = Σ_j γ^(L_c-1-j) k_jᵀ v_j        (one per chunk)
+ *   chunk_scan:   slot_c <- R_{c-1};  R_c = γ^(L_c) R_{c-1} + U_c
+ *   chunk_output: o_i = Σ_{j≤i in chunk} (q_i·k_j) γ^(i-j) v_j
+ *                       + γ^(i+1) q_i R_{c-1}
+ * and the parallel algorithm is chunk_output with one chunk as long as the
+ * sequence (its cross term then reads the initial state S_0).
+ * Internally every state is the raw one of DESIGN 1.3; the torchscale
+ * rescalings are per-row factors applied at the end of chunk_output.
+ *
+ * Data layout: a tensor is addressed by (offset, batch, token, head strides),
+ * see RETCL_AT. Columns of V, O and states are processed in blocks of
+ * RETCL_VW floats as OpenCL vectors, so the work vectorises on CPUs without
+ * relying on the auto-vectoriser; a partial last block is read with zero
+ * fill and written element-wise.
+ *
+ * Access pattern (a per-device-type parameter, see RETCL_CPU): on CPUs one
+ * work-item walks every column block of its rows (contiguous memory, scores
+ * computed once); on GPUs the column blocks are spread over work-items so
+ * that neighbouring work-items touch neighbouring addresses. */
+
+#ifndef RETCL_VW
+#define RETCL_VW 8 /* floats per column block */
+#endif
+#ifndef RETCL_RB
+#define RETCL_RB 4 /* query rows per work-item in chunk_output */
+#endif
+#ifndef RETCL_KB
+#define RETCL_KB 8 /* state rows per work-item in chunk_state */
+#endif
+#ifndef RETCL_KT
+#define RETCL_KT 32 /* keys per score tile in chunk_output */
+#endif
+
+#if RETCL_VW != 8
+#error "retention.cl is written for 8-float column blocks"
+#endif
+typedef float8 vecf;
+
+/* Load RETCL_VW floats at p, of which only n (1..VW) exist; the rest read 0. */
+inline vecf load_block(__global const float *p, uint n) {
+  if (n == RETCL_VW) return vload8(0, p);
+  float t[RETCL_VW];
+  for (uint i = 0; i < RETCL_VW; ++i) t[i] = i < n ? p[i] : 0.0f;
+  return vload8(0, t);
+}
+
+/* Store the first n (1..VW) floats of x at p. */
+inline void store_block(__global float *p, vecf x, uint n) {
+  if (n == RETCL_VW) {
+    vstore8(x, 0, p);
+    return;
+  }
+  float t[RETCL_VW];
+  vstore8(x, 0, t);
+  for (uint i = 0; i < n; ++i) p[i] = t[i];
+}
+
+/* Dot product of two rows of n floats, 8 lanes at a time. */
+inline float dot_rows(__global const float *a, __global const float *b,
+                      uint n) {
+  vecf acc = (vecf)(0.0f);
+  uint d = 0;
+  for (; d + RETCL_VW <= n; d += RETCL_VW)
+    acc = fma(vload8(0, a + d), vload8(0, b + d), acc);
+  float s = 0.0f;
+  for (; d < n; ++d) s = fma(a[d], b[d], s);
+  float4 h = acc.lo + acc.hi;
+  float2 h2 = h.lo + h.hi;
+  return s + h2.x + h2.y;
+}
+
+/* c_n = Σ_{j<n} γ^j = expm1(n log γ) / expm1(log γ), accurate as γ -> 1. */
+inline float decay_sum(float log_decay, float n) {
+  if (n <= 0.0f) return 0.0f;
+  return expm1(n * log_decay) / expm1(log_decay);
+}
+
+/* Column blocks this work-item handles: all of them on a CPU, one on a GPU
+ * (dimension 0 of the grid). */
+#if RETCL_CPU
+#define COLUMN_BLOCKS_BEGIN(nvb) for (uint cb = 0; cb < (nvb); ++cb) {
+#define COLUMN_BLOCKS_END }
+#else
+#define COLUMN_BLOCKS_BEGIN(nvb) { const uint cb = get_global_id(0); if (cb < (nvb)) {
+#define COLUMN_BLOCKS_END } }
+#endif
+
+/* ------------------------------------------------------------------------ */
+/* chunk_state: U_c[k][v] = Σ_j γ^(L_c-1-j) k_j[k] v_j[v] over chunk c.       */
+/* Grid: (column items, ceil(Dk/KB), B*H*Nc).                                */
+/* ------------------------------------------------------------------------ */
+__kernel void retcl_retention_chunk_state(
+    __global const float *K, uint k_off, uint k_sb, uint k_st, uint k_sh,
+    __global const float *V, uint v_off, uint v_sb, uint v_st, uint v_sh,
+    __global const float *log_decay, uint ld_off,
+    __global float *U, /* [B,H,Nc,Dk,Dv] */
+    uint T, uint H, uint Dk, uint Dv, uint C, uint n_chunks) {
+  const uint k0 = get_global_id(1) * RETCL_KB;
+  const uint bhc = get_global_id(2);
+  const uint c = bhc % n_chunks, bh = bhc / n_chunks;
+  const uint b = bh / H, h = bh % H;
+  if (k0 >= Dk) return;
+  const uint t0 = c * C;
+  const uint L = min(C, T - t0);
+  const float lg = log_decay[ld_off + h];
+  const uint nvb = (Dv + RETCL_VW - 1) / RETCL_VW;
+  const uint rows = min((uint)RETCL_KB, Dk - k0);
+  __global float *u = U + ((size_t)bhc * Dk + k0) * Dv;
+
+  COLUMN_BLOCKS_BEGIN(nvb)
+    const uint v0 = cb * RETCL_VW, nv = min((uint)RETCL_VW, Dv - v0);
+    vecf acc[RETCL_KB];
+    for (uint r = 0; r < RETCL_KB; ++r) acc[r] = (vecf)(0.0f);
+    for (uint j = 0; j < L; ++j) {
+      const float w = exp((float)(L - 1 - j) * lg);
+      __global const float *krow = K + RETCL_AT(k_off, k_sb, k_st, k_sh, b, t0 + j, h) + k0;
+      const vecf vrow = load_block(V + RETCL_AT(v_off, v_sb, v_st, v_sh, b, t0 + j, h) + v0, nv);
+      for (uint r = 0; r < RETCL_KB; ++r)
+        if (r < rows) acc[r] = fma((vecf)(w * krow[r]), vrow, acc[r]);
+    }
+    for (uint r = 0; r < rows; ++r) store_block(u + r * Dv + v0, acc[r], nv);
+  COLUMN_BLOCKS_END
+}
+
+/* ------------------------------------------------------------------------ */
+/* chunk_scan: turns the chunk contributions U_c (in place) into the state   */
+/* before each chunk, R_{c-1}, and writes the final state.                   */
+/* Grid: (ceil(Dv/VW), Dk, B*H); every (row, column block) is independent.   */
+/* ------------------------------------------------------------------------ */
+__kernel void retcl_retention_chunk_scan(
+    __global float *U, /* [B,H,Nc,Dk,Dv]: U_c in, R_{c-1} out */
+    __global const float *S_in, uint s_in_off, int has_state_in,
+    __global float *S_out, uint s_out_off, int has_state_out,
+    __global const float *log_decay, uint ld_off,
+    uint T, uint H, uint Dk, uint Dv, uint C, uint n_chunks,
+    int torchscale_out, /* write S_T / sqrt(c_n) instead of S_T */
+    float n_total)      /* n: tokens absorbed by the final state */
+{
+  const uint cb = get_global_id(0), k = get_global_id(1), bh = get_global_id(2);
+  const uint nvb = (Dv + RETCL_VW - 1) / RETCL_VW;
+  if (cb >= nvb) return;
+  const uint h = bh % H;
+  const uint v0 = cb * RETCL_VW, nv = min((uint)RETCL_VW, Dv - v0);
+  const float lg = log_decay[ld_off + h];
+  const size_t row = (size_t)bh * Dk * Dv + (size_t)k * Dv + v0;
+  vecf x = has_state_in ? load_block(S_in + s_in_off + row, nv) : (vecf)(0.0f);
+  const float full_decay = exp((float)C * lg);
+  for (uint c = 0; c < n_chunks; ++c) {
+    __global float *slot = U + ((size_t)bh * n_chunks + c) * Dk * Dv + (size_t)k * Dv + v0;
+    const vecf u = load_block(slot, nv);
+    store_block(slot, x, nv);
+    const uint L = min(C, T - c * C);
+    const float d = (L == C) ? full_decay : exp((float)L * lg);
+    x = fma((vecf)(d), x, u);
+  }
+  if (has_state_out) {
+    const float f = torchscale_out ? rsqrt(decay_sum(lg, n_total)) : 1.0f;
+    store_block(S_out + s_out_off + row, f * x, nv);
+  }
+}
+
+/* torchscale chunkwise: r = max(1, largest column abs-sum of R_{c-1}/σ),
+ * σ = Σ_{j<C} γ^j; R here is the raw state, R_torchscale = R_raw/σ. */
+inline float torchscale_cross_scale(__global const float *state, int has_R,
+                                    uint Dk, uint Dv, float lg, uint C) {
+  if (!has_R) return 1.0f;
+  float col_max = 0.0f;
+  for (uint v = 0; v < Dv; ++v) {
+    float col = 0.0f;
+    for (uint k = 0; k < Dk; ++k) col += fabs(state[(size_t)k * Dv + v]);
+    col_max = fmax(col_max, col);
+  }
+  return fmax(1.0f, col_max / decay_sum(lg, (float)C));
+}
+
+/* Factor applied to a finished raw output row i (segment-relative):
+ * form 0 (raw): the caller's scale. torchscale (DESIGN 1.4): 1/(s_i m_i)
+ * with s_i = sqrt(c_{i+1}), a_i = max(1, Σ|score|/s_i), and m_i =
+ * min(a_i, 5e4) for the parallel form (1), max(a_i, r) for chunkwise (2). */
+inline float row_factor(int form, float out_scale, float lg, uint i,
+                        float abs_sum, float cross_scale) {
+  if (form == 0) return out_scale;
+  const float s_i = sqrt(decay_sum(lg, (float)(i + 1)));
+  float a = fmax(1.0f, abs_sum / s_i);
+  if (form == 1) a = fmin(a, 5e4f);
+  return 1.0f / (s_i * fmax(a, cross_scale));
+}
+
+/* ------------------------------------------------------------------------ */
+/* chunk_output: RETCL_RB query rows of one chunk (or of the whole sequence  */
+/* for the parallel algorithm) per work-item.                                */
+/* Grid: (column items, ceil(C/RB), B*H*Nc).                                 */
+/* form: 0 raw (times out_scale), 1 torchscale parallel, 2 torchscale        */
+/* chunkwise. R: the state before each chunk, [B,H,Nc,Dk,Dv]; has_R = 0     */
+/* means zero.                                                               */
+/* ------------------------------------------------------------------------ */
+__kernel void retcl_retention_chunk_output(
+    __global const float *Q, uint q_off, uint q_sb, uint q_st, uint q_sh,
+    __global const float *K, uint k_off, uint k_sb, uint k_st, uint k_sh,
+    __global const float *V, uint v_off, uint v_sb, uint v_st, uint v_sh,
+    __global float *O, uint o_off, uint o_sb, uint o_st, uint o_sh,
+    __global const float *log_decay, uint ld_off,
+    __global const float *R, uint r_off, int has_R,
+    uint T, uint H, uint Dk, uint Dv, uint C, uint n_chunks,
+    int form, float out_scale) {
+  const uint i0 = get_global_id(1) * RETCL_RB; /* first row, chunk-relative */
+  const uint bhc = get_global_id(2);
+  const uint c = bhc % n_chunks, bh = bhc / n_chunks;
+  const uint b = bh / H, h = bh % H;
+  const uint t0 = c * C;
+  const uint L = min(C, T - t0);
+  if (i0 >= L) return;
+  const uint rows = min((uint)RETCL_RB, L - i0);
+  const float lg = log_decay[ld_off + h];
+  const uint nvb = (Dv + RETCL_VW - 1) / RETCL_VW;
+
+  __global const float *qrow[RETCL_RB];
+  for (uint r = 0; r < RETCL_RB; ++r)
+    qrow[r] = Q + RETCL_AT(q_off, q_sb, q_st, q_sh, b, t0 + i0 + min(r, rows - 1), h);
+  __global const float *state = R + r_off + (size_t)bhc * Dk * Dv;
+
+  /* Σ_j |score| per row, for the torchscale normalisations. */
+  float abs_sum[RETCL_RB];
+  for (uint r = 0; r < RETCL_RB; ++r) abs_sum[r] = 0.0f;
+  const uint last = i0 + rows; /* keys [0, last) can matter */
+  const float cross_scale = form == 2 ? torchscale_cross_scale(state, has_R, Dk, Dv, lg, C) : 1.0f;
+
+#if RETCL_CPU
+  float p[RETCL_RB][RETCL_KT]; /* scores of one key tile */
+  /* Cross term first: O rows = γ^(i+1) q_i R (or 0); then each key tile's
+   * scores are computed once and applied to every column block, with O as
+   * the accumulator between tiles. */
+  for (uint cb = 0; cb < nvb; ++cb) {
+    const uint v0 = cb * RETCL_VW, nv = min((uint)RETCL_VW, Dv - v0);
+    vecf acc[RETCL_RB];
+    for (uint r = 0; r < RETCL_RB; ++r) acc[r] = (vecf)(0.0f);
+    if (has_R)
+      for (uint kk = 0; kk < Dk; ++kk) {
+        const vecf srow = load_block(state + (size_t)kk * Dv + v0, nv);
+        for (uint r = 0; r < RETCL_RB; ++r) acc[r] = fma((vecf)(qrow[r][kk]), srow, acc[r]);
+      }
+    for (uint r = 0; r < rows; ++r) {
+      const float w = has_R ? exp((float)(i0 + r + 1) * lg) : 0.0f;
+      store_block(O + RETCL_AT(o_off, o_sb, o_st, o_sh, b, t0 + i0 + r, h) + v0, w * acc[r], nv);
+    }
+  }
+  for (uint j0 = 0; j0 < last; j0 += RETCL_KT) {
+    const uint nk = min((uint)RETCL_KT, last - j0);
+    for (uint j = 0; j < nk; ++j) {
+      __global const float *krow = K + RETCL_AT(k_off, k_sb, k_st, k_sh, b, t0 + j0 + j, h);
+      for (uint r = 0; r < RETCL_RB; ++r) {
+        const int gap = (int)(i0 + r) - (int)(j0 + j);
+        float s = 0.0f;
+        if (gap >= 0 && r < rows) s = dot_rows(qrow[r], krow, Dk) * exp((float)gap * lg);
+        p[r][j] = s;
+        abs_sum[r] += fabs(s);
+      }
+    }
+    for (uint cb = 0; cb < nvb; ++cb) {
+      const uint v0 = cb * RETCL_VW, nv = min((uint)RETCL_VW, Dv - v0);
+      vecf acc[RETCL_RB];
+      for (uint r = 0; r < RETCL_RB; ++r)
+        acc[r] = r < rows ? load_block(O + RETCL_AT(o_off, o_sb, o_st, o_sh, b, t0 + i0 + r, h) + v0, nv)
+                          : (vecf)(0.0f);
+      for (uint j = 0; j < nk; ++j) {
+        const vecf vrow = load_block(V + RETCL_AT(v_off, v_sb, v_st, v_sh, b, t0 + j0 + j, h) + v0, nv);
+        for (uint r = 0; r < RETCL_RB; ++r) acc[r] = fma((vecf)(p[r][j]), vrow, acc[r]);
+      }
+      for (uint r = 0; r < rows; ++r)
+        store_block(O + RETCL_AT(o_off, o_sb, o_st, o_sh, b, t0 + i0 + r, h) + v0, acc[r], nv);
+    }
+  }
+  for (uint r = 0; r < rows; ++r) {
+    const float f = row_factor(form, out_scale, lg, i0 + r, abs_sum[r], cross_scale);
+    if (f == 1.0f) continue;
+    __global float *orow = O + RETCL_AT(o_off, o_sb, o_st, o_sh, b, t0 + i0 + r, h);
+    for (uint v = 0; v < Dv; ++v) orow[v] *= f;
+  }
+#else
+  /* GPU: this work-item owns one column block and keeps its accumulators in
+   * registers; scores are recomputed per column block (flops are cheap
+   * there, and neighbouring work-items read neighbouring V columns). */
+  const uint cb = get_global_id(0);
+  if (cb >= nvb) return;
+  const uint v0 = cb * RETCL_VW, nv = min((uint)RETCL_VW, Dv - v0);
+  vecf acc[RETCL_RB];
+  for (uint r = 0; r < RETCL_RB; ++r) acc[r] = (vecf)(0.0f);
+  if (has_R) {
+    for (uint kk = 0; kk < Dk; ++kk) {
+      const vecf srow = load_block(state + (size_t)kk * Dv + v0, nv);
+      for (uint r = 0; r < RETCL_RB; ++r) acc[r] = fma((vecf)(qrow[r][kk]), srow, acc[r]);
+    }
+    for (uint r = 0; r < RETCL_RB; ++r) acc[r] *= exp((float)(i0 + r + 1) * lg);
+  }
+  for (uint j0 = 0; j0 < last; j0 += RETCL_KT) {
+    const uint nk = min((uint)RETCL_KT, last - j0);
+    for (uint j = 0; j < nk; ++j) {
+      __global const float *krow = K + RETCL_AT(k_off, k_sb, k_st, k_sh, b, t0 + j0 + j, h);
+      const vecf vrow = load_block(V + RETCL_AT(v_off, v_sb, v_st, v_sh, b, t0 + j0 + j, h) + v0, nv);
+      for (uint r = 0; r < RETCL_RB; ++r) {
+        const int gap = (int)(i0 + r) - (int)(j0 + j);
+        if (gap >= 0 && r < rows) {
+          const float s = dot_rows(qrow[r], krow, Dk) * exp((float)gap * lg);
+          abs_sum[r] += fabs(s);
+          acc[r] = fma((vecf)(s), vrow, acc[r]);
+        }
+      }
+    }
+  }
+  for (uint r = 0; r < rows; ++r)
+    store_block(O + RETCL_AT(o_off, o_sb, o_st, o_sh, b, t0 + i0 + r, h) + v0,
+                row_factor(form, out_scale, lg, i0 + r, abs_sum[r], cross_scale) * acc[r], nv);
+#endif
+}
+
+/* ------------------------------------------------------------------------ */
+/* recurrent: one work-item per (column block, b*h) walks the tokens in     */
+/* order, keeping its Dk x VW slice of the state in the state buffer.        */
+/* form 0: S = γS + kᵀv, o = scale q S. form 1 (torchscale): c = cγ + 1,     */
+/* S = S γ sqrt(c_prev/c) + kᵀv / sqrt(c), o = q S.                           */
+/* Grid: (ceil(Dv/VW), 1, B*H).                                              */
+/* ------------------------------------------------------------------------ */
+__kernel void retcl_retention_recurrent(
+    __global const float *Q, uint q_off, uint q_sb, uint q_st, uint q_sh,
+    __global const float *K, uint k_off, uint k_sb, uint k_st, uint k_sh,
+    __global const float *V, uint v_off, uint v_sb, uint v_st, uint v_sh,
+    __global float *O, uint o_off, uint o_sb, uint o_st, uint o_sh,
+    __global const float *log_decay, uint ld_off,
+    __global const float *S_in, uint s_in_off, int has_state_in,
+    __global float *S, uint s_off, /* working and final state */
+    uint T, uint H, uint Dk, uint Dv, int form, float out_scale,
+    float position) {
+  const uint cb = get_global_id(0), bh = get_global_id(2);
+  const uint nvb = (Dv + RETCL_VW - 1) / RETCL_VW;
+  if (cb >= nvb) return;
+  const uint b = bh / H, h = bh % H;
+  const uint v0 = cb * RETCL_VW, nv = min((uint)RETCL_VW, Dv - v0);
+  const float lg = log_decay[ld_off + h];
+  const float g = exp(lg);
+  __global float *st = S + s_off + (size_t)bh * Dk * Dv + v0;
+  __global const float *st_in = S_in + s_in_off + (size_t)bh * Dk * Dv + v0;
+  float c = decay_sum(lg, position);
+  for (uint t = 0; t < T; ++t) {
+    float keep = g, add = 1.0f;
+    if (form == 1) {
+      const float c_new = fma(c, g, 1.0f);
+      keep = g * sqrt(c / c_new);
+      add = 1.0f / sqrt(c_new);
+      c = c_new;
+    }
+    __global const float *qrow = Q + RETCL_AT(q_off, q_sb, q_st, q_sh, b, t, h);
+    __global const float *krow = K + RETCL_AT(k_off, k_sb, k_st, k_sh, b, t, h);
+    const vecf vrow = add * load_block(V + RETCL_AT(v_off, v_sb, v_st, v_sh, b, t, h) + v0, nv);
+    vecf o = (vecf)(0.0f);
+    for (uint kk = 0; kk < Dk; ++kk) {
+      vecf s = (vecf)(0.0f);
+      if (t > 0)
+        s = load_block(st + (size_t)kk * Dv, nv);
+      else if (has_state_in)
+        s = load_block(st_in + (size_t)kk * Dv, nv);
+      s = fma((vecf)(krow[kk]), vrow, keep * s);
+      store_block(st + (size_t)kk * Dv, s, nv);
+      o = fma((vecf)(qrow[kk]), s, o);
+    }
+    store_block(O + RETCL_AT(o_off, o_sb, o_st, o_sh, b, t, h) + v0, out_scale * o, nv);
+  }
+}
