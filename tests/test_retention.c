@@ -21,6 +21,7 @@ typedef struct ret_case {
   float scale;
   int state_in, state_out;
   int random_decay; /* else RetNet's defaults */
+  double amplitude;  /* of q and k; 0 means 1 */
 } ret_case;
 
 typedef struct ret_data {
@@ -38,9 +39,10 @@ static void make_data(const ret_case *c, ret_data *x) {
   x->lg = tu_alloc(c->H);
   x->s0 = tu_alloc(x->ns);
   /* q, k ~ U(-1,1)/sqrt(Dk) as after the layer's scaling, so scores are O(1) */
-  const double qs = 1.0 / sqrt((double)c->Dk);
+  const double amp = c->amplitude > 0 ? c->amplitude : 1.0;
+  const double qs = amp / sqrt((double)c->Dk);
   tu_fill_uniform(x->q, x->nqk, -qs, qs);
-  tu_fill_uniform(x->k, x->nqk, -1, 1);
+  tu_fill_uniform(x->k, x->nqk, -amp, amp);
   tu_fill_uniform(x->v, x->nvo, -1, 1);
   tu_fill_uniform(x->s0, x->ns, -1, 1);
   if (c->random_decay)
@@ -325,6 +327,15 @@ START_TEST(torchscale_each_algorithm_matches_its_reference) {
 }
 END_TEST
 
+/* Scores so large that the parallel form's row sum hits its 5e4 clamp and
+ * the chunkwise form's cross scale r exceeds the inner one. */
+START_TEST(torchscale_large_scores_hit_the_clamps) {
+  ret_case c = {1, 40, 2, 8, 8, RETCL_LAYOUT_TOKEN_MAJOR, 0,
+                RETCL_FORM_TORCHSCALE, 8, 0, 0, 1, 0, 400.0};
+  all_algorithms(c);
+}
+END_TEST
+
 START_TEST(torchscale_chunkwise_long_many_heads) {
   /* 24 heads: γ of the last heads rounds to 1.0 in fp32. */
   ret_case c = {1, 200, 24, 8, 8, RETCL_LAYOUT_TOKEN_MAJOR,
@@ -463,6 +474,7 @@ int main(void) {
   TCase *ts = tcase_create("torchscale");
   tcase_add_test(ts, torchscale_each_algorithm_matches_its_reference);
   tcase_add_test(ts, torchscale_chunkwise_long_many_heads);
+  tcase_add_test(ts, torchscale_large_scores_hit_the_clamps);
   tcase_add_test(ts, torchscale_prefill_then_decode_equals_recurrent);
   suite_add_tcase(s, ts);
   TCase *bad = tcase_create("invalid");
