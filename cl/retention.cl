@@ -35,42 +35,56 @@
 #define RETCL_KT 32 /* keys per score tile in chunk_output */
 #endif
 
-#if RETCL_VW != 8
-#error "retention.cl is written for 8-float column blocks"
+/* vecf: one column block as an OpenCL vector; RETCL_VW is 8 or 16. */
+#define RETCL_CAT2(a, b) a##b
+#define RETCL_CAT(a, b) RETCL_CAT2(a, b)
+typedef RETCL_CAT(float, RETCL_VW) vecf;
+#define VLOAD RETCL_CAT(vload, RETCL_VW)
+#define VSTORE RETCL_CAT(vstore, RETCL_VW)
+
+/* Sum of the lanes of x. */
+inline float lane_sum(vecf x) {
+#if RETCL_VW == 16
+  float8 h8 = x.lo + x.hi;
+#elif RETCL_VW == 8
+  float8 h8 = x;
+#else
+#error "RETCL_VW must be 8 or 16"
 #endif
-typedef float8 vecf;
+  float4 h4 = h8.lo + h8.hi;
+  float2 h2 = h4.lo + h4.hi;
+  return h2.x + h2.y;
+}
 
 /* Load RETCL_VW floats at p, of which only n (1..VW) exist; the rest read 0. */
 inline vecf load_block(__global const float *p, uint n) {
-  if (n == RETCL_VW) return vload8(0, p);
+  if (n == RETCL_VW) return VLOAD(0, p);
   float t[RETCL_VW];
   for (uint i = 0; i < RETCL_VW; ++i) t[i] = i < n ? p[i] : 0.0f;
-  return vload8(0, t);
+  return VLOAD(0, t);
 }
 
 /* Store the first n (1..VW) floats of x at p. */
 inline void store_block(__global float *p, vecf x, uint n) {
   if (n == RETCL_VW) {
-    vstore8(x, 0, p);
+    VSTORE(x, 0, p);
     return;
   }
   float t[RETCL_VW];
-  vstore8(x, 0, t);
+  VSTORE(x, 0, t);
   for (uint i = 0; i < n; ++i) p[i] = t[i];
 }
 
-/* Dot product of two rows of n floats, 8 lanes at a time. */
+/* Dot product of two rows of n floats, RETCL_VW lanes at a time. */
 inline float dot_rows(__global const float *a, __global const float *b,
                       uint n) {
   vecf acc = (vecf)(0.0f);
   uint d = 0;
   for (; d + RETCL_VW <= n; d += RETCL_VW)
-    acc = fma(vload8(0, a + d), vload8(0, b + d), acc);
+    acc = fma(VLOAD(0, a + d), VLOAD(0, b + d), acc);
   float s = 0.0f;
   for (; d < n; ++d) s = fma(a[d], b[d], s);
-  float4 h = acc.lo + acc.hi;
-  float2 h2 = h.lo + h.hi;
-  return s + h2.x + h2.y;
+  return s + lane_sum(acc);
 }
 
 /* c_n = Σ_{j<n} γ^j = expm1(n log γ) / expm1(log γ), accurate as γ -> 1. */

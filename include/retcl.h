@@ -324,10 +324,12 @@ typedef struct retcl_retention_desc {
  * Torchscale form: torchscale's recurrent state S_n = raw state / sqrt(c_n),
  * c_n = Σ_{j<n} γ^j, n = position + tokens (docs/state.md).
  *
- * state_in:  optional initial state (absent = zero). Torchscale form: the
- *            recurrent and chunkwise algorithms accept it (with position > 0);
- *            parallel returns RETCL_ERROR_UNSUPPORTED, as torchscale's
- *            parallel form has no state.
+ * state_in:  optional initial state (absent = zero). Torchscale form: only
+ *            the recurrent algorithm accepts it (with position > 0): the
+ *            parallel and chunkwise forms start from an empty state as
+ *            torchscale's do, and return RETCL_ERROR_UNSUPPORTED. All three
+ *            can produce state_out, so a torchscale prefill of any algorithm
+ *            hands its state to recurrent decoding.
  * state_out: optional final state. May be the same buffer and offset as
  *            state_in (updated in place); no other overlap is allowed.
  * out must not overlap the inputs.

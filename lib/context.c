@@ -130,7 +130,11 @@ void retcl__query_traits(cl_device_id device, retcl_device_traits *t) {
                   sizeof t->compute_units, &t->compute_units, NULL);
   clGetDeviceInfo(device, CL_DEVICE_VENDOR_ID, sizeof t->vendor_id,
                   &t->vendor_id, NULL);
+  cl_uint pref_float = 0;
+  clGetDeviceInfo(device, CL_DEVICE_PREFERRED_VECTOR_WIDTH_FLOAT,
+                  sizeof pref_float, &pref_float, NULL);
   t->is_cpu = (type & CL_DEVICE_TYPE_CPU) != 0;
+  t->vector_width = (t->is_cpu && pref_float >= 16) ? 16 : 8;
   t->local_mem_bytes = (size_t)local;
   if (t->max_work_group == 0) t->max_work_group = 1;
 }

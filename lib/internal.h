@@ -34,6 +34,9 @@ typedef struct retcl_device_traits {
   size_t local_mem_bytes;  /* CL_DEVICE_LOCAL_MEM_SIZE */
   cl_uint compute_units;
   cl_uint vendor_id;
+  /* Floats per column block in the retention kernels (RETCL_VW): 16 where
+   * the device prefers 16-wide float vectors (AVX-512 CPUs), else 8. */
+  unsigned vector_width;
 } retcl_device_traits;
 
 struct retcl_context {

@@ -39,9 +39,11 @@ static const kernel_info kernels[RETCL_KERNEL_COUNT] = {
 /* Options every program gets: strict OpenCL C 1.2 (no fast-math: results
  * must be reproducible to fp32 rounding) and the device-type access pattern
  * (RETCL_CPU: each work-item walks a contiguous range; GPU: work-items of a
- * group walk interleaved, coalesced addresses). */
+ * group walk interleaved, coalesced addresses) and the column-block width
+ * of the retention kernels. */
 static void build_options(const retcl_context *ctx, char *buf, size_t cap) {
-  snprintf(buf, cap, "-cl-std=CL1.2 -DRETCL_CPU=%d", ctx->traits.is_cpu);
+  snprintf(buf, cap, "-cl-std=CL1.2 -DRETCL_CPU=%d -DRETCL_VW=%u",
+           ctx->traits.is_cpu, ctx->traits.vector_width);
 }
 
 static retcl_status build_program(retcl_context *ctx, retcl_program_id id) {

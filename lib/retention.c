@@ -7,8 +7,8 @@
 #define MAX_HEAD_DIM 1024
 #define MAX_CHUNK 1024
 #define DEFAULT_CHUNK 64
-/* Must match the defaults of cl/retention.cl. */
-#define VW 8 /* floats per column block */
+/* Must match the defaults of cl/retention.cl; the column-block width is
+ * ctx->traits.vector_width (RETCL_VW there). */
 #define RB 4 /* query rows per work-item */
 #define KB 8 /* state rows per work-item */
 
@@ -163,8 +163,14 @@ static retcl_status enqueue(launch *l, cl_kernel k, const size_t global[3],
   return RETCL_SUCCESS;
 }
 
+static size_t column_blocks(const launch *l) {
+  const size_t vw = l->ctx->traits.vector_width;
+  return (l->d->value_dim + vw - 1) / vw;
+}
+
+/* Dimension 0 of the grid: CPUs walk all column blocks in one work-item. */
 static size_t column_items(const launch *l) {
-  return l->ctx->traits.is_cpu ? 1 : (l->d->value_dim + VW - 1) / VW;
+  return l->ctx->traits.is_cpu ? 1 : column_blocks(l);
 }
 
 /* U_c for every chunk of C tokens into U. */
@@ -230,7 +236,7 @@ static retcl_status run_chunk_scan(launch *l, cl_mem U, size_t C,
   cl_float n_total = (cl_float)(d->position + d->tokens);
   RETCL_ARG(ctx, k, 15, ts_out);
   RETCL_ARG(ctx, k, 16, n_total);
-  size_t global[3] = {(d->value_dim + VW - 1) / VW, d->key_dim,
+  size_t global[3] = {column_blocks(l), d->key_dim,
                       d->batch * d->heads};
   return enqueue(l, k, global, is_last);
 }
@@ -310,7 +316,7 @@ static retcl_status run_recurrent(launch *l, retcl_buffer state_in,
   RETCL_ARG(ctx, k, 31, form);
   RETCL_ARG(ctx, k, 32, out_scale);
   RETCL_ARG(ctx, k, 33, position);
-  size_t global[3] = {(d->value_dim + VW - 1) / VW, 1, d->batch * d->heads};
+  size_t global[3] = {column_blocks(l), 1, d->batch * d->heads};
   return enqueue(l, k, global, 1);
 }
 
