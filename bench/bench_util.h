@@ -1,0 +1,95 @@
+/* bench_util.h - what the RetCL benchmark programs share: a context on the
+ * chosen device, device description strings, and timing of enqueued work.
+ *
+ * Timing method (bench_time):
+ *  - "events" (default): clFinish, enqueue a marker, enqueue the op, wait,
+ *    then time = END of the op's returned event - START of the marker (both
+ *    OpenCL profiling timestamps; the queue is in order and created with
+ *    CL_QUEUE_PROFILING_ENABLE). This spans every command of a multi-kernel
+ *    op, including gaps between its kernels, and excludes the host's
+ *    clFinish wake-up. A sample whose profiling query fails or gives a
+ *    non-positive span falls back to the host clock (counted in
+ *    host_fallbacks).
+ *  - "host": clFinish, host monotonic clock, enqueue, clFinish, clock.
+ * Warm-up runs (the first also builds kernels) are never counted.
+ */
+#ifndef RETCL_BENCH_UTIL_H
+#define RETCL_BENCH_UTIL_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#include "retcl.h"
+
+/* What a benchmark runs: enqueue one instance of the op on `queue`, return
+ * the event of its last command in *event (caller releases it). Returns 0 on
+ * success; on failure writes a message into err (errlen bytes) and returns
+ * non-zero. */
+typedef int (*bench_enqueue_fn)(void *arg, cl_event *event, char *err,
+                                size_t errlen);
+
+typedef enum bench_timer {
+  BENCH_TIMER_EVENTS = 0,
+  BENCH_TIMER_HOST = 1
+} bench_timer;
+
+typedef struct bench_plan {
+  int warmup;         /* untimed runs first; >= 1 is wise (kernel builds) */
+  int repeats;        /* timed runs wanted */
+  double max_seconds; /* stop timing early once this much time is spent
+                         (at least one timed run is always made); 0 = none */
+  bench_timer timer;
+} bench_plan;
+
+typedef struct bench_stats {
+  int n;              /* timed runs made */
+  double median_ms, min_ms, max_ms;
+  double spread;      /* (max - min) / median */
+  int host_fallbacks; /* samples timed by the host clock instead of events */
+} bench_stats;
+
+typedef struct bench_device_info {
+  char platform[256];
+  char name[256];
+  char vendor[256];
+  char driver[128];
+  char version[128];  /* CL_DEVICE_VERSION, "OpenCL 3.0 PoCL ..." */
+  cl_device_type type;
+  cl_uint compute_units;
+  cl_uint clock_mhz;
+  cl_ulong global_mem;
+  int has_fma;        /* CL_FP_FMA in CL_DEVICE_SINGLE_FP_CONFIG */
+} bench_device_info;
+
+/* Context on the device chosen by RETCL_PLATFORM / RETCL_DEVICE (the
+ * library's own default otherwise). Prints the reason to stderr and returns
+ * NULL on failure. */
+retcl_context *bench_context_create(void);
+
+void bench_device_info_query(retcl_context *ctx, bench_device_info *info);
+void bench_device_info_print(const bench_device_info *info);
+
+/* Run plan->warmup untimed and then up to plan->repeats timed instances of
+ * fn. Returns 0 and fills *stats, or non-zero with err filled on the first
+ * failure (a warm-up failure included). */
+int bench_time(retcl_context *ctx, const bench_plan *plan, bench_enqueue_fn fn,
+               void *arg, bench_stats *stats, char *err, size_t errlen);
+
+/* Host monotonic clock in seconds. */
+double bench_now(void);
+
+/* A device buffer of n floats filled with uniform values in [lo, hi) from a
+ * fixed-seed generator (deterministic inputs make runs comparable). NULL on
+ * failure, with err filled. */
+cl_mem bench_random_buffer(retcl_context *ctx, size_t n, float lo, float hi,
+                           unsigned seed, char *err, size_t errlen);
+/* An uninitialised device buffer of n floats (NULL on failure). */
+cl_mem bench_buffer(retcl_context *ctx, size_t n, char *err, size_t errlen);
+
+/* Name of an OpenCL error code, for messages. */
+const char *bench_cl_error(cl_int err);
+
+/* Write s as a JSON string literal (quotes and escapes included). */
+void bench_json_string(FILE *f, const char *s);
+
+#endif /* RETCL_BENCH_UTIL_H */
