@@ -9,28 +9,31 @@
 
 #define RETCL_TWO_PI_F 6.28318530717958647692f
 
-/* One work-item per (pair i, token t, batch*head). */
+/* One work-item per (pair i, token t): the angle, its sine and cosine are
+ * computed once and applied to that pair in every batch and head. */
 __kernel void retcl_rotate(__global const float *in, uint in_off,
                            __global float *out, uint out_off,
                            uint stride_b, uint stride_t, uint stride_h,
-                           uint heads, ulong pos0,
+                           uint batch, uint heads, ulong pos0,
                            __global const ulong *turn_rate,
                            __global const float *log_zeta,
                            int use_xpos, float inv_scale_base, float xpos_sign) {
   const uint i = get_global_id(0);
   const uint t = get_global_id(1);
-  const uint bh = get_global_id(2);
-  const uint b = bh / heads, h = bh - b * heads;
   const ulong n = pos0 + t;
   const ulong turns = n * turn_rate[i];
   const float frac = (float)(int)(uint)(turns >> 32) * 0x1.0p-32f;
-  const float angle = frac * RETCL_TWO_PI_F;
-  const float c = cos(angle), s = sin(angle);
-  const uint row_in = RETCL_AT(in_off, stride_b, stride_t, stride_h, b, t, h);
-  const uint row_out = RETCL_AT(out_off, stride_b, stride_t, stride_h, b, t, h);
-  const float x0 = in[row_in + 2 * i], x1 = in[row_in + 2 * i + 1];
+  float c;
+  const float s = sincos(frac * RETCL_TWO_PI_F, &c);
   float scale = 1.0f;
   if (use_xpos) scale = exp(xpos_sign * (float)n * inv_scale_base * log_zeta[i]);
-  out[row_out + 2 * i] = (x0 * c - x1 * s) * scale;
-  out[row_out + 2 * i + 1] = (x1 * c + x0 * s) * scale;
+  const float cs = c * scale, sn = s * scale;
+  for (uint b = 0; b < batch; ++b)
+    for (uint h = 0; h < heads; ++h) {
+      const uint row_in = RETCL_AT(in_off, stride_b, stride_t, stride_h, b, t, h);
+      const uint row_out = RETCL_AT(out_off, stride_b, stride_t, stride_h, b, t, h);
+      const float x0 = in[row_in + 2 * i], x1 = in[row_in + 2 * i + 1];
+      out[row_out + 2 * i] = x0 * cs - x1 * sn;
+      out[row_out + 2 * i + 1] = x1 * cs + x0 * sn;
+    }
 }

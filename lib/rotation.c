@@ -155,7 +155,7 @@ retcl_status retcl_rotate(retcl_context *ctx, const retcl_rotation *rot,
   retcl_strides s =
       retcl__strides(desc->layout, desc->tokens, desc->heads, rot->head_dim);
   cl_uint in_off = (cl_uint)in.offset, out_off = (cl_uint)out.offset;
-  cl_uint heads = (cl_uint)desc->heads;
+  cl_uint batch = (cl_uint)desc->batch, heads = (cl_uint)desc->heads;
   cl_ulong pos0 = desc->pos0;
   cl_int use_xpos = rot->use_xpos;
   cl_float inv_base = rot->inv_scale_base;
@@ -167,16 +167,16 @@ retcl_status retcl_rotate(retcl_context *ctx, const retcl_rotation *rot,
   RETCL_ARG(ctx, k, 4, s.batch);
   RETCL_ARG(ctx, k, 5, s.token);
   RETCL_ARG(ctx, k, 6, s.head);
-  RETCL_ARG(ctx, k, 7, heads);
-  RETCL_ARG(ctx, k, 8, pos0);
-  RETCL_ARG(ctx, k, 9, rot->turn_rate);
-  RETCL_ARG(ctx, k, 10, rot->log_zeta);
-  RETCL_ARG(ctx, k, 11, use_xpos);
-  RETCL_ARG(ctx, k, 12, inv_base);
-  RETCL_ARG(ctx, k, 13, sign);
-  size_t global[3] = {rot->head_dim / 2, desc->tokens,
-                      desc->batch * desc->heads};
-  cl_int err = clEnqueueNDRangeKernel(ctx->queue, k, 3, NULL, global, NULL,
+  RETCL_ARG(ctx, k, 7, batch);
+  RETCL_ARG(ctx, k, 8, heads);
+  RETCL_ARG(ctx, k, 9, pos0);
+  RETCL_ARG(ctx, k, 10, rot->turn_rate);
+  RETCL_ARG(ctx, k, 11, rot->log_zeta);
+  RETCL_ARG(ctx, k, 12, use_xpos);
+  RETCL_ARG(ctx, k, 13, inv_base);
+  RETCL_ARG(ctx, k, 14, sign);
+  size_t global[2] = {rot->head_dim / 2, desc->tokens};
+  cl_int err = clEnqueueNDRangeKernel(ctx->queue, k, 2, NULL, global, NULL,
                                       num_events_in_wait_list,
                                       event_wait_list, event);
   if (err != CL_SUCCESS) return retcl__cl_fail(ctx, "clEnqueueNDRangeKernel", err);
