@@ -1,0 +1,184 @@
+/* cli.c - helpers shared by the `retcl` subcommands (see cli.h). */
+#define _POSIX_C_SOURCE 200809L /* clock_gettime under strict C11 */
+
+#include "cli.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+int cli_fail(const retcl_context *ctx, retcl_status status, const char *what) {
+  const char *detail = retcl_last_error(ctx);
+  fflush(stdout); /* keep the order of a combined stdout+stderr log */
+  if (detail && *detail)
+    fprintf(stderr, "retcl: error: %s: %s: %s\n", what,
+            retcl_status_string(status), detail);
+  else
+    fprintf(stderr, "retcl: error: %s: %s\n", what,
+            retcl_status_string(status));
+  return CLI_EXIT_ERROR;
+}
+
+int cli_error(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  fflush(stdout);
+  fputs("retcl: error: ", stderr);
+  vfprintf(stderr, fmt, ap);
+  fputc('\n', stderr);
+  va_end(ap);
+  return CLI_EXIT_ERROR;
+}
+
+int cli_usage_error(const char *cmd, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  fflush(stdout);
+  fprintf(stderr, "retcl %s: ", cmd);
+  vfprintf(stderr, fmt, ap);
+  fprintf(stderr, "\nTry 'retcl help %s'.\n", cmd);
+  va_end(ap);
+  return CLI_EXIT_USAGE;
+}
+
+const char *cli_cl_error_name(int err) {
+  /* The codes a listing or a buffer upload can plausibly return. */
+  switch (err) {
+    case 0: return "CL_SUCCESS";
+    case -1: return "CL_DEVICE_NOT_FOUND";
+    case -2: return "CL_DEVICE_NOT_AVAILABLE";
+    case -4: return "CL_MEM_OBJECT_ALLOCATION_FAILURE";
+    case -5: return "CL_OUT_OF_RESOURCES";
+    case -6: return "CL_OUT_OF_HOST_MEMORY";
+    case -30: return "CL_INVALID_VALUE";
+    case -32: return "CL_INVALID_PLATFORM";
+    case -33: return "CL_INVALID_DEVICE";
+    case -34: return "CL_INVALID_CONTEXT";
+    case -36: return "CL_INVALID_COMMAND_QUEUE";
+    case -38: return "CL_INVALID_MEM_OBJECT";
+    case -61: return "CL_INVALID_BUFFER_SIZE";
+    case -1001: return "CL_PLATFORM_NOT_FOUND_KHR";
+  }
+  return "OpenCL error";
+}
+
+int cli_cl_error(const char *call, int err) {
+  return cli_error("%s failed: %s (%d)", call, cli_cl_error_name(err), err);
+}
+
+static const cli_option *find_option(const char *name, size_t len,
+                                     const cli_option *opts, size_t nopts) {
+  for (size_t i = 0; i < nopts; ++i)
+    if (strlen(opts[i].name) == len && strncmp(opts[i].name, name, len) == 0)
+      return &opts[i];
+  return NULL;
+}
+
+/* Strict decimal: no sign, no trailing junk, no overflow. */
+static int parse_u64(const char *s, uint64_t *out) {
+  if (!s || *s < '0' || *s > '9') return 0;
+  errno = 0;
+  char *end = NULL;
+  unsigned long long v = strtoull(s, &end, 10);
+  if (errno || *end) return 0;
+  *out = (uint64_t)v;
+  return 1;
+}
+
+int cli_parse_options(const char *cmd, int argc, char **argv,
+                      const cli_option *opts, size_t nopts) {
+  for (int i = 1; i < argc; ++i) {
+    const char *arg = argv[i];
+    if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0)
+      return CLI_PARSE_HELP;
+    if (strncmp(arg, "--", 2) != 0 || arg[2] == '\0') {
+      cli_usage_error(cmd, "unexpected argument '%s'", arg);
+      return CLI_PARSE_ERROR;
+    }
+    const char *name = arg + 2;
+    const char *eq = strchr(name, '=');
+    size_t len = eq ? (size_t)(eq - name) : strlen(name);
+    const cli_option *opt = find_option(name, len, opts, nopts);
+    if (!opt) {
+      cli_usage_error(cmd, "unknown option '--%.*s'", (int)len, name);
+      return CLI_PARSE_ERROR;
+    }
+    if (opt->kind == CLI_OPT_FLAG) {
+      if (eq) {
+        cli_usage_error(cmd, "option '--%s' takes no value", opt->name);
+        return CLI_PARSE_ERROR;
+      }
+      *(int *)opt->target = 1;
+      continue;
+    }
+    const char *value = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
+    if (!value) {
+      cli_usage_error(cmd, "option '--%s' needs a value", opt->name);
+      return CLI_PARSE_ERROR;
+    }
+    uint64_t v = 0;
+    switch (opt->kind) {
+      case CLI_OPT_STRING: *(const char **)opt->target = value; break;
+      case CLI_OPT_SIZE:
+        if (!parse_u64(value, &v) || v > (uint64_t)SIZE_MAX) {
+          cli_usage_error(cmd,
+                          "option '--%s' wants a non-negative integer, "
+                          "not '%s'",
+                          opt->name, value);
+          return CLI_PARSE_ERROR;
+        }
+        *(size_t *)opt->target = (size_t)v;
+        break;
+      case CLI_OPT_U64:
+        if (!parse_u64(value, &v)) {
+          cli_usage_error(cmd,
+                          "option '--%s' wants a non-negative integer, "
+                          "not '%s'",
+                          opt->name, value);
+          return CLI_PARSE_ERROR;
+        }
+        *(uint64_t *)opt->target = v;
+        break;
+      case CLI_OPT_FLAG: break;
+    }
+  }
+  return CLI_PARSE_OK;
+}
+
+double cli_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+void cli_rng_seed(cli_rng *rng, uint64_t seed) { rng->state = seed; }
+
+static uint64_t splitmix64(cli_rng *rng) {
+  uint64_t z = (rng->state += 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+float cli_rng_uniform(cli_rng *rng, float lo, float hi) {
+  /* Top 24 bits: exactly representable in a float, so u < 1 always. */
+  float u = (float)(splitmix64(rng) >> 40) * (1.0f / 16777216.0f);
+  return lo + (hi - lo) * u;
+}
+
+const char *cli_format_bytes(uint64_t bytes, char *buf, size_t cap) {
+  static const char *units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double v = (double)bytes;
+  int u = 0;
+  while (v >= 1024.0 && u < 4) {
+    v /= 1024.0;
+    ++u;
+  }
+  if (u == 0 || v == (double)(uint64_t)v)
+    snprintf(buf, cap, "%.0f %s", v, units[u]);
+  else
+    snprintf(buf, cap, "%.1f %s", v, units[u]);
+  return buf;
+}

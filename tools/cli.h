@@ -1,0 +1,103 @@
+/* cli.h - what the subcommands of the `retcl` program share: the command
+ * table entry, exit codes, error reporting, option parsing, timing and a
+ * seeded random generator. Every subcommand lives in its own cmd_*.c file
+ * and is listed once in retcl.c. */
+#ifndef RETCL_CLI_H
+#define RETCL_CLI_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "retcl.h"
+
+/* "MAJOR.MINOR.PATCH" of the header this program was compiled with. */
+#define CLI_STR2(x) #x
+#define CLI_STR(x) CLI_STR2(x)
+#define CLI_HEADER_VERSION     \
+  CLI_STR(RETCL_VERSION_MAJOR) \
+  "." CLI_STR(RETCL_VERSION_MINOR) "." CLI_STR(RETCL_VERSION_PATCH)
+
+/* Exit codes, the same for every subcommand so scripts can tell a broken
+ * installation (1) from a typo (2) from a numerical disagreement (3). */
+enum {
+  CLI_EXIT_OK = 0,
+  CLI_EXIT_ERROR = 1, /* a library, OpenCL or host failure */
+  CLI_EXIT_USAGE = 2, /* bad command line */
+  CLI_EXIT_CHECK = 3  /* ran fine, but a result check failed */
+};
+
+typedef struct cli_command {
+  const char *name;
+  const char *summary; /* one line for `retcl help` */
+  /* argv[0] is the subcommand name; returns an exit code. */
+  int (*run)(int argc, char **argv);
+  /* Full usage text of the subcommand. */
+  void (*usage)(FILE *out);
+} cli_command;
+
+/* The subcommands (one per cmd_*.c file). */
+extern const cli_command cli_cmd_devices;
+extern const cli_command cli_cmd_demo;
+
+/* ---- errors -------------------------------------------------------------
+ * Runtime errors are one line on stderr, "retcl: error: ...". */
+
+/* "retcl: error: <what>: <status text>: <retcl_last_error(ctx)>";
+ * ctx may be NULL for context creation. Returns CLI_EXIT_ERROR. */
+int cli_fail(const retcl_context *ctx, retcl_status status, const char *what);
+/* "retcl: error: <formatted>". Returns CLI_EXIT_ERROR. */
+int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* "retcl: error: <call> failed: <CL error name> (<code>)".
+ * Returns CLI_EXIT_ERROR. */
+int cli_cl_error(const char *call, int cl_err);
+/* "retcl <cmd>: <formatted>" plus a hint to `retcl help <cmd>`.
+ * Returns CLI_EXIT_USAGE. */
+int cli_usage_error(const char *cmd, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Name of an OpenCL error code, "CL_INVALID_VALUE" etc. */
+const char *cli_cl_error_name(int cl_err);
+
+/* ---- options ------------------------------------------------------------
+ * Long options only, "--name value" or "--name=value", so that new
+ * subcommands declare a table and get the same syntax and messages. */
+
+typedef enum cli_opt_kind {
+  CLI_OPT_STRING, /* const char **target */
+  CLI_OPT_SIZE,   /* size_t *target: a non-negative decimal integer */
+  CLI_OPT_U64,    /* uint64_t *target */
+  CLI_OPT_FLAG    /* int *target, set to 1; takes no value */
+} cli_opt_kind;
+
+typedef struct cli_option {
+  const char *name; /* without the leading "--" */
+  cli_opt_kind kind;
+  void *target;
+} cli_option;
+
+enum { CLI_PARSE_OK = 0, CLI_PARSE_HELP = 1, CLI_PARSE_ERROR = 2 };
+
+/* Parse argv[1..argc) against opts. Prints the message of a usage error
+ * itself. Returns CLI_PARSE_HELP for --help / -h. Positional arguments are
+ * refused (no subcommand takes one yet). */
+int cli_parse_options(const char *cmd, int argc, char **argv,
+                      const cli_option *opts, size_t nopts);
+
+/* ---- misc --------------------------------------------------------------- */
+
+/* Monotonic wall clock in seconds. */
+double cli_now(void);
+
+/* splitmix64: tiny, seedable, and the same stream on every platform, so
+ * `--seed` reproduces a run anywhere. */
+typedef struct cli_rng {
+  uint64_t state;
+} cli_rng;
+void cli_rng_seed(cli_rng *rng, uint64_t seed);
+/* Uniform in [lo, hi). */
+float cli_rng_uniform(cli_rng *rng, float lo, float hi);
+
+/* "12.0 GiB", "512 KiB" into buf. */
+const char *cli_format_bytes(uint64_t bytes, char *buf, size_t cap);
+
+#endif /* RETCL_CLI_H */
