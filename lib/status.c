@@ -99,6 +99,7 @@ const char *retcl__cl_error_name(cl_int err) {
     E(CL_INVALID_EVENT_WAIT_LIST) E(CL_INVALID_EVENT) E(CL_INVALID_OPERATION)
     E(CL_INVALID_BUFFER_SIZE) E(CL_INVALID_GLOBAL_WORK_SIZE)
 #undef E
+    case -1001: return "CL_PLATFORM_NOT_FOUND_KHR (no OpenCL driver installed)";
   }
   return "unknown OpenCL error";
 }
