@@ -35,6 +35,7 @@
 #include <CL/cl.h>
 #endif
 #include <stddef.h>
+#include <stdint.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -390,6 +391,144 @@ RETCL_API retcl_status retcl_group_norm_gate(retcl_context *ctx,
                                              cl_uint num_events_in_wait_list,
                                              const cl_event *event_wait_list,
                                              cl_event *event);
+
+/* ------------------------------------------------------------------------ */
+/* RetNet models (DESIGN 1.6): configuration and checkpoints                */
+/* ------------------------------------------------------------------------ */
+
+typedef enum retcl_activation {
+  RETCL_ACT_GELU = 0,  /**< erf form (torchscale's default) */
+  RETCL_ACT_SWISH = 1  /**< x · sigmoid(x) ("swish" / "silu") */
+} retcl_activation;
+
+/** A RetNet decoder's shape, with torchscale's RetNetConfig field names in
+ *  the comments (config.json uses those names). */
+typedef struct retcl_model_config {
+  size_t embed_dim;       /**< decoder_embed_dim: d = H * Dk */
+  size_t value_embed_dim; /**< decoder_value_embed_dim: dv = H * Dv */
+  size_t heads;           /**< decoder_retention_heads: H */
+  size_t ffn_dim;         /**< decoder_ffn_embed_dim */
+  size_t layers;          /**< decoder_layers: L */
+  size_t vocab_size;      /**< vocab_size */
+  retcl_activation activation; /**< activation_fn of the FFN */
+  float layernorm_eps;    /**< layernorm_eps (1e-6) */
+  int no_scale_embedding; /**< no_scale_embedding (1): else × sqrt(d) */
+  int layernorm_embedding; /**< layernorm_embedding (0) */
+  int deepnorm;           /**< deepnorm (0): residual α = (2L)^(1/4) */
+  int share_embed;        /**< share_decoder_input_output_embed (0) */
+  size_t chunk_size;      /**< recurrent_chunk_size (512) */
+} retcl_model_config;
+
+/** torchscale's RetNetConfig defaults (d 768, dv 1280, H 3, ffn 1280,
+ *  L 12, gelu, eps 1e-6, no_scale_embedding, chunk 512); vocab_size 0 must
+ *  be set. Thread-safe. */
+RETCL_API void retcl_model_config_default(retcl_model_config *cfg);
+
+/** Tensor element types a checkpoint may hold. */
+typedef enum retcl_dtype {
+  RETCL_DTYPE_F32 = 0,
+  RETCL_DTYPE_F16 = 1,
+  RETCL_DTYPE_BF16 = 2
+} retcl_dtype;
+
+/**
+ * Write a random-weight checkpoint into folder dir (created if missing):
+ * config.json with torchscale's field names and model.safetensors with
+ * torchscale's tensor names, in dtype, including retnet_rel_pos.angle and
+ * retnet_rel_pos.decay. Weights are uniform in ±1/sqrt(fan_in) from a
+ * generator seeded by seed (same seed, same files); norm weights near 1.
+ * For demos, tests and benchmarks. Blocks (file I/O); needs no context.
+ * On failure the message is in retcl_last_error(NULL). Errors:
+ * INVALID_ARGUMENT, INVALID_SIZE (inconsistent config), IO, OUT_OF_MEMORY.
+ */
+RETCL_API retcl_status retcl_checkpoint_write_random(
+    const retcl_model_config *cfg, uint64_t seed, retcl_dtype dtype,
+    const char *dir);
+
+/* ------------------------------------------------------------------------ */
+/* RetNet models: loading, forward, constant-memory decoding                */
+/* ------------------------------------------------------------------------ */
+
+/** Opaque: a loaded model, all weights in device buffers of its context. */
+typedef struct retcl_model retcl_model;
+
+/**
+ * Load the checkpoint in folder dir (config.json + model.safetensors, see
+ * DESIGN 1.6; a "decoder." prefix on tensor names is accepted; F32, F16 and
+ * BF16 tensors are converted to fp32). Host copies are freed once uploaded.
+ * Blocks. Errors: INVALID_ARGUMENT, IO (missing or unreadable file), FORMAT
+ * (malformed JSON or safetensors, a missing tensor, a wrong shape, an
+ * unknown dtype, offsets outside the file: the message names the tensor or
+ * field), INVALID_SIZE (a config the kernels cannot run), OUT_OF_MEMORY,
+ * OPENCL.
+ */
+RETCL_API retcl_status retcl_model_load(retcl_context *ctx, const char *dir,
+                                        retcl_model **out);
+/** NULL is a no-op. */
+RETCL_API void retcl_model_destroy(retcl_model *model);
+/** The configuration the model was loaded with. */
+RETCL_API retcl_status retcl_model_get_config(const retcl_model *model,
+                                              retcl_model_config *cfg);
+/** Bytes of device memory held by the model's weights. */
+RETCL_API size_t retcl_model_weight_bytes(const retcl_model *model);
+
+/** Opaque: per-layer retention states of `batch` sequences and the number
+ *  of tokens they have absorbed. Its size does not depend on that number. */
+typedef struct retcl_decode_state retcl_decode_state;
+
+/** A fresh (empty) decode state for `batch` sequences of model. */
+RETCL_API retcl_status retcl_decode_state_create(retcl_model *model,
+                                                 size_t batch,
+                                                 retcl_decode_state **out);
+/** NULL is a no-op. */
+RETCL_API void retcl_decode_state_destroy(retcl_decode_state *state);
+/** Tokens absorbed so far (the position of the next token). */
+RETCL_API size_t retcl_decode_state_position(const retcl_decode_state *state);
+/** Bytes of device memory the state holds: L * B * H * Dk * Dv * 4. */
+RETCL_API size_t retcl_decode_state_bytes(const retcl_decode_state *state);
+
+/**
+ * Run the model on tokens [batch, tokens] (row-major host array of ids <
+ * vocab_size) and write logits [batch, tokens, vocab_size] (host, fp32) if
+ * logits is not NULL.
+ *
+ * algorithm: RETCL_ALGO_PARALLEL or _CHUNKWISE (chunk_size tokens per
+ *            chunk; 0 takes the config's) run the whole sequence at once;
+ *            RETCL_ALGO_RECURRENT feeds it through the recurrence.
+ * state:     NULL for a stand-alone forward. Otherwise a decode state of the
+ *            same batch: the tokens continue its sequences (positions start
+ *            at its position) and it is advanced past them. Continuing a
+ *            non-empty state needs RETCL_ALGO_RECURRENT (torchscale's
+ *            parallel and chunkwise forms start from an empty state);
+ *            prefill from an empty state may use any algorithm.
+ * Blocks until the logits are on the host. Errors: INVALID_ARGUMENT (a
+ * token id out of range, a state of another model or batch),
+ * INVALID_SIZE, UNSUPPORTED, OUT_OF_MEMORY, OPENCL.
+ */
+RETCL_API retcl_status retcl_model_forward(retcl_model *model,
+                                           retcl_decode_state *state,
+                                           const int32_t *tokens,
+                                           size_t batch, size_t tokens_len,
+                                           retcl_algorithm algorithm,
+                                           size_t chunk_size, float *logits);
+
+/** Sampling settings: temperature 0 is greedy (argmax, lowest id on ties);
+ *  otherwise softmax(logits / temperature) restricted to the top_k most
+ *  likely ids (0 = all). */
+typedef struct retcl_sampler {
+  float temperature;
+  size_t top_k;
+} retcl_sampler;
+
+/**
+ * Pick a token id from logits[0..vocab) (host). rng_state is the caller's
+ * 64-bit generator state, advanced by the call (seed it once; same seed,
+ * same choices). Errors: INVALID_ARGUMENT (NULL, negative or non-finite
+ * temperature), INVALID_SIZE (vocab 0). Thread-safe, no context needed.
+ */
+RETCL_API retcl_status retcl_sample(const float *logits, size_t vocab,
+                                    const retcl_sampler *sampler,
+                                    uint64_t *rng_state, int32_t *token);
 
 #ifdef __cplusplus
 }
