@@ -393,6 +393,56 @@ RETCL_API retcl_status retcl_group_norm_gate(retcl_context *ctx,
                                              cl_event *event);
 
 /* ------------------------------------------------------------------------ */
+/* Multi-scale retention layer (DESIGN 1.6)                                 */
+/* ------------------------------------------------------------------------ */
+
+/** The five projection weights of a layer, torch Linear layout [out, in]
+ *  row-major, no biases. */
+typedef struct retcl_msr_weights {
+  retcl_buffer q_proj, k_proj; /**< [d, d] */
+  retcl_buffer v_proj, g_proj; /**< [dv, d] */
+  retcl_buffer out_proj;       /**< [d, dv] */
+} retcl_msr_weights;
+
+typedef struct retcl_msr_desc {
+  size_t batch, tokens;        /**< B, T >= 1 */
+  size_t embed_dim;            /**< d = H * Dk, Dk even */
+  size_t value_embed_dim;      /**< dv = H * Dv */
+  size_t heads;                /**< H */
+  retcl_algorithm algorithm;
+  retcl_retention_form form;   /**< RETCL_FORM_TORCHSCALE for torchscale
+                                    checkpoints */
+  size_t chunk_size;           /**< chunkwise only; 0 selects 64 */
+  /** Absolute position of token 0: the rotation starts there, and it is the
+   *  number of tokens state_in has absorbed (torchscale form). */
+  size_t pos0;
+  float norm_eps;              /**< group norm eps; 0 selects 1e-6 */
+} retcl_msr_desc;
+
+/**
+ * y = MSR(x) on token-major activations x, y [B, T, d]:
+ * Q = x Wqᵀ, K = x Wkᵀ · Dk^-1/2, V = x Wvᵀ, G = x Wgᵀ (CLBlast GEMMs on the
+ * context's queue); Q and K rotated by rot (head dimension Dk) from pos0;
+ * retention by desc->algorithm/form with per-head log_decay [H] and
+ * optional state_in/state_out [B, H, Dk, Dv] (as retcl_retention); RMS
+ * group norm per head fused with the swish gate of G; y = · Woᵀ.
+ * y may be x itself (same buffer and offset). Temporaries live in a
+ * workspace held by the context. Non-blocking; the event, if asked for,
+ * completes when y is written. Errors: as retcl_retention and
+ * retcl_rotate, plus INVALID_SIZE when d or dv is not a multiple of H.
+ */
+RETCL_API retcl_status retcl_msr_forward(retcl_context *ctx,
+                                         const retcl_msr_desc *desc,
+                                         const retcl_msr_weights *weights,
+                                         const retcl_rotation *rot,
+                                         retcl_buffer log_decay,
+                                         retcl_buffer x, retcl_buffer state_in,
+                                         retcl_buffer state_out, retcl_buffer y,
+                                         cl_uint num_events_in_wait_list,
+                                         const cl_event *event_wait_list,
+                                         cl_event *event);
+
+/* ------------------------------------------------------------------------ */
 /* RetNet models (DESIGN 1.6): configuration and checkpoints                */
 /* ------------------------------------------------------------------------ */
 

@@ -240,7 +240,8 @@ void retcl_context_destroy(retcl_context *ctx) {
     if (ctx->kernels[i]) clReleaseKernel(ctx->kernels[i]);
   for (int i = 0; i < RETCL_PROGRAM_COUNT; ++i)
     if (ctx->programs[i]) clReleaseProgram(ctx->programs[i]);
-  if (ctx->scratch) clReleaseMemObject(ctx->scratch);
+  for (int i = 0; i < RETCL_WORKSPACE_COUNT; ++i)
+    if (ctx->workspace[i]) clReleaseMemObject(ctx->workspace[i]);
   clReleaseCommandQueue(ctx->queue);
   clReleaseDevice(ctx->device);
   clReleaseContext(ctx->cl_ctx);
@@ -265,21 +266,22 @@ retcl_status retcl_finish(retcl_context *ctx) {
                            : retcl__cl_fail(ctx, "clFinish", err);
 }
 
-retcl_status retcl__scratch(retcl_context *ctx, size_t bytes, cl_mem *out) {
+retcl_status retcl__workspace(retcl_context *ctx, retcl_workspace_id id,
+                              size_t bytes, cl_mem *out) {
   if (bytes == 0) bytes = 4;
-  if (ctx->scratch_bytes < bytes) {
+  if (ctx->workspace_bytes[id] < bytes) {
     /* Released buffers stay alive until the commands using them finish. */
-    if (ctx->scratch) clReleaseMemObject(ctx->scratch);
-    ctx->scratch = NULL;
-    ctx->scratch_bytes = 0;
+    if (ctx->workspace[id]) clReleaseMemObject(ctx->workspace[id]);
+    ctx->workspace[id] = NULL;
+    ctx->workspace_bytes[id] = 0;
     cl_int err = CL_SUCCESS;
     cl_mem m = clCreateBuffer(ctx->cl_ctx, CL_MEM_READ_WRITE, bytes, NULL, &err);
-    if (!m) return retcl__cl_fail(ctx, "clCreateBuffer(scratch)", err);
-    ctx->scratch = m;
-    ctx->scratch_bytes = bytes;
-    retcl__log(ctx, RETCL_LOG_DEBUG, "scratch buffer grown to %zu bytes",
+    if (!m) return retcl__cl_fail(ctx, "clCreateBuffer(workspace)", err);
+    ctx->workspace[id] = m;
+    ctx->workspace_bytes[id] = bytes;
+    retcl__log(ctx, RETCL_LOG_DEBUG, "workspace %d grown to %zu bytes", (int)id,
                bytes);
   }
-  *out = ctx->scratch;
+  *out = ctx->workspace[id];
   return RETCL_SUCCESS;
 }

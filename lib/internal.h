@@ -13,6 +13,7 @@ typedef enum retcl_program_id {
   RETCL_PROGRAM_ROTATION = 0,
   RETCL_PROGRAM_RETENTION,
   RETCL_PROGRAM_GROUP_NORM,
+  RETCL_PROGRAM_MODEL,
   RETCL_PROGRAM_COUNT
 } retcl_program_id;
 
@@ -24,8 +25,20 @@ typedef enum retcl_kernel_id {
   RETCL_KERNEL_RETENTION_CHUNK_OUTPUT,
   RETCL_KERNEL_RETENTION_RECURRENT,
   RETCL_KERNEL_GROUP_NORM_GATE,
+  RETCL_KERNEL_EMBED,
+  RETCL_KERNEL_RESIDUAL,
+  RETCL_KERNEL_GLU,
   RETCL_KERNEL_COUNT
 } retcl_kernel_id;
+
+/* Device scratch buffers, one per level that needs temporaries, so a call
+ * at one level never clobbers the temporaries of the level that called it. */
+typedef enum retcl_workspace_id {
+  RETCL_WORKSPACE_RETENTION = 0, /* chunk states, recurrent state */
+  RETCL_WORKSPACE_LAYER,         /* Q, K, V, G, retention output */
+  RETCL_WORKSPACE_MODEL,         /* residual stream, FFN, tokens, logits */
+  RETCL_WORKSPACE_COUNT
+} retcl_workspace_id;
 
 /* Device facts that choose tile shapes and access patterns. */
 typedef struct retcl_device_traits {
@@ -46,8 +59,8 @@ struct retcl_context {
   retcl_device_traits traits;
   cl_program programs[RETCL_PROGRAM_COUNT];
   cl_kernel kernels[RETCL_KERNEL_COUNT];
-  cl_mem scratch;          /* grown on demand, see retcl__scratch() */
-  size_t scratch_bytes;
+  cl_mem workspace[RETCL_WORKSPACE_COUNT]; /* see retcl__workspace() */
+  size_t workspace_bytes[RETCL_WORKSPACE_COUNT];
   retcl_log_fn log_fn;
   void *log_user;
   char error[8192];
@@ -73,8 +86,39 @@ void retcl__query_traits(cl_device_id device, retcl_device_traits *traits);
 /* The kernel object for id, building its program on first use. */
 retcl_status retcl__kernel(retcl_context *ctx, retcl_kernel_id id,
                            cl_kernel *out);
-/* At least `bytes` of scratch device memory, reused across calls. */
-retcl_status retcl__scratch(retcl_context *ctx, size_t bytes, cl_mem *out);
+/* At least `bytes` of device memory in workspace `id`, reused across calls
+ * (commands already enqueued keep a released buffer alive). */
+retcl_status retcl__workspace(retcl_context *ctx, retcl_workspace_id id,
+                              size_t bytes, cl_mem *out);
+#define retcl__scratch(ctx, bytes, out) \
+  retcl__workspace((ctx), RETCL_WORKSPACE_RETENTION, (bytes), (out))
+
+/* Y[M,N] = alpha X[M,K] W[N,K]ᵀ + beta Y (row-major; W is a torch Linear
+ * weight [out, in]) through CLBlast on the context's queue. */
+retcl_status retcl__gemm_xwt(retcl_context *ctx, size_t M, size_t N, size_t K,
+                             float alpha, retcl_buffer X, retcl_buffer W,
+                             float beta, retcl_buffer Y);
+
+/* The desc checks of retcl_retention, for callers that must fail before
+ * enqueueing their own work. */
+retcl_status retcl__retention_check(retcl_context *ctx,
+                                    const retcl_retention_desc *d,
+                                    int has_state_in);
+
+/* Head dimension a rotation plan was made for. */
+size_t retcl__rotation_dim(const retcl_rotation *rot);
+
+/* Elementwise model kernels (lib/elementwise.c). */
+/* out[r, :] = scale * table[tokens[r], :] for r < rows, width floats each */
+retcl_status retcl__embed(retcl_context *ctx, cl_mem tokens, size_t rows,
+                          retcl_buffer table, size_t width, float scale,
+                          retcl_buffer out);
+/* x = alpha * x + y over n floats */
+retcl_status retcl__residual(retcl_context *ctx, size_t n, float alpha,
+                             retcl_buffer x, retcl_buffer y);
+/* a = act(a) * g over n floats (act: retcl_activation) */
+retcl_status retcl__glu(retcl_context *ctx, size_t n, retcl_activation act,
+                        retcl_buffer a, retcl_buffer g);
 
 /* ---- argument validation (validate.c) ---------------------------------- */
 
@@ -130,5 +174,6 @@ extern const char retcl_cl_common[];
 extern const char retcl_cl_rotation[];
 extern const char retcl_cl_retention[];
 extern const char retcl_cl_group_norm[];
+extern const char retcl_cl_model[];
 
 #endif /* RETCL_INTERNAL_H */

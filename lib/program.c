@@ -15,6 +15,7 @@ static const program_info programs[RETCL_PROGRAM_COUNT] = {
     [RETCL_PROGRAM_ROTATION] = {"rotation.cl", retcl_cl_rotation},
     [RETCL_PROGRAM_RETENTION] = {"retention.cl", retcl_cl_retention},
     [RETCL_PROGRAM_GROUP_NORM] = {"group_norm.cl", retcl_cl_group_norm},
+    [RETCL_PROGRAM_MODEL] = {"model.cl", retcl_cl_model},
 };
 
 typedef struct kernel_info {
@@ -34,6 +35,9 @@ static const kernel_info kernels[RETCL_KERNEL_COUNT] = {
                                           "retcl_retention_recurrent"},
     [RETCL_KERNEL_GROUP_NORM_GATE] = {RETCL_PROGRAM_GROUP_NORM,
                                       "retcl_group_norm_gate"},
+    [RETCL_KERNEL_EMBED] = {RETCL_PROGRAM_MODEL, "retcl_embed"},
+    [RETCL_KERNEL_RESIDUAL] = {RETCL_PROGRAM_MODEL, "retcl_residual"},
+    [RETCL_KERNEL_GLU] = {RETCL_PROGRAM_MODEL, "retcl_glu"},
 };
 
 /* Options every program gets: strict OpenCL C 1.2 (no fast-math: results

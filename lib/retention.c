@@ -320,6 +320,13 @@ static retcl_status run_recurrent(launch *l, retcl_buffer state_in,
   return enqueue(l, k, global, 1);
 }
 
+retcl_status retcl__retention_check(retcl_context *ctx,
+                                   const retcl_retention_desc *d,
+                                   int has_state_in) {
+  retcl_status st = check_desc(ctx, d);
+  return st ? st : check_torchscale_state(ctx, d, has_state_in);
+}
+
 retcl_status retcl_retention(retcl_context *ctx,
                              const retcl_retention_desc *desc, retcl_buffer q,
                              retcl_buffer k, retcl_buffer v,

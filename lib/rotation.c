@@ -101,6 +101,8 @@ fail:
   return st;
 }
 
+size_t retcl__rotation_dim(const retcl_rotation *rot) { return rot->head_dim; }
+
 void retcl_rotation_destroy(retcl_rotation *rot) {
   if (!rot) return;
   if (rot->turn_rate) clReleaseMemObject(rot->turn_rate);
