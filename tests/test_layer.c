@@ -1,0 +1,185 @@
+/* test_layer.c - the multi-scale retention layer (DESIGN 1.6) against a
+ * double-precision composition of the op references. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ref_group_norm.h"
+#include "reference.h"
+#include "testutil.h"
+
+/* The reference rounds activations to fp32 between ops (as the device
+ * does), so the bound is the ops' own 1e-5 (DESIGN 5). */
+#define LAYER_TOL 1e-5
+
+typedef struct layer_case {
+  size_t B, T, d, dv, H, chunk;
+  retcl_algorithm algo;
+  retcl_retention_form form;
+  int with_state;
+} layer_case;
+
+/* y[r, o] = alpha * Σ_i x[r, i] W[o, i] */
+static void linear(const float *x, const float *W, size_t rows, size_t out,
+                   size_t in, double alpha, double *y) {
+  for (size_t r = 0; r < rows; ++r)
+    for (size_t o = 0; o < out; ++o) {
+      double s = 0;
+      for (size_t i = 0; i < in; ++i) s += (double)x[r * in + i] * W[o * in + i];
+      y[r * out + o] = alpha * s;
+    }
+}
+
+static float *to_float(const double *x, size_t n) {
+  float *f = tu_alloc(n);
+  for (size_t i = 0; i < n; ++i) f[i] = (float)x[i];
+  return f;
+}
+
+static void reference(const layer_case *c, const float *x, float *const W[5],
+                      const float *lg, const float *s0, double *y,
+                      double *s_final) {
+  const size_t bt = c->B * c->T, Dk = c->d / c->H, Dv = c->dv / c->H;
+  double *tmp = tu_alloc_d(bt * (c->d > c->dv ? c->d : c->dv));
+  linear(x, W[0], bt, c->d, c->d, 1.0, tmp);
+  float *q = to_float(tmp, bt * c->d);
+  linear(x, W[1], bt, c->d, c->d, 1.0 / sqrt((double)Dk), tmp);
+  float *k = to_float(tmp, bt * c->d);
+  linear(x, W[2], bt, c->dv, c->d, 1.0, tmp);
+  float *v = to_float(tmp, bt * c->dv);
+  linear(x, W[3], bt, c->dv, c->d, 1.0, tmp);
+  float *g = to_float(tmp, bt * c->dv);
+  ref_rotate(q, tmp, c->B, c->T, c->H, Dk, RETCL_LAYOUT_TOKEN_MAJOR, 0, NULL, 0, 0);
+  float *qr = to_float(tmp, bt * c->d);
+  ref_rotate(k, tmp, c->B, c->T, c->H, Dk, RETCL_LAYOUT_TOKEN_MAJOR, 0, NULL, 0, 1);
+  float *kr = to_float(tmp, bt * c->d);
+  if (c->form == RETCL_FORM_RAW)
+    ref_retention_raw(qr, kr, v, lg, s0, tmp, s_final, c->B, c->T, c->H, Dk,
+                      Dv, RETCL_LAYOUT_TOKEN_MAJOR, 1.0);
+  else
+    ref_retention_torchscale(c->algo, qr, kr, v, lg, NULL, 0, tmp, s_final,
+                             c->B, c->T, c->H, Dk, Dv,
+                             RETCL_LAYOUT_TOKEN_MAJOR, c->chunk);
+  float *o = to_float(tmp, bt * c->dv);
+  ref_group_norm_gate(o, g, NULL, NULL, tmp, c->B, c->T, c->H, Dv,
+                      RETCL_LAYOUT_TOKEN_MAJOR, RETCL_NORM_RMS,
+                      RETCL_GATE_SWISH, 1e-6);
+  float *gated = to_float(tmp, bt * c->dv);
+  linear(gated, W[4], bt, c->d, c->dv, 1.0, y);
+  float *all[] = {q, k, v, g, qr, kr, o, gated};
+  for (size_t i = 0; i < 8; ++i) free(all[i]);
+  free(tmp);
+}
+
+static void check_layer(const layer_case *c) {
+  retcl_context *ctx = tu_context();
+  const size_t bt = c->B * c->T, Dk = c->d / c->H, Dv = c->dv / c->H;
+  const size_t ns = c->B * c->H * Dk * Dv;
+  const size_t wn[5] = {c->d * c->d, c->d * c->d, c->dv * c->d, c->dv * c->d,
+                        c->d * c->dv};
+  float *x = tu_alloc(bt * c->d), *W[5], lg[16], *s0 = tu_alloc(ns);
+  tu_fill_uniform(x, bt * c->d, -1, 1);
+  tu_fill_uniform(s0, ns, -1, 1);
+  for (int i = 0; i < 5; ++i) {
+    W[i] = tu_alloc(wn[i]);
+    const double a = 1.0 / sqrt((double)(i == 4 ? c->dv : c->d));
+    tu_fill_uniform(W[i], wn[i], -a, a);
+  }
+  retcl_default_log_decay(c->H, lg);
+  cl_mem xb = tu_upload(ctx, x, bt * c->d), wb[5];
+  for (int i = 0; i < 5; ++i) wb[i] = tu_upload(ctx, W[i], wn[i]);
+  cl_mem lgb = tu_upload(ctx, lg, c->H), yb = tu_poisoned(ctx, bt * c->d);
+  cl_mem sin_b = c->with_state ? tu_upload(ctx, s0, ns) : NULL;
+  cl_mem sout_b = c->with_state ? tu_poisoned(ctx, ns) : NULL;
+  retcl_rotation *rot = NULL;
+  tu_ok(ctx, retcl_rotation_create(ctx, Dk, NULL, 0, &rot));
+  retcl_msr_weights w = {retcl_buf(wb[0], 0), retcl_buf(wb[1], 0),
+                         retcl_buf(wb[2], 0), retcl_buf(wb[3], 0),
+                         retcl_buf(wb[4], 0)};
+  retcl_msr_desc d = {c->B, c->T, c->d, c->dv, c->H, c->algo, c->form,
+                      c->chunk, 0, 1e-6f};
+  cl_event ev = NULL;
+  tu_ok(ctx, retcl_msr_forward(ctx, &d, &w, rot, retcl_buf(lgb, 0),
+                               retcl_buf(xb, 0), retcl_buf(sin_b, 0),
+                               retcl_buf(sout_b, 0), retcl_buf(yb, 0), 0, NULL,
+                               &ev));
+  ck_assert_int_eq(clWaitForEvents(1, &ev), CL_SUCCESS);
+  clReleaseEvent(ev);
+  float *y = tu_alloc(bt * c->d), *s = tu_alloc(ns);
+  double *ry = tu_alloc_d(bt * c->d), *rs = tu_alloc_d(ns);
+  tu_download(ctx, yb, 0, y, bt * c->d);
+  reference(c, x, W, lg, c->with_state ? s0 : NULL, ry, rs);
+  tu_assert_close("layer output", y, ry, bt * c->d, LAYER_TOL);
+  if (c->with_state) {
+    tu_download(ctx, sout_b, 0, s, ns);
+    tu_assert_close("layer state", s, rs, ns, LAYER_TOL);
+  }
+
+  /* Invalid calls change nothing. */
+  retcl_msr_desc bad = d;
+  bad.heads = 3; /* 32 is not a multiple of 3 */
+  cl_mem y2 = tu_poisoned(ctx, bt * c->d);
+  tu_assert_status(ctx, retcl_msr_forward(ctx, &bad, &w, rot, retcl_buf(lgb, 0),
+                                          retcl_buf(xb, 0), retcl_no_buf(),
+                                          retcl_no_buf(), retcl_buf(y2, 0), 0,
+                                          NULL, NULL),
+                   RETCL_ERROR_INVALID_SIZE);
+  retcl_rotation *rot2 = NULL;
+  tu_ok(ctx, retcl_rotation_create(ctx, Dk + 2, NULL, 0, &rot2));
+  tu_assert_status(ctx, retcl_msr_forward(ctx, &d, &w, rot2, retcl_buf(lgb, 0),
+                                          retcl_buf(xb, 0), retcl_no_buf(),
+                                          retcl_no_buf(), retcl_buf(y2, 0), 0,
+                                          NULL, NULL),
+                   RETCL_ERROR_INVALID_SIZE);
+  retcl_msr_weights short_w = w;
+  short_w.out_proj = retcl_buf(wb[4], 1);
+  tu_assert_status(ctx, retcl_msr_forward(ctx, &d, &short_w, rot,
+                                          retcl_buf(lgb, 0), retcl_buf(xb, 0),
+                                          retcl_no_buf(), retcl_no_buf(),
+                                          retcl_buf(y2, 0), 0, NULL, NULL),
+                   RETCL_ERROR_BUFFER_TOO_SMALL);
+  ck_assert_ptr_nonnull(strstr(retcl_last_error(ctx), "out_proj"));
+  tu_download(ctx, y2, 0, y, bt * c->d);
+  for (size_t i = 0; i < bt * c->d; ++i) ck_assert(isnan(y[i]));
+
+  retcl_rotation_destroy(rot);
+  retcl_rotation_destroy(rot2);
+  cl_mem all[] = {xb, wb[0], wb[1], wb[2], wb[3], wb[4], lgb, yb, y2, sin_b, sout_b};
+  for (size_t i = 0; i < sizeof all / sizeof all[0]; ++i)
+    if (all[i]) clReleaseMemObject(all[i]);
+  for (int i = 0; i < 5; ++i) free(W[i]);
+  free(x);
+  free(s0);
+  free(y);
+  free(s);
+  free(ry);
+  free(rs);
+  retcl_context_destroy(ctx);
+}
+
+START_TEST(layer_torchscale_each_algorithm) {
+  const retcl_algorithm algos[3] = {RETCL_ALGO_PARALLEL, RETCL_ALGO_RECURRENT,
+                                    RETCL_ALGO_CHUNKWISE};
+  for (int a = 0; a < 3; ++a) {
+    layer_case c = {2, 19, 32, 48, 2, 8, algos[a], RETCL_FORM_TORCHSCALE, 0};
+    check_layer(&c);
+  }
+}
+END_TEST
+
+START_TEST(layer_raw_with_state_one_head) {
+  layer_case c = {1, 23, 16, 24, 1, 8, RETCL_ALGO_CHUNKWISE, RETCL_FORM_RAW, 1};
+  check_layer(&c);
+  c.algo = RETCL_ALGO_RECURRENT;
+  check_layer(&c);
+}
+END_TEST
+
+int main(void) {
+  Suite *s = suite_create("layer");
+  TCase *tc = tcase_create("layer");
+  tcase_add_test(tc, layer_torchscale_each_algorithm);
+  tcase_add_test(tc, layer_raw_with_state_one_head);
+  suite_add_tcase(s, tc);
+  return tu_run_suite(s);
+}
