@@ -125,19 +125,29 @@ __kernel void retcl_retention_chunk_state(
   const uint rows = min((uint)RETCL_KB, Dk - k0);
   __global float *u = U + ((size_t)bhc * Dk + k0) * Dv;
 
-  COLUMN_BLOCKS_BEGIN(nvb)
-    const uint v0 = cb * RETCL_VW, nv = min((uint)RETCL_VW, Dv - v0);
-    vecf acc[RETCL_KB];
-    for (uint r = 0; r < RETCL_KB; ++r) acc[r] = (vecf)(0.0f);
-    for (uint j = 0; j < L; ++j) {
-      const float w = exp((float)(L - 1 - j) * lg);
-      __global const float *krow = K + RETCL_AT(k_off, k_sb, k_st, k_sh, b, t0 + j, h) + k0;
-      const vecf vrow = load_block(V + RETCL_AT(v_off, v_sb, v_st, v_sh, b, t0 + j, h) + v0, nv);
+  /* Keys in tiles of RETCL_KT: their decay weights are computed once per
+   * tile and reused by every column block (exp costs more than the FMAs
+   * it scales); partial sums live in U between tiles. */
+  float w[RETCL_KT];
+  for (uint j0 = 0; j0 < L; j0 += RETCL_KT) {
+    const uint nk = min((uint)RETCL_KT, L - j0);
+    for (uint j = 0; j < nk; ++j) w[j] = exp((float)(L - 1 - j0 - j) * lg);
+    COLUMN_BLOCKS_BEGIN(nvb)
+      const uint v0 = cb * RETCL_VW, nv = min((uint)RETCL_VW, Dv - v0);
+      vecf acc[RETCL_KB];
       for (uint r = 0; r < RETCL_KB; ++r)
-        if (r < rows) acc[r] = fma((vecf)(w * krow[r]), vrow, acc[r]);
-    }
-    for (uint r = 0; r < rows; ++r) store_block(u + r * Dv + v0, acc[r], nv);
-  COLUMN_BLOCKS_END
+        acc[r] = (j0 > 0 && r < rows) ? load_block(u + r * Dv + v0, nv) : (vecf)(0.0f);
+      for (uint j = 0; j < nk; ++j) {
+        __global const float *krow = K + RETCL_AT(k_off, k_sb, k_st, k_sh, b, t0 + j0 + j, h) + k0;
+        const vecf vrow = w[j] * load_block(V + RETCL_AT(v_off, v_sb, v_st, v_sh, b, t0 + j0 + j, h) + v0, nv);
+        /* Rows past Dk repeat the last real one and are never stored: the
+         * loop stays branch-free so it unrolls into registers. */
+        for (uint r = 0; r < RETCL_KB; ++r)
+          acc[r] = fma((vecf)(krow[min(r, rows - 1)]), vrow, acc[r]);
+      }
+      for (uint r = 0; r < rows; ++r) store_block(u + r * Dv + v0, acc[r], nv);
+    COLUMN_BLOCKS_END
+  }
 }
 
 /* ------------------------------------------------------------------------ */
