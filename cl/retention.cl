@@ -26,7 +26,7 @@
 #define RETCL_VW 8 /* floats per column block */
 #endif
 #ifndef RETCL_RB
-#define RETCL_RB 4 /* query rows per work-item in chunk_output */
+#define RETCL_RB 8 /* query rows per work-item in chunk_output */
 #endif
 #ifndef RETCL_KB
 #define RETCL_KB 8 /* state rows per work-item in chunk_state */

@@ -9,7 +9,7 @@
 #define DEFAULT_CHUNK 64
 /* Must match the defaults of cl/retention.cl; the column-block width is
  * ctx->traits.vector_width (RETCL_VW there). */
-#define RB 4 /* query rows per work-item */
+#define RB 8 /* query rows per work-item */
 #define KB 8 /* state rows per work-item */
 
 static const char *OP = "retcl_retention";
