@@ -135,6 +135,7 @@ __kernel void retcl_retention_chunk_state(
     COLUMN_BLOCKS_BEGIN(nvb)
       const uint v0 = cb * RETCL_VW, nv = min((uint)RETCL_VW, Dv - v0);
       vecf acc[RETCL_KB];
+      #pragma unroll
       for (uint r = 0; r < RETCL_KB; ++r)
         acc[r] = (j0 > 0 && r < rows) ? load_block(u + r * Dv + v0, nv) : (vecf)(0.0f);
       for (uint j = 0; j < nk; ++j) {
@@ -142,6 +143,7 @@ __kernel void retcl_retention_chunk_state(
         const vecf vrow = w[j] * load_block(V + RETCL_AT(v_off, v_sb, v_st, v_sh, b, t0 + j0 + j, h) + v0, nv);
         /* Rows past Dk repeat the last real one and are never stored: the
          * loop stays branch-free so it unrolls into registers. */
+        #pragma unroll
         for (uint r = 0; r < RETCL_KB; ++r)
           acc[r] = fma((vecf)(krow[min(r, rows - 1)]), vrow, acc[r]);
       }
@@ -243,12 +245,14 @@ __kernel void retcl_retention_chunk_output(
   const uint nvb = (Dv + RETCL_VW - 1) / RETCL_VW;
 
   __global const float *qrow[RETCL_RB];
+  #pragma unroll
   for (uint r = 0; r < RETCL_RB; ++r)
     qrow[r] = Q + RETCL_AT(q_off, q_sb, q_st, q_sh, b, t0 + i0 + min(r, rows - 1), h);
   __global const float *state = R + r_off + (size_t)bhc * Dk * Dv;
 
   /* Σ_j |score| per row, for the torchscale normalisations. */
   float abs_sum[RETCL_RB];
+  #pragma unroll
   for (uint r = 0; r < RETCL_RB; ++r) abs_sum[r] = 0.0f;
   const uint last = i0 + rows; /* keys [0, last) can matter */
   const float cross_scale = form == 2 ? torchscale_cross_scale(state, has_R, Dk, Dv, lg, C) : 1.0f;
@@ -261,10 +265,12 @@ __kernel void retcl_retention_chunk_output(
   for (uint cb = 0; cb < nvb; ++cb) {
     const uint v0 = cb * RETCL_VW, nv = min((uint)RETCL_VW, Dv - v0);
     vecf acc[RETCL_RB];
+    #pragma unroll
     for (uint r = 0; r < RETCL_RB; ++r) acc[r] = (vecf)(0.0f);
     if (has_R)
       for (uint kk = 0; kk < Dk; ++kk) {
         const vecf srow = load_block(state + (size_t)kk * Dv + v0, nv);
+        #pragma unroll
         for (uint r = 0; r < RETCL_RB; ++r) acc[r] = fma((vecf)(qrow[r][kk]), srow, acc[r]);
       }
     for (uint r = 0; r < rows; ++r) {
@@ -272,14 +278,26 @@ __kernel void retcl_retention_chunk_output(
       store_block(O + RETCL_AT(o_off, o_sb, o_st, o_sh, b, t0 + i0 + r, h) + v0, w * acc[r], nv);
     }
   }
+  /* γ^(i-j) = γ^r · γ^(i0-j) for keys j <= i0 (both exponents >= 0, so
+   * nothing overflows): one exp per key and per row instead of one per
+   * score. Keys past i0 (the diagonal block) take their own exp. */
+  float row_decay[RETCL_RB];
+  #pragma unroll
+  for (uint r = 0; r < RETCL_RB; ++r) row_decay[r] = exp((float)r * lg);
   for (uint j0 = 0; j0 < last; j0 += RETCL_KT) {
     const uint nk = min((uint)RETCL_KT, last - j0);
     for (uint j = 0; j < nk; ++j) {
       __global const float *krow = K + RETCL_AT(k_off, k_sb, k_st, k_sh, b, t0 + j0 + j, h);
+      const int base = (int)i0 - (int)(j0 + j);
+      const float key_decay = base >= 0 ? exp((float)base * lg) : 0.0f;
+      #pragma unroll
       for (uint r = 0; r < RETCL_RB; ++r) {
-        const int gap = (int)(i0 + r) - (int)(j0 + j);
+        const int gap = base + (int)r;
         float s = 0.0f;
-        if (gap >= 0 && r < rows) s = dot_rows(qrow[r], krow, Dk) * exp((float)gap * lg);
+        if (gap >= 0 && r < rows) {
+          const float w = base >= 0 ? row_decay[r] * key_decay : exp((float)gap * lg);
+          s = dot_rows(qrow[r], krow, Dk) * w;
+        }
         p[r][j] = s;
         abs_sum[r] += fabs(s);
       }
@@ -287,11 +305,13 @@ __kernel void retcl_retention_chunk_output(
     for (uint cb = 0; cb < nvb; ++cb) {
       const uint v0 = cb * RETCL_VW, nv = min((uint)RETCL_VW, Dv - v0);
       vecf acc[RETCL_RB];
+      #pragma unroll
       for (uint r = 0; r < RETCL_RB; ++r)
         acc[r] = r < rows ? load_block(O + RETCL_AT(o_off, o_sb, o_st, o_sh, b, t0 + i0 + r, h) + v0, nv)
                           : (vecf)(0.0f);
       for (uint j = 0; j < nk; ++j) {
         const vecf vrow = load_block(V + RETCL_AT(v_off, v_sb, v_st, v_sh, b, t0 + j0 + j, h) + v0, nv);
+        #pragma unroll
         for (uint r = 0; r < RETCL_RB; ++r) acc[r] = fma((vecf)(p[r][j]), vrow, acc[r]);
       }
       for (uint r = 0; r < rows; ++r)
@@ -312,12 +332,15 @@ __kernel void retcl_retention_chunk_output(
   if (cb >= nvb) return;
   const uint v0 = cb * RETCL_VW, nv = min((uint)RETCL_VW, Dv - v0);
   vecf acc[RETCL_RB];
+  #pragma unroll
   for (uint r = 0; r < RETCL_RB; ++r) acc[r] = (vecf)(0.0f);
   if (has_R) {
     for (uint kk = 0; kk < Dk; ++kk) {
       const vecf srow = load_block(state + (size_t)kk * Dv + v0, nv);
+      #pragma unroll
       for (uint r = 0; r < RETCL_RB; ++r) acc[r] = fma((vecf)(qrow[r][kk]), srow, acc[r]);
     }
+    #pragma unroll
     for (uint r = 0; r < RETCL_RB; ++r) acc[r] *= exp((float)(i0 + r + 1) * lg);
   }
   for (uint j0 = 0; j0 < last; j0 += RETCL_KT) {
@@ -325,6 +348,7 @@ __kernel void retcl_retention_chunk_output(
     for (uint j = 0; j < nk; ++j) {
       __global const float *krow = K + RETCL_AT(k_off, k_sb, k_st, k_sh, b, t0 + j0 + j, h);
       const vecf vrow = load_block(V + RETCL_AT(v_off, v_sb, v_st, v_sh, b, t0 + j0 + j, h) + v0, nv);
+      #pragma unroll
       for (uint r = 0; r < RETCL_RB; ++r) {
         const int gap = (int)(i0 + r) - (int)(j0 + j);
         if (gap >= 0 && r < rows) {
