@@ -1,0 +1,357 @@
+/* model.c - a RetNet decoder on the device (DESIGN 1.6): loading from a
+ * checkpoint, forward over token sequences, and decode states. */
+#include "checkpoint.h"
+#include "internal.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct layer_weights {
+  retcl_msr_weights msr;
+  cl_mem q, k, v, g, o, ret_norm, fc1, fc2, gate, ffn_norm;
+} layer_weights;
+
+struct retcl_model {
+  retcl_context *ctx;
+  retcl_model_config cfg;
+  cl_mem embed, emb_norm, final_norm, out_proj, log_decay;
+  layer_weights *layers;
+  retcl_rotation *rot;
+  size_t weight_bytes;
+};
+
+struct retcl_decode_state {
+  const retcl_model *model;
+  size_t batch, position;
+  cl_mem states; /* [L, B, H, Dk, Dv] */
+  size_t layer_elems;
+};
+
+static const char *OP_LOAD = "retcl_model_load";
+static const char *OP_FWD = "retcl_model_forward";
+
+void retcl_model_destroy(retcl_model *m) {
+  if (!m) return;
+  cl_mem top[] = {m->embed, m->emb_norm, m->final_norm, m->out_proj,
+                  m->log_decay};
+  for (size_t i = 0; i < sizeof top / sizeof top[0]; ++i)
+    if (top[i]) clReleaseMemObject(top[i]);
+  if (m->layers)
+    for (size_t l = 0; l < m->cfg.layers; ++l) {
+      layer_weights *w = &m->layers[l];
+      cl_mem all[] = {w->q,   w->k,   w->v,    w->g,    w->o,
+                      w->ret_norm, w->fc1, w->fc2, w->gate, w->ffn_norm};
+      for (size_t i = 0; i < sizeof all / sizeof all[0]; ++i)
+        if (all[i]) clReleaseMemObject(all[i]);
+    }
+  free(m->layers);
+  retcl_rotation_destroy(m->rot);
+  free(m);
+}
+
+/* A read-only device copy of n host floats. */
+static retcl_status upload(retcl_model *m, const char *what, const float *host,
+                           size_t n, cl_mem *out) {
+  cl_int err = CL_SUCCESS;
+  *out = clCreateBuffer(m->ctx->cl_ctx, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR,
+                        n * sizeof(float), (void *)host, &err);
+  if (!*out) {
+    char call[160];
+    snprintf(call, sizeof call, "%s: uploading %s", OP_LOAD, what);
+    return retcl__cl_fail(m->ctx, call, err);
+  }
+  m->weight_bytes += n * sizeof(float);
+  return RETCL_SUCCESS;
+}
+
+static retcl_status upload_layer(retcl_model *m, const retcl__layer_host *h,
+                                 layer_weights *w) {
+  const retcl_model_config *c = &m->cfg;
+  const size_t d = c->embed_dim, dv = c->value_embed_dim, f = c->ffn_dim;
+  retcl_status st;
+  if ((st = upload(m, "q_proj", h->wq, d * d, &w->q)) ||
+      (st = upload(m, "k_proj", h->wk, d * d, &w->k)) ||
+      (st = upload(m, "v_proj", h->wv, dv * d, &w->v)) ||
+      (st = upload(m, "g_proj", h->wg, dv * d, &w->g)) ||
+      (st = upload(m, "out_proj", h->wo, d * dv, &w->o)) ||
+      (st = upload(m, "retention_layer_norm", h->ret_norm, d, &w->ret_norm)) ||
+      (st = upload(m, "fc1", h->fc1, f * d, &w->fc1)) ||
+      (st = upload(m, "fc2", h->fc2, d * f, &w->fc2)) ||
+      (st = upload(m, "ffn.gate", h->gate, f * d, &w->gate)) ||
+      (st = upload(m, "final_layer_norm", h->ffn_norm, d, &w->ffn_norm)))
+    return st;
+  w->msr.q_proj = retcl_buf(w->q, 0);
+  w->msr.k_proj = retcl_buf(w->k, 0);
+  w->msr.v_proj = retcl_buf(w->v, 0);
+  w->msr.g_proj = retcl_buf(w->g, 0);
+  w->msr.out_proj = retcl_buf(w->o, 0);
+  return RETCL_SUCCESS;
+}
+
+/* Device model from host weights; rotation angles and decays from the
+ * checkpoint's buffers when it has them (DESIGN 1.6), else the formulas. */
+static retcl_status build_model(retcl_model *m, const retcl__checkpoint *ck) {
+  const retcl_model_config *c = &m->cfg;
+  const size_t d = c->embed_dim, V = c->vocab_size, H = c->heads;
+  retcl_status st;
+  if ((st = upload(m, "embed_tokens", ck->embed, V * d, &m->embed)) ||
+      (st = upload(m, "layer_norm", ck->final_norm, d, &m->final_norm)))
+    return st;
+  if (ck->emb_norm &&
+      (st = upload(m, "layernorm_embedding", ck->emb_norm, d, &m->emb_norm)))
+    return st;
+  if (!c->share_embed &&
+      (st = upload(m, "output_projection", ck->out_proj, V * d, &m->out_proj)))
+    return st;
+  float *lg = malloc(H * sizeof *lg);
+  if (!lg) return retcl__fail(m->ctx, RETCL_ERROR_OUT_OF_MEMORY, "%s: host", OP_LOAD);
+  if (ck->decay)
+    memcpy(lg, ck->decay, H * sizeof *lg);
+  else
+    retcl_default_log_decay(H, lg);
+  st = upload(m, "decay", lg, H, &m->log_decay);
+  free(lg);
+  if (st) return st;
+  const size_t Dk = d / H;
+  float *theta = NULL;
+  if (ck->angle) {
+    theta = malloc(Dk / 2 * sizeof *theta);
+    if (!theta) return retcl__fail(m->ctx, RETCL_ERROR_OUT_OF_MEMORY, "%s: host", OP_LOAD);
+    for (size_t i = 0; i < Dk / 2; ++i) theta[i] = ck->angle[2 * i];
+  }
+  st = retcl_rotation_create(m->ctx, Dk, theta, 0.0f, &m->rot);
+  free(theta);
+  if (st) return st;
+  m->layers = calloc(c->layers, sizeof *m->layers);
+  if (!m->layers) return retcl__fail(m->ctx, RETCL_ERROR_OUT_OF_MEMORY, "%s: host", OP_LOAD);
+  for (size_t l = 0; l < c->layers; ++l)
+    if ((st = upload_layer(m, &ck->layers[l], &m->layers[l]))) return st;
+  return RETCL_SUCCESS;
+}
+
+retcl_status retcl_model_load(retcl_context *ctx, const char *dir,
+                              retcl_model **out) {
+  retcl_status st = retcl__check_ctx(ctx);
+  if (st) return st;
+  if (!dir || !out)
+    return retcl__fail(ctx, RETCL_ERROR_INVALID_ARGUMENT, "%s: %s is NULL",
+                       OP_LOAD, !dir ? "dir" : "out");
+  *out = NULL;
+  retcl__checkpoint ck;
+  memset(&ck, 0, sizeof ck);
+  if ((st = retcl__checkpoint_read(ctx, dir, &ck))) return st;
+  retcl_model *m = calloc(1, sizeof *m);
+  if (!m) {
+    retcl__checkpoint_free(&ck);
+    return retcl__fail(ctx, RETCL_ERROR_OUT_OF_MEMORY, "%s: host", OP_LOAD);
+  }
+  m->ctx = ctx;
+  m->cfg = ck.cfg;
+  st = build_model(m, &ck);
+  retcl__checkpoint_free(&ck); /* host copies go as soon as uploaded */
+  if (st) {
+    retcl_model_destroy(m);
+    return st;
+  }
+  *out = m;
+  return RETCL_SUCCESS;
+}
+
+retcl_status retcl_model_get_config(const retcl_model *model,
+                                    retcl_model_config *cfg) {
+  if (!model || !cfg) return RETCL_ERROR_INVALID_ARGUMENT;
+  *cfg = model->cfg;
+  return RETCL_SUCCESS;
+}
+
+size_t retcl_model_weight_bytes(const retcl_model *model) {
+  return model ? model->weight_bytes : 0;
+}
+
+/* ---- decode state ------------------------------------------------------- */
+
+retcl_status retcl_decode_state_create(retcl_model *model, size_t batch,
+                                       retcl_decode_state **out) {
+  if (!model) return RETCL_ERROR_INVALID_ARGUMENT;
+  retcl_context *ctx = model->ctx;
+  retcl__clear_error(ctx);
+  const char *op = "retcl_decode_state_create";
+  if (!out)
+    return retcl__fail(ctx, RETCL_ERROR_INVALID_ARGUMENT, "%s: out is NULL", op);
+  *out = NULL;
+  retcl_status st = retcl__check_dim(ctx, op, "batch", batch, 1, 1 << 20);
+  if (st) return st;
+  const retcl_model_config *c = &model->cfg;
+  retcl_decode_state *s = calloc(1, sizeof *s);
+  if (!s) return retcl__fail(ctx, RETCL_ERROR_OUT_OF_MEMORY, "%s: host", op);
+  s->model = model;
+  s->batch = batch;
+  s->layer_elems = batch * c->heads * (c->embed_dim / c->heads) *
+                   (c->value_embed_dim / c->heads);
+  cl_int err = CL_SUCCESS;
+  s->states = clCreateBuffer(ctx->cl_ctx, CL_MEM_READ_WRITE,
+                             c->layers * s->layer_elems * sizeof(float), NULL,
+                             &err);
+  if (!s->states) {
+    free(s);
+    return retcl__cl_fail(ctx, "clCreateBuffer(decode state)", err);
+  }
+  *out = s;
+  return RETCL_SUCCESS;
+}
+
+void retcl_decode_state_destroy(retcl_decode_state *s) {
+  if (!s) return;
+  clReleaseMemObject(s->states);
+  free(s);
+}
+
+size_t retcl_decode_state_position(const retcl_decode_state *s) {
+  return s ? s->position : 0;
+}
+
+size_t retcl_decode_state_bytes(const retcl_decode_state *s) {
+  return s ? s->model->cfg.layers * s->layer_elems * sizeof(float) : 0;
+}
+
+/* ---- forward ------------------------------------------------------------ */
+
+static retcl_status check_forward(retcl_model *m, retcl_decode_state *s,
+                                  const int32_t *tokens, size_t B, size_t T,
+                                  retcl_algorithm algo, size_t chunk) {
+  retcl_context *ctx = m->ctx;
+  retcl_status st;
+  if (!tokens)
+    return retcl__fail(ctx, RETCL_ERROR_INVALID_ARGUMENT, "%s: tokens is NULL",
+                       OP_FWD);
+  if ((st = retcl__check_dim(ctx, OP_FWD, "batch", B, 1, 1 << 20)) ||
+      (st = retcl__check_dim(ctx, OP_FWD, "tokens_len", T, 1, 1 << 24)))
+    return st;
+  if (algo != RETCL_ALGO_PARALLEL && algo != RETCL_ALGO_RECURRENT &&
+      algo != RETCL_ALGO_CHUNKWISE)
+    return retcl__fail(ctx, RETCL_ERROR_INVALID_ARGUMENT,
+                       "%s: algorithm = %d is not a retcl_algorithm", OP_FWD,
+                       (int)algo);
+  if (algo == RETCL_ALGO_CHUNKWISE && chunk > 1024)
+    return retcl__fail(ctx, RETCL_ERROR_INVALID_SIZE,
+                       "%s: chunk_size = %zu exceeds 1024", OP_FWD, chunk);
+  for (size_t i = 0; i < B * T; ++i)
+    if (tokens[i] < 0 || (size_t)tokens[i] >= m->cfg.vocab_size)
+      return retcl__fail(ctx, RETCL_ERROR_INVALID_ARGUMENT,
+                         "%s: tokens[%zu] = %d is outside the vocabulary [0, "
+                         "%zu)",
+                         OP_FWD, i, (int)tokens[i], m->cfg.vocab_size);
+  if (s) {
+    if (s->model != m)
+      return retcl__fail(ctx, RETCL_ERROR_INVALID_ARGUMENT,
+                         "%s: state belongs to another model", OP_FWD);
+    if (s->batch != B)
+      return retcl__fail(ctx, RETCL_ERROR_INVALID_ARGUMENT,
+                         "%s: state holds %zu sequences but batch is %zu",
+                         OP_FWD, s->batch, B);
+    if (s->position > 0 && algo != RETCL_ALGO_RECURRENT)
+      return retcl__fail(ctx, RETCL_ERROR_UNSUPPORTED,
+                         "%s: continuing a state at position %zu needs "
+                         "RETCL_ALGO_RECURRENT (torchscale's parallel and "
+                         "chunkwise forms start from an empty state)",
+                         OP_FWD, s->position);
+  }
+  return RETCL_SUCCESS;
+}
+
+/* y = RMSNorm(x) * weight over rows of width floats (DESIGN 1.6). */
+static retcl_status rms_norm(retcl_model *m, size_t rows, retcl_buffer x,
+                             cl_mem weight, retcl_buffer y) {
+  retcl_group_norm_desc d = {1, rows, 1, m->cfg.embed_dim,
+                             RETCL_LAYOUT_TOKEN_MAJOR, RETCL_NORM_RMS,
+                             RETCL_GATE_NONE, m->cfg.layernorm_eps};
+  return retcl_group_norm_gate(m->ctx, &d, x, retcl_no_buf(),
+                               retcl_buf(weight, 0), retcl_no_buf(), y, 0,
+                               NULL, NULL);
+}
+
+retcl_status retcl_model_forward(retcl_model *m, retcl_decode_state *state,
+                                 const int32_t *tokens, size_t B, size_t T,
+                                 retcl_algorithm algo, size_t chunk,
+                                 float *logits) {
+  if (!m) return RETCL_ERROR_INVALID_ARGUMENT;
+  retcl_context *ctx = m->ctx;
+  retcl__clear_error(ctx);
+  retcl_status st = check_forward(m, state, tokens, B, T, algo, chunk);
+  if (st) return st;
+  const retcl_model_config *c = &m->cfg;
+  const size_t d = c->embed_dim, f = c->ffn_dim, V = c->vocab_size;
+  const size_t bt = B * T;
+  const float alpha = c->deepnorm ? (float)pow(2.0 * c->layers, 0.25) : 1.0f;
+
+  /* Workspace: x | h | y | a | g | logits (offsets in floats). */
+  size_t off = 0;
+  const size_t o_x = off; off += bt * d;
+  const size_t o_h = off; off += bt * d;
+  const size_t o_y = off; off += bt * d;
+  const size_t o_a = off; off += bt * f;
+  const size_t o_g = off; off += bt * f;
+  const size_t o_logits = off; off += bt * V;
+  if (off > RETCL_MAX_INDEX)
+    return retcl__fail(ctx, RETCL_ERROR_INVALID_SIZE,
+                       "%s: %zu tokens need %zu floats of activations; the "
+                       "limit is %zu: run fewer tokens per call",
+                       OP_FWD, bt, off, RETCL_MAX_INDEX);
+  cl_mem ws;
+  if ((st = retcl__workspace(ctx, RETCL_WORKSPACE_MODEL, off * sizeof(float), &ws)))
+    return st;
+  const retcl_buffer x = retcl_buf(ws, o_x), h = retcl_buf(ws, o_h),
+                     y = retcl_buf(ws, o_y), a = retcl_buf(ws, o_a),
+                     g = retcl_buf(ws, o_g), lo = retcl_buf(ws, o_logits);
+  /* The token ids: copied at creation, so the caller's array is free to
+   * change once this returns. */
+  cl_int err = CL_SUCCESS;
+  cl_mem tok = clCreateBuffer(ctx->cl_ctx, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR,
+                              bt * sizeof(int32_t), (void *)tokens, &err);
+  if (!tok) return retcl__cl_fail(ctx, "clCreateBuffer(tokens)", err);
+  const float emb_scale = c->no_scale_embedding ? 1.0f : (float)sqrt((double)d);
+  st = retcl__embed(ctx, tok, bt, retcl_buf(m->embed, 0), d, emb_scale, x);
+  clReleaseMemObject(tok); /* stays alive until the kernel has run */
+  if (st) return st;
+  if (m->emb_norm && (st = rms_norm(m, bt, x, m->emb_norm, x))) return st;
+
+  const size_t pos0 = state ? state->position : 0;
+  for (size_t l = 0; l < c->layers; ++l) {
+    const layer_weights *w = &m->layers[l];
+    retcl_buffer s_in = retcl_no_buf(), s_out = retcl_no_buf();
+    if (state) {
+      s_out = retcl_buf(state->states, l * state->layer_elems);
+      if (pos0 > 0) s_in = s_out; /* updated in place */
+    }
+    retcl_msr_desc md = {B, T, d, c->value_embed_dim, c->heads, algo,
+                         RETCL_FORM_TORCHSCALE,
+                         chunk ? chunk : c->chunk_size, pos0, c->layernorm_eps};
+    if ((st = rms_norm(m, bt, x, w->ret_norm, h)) ||
+        (st = retcl_msr_forward(ctx, &md, &w->msr, m->rot,
+                                retcl_buf(m->log_decay, 0), h, s_in, s_out, y,
+                                0, NULL, NULL)) ||
+        (st = retcl__residual(ctx, bt * d, alpha, x, y)) ||
+        (st = rms_norm(m, bt, x, w->ffn_norm, h)) ||
+        (st = retcl__gemm_xwt(ctx, bt, f, d, 1.0f, h, retcl_buf(w->fc1, 0), 0.0f, a)) ||
+        (st = retcl__gemm_xwt(ctx, bt, f, d, 1.0f, h, retcl_buf(w->gate, 0), 0.0f, g)) ||
+        (st = retcl__glu(ctx, bt * f, c->activation, a, g)) ||
+        (st = retcl__gemm_xwt(ctx, bt, d, f, 1.0f, a, retcl_buf(w->fc2, 0), 0.0f, y)) ||
+        (st = retcl__residual(ctx, bt * d, alpha, x, y)))
+      return st;
+  }
+  if ((st = rms_norm(m, bt, x, m->final_norm, h))) return st;
+  if (logits) {
+    cl_mem out_w = c->share_embed ? m->embed : m->out_proj;
+    if ((st = retcl__gemm_xwt(ctx, bt, V, d, 1.0f, h, retcl_buf(out_w, 0), 0.0f, lo)))
+      return st;
+    err = clEnqueueReadBuffer(ctx->queue, ws, CL_TRUE, o_logits * sizeof(float),
+                              bt * V * sizeof(float), logits, 0, NULL, NULL);
+    if (err != CL_SUCCESS) return retcl__cl_fail(ctx, "clEnqueueReadBuffer(logits)", err);
+  } else if ((err = clFinish(ctx->queue)) != CL_SUCCESS) {
+    return retcl__cl_fail(ctx, "clFinish", err);
+  }
+  if (state) state->position += T;
+  return RETCL_SUCCESS;
+}
