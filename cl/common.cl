@@ -5,6 +5,31 @@
 #define RETCL_CPU 0 /* 1: walk contiguous ranges per work-item (PoCL, CPUs) */
 #endif
 
+#ifndef RETCL_VW
+#define RETCL_VW 8 /* floats per OpenCL vector in the vectorised kernels */
+#endif
+
+/* vecf: one column block as an OpenCL vector; RETCL_VW is 8 or 16. */
+#define RETCL_CAT2(a, b) a##b
+#define RETCL_CAT(a, b) RETCL_CAT2(a, b)
+typedef RETCL_CAT(float, RETCL_VW) vecf;
+#define VLOAD RETCL_CAT(vload, RETCL_VW)
+#define VSTORE RETCL_CAT(vstore, RETCL_VW)
+
+/* Sum of the lanes of x. */
+inline float lane_sum(vecf x) {
+#if RETCL_VW == 16
+  float8 h8 = x.lo + x.hi;
+#elif RETCL_VW == 8
+  float8 h8 = x;
+#else
+#error "RETCL_VW must be 8 or 16"
+#endif
+  float4 h4 = h8.lo + h8.hi;
+  float2 h2 = h4.lo + h4.hi;
+  return h2.x + h2.y;
+}
+
 /* Element index of (b, t, h, d) in a [B,T,H,D] or [B,H,T,D] tensor, given
  * its strides in floats (batch, token, head) and its base offset. */
 #define RETCL_AT(off, sb, st, sh, b, t, h) \

@@ -22,9 +22,6 @@
  * computed once); on GPUs the column blocks are spread over work-items so
  * that neighbouring work-items touch neighbouring addresses. */
 
-#ifndef RETCL_VW
-#define RETCL_VW 8 /* floats per column block */
-#endif
 #ifndef RETCL_RB
 #define RETCL_RB 8 /* query rows per work-item in chunk_output */
 #endif
@@ -34,27 +31,6 @@
 #ifndef RETCL_KT
 #define RETCL_KT 32 /* keys per score tile in chunk_output */
 #endif
-
-/* vecf: one column block as an OpenCL vector; RETCL_VW is 8 or 16. */
-#define RETCL_CAT2(a, b) a##b
-#define RETCL_CAT(a, b) RETCL_CAT2(a, b)
-typedef RETCL_CAT(float, RETCL_VW) vecf;
-#define VLOAD RETCL_CAT(vload, RETCL_VW)
-#define VSTORE RETCL_CAT(vstore, RETCL_VW)
-
-/* Sum of the lanes of x. */
-inline float lane_sum(vecf x) {
-#if RETCL_VW == 16
-  float8 h8 = x.lo + x.hi;
-#elif RETCL_VW == 8
-  float8 h8 = x;
-#else
-#error "RETCL_VW must be 8 or 16"
-#endif
-  float4 h4 = h8.lo + h8.hi;
-  float2 h2 = h4.lo + h4.hi;
-  return h2.x + h2.y;
-}
 
 /* Load RETCL_VW floats at p, of which only n (1..VW) exist; the rest read 0. */
 inline vecf load_block(__global const float *p, uint n) {

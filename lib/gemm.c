@@ -1,11 +1,19 @@
-/* gemm.c - the dense projections through CLBlast (DESIGN 4). */
+/* gemm.c - the dense projections: CLBlast's SGEMM (DESIGN 4), and for the
+ * few-row products of decoding a weight-streaming kernel (cl/linear.cl),
+ * since a GEMM tiled for large M reads the weights far below bandwidth. */
 #include "internal.h"
 
 #include <clblast_c.h>
 
-retcl_status retcl__gemm_xwt(retcl_context *ctx, size_t M, size_t N, size_t K,
-                             float alpha, retcl_buffer X, retcl_buffer W,
-                             float beta, retcl_buffer Y) {
+/* Rows per skinny launch at most; more rows run in groups of this many. */
+#define SKINNY_MAX_ROWS 8
+/* Up to this many rows the skinny kernel beats CLBlast (it reads W once
+ * per group of 8 rows, CLBlast's tiles waste most of their work). */
+#define SKINNY_ROW_LIMIT 32
+
+static retcl_status clblast_gemm(retcl_context *ctx, size_t M, size_t N,
+                                 size_t K, float alpha, retcl_buffer X,
+                                 retcl_buffer W, float beta, retcl_buffer Y) {
   cl_command_queue queue = ctx->queue;
   /* Row-major X[M,K] times W[N,K] transposed: W is a torch Linear weight. */
   CLBlastStatusCode code = CLBlastSgemm(
@@ -21,5 +29,61 @@ retcl_status retcl__gemm_xwt(retcl_context *ctx, size_t M, size_t N, size_t K,
                        "CLBlastSgemm(M=%zu, N=%zu, K=%zu) failed with CLBlast "
                        "status %d",
                        M, N, K, (int)code);
+  return RETCL_SUCCESS;
+}
+
+/* One launch for rows [0, M) of X and Y, M <= SKINNY_MAX_ROWS. */
+static retcl_status skinny(retcl_context *ctx, size_t M, size_t N, size_t K,
+                           float alpha, retcl_buffer X, retcl_buffer W,
+                           retcl_buffer Y) {
+  const retcl_kernel_id id = M == 1   ? RETCL_KERNEL_LINEAR_SKINNY_1
+                             : M == 2 ? RETCL_KERNEL_LINEAR_SKINNY_2
+                             : M <= 4 ? RETCL_KERNEL_LINEAR_SKINNY_4
+                                      : RETCL_KERNEL_LINEAR_SKINNY_8;
+  cl_kernel k;
+  retcl_status st = retcl__kernel(ctx, id, &k);
+  if (st) return st;
+  /* CPUs: a few dozen contiguous W rows per work-item, enough items to
+   * share the work between cores; GPUs: one row each. */
+  cl_uint per = 1;
+  if (ctx->traits.is_cpu) {
+    size_t items = 8 * (ctx->traits.compute_units ? ctx->traits.compute_units : 1);
+    per = (cl_uint)((N + items - 1) / items);
+    if (per < 1) per = 1;
+  }
+  cl_uint x_off = (cl_uint)X.offset, w_off = (cl_uint)W.offset,
+          y_off = (cl_uint)Y.offset, Mu = (cl_uint)M, Nu = (cl_uint)N,
+          Ku = (cl_uint)K;
+  RETCL_ARG(ctx, k, 0, X.mem);
+  RETCL_ARG(ctx, k, 1, x_off);
+  RETCL_ARG(ctx, k, 2, W.mem);
+  RETCL_ARG(ctx, k, 3, w_off);
+  RETCL_ARG(ctx, k, 4, Y.mem);
+  RETCL_ARG(ctx, k, 5, y_off);
+  RETCL_ARG(ctx, k, 6, Mu);
+  RETCL_ARG(ctx, k, 7, Nu);
+  RETCL_ARG(ctx, k, 8, Ku);
+  RETCL_ARG(ctx, k, 9, alpha);
+  RETCL_ARG(ctx, k, 10, per);
+  size_t global = (N + per - 1) / per;
+  cl_int err = clEnqueueNDRangeKernel(ctx->queue, k, 1, NULL, &global, NULL,
+                                      0, NULL, NULL);
+  return err == CL_SUCCESS
+             ? RETCL_SUCCESS
+             : retcl__cl_fail(ctx, "clEnqueueNDRangeKernel(linear)", err);
+}
+
+retcl_status retcl__gemm_xwt(retcl_context *ctx, size_t M, size_t N, size_t K,
+                             float alpha, retcl_buffer X, retcl_buffer W,
+                             float beta, retcl_buffer Y) {
+  if (M > SKINNY_ROW_LIMIT || beta != 0.0f)
+    return clblast_gemm(ctx, M, N, K, alpha, X, W, beta, Y);
+  for (size_t m0 = 0; m0 < M; m0 += SKINNY_MAX_ROWS) {
+    const size_t rows = M - m0 < SKINNY_MAX_ROWS ? M - m0 : SKINNY_MAX_ROWS;
+    retcl_status st = skinny(ctx, rows, N, K, alpha,
+                             retcl_buf(X.mem, X.offset + m0 * K), W,
+                             retcl_buf(Y.mem, Y.offset + m0 * N));
+    if (st) return st;
+  }
   return RETCL_SUCCESS;
 }

@@ -14,6 +14,7 @@ typedef enum retcl_program_id {
   RETCL_PROGRAM_RETENTION,
   RETCL_PROGRAM_GROUP_NORM,
   RETCL_PROGRAM_MODEL,
+  RETCL_PROGRAM_LINEAR,
   RETCL_PROGRAM_COUNT
 } retcl_program_id;
 
@@ -28,6 +29,10 @@ typedef enum retcl_kernel_id {
   RETCL_KERNEL_EMBED,
   RETCL_KERNEL_RESIDUAL,
   RETCL_KERNEL_GLU,
+  RETCL_KERNEL_LINEAR_SKINNY_1,
+  RETCL_KERNEL_LINEAR_SKINNY_2,
+  RETCL_KERNEL_LINEAR_SKINNY_4,
+  RETCL_KERNEL_LINEAR_SKINNY_8,
   RETCL_KERNEL_COUNT
 } retcl_kernel_id;
 
@@ -94,7 +99,8 @@ retcl_status retcl__workspace(retcl_context *ctx, retcl_workspace_id id,
   retcl__workspace((ctx), RETCL_WORKSPACE_RETENTION, (bytes), (out))
 
 /* Y[M,N] = alpha X[M,K] W[N,K]ᵀ + beta Y (row-major; W is a torch Linear
- * weight [out, in]) through CLBlast on the context's queue. */
+ * weight [out, in]) on the context's queue: CLBlast's SGEMM, or for few
+ * rows with beta = 0 (decoding) RetCL's weight-streaming kernel. */
 retcl_status retcl__gemm_xwt(retcl_context *ctx, size_t M, size_t N, size_t K,
                              float alpha, retcl_buffer X, retcl_buffer W,
                              float beta, retcl_buffer Y);
@@ -175,5 +181,6 @@ extern const char retcl_cl_rotation[];
 extern const char retcl_cl_retention[];
 extern const char retcl_cl_group_norm[];
 extern const char retcl_cl_model[];
+extern const char retcl_cl_linear[];
 
 #endif /* RETCL_INTERNAL_H */

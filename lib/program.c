@@ -16,6 +16,7 @@ static const program_info programs[RETCL_PROGRAM_COUNT] = {
     [RETCL_PROGRAM_RETENTION] = {"retention.cl", retcl_cl_retention},
     [RETCL_PROGRAM_GROUP_NORM] = {"group_norm.cl", retcl_cl_group_norm},
     [RETCL_PROGRAM_MODEL] = {"model.cl", retcl_cl_model},
+    [RETCL_PROGRAM_LINEAR] = {"linear.cl", retcl_cl_linear},
 };
 
 typedef struct kernel_info {
@@ -38,6 +39,10 @@ static const kernel_info kernels[RETCL_KERNEL_COUNT] = {
     [RETCL_KERNEL_EMBED] = {RETCL_PROGRAM_MODEL, "retcl_embed"},
     [RETCL_KERNEL_RESIDUAL] = {RETCL_PROGRAM_MODEL, "retcl_residual"},
     [RETCL_KERNEL_GLU] = {RETCL_PROGRAM_MODEL, "retcl_glu"},
+    [RETCL_KERNEL_LINEAR_SKINNY_1] = {RETCL_PROGRAM_LINEAR, "retcl_linear_skinny_1"},
+    [RETCL_KERNEL_LINEAR_SKINNY_2] = {RETCL_PROGRAM_LINEAR, "retcl_linear_skinny_2"},
+    [RETCL_KERNEL_LINEAR_SKINNY_4] = {RETCL_PROGRAM_LINEAR, "retcl_linear_skinny_4"},
+    [RETCL_KERNEL_LINEAR_SKINNY_8] = {RETCL_PROGRAM_LINEAR, "retcl_linear_skinny_8"},
 };
 
 /* Options every program gets: strict OpenCL C 1.2 (no fast-math: results

@@ -175,11 +175,26 @@ START_TEST(layer_raw_with_state_one_head) {
 }
 END_TEST
 
+/* Few token rows (decoding) take the weight-streaming projection kernel:
+ * 1, 3 and 13 rows (two launches of 8 + 5). */
+START_TEST(layer_few_rows_decode_projections) {
+  const size_t batches[3] = {1, 3, 13};
+  for (int i = 0; i < 3; ++i) {
+    layer_case c = {batches[i], 1, 32, 48, 2, 8, RETCL_ALGO_RECURRENT,
+                    RETCL_FORM_TORCHSCALE, 0};
+    check_layer(&c);
+  }
+  layer_case odd = {2, 3, 20, 12, 2, 8, RETCL_ALGO_RECURRENT, RETCL_FORM_RAW, 1};
+  check_layer(&odd); /* K = 20, 12: not multiples of the vector width */
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("layer");
   TCase *tc = tcase_create("layer");
   tcase_add_test(tc, layer_torchscale_each_algorithm);
   tcase_add_test(tc, layer_raw_with_state_one_head);
+  tcase_add_test(tc, layer_few_rows_decode_projections);
   suite_add_tcase(s, tc);
   return tu_run_suite(s);
 }
