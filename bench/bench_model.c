@@ -51,54 +51,58 @@ static int fail(retcl_context *ctx, retcl_status st, const char *what) {
   return 1;
 }
 
-/* Decode latency after prefilling `context` tokens (chunkwise). */
+#define MAX_CONTEXTS 8
+
+/* Decode latency after prefilling each context (chunkwise). The steps of
+ * all contexts are interleaved round-robin, so drift of a shared, noisy
+ * machine (clock, other jobs) hits every context alike and the ratio
+ * between contexts stays meaningful. */
 static int bench_decode(retcl_context *ctx, retcl_model *model,
-                        const options *o, size_t context, double copy_gbs) {
-  retcl_decode_state *state = NULL;
-  retcl_status st = retcl_decode_state_create(model, 1, &state);
-  if (st) return fail(ctx, st, "decode state");
-  int32_t *prompt = tokens_for(context, o->vocab);
-  const double t0 = bench_now();
-  st = retcl_model_forward(model, state, prompt, 1, context,
-                           RETCL_ALGO_CHUNKWISE, o->chunk, NULL);
-  const double prefill_s = bench_now() - t0;
-  free(prompt);
-  if (st) {
-    retcl_decode_state_destroy(state);
-    return fail(ctx, st, "prefill");
-  }
+                        const options *o, const size_t *contexts, int n,
+                        double copy_gbs) {
+  retcl_decode_state *state[MAX_CONTEXTS] = {0};
+  double prefill_s[MAX_CONTEXTS], *ms[MAX_CONTEXTS] = {0};
   float *logits = malloc(o->vocab * sizeof *logits);
-  double *ms = malloc(o->steps * sizeof *ms);
-  int32_t tok = 1;
-  /* one untimed step: nothing left to build */
-  st = retcl_model_forward(model, state, &tok, 1, 1, RETCL_ALGO_RECURRENT, 0, logits);
-  for (size_t i = 0; !st && i < o->steps; ++i) {
-    tok = (int32_t)((i * 7 + 3) % o->vocab);
-    const double s = bench_now();
-    st = retcl_model_forward(model, state, &tok, 1, 1, RETCL_ALGO_RECURRENT, 0,
-                             logits);
-    ms[i] = (bench_now() - s) * 1e3;
+  int rc = 0;
+  retcl_status st = RETCL_SUCCESS;
+  for (int c = 0; c < n && !st; ++c) {
+    ms[c] = malloc(o->steps * sizeof *ms[c]);
+    if ((st = retcl_decode_state_create(model, 1, &state[c]))) break;
+    int32_t *prompt = tokens_for(contexts[c], o->vocab);
+    const double t0 = bench_now();
+    st = retcl_model_forward(model, state[c], prompt, 1, contexts[c],
+                             RETCL_ALGO_CHUNKWISE, o->chunk, NULL);
+    prefill_s[c] = bench_now() - t0;
+    free(prompt);
   }
-  if (st) {
-    free(ms);
-    free(logits);
-    retcl_decode_state_destroy(state);
-    return fail(ctx, st, "decode step");
-  }
-  bench_stats s;
-  summarise(ms, (int)o->steps, &s);
+  /* two untimed rounds: nothing left to build or fault in */
+  for (size_t i = 0; !st && i < o->steps + 2; ++i)
+    for (int c = 0; c < n && !st; ++c) {
+      const int32_t tok = (int32_t)((i * 7 + 3) % o->vocab);
+      const double s = bench_now();
+      st = retcl_model_forward(model, state[c], &tok, 1, 1,
+                               RETCL_ALGO_RECURRENT, 0, logits);
+      if (i >= 2) ms[c][i - 2] = (bench_now() - s) * 1e3;
+    }
+  if (st) rc = fail(ctx, st, "decode");
   const double weight_gb = retcl_model_weight_bytes(model) * 1e-9;
-  const double gbs = weight_gb / (s.median_ms * 1e-3);
-  printf("decode  context %6zu   %8.3f ms/token (min %.3f max %.3f spread %5.1f%%)  "
-         "%7.1f tok/s  state %8.1f KiB  weights read %5.2f GB/s = %.2f x copy   "
-         "[prefill %.1f tok/s]\n",
-         context, s.median_ms, s.min_ms, s.max_ms, 100 * s.spread,
-         1e3 / s.median_ms, retcl_decode_state_bytes(state) / 1024.0, gbs,
-         copy_gbs > 0 ? gbs / copy_gbs : 0.0, context / prefill_s);
-  free(ms);
+  for (int c = 0; c < n && !rc; ++c) {
+    bench_stats s;
+    summarise(ms[c], (int)o->steps, &s);
+    const double gbs = weight_gb / (s.median_ms * 1e-3);
+    printf("decode  context %6zu  %8.3f ms/token (min %.3f max %.3f spread "
+           "%5.1f%%)  %7.1f tok/s  state %7.1f KiB  weights %5.2f GB/s = "
+           "%.2f x copy  [prefill %.1f tok/s]\n",
+           contexts[c], s.median_ms, s.min_ms, s.max_ms, 100 * s.spread,
+           1e3 / s.median_ms, retcl_decode_state_bytes(state[c]) / 1024.0, gbs,
+           copy_gbs > 0 ? gbs / copy_gbs : 0.0, contexts[c] / prefill_s[c]);
+  }
+  for (int c = 0; c < n; ++c) {
+    retcl_decode_state_destroy(state[c]);
+    free(ms[c]);
+  }
   free(logits);
-  retcl_decode_state_destroy(state);
-  return 0;
+  return rc;
 }
 
 /* Prefill throughput of one algorithm at T tokens (median of 3). */
@@ -126,11 +130,11 @@ static void usage(void) {
   printf("usage: retcl-bench-model [--quick] [--embed-dim 512] [--heads 4] "
          "[--ffn-dim 1024]\n"
          "                         [--layers 4] [--vocab 1000] [--chunk 64] "
-         "[--steps 15] [--max-context 8192]\n");
+         "[--steps 31] [--max-context 8192]\n");
 }
 
 int main(int argc, char **argv) {
-  options o = {512, 4, 1024, 4, 1000, 64, 15, 8192, 0};
+  options o = {512, 4, 1024, 4, 1000, 64, 31, 8192, 0};
   for (int i = 1; i < argc; ++i) {
     const char *a = argv[i];
     size_t *target = !strcmp(a, "--embed-dim")     ? &o.d
@@ -189,10 +193,12 @@ int main(int argc, char **argv) {
   bench_copy(ctx, &plan, 64u << 20, &copy);
   printf("copy bandwidth %.2f GB/s (yardstick)\n\n", copy.ok ? copy.gbs : 0.0);
 
-  int rc = 0;
   /* contexts 128, 512, 2048, 8192, ... up to --max-context */
-  for (size_t c = 128; c <= o.max_context && !rc; c *= 4)
-    rc = bench_decode(ctx, model, &o, c, copy.ok ? copy.gbs : 0);
+  size_t contexts[MAX_CONTEXTS];
+  int n_ctx = 0;
+  for (size_t c = 128; c <= o.max_context && n_ctx < MAX_CONTEXTS; c *= 4)
+    contexts[n_ctx++] = c;
+  int rc = bench_decode(ctx, model, &o, contexts, n_ctx, copy.ok ? copy.gbs : 0);
   printf("\n");
   const size_t T = o.quick ? 256 : 2048;
   if (!rc) rc = bench_prefill(ctx, model, &o, T, RETCL_ALGO_PARALLEL, "parallel");
