@@ -4,6 +4,7 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -141,10 +142,146 @@ int cli_parse_options(const char *cmd, int argc, char **argv,
         }
         *(uint64_t *)opt->target = v;
         break;
+      case CLI_OPT_DOUBLE: {
+        /* strtod would also take "nan", "inf" and hex floats; a finite
+         * decimal is all any option wants. */
+        errno = 0;
+        char *end = NULL;
+        double d = strtod(value, &end);
+        if (!*value || errno || *end || !isfinite(d)) {
+          cli_usage_error(cmd, "option '--%s' wants a number, not '%s'",
+                          opt->name, value);
+          return CLI_PARSE_ERROR;
+        }
+        *(double *)opt->target = d;
+        break;
+      }
       case CLI_OPT_FLAG: break;
     }
   }
   return CLI_PARSE_OK;
+}
+
+int cli_parse_tokens(const char *cmd, const char *opt, const char *list,
+                     int32_t **tokens, size_t *count) {
+  *tokens = NULL;
+  *count = 0;
+  if (!*list) return cli_usage_error(cmd, "--%s is empty", opt);
+  size_t n = 1;
+  for (const char *p = list; *p; ++p) n += *p == ',';
+  int32_t *t = malloc(n * sizeof *t);
+  if (!t) return cli_error("out of host memory for %zu tokens", n);
+  const char *item = list;
+  for (size_t i = 0; i < n; ++i) {
+    size_t len = strcspn(item, ",");
+    /* Digits only: no sign, no spaces, no empty items ("5,,3"). */
+    int ok = len > 0 && len <= 10;
+    uint64_t v = 0;
+    for (size_t j = 0; ok && j < len; ++j) {
+      if (item[j] < '0' || item[j] > '9')
+        ok = 0;
+      else
+        v = v * 10 + (uint64_t)(item[j] - '0');
+    }
+    if (!ok || v > INT32_MAX) {
+      free(t);
+      return cli_usage_error(cmd,
+                             "--%s: item %zu is '%.*s', not a token id (a "
+                             "non-negative integer below 2^31)",
+                             opt, i + 1, (int)len, item);
+    }
+    t[i] = (int32_t)v;
+    item += len + 1;
+  }
+  *tokens = t;
+  *count = n;
+  return CLI_EXIT_OK;
+}
+
+static const struct {
+  const char *name;
+  retcl_algorithm algo;
+} algorithm_names[] = {{"parallel", RETCL_ALGO_PARALLEL},
+                       {"chunkwise", RETCL_ALGO_CHUNKWISE},
+                       {"recurrent", RETCL_ALGO_RECURRENT}};
+
+int cli_parse_algorithm(const char *name, retcl_algorithm *algo) {
+  for (size_t i = 0; i < 3; ++i)
+    if (strcmp(name, algorithm_names[i].name) == 0) {
+      *algo = algorithm_names[i].algo;
+      return 1;
+    }
+  return 0;
+}
+
+const char *cli_algorithm_name(retcl_algorithm algo) {
+  for (size_t i = 0; i < 3; ++i)
+    if (algorithm_names[i].algo == algo) return algorithm_names[i].name;
+  return "?";
+}
+
+const char *cli_device_description(const retcl_context *ctx, char *buf,
+                                   size_t cap) {
+  cl_device_id dev = retcl_context_device(ctx);
+  cl_platform_id plat = NULL;
+  char name[256] = "", pname[256] = "", version[256] = "", driver[256] = "";
+  clGetDeviceInfo(dev, CL_DEVICE_NAME, sizeof name, name, NULL);
+  clGetDeviceInfo(dev, CL_DEVICE_VERSION, sizeof version, version, NULL);
+  clGetDeviceInfo(dev, CL_DRIVER_VERSION, sizeof driver, driver, NULL);
+  clGetDeviceInfo(dev, CL_DEVICE_PLATFORM, sizeof plat, &plat, NULL);
+  if (plat)
+    clGetPlatformInfo(plat, CL_PLATFORM_NAME, sizeof pname, pname, NULL);
+  snprintf(buf, cap, "%s (%s), %s, driver %s", name, pname, version, driver);
+  return buf;
+}
+
+const char *cli_model_description(const retcl_model_config *c, char *buf,
+                                  size_t cap) {
+  const size_t H = c->heads ? c->heads : 1;
+  int n = snprintf(buf, cap,
+                   "d %zu, dv %zu, %zu heads (Dk %zu, Dv %zu), ffn %zu, "
+                   "%zu layers, vocab %zu, %s, chunk %zu",
+                   c->embed_dim, c->value_embed_dim, c->heads,
+                   c->embed_dim / H, c->value_embed_dim / H, c->ffn_dim,
+                   c->layers, c->vocab_size,
+                   c->activation == RETCL_ACT_SWISH ? "swish" : "gelu",
+                   c->chunk_size);
+  /* Only the features that are on: the defaults need no words. */
+  const struct {
+    int on;
+    const char *what;
+  } extra[] = {{c->deepnorm, "deepnorm"},
+               {c->share_embed, "tied embeddings"},
+               {c->layernorm_embedding, "embedding norm"},
+               {!c->no_scale_embedding, "scaled embedding"}};
+  for (size_t i = 0; i < sizeof extra / sizeof extra[0]; ++i)
+    if (extra[i].on && n >= 0 && (size_t)n < cap)
+      n += snprintf(buf + n, cap - (size_t)n, ", %s", extra[i].what);
+  return buf;
+}
+
+int cli_open_model(const char *platform, const char *device, const char *dir,
+                   retcl_context **ctx, retcl_model **model, double *load_s) {
+  *ctx = NULL;
+  *model = NULL;
+  retcl_status st = retcl_context_create(platform, device, ctx);
+  if (st != RETCL_SUCCESS)
+    return cli_fail(NULL, st, "cannot create a RetCL context");
+  double t0 = cli_now();
+  st = retcl_model_load(*ctx, dir, model);
+  if (st != RETCL_SUCCESS) {
+    int rc = cli_fail(*ctx, st, "cannot load the model");
+    retcl_context_destroy(*ctx);
+    *ctx = NULL;
+    return rc;
+  }
+  *load_s = cli_now() - t0;
+  return CLI_EXIT_OK;
+}
+
+void cli_close_model(retcl_context *ctx, retcl_model *model) {
+  retcl_model_destroy(model); /* its buffers belong to ctx */
+  retcl_context_destroy(ctx);
 }
 
 double cli_now(void) {

@@ -39,6 +39,9 @@ typedef struct cli_command {
 /* The subcommands (one per cmd_*.c file). */
 extern const cli_command cli_cmd_devices;
 extern const cli_command cli_cmd_demo;
+extern const cli_command cli_cmd_init_model;
+extern const cli_command cli_cmd_run;
+extern const cli_command cli_cmd_generate;
 
 /* ---- errors -------------------------------------------------------------
  * Runtime errors are one line on stderr, "retcl: error: ...". */
@@ -66,7 +69,8 @@ typedef enum cli_opt_kind {
   CLI_OPT_STRING, /* const char **target */
   CLI_OPT_SIZE,   /* size_t *target: a non-negative decimal integer */
   CLI_OPT_U64,    /* uint64_t *target */
-  CLI_OPT_FLAG    /* int *target, set to 1; takes no value */
+  CLI_OPT_FLAG,   /* int *target, set to 1; takes no value */
+  CLI_OPT_DOUBLE  /* double *target: a finite decimal number */
 } cli_opt_kind;
 
 typedef struct cli_option {
@@ -82,6 +86,37 @@ enum { CLI_PARSE_OK = 0, CLI_PARSE_HELP = 1, CLI_PARSE_ERROR = 2 };
  * refused (no subcommand takes one yet). */
 int cli_parse_options(const char *cmd, int argc, char **argv,
                       const cli_option *opts, size_t nopts);
+
+/* Token ids "5,17,3" (comma-separated non-negative decimal integers that
+ * fit an int32) into a new malloc'd array. A bad or empty item is a usage
+ * error naming it, reported for option --<opt> of cmd. Returns
+ * CLI_EXIT_OK or CLI_EXIT_USAGE (or CLI_EXIT_ERROR when out of memory). */
+int cli_parse_tokens(const char *cmd, const char *opt, const char *list,
+                     int32_t **tokens, size_t *count);
+
+/* "parallel" | "chunkwise" | "recurrent" -> *algo; 0 if none of them. */
+int cli_parse_algorithm(const char *name, retcl_algorithm *algo);
+const char *cli_algorithm_name(retcl_algorithm algo);
+
+/* ---- descriptions -------------------------------------------------------- */
+
+/* "NAME (PLATFORM), OpenCL X, driver Y" of the context's device into buf. */
+const char *cli_device_description(const retcl_context *ctx, char *buf,
+                                   size_t cap);
+/* One line describing a model's shape: dims, heads, layers, vocab,
+ * activation, chunk and whichever optional features are on. */
+const char *cli_model_description(const retcl_model_config *cfg, char *buf,
+                                  size_t cap);
+
+/* ---- models -------------------------------------------------------------- */
+
+/* Create a context (platform/device NULL: environment, then default) and
+ * load the checkpoint folder dir on it, timing the load. On failure prints
+ * the one-line error, releases what it made and returns CLI_EXIT_ERROR. */
+int cli_open_model(const char *platform, const char *device, const char *dir,
+                   retcl_context **ctx, retcl_model **model, double *load_s);
+/* Destroy both (NULL-safe), the model first. */
+void cli_close_model(retcl_context *ctx, retcl_model *model);
 
 /* ---- misc --------------------------------------------------------------- */
 

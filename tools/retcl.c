@@ -10,6 +10,9 @@
 static const cli_command *const commands[] = {
     &cli_cmd_devices,
     &cli_cmd_demo,
+    &cli_cmd_init_model,
+    &cli_cmd_run,
+    &cli_cmd_generate,
 };
 #define NUM_COMMANDS (sizeof commands / sizeof commands[0])
 
