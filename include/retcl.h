@@ -562,6 +562,21 @@ RETCL_API retcl_status retcl_model_forward(retcl_model *model,
                                            retcl_algorithm algorithm,
                                            size_t chunk_size, float *logits);
 
+/**
+ * As retcl_model_forward, but only the logits of each sequence's last
+ * token are computed and written: last_logits [batch, vocab_size] (host).
+ * This is what prefill before generation needs; it avoids the
+ * [batch, tokens, vocab] logits a long prompt would otherwise produce.
+ */
+RETCL_API retcl_status retcl_model_forward_last(retcl_model *model,
+                                                retcl_decode_state *state,
+                                                const int32_t *tokens,
+                                                size_t batch,
+                                                size_t tokens_len,
+                                                retcl_algorithm algorithm,
+                                                size_t chunk_size,
+                                                float *last_logits);
+
 /** Sampling settings: temperature 0 is greedy (argmax, lowest id on ties);
  *  otherwise softmax(logits / temperature) restricted to the top_k most
  *  likely ids (0 = all). */

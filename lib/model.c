@@ -272,10 +272,12 @@ static retcl_status rms_norm(retcl_model *m, size_t rows, retcl_buffer x,
                                NULL, NULL);
 }
 
-retcl_status retcl_model_forward(retcl_model *m, retcl_decode_state *state,
-                                 const int32_t *tokens, size_t B, size_t T,
-                                 retcl_algorithm algo, size_t chunk,
-                                 float *logits) {
+/* The forward shared by retcl_model_forward (logits of every position) and
+ * retcl_model_forward_last (last position of each sequence only). */
+static retcl_status forward(retcl_model *m, retcl_decode_state *state,
+                            const int32_t *tokens, size_t B, size_t T,
+                            retcl_algorithm algo, size_t chunk, float *logits,
+                            int last_only) {
   if (!m) return RETCL_ERROR_INVALID_ARGUMENT;
   retcl_context *ctx = m->ctx;
   retcl__clear_error(ctx);
@@ -293,7 +295,9 @@ retcl_status retcl_model_forward(retcl_model *m, retcl_decode_state *state,
   const size_t o_y = off; off += bt * d;
   const size_t o_a = off; off += bt * f;
   const size_t o_g = off; off += bt * f;
-  const size_t o_logits = off; off += bt * V;
+  const size_t logit_rows = last_only ? B : bt;
+  const size_t o_last = off; off += last_only ? B * d : 0;
+  const size_t o_logits = off; off += logit_rows * V;
   if (off > RETCL_MAX_INDEX)
     return retcl__fail(ctx, RETCL_ERROR_INVALID_SIZE,
                        "%s: %zu tokens need %zu floats of activations; the "
@@ -343,15 +347,44 @@ retcl_status retcl_model_forward(retcl_model *m, retcl_decode_state *state,
   }
   if ((st = rms_norm(m, bt, x, m->final_norm, h))) return st;
   if (logits) {
+    retcl_buffer rows = h;
+    if (last_only && T > 1) {
+      /* Gather each sequence's last row of h. */
+      rows = retcl_buf(ws, o_last);
+      for (size_t b = 0; b < B; ++b) {
+        err = clEnqueueCopyBuffer(ctx->queue, ws, ws,
+                                  (o_h + (b * T + T - 1) * d) * sizeof(float),
+                                  (o_last + b * d) * sizeof(float),
+                                  d * sizeof(float), 0, NULL, NULL);
+        if (err != CL_SUCCESS) return retcl__cl_fail(ctx, "clEnqueueCopyBuffer", err);
+      }
+    }
     cl_mem out_w = c->share_embed ? m->embed : m->out_proj;
-    if ((st = retcl__gemm_xwt(ctx, bt, V, d, 1.0f, h, retcl_buf(out_w, 0), 0.0f, lo)))
+    if ((st = retcl__gemm_xwt(ctx, logit_rows, V, d, 1.0f, rows,
+                              retcl_buf(out_w, 0), 0.0f, lo)))
       return st;
     err = clEnqueueReadBuffer(ctx->queue, ws, CL_TRUE, o_logits * sizeof(float),
-                              bt * V * sizeof(float), logits, 0, NULL, NULL);
+                              logit_rows * V * sizeof(float), logits, 0, NULL,
+                              NULL);
     if (err != CL_SUCCESS) return retcl__cl_fail(ctx, "clEnqueueReadBuffer(logits)", err);
   } else if ((err = clFinish(ctx->queue)) != CL_SUCCESS) {
     return retcl__cl_fail(ctx, "clFinish", err);
   }
   if (state) state->position += T;
   return RETCL_SUCCESS;
+}
+
+retcl_status retcl_model_forward(retcl_model *m, retcl_decode_state *state,
+                                 const int32_t *tokens, size_t B, size_t T,
+                                 retcl_algorithm algo, size_t chunk,
+                                 float *logits) {
+  return forward(m, state, tokens, B, T, algo, chunk, logits, 0);
+}
+
+retcl_status retcl_model_forward_last(retcl_model *m,
+                                      retcl_decode_state *state,
+                                      const int32_t *tokens, size_t B,
+                                      size_t T, retcl_algorithm algo,
+                                      size_t chunk, float *last_logits) {
+  return forward(m, state, tokens, B, T, algo, chunk, last_logits, 1);
 }

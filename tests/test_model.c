@@ -262,6 +262,36 @@ START_TEST(bf16_checkpoint_equals_f32) {
 }
 END_TEST
 
+/* Last-position logits equal the matching rows of the full logits. */
+START_TEST(last_logits_match_full_forward) {
+  retcl_context *ctx = tu_context();
+  retcl_model_config cfg = small_config(32, 32, 2, 48, 2, 45);
+  ref_model m;
+  ref_model_random(&m, &cfg, 1);
+  const char *dir = write_model(&m, "F32");
+  retcl_model *model = NULL;
+  tu_ok(ctx, retcl_model_load(ctx, dir, &model));
+  const size_t B = 3, T = 10, V = cfg.vocab_size;
+  int32_t *tok = random_tokens(B * T, V);
+  float *all = tu_alloc(B * T * V), *last = tu_alloc(B * V);
+  double *want = tu_alloc_d(B * V);
+  tu_ok(ctx, retcl_model_forward(model, NULL, tok, B, T, RETCL_ALGO_CHUNKWISE, 0, all));
+  for (size_t i = 0; i < B * V; ++i) last[i] = NAN;
+  tu_ok(ctx, retcl_model_forward_last(model, NULL, tok, B, T, RETCL_ALGO_CHUNKWISE, 0, last));
+  for (size_t b = 0; b < B; ++b)
+    for (size_t v = 0; v < V; ++v) want[b * V + v] = all[(b * T + T - 1) * V + v];
+  tu_assert_close("last logits", last, want, B * V, 1e-6);
+  free(tok);
+  free(all);
+  free(last);
+  free(want);
+  retcl_model_destroy(model);
+  remove_dir(dir);
+  ref_model_free(&m);
+  retcl_context_destroy(ctx);
+}
+END_TEST
+
 START_TEST(invalid_calls) {
   retcl_context *ctx = tu_context();
   retcl_model_config cfg = small_config(16, 16, 2, 32, 1, 20);
@@ -333,6 +363,7 @@ int main(void) {
   tcase_add_test(tc, prefill_then_decode_equals_full_forward);
   tcase_add_test(tc, greedy_generation_equals_argmax_of_full_forward);
   tcase_add_test(tc, bf16_checkpoint_equals_f32);
+  tcase_add_test(tc, last_logits_match_full_forward);
   tcase_add_test(tc, invalid_calls);
   tcase_add_test(tc, top_k_sampling_is_seeded_and_restricted);
   suite_add_tcase(s, tc);

@@ -60,7 +60,7 @@ typedef struct gen {
   retcl_model *model;
   retcl_model_config cfg;
   retcl_decode_state *state;
-  float *logits; /* [T, V] for the prefill; row 0 reused by the steps */
+  float *logits; /* [V]: the last position's logits (prefill, then steps) */
   double load_s, warmup_s, prefill_s, decode_s;
   size_t steps;
 } gen;
@@ -74,8 +74,8 @@ static int warm_up(gen *g) {
   retcl_status st = retcl_decode_state_create(g->model, 1, &s);
   if (st) return cli_fail(g->ctx, st, "creating a decode state");
   double t0 = cli_now();
-  st = retcl_model_forward(g->model, s, g->prompt, 1, g->T, g->algo,
-                           g->o.chunk, g->logits);
+  st = retcl_model_forward_last(g->model, s, g->prompt, 1, g->T, g->algo,
+                                g->o.chunk, g->logits);
   const char *what = "prefill";
   if (!st) {
     what = "decode step";
@@ -102,13 +102,14 @@ static int generate(gen *g) {
   retcl_status st = retcl_decode_state_create(g->model, 1, &g->state);
   if (st) return cli_fail(g->ctx, st, "creating a decode state");
   double t0 = cli_now();
-  st = retcl_model_forward(g->model, g->state, g->prompt, 1, g->T, g->algo,
-                           g->o.chunk, g->logits);
+  /* Only the last position's logits: a long prompt needs no [T, V] array. */
+  st = retcl_model_forward_last(g->model, g->state, g->prompt, 1, g->T,
+                                g->algo, g->o.chunk, g->logits);
   g->prefill_s = cli_now() - t0;
   if (st) return cli_fail(g->ctx, st, "prefill");
 
   uint64_t rng = g->o.seed;
-  const float *row = g->logits + (g->T - 1) * g->V;
+  const float *row = g->logits;
   printf("%-9s", "tokens:");
   for (size_t i = 0; i < g->o.max_new; ++i) {
     int32_t tok = 0;
@@ -125,7 +126,6 @@ static int generate(gen *g) {
       putchar('\n');
       return cli_fail(g->ctx, st, "decode step");
     }
-    row = g->logits;
     ++g->steps;
   }
   printf("%s\n", g->o.max_new ? "" : " (none)");
@@ -227,10 +227,8 @@ static int generate_run(int argc, char **argv) {
   if (!rc) {
     retcl_model_get_config(g.model, &g.cfg);
     g.V = g.cfg.vocab_size;
-    if (g.T > SIZE_MAX / sizeof(float) / g.V ||
-        !(g.logits = malloc(g.T * g.V * sizeof *g.logits)))
-      rc = cli_error("out of host memory for %zu x %zu prefill logits", g.T,
-                     g.V);
+    if (!(g.logits = malloc(g.V * sizeof *g.logits)))
+      rc = cli_error("out of host memory for %zu logits", g.V);
   }
   if (!rc) rc = warm_up(&g);
   if (!rc) {
