@@ -156,6 +156,12 @@ RETCL_API cl_context retcl_context_cl_context(const retcl_context *ctx);
 RETCL_API cl_device_id retcl_context_device(const retcl_context *ctx);
 RETCL_API cl_command_queue retcl_context_queue(const retcl_context *ctx);
 
+/** Bytes of device memory the context holds for temporaries (its
+ *  workspaces: chunk states, layer and model activations). They grow to the
+ *  largest call made so far and are reused; with the model's weights and
+ *  the decode states this is all the device memory RetCL holds. */
+RETCL_API size_t retcl_context_workspace_bytes(const retcl_context *ctx);
+
 /** Block until everything enqueued on the context's queue has finished. */
 RETCL_API retcl_status retcl_finish(retcl_context *ctx);
 

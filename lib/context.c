@@ -134,6 +134,11 @@ void retcl__query_traits(cl_device_id device, retcl_device_traits *t) {
   clGetDeviceInfo(device, CL_DEVICE_PREFERRED_VECTOR_WIDTH_FLOAT,
                   sizeof pref_float, &pref_float, NULL);
   t->is_cpu = (type & CL_DEVICE_TYPE_CPU) != 0;
+  /* RETCL_KERNEL_PATHS=gpu runs the GPU access patterns on any device, so
+   * the tests and oclgrind cover them where no GPU is at hand. */
+  const char *paths = getenv("RETCL_KERNEL_PATHS");
+  if (paths && !strcmp(paths, "gpu")) t->is_cpu = 0;
+  if (paths && !strcmp(paths, "cpu")) t->is_cpu = 1;
   t->vector_width = (t->is_cpu && pref_float >= 16) ? 16 : 8;
   t->local_mem_bytes = (size_t)local;
   if (t->max_work_group == 0) t->max_work_group = 1;
@@ -256,6 +261,13 @@ cl_device_id retcl_context_device(const retcl_context *ctx) {
 }
 cl_command_queue retcl_context_queue(const retcl_context *ctx) {
   return ctx ? ctx->queue : NULL;
+}
+
+size_t retcl_context_workspace_bytes(const retcl_context *ctx) {
+  if (!ctx) return 0;
+  size_t total = 0;
+  for (int i = 0; i < RETCL_WORKSPACE_COUNT; ++i) total += ctx->workspace_bytes[i];
+  return total;
 }
 
 retcl_status retcl_finish(retcl_context *ctx) {

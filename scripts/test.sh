@@ -9,3 +9,8 @@ mkdir -p "$POCL_CACHE_DIR"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release
 cmake --build build -j"$(nproc)"
 ctest --test-dir build --output-on-failure -j1 "$@"
+# The same kernel suites again with the GPU access patterns (work-items
+# interleaved over columns, work-group reductions), so code that only a GPU
+# would run is checked here too.
+RETCL_KERNEL_PATHS=gpu ctest --test-dir build --output-on-failure -j1 \
+  -R 'rotation|retention|group_norm|layer|model' "$@"

@@ -183,6 +183,8 @@ START_TEST(log_callback_program_cache_and_wait_list) {
                             0, NULL, NULL));
   tu_ok(ctx, retcl_finish(ctx));
   ck_assert_int_eq(rec.builds, 1);
+  ck_assert_uint_eq(retcl_context_workspace_bytes(ctx), 0); /* rotation needs none */
+  ck_assert_uint_eq(retcl_context_workspace_bytes(NULL), 0);
   ck_assert_int_eq(rec.errors, 0);
 
   retcl_rotation_desc bad = d;

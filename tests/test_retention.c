@@ -79,11 +79,19 @@ static void run_device(retcl_context *ctx, const ret_case *c,
   retcl_retention_desc d = {c->B, c->T, c->H, c->Dk, c->Dv, c->layout,
                             c->algo, c->form, c->C, c->scale, position};
   cl_event ev = NULL;
+  const size_t ws_before = retcl_context_workspace_bytes(ctx);
   tu_ok(ctx, retcl_retention(ctx, &d, retcl_buf(q, off), retcl_buf(k, off),
                              retcl_buf(v, off), retcl_buf(lg, 0),
                              retcl_buf(si, 0), retcl_buf(so, off),
                              retcl_buf(o, off), 0, NULL, &ev));
   ck_assert_ptr_nonnull(ev);
+  if (c->algo == RETCL_ALGO_CHUNKWISE) {
+    /* The context now holds the chunk states: B*H*chunks*Dk*Dv floats. */
+    const size_t C = c->C ? c->C : 64, chunks = (c->T + C - 1) / C;
+    const size_t need = c->B * c->H * chunks * c->Dk * c->Dv * sizeof(float);
+    ck_assert_uint_ge(retcl_context_workspace_bytes(ctx),
+                      need > ws_before ? need : ws_before);
+  }
   ck_assert_int_eq(clWaitForEvents(1, &ev), CL_SUCCESS);
   clReleaseEvent(ev);
   tu_download(ctx, o, off, out_host, x->nvo);
