@@ -58,6 +58,30 @@ static void remove_dir(const char *dir) {
   rmdir(dir);
 }
 
+/* What most tests need: a context, random reference weights, their
+ * checkpoint on disk and the device model loaded from it. */
+typedef struct fixture {
+  retcl_context *ctx;
+  ref_model m;
+  char dir[256];
+  retcl_model *model;
+} fixture;
+
+static void fixture_open(fixture *f, retcl_model_config cfg, int with_rel_pos) {
+  f->ctx = tu_context();
+  ref_model_random(&f->m, &cfg, with_rel_pos);
+  snprintf(f->dir, sizeof f->dir, "%s", write_model(&f->m, "F32"));
+  f->model = NULL;
+  tu_ok(f->ctx, retcl_model_load(f->ctx, f->dir, &f->model));
+}
+
+static void fixture_close(fixture *f) {
+  retcl_model_destroy(f->model);
+  remove_dir(f->dir);
+  ref_model_free(&f->m);
+  retcl_context_destroy(f->ctx);
+}
+
 static int32_t *random_tokens(size_t n, size_t V) {
   int32_t *t = malloc(n * sizeof *t);
   for (size_t i = 0; i < n; ++i) t[i] = (int32_t)tu_uniform(0, (double)V - 1e-9);
@@ -66,12 +90,11 @@ static int32_t *random_tokens(size_t n, size_t V) {
 
 static void logits_match(retcl_model_config cfg, size_t B, size_t T,
                          int with_rel_pos) {
-  retcl_context *ctx = tu_context();
-  ref_model m;
-  ref_model_random(&m, &cfg, with_rel_pos);
-  const char *dir = write_model(&m, "F32");
-  retcl_model *model = NULL;
-  tu_ok(ctx, retcl_model_load(ctx, dir, &model));
+  fixture f;
+  fixture_open(&f, cfg, with_rel_pos);
+  retcl_context *ctx = f.ctx;
+  retcl_model *model = f.model;
+  const ref_model *m = &f.m;
   const size_t n = B * T * cfg.vocab_size;
   int32_t *tok = random_tokens(B * T, cfg.vocab_size);
   float *got = tu_alloc(n);
@@ -82,16 +105,13 @@ static void logits_match(retcl_model_config cfg, size_t B, size_t T,
   for (int a = 0; a < 3; ++a) {
     for (size_t i = 0; i < n; ++i) got[i] = NAN;
     tu_ok(ctx, retcl_model_forward(model, NULL, tok, B, T, algos[a], 0, got));
-    ref_model_forward(&m, tok, B, T, algos[a], cfg.chunk_size, ref);
+    ref_model_forward(m, tok, B, T, algos[a], cfg.chunk_size, ref);
     tu_assert_close(names[a], got, ref, n, MODEL_TOL);
   }
   free(tok);
   free(got);
   free(ref);
-  retcl_model_destroy(model);
-  remove_dir(dir);
-  ref_model_free(&m);
-  retcl_context_destroy(ctx);
+  fixture_close(&f);
 }
 
 START_TEST(one_head_tied_gelu) {
@@ -122,17 +142,16 @@ END_TEST
  * n + k tokens (DESIGN 1.4: the handed-over state is the recurrent one),
  * and the state's size never changes. */
 START_TEST(prefill_then_decode_equals_full_forward) {
-  retcl_context *ctx = tu_context();
   retcl_model_config cfg = small_config(32, 32, 2, 64, 2, 61);
-  ref_model m;
-  ref_model_random(&m, &cfg, 1);
-  const char *dir = write_model(&m, "F32");
-  retcl_model *model = NULL;
-  tu_ok(ctx, retcl_model_load(ctx, dir, &model));
+  fixture f;
+  fixture_open(&f, cfg, 1);
+  retcl_context *ctx = f.ctx;
+  retcl_model *model = f.model;
+  const ref_model *m = &f.m;
   const size_t B = 2, n = 11, k = 5, T = n + k, V = cfg.vocab_size;
   int32_t *tok = random_tokens(B * T, V);
   double *ref = tu_alloc_d(B * T * V);
-  ref_model_forward(&m, tok, B, T, RETCL_ALGO_RECURRENT, cfg.chunk_size, ref);
+  ref_model_forward(m, tok, B, T, RETCL_ALGO_RECURRENT, cfg.chunk_size, ref);
   const retcl_algorithm prefill_algos[3] = {
       RETCL_ALGO_CHUNKWISE, RETCL_ALGO_PARALLEL, RETCL_ALGO_RECURRENT};
   for (int a = 0; a < 3; ++a) {
@@ -166,23 +185,18 @@ START_TEST(prefill_then_decode_equals_full_forward) {
   }
   free(tok);
   free(ref);
-  retcl_model_destroy(model);
-  remove_dir(dir);
-  ref_model_free(&m);
-  retcl_context_destroy(ctx);
+  fixture_close(&f);
 }
 END_TEST
 
 /* Greedy generation picks, at each step, the argmax of the logits a full
  * forward over the whole sequence gives at that position. */
 START_TEST(greedy_generation_equals_argmax_of_full_forward) {
-  retcl_context *ctx = tu_context();
   retcl_model_config cfg = small_config(32, 32, 2, 64, 2, 73);
-  ref_model m;
-  ref_model_random(&m, &cfg, 1);
-  const char *dir = write_model(&m, "F32");
-  retcl_model *model = NULL;
-  tu_ok(ctx, retcl_model_load(ctx, dir, &model));
+  fixture f;
+  fixture_open(&f, cfg, 1);
+  retcl_context *ctx = f.ctx;
+  retcl_model *model = f.model;
   const size_t V = cfg.vocab_size, n = 6, gen = 8, T = n + gen;
   int32_t seq[32];
   int32_t *prompt = random_tokens(n, V);
@@ -210,10 +224,7 @@ START_TEST(greedy_generation_equals_argmax_of_full_forward) {
   free(prompt);
   free(lg);
   retcl_decode_state_destroy(st);
-  retcl_model_destroy(model);
-  remove_dir(dir);
-  ref_model_free(&m);
-  retcl_context_destroy(ctx);
+  fixture_close(&f);
 }
 END_TEST
 
@@ -264,13 +275,11 @@ END_TEST
 
 /* Last-position logits equal the matching rows of the full logits. */
 START_TEST(last_logits_match_full_forward) {
-  retcl_context *ctx = tu_context();
   retcl_model_config cfg = small_config(32, 32, 2, 48, 2, 45);
-  ref_model m;
-  ref_model_random(&m, &cfg, 1);
-  const char *dir = write_model(&m, "F32");
-  retcl_model *model = NULL;
-  tu_ok(ctx, retcl_model_load(ctx, dir, &model));
+  fixture f;
+  fixture_open(&f, cfg, 1);
+  retcl_context *ctx = f.ctx;
+  retcl_model *model = f.model;
   const size_t B = 3, T = 10, V = cfg.vocab_size;
   int32_t *tok = random_tokens(B * T, V);
   float *all = tu_alloc(B * T * V), *last = tu_alloc(B * V);
@@ -285,21 +294,16 @@ START_TEST(last_logits_match_full_forward) {
   free(all);
   free(last);
   free(want);
-  retcl_model_destroy(model);
-  remove_dir(dir);
-  ref_model_free(&m);
-  retcl_context_destroy(ctx);
+  fixture_close(&f);
 }
 END_TEST
 
 START_TEST(invalid_calls) {
-  retcl_context *ctx = tu_context();
   retcl_model_config cfg = small_config(16, 16, 2, 32, 1, 20);
-  ref_model m;
-  ref_model_random(&m, &cfg, 0);
-  const char *dir = write_model(&m, "F32");
-  retcl_model *model = NULL;
-  tu_ok(ctx, retcl_model_load(ctx, dir, &model));
+  fixture f;
+  fixture_open(&f, cfg, 0);
+  retcl_context *ctx = f.ctx;
+  retcl_model *model = f.model;
   int32_t tok[4] = {1, 2, 20, 3};
   float lg[4 * 20];
   tu_assert_status(ctx, retcl_model_forward(model, NULL, tok, 1, 4, RETCL_ALGO_PARALLEL, 0, lg),
@@ -328,10 +332,7 @@ START_TEST(invalid_calls) {
   ck_assert_int_eq(retcl_sample(lg, 20, &bad, &rng, &out), RETCL_ERROR_INVALID_ARGUMENT);
   ck_assert_int_eq(retcl_sample(lg, 0, &(retcl_sampler){0, 0}, &rng, &out), RETCL_ERROR_INVALID_SIZE);
   retcl_decode_state_destroy(st);
-  retcl_model_destroy(model);
-  remove_dir(dir);
-  ref_model_free(&m);
-  retcl_context_destroy(ctx);
+  fixture_close(&f);
 }
 END_TEST
 
