@@ -163,6 +163,20 @@ static retcl_status enqueue(launch *l, cl_kernel k, const size_t global[3],
   return RETCL_SUCCESS;
 }
 
+/* Arguments 0..21 of chunk_output and recurrent: q, k, v, out as tensors
+ * (buffer, offset, 3 strides), then log_decay and its offset. */
+static retcl_status set_qkvo_decay(launch *l, cl_kernel k) {
+  retcl_context *ctx = l->ctx;
+  retcl_status st;
+  cl_uint ld_off = (cl_uint)l->log_decay.offset;
+  if ((st = set_tensor(ctx, k, 0, &l->q)) || (st = set_tensor(ctx, k, 5, &l->k)) ||
+      (st = set_tensor(ctx, k, 10, &l->v)) || (st = set_tensor(ctx, k, 15, &l->o)))
+    return st;
+  RETCL_ARG(ctx, k, 20, l->log_decay.mem);
+  RETCL_ARG(ctx, k, 21, ld_off);
+  return RETCL_SUCCESS;
+}
+
 static size_t column_blocks(const launch *l) {
   const size_t vw = l->ctx->traits.vector_width;
   return (l->d->value_dim + vw - 1) / vw;
@@ -252,15 +266,11 @@ static retcl_status run_chunk_output(launch *l, cl_mem R, size_t r_off,
   if (st) return st;
   cl_int has_R = R != NULL;
   cl_mem r_mem = R ? R : l->q.mem; /* never read when has_R == 0 */
-  cl_uint r_offu = (cl_uint)r_off, ld_off = (cl_uint)l->log_decay.offset,
+  cl_uint r_offu = (cl_uint)r_off,
           T = (cl_uint)d->tokens, H = (cl_uint)d->heads,
           Dk = (cl_uint)d->key_dim, Dv = (cl_uint)d->value_dim,
           Cu = (cl_uint)C, Nc = (cl_uint)n_chunks;
-  if ((st = set_tensor(ctx, k, 0, &l->q)) || (st = set_tensor(ctx, k, 5, &l->k)) ||
-      (st = set_tensor(ctx, k, 10, &l->v)) || (st = set_tensor(ctx, k, 15, &l->o)))
-    return st;
-  RETCL_ARG(ctx, k, 20, l->log_decay.mem);
-  RETCL_ARG(ctx, k, 21, ld_off);
+  if ((st = set_qkvo_decay(l, k))) return st;
   RETCL_ARG(ctx, k, 22, r_mem);
   RETCL_ARG(ctx, k, 23, r_offu);
   RETCL_ARG(ctx, k, 24, has_R);
@@ -296,14 +306,10 @@ static retcl_status run_recurrent(launch *l, retcl_buffer state_in,
   cl_int has_in = state_in.mem != NULL;
   cl_int form = d->form == RETCL_FORM_TORCHSCALE;
   cl_float position = (cl_float)d->position;
-  cl_uint ld_off = (cl_uint)l->log_decay.offset, T = (cl_uint)d->tokens,
+  cl_uint T = (cl_uint)d->tokens,
           H = (cl_uint)d->heads, Dk = (cl_uint)d->key_dim,
           Dv = (cl_uint)d->value_dim;
-  if ((st = set_tensor(ctx, k, 0, &l->q)) || (st = set_tensor(ctx, k, 5, &l->k)) ||
-      (st = set_tensor(ctx, k, 10, &l->v)) || (st = set_tensor(ctx, k, 15, &l->o)))
-    return st;
-  RETCL_ARG(ctx, k, 20, l->log_decay.mem);
-  RETCL_ARG(ctx, k, 21, ld_off);
+  if ((st = set_qkvo_decay(l, k))) return st;
   RETCL_ARG(ctx, k, 22, s_in);
   RETCL_ARG(ctx, k, 23, s_in_off);
   RETCL_ARG(ctx, k, 24, has_in);
