@@ -52,6 +52,28 @@ typedef struct tf_host_weights {
  *   logits = RMSNorm(x; final_norm) out_projᵀ
  * RMSNorm(x; w) = x / sqrt(mean(x²) + eps) ⊙ w. */
 
+/* How it runs (the .c and .cl files beside this header), so that a
+ * comparison with RetCL can be judged:
+ *  - Projections: CLBlastSgemm (row-major X Wᵀ) for more than 32 rows; for
+ *    up to 32 (decode) a weight-streaming kernel reading W once per 8 rows,
+ *    as RetCL's own projections do. Q, K, V are three GEMMs, as RetCL's Q,
+ *    K, V, G are.
+ *  - RMSNorm is retcl_group_norm_gate (one group, no gate, weight) and the
+ *    rotation retcl_rotate with θ_i above, both on the context's queue.
+ *  - KV cache: per layer K and V, head-major [batch, H, capacity, head_dim]
+ *    (one sequence's head is one contiguous stretch); capacity starts at 16
+ *    and doubles (new buffers, a rectangular copy of the used part, the old
+ *    ones released).
+ *  - Attention never stores the T×T scores: prefill runs an online softmax
+ *    over key blocks per tile of queries; a decode step splits the context
+ *    into chunks (flash-decoding) merged by a second kernel, reading each
+ *    cached key and value once.
+ *  - Kernels are specialised at tf_model_create to head_dim and to the
+ *    device type (CPUs: contiguous ranges per work-item; GPUs: work-groups
+ *    sharing local-memory tiles). RETCL_KERNEL_PATHS=cpu|gpu forces one,
+ *    as it does for RetCL's kernels.
+ * Not thread-safe: one model and its caches per thread. */
+
 typedef struct tf_model tf_model;
 typedef struct tf_cache tf_cache;
 
