@@ -95,3 +95,29 @@ int tf_cache_reserve(tf_cache *c, size_t positions, tf_err *e) {
   if (!rc) c->cap = cap;
   return rc;
 }
+
+int tf_cache_fill_synthetic(tf_cache *c, size_t position, char *err,
+                            size_t errlen) {
+  tf_err e = {err, errlen};
+  if (!c) return tf_fail(&e, "tf_cache_fill_synthetic: cache is NULL");
+  if (c->position != 0)
+    return tf_fail(&e, "tf_cache_fill_synthetic: the cache is not empty");
+  int rc = tf_cache_reserve(c, position, &e);
+  if (rc) return rc;
+  const tf_model *m = c->model;
+  /* Small keys keep the softmax well away from overflow. */
+  const float value = 0.01f;
+  const size_t bytes = c->batch * m->cfg.d * c->cap * sizeof(float);
+  for (size_t l = 0; l < m->cfg.layers; ++l) {
+    cl_mem both[2] = {c->k[l], c->v[l]};
+    for (int i = 0; i < 2; ++i) {
+      cl_int code = clEnqueueFillBuffer(m->queue, both[i], &value, sizeof value,
+                                        0, bytes, 0, NULL, NULL);
+      if (code != CL_SUCCESS) return tf_cl_fail(&e, "clEnqueueFillBuffer", code);
+    }
+  }
+  cl_int code = clFinish(m->queue);
+  if (code != CL_SUCCESS) return tf_cl_fail(&e, "clFinish", code);
+  c->position = position;
+  return 0;
+}

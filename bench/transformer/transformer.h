@@ -102,6 +102,15 @@ size_t tf_cache_position(const tf_cache *c);
 /* Device bytes allocated for K and V of all layers right now. */
 size_t tf_cache_bytes(const tf_cache *c);
 
+/* For decode-latency benchmarks: grow the cache to `position` entries per
+ * sequence filled with a constant (no prefill), so a step at context N can
+ * be timed without a prefill that costs minutes on a CPU. A decode step's
+ * work and memory traffic do not depend on the cached values, so its time
+ * is that of a step after a real prefill; its logits are meaningless.
+ * Only on an empty cache. 0 on success. */
+int tf_cache_fill_synthetic(tf_cache *c, size_t position, char *err,
+                            size_t errlen);
+
 /* Run tokens [batch, T] (host, row-major) through the model, appending
  * them to cache (which must hold `batch` sequences; NULL = a temporary,
  * empty one). Writes logits of every position [batch, T, vocab] into

@@ -271,6 +271,34 @@ START_TEST(random_model_deterministic) {
 }
 END_TEST
 
+/* The benchmark's synthetic fill: the cache reaches the position with the
+ * memory a real prefill would take, a decode step then runs there, and a
+ * non-empty cache is refused. */
+START_TEST(synthetic_fill_then_decode) {
+  tf_config cfg = config(32, 2, 48, 2, 40, RETCL_ACT_SWISH);
+  retcl_context *ctx = tu_context();
+  char err[512] = "";
+  tf_model *m = NULL;
+  tf_cache *c = NULL;
+  ck_assert_msg(tf_model_create_random(ctx, &cfg, 3, &m, err, sizeof err) == 0, "%s", err);
+  ck_assert_msg(tf_cache_create(m, 2, &c, err, sizeof err) == 0, "%s", err);
+  ck_assert_msg(tf_cache_fill_synthetic(c, 300, err, sizeof err) == 0, "%s", err);
+  ck_assert_uint_eq(tf_cache_position(c), 300);
+  ck_assert_uint_ge(tf_cache_bytes(c), 2 * cfg.layers * 2 * cfg.d * 300 * sizeof(float));
+  int32_t tok[2] = {1, 2};
+  float *lo = poisoned(2 * cfg.vocab);
+  ck_assert_msg(tf_forward(m, c, tok, 2, 1, NULL, lo, err, sizeof err) == 0, "%s", err);
+  for (size_t i = 0; i < 2 * cfg.vocab; ++i) ck_assert(isfinite(lo[i]));
+  ck_assert_uint_eq(tf_cache_position(c), 301);
+  ck_assert_int_ne(tf_cache_fill_synthetic(c, 500, err, sizeof err), 0);
+  ck_assert_ptr_nonnull(strstr(err, "not empty"));
+  free(lo);
+  tf_cache_destroy(c);
+  tf_model_destroy(m);
+  retcl_context_destroy(ctx);
+}
+END_TEST
+
 /* Invalid calls fail with a message, write no output and leave the cache
  * where it was. */
 START_TEST(invalid_calls) {
@@ -351,6 +379,7 @@ int main(void) {
   tcase_add_test(tc, gpu_kernel_paths);
   tcase_add_test(tc, cpu_kernel_paths);
   tcase_add_test(tc, random_model_deterministic);
+  tcase_add_test(tc, synthetic_fill_then_decode);
   tcase_add_test(tc, invalid_calls);
   suite_add_tcase(s, tc);
   return tu_run_suite(s);
