@@ -239,36 +239,25 @@ static result *new_result(const char *op) {
   return r;
 }
 
-/* The library's message already names the call and the argument. */
-static void status_error(result *r, retcl_context *ctx, retcl_status st) {
-  snprintf(r->error, sizeof r->error, "%s: %s", retcl_status_string(st),
-           retcl_last_error(ctx));
-}
-
-/* ---- rotation ----------------------------------------------------------- */
-
-typedef struct rotate_job {
-  retcl_context *ctx;
-  retcl_rotation *rot;
-  retcl_rotation_desc d;
-  cl_mem in, out;
-} rotate_job;
-
-static int rotate_enqueue(void *arg, cl_event *ev, char *err, size_t errlen) {
-  rotate_job *j = arg;
-  retcl_status st = retcl_rotate(j->ctx, j->rot, &j->d, retcl_buf(j->in, 0),
-                                 retcl_buf(j->out, 0), 0, NULL, ev);
-  if (st != RETCL_SUCCESS) {
-    snprintf(err, errlen, "%s: %s", retcl_status_string(st),
-             retcl_last_error(j->ctx));
-    return 1;
-  }
-  return 0;
-}
+/* ---- ops ---------------------------------------------------------------- */
 
 typedef struct shape {
   size_t B, T, H, Dk, Dv;
 } shape;
+
+/* Time one op (bench_op_job, shared with retcl-bench) into r. */
+static void time_op(retcl_context *ctx, const bench_plan *plan, result *r,
+                    bench_op op, const shape *s, retcl_algorithm a, size_t C,
+                    int state) {
+  bench_op_job j;
+  if (bench_op_job_init(&j, ctx, op, s->B, s->T, s->H, s->Dk, s->Dv, a, C,
+                        state, r->error, sizeof r->error))
+    return;
+  if (op != BENCH_OP_RETENTION) r->bytes = bench_op_bytes(&j);
+  r->ok = !bench_time(ctx, plan, bench_op_enqueue, &j, &r->st, r->error,
+                      sizeof r->error);
+  bench_op_job_release(&j);
+}
 
 static void bench_rotate(retcl_context *ctx, const bench_plan *plan,
                          const shape *s, const yardsticks *y) {
@@ -277,44 +266,8 @@ static void bench_rotate(retcl_context *ctx, const bench_plan *plan,
   r->B = s->B, r->T = s->T, r->H = s->H, r->Dk = r->Dv = s->Dk;
   snprintf(r->config, sizeof r->config, "rotate B%zu H%zu D%zu T%zu", s->B,
            s->H, s->Dk, s->T);
-  const size_t n = s->B * s->T * s->H * s->Dk;
-  r->bytes = 2.0 * (double)n * sizeof(float);
-  rotate_job j = {ctx, NULL, {s->B, s->T, s->H, RETCL_LAYOUT_TOKEN_MAJOR, 0, 0},
-                  NULL, NULL};
-  retcl_status st = retcl_rotation_create(ctx, s->Dk, NULL, 0, &j.rot);
-  if (st != RETCL_SUCCESS) {
-    status_error(r, ctx, st);
-  } else if ((j.in = bench_random_buffer(ctx, n, -1, 1, 1, r->error,
-                                         sizeof r->error)) &&
-             (j.out = bench_buffer(ctx, n, r->error, sizeof r->error))) {
-    r->ok = !bench_time(ctx, plan, rotate_enqueue, &j, &r->st, r->error,
-                        sizeof r->error);
-  }
+  time_op(ctx, plan, r, BENCH_OP_ROTATE, s, RETCL_ALGO_CHUNKWISE, 0, 0);
   print_row(r, y);
-  if (j.in) clReleaseMemObject(j.in);
-  if (j.out) clReleaseMemObject(j.out);
-  retcl_rotation_destroy(j.rot);
-}
-
-/* ---- group norm + gate -------------------------------------------------- */
-
-typedef struct norm_job {
-  retcl_context *ctx;
-  retcl_group_norm_desc d;
-  cl_mem x, gate, out;
-} norm_job;
-
-static int norm_enqueue(void *arg, cl_event *ev, char *err, size_t errlen) {
-  norm_job *j = arg;
-  retcl_status st = retcl_group_norm_gate(
-      j->ctx, &j->d, retcl_buf(j->x, 0), retcl_buf(j->gate, 0), retcl_no_buf(),
-      retcl_no_buf(), retcl_buf(j->out, 0), 0, NULL, ev);
-  if (st != RETCL_SUCCESS) {
-    snprintf(err, errlen, "%s: %s", retcl_status_string(st),
-             retcl_last_error(j->ctx));
-    return 1;
-  }
-  return 0;
 }
 
 static void bench_group_norm(retcl_context *ctx, const bench_plan *plan,
@@ -324,77 +277,14 @@ static void bench_group_norm(retcl_context *ctx, const bench_plan *plan,
   r->B = s->B, r->T = s->T, r->H = s->H, r->Dv = s->Dv;
   snprintf(r->config, sizeof r->config, "rms+swish B%zu H%zu Dv%zu T%zu", s->B,
            s->H, s->Dv, s->T);
-  const size_t n = s->B * s->T * s->H * s->Dv;
-  r->bytes = 3.0 * (double)n * sizeof(float);
-  /* torchscale's configuration: RMS norm, swish gate, no affine. */
-  norm_job j = {ctx,
-                {s->B, s->T, s->H, s->Dv, RETCL_LAYOUT_TOKEN_MAJOR,
-                 RETCL_NORM_RMS, RETCL_GATE_SWISH, 0},
-                NULL, NULL, NULL};
-  if ((j.x = bench_random_buffer(ctx, n, -1, 1, 2, r->error,
-                                 sizeof r->error)) &&
-      (j.gate = bench_random_buffer(ctx, n, -3, 3, 3, r->error,
-                                    sizeof r->error)) &&
-      (j.out = bench_buffer(ctx, n, r->error, sizeof r->error)))
-    r->ok = !bench_time(ctx, plan, norm_enqueue, &j, &r->st, r->error,
-                        sizeof r->error);
+  time_op(ctx, plan, r, BENCH_OP_GROUP_NORM, s, RETCL_ALGO_CHUNKWISE, 0, 0);
   print_row(r, y);
-  if (j.x) clReleaseMemObject(j.x);
-  if (j.gate) clReleaseMemObject(j.gate);
-  if (j.out) clReleaseMemObject(j.out);
-}
-
-/* ---- retention ---------------------------------------------------------- */
-
-typedef struct retention_job {
-  retcl_context *ctx;
-  retcl_retention_desc d;
-  cl_mem q, k, v, log_decay, state_in, state_out, out;
-} retention_job;
-
-static int retention_enqueue(void *arg, cl_event *ev, char *err,
-                             size_t errlen) {
-  retention_job *j = arg;
-  retcl_buffer sin = j->state_in ? retcl_buf(j->state_in, 0) : retcl_no_buf();
-  retcl_buffer sout =
-      j->state_out ? retcl_buf(j->state_out, 0) : retcl_no_buf();
-  retcl_status st = retcl_retention(
-      j->ctx, &j->d, retcl_buf(j->q, 0), retcl_buf(j->k, 0),
-      retcl_buf(j->v, 0), retcl_buf(j->log_decay, 0), sin, sout,
-      retcl_buf(j->out, 0), 0, NULL, ev);
-  if (st != RETCL_SUCCESS) {
-    snprintf(err, errlen, "%s: %s", retcl_status_string(st),
-             retcl_last_error(j->ctx));
-    return 1;
-  }
-  return 0;
-}
-
-static const char *algo_name(retcl_algorithm a) {
-  return a == RETCL_ALGO_PARALLEL    ? "parallel"
-         : a == RETCL_ALGO_RECURRENT ? "recurrent"
-                                     : "chunkwise";
-}
-
-static double retention_flops(const shape *s, retcl_algorithm a, size_t C,
-                              int state) {
-  const double bh = (double)s->B * (double)s->H, T = (double)s->T;
-  const double dk = (double)s->Dk, dv = (double)s->Dv;
-  switch (a) {
-    case RETCL_ALGO_PARALLEL:
-      return bh * (T * (T + 1) / 2 * 2 * (dk + dv) +
-                   (state ? 2 * 2 * T * dk * dv : 0));
-    case RETCL_ALGO_RECURRENT:
-      return bh * T * 4 * dk * dv;
-    default:
-      return bh * T * (2 * (double)C * (dk + dv) + 4 * dk * dv);
-  }
 }
 
 /* Name, shape and FLOP count of a retention result. */
 static void retention_config(result *r, const shape *s, retcl_algorithm a,
                              size_t C, int state) {
-  r->algorithm = algo_name(a);
+  r->algorithm = bench_algorithm_name(a);
   r->B = s->B, r->T = s->T, r->H = s->H, r->Dk = s->Dk, r->Dv = s->Dv;
   r->chunk = a == RETCL_ALGO_CHUNKWISE ? C : 0;
   char cbuf[32] = "";
@@ -402,28 +292,7 @@ static void retention_config(result *r, const shape *s, retcl_algorithm a,
   snprintf(r->config, sizeof r->config, "%-9s B%zu H%zu Dk%zu Dv%zu T%zu%s%s",
            r->algorithm, s->B, s->H, s->Dk, s->Dv, s->T, cbuf,
            state ? " +state" : "");
-  r->flops = retention_flops(s, a, C, state);
-}
-
-/* Upload the per-head default decays. */
-static cl_mem decay_buffer(retcl_context *ctx, size_t H, char *err,
-                           size_t errlen) {
-  float *lg = malloc(H * sizeof(float));
-  if (!lg || retcl_default_log_decay(H, lg) != RETCL_SUCCESS) {
-    snprintf(err, errlen, "retcl_default_log_decay failed");
-    free(lg);
-    return NULL;
-  }
-  cl_mem m = bench_buffer(ctx, H, err, errlen);
-  if (m && clEnqueueWriteBuffer(retcl_context_queue(ctx), m, CL_TRUE, 0,
-                                H * sizeof(float), lg, 0, NULL,
-                                NULL) != CL_SUCCESS) {
-    snprintf(err, errlen, "uploading log decays failed");
-    clReleaseMemObject(m);
-    m = NULL;
-  }
-  free(lg);
-  return m;
+  r->flops = bench_retention_flops(s->B, s->T, s->H, s->Dk, s->Dv, a, C, state);
 }
 
 /* Time one retention configuration; returns its result (or NULL when the
@@ -435,37 +304,8 @@ static result *bench_retention(retcl_context *ctx, const bench_plan *plan,
   if (!r) return NULL;
   r->state = state;
   retention_config(r, s, a, C, state);
-
-  retention_job j;
-  memset(&j, 0, sizeof j);
-  j.ctx = ctx;
-  j.d.batch = s->B, j.d.tokens = s->T, j.d.heads = s->H;
-  j.d.key_dim = s->Dk, j.d.value_dim = s->Dv;
-  j.d.layout = RETCL_LAYOUT_TOKEN_MAJOR;
-  j.d.algorithm = a;
-  j.d.form = RETCL_FORM_RAW;
-  j.d.chunk_size = C;
-  /* Dk^-1/2 keeps q.k of unit-range inputs O(1), as in a real layer. */
-  j.d.scale = (float)(1.0 / sqrt((double)s->Dk));
-  const size_t nq = s->B * s->T * s->H * s->Dk;
-  const size_t nv = s->B * s->T * s->H * s->Dv;
-  const size_t ns = s->B * s->H * s->Dk * s->Dv;
-  char *e = r->error;
-  const size_t el = sizeof r->error;
-  int ok = (j.q = bench_random_buffer(ctx, nq, -1, 1, 4, e, el)) &&
-           (j.k = bench_random_buffer(ctx, nq, -1, 1, 5, e, el)) &&
-           (j.v = bench_random_buffer(ctx, nv, -1, 1, 6, e, el)) &&
-           (j.out = bench_buffer(ctx, nv, e, el)) &&
-           (j.log_decay = decay_buffer(ctx, s->H, e, el));
-  if (ok && state)
-    ok = (j.state_in = bench_random_buffer(ctx, ns, -1, 1, 7, e, el)) &&
-         (j.state_out = bench_buffer(ctx, ns, e, el));
-  if (ok)
-    r->ok = !bench_time(ctx, plan, retention_enqueue, &j, &r->st, e, el);
+  time_op(ctx, plan, r, BENCH_OP_RETENTION, s, a, C, state);
   print_row(r, y);
-  cl_mem all[] = {j.q, j.k, j.v, j.out, j.log_decay, j.state_in, j.state_out};
-  for (size_t i = 0; i < sizeof all / sizeof all[0]; ++i)
-    if (all[i]) clReleaseMemObject(all[i]);
   return r;
 }
 

@@ -24,21 +24,6 @@ typedef struct options {
   int quick;
 } options;
 
-static int cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
-
-static void summarise(double *ms, int n, bench_stats *s) {
-  qsort(ms, n, sizeof *ms, cmp_double);
-  s->n = n;
-  s->min_ms = ms[0];
-  s->max_ms = ms[n - 1];
-  s->median_ms = n % 2 ? ms[n / 2] : 0.5 * (ms[n / 2 - 1] + ms[n / 2]);
-  s->spread = (s->max_ms - s->min_ms) / s->median_ms;
-  s->host_fallbacks = 0;
-}
-
 static int32_t *tokens_for(size_t n, size_t vocab) {
   int32_t *t = malloc(n * sizeof *t);
   for (size_t i = 0; i < n; ++i) t[i] = (int32_t)((i * 2654435761u) % vocab);
@@ -88,7 +73,7 @@ static int bench_decode(retcl_context *ctx, retcl_model *model,
   const double weight_gb = retcl_model_weight_bytes(model) * 1e-9;
   for (int c = 0; c < n && !rc; ++c) {
     bench_stats s;
-    summarise(ms[c], (int)o->steps, &s);
+    bench_stats_from(ms[c], (int)o->steps, &s);
     const double gbs = weight_gb / (s.median_ms * 1e-3);
     printf("decode  context %6zu  %8.3f ms/token (min %.3f max %.3f spread "
            "%5.1f%%)  %7.1f tok/s  state %7.1f KiB  weights %5.2f GB/s = "
@@ -120,7 +105,7 @@ static int bench_prefill(retcl_context *ctx, retcl_model *model,
   free(tok);
   if (st) return fail(ctx, st, "prefill");
   bench_stats s;
-  summarise(ms, 3, &s);
+  bench_stats_from(ms, 3, &s);
   printf("prefill T %5zu %-9s  %9.1f ms (min %.1f max %.1f)  %8.1f tok/s\n", T,
          name, s.median_ms, s.min_ms, s.max_ms, T / (s.median_ms * 1e-3));
   return 0;

@@ -3,6 +3,7 @@
 #define _POSIX_C_SOURCE 199309L /* clock_gettime */
 #include "bench_util.h"
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -147,6 +148,19 @@ static int cmp_double(const void *a, const void *b) {
   return (x > y) - (x < y);
 }
 
+void bench_stats_from(double *ms, int n, bench_stats *stats) {
+  memset(stats, 0, sizeof *stats);
+  if (n <= 0) return;
+  qsort(ms, (size_t)n, sizeof(double), cmp_double);
+  stats->n = n;
+  stats->min_ms = ms[0];
+  stats->max_ms = ms[n - 1];
+  stats->median_ms = (n % 2) ? ms[n / 2] : 0.5 * (ms[n / 2 - 1] + ms[n / 2]);
+  stats->spread = stats->median_ms > 0
+                      ? (stats->max_ms - stats->min_ms) / stats->median_ms
+                      : 0;
+}
+
 int bench_time(retcl_context *ctx, const bench_plan *plan, bench_enqueue_fn fn,
                void *arg, bench_stats *stats, char *err, size_t errlen) {
   memset(stats, 0, sizeof *stats);
@@ -179,15 +193,9 @@ int bench_time(retcl_context *ctx, const bench_plan *plan, bench_enqueue_fn fn,
     if (plan->max_seconds > 0 && bench_now() - start > plan->max_seconds)
       break;
   }
-  qsort(samples, (size_t)n, sizeof(double), cmp_double);
-  stats->n = n;
-  stats->min_ms = samples[0];
-  stats->max_ms = samples[n - 1];
-  stats->median_ms = (n % 2) ? samples[n / 2]
-                             : 0.5 * (samples[n / 2 - 1] + samples[n / 2]);
-  stats->spread = stats->median_ms > 0
-                      ? (stats->max_ms - stats->min_ms) / stats->median_ms
-                      : 0;
+  const int fallbacks = stats->host_fallbacks;
+  bench_stats_from(samples, n, stats);
+  stats->host_fallbacks = fallbacks;
   free(samples);
   return 0;
 }
@@ -248,4 +256,156 @@ void bench_json_string(FILE *f, const char *s) {
       fputc(*p, f);
   }
   fputc('"', f);
+}
+
+/* ---- RetCL op jobs ------------------------------------------------------ */
+
+const char *bench_algorithm_name(retcl_algorithm a) {
+  return a == RETCL_ALGO_PARALLEL    ? "parallel"
+         : a == RETCL_ALGO_RECURRENT ? "recurrent"
+                                     : "chunkwise";
+}
+
+double bench_retention_flops(size_t B, size_t T_, size_t H, size_t Dk,
+                             size_t Dv, retcl_algorithm a, size_t chunk,
+                             int state) {
+  const double bh = (double)B * (double)H, T = (double)T_;
+  const double dk = (double)Dk, dv = (double)Dv;
+  switch (a) {
+    case RETCL_ALGO_PARALLEL:
+      return bh * (T * (T + 1) / 2 * 2 * (dk + dv) +
+                   (state ? 2 * 2 * T * dk * dv : 0));
+    case RETCL_ALGO_RECURRENT:
+      return bh * T * 4 * dk * dv;
+    default:
+      return bh * T * (2 * (double)chunk * (dk + dv) + 4 * dk * dv);
+  }
+}
+
+double bench_op_bytes(const bench_op_job *j) {
+  const double btH = (double)j->B * (double)j->T * (double)j->H;
+  const double f = sizeof(float);
+  switch (j->op) {
+    case BENCH_OP_ROTATE:
+      return 2.0 * btH * (double)j->Dk * f;
+    case BENCH_OP_GROUP_NORM:
+      return 3.0 * btH * (double)j->Dv * f;
+    default:
+      return (btH * (2.0 * (double)j->Dk + 2.0 * (double)j->Dv) +
+              (j->state ? 2.0 * (double)j->B * (double)j->H * (double)j->Dk *
+                              (double)j->Dv
+                        : 0)) *
+             f;
+  }
+}
+
+/* Upload RetNet's per-head default decays. */
+static cl_mem decay_buffer(retcl_context *ctx, size_t H, char *err,
+                           size_t errlen) {
+  float *lg = malloc(H * sizeof(float));
+  if (!lg || retcl_default_log_decay(H, lg) != RETCL_SUCCESS) {
+    set_err(err, errlen, "retcl_default_log_decay failed");
+    free(lg);
+    return NULL;
+  }
+  cl_mem m = bench_buffer(ctx, H, err, errlen);
+  if (m && clEnqueueWriteBuffer(retcl_context_queue(ctx), m, CL_TRUE, 0,
+                                H * sizeof(float), lg, 0, NULL,
+                                NULL) != CL_SUCCESS) {
+    set_err(err, errlen, "uploading log decays failed");
+    clReleaseMemObject(m);
+    m = NULL;
+  }
+  free(lg);
+  return m;
+}
+
+void bench_op_job_release(bench_op_job *j) {
+  for (int i = 0; i < 4; ++i)
+    if (j->in[i]) clReleaseMemObject(j->in[i]);
+  cl_mem rest[] = {j->out, j->state_in, j->state_out};
+  for (int i = 0; i < 3; ++i)
+    if (rest[i]) clReleaseMemObject(rest[i]);
+  retcl_rotation_destroy(j->rot);
+  memset(j->in, 0, sizeof j->in);
+  j->out = j->state_in = j->state_out = NULL;
+  j->rot = NULL;
+}
+
+int bench_op_job_init(bench_op_job *j, retcl_context *ctx, bench_op op,
+                      size_t B, size_t T, size_t H, size_t Dk, size_t Dv,
+                      retcl_algorithm algorithm, size_t chunk, int state,
+                      char *err, size_t errlen) {
+  memset(j, 0, sizeof *j);
+  j->ctx = ctx, j->op = op, j->B = B, j->T = T, j->H = H, j->Dk = Dk;
+  j->Dv = Dv, j->algorithm = algorithm, j->chunk = chunk, j->state = state;
+  const size_t nk = B * T * H * Dk, nv = B * T * H * Dv;
+  int ok = 1;
+  if (op == BENCH_OP_ROTATE) {
+    retcl_status st = retcl_rotation_create(ctx, Dk, NULL, 0, &j->rot);
+    if (st) {
+      set_err(err, errlen, "retcl_rotation_create: %s: %s",
+              retcl_status_string(st), retcl_last_error(ctx));
+      ok = 0;
+    }
+    ok = ok && (j->in[0] = bench_random_buffer(ctx, nk, -1, 1, 1, err, errlen)) &&
+         (j->out = bench_buffer(ctx, nk, err, errlen));
+  } else if (op == BENCH_OP_GROUP_NORM) {
+    ok = (j->in[0] = bench_random_buffer(ctx, nv, -1, 1, 2, err, errlen)) &&
+         (j->in[1] = bench_random_buffer(ctx, nv, -3, 3, 3, err, errlen)) &&
+         (j->out = bench_buffer(ctx, nv, err, errlen));
+  } else {
+    const size_t ns = B * H * Dk * Dv;
+    ok = (j->in[0] = bench_random_buffer(ctx, nk, -1, 1, 4, err, errlen)) &&
+         (j->in[1] = bench_random_buffer(ctx, nk, -1, 1, 5, err, errlen)) &&
+         (j->in[2] = bench_random_buffer(ctx, nv, -1, 1, 6, err, errlen)) &&
+         (j->in[3] = decay_buffer(ctx, H, err, errlen)) &&
+         (j->out = bench_buffer(ctx, nv, err, errlen));
+    if (ok && state)
+      ok = (j->state_in = bench_random_buffer(ctx, ns, -1, 1, 7, err, errlen)) &&
+           (j->state_out = bench_buffer(ctx, ns, err, errlen));
+  }
+  if (!ok) bench_op_job_release(j);
+  return !ok;
+}
+
+int bench_op_enqueue(void *arg, cl_event *ev, char *err, size_t errlen) {
+  bench_op_job *j = arg;
+  retcl_status st;
+  if (j->op == BENCH_OP_ROTATE) {
+    retcl_rotation_desc d = {j->B, j->T, j->H, RETCL_LAYOUT_TOKEN_MAJOR, 0, 0};
+    st = retcl_rotate(j->ctx, j->rot, &d, retcl_buf(j->in[0], 0),
+                      retcl_buf(j->out, 0), 0, NULL, ev);
+  } else if (j->op == BENCH_OP_GROUP_NORM) {
+    retcl_group_norm_desc d = {j->B, j->T, j->H, j->Dv,
+                               RETCL_LAYOUT_TOKEN_MAJOR, RETCL_NORM_RMS,
+                               RETCL_GATE_SWISH, 0};
+    st = retcl_group_norm_gate(j->ctx, &d, retcl_buf(j->in[0], 0),
+                               retcl_buf(j->in[1], 0), retcl_no_buf(),
+                               retcl_no_buf(), retcl_buf(j->out, 0), 0, NULL,
+                               ev);
+  } else {
+    retcl_retention_desc d;
+    memset(&d, 0, sizeof d);
+    d.batch = j->B, d.tokens = j->T, d.heads = j->H;
+    d.key_dim = j->Dk, d.value_dim = j->Dv;
+    d.layout = RETCL_LAYOUT_TOKEN_MAJOR;
+    d.algorithm = j->algorithm;
+    d.form = RETCL_FORM_RAW;
+    d.chunk_size = j->chunk;
+    /* Dk^-1/2 keeps q.k of unit-range inputs O(1), as in a real layer. */
+    d.scale = (float)(1.0 / sqrt((double)j->Dk));
+    st = retcl_retention(
+        j->ctx, &d, retcl_buf(j->in[0], 0), retcl_buf(j->in[1], 0),
+        retcl_buf(j->in[2], 0), retcl_buf(j->in[3], 0),
+        j->state_in ? retcl_buf(j->state_in, 0) : retcl_no_buf(),
+        j->state_out ? retcl_buf(j->state_out, 0) : retcl_no_buf(),
+        retcl_buf(j->out, 0), 0, NULL, ev);
+  }
+  if (st != RETCL_SUCCESS) {
+    set_err(err, errlen, "%s: %s", retcl_status_string(st),
+            retcl_last_error(j->ctx));
+    return 1;
+  }
+  return 0;
 }

@@ -75,6 +75,10 @@ void bench_device_info_print(const bench_device_info *info);
 int bench_time(retcl_context *ctx, const bench_plan *plan, bench_enqueue_fn fn,
                void *arg, bench_stats *stats, char *err, size_t errlen);
 
+/* Order statistics of n > 0 samples in milliseconds (sorted in place);
+ * host_fallbacks is left 0. */
+void bench_stats_from(double *ms, int n, bench_stats *stats);
+
 /* Host monotonic clock in seconds. */
 double bench_now(void);
 
@@ -91,5 +95,53 @@ const char *bench_cl_error(cl_int err);
 
 /* Write s as a JSON string literal (quotes and escapes included). */
 void bench_json_string(FILE *f, const char *s);
+
+/* ---- RetCL op jobs -------------------------------------------------------
+ * One op of the library with its inputs on the device, ready for
+ * bench_time(bench_op_enqueue, job): what retcl-bench-kernels and the
+ * kernels suite of retcl-bench both time. Inputs are deterministic random
+ * values; activations are token-major. */
+
+typedef enum bench_op {
+  BENCH_OP_ROTATE = 0,     /* retcl_rotate, out of place, queries */
+  BENCH_OP_GROUP_NORM = 1, /* retcl_group_norm_gate: RMS, swish, no affine
+                              (torchscale's configuration) */
+  BENCH_OP_RETENTION = 2   /* retcl_retention, raw form, scale Dk^-1/2 */
+} bench_op;
+
+typedef struct bench_op_job {
+  retcl_context *ctx;
+  bench_op op;
+  size_t B, T, H, Dk, Dv;     /* rotation uses Dk, group norm Dv */
+  retcl_algorithm algorithm;  /* retention */
+  size_t chunk;               /* retention, chunkwise */
+  int state;                  /* retention: initial and final state given */
+  retcl_rotation *rot;
+  cl_mem in[4], out, state_in, state_out; /* q, k, v, log decay / x, gate */
+} bench_op_job;
+
+/* Create the op's inputs and outputs. 0, or non-zero with err filled (the
+ * job is then released already). */
+int bench_op_job_init(bench_op_job *j, retcl_context *ctx, bench_op op,
+                      size_t B, size_t T, size_t H, size_t Dk, size_t Dv,
+                      retcl_algorithm algorithm, size_t chunk, int state,
+                      char *err, size_t errlen);
+void bench_op_job_release(bench_op_job *j);
+/* bench_enqueue_fn for a bench_op_job. */
+int bench_op_enqueue(void *job, cl_event *event, char *err, size_t errlen);
+
+/* FLOP count of one retention call (multiply + add = 2; bench/README.md):
+ * chunkwise B*H*T*(2C(Dk+Dv) + 4 Dk Dv); parallel B*H*(T(T+1)/2)*2(Dk+Dv)
+ * plus B*H*2*T*Dk*Dv for each of an initial and a final state; recurrent
+ * B*H*T*4*Dk*Dv. */
+double bench_retention_flops(size_t B, size_t T, size_t H, size_t Dk,
+                             size_t Dv, retcl_algorithm a, size_t chunk,
+                             int state);
+/* Bytes the op must move at least: rotation reads and writes B*T*H*Dk
+ * floats; group norm + gate reads x and the gate and writes out
+ * (3 B*T*H*Dv); retention reads q, k, v and writes out (plus the states). */
+double bench_op_bytes(const bench_op_job *j);
+/* "parallel", "recurrent", "chunkwise". */
+const char *bench_algorithm_name(retcl_algorithm a);
 
 #endif /* RETCL_BENCH_UTIL_H */

@@ -1,0 +1,378 @@
+#!/usr/bin/env python3
+"""Turn retcl-bench JSON files into PNG figures.
+
+    python3 bench/plot.py bench/results/*.json --out docs/figures/
+
+One line per device (per JSON file) and series. Figures, each written only
+when some file has the records it needs:
+
+  decode_latency.png      decode step latency vs context (batch 1), RetNet
+                          and the Transformer baseline; bars span min..max
+  decode_memory.png       memory held to decode (weights + state / KV cache)
+                          vs context, batch 1, and the target point
+  decode_throughput.png   decode tokens/s vs batch at the batch-sweep context
+  prefill_time.png        prefill time vs T: parallel, chunkwise, baseline
+  prefill_memory.png      prefill peak device memory vs T
+  kernels_gflops.png      retention GFLOP/s vs T per algorithm, one panel per
+                          head shape, with the CLBlast SGEMM yardstick line
+
+The JSON schema is docs/bench-json.md. Only matplotlib is needed; the
+library itself never depends on Python.
+"""
+import argparse
+import json
+import os
+import sys
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display needed
+import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
+
+MIB = 1024.0 * 1024.0
+MODEL_STYLE = {
+    ("retnet", "recurrent"): ("RetNet", "tab:blue"),
+    ("retnet", "chunkwise"): ("RetNet chunkwise", "tab:blue"),
+    ("retnet", "parallel"): ("RetNet parallel", "tab:green"),
+    ("transformer", None): ("Transformer", "tab:red"),
+}
+ALGO_COLOR = {"parallel": "tab:green", "recurrent": "tab:orange",
+              "chunkwise": "tab:blue"}
+DEVICE_MARKERS = ["o", "s", "^", "D", "v", "P", "X"]
+DEVICE_LINES = ["-", "--", ":", "-."]
+
+
+def load(paths):
+    """One entry per device: files of the same device (say one per suite)
+    are merged, so one device is one set of lines whatever the files."""
+    merged = {}
+    for p in paths:
+        with open(p) as f:
+            d = json.load(f)
+        if d.get("schema", "").split("/")[0] != "retcl-bench":
+            sys.exit(f"{p}: not a retcl-bench file (schema {d.get('schema')})")
+        dev = d["device"]
+        key = (dev.get("platform"), dev.get("name"), dev.get("driver"))
+        if key not in merged:
+            merged[key] = dict(d, results=list(d["results"]))
+            continue
+        m = merged[key]
+        m["results"].extend(d["results"])
+        # the kernels plot reads its yardsticks from the kernels run
+        if any(r["suite"] == "kernels" for r in d["results"]):
+            m["yardsticks"] = d["yardsticks"]
+    return [(short_device(d), d) for d in merged.values()]
+
+
+def short_device(d):
+    dev = d["device"]
+    name = dev.get("name") or "?"
+    if dev.get("platform", "").startswith("Portable"):
+        name = "PoCL " + name.replace("pthread-", "")
+    return name if len(name) <= 40 else name[:37] + "..."
+
+
+def ok(records, **match):
+    """Records with status ok whose fields equal every given value."""
+    out = []
+    for r in records:
+        if r.get("status") != "ok":
+            continue
+        if all(r.get(k) == v for k, v in match.items()):
+            out.append(r)
+    return out
+
+
+def model_key(r):
+    if r["model"] == "transformer":
+        return ("transformer", None)
+    return (r["model"], r.get("algorithm"))
+
+
+def style(multi, di):
+    return dict(marker=DEVICE_MARKERS[di % len(DEVICE_MARKERS)],
+                linestyle=DEVICE_LINES[di % len(DEVICE_LINES)] if multi else "-")
+
+
+def series_label(base, dev, multi):
+    return f"{base} ({dev})" if multi else base
+
+
+def errbars(ax, xs, rs, color, label, st, scale=1.0):
+    med = [r["median_ms"] * scale for r in rs]
+    lo = [(r["median_ms"] - r["min_ms"]) * scale for r in rs]
+    hi = [(r["max_ms"] - r["median_ms"]) * scale for r in rs]
+    ax.errorbar(xs, med, yerr=[lo, hi], color=color, label=label, capsize=3,
+                **st)
+
+
+def log2_axis(ax):
+    """Log-2 x axis labelled with plain numbers (512, not 2^9)."""
+    ax.set_xscale("log", base=2)
+    ax.xaxis.set_major_formatter(
+        matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+
+
+def finish(fig, ax, out, name, title):
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = os.path.join(out, name)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    print("wrote", path)
+
+
+def model_caption(runs):
+    m = runs[0][1].get("model", {})
+    return (f"d {m.get('embed_dim')}, H {m.get('heads')}, L {m.get('layers')}, "
+            f"ffn {m.get('ffn_dim')}, fp32")
+
+
+def plot_decode_latency(runs, out):
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    multi = len(runs) > 1
+    drawn = False
+    for di, (dev, d) in enumerate(runs):
+        recs = ok(d["results"], suite="decode", sweep="context", B=1)
+        for key in [("retnet", "recurrent"), ("transformer", None)]:
+            rs = sorted([r for r in recs if model_key(r) == key],
+                        key=lambda r: r["context"])
+            if not rs:
+                continue
+            base, color = MODEL_STYLE[key]
+            errbars(ax, [r["context"] for r in rs], rs, color,
+                    series_label(base, dev, multi), style(multi, di))
+            drawn = True
+    if not drawn:
+        plt.close(fig)
+        return
+    log2_axis(ax)
+    ax.set_xlabel("context (tokens)")
+    ax.set_ylabel("ms per decode step (batch 1)")
+    ax.set_ylim(bottom=0)
+    finish(fig, ax, out, "decode_latency.png",
+           f"Decode latency vs context ({model_caption(runs)})")
+
+
+def plot_decode_memory(runs, out):
+    """Left: batch 1 against the context. Right: the target point (batch
+    > 1) as stacked bars, weights under state / KV cache."""
+    multi = len(runs) > 1
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(10, 4.5),
+                                 gridspec_kw={"width_ratios": [3, 2]})
+    drawn = False
+    bars = []
+    for di, (dev, d) in enumerate(runs):
+        recs = ok(d["results"], suite="decode", sweep="context", B=1)
+        for key in [("retnet", "recurrent"), ("transformer", None)]:
+            rs = sorted([r for r in recs if model_key(r) == key],
+                        key=lambda r: r["context"])
+            if not rs:
+                continue
+            base, color = MODEL_STYLE[key]
+            ax.plot([r["context"] for r in rs],
+                    [r["memory"]["total_bytes"] / MIB for r in rs], color=color,
+                    label=series_label(base, dev, multi), **style(multi, di))
+            drawn = True
+        for r in sorted(ok(d["results"], suite="decode", sweep="target"),
+                        key=lambda r: r["model"] != "retnet"):
+            bars.append((dev, r))
+    if not drawn and not bars:
+        plt.close(fig)
+        return
+    log2_axis(ax)
+    ax.set_xlabel("context (tokens), batch 1")
+    ax.set_ylabel("MiB held: weights + state / KV cache")
+    ax.set_ylim(bottom=0)
+    ax.set_title("Decode memory vs context")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    if bars:
+        xs = range(len(bars))
+        w = [r["memory"]["weights_bytes"] / MIB for _, r in bars]
+        c = [r["memory"]["cache_bytes"] / MIB for _, r in bars]
+        colors = [MODEL_STYLE[model_key(r)][1] for _, r in bars]
+        bx.bar(xs, w, color="lightgray", edgecolor="black", label="weights")
+        bx.bar(xs, c, bottom=w, color=colors, edgecolor="black",
+               label="RetNet state / Transformer KV cache")
+        for x, (dev, r) in zip(xs, bars):
+            tot = r["memory"]["total_bytes"] / MIB
+            bx.text(x, tot, f"{tot:.3g}", ha="center", va="bottom", fontsize=8)
+        bx.set_xticks(list(xs))
+        bx.set_xticklabels([MODEL_STYLE[model_key(r)][0] +
+                            (f"\n{dev}" if multi else "") for dev, r in bars],
+                           fontsize=8)
+        r0 = bars[0][1]
+        bx.set_title(f"context {r0['context']}, batch {r0['B']}")
+        bx.set_ylabel("MiB")
+        bx.legend(fontsize=8)
+        bx.grid(True, axis="y", alpha=0.3)
+    else:
+        bx.set_visible(False)
+    fig.suptitle("Device memory each model holds to decode (buffers as "
+                 "allocated)")
+    fig.tight_layout()
+    path = os.path.join(out, "decode_memory.png")
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    print("wrote", path)
+
+
+def plot_decode_throughput(runs, out):
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    multi = len(runs) > 1
+    drawn = False
+    ctxs = set()
+    for di, (dev, d) in enumerate(runs):
+        recs = ok(d["results"], suite="decode", sweep="batch")
+        for key in [("retnet", "recurrent"), ("transformer", None)]:
+            rs = sorted([r for r in recs if model_key(r) == key],
+                        key=lambda r: r["B"])
+            if not rs:
+                continue
+            ctxs.update(r["context"] for r in rs)
+            base, color = MODEL_STYLE[key]
+            ax.plot([r["B"] for r in rs], [r["tokens_per_s"] for r in rs],
+                    color=color, label=series_label(base, dev, multi),
+                    **style(multi, di))
+            drawn = True
+        for r in ok(d["results"], suite="decode", sweep="target"):
+            base, color = MODEL_STYLE[model_key(r)]
+            ax.plot([r["B"]], [r["tokens_per_s"]], color=color, marker="*",
+                    markersize=12, linestyle="none",
+                    label=series_label(f"{base}, context {r['context']}", dev,
+                                       multi))
+    if not drawn:
+        plt.close(fig)
+        return
+    log2_axis(ax)
+    ax.set_xlabel("batch (sequences decoded together)")
+    ax.set_ylabel("tokens/s")
+    ax.set_ylim(bottom=0)
+    c = ", ".join(str(x) for x in sorted(ctxs))
+    finish(fig, ax, out, "decode_throughput.png",
+           f"Decode throughput vs batch (lines: context {c})")
+
+
+def prefill_series(d):
+    recs = ok(d["results"], suite="prefill")
+    keys = [("retnet", "chunkwise"), ("retnet", "parallel"),
+            ("transformer", None)]
+    for key in keys:
+        rs = sorted([r for r in recs if model_key(r) == key],
+                    key=lambda r: r["T"])
+        if rs:
+            yield key, rs
+
+
+def plot_prefill_time(runs, out):
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    multi = len(runs) > 1
+    drawn = False
+    for di, (dev, d) in enumerate(runs):
+        for key, rs in prefill_series(d):
+            base, color = MODEL_STYLE[key]
+            errbars(ax, [r["T"] for r in rs], rs, color,
+                    series_label(base, dev, multi), style(multi, di),
+                    scale=1e-3)
+            drawn = True
+    if not drawn:
+        plt.close(fig)
+        return
+    log2_axis(ax)
+    ax.set_yscale("log")
+    ax.set_xlabel("prompt length T (tokens, batch 1)")
+    ax.set_ylabel("prefill time (s)")
+    finish(fig, ax, out, "prefill_time.png",
+           f"Prefill time vs T ({model_caption(runs)})")
+
+
+def plot_prefill_memory(runs, out):
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    multi = len(runs) > 1
+    drawn = False
+    for di, (dev, d) in enumerate(runs):
+        for key, rs in prefill_series(d):
+            base, color = MODEL_STYLE[key]
+            ax.plot([r["T"] for r in rs],
+                    [r["memory"]["total_bytes"] / MIB for r in rs], color=color,
+                    label=series_label(base, dev, multi), **style(multi, di))
+            drawn = True
+    if not drawn:
+        plt.close(fig)
+        return
+    log2_axis(ax)
+    ax.set_yscale("log")
+    ax.set_xlabel("prompt length T (tokens, batch 1)")
+    ax.set_ylabel("peak MiB: weights + state / KV cache + temporaries")
+    finish(fig, ax, out, "prefill_memory.png",
+           "Prefill peak device memory vs T")
+
+
+def plot_kernels(runs, out):
+    shapes = []
+    for _, d in runs:
+        for r in ok(d["results"], suite="kernels", op="retention"):
+            s = (r["H"], r["Dk"], r["Dv"])
+            if s not in shapes:
+                shapes.append(s)
+    if not shapes:
+        return
+    multi = len(runs) > 1
+    fig, axes = plt.subplots(1, len(shapes), figsize=(4.6 * len(shapes), 4.3),
+                             sharey=True, squeeze=False)
+    for ax, (H, Dk, Dv) in zip(axes[0], shapes):
+        for di, (dev, d) in enumerate(runs):
+            recs = ok(d["results"], suite="kernels", op="retention", H=H, Dk=Dk,
+                      Dv=Dv)
+            for algo in ["parallel", "recurrent", "chunkwise"]:
+                rs = sorted([r for r in recs if r["algorithm"] == algo],
+                            key=lambda r: r["T"])
+                if rs:
+                    ax.plot([r["T"] for r in rs], [r["gflops"] for r in rs],
+                            color=ALGO_COLOR[algo],
+                            label=series_label(algo, dev, multi),
+                            **style(multi, di))
+            sg = d["yardsticks"]["sgemm"].get("gflops")
+            if sg:
+                ax.axhline(sg, color="black", linewidth=1,
+                           linestyle=DEVICE_LINES[di % len(DEVICE_LINES)],
+                           label=series_label("CLBlast SGEMM", dev, multi))
+            fma = d["yardsticks"]["fma_peak"].get("gflops")
+            if fma:
+                ax.axhline(fma, color="gray", linewidth=1, alpha=0.6,
+                           linestyle=DEVICE_LINES[di % len(DEVICE_LINES)],
+                           label=series_label("FMA peak", dev, multi))
+        log2_axis(ax)
+        ax.set_xlabel("T (tokens, batch 1)")
+        ax.set_title(f"H {H}, Dk {Dk}, Dv {Dv}")
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0][0].set_ylabel("retention GFLOP/s (raw form)")
+    axes[0][0].set_ylim(bottom=0)
+    axes[0][-1].legend(fontsize=7)
+    fig.suptitle("Retention kernels vs T, with the same run's yardsticks")
+    fig.tight_layout()
+    path = os.path.join(out, "kernels_gflops.png")
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    print("wrote", path)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("json", nargs="+", help="retcl-bench --json files")
+    ap.add_argument("--out", default=".", help="folder for the PNG files")
+    a = ap.parse_args()
+    os.makedirs(a.out, exist_ok=True)
+    runs = load(a.json)
+    for f in (plot_decode_latency, plot_decode_memory, plot_decode_throughput,
+              plot_prefill_time, plot_prefill_memory, plot_kernels):
+        f(runs, a.out)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,170 @@
+/* checks.c - the issue's targets, computed from the records of the run:
+ * printed at the end and written into the JSON ("checks"). A check whose
+ * inputs were not measured (a suite not run, a configuration skipped) has
+ * value null and met null. Checks marked informational have no pass/fail
+ * (met null) but are reported all the same. */
+#include <math.h>
+#include <string.h>
+
+#include "suite.h"
+
+/* The OK decode record of model at (context, batch); prefers sweep if given. */
+static const rec *find_decode(const char *model, size_t context, size_t B,
+                              const char *sweep) {
+  const rec *any = NULL;
+  for (int i = 0; i < rec_count(); ++i) {
+    const rec *r = rec_at(i);
+    if (strcmp(r->suite, "decode") || strcmp(r->model, model) ||
+        r->context != context || r->B != B || r->status != REC_OK)
+      continue;
+    if (sweep && !strcmp(r->sweep, sweep)) return r;
+    if (!any) any = r;
+  }
+  return any;
+}
+
+static const rec *find_prefill(const char *model, const char *algo, size_t T) {
+  for (int i = 0; i < rec_count(); ++i) {
+    const rec *r = rec_at(i);
+    if (!strcmp(r->suite, "prefill") && !strcmp(r->model, model) &&
+        !strcmp(r->algorithm, algo) && r->T == T && r->status == REC_OK)
+      return r;
+  }
+  return NULL;
+}
+
+/* Least-squares slope of log(peak - weights) against log T: 1 for memory
+ * linear in T, 2 for quadratic. The weights are constant and would flatten
+ * the curve, so only what the prefill adds is fitted. */
+static double growth_exponent(const char *model, const char *algo, int *npts,
+                              size_t *tmin, size_t *tmax) {
+  double sx = 0, sy = 0, sxx = 0, sxy = 0;
+  int n = 0;
+  *tmin = 0, *tmax = 0;
+  for (int i = 0; i < rec_count(); ++i) {
+    const rec *r = rec_at(i);
+    if (strcmp(r->suite, "prefill") || strcmp(r->model, model) ||
+        strcmp(r->algorithm, algo) || r->status != REC_OK)
+      continue;
+    const double extra = (double)(rec_mem_total(r) - r->mem.weights);
+    if (!(extra > 0)) continue;
+    const double x = log((double)r->T), y = log(extra);
+    sx += x, sy += y, sxx += x * x, sxy += x * y;
+    if (!*tmin || r->T < *tmin) *tmin = r->T;
+    if (r->T > *tmax) *tmax = r->T;
+    ++n;
+  }
+  *npts = n;
+  if (n < 2) return NAN;
+  return (n * sxy - sx * sy) / (n * sxx - sx * sx);
+}
+
+static check *add(check *c, int *n, int max, const char *name, const char *what,
+                  double value, const char *target, int met) {
+  if (*n >= max) return NULL;
+  check *k = &c[(*n)++];
+  memset(k, 0, sizeof *k);
+  snprintf(k->name, sizeof k->name, "%s", name);
+  snprintf(k->what, sizeof k->what, "%s", what);
+  k->value = value;
+  snprintf(k->target, sizeof k->target, "%s", target);
+  k->met = isfinite(value) ? met : -1;
+  return k;
+}
+
+int checks_compute(const suite_options *o, check *c, int max) {
+  int n = 0;
+  char what[256];
+  check *k;
+  const size_t tc = o->target_context, tb = o->target_batch;
+
+  /* decode at the target point */
+  const rec *rn = find_decode("retnet", tc, tb, "target");
+  const rec *tf = find_decode("transformer", tc, tb, "target");
+  snprintf(what, sizeof what,
+           "decode tokens/s, RetNet / Transformer, context %zu, batch %zu", tc,
+           tb);
+  double v = rn && tf ? rec_tokens_per_s(rn) / rec_tokens_per_s(tf) : NAN;
+  add(c, &n, max, "decode_throughput_ratio", what, v, ">= 8.4", v >= 8.4);
+  snprintf(what, sizeof what,
+           "memory held to decode (weights + state / KV cache), RetNet / "
+           "Transformer, context %zu, batch %zu",
+           tc, tb);
+  v = rn && tf ? (double)rec_mem_total(rn) / (double)rec_mem_total(tf) : NAN;
+  add(c, &n, max, "decode_memory_ratio", what, v, "<= 0.30", v <= 0.30);
+
+  /* latency at batch 1, the paper's other headline: informational */
+  const rec *rn1 = find_decode("retnet", tc, 1, "context");
+  const rec *tf1 = find_decode("transformer", tc, 1, "context");
+  snprintf(what, sizeof what,
+           "decode latency, Transformer / RetNet, context %zu, batch 1", tc);
+  v = rn1 && tf1 ? tf1->st.median_ms / rn1->st.median_ms : NAN;
+  add(c, &n, max, "decode_latency_ratio_batch1", what, v,
+      "informational (paper: 15.6)", -1);
+
+  /* RetNet's latency does not grow with the context */
+  const size_t c0 = o->quick ? 64 : 512;
+  const rec *lo = find_decode("retnet", c0, 1, "context");
+  const rec *hi = find_decode("retnet", o->max_context, 1, "context");
+  snprintf(what, sizeof what,
+           "RetNet decode latency, context %zu / context %zu, batch 1",
+           o->max_context, c0);
+  v = lo && hi ? hi->st.median_ms / lo->st.median_ms : NAN;
+  k = add(c, &n, max, "retnet_latency_flatness", what, v, "<= 1.10", v <= 1.10);
+  if (k && hi && hi->ref_ratio > 0)
+    snprintf(k->note, sizeof k->note,
+             "against a context-%zu reference stepped interleaved with it: "
+             "%.3f",
+             c0, hi->ref_ratio);
+
+  /* batching */
+  const rec *b1 = find_decode("retnet", o->batch_context, 1, "batch");
+  const rec *b16 = find_decode("retnet", o->batch_context, 16, "batch");
+  snprintf(what, sizeof what,
+           "RetNet per-sequence decode latency (one step), batch 16 / batch "
+           "1, context %zu",
+           o->batch_context);
+  v = b1 && b16 ? b16->st.median_ms / b1->st.median_ms : NAN;
+  add(c, &n, max, "retnet_batch16_latency_ratio", what, v, "<= 2", v <= 2);
+
+  /* prefill memory growth */
+  static const char *const series[3][3] = {
+      {"retnet", "chunkwise", "<= 1.25 (linear)"},
+      {"retnet", "parallel", "informational (tiled: linear)"},
+      {"transformer", "", "informational"}};
+  for (int i = 0; i < 3; ++i) {
+    int np;
+    size_t t0, t1;
+    v = growth_exponent(series[i][0], series[i][1], &np, &t0, &t1);
+    char name[64];
+    snprintf(name, sizeof name, "prefill_memory_exponent_%s",
+             i == 2 ? "transformer" : series[i][1]);
+    snprintf(what, sizeof what,
+             "exponent e of prefill memory (peak - weights) ~ T^e, %s%s%s",
+             series[i][0], i < 2 ? " " : "", series[i][1]);
+    k = add(c, &n, max, name, what, v, series[i][2], i == 0 ? v <= 1.25 : -1);
+    if (k && np >= 2)
+      snprintf(k->note, sizeof k->note, "fit over %d points, T %zu..%zu", np,
+               t0, t1);
+  }
+  const size_t Tm = o->quick ? 256 : 8192;
+  const rec *pc = find_prefill("retnet", "chunkwise", Tm);
+  const rec *pt = find_prefill("transformer", "", Tm);
+  snprintf(what, sizeof what,
+           "prefill peak memory at T %zu, RetNet chunkwise / Transformer", Tm);
+  v = pc && pt ? (double)rec_mem_total(pc) / (double)rec_mem_total(pt) : NAN;
+  add(c, &n, max, "prefill_memory_ratio", what, v, "< 1", v < 1);
+  return n;
+}
+
+void checks_print(const check *c, int n) {
+  printf("\n== checks (issue targets) ==\n");
+  for (int i = 0; i < n; ++i) {
+    const char *verdict = c[i].met < 0    ? (isfinite(c[i].value) ? "info" : "n/a")
+                          : c[i].met ? "MET"
+                                      : "NOT MET";
+    printf("%-8s %-34s %10.3f  target %-28s %s\n", verdict, c[i].name,
+           c[i].value, c[i].target, c[i].what);
+    if (c[i].note[0]) printf("%-8s %-34s %s\n", "", "", c[i].note);
+  }
+}

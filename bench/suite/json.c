@@ -1,0 +1,235 @@
+/* json.c - the JSON file of a run (schema: docs/bench-json.md). Written by
+ * hand: flat objects of strings and numbers need no library, and the
+ * benchmark then depends on nothing the library does not. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "suite.h"
+
+typedef struct jw {
+  FILE *f;
+  int first; /* no comma before the next member */
+} jw;
+
+static void key(jw *w, const char *k) {
+  fprintf(w->f, "%s\"%s\": ", w->first ? "" : ", ", k);
+  w->first = 0;
+}
+static void jstr(jw *w, const char *k, const char *v) {
+  key(w, k);
+  if (v && *v) bench_json_string(w->f, v);
+  else fputs("null", w->f);
+}
+/* NaN, infinities and "not measured" (ok == 0) become null. */
+static void jnum(jw *w, const char *k, double v, int ok) {
+  key(w, k);
+  if (ok && isfinite(v)) fprintf(w->f, "%.6g", v);
+  else fputs("null", w->f);
+}
+static void jint(jw *w, const char *k, long long v) {
+  key(w, k);
+  if (v >= 0) fprintf(w->f, "%lld", v);
+  else fputs("null", w->f);
+}
+static void jbool(jw *w, const char *k, int v) {
+  key(w, k);
+  fputs(v < 0 ? "null" : v ? "true" : "false", w->f);
+}
+static void open_obj(jw *w, const char *k) {
+  if (k) key(w, k);
+  fputc('{', w->f);
+  w->first = 1;
+}
+static void close_obj(jw *w) {
+  fputc('}', w->f);
+  w->first = 0;
+}
+
+static void stats(jw *w, const bench_stats *s, int ok) {
+  jint(w, "n", ok ? s->n : -1);
+  jnum(w, "median_ms", s->median_ms, ok);
+  jnum(w, "min_ms", s->min_ms, ok);
+  jnum(w, "max_ms", s->max_ms, ok);
+  jnum(w, "spread", s->spread, ok);
+}
+
+static void env(jw *w, const char *name) { jstr(w, name, getenv(name)); }
+
+static void yardsticks(jw *w) {
+  const suite_yardsticks *y = &g_yard;
+  open_obj(w, "yardsticks");
+  open_obj(w, "fma_peak");
+  jnum(w, "gflops", y->fma.gflops, y->fma.ok);
+  jstr(w, "statistic", "fastest sample of the best vector width");
+  jint(w, "best_width", y->fma.ok ? y->fma.width : -1);
+  stats(w, &y->fma.stats, y->fma.ok);
+  jstr(w, "error", y->fma.error);
+  close_obj(w);
+  open_obj(w, "sgemm");
+  jnum(w, "gflops", y->sgemm.gflops, y->sgemm.ok);
+  jint(w, "n", (long long)y->sgemm.n);
+  stats(w, &y->sgemm.stats, y->sgemm.ok);
+  jstr(w, "error", y->sgemm.error);
+  close_obj(w);
+  open_obj(w, "copy");
+  jnum(w, "gbs", y->copy.gbs, y->copy.ok);
+  jint(w, "bytes", (long long)y->copy.bytes);
+  stats(w, &y->copy.stats, y->copy.ok);
+  jstr(w, "error", y->copy.error);
+  close_obj(w);
+  close_obj(w);
+}
+
+static const char *status_name(rec_status s) {
+  return s == REC_OK ? "ok" : s == REC_SKIPPED ? "skipped" : "error";
+}
+
+static void record(jw *w, const rec *r) {
+  const int ok = r->status == REC_OK;
+  const suite_yardsticks *y = &g_yard;
+  open_obj(w, NULL);
+  jstr(w, "suite", r->suite);
+  jstr(w, "op", r->op);
+  jstr(w, "model", r->model);
+  jstr(w, "algorithm", r->algorithm);
+  jstr(w, "sweep", r->sweep);
+  jstr(w, "name", r->name);
+  jstr(w, "status", status_name(r->status));
+  jstr(w, "reason", r->reason);
+  jint(w, "B", (long long)r->B);
+  jint(w, "T", r->T ? (long long)r->T : -1);
+  jint(w, "H", r->H ? (long long)r->H : -1);
+  jint(w, "Dk", r->Dk ? (long long)r->Dk : -1);
+  jint(w, "Dv", r->Dv ? (long long)r->Dv : -1);
+  jint(w, "chunk", r->chunk ? (long long)r->chunk : -1);
+  jint(w, "context", r->context ? (long long)r->context : -1);
+  stats(w, &r->st, ok);
+  jnum(w, "flop", r->flop, r->flop > 0);
+  const double g = rec_gflops(r), b = rec_gbs(r);
+  jnum(w, "gflops", g, g > 0);
+  jnum(w, "fraction_of_fma_peak", g / y->fma.gflops, g > 0 && y->fma.ok);
+  jnum(w, "ratio_to_sgemm", g / y->sgemm.gflops, g > 0 && y->sgemm.ok);
+  jnum(w, "bytes", r->bytes, r->bytes > 0);
+  jnum(w, "gbs", b, b > 0);
+  jnum(w, "ratio_to_copy", b / y->copy.gbs, b > 0 && y->copy.ok);
+  jnum(w, "tokens_per_s", rec_tokens_per_s(r), rec_tokens_per_s(r) > 0);
+  open_obj(w, "memory");
+  jint(w, "weights_bytes", r->mem.weights);
+  jint(w, "cache_bytes", r->mem.cache);
+  jint(w, "workspace_bytes", r->mem.workspace);
+  jint(w, "total_bytes", rec_mem_total(r));
+  close_obj(w);
+  jnum(w, "fill_seconds", r->fill_s, r->fill_s > 0);
+  jnum(w, "ratio_to_reference", r->ref_ratio, r->ref_ratio > 0);
+  close_obj(w);
+}
+
+int write_json(const char *path, const suite_options *o,
+               const bench_device_info *dev, double wall_s) {
+  FILE *f = fopen(path, "w");
+  if (!f) {
+    perror(path);
+    return 1;
+  }
+  jw w = {f, 1};
+  char date[32] = "";
+  const time_t now = time(NULL);
+  strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
+
+  open_obj(&w, NULL);
+  jstr(&w, "schema", "retcl-bench/1");
+  jstr(&w, "program", "retcl-bench");
+  jstr(&w, "retcl_version", retcl_version_string());
+  jstr(&w, "command", o->command);
+  jstr(&w, "date", date);
+  jnum(&w, "wall_seconds", wall_s, 1);
+  fputs("\n ", f);
+  key(&w, "suites");
+  fputc('[', f);
+  const char *names[] = {"kernels", "decode", "prefill"};
+  for (int i = 0, n = 0; i < 3; ++i)
+    if (o->suites & (1 << i)) fprintf(f, "%s\"%s\"", n++ ? ", " : "", names[i]);
+  fputc(']', f);
+  fputs("\n ", f);
+  open_obj(&w, "device");
+  jstr(&w, "platform", dev->platform);
+  jstr(&w, "name", dev->name);
+  jstr(&w, "vendor", dev->vendor);
+  jstr(&w, "driver", dev->driver);
+  jstr(&w, "opencl_version", dev->version);
+  jstr(&w, "type", (dev->type & CL_DEVICE_TYPE_GPU)   ? "GPU"
+                   : (dev->type & CL_DEVICE_TYPE_CPU) ? "CPU"
+                                                      : "other");
+  jint(&w, "compute_units", dev->compute_units);
+  jint(&w, "clock_mhz", dev->clock_mhz);
+  jint(&w, "global_mem_bytes", (long long)dev->global_mem);
+  close_obj(&w);
+  fputs("\n ", f);
+  open_obj(&w, "environment");
+  env(&w, "RETCL_DEVICE");
+  env(&w, "RETCL_PLATFORM");
+  env(&w, "RETCL_KERNEL_PATHS");
+  env(&w, "POCL_DEVICES");
+  env(&w, "POCL_MEMORY_LIMIT");
+  close_obj(&w);
+  fputs("\n ", f);
+  open_obj(&w, "options");
+  jbool(&w, "quick", o->quick);
+  jint(&w, "repeats", o->repeats);
+  jint(&w, "prefill_repeats", o->prefill_repeats);
+  jint(&w, "warmup", o->warmup);
+  jint(&w, "steps", (long long)o->steps);
+  jstr(&w, "timer", o->timer == BENCH_TIMER_HOST ? "host" : "events");
+  jnum(&w, "max_seconds", o->max_seconds, 1);
+  jnum(&w, "max_fill_seconds", o->max_fill, 1);
+  jnum(&w, "max_prefill_seconds", o->max_prefill, 1);
+  jint(&w, "batch_context", (long long)o->batch_context);
+  jint(&w, "target_context", (long long)o->target_context);
+  jint(&w, "target_batch", (long long)o->target_batch);
+  jint(&w, "max_context", (long long)o->max_context);
+  jint(&w, "max_prefill_T", (long long)o->max_T);
+  jint(&w, "kernel_max_T", (long long)o->kernel_max_T);
+  close_obj(&w);
+  fputs("\n ", f);
+  open_obj(&w, "model");
+  jint(&w, "embed_dim", (long long)o->d);
+  jint(&w, "value_embed_dim", (long long)o->d);
+  jint(&w, "heads", (long long)o->heads);
+  jint(&w, "ffn_dim", (long long)o->ffn);
+  jint(&w, "layers", (long long)o->layers);
+  jint(&w, "vocab_size", (long long)o->vocab);
+  jint(&w, "chunk_size", (long long)o->chunk);
+  jstr(&w, "dtype", "f32");
+  close_obj(&w);
+  fputs("\n ", f);
+  yardsticks(&w);
+  fputs(",\n \"results\": [", f);
+  for (int i = 0; i < rec_count(); ++i) {
+    fputs(i ? ",\n  " : "\n  ", f);
+    w.first = 1;
+    record(&w, rec_at(i));
+  }
+  fputs("\n ],\n \"checks\": [", f);
+  check cs[32];
+  const int nc = checks_compute(o, cs, 32);
+  for (int i = 0; i < nc; ++i) {
+    fputs(i ? ",\n  " : "\n  ", f);
+    w.first = 1;
+    open_obj(&w, NULL);
+    jstr(&w, "name", cs[i].name);
+    jstr(&w, "what", cs[i].what);
+    jnum(&w, "value", cs[i].value, 1);
+    jstr(&w, "target", cs[i].target);
+    jbool(&w, "met", cs[i].met);
+    jstr(&w, "note", cs[i].note);
+    close_obj(&w);
+  }
+  fputs("\n ]\n}\n", f);
+  if (fclose(f) != 0) {
+    perror(path);
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,261 @@
+/* main.c - retcl-bench: runs the named benchmark suites on the chosen
+ * device and writes one JSON file (docs/bench-json.md) plus readable tables
+ * on stdout and a progress line on stderr.
+ *
+ *   retcl-bench --suite kernels|decode|prefill|all [--json FILE] [--quick]
+ *
+ * The yardsticks (fp32 FMA peak, CLBlast SGEMM, copy bandwidth) are
+ * measured first, in the same run and on the same device, so every rate
+ * can be read as a ratio to them. Exit status: 0 when every configuration
+ * ran or was skipped for its time budget, 1 when one failed, 2 for bad
+ * options. */
+#include <errno.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "suite.h"
+
+static void usage(FILE *f) {
+  fprintf(f,
+    "usage: retcl-bench --suite kernels|decode|prefill|all [options]\n"
+    "  --suite LIST            comma list of kernels, decode, prefill, or all\n"
+    "  --json FILE             write every result, the device and the\n"
+    "                          yardsticks to FILE (docs/bench-json.md)\n"
+    "  --quick                 small shapes and model: a smoke test (seconds)\n"
+    "  --repeats N             kernels: timed runs per configuration (5);\n"
+    "                          prefill: at most N runs (3)\n"
+    "  --warmup N              kernels: untimed runs first (2)\n"
+    "  --steps N               decode: timed steps per configuration (24)\n"
+    "  --timer events|host     kernels: profiling events (default) or host\n"
+    "                          clock\n"
+    "time caps (a configuration predicted to exceed one is skipped, and the\n"
+    "output says so):\n"
+    "  --max-seconds S         kernels: timed-run budget per configuration;\n"
+    "                          skip when one run is predicted > 4 S (2)\n"
+    "  --max-fill-seconds S    decode: filling one context (600)\n"
+    "  --max-prefill-seconds S prefill: one run; repeats stop at S/4 (150)\n"
+    "sizes:\n"
+    "  --max-context N         decode: context sweep 512 .. N (16384)\n"
+    "  --batch-context N       decode: context of the batch sweep 1..16 (512)\n"
+    "  --target-context N      decode: the headline point's context (8192)\n"
+    "  --target-batch N        decode: the headline point's batch (8)\n"
+    "  --max-prefill-T N       prefill: T = 512 .. N (16384)\n"
+    "  --kernel-max-T N        kernels: T = 128 .. N (16384)\n"
+    "model (decode, prefill): --embed-dim 512 --heads 4 --ffn-dim 1024\n"
+    "  --layers 4 --vocab 1000 --chunk 64 (value dim = embed dim, fp32)\n"
+    "yardsticks: --sgemm-n 1024 --copy-mib 64\n"
+    "Device: RETCL_DEVICE / RETCL_PLATFORM (index or name substring).\n");
+}
+
+static int parse_suites(const char *v, int *out) {
+  *out = 0;
+  char buf[128];
+  snprintf(buf, sizeof buf, "%s", v);
+  for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
+    if (!strcmp(tok, "kernels")) *out |= SUITE_KERNELS;
+    else if (!strcmp(tok, "decode")) *out |= SUITE_DECODE;
+    else if (!strcmp(tok, "prefill")) *out |= SUITE_PREFILL;
+    else if (!strcmp(tok, "all")) *out |= SUITE_KERNELS | SUITE_DECODE | SUITE_PREFILL;
+    else return 1;
+  }
+  return *out == 0;
+}
+
+static int parse_num(const char *v, double *out) {
+  char *end = NULL;
+  errno = 0;
+  *out = strtod(v, &end);
+  return !v[0] || *end || errno || !(*out >= 0);
+}
+
+/* --name value options that take a size, and where they go */
+typedef struct size_opt {
+  const char *name;
+  size_t off;
+} size_opt;
+#define SO(n, f) {n, offsetof(suite_options, f)}
+static const size_opt size_opts[] = {
+    SO("--steps", steps), SO("--max-context", max_context),
+    SO("--batch-context", batch_context), SO("--target-context", target_context),
+    SO("--target-batch", target_batch), SO("--max-prefill-T", max_T),
+    SO("--kernel-max-T", kernel_max_T), SO("--embed-dim", d),
+    SO("--heads", heads), SO("--ffn-dim", ffn), SO("--layers", layers),
+    SO("--vocab", vocab), SO("--chunk", chunk), SO("--sgemm-n", sgemm_n),
+    SO("--copy-mib", copy_mib)};
+
+static int parse_args(int argc, char **argv, suite_options *o) {
+  memset(o, 0, sizeof *o);
+  o->repeats = -1, o->warmup = 2;
+  o->max_seconds = o->max_fill = o->max_prefill = -1;
+  o->d = 512, o->heads = 4, o->ffn = 1024, o->layers = 4, o->vocab = 1000;
+  o->chunk = 64, o->steps = 24;
+  o->max_context = 16384, o->batch_context = 512;
+  o->target_context = 8192, o->target_batch = 8;
+  o->max_T = 16384, o->kernel_max_T = 16384;
+  o->sgemm_n = 1024, o->copy_mib = 64;
+  size_t len = 0;
+  for (int i = 0; i < argc && len + 2 < sizeof o->command; ++i)
+    len += (size_t)snprintf(o->command + len, sizeof o->command - len, "%s%s",
+                            i ? " " : "", argv[i]);
+  int explicit_sizes = 0;
+  for (int i = 1; i < argc; ++i) {
+    const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+    double x = 0;
+    if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+      usage(stdout);
+      exit(0);
+    } else if (!strcmp(a, "--quick")) {
+      o->quick = 1;
+      continue;
+    }
+    if (!v) {
+      fprintf(stderr, "retcl-bench: %s: unknown option or missing value\n", a);
+      return 1;
+    }
+    ++i;
+    size_t k = 0;
+    while (k < sizeof size_opts / sizeof size_opts[0] && strcmp(a, size_opts[k].name))
+      ++k;
+    if (k < sizeof size_opts / sizeof size_opts[0]) {
+      if (parse_num(v, &x) || x < 1 || x != (double)(size_t)x) {
+        fprintf(stderr, "retcl-bench: bad %s '%s'\n", a, v);
+        return 1;
+      }
+      *(size_t *)((char *)o + size_opts[k].off) = (size_t)x;
+      explicit_sizes = 1;
+    } else if (!strcmp(a, "--suite")) {
+      if (parse_suites(v, &o->suites)) {
+        fprintf(stderr, "retcl-bench: bad --suite '%s'\n", v);
+        return 1;
+      }
+    } else if (!strcmp(a, "--json")) {
+      o->json = v;
+    } else if (!strcmp(a, "--repeats") || !strcmp(a, "--warmup")) {
+      if (parse_num(v, &x) || x > 1000 || (a[2] == 'r' && x < 1)) {
+        fprintf(stderr, "retcl-bench: bad %s '%s'\n", a, v);
+        return 1;
+      }
+      *(a[2] == 'r' ? &o->repeats : &o->warmup) = (int)x;
+    } else if (!strcmp(a, "--timer")) {
+      if (strcmp(v, "events") && strcmp(v, "host")) {
+        fprintf(stderr, "retcl-bench: --timer events|host\n");
+        return 1;
+      }
+      o->timer = v[0] == 'h' ? BENCH_TIMER_HOST : BENCH_TIMER_EVENTS;
+    } else if (!strcmp(a, "--max-seconds") || !strcmp(a, "--max-fill-seconds") ||
+               !strcmp(a, "--max-prefill-seconds")) {
+      if (parse_num(v, &x) || x <= 0) {
+        fprintf(stderr, "retcl-bench: bad %s '%s'\n", a, v);
+        return 1;
+      }
+      *(a[6] == 's' ? &o->max_seconds : a[6] == 'f' ? &o->max_fill
+                                                      : &o->max_prefill) = x;
+    } else {
+      fprintf(stderr, "retcl-bench: unknown option '%s'\n", a);
+      usage(stderr);
+      return 1;
+    }
+  }
+  if (!o->suites) {
+    fprintf(stderr, "retcl-bench: --suite is required\n");
+    usage(stderr);
+    return 1;
+  }
+  if (o->quick && !explicit_sizes) {
+    /* a model and sizes that exercise every code path in seconds */
+    o->d = 64, o->heads = 2, o->ffn = 128, o->layers = 2, o->vocab = 100;
+    o->max_context = 256, o->batch_context = 128;
+    o->target_context = 256, o->target_batch = 4;
+    o->max_T = 256, o->kernel_max_T = 512, o->steps = 6;
+  }
+  /* a prefill run is long (seconds to minutes): fewer repeats there */
+  o->prefill_repeats = o->repeats > 0 ? o->repeats : 3;
+  if (o->repeats < 0) o->repeats = o->quick ? 3 : 5;
+  if (o->max_seconds < 0) o->max_seconds = o->quick ? 0.5 : 2.0;
+  if (o->max_fill < 0) o->max_fill = o->quick ? 30 : 600;
+  if (o->max_prefill < 0) o->max_prefill = o->quick ? 10 : 150;
+  if (o->d % o->heads || (o->d / o->heads) % 2) {
+    fprintf(stderr, "retcl-bench: --embed-dim must be --heads x an even head "
+                    "dim\n");
+    return 1;
+  }
+  const size_t S = o->steps + 2; /* decode fills to context - steps - warm-up */
+  if (o->batch_context <= S || o->target_context <= S ||
+      (o->quick ? 64 : 512) <= S) {
+    fprintf(stderr, "retcl-bench: contexts must exceed --steps + 2\n");
+    return 1;
+  }
+  return 0;
+}
+
+static void yardsticks(retcl_context *ctx, const suite_options *o) {
+  const bench_plan plan = {1, 5, 10.0, BENCH_TIMER_EVENTS};
+  suite_yardsticks *y = &g_yard;
+  progress("yardsticks", 1, 3, "fp32 FMA peak");
+  bench_fma_peak(ctx, &plan, o->quick ? 20.0 : 60.0, &y->fma);
+  progress("yardsticks", 2, 3, "CLBlast SGEMM n %zu (first call compiles)",
+           o->sgemm_n);
+  bench_sgemm(ctx, &plan, o->sgemm_n, &y->sgemm);
+  progress("yardsticks", 3, 3, "copy bandwidth %zu MiB", o->copy_mib);
+  bench_copy(ctx, &plan, o->copy_mib << 20, &y->copy);
+  progress_clear();
+  printf("\n== yardsticks (same run, same device) ==\n");
+  if (y->fma.ok)
+    printf("fp32 FMA peak   %9.2f GFLOP/s  (float%d, fastest of %d)\n",
+           y->fma.gflops, y->fma.width, y->fma.stats.n);
+  else
+    printf("fp32 FMA peak   unavailable: %s\n", y->fma.error);
+  if (y->sgemm.ok)
+    printf("CLBlast SGEMM   %9.2f GFLOP/s  (n %zu, median of %d, spread %.0f%%)\n",
+           y->sgemm.gflops, y->sgemm.n, y->sgemm.stats.n,
+           100 * y->sgemm.stats.spread);
+  else
+    printf("CLBlast SGEMM   unavailable: %s\n", y->sgemm.error);
+  if (y->copy.ok)
+    printf("copy bandwidth  %9.2f GB/s     (%zu MiB, read + write, median of %d, "
+           "spread %.0f%%)\n",
+           y->copy.gbs, o->copy_mib, y->copy.stats.n, 100 * y->copy.stats.spread);
+  else
+    printf("copy bandwidth  unavailable: %s\n", y->copy.error);
+  fflush(stdout);
+}
+
+int main(int argc, char **argv) {
+  suite_options o;
+  if (parse_args(argc, argv, &o)) return 2;
+  suite_elapsed(); /* starts the clock of the progress line */
+  retcl_context *ctx = bench_context_create();
+  if (!ctx) return 1;
+  bench_device_info dev;
+  bench_device_info_query(ctx, &dev);
+  printf("retcl-bench, RetCL %s\n", retcl_version_string());
+  bench_device_info_print(&dev);
+  printf("command  : %s\n", o.command);
+  yardsticks(ctx, &o);
+
+  if (o.suites & SUITE_KERNELS) suite_kernels(ctx, &o);
+  /* the model suites make contexts of their own (memory accounting) */
+  retcl_context_destroy(ctx);
+  if (o.suites & SUITE_DECODE) suite_decode(&o);
+  if (o.suites & SUITE_PREFILL) suite_prefill(&o);
+
+  check cs[32];
+  const int nc = checks_compute(&o, cs, 32);
+  checks_print(cs, nc);
+  int errors = 0, skipped = 0;
+  for (int i = 0; i < rec_count(); ++i) {
+    errors += rec_at(i)->status == REC_ERROR;
+    skipped += rec_at(i)->status == REC_SKIPPED;
+  }
+  const double wall = suite_elapsed();
+  printf("\n%d configurations: %d measured, %d skipped (time caps), %d failed; "
+         "%.0f s\n",
+         rec_count(), rec_count() - errors - skipped, skipped, errors, wall);
+  int rc = errors ? 1 : 0;
+  if (o.json) {
+    if (write_json(o.json, &o, &dev, wall)) rc = 1;
+    else printf("results written to %s\n", o.json);
+  }
+  return rc;
+}

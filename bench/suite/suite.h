@@ -1,0 +1,147 @@
+/* suite.h - what the parts of retcl-bench share: options, the result
+ * records every suite appends to (one per configuration measured or
+ * skipped), the yardsticks of the run, progress reporting.
+ *
+ * One record per configuration keeps the JSON flat (docs/bench-json.md):
+ * the plot script and the checks filter records by suite/model/sweep
+ * instead of walking suite-specific trees. */
+#ifndef RETCL_BENCH_SUITE_H
+#define RETCL_BENCH_SUITE_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#include "bench_util.h"
+#include "yardsticks.h"
+
+/* ---- options ------------------------------------------------------------ */
+
+#define SUITE_KERNELS 1
+#define SUITE_DECODE 2
+#define SUITE_PREFILL 4
+
+typedef struct suite_options {
+  int suites;            /* SUITE_* bits */
+  int quick;             /* small shapes and model: a smoke test in seconds */
+  int repeats;           /* kernels: timed runs per configuration */
+  int prefill_repeats;   /* prefill: timed runs at most */
+  int warmup;            /* kernels: untimed runs first */
+  const char *json;      /* output file (NULL: no JSON) */
+  bench_timer timer;     /* kernels suite timer */
+  /* per-configuration time caps (seconds); see usage() */
+  double max_seconds;    /* kernels: timed-run budget; skip if a run > 4x */
+  double max_fill;       /* decode: filling a context (prefill) */
+  double max_prefill;    /* prefill: one predicted run */
+  /* model shape (decode, prefill) */
+  size_t d, heads, ffn, layers, vocab, chunk;
+  size_t steps;          /* decode: timed steps per configuration */
+  size_t batch_context;  /* decode: context of the batch sweep */
+  size_t target_context, target_batch; /* decode: the headline point */
+  size_t max_context;    /* decode: last context of the sweep */
+  size_t max_T;          /* prefill: largest T */
+  size_t kernel_max_T;   /* kernels: largest T */
+  size_t sgemm_n, copy_mib;
+  char command[1024];    /* the command line, for the JSON */
+} suite_options;
+
+/* ---- records ------------------------------------------------------------ */
+
+typedef enum rec_status { REC_OK = 0, REC_SKIPPED = 1, REC_ERROR = 2 } rec_status;
+
+/* Memory sizes are bytes as allocated on the device, -1 where not applicable. */
+typedef struct rec_memory {
+  long long weights;   /* model weights */
+  long long cache;     /* RetNet decode state / Transformer KV cache */
+  long long workspace; /* temporaries held (they grow to the largest call) */
+} rec_memory;
+
+typedef struct rec {
+  const char *suite;     /* "kernels", "decode", "prefill" */
+  char op[24];           /* rotate, group_norm_gate, retention, decode, prefill */
+  char model[16];        /* retnet, transformer, "" (kernels) */
+  char algorithm[16];    /* parallel, recurrent, chunkwise, "" */
+  char sweep[16];        /* decode: context, batch, target; "" otherwise */
+  char name[128];        /* readable label of the configuration */
+  size_t B, T, H, Dk, Dv, chunk;
+  size_t context;        /* decode: tokens in the context while stepping */
+  rec_status status;
+  char reason[512];      /* why skipped, or the error */
+  bench_stats st;        /* time of one timed unit (kernel call, decode step,
+                            prefill call) */
+  double flop;           /* per timed unit, 0 = not counted */
+  double bytes;          /* per timed unit, 0 = not counted */
+  double tokens;         /* tokens produced per timed unit, 0 = n/a */
+  rec_memory mem;
+  double fill_s;         /* decode: seconds spent filling the context */
+  double ref_ratio;      /* decode, RetNet context sweep: median / median of
+                            the context-512 reference stepped interleaved;
+                            0 = n/a */
+} rec;
+
+rec *rec_new(const char *suite);
+int rec_count(void);
+rec *rec_at(int i);
+
+/* Derived rates of a record (0 where undefined). */
+double rec_gflops(const rec *r);
+double rec_gbs(const rec *r);
+double rec_tokens_per_s(const rec *r);
+long long rec_mem_total(const rec *r); /* weights + cache (+ workspace for
+                                           prefill records); -1 = n/a */
+
+/* ---- yardsticks --------------------------------------------------------- */
+
+typedef struct suite_yardsticks {
+  bench_fma_result fma;
+  bench_sgemm_result sgemm;
+  bench_copy_result copy;
+} suite_yardsticks;
+
+extern suite_yardsticks g_yard;
+
+/* ---- output ------------------------------------------------------------- */
+
+/* Progress on stderr: "[decode 5/14 01:23] retnet ctx 2048 batch 8 ...",
+ * rewritten in place on a terminal, one line each otherwise. */
+void progress(const char *suite, int i, int n, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* Rewrite the current progress line with a detail after its label
+ * ("fill transformer batch 8: 4096/8192 tokens"). */
+void progress_detail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Erase the progress line (before writing to stdout on a terminal). */
+void progress_clear(void);
+
+/* Tables on stdout: a header per table, a row per record. */
+void table_header(const char *title, const char *kind);
+void table_row(const rec *r, const char *kind);
+
+/* kind: "compute" (retention), "memory" (rotate, norm), "decode",
+ * "prefill". */
+
+int write_json(const char *path, const suite_options *o,
+               const bench_device_info *dev, double wall_s);
+
+/* Target checks computed from the records (printed and in the JSON). */
+typedef struct check {
+  char name[64];
+  char what[256];
+  double value;     /* NaN when not measured */
+  char target[48];  /* e.g. ">= 8.4" */
+  int met;          /* 1, 0, or -1 when not measured */
+  char note[256];
+} check;
+int checks_compute(const suite_options *o, check *out, int max);
+void checks_print(const check *c, int n);
+
+/* ---- suites ------------------------------------------------------------- */
+
+int suite_kernels(retcl_context *ctx, const suite_options *o);
+int suite_decode(const suite_options *o);
+int suite_prefill(const suite_options *o);
+
+/* ---- helpers ------------------------------------------------------------ */
+
+/* Seconds since the program started. */
+double suite_elapsed(void);
+
+#endif /* RETCL_BENCH_SUITE_H */
