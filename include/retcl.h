@@ -21,7 +21,15 @@
  * thread, or serialise calls on a context. Different contexts may be used
  * concurrently from different threads. retcl_status_string(),
  * retcl_version*() and retcl_default_log_decay() are thread-safe and need
- * no context.
+ * no context. Every function's comment says which of these it is:
+ *  - "Thread-safe": may run in any number of threads at once.
+ *  - "Per context": calls on the same context must not overlap (one
+ *    thread at a time, or your own lock). A call on a rotation plan, model
+ *    or decode state is a call on the context it was made on. Calls on
+ *    different contexts may run at the same time in different threads,
+ *    and give the same results as when run one after the other.
+ * The messages of failed context-free calls (retcl_last_error(NULL)) are
+ * kept per thread; a log callback runs on the thread that made the call.
  */
 #ifndef RETCL_H
 #define RETCL_H
@@ -130,6 +138,11 @@ typedef struct retcl_context retcl_context;
  * RETCL_ERROR_INVALID_ARGUMENT for a NULL out, RETCL_ERROR_OPENCL when
  * context or queue creation fails. On failure the message is available from
  * retcl_last_error(NULL) in the calling thread. Blocks (device query).
+ * Thread-safe: each thread may create its own contexts, with one caveat
+ * from the drivers: some initialise themselves lazily and not safely (PoCL
+ * 3.1 can crash or report no devices when two threads make their first
+ * OpenCL calls at the same moment), so with those, create the first
+ * context (or make any OpenCL call) before starting the threads.
  */
 RETCL_API retcl_status retcl_context_create(const char *platform,
                                             const char *device,
@@ -139,7 +152,8 @@ RETCL_API retcl_status retcl_context_create(const char *platform,
  * Wrap a caller's OpenCL objects. The context retains all three and releases
  * them on destroy; the caller keeps its own references. The queue must be
  * in-order (RETCL_ERROR_UNSUPPORTED otherwise) and belong to cl_ctx and
- * device (RETCL_ERROR_CONTEXT_MISMATCH otherwise).
+ * device (RETCL_ERROR_CONTEXT_MISMATCH otherwise). The message of a failure
+ * is in retcl_last_error(NULL) of the calling thread. Thread-safe.
  */
 RETCL_API retcl_status retcl_context_wrap(cl_context cl_ctx,
                                           cl_device_id device,
@@ -148,10 +162,11 @@ RETCL_API retcl_status retcl_context_wrap(cl_context cl_ctx,
 
 /** Release everything the context holds. Does not wait for enqueued work
  *  (OpenCL keeps objects alive until their commands finish). NULL is a
- *  no-op. */
+ *  no-op. Per context: no other call on ctx may be running, or follow. */
 RETCL_API void retcl_context_destroy(retcl_context *ctx);
 
-/** The OpenCL objects behind a context (not retained for the caller). */
+/** The OpenCL objects behind a context (not retained for the caller).
+ *  Thread-safe: they are fixed when the context is made. */
 RETCL_API cl_context retcl_context_cl_context(const retcl_context *ctx);
 RETCL_API cl_device_id retcl_context_device(const retcl_context *ctx);
 RETCL_API cl_command_queue retcl_context_queue(const retcl_context *ctx);
@@ -159,17 +174,20 @@ RETCL_API cl_command_queue retcl_context_queue(const retcl_context *ctx);
 /** Bytes of device memory the context holds for temporaries (its
  *  workspaces: chunk states, layer and model activations). They grow to the
  *  largest call made so far and are reused; with the model's weights and
- *  the decode states this is all the device memory RetCL holds. */
+ *  the decode states this is all the device memory RetCL holds.
+ *  Per context (the ops grow the workspaces). */
 RETCL_API size_t retcl_context_workspace_bytes(const retcl_context *ctx);
 
-/** Block until everything enqueued on the context's queue has finished. */
+/** Block until everything enqueued on the context's queue has finished.
+ *  Per context. */
 RETCL_API retcl_status retcl_finish(retcl_context *ctx);
 
 /**
  * Detailed message of the last failed call on ctx ("" if none). With
  * ctx == NULL: the last failure of retcl_context_create/wrap in this thread.
  * The pointer stays valid until the next call on the same context (or, for
- * NULL, the next create/wrap in this thread).
+ * NULL, the next create/wrap in this thread). Per context with a ctx;
+ * Thread-safe with NULL (each thread reads its own message).
  */
 RETCL_API const char *retcl_last_error(const retcl_context *ctx);
 
@@ -187,7 +205,7 @@ typedef void (*retcl_log_fn)(retcl_log_level level, const char *message,
 
 /** Install (or with fn == NULL remove) the log callback of a context. The
  *  library reports program builds (with build logs), scratch allocations and
- *  every error through it. */
+ *  every error through it. Per context. */
 RETCL_API void retcl_set_log_callback(retcl_context *ctx, retcl_log_fn fn,
                                       void *user_data);
 
@@ -249,14 +267,14 @@ typedef struct retcl_rotation retcl_rotation;
  *        queries and inverted for keys.
  * Blocks (uploads a small table). Errors: INVALID_ARGUMENT, INVALID_SIZE
  * (odd or out-of-range head_dim, negative or non-finite scale base, a
- * non-finite theta), OUT_OF_MEMORY, OPENCL.
+ * non-finite theta), OUT_OF_MEMORY, OPENCL. Per context.
  */
 RETCL_API retcl_status retcl_rotation_create(retcl_context *ctx,
                                              size_t head_dim,
                                              const float *theta,
                                              float xpos_scale_base,
                                              retcl_rotation **out);
-/** NULL is a no-op. */
+/** NULL is a no-op. Per context (the plan's). */
 RETCL_API void retcl_rotation_destroy(retcl_rotation *rot);
 
 typedef struct retcl_rotation_desc {
@@ -274,6 +292,7 @@ typedef struct retcl_rotation_desc {
  * pos0 + t. in and out may be the same buffer at the same offset (in place);
  * other overlaps are undefined. Non-blocking. Errors: INVALID_ARGUMENT,
  * INVALID_SIZE, BUFFER_TOO_SMALL, CONTEXT_MISMATCH, OPENCL, BUILD_FAILED.
+ * Per context.
  */
 RETCL_API retcl_status retcl_rotate(retcl_context *ctx,
                                     const retcl_rotation *rot,
@@ -345,7 +364,7 @@ typedef struct retcl_retention_desc {
  * context (grown on demand, reused): do not run two retention calls on one
  * context from different queues. Non-blocking. Errors: INVALID_ARGUMENT,
  * INVALID_SIZE, BUFFER_TOO_SMALL, CONTEXT_MISMATCH, UNSUPPORTED,
- * OUT_OF_MEMORY, BUILD_FAILED, OPENCL.
+ * OUT_OF_MEMORY, BUILD_FAILED, OPENCL. Per context.
  */
 RETCL_API retcl_status retcl_retention(retcl_context *ctx,
                                        const retcl_retention_desc *desc,
@@ -386,7 +405,7 @@ typedef struct retcl_group_norm_desc {
  * of head_dim values. weight and bias are optional, per channel, H*Dv floats
  * (channel h*Dv + d). x and out may be the same buffer at the same offset.
  * Non-blocking. Errors: INVALID_ARGUMENT, INVALID_SIZE, BUFFER_TOO_SMALL,
- * CONTEXT_MISMATCH, BUILD_FAILED, OPENCL.
+ * CONTEXT_MISMATCH, BUILD_FAILED, OPENCL. Per context.
  */
 RETCL_API retcl_status retcl_group_norm_gate(retcl_context *ctx,
                                              const retcl_group_norm_desc *desc,
@@ -436,6 +455,7 @@ typedef struct retcl_msr_desc {
  * workspace held by the context. Non-blocking; the event, if asked for,
  * completes when y is written. Errors: as retcl_retention and
  * retcl_rotate, plus INVALID_SIZE when d or dv is not a multiple of H.
+ * Per context.
  */
 RETCL_API retcl_status retcl_msr_forward(retcl_context *ctx,
                                          const retcl_msr_desc *desc,
@@ -496,6 +516,7 @@ typedef enum retcl_dtype {
  * For demos, tests and benchmarks. Blocks (file I/O); needs no context.
  * On failure the message is in retcl_last_error(NULL). Errors:
  * INVALID_ARGUMENT, INVALID_SIZE (inconsistent config), IO, OUT_OF_MEMORY.
+ * Thread-safe (threads writing at once must use different folders).
  */
 RETCL_API retcl_status retcl_checkpoint_write_random(
     const retcl_model_config *cfg, uint64_t seed, retcl_dtype dtype,
@@ -516,31 +537,37 @@ typedef struct retcl_model retcl_model;
  * (malformed JSON or safetensors, a missing tensor, a wrong shape, an
  * unknown dtype, offsets outside the file: the message names the tensor or
  * field), INVALID_SIZE (a config the kernels cannot run), OUT_OF_MEMORY,
- * OPENCL.
+ * OPENCL. Per context (ctx); several threads may load the same folder on
+ * their own contexts.
  */
 RETCL_API retcl_status retcl_model_load(retcl_context *ctx, const char *dir,
                                         retcl_model **out);
-/** NULL is a no-op. */
+/** NULL is a no-op. Per context (the model's). */
 RETCL_API void retcl_model_destroy(retcl_model *model);
-/** The configuration the model was loaded with. */
+/** The configuration the model was loaded with. Thread-safe: fixed at
+ *  load. */
 RETCL_API retcl_status retcl_model_get_config(const retcl_model *model,
                                               retcl_model_config *cfg);
-/** Bytes of device memory held by the model's weights. */
+/** Bytes of device memory held by the model's weights. Thread-safe: fixed
+ *  at load. */
 RETCL_API size_t retcl_model_weight_bytes(const retcl_model *model);
 
 /** Opaque: per-layer retention states of `batch` sequences and the number
  *  of tokens they have absorbed. Its size does not depend on that number. */
 typedef struct retcl_decode_state retcl_decode_state;
 
-/** A fresh (empty) decode state for `batch` sequences of model. */
+/** A fresh (empty) decode state for `batch` sequences of model.
+ *  Per context (the model's). */
 RETCL_API retcl_status retcl_decode_state_create(retcl_model *model,
                                                  size_t batch,
                                                  retcl_decode_state **out);
-/** NULL is a no-op. */
+/** NULL is a no-op. Per context (the model's). */
 RETCL_API void retcl_decode_state_destroy(retcl_decode_state *state);
-/** Tokens absorbed so far (the position of the next token). */
+/** Tokens absorbed so far (the position of the next token). Per context:
+ *  a forward on the state changes it. */
 RETCL_API size_t retcl_decode_state_position(const retcl_decode_state *state);
-/** Bytes of device memory the state holds: L * B * H * Dk * Dv * 4. */
+/** Bytes of device memory the state holds: L * B * H * Dk * Dv * 4.
+ *  Thread-safe: fixed at creation. */
 RETCL_API size_t retcl_decode_state_bytes(const retcl_decode_state *state);
 
 /**
@@ -559,7 +586,9 @@ RETCL_API size_t retcl_decode_state_bytes(const retcl_decode_state *state);
  *            prefill from an empty state may use any algorithm.
  * Blocks until the logits are on the host. Errors: INVALID_ARGUMENT (a
  * token id out of range, a state of another model or batch),
- * INVALID_SIZE, UNSUPPORTED, OUT_OF_MEMORY, OPENCL.
+ * INVALID_SIZE, UNSUPPORTED, OUT_OF_MEMORY, OPENCL. Per context (the
+ * model's): two threads running one model need a lock, or a context and a
+ * model each.
  */
 RETCL_API retcl_status retcl_model_forward(retcl_model *model,
                                            retcl_decode_state *state,
@@ -573,6 +602,7 @@ RETCL_API retcl_status retcl_model_forward(retcl_model *model,
  * token are computed and written: last_logits [batch, vocab_size] (host).
  * This is what prefill before generation needs; it avoids the
  * [batch, tokens, vocab] logits a long prompt would otherwise produce.
+ * Per context (the model's).
  */
 RETCL_API retcl_status retcl_model_forward_last(retcl_model *model,
                                                 retcl_decode_state *state,

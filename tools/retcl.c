@@ -13,6 +13,7 @@ static const cli_command *const commands[] = {
     &cli_cmd_init_model,
     &cli_cmd_run,
     &cli_cmd_generate,
+    &cli_cmd_selftest,
 };
 #define NUM_COMMANDS (sizeof commands / sizeof commands[0])
 
