@@ -153,7 +153,14 @@ typedef struct launch {
 
 static retcl_status enqueue(launch *l, cl_kernel k, const size_t global[3],
                             int is_last) {
-  cl_int err = clEnqueueNDRangeKernel(l->ctx->queue, k, 3, NULL, global, NULL,
+  /* CPUs: one work-item per work-group. Each work-item of these kernels
+   * keeps tiles in private arrays; left to choose, PoCL packs thousands of
+   * work-items into a group and its worker stack overflows (T = 2^15 at
+   * Dk = Dv = 8 crashed). Every item walks contiguous memory on its own, so
+   * nothing is lost. GPUs choose their own group shape. */
+  static const size_t one[3] = {1, 1, 1};
+  const size_t *local = l->ctx->traits.is_cpu ? one : NULL;
+  cl_int err = clEnqueueNDRangeKernel(l->ctx->queue, k, 3, NULL, global, local,
                                       l->wait_n, l->wait,
                                       is_last ? l->event : NULL);
   l->wait_n = 0;
