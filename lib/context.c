@@ -2,6 +2,7 @@
 #include "internal.h"
 
 #include <ctype.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -172,8 +173,14 @@ retcl_status retcl_context_create(const char *platform, const char *device,
                        "retcl_context_create: out is NULL");
   *out = NULL;
   candidate chosen;
+  /* PoCL 3.1 crashes when two threads enumerate platforms and devices at
+   * once (its first-use initialisation is not thread-safe); serialise the
+   * enumeration so that contexts can be created from several threads. */
+  static pthread_mutex_t enumeration_lock = PTHREAD_MUTEX_INITIALIZER;
+  pthread_mutex_lock(&enumeration_lock);
   retcl_status st = pick_device(env_or(platform, "RETCL_PLATFORM"),
                                 env_or(device, "RETCL_DEVICE"), &chosen);
+  pthread_mutex_unlock(&enumeration_lock);
   if (st != RETCL_SUCCESS) return st;
 
   cl_int err = CL_SUCCESS;
