@@ -138,11 +138,12 @@ typedef struct retcl_context retcl_context;
  * RETCL_ERROR_INVALID_ARGUMENT for a NULL out, RETCL_ERROR_OPENCL when
  * context or queue creation fails. On failure the message is available from
  * retcl_last_error(NULL) in the calling thread. Blocks (device query).
- * Thread-safe: each thread may create its own contexts, with one caveat
- * from the drivers: some initialise themselves lazily and not safely (PoCL
- * 3.1 can crash or report no devices when two threads make their first
- * OpenCL calls at the same moment), so with those, create the first
- * context (or make any OpenCL call) before starting the threads.
+ * Thread-safe: each thread may create its own contexts. The platform and
+ * device enumeration inside is serialised by the library, because some
+ * drivers initialise themselves lazily and not safely (PoCL 3.1 crashes
+ * when two threads enumerate at the same moment). A program that makes its
+ * own first OpenCL calls from several threads at once still meets that
+ * driver bug outside RetCL.
  */
 RETCL_API retcl_status retcl_context_create(const char *platform,
                                             const char *device,
