@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Turn retcl-bench JSON files into PNG figures.
 
-    python3 bench/plot.py bench/results/*.json --out docs/figures/
+    python3 bench/plot.py bench/results/*.json --out docs/figures/ \
+        [--markdown tables.md]
 
 One line per device (per JSON file) and series. Figures, each written only
 when some file has the records it needs:
@@ -55,10 +56,19 @@ def load(paths):
         dev = d["device"]
         key = (dev.get("platform"), dev.get("name"), dev.get("driver"))
         if key not in merged:
-            merged[key] = dict(d, results=list(d["results"]))
+            merged[key] = dict(d, results=list(d["results"]),
+                               checks=list(d.get("checks", [])))
             continue
         m = merged[key]
         m["results"].extend(d["results"])
+        # a check is measured by the file that ran its suite: keep that one
+        for c in d.get("checks", []):
+            old = [i for i, o in enumerate(m["checks"])
+                   if o["name"] == c["name"]]
+            if not old:
+                m["checks"].append(c)
+            elif c["value"] is not None:
+                m["checks"][old[0]] = c
         # the kernels plot reads its yardsticks from the kernels run
         if any(r["suite"] == "kernels" for r in d["results"]):
             m["yardsticks"] = d["yardsticks"]
@@ -362,13 +372,108 @@ def plot_kernels(runs, out):
     print("wrote", path)
 
 
+def fmt_ms(r, scale=1.0, digits=1):
+    return (f"{r['median_ms'] * scale:.{digits}f} "
+            f"({r['min_ms'] * scale:.{digits}f}–{r['max_ms'] * scale:.{digits}f})")
+
+
+def markdown(runs):
+    """Markdown tables of every run: yardsticks, checks, decode, prefill and
+    kernels, for docs/benchmarks.md."""
+    out = []
+    w = out.append
+    for dev, d in runs:
+        y = d["yardsticks"]
+        w(f"### {dev}\n")
+        w(f"RetCL {d['retcl_version']}, {d['device']['opencl_version']}, "
+          f"driver {d['device']['driver']}.\n")
+        fma, sg, cp = (y["fma_peak"].get("gflops"), y["sgemm"].get("gflops"),
+                       y["copy"].get("gbs"))
+        w("Yardsticks (same run): FMA peak "
+          f"{fma or float('nan'):.1f} GFLOP/s, CLBlast SGEMM "
+          f"{sg or float('nan'):.2f} GFLOP/s (n = {y['sgemm'].get('size')}), "
+          f"copy {cp or float('nan'):.2f} GB/s.\n")
+        if d.get("checks"):
+            w("| check | measured | target | met |")
+            w("|---|---|---|---|")
+            for c in d["checks"]:
+                v = "n/a" if c["value"] is None else f"{c['value']:.3g}"
+                met = {True: "yes", False: "**no**", None: "–"}[c["met"]]
+                note = f" ({c['note']})" if c.get("note") else ""
+                w(f"| {c['what']}{note} | {v} | {c['target']} | {met} |")
+            w("")
+        recs = d["results"]
+        dec = [r for r in recs if r["suite"] == "decode"]
+        if dec:
+            w("| model | sweep | context | batch | ms/step median (min–max) "
+              "| tokens/s | MiB held (weights + state/cache) | fill |")
+            w("|---|---|---|---|---|---|---|---|")
+            for r in dec:
+                head = (f"| {r['model']} | {r['sweep']} | {r['context']} | "
+                        f"{r['B']} |")
+                if r["status"] != "ok":
+                    w(f"{head} {r['status']}: {r['reason']} | | | |")
+                    continue
+                m = r["memory"]
+                w(f"{head} {fmt_ms(r, digits=2)} | {r['tokens_per_s']:.1f} | "
+                  f"{m['total_bytes'] / MIB:.1f} ({m['weights_bytes'] / MIB:.1f}"
+                  f" + {m['cache_bytes'] / MIB:.1f}) | {r.get('fill')} |")
+            w("")
+        pre = [r for r in recs if r["suite"] == "prefill"]
+        if pre:
+            w("| model | T | prefill s median (min–max) | n | tokens/s | "
+              "GFLOP/s | peak MiB | weights / state or cache / workspace |")
+            w("|---|---|---|---|---|---|---|---|")
+            for r in pre:
+                name = r["model"] + (" " + r["algorithm"] if r["algorithm"]
+                                     else "")
+                head = f"| {name} | {r['T']} |"
+                if r["status"] != "ok":
+                    w(f"{head} {r['status']}: {r['reason']} | | | | | |")
+                    continue
+                m = r["memory"]
+                w(f"{head} {fmt_ms(r, 1e-3, 2)} | {r['n']} | "
+                  f"{r['tokens_per_s']:.0f} | {r['gflops']:.2f} | "
+                  f"{m['total_bytes'] / MIB:.1f} | {m['weights_bytes'] / MIB:.1f}"
+                  f" / {m['cache_bytes'] / MIB:.1f} / "
+                  f"{m['workspace_bytes'] / MIB:.1f} |")
+            w("")
+        ker = [r for r in recs if r["suite"] == "kernels"]
+        if ker:
+            w("| op | H | Dk | Dv | T | ms median (min–max) | GFLOP/s | "
+              "% FMA peak | × SGEMM | GB/s | × copy |")
+            w("|---|---|---|---|---|---|---|---|---|---|---|")
+            for r in ker:
+                op = r["algorithm"] or r["op"]
+                head = (f"| {op} | {r['H']} | {r['Dk'] or ''} | {r['Dv'] or ''}"
+                        f" | {r['T']} |")
+                if r["status"] != "ok":
+                    w(f"{head} {r['status']}: {r['reason']} | | | | | |")
+                    continue
+
+                def g(k, f, scale=1.0):
+                    return "" if r.get(k) is None else f.format(r[k] * scale)
+                w(f"{head} {fmt_ms(r, digits=3)} | {g('gflops', '{:.1f}')} | "
+                  f"{g('fraction_of_fma_peak', '{:.1f}', 100)} | "
+                  f"{g('ratio_to_sgemm', '{:.2f}')} | {g('gbs', '{:.2f}')} | "
+                  f"{g('ratio_to_copy', '{:.2f}')} |")
+            w("")
+    return "\n".join(out)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("json", nargs="+", help="retcl-bench --json files")
     ap.add_argument("--out", default=".", help="folder for the PNG files")
+    ap.add_argument("--markdown", metavar="FILE",
+                    help="also write the results as Markdown tables to FILE")
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
     runs = load(a.json)
+    if a.markdown:
+        with open(a.markdown, "w") as f:
+            f.write(markdown(runs) + "\n")
+        print("wrote", a.markdown)
     for f in (plot_decode_latency, plot_decode_memory, plot_decode_throughput,
               plot_prefill_time, plot_prefill_memory, plot_kernels):
         f(runs, a.out)

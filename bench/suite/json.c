@@ -69,7 +69,7 @@ static void yardsticks(jw *w) {
   close_obj(w);
   open_obj(w, "sgemm");
   jnum(w, "gflops", y->sgemm.gflops, y->sgemm.ok);
-  jint(w, "n", (long long)y->sgemm.n);
+  jint(w, "size", (long long)y->sgemm.n); /* C[size, size] = A B */
   stats(w, &y->sgemm.stats, y->sgemm.ok);
   jstr(w, "error", y->sgemm.error);
   close_obj(w);
@@ -121,6 +121,7 @@ static void record(jw *w, const rec *r) {
   jint(w, "workspace_bytes", r->mem.workspace);
   jint(w, "total_bytes", rec_mem_total(r));
   close_obj(w);
+  jstr(w, "fill", r->fill);
   jnum(w, "fill_seconds", r->fill_s, r->fill_s > 0);
   jnum(w, "ratio_to_reference", r->ref_ratio, r->ref_ratio > 0);
   close_obj(w);
@@ -181,6 +182,7 @@ int write_json(const char *path, const suite_options *o,
   jint(&w, "prefill_repeats", o->prefill_repeats);
   jint(&w, "warmup", o->warmup);
   jint(&w, "steps", (long long)o->steps);
+  jstr(&w, "tf_fill", o->tf_synthetic ? "synthetic" : "prefill");
   jstr(&w, "timer", o->timer == BENCH_TIMER_HOST ? "host" : "events");
   jnum(&w, "max_seconds", o->max_seconds, 1);
   jnum(&w, "max_fill_seconds", o->max_fill, 1);

@@ -29,6 +29,11 @@ static void usage(FILE *f) {
     "  --steps N               decode: timed steps per configuration (24)\n"
     "  --timer events|host     kernels: profiling events (default) or host\n"
     "                          clock\n"
+    "  --tf-fill synthetic|prefill  decode: how the baseline's KV cache gets\n"
+    "                          its context: constant keys and values\n"
+    "                          (default; a step's cost does not depend on\n"
+    "                          them) or a real prefill (minutes on a CPU).\n"
+    "                          RetNet always prefills.\n"
     "time caps (a configuration predicted to exceed one is skipped, and the\n"
     "output says so):\n"
     "  --max-seconds S         kernels: timed-run budget per configuration;\n"
@@ -86,7 +91,7 @@ static const size_opt size_opts[] = {
 
 static int parse_args(int argc, char **argv, suite_options *o) {
   memset(o, 0, sizeof *o);
-  o->repeats = -1, o->warmup = 2;
+  o->repeats = -1, o->warmup = 2, o->tf_synthetic = 1;
   o->max_seconds = o->max_fill = o->max_prefill = -1;
   o->d = 512, o->heads = 4, o->ffn = 1024, o->layers = 4, o->vocab = 1000;
   o->chunk = 64, o->steps = 24;
@@ -129,6 +134,12 @@ static int parse_args(int argc, char **argv, suite_options *o) {
         fprintf(stderr, "retcl-bench: bad --suite '%s'\n", v);
         return 1;
       }
+    } else if (!strcmp(a, "--tf-fill")) {
+      if (strcmp(v, "synthetic") && strcmp(v, "prefill")) {
+        fprintf(stderr, "retcl-bench: --tf-fill synthetic|prefill\n");
+        return 1;
+      }
+      o->tf_synthetic = v[0] == 's';
     } else if (!strcmp(a, "--json")) {
       o->json = v;
     } else if (!strcmp(a, "--repeats") || !strcmp(a, "--warmup")) {

@@ -194,6 +194,18 @@ int seq_fill(bench_seq *s, size_t target, size_t max_rows, double max_s,
   return rc;
 }
 
+int seq_fill_synthetic(bench_seq *s, size_t target, double *seconds, char *err,
+                       size_t errlen) {
+  const double t0 = bench_now();
+  if (!s->cache) {
+    set_err(err, errlen, "a synthetic fill needs the baseline's KV cache");
+    return 1;
+  }
+  const int rc = tf_cache_fill_synthetic(s->cache, target, err, errlen) != 0;
+  *seconds = bench_now() - t0;
+  return rc;
+}
+
 rec_memory seq_memory(const bench_seq *s) {
   rec_memory r;
   r.weights = model_weight_bytes(s->m);

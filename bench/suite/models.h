@@ -62,6 +62,12 @@ int seq_forward(bench_seq *s, const int32_t *tokens, size_t T, int algo,
 int seq_fill(bench_seq *s, size_t target, size_t max_rows, double max_s,
              double *seconds, char *err, size_t errlen);
 
+/* Baseline only, on an empty cache: grow it to `target` tokens of constant
+ * keys and values without a prefill (tf_cache_fill_synthetic). A decode
+ * step's work and traffic do not depend on the cached values. */
+int seq_fill_synthetic(bench_seq *s, size_t target, double *seconds, char *err,
+                       size_t errlen);
+
 /* Memory held right now: weights, decode state or KV cache, workspace. */
 rec_memory seq_memory(const bench_seq *s);
 long long model_weight_bytes(const bench_model *m);

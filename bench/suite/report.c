@@ -179,11 +179,12 @@ void table_row(const rec *r, const char *kind) {
       row_failed(r);
     } else {
       const double g = rec_gbs(r);
-      printf("%3d %9.3f %8.3f %8.3f %9.1f %7.1fM %7.1fM %7.1fM %7.2f %5.2f "
-             "%6.1f\n",
+      printf("%3d %9.3f %8.3f %8.3f %9.1f %7.1fM %7.1fM %7.1fM %7.2f %5.2f ",
              s->n, s->median_ms, s->min_ms, s->max_ms, rec_tokens_per_s(r),
              mib(r->mem.weights), mib(r->mem.cache), mib(rec_mem_total(r)), g,
-             g / cp, r->fill_s);
+             g / cp);
+      if (!strcmp(r->fill, "synthetic")) printf("%6s\n", "synth");
+      else printf("%6.1f\n", r->fill_s);
     }
   } else {
     char label[64];

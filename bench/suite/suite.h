@@ -35,6 +35,7 @@ typedef struct suite_options {
   /* model shape (decode, prefill) */
   size_t d, heads, ffn, layers, vocab, chunk;
   size_t steps;          /* decode: timed steps per configuration */
+  int tf_synthetic;      /* decode: baseline contexts by synthetic fill */
   size_t batch_context;  /* decode: context of the batch sweep */
   size_t target_context, target_batch; /* decode: the headline point */
   size_t max_context;    /* decode: last context of the sweep */
@@ -73,6 +74,8 @@ typedef struct rec {
   double tokens;         /* tokens produced per timed unit, 0 = n/a */
   rec_memory mem;
   double fill_s;         /* decode: seconds spent filling the context */
+  char fill[12];         /* decode: "prefill" or "synthetic" (baseline KV
+                            cache of constants, tf_cache_fill_synthetic) */
   double ref_ratio;      /* decode, RetNet context sweep: median / median of
                             the context-512 reference stepped interleaved;
                             0 = n/a */
