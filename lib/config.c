@@ -12,7 +12,8 @@
 
 /* Head dims the kernels accept (their per-item state rows). */
 #define MAX_HEAD_DIM 1024
-/* Integers above 2^53 do not survive cJSON's doubles exactly. */
+/* Integers from 2^53 on do not survive cJSON's doubles exactly (2^53 + 1
+ * reads as 2^53). */
 #define MAX_EXACT_INTEGER 9007199254740992.0
 
 void retcl_model_config_default(retcl_model_config *cfg) {
@@ -85,7 +86,7 @@ static retcl_status parse_size(retcl_context *ctx, const char *path,
     return retcl__fail(ctx, RETCL_ERROR_FORMAT,
                        "%s: field '%s' must be an integer", path, name);
   const double d = v->valuedouble;
-  if (d < 1.0 || d > MAX_EXACT_INTEGER || d > (double)SIZE_MAX)
+  if (d < 1.0 || d >= MAX_EXACT_INTEGER || d > (double)SIZE_MAX)
     return retcl__fail(ctx, RETCL_ERROR_INVALID_SIZE,
                        "%s: field '%s' = %.17g must be a positive integer "
                        "below 2^53",
@@ -268,6 +269,15 @@ static void shortest_float(float x, char *buf, size_t cap) {
   }
 }
 
+/* A size as exact decimal digits: cJSON prints numbers with 15 significant
+ * digits when that reads back within its tolerance, which loses sizes
+ * past 10^15 (found by fuzz/fuzz_config.c's round trip). */
+static cJSON *size_number(size_t n) {
+  char digits[32];
+  snprintf(digits, sizeof digits, "%zu", n);
+  return cJSON_CreateRaw(digits);
+}
+
 /* Add a field, remembering any allocation failure in *ok. */
 static void add(cJSON *root, const char *name, cJSON *item, int *ok) {
   if (!item || !cJSON_AddItemToObject(root, name, item)) {
@@ -282,16 +292,13 @@ char *retcl__config_to_json(const retcl_model_config *cfg) {
   int ok = 1;
   char eps[32];
   shortest_float(cfg->layernorm_eps, eps, sizeof eps);
-  add(root, "decoder_embed_dim", cJSON_CreateNumber((double)cfg->embed_dim),
+  add(root, "decoder_embed_dim", size_number(cfg->embed_dim), &ok);
+  add(root, "decoder_value_embed_dim", size_number(cfg->value_embed_dim),
       &ok);
-  add(root, "decoder_value_embed_dim",
-      cJSON_CreateNumber((double)cfg->value_embed_dim), &ok);
-  add(root, "decoder_retention_heads", cJSON_CreateNumber((double)cfg->heads),
-      &ok);
-  add(root, "decoder_ffn_embed_dim", cJSON_CreateNumber((double)cfg->ffn_dim),
-      &ok);
-  add(root, "decoder_layers", cJSON_CreateNumber((double)cfg->layers), &ok);
-  add(root, "vocab_size", cJSON_CreateNumber((double)cfg->vocab_size), &ok);
+  add(root, "decoder_retention_heads", size_number(cfg->heads), &ok);
+  add(root, "decoder_ffn_embed_dim", size_number(cfg->ffn_dim), &ok);
+  add(root, "decoder_layers", size_number(cfg->layers), &ok);
+  add(root, "vocab_size", size_number(cfg->vocab_size), &ok);
   add(root, "activation_fn",
       cJSON_CreateString(cfg->activation == RETCL_ACT_SWISH ? "swish"
                                                             : "gelu"),
@@ -304,8 +311,7 @@ char *retcl__config_to_json(const retcl_model_config *cfg) {
   add(root, "deepnorm", cJSON_CreateBool(cfg->deepnorm), &ok);
   add(root, "share_decoder_input_output_embed",
       cJSON_CreateBool(cfg->share_embed), &ok);
-  add(root, "recurrent_chunk_size", cJSON_CreateNumber((double)cfg->chunk_size),
-      &ok);
+  add(root, "recurrent_chunk_size", size_number(cfg->chunk_size), &ok);
   char *printed = ok ? cJSON_Print(root) : NULL;
   cJSON_Delete(root);
   /* Hand back plain malloc memory: cJSON's allocator hooks are global and

@@ -364,16 +364,22 @@ static retcl_status parse_header_json(retcl_context *ctx, const char *path,
 retcl_status retcl__st_open(retcl_context *ctx, const char *path,
                             retcl__safetensors *st) {
   memset(st, 0, sizeof *st);
+  FILE *file = fopen(path, "rb");
+  if (!file)
+    return retcl__fail(ctx, RETCL_ERROR_IO, "cannot open %s: %s", path,
+                       strerror(errno));
+  return retcl__st_open_stream(ctx, file, path, st);
+}
+
+retcl_status retcl__st_open_stream(retcl_context *ctx, FILE *file,
+                                   const char *path, retcl__safetensors *st) {
+  memset(st, 0, sizeof *st);
+  st->file = file;
   st->path = strdup(path);
-  if (!st->path)
+  if (!st->path) {
+    retcl__st_close(st);
     return retcl__fail(ctx, RETCL_ERROR_OUT_OF_MEMORY,
                        "host allocation for a path");
-  st->file = fopen(path, "rb");
-  if (!st->file) {
-    retcl_status s = retcl__fail(ctx, RETCL_ERROR_IO, "cannot open %s: %s",
-                                 path, strerror(errno));
-    retcl__st_close(st);
-    return s;
   }
   char *text = NULL;
   cJSON *root = NULL;

@@ -44,6 +44,11 @@ typedef struct retcl__safetensors {
  * failure st is left closed (nothing to free). */
 retcl_status retcl__st_open(retcl_context *ctx, const char *path,
                             retcl__safetensors *st);
+/* The same for an already open seekable stream (an fmemopen buffer in the
+ * fuzz harness), named path in messages; st owns file from here on, on
+ * failure too. */
+retcl_status retcl__st_open_stream(retcl_context *ctx, FILE *file,
+                                   const char *path, retcl__safetensors *st);
 void retcl__st_close(retcl__safetensors *st);
 /* The entry called name (after prefix stripping), or NULL. */
 const retcl__st_tensor *retcl__st_find(const retcl__safetensors *st,

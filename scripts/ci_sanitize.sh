@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# The whole build (library, retcl tool, tests) with AddressSanitizer and
+# UndefinedBehaviorSanitizer (-DRETCL_SANITIZE=ON) in its own build folder,
+# then every ctest suite (docs/reliability.md). Fails on any failing test
+# and on any sanitizer report, from a test or from a program a test runs:
+# reports go to files under <build>/sanitizer-logs/ and any file there is a
+# failure. Leaks are checked with full stacks; scripts/lsan.supp silences
+# only allocations made inside PoCL, LLVM, the ICD loader or CLBlast on
+# their own behalf (never a stack through RetCL's code).
+#
+# PoCL compiles kernels with LLVM inside the process, which under ASan is
+# slow: run after scripts/test.sh with the same POCL_CACHE_DIR (as .ci/run
+# does; the default here is test.sh's) so the kernels come from its cache.
+#
+#   scripts/ci_sanitize.sh [ctest arguments, e.g. -R checkpoint]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root="$PWD"
+build="${SANITIZE_BUILD_DIR:-build-asan}"
+
+export POCL_DEVICES="${POCL_DEVICES:-pthread}"
+export POCL_CACHE_DIR="${POCL_CACHE_DIR:-${TMPDIR:-/tmp}/retcl-pocl-cache}"
+mkdir -p "$POCL_CACHE_DIR"
+
+cmake -S . -B "$build" -DRETCL_SANITIZE=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DRETCL_BUILD_BENCH=OFF
+cmake --build "$build" -j"$(nproc)"
+
+logs="$root/$build/sanitizer-logs"
+rm -rf "$logs"
+mkdir -p "$logs"
+
+# halt_on_error + -fno-sanitize-recover (CMakeLists.txt): the first report
+# ends the process with a failure. fast_unwind_on_malloc=0: PoCL and LLVM
+# have no frame pointers, so only the slow unwinder gives the whole stack
+# the suppressions need to tell their allocations from RetCL's.
+asan="halt_on_error=1:abort_on_error=0:detect_leaks=1:print_stacktrace=1"
+asan+=":fast_unwind_on_malloc=0:malloc_context_size=40"
+asan+=":strict_string_checks=1:check_initialization_order=1"
+asan+=":detect_stack_use_after_return=1:log_path=$logs/asan"
+# LLVM (loaded by PoCL) gives threads a malloc'd sigaltstack; ASan's own
+# would then try to munmap LLVM's at thread exit and abort ("unable to
+# unmap"), so ASan installs none.
+asan+=":use_sigaltstack=0"
+export ASAN_OPTIONS="$asan"
+export LSAN_OPTIONS="suppressions=$root/scripts/lsan.supp:print_suppressions=0"
+export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:report_error_type=1:log_path=$logs/ubsan"
+# Each test in its own process (Check's default), so a leak is reported by
+# the test that made it.
+export CK_FORK=yes
+
+# install_consumer builds an uninstrumented program against the installed
+# (instrumented) library, which the ASan runtime refuses to start; the
+# package itself is tested by scripts/test.sh.
+status=0
+ctest --test-dir "$build" --output-on-failure -j1 -E '^install_consumer$' \
+  "$@" || status=$?
+
+reports=("$logs"/*)
+if [ -e "${reports[0]}" ]; then
+  echo "ci_sanitize: sanitizer reports:" >&2
+  for r in "${reports[@]}"; do
+    echo "---- $r" >&2
+    head -60 "$r" >&2
+  done
+  status=1
+fi
+if [ "$status" -ne 0 ]; then
+  echo "ci_sanitize: FAILED" >&2
+else
+  echo "ci_sanitize: all tests pass under ASan+UBSan with no reports"
+fi
+exit "$status"
