@@ -57,11 +57,31 @@ static void stats(jw *w, const bench_stats *s, int ok) {
 
 static void env(jw *w, const char *name) { jstr(w, name, getenv(name)); }
 
+/* "start_end": [value at the start, value at the end] of one yardstick */
+static void start_end(jw *w, int which) {
+  key(w, "start_end");
+  fputc('[', w->f);
+  for (int i = 0; i < 2; ++i) {
+    const suite_yardsticks *y = &g_yard_runs[i];
+    const int ok = i < g_yard_nruns && (which == 0   ? y->fma.ok
+                                        : which == 1 ? y->sgemm.ok
+                                                     : y->copy.ok);
+    const double v = which == 0 ? y->fma.gflops
+                     : which == 1 ? y->sgemm.gflops
+                                  : y->copy.gbs;
+    if (i) fputs(", ", w->f);
+    if (ok && isfinite(v)) fprintf(w->f, "%.6g", v);
+    else fputs("null", w->f);
+  }
+  fputc(']', w->f);
+}
+
 static void yardsticks(jw *w) {
   const suite_yardsticks *y = &g_yard;
   open_obj(w, "yardsticks");
   open_obj(w, "fma_peak");
   jnum(w, "gflops", y->fma.gflops, y->fma.ok);
+  start_end(w, 0);
   jstr(w, "statistic", "fastest sample of the best vector width");
   jint(w, "best_width", y->fma.ok ? y->fma.width : -1);
   stats(w, &y->fma.stats, y->fma.ok);
@@ -69,12 +89,14 @@ static void yardsticks(jw *w) {
   close_obj(w);
   open_obj(w, "sgemm");
   jnum(w, "gflops", y->sgemm.gflops, y->sgemm.ok);
+  start_end(w, 1);
   jint(w, "size", (long long)y->sgemm.n); /* C[size, size] = A B */
   stats(w, &y->sgemm.stats, y->sgemm.ok);
   jstr(w, "error", y->sgemm.error);
   close_obj(w);
   open_obj(w, "copy");
   jnum(w, "gbs", y->copy.gbs, y->copy.ok);
+  start_end(w, 2);
   jint(w, "bytes", (long long)y->copy.bytes);
   stats(w, &y->copy.stats, y->copy.ok);
   jstr(w, "error", y->copy.error);

@@ -8,6 +8,8 @@
 #include "suite.h"
 
 suite_yardsticks g_yard;
+suite_yardsticks g_yard_runs[2];
+int g_yard_nruns;
 
 /* ---- records ------------------------------------------------------------ */
 

@@ -100,7 +100,12 @@ typedef struct suite_yardsticks {
   bench_copy_result copy;
 } suite_yardsticks;
 
+/* Measured at the start of the run and again at the end; g_yard holds the
+ * better of the two for each (a yardstick is a ceiling, and on a shared
+ * machine one measurement can land in someone else's burst). */
 extern suite_yardsticks g_yard;
+extern suite_yardsticks g_yard_runs[2];
+extern int g_yard_nruns;
 
 /* ---- output ------------------------------------------------------------- */
 
