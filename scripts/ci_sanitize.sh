@@ -53,8 +53,17 @@ export CK_FORK=yes
 # (instrumented) library, which the ASan runtime refuses to start; the
 # package itself is tested by scripts/test.sh.
 status=0
-ctest --test-dir "$build" --output-on-failure -j1 -E '^install_consumer$' \
-  "$@" || status=$?
+ctest --test-dir "$build" --output-on-failure -j1 \
+  -E '^(install_consumer|test_threads)$' "$@" || status=$?
+# test_threads runs two contexts' PoCL worker pools at once; LeakSanitizer's
+# stop-the-world tracer itself crashes on that process at exit ("Tracer
+# caught signal 11 ... LeakSanitizer has encountered a fatal error", seen in
+# CI), so that suite runs with ASan and UBSan but without the leak check;
+# every other suite exercises the same code with leak checking on.
+if [ "$#" -eq 0 ]; then
+  ASAN_OPTIONS="$asan:detect_leaks=0" ctest --test-dir "$build" \
+    --output-on-failure -j1 -R '^test_threads$' || status=$?
+fi
 
 reports=("$logs"/*)
 if [ -e "${reports[0]}" ]; then
