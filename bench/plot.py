@@ -45,8 +45,10 @@ DEVICE_LINES = ["-", "--", ":", "-."]
 
 
 def load(paths):
-    """One entry per device: files of the same device (say one per suite)
-    are merged, so one device is one set of lines whatever the files."""
+    """One entry per device: files of the same device are merged suite by
+    suite (say one file per suite). A suite already given for that device
+    by an earlier file is ignored, with a note: one measurement per suite
+    and device is what the figures show."""
     merged = {}
     for p in paths:
         with open(p) as f:
@@ -57,21 +59,28 @@ def load(paths):
         key = (dev.get("platform"), dev.get("name"), dev.get("driver"))
         if key not in merged:
             merged[key] = dict(d, results=list(d["results"]),
-                               checks=list(d.get("checks", [])))
+                               checks=list(d.get("checks", [])),
+                               _suites={r["suite"]: p for r in d["results"]})
             continue
         m = merged[key]
-        m["results"].extend(d["results"])
+        for suite in sorted({r["suite"] for r in d["results"]}):
+            if suite in m["_suites"]:
+                print(f"note: {p}: {suite} of this device already given by "
+                      f"{m['_suites'][suite]}; ignored")
+                continue
+            m["_suites"][suite] = p
+            m["results"].extend(r for r in d["results"] if r["suite"] == suite)
+            # the kernels plot reads its yardsticks from the kernels run
+            if suite == "kernels":
+                m["yardsticks"] = d["yardsticks"]
         # a check is measured by the file that ran its suite: keep that one
         for c in d.get("checks", []):
             old = [i for i, o in enumerate(m["checks"])
                    if o["name"] == c["name"]]
             if not old:
                 m["checks"].append(c)
-            elif c["value"] is not None:
+            elif m["checks"][old[0]]["value"] is None:
                 m["checks"][old[0]] = c
-        # the kernels plot reads its yardsticks from the kernels run
-        if any(r["suite"] == "kernels" for r in d["results"]):
-            m["yardsticks"] = d["yardsticks"]
     return [(short_device(d), d) for d in merged.values()]
 
 
@@ -194,7 +203,8 @@ def plot_decode_memory(runs, out):
     if not drawn and not bars:
         plt.close(fig)
         return
-    log2_axis(ax)
+    # linear axes: a linear growth is a straight line
+    ax.set_xlim(left=0)
     ax.set_xlabel("context (tokens), batch 1")
     ax.set_ylabel("MiB held: weights + state / KV cache")
     ax.set_ylim(bottom=0)
@@ -208,10 +218,10 @@ def plot_decode_memory(runs, out):
         colors = [MODEL_STYLE[model_key(r)][1] for _, r in bars]
         bx.bar(xs, w, color="lightgray", edgecolor="black", label="weights")
         bx.bar(xs, c, bottom=w, color=colors, edgecolor="black",
-               label="RetNet state / Transformer KV cache")
+               label="state (RetNet) / KV cache")
         for x, (dev, r) in zip(xs, bars):
             tot = r["memory"]["total_bytes"] / MIB
-            bx.text(x, tot, f"{tot:.3g}", ha="center", va="bottom", fontsize=8)
+            bx.text(x, tot, f"{tot:.0f}" if tot >= 10 else f"{tot:.2g}", ha="center", va="bottom", fontsize=8)
         bx.set_xticks(list(xs))
         bx.set_xticklabels([MODEL_STYLE[model_key(r)][0] +
                             (f"\n{dev}" if multi else "") for dev, r in bars],
@@ -219,7 +229,9 @@ def plot_decode_memory(runs, out):
         r0 = bars[0][1]
         bx.set_title(f"context {r0['context']}, batch {r0['B']}")
         bx.set_ylabel("MiB")
-        bx.legend(fontsize=8)
+        # headroom above the tallest bar for the legend and the labels
+        bx.set_ylim(0, 1.3 * max(a + b for a, b in zip(w, c)))
+        bx.legend(fontsize=8, loc="upper left")
         bx.grid(True, axis="y", alpha=0.3)
     else:
         bx.set_visible(False)
@@ -315,8 +327,9 @@ def plot_prefill_memory(runs, out):
     if not drawn:
         plt.close(fig)
         return
-    log2_axis(ax)
-    ax.set_yscale("log")
+    # linear axes: linear growth is a straight line, quadratic would bend up
+    ax.set_xlim(left=0)
+    ax.set_ylim(bottom=0)
     ax.set_xlabel("prompt length T (tokens, batch 1)")
     ax.set_ylabel("peak MiB: weights + state / KV cache + temporaries")
     finish(fig, ax, out, "prefill_memory.png",

@@ -70,9 +70,11 @@ static double predict_fill(const bench_seq *s, size_t target) {
   return g_fill_rate[s->m->kind] * fill_flop(s->m, s->batch, pos, target);
 }
 
-/* Fill s to target; on failure or skip, fills r's status and reason. */
-static int fill(decode_env *e, bench_seq *s, size_t target, rec *r) {
-  if (s->m->kind == MODEL_TRANSFORMER && e->o->tf_synthetic) {
+/* Fill s to target, by prefill or (baseline only) synthetically; on
+ * failure or skip, fills r's status and reason. */
+static int fill_as(decode_env *e, bench_seq *s, size_t target, rec *r,
+                   int synthetic) {
+  if (synthetic) {
     /* only an empty cache can be filled so: start a fresh one */
     if (seq_position(s) > 0) {
       bench_model *m = s->m;
@@ -110,6 +112,12 @@ static int fill(decode_env *e, bench_seq *s, size_t target, rec *r) {
     g_fill_rate[s->m->kind] = sec / fill_flop(s->m, s->batch, pos, target);
   if (rc) r->status = rc == 2 ? REC_SKIPPED : REC_ERROR;
   return rc;
+}
+
+/* Fill as --tf-fill says. */
+static int fill(decode_env *e, bench_seq *s, size_t target, rec *r) {
+  return fill_as(e, s, target, r,
+                 s->m->kind == MODEL_TRANSFORMER && e->o->tf_synthetic);
 }
 
 /* S rounds of one step of every live sequence; the first WARM rounds are
@@ -202,32 +210,38 @@ static void point(decode_env *e, const char *sweep, size_t context,
 }
 
 /* Batch 1 at growing contexts: one sequence per model, extended from one
- * context to the next, stepped interleaved with a RetNet reference that
- * stays near the first context. */
+ * context to the next, stepped interleaved with references: a RetNet state
+ * that stays near the first context (drift-free flatness) and, when the
+ * baseline is prefilled (--tf-fill prefill), a synthetic baseline cache of
+ * the same context (an A/B of the two ways to fill it). Slots: 0 RetNet,
+ * 1 baseline, 2 RetNet reference, 3 synthetic baseline reference. */
 static void context_sweep(decode_env *e, const size_t *ctxs, int n) {
-  bench_seq seq[2], ref;
-  bench_seq *live[3] = {NULL, NULL, NULL};
+  enum { NS = 4 };
+  static const model_kind kinds[NS] = {MODEL_RETNET, MODEL_TRANSFORMER,
+                                       MODEL_RETNET, MODEL_TRANSFORMER};
+  bench_seq seq[NS];
+  bench_seq *live[NS] = {NULL, NULL, NULL, NULL};
   char err[512] = "";
-  for (int k = 0; k < 2; ++k)
-    if (e->open[k] && !seq_open(&seq[k], &e->models[k], 1, err, sizeof err))
+  for (int k = 0; k < NS; ++k) {
+    if (k == 3 && e->o->tf_synthetic) continue; /* no A/B to make */
+    if (e->open[kinds[k]] &&
+        !seq_open(&seq[k], &e->models[kinds[k]], 1, err, sizeof err))
       live[k] = &seq[k];
-  if (e->open[MODEL_RETNET] && !seq_open(&ref, &e->models[MODEL_RETNET], 1, err,
-                                         sizeof err))
-    live[2] = &ref;
+  }
   int stopped[2] = {0, 0};
   char stop_reason[2][512];
   for (int c = 0; c < n; ++c) {
     progress("decode", ++e->done, e->total, "context sweep: ctx %zu batch 1",
              ctxs[c]);
-    rec *recs[3];
-    double *ms[3];
-    bench_seq *now[3] = {NULL, NULL, NULL};
-    rec refrec; /* the reference's times only; not reported itself */
-    memset(&refrec, 0, sizeof refrec);
-    for (int k = 0; k < 3; ++k) {
+    rec *recs[NS];
+    double *ms[NS];
+    bench_seq *now[NS] = {NULL, NULL, NULL, NULL};
+    rec refrec[2]; /* the references' times only; not reported themselves */
+    memset(refrec, 0, sizeof refrec);
+    for (int k = 0; k < NS; ++k) {
       ms[k] = calloc(e->S, sizeof(double));
-      recs[k] = k < 2 ? new_decode_rec(e, (model_kind)k, "context", ctxs[c], 1)
-                      : &refrec;
+      recs[k] = k < 2 ? new_decode_rec(e, kinds[k], "context", ctxs[c], 1)
+                      : &refrec[k - 2];
       if (!live[k]) {
         if (k < 2 && recs[k]->status == REC_OK) {
           recs[k]->status = REC_ERROR;
@@ -240,12 +254,13 @@ static void context_sweep(decode_env *e, const size_t *ctxs, int n) {
         snprintf(recs[k]->reason, sizeof recs[k]->reason, "%.500s", stop_reason[k]);
         continue;
       }
-      /* the reference is filled once, to the first context */
+      /* the RetNet reference is filled once, to the first context */
       if (k == 2 && c > 0) {
         now[2] = live[2];
         continue;
       }
-      if (fill(e, live[k], ctxs[c] - e->S, recs[k])) {
+      if (fill_as(e, live[k], ctxs[c] - e->S, recs[k],
+                  k == 3 || (k == 1 && e->o->tf_synthetic))) {
         if (k < 2) {
           stopped[k] = 1;
           snprintf(stop_reason[k], sizeof stop_reason[k],
@@ -256,20 +271,21 @@ static void context_sweep(decode_env *e, const size_t *ctxs, int n) {
       now[k] = live[k];
     }
     progress_detail("%zu steps", e->S);
-    step_all(e, now, recs, 3, ms);
+    step_all(e, now, recs, NS, ms);
     for (int k = 0; k < 2; ++k)
       if (now[k]) finish_rec(e, recs[k], now[k], ms[k]);
-    /* RetNet's latency relative to the reference stepped alongside it */
-    if (now[0] && now[2] && recs[0]->status == REC_OK &&
-        recs[2]->status == REC_OK) {
-      bench_stats rs;
-      bench_stats_from(ms[2], (int)(e->S - WARM), &rs);
-      recs[0]->ref_ratio = recs[0]->st.median_ms / rs.median_ms;
-    }
+    /* each model's latency relative to its reference stepped alongside */
+    for (int k = 0; k < 2; ++k)
+      if (now[k] && now[k + 2] && recs[k]->status == REC_OK &&
+          recs[k + 2]->status == REC_OK) {
+        bench_stats rs;
+        bench_stats_from(ms[k + 2], (int)(e->S - WARM), &rs);
+        recs[k]->ref_ratio = recs[k]->st.median_ms / rs.median_ms;
+      }
     for (int k = 0; k < 2; ++k) table_row(recs[k], "decode");
-    for (int k = 0; k < 3; ++k) free(ms[k]);
+    for (int k = 0; k < NS; ++k) free(ms[k]);
   }
-  for (int k = 0; k < 3; ++k)
+  for (int k = 0; k < NS; ++k)
     if (live[k]) seq_close(live[k]);
 }
 
