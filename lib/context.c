@@ -142,6 +142,26 @@ void retcl__query_traits(cl_device_id device, retcl_device_traits *t) {
   if (paths && !strcmp(paths, "cpu")) t->is_cpu = 1;
   t->vector_width = (t->is_cpu && pref_float >= 16) ? 16 : 8;
   t->local_mem_bytes = (size_t)local;
+  /* RETCL_MAX_WORK_GROUP_SIZE / RETCL_MAX_LOCAL_MEM_BYTES lower (never
+   * raise) the limits the launch code sizes its work-groups and local
+   * memory by, so the tests can play a small GPU on a device that has
+   * more (PoCL 3.1 has POCL_MAX_WORK_GROUP_SIZE but no local-memory knob;
+   * scripts/ci_limits.sh). A value that is not a positive number is
+   * ignored. */
+  const char *cap = getenv("RETCL_MAX_WORK_GROUP_SIZE");
+  if (cap && *cap) {
+    char *end = NULL;
+    unsigned long long v = strtoull(cap, &end, 10);
+    if (*end == '\0' && v > 0 && v < t->max_work_group)
+      t->max_work_group = (size_t)v;
+  }
+  cap = getenv("RETCL_MAX_LOCAL_MEM_BYTES");
+  if (cap && *cap) {
+    char *end = NULL;
+    unsigned long long v = strtoull(cap, &end, 10);
+    if (*end == '\0' && v > 0 && v < t->local_mem_bytes)
+      t->local_mem_bytes = (size_t)v;
+  }
   if (t->max_work_group == 0) t->max_work_group = 1;
 }
 
