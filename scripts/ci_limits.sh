@@ -154,7 +154,10 @@ EOF
 "${CC:-cc}" -O2 -o "$work/limits" "$work/limits.c" -lOpenCL
 
 export POCL_MAX_WORK_GROUP_SIZE=$WG_CAP
-read -r dev_wg dev_local dev_name < <("$work/limits")
+if ! read -r dev_wg dev_local dev_name < <("$work/limits"); then
+  echo "ci_limits: no OpenCL device found (POCL_DEVICES=$POCL_DEVICES)" >&2
+  exit 1
+fi
 echo "ci_limits: device '$dev_name' reports max work-group $dev_wg" \
      "(POCL_MAX_WORK_GROUP_SIZE=$WG_CAP), local memory $dev_local bytes" \
      "(RetCL capped to $LOCAL_CAP)"
