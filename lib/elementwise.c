@@ -11,8 +11,12 @@ static retcl_status launch(retcl_context *ctx, cl_kernel k, size_t n,
                            cl_uint per) {
   size_t global = (n + per - 1) / per;
   if (global == 0) return RETCL_SUCCESS;
-  cl_int err =
-      clEnqueueNDRangeKernel(ctx->queue, k, 1, NULL, &global, NULL, 0, NULL, NULL);
+  /* CPUs: one item per work-group, or PoCL may pack all items into one
+   * group and leave the other cores idle. */
+  size_t one = 1;
+  cl_int err = clEnqueueNDRangeKernel(ctx->queue, k, 1, NULL, &global,
+                                      ctx->traits.is_cpu ? &one : NULL, 0,
+                                      NULL, NULL);
   return err == CL_SUCCESS ? RETCL_SUCCESS
                            : retcl__cl_fail(ctx, "clEnqueueNDRangeKernel", err);
 }

@@ -137,6 +137,17 @@ START_TEST(four_heads_batch_three_one_layer) {
 }
 END_TEST
 
+/* An FFN width that is no multiple of any vector width, so the GLU
+ * kernel's scalar remainder after its vector loop runs (on CPUs), with
+ * both activations. */
+START_TEST(odd_ffn_width_both_activations) {
+  retcl_model_config c = small_config(16, 16, 2, 36, 1, 23);
+  logits_match(c, 2, 7, 1);
+  c.activation = RETCL_ACT_SWISH;
+  logits_match(c, 2, 7, 0);
+}
+END_TEST
+
 /* Prefill n tokens (each algorithm), then k one-token recurrent steps:
  * the logits of the steps equal those of a full recurrent forward over all
  * n + k tokens (DESIGN 1.4: the handed-over state is the recurrent one),
@@ -361,6 +372,7 @@ int main(void) {
   tcase_add_test(tc, one_head_tied_gelu);
   tcase_add_test(tc, heads_dk_ne_dv_untied_swish_deepnorm);
   tcase_add_test(tc, four_heads_batch_three_one_layer);
+  tcase_add_test(tc, odd_ffn_width_both_activations);
   tcase_add_test(tc, prefill_then_decode_equals_full_forward);
   tcase_add_test(tc, greedy_generation_equals_argmax_of_full_forward);
   tcase_add_test(tc, bf16_checkpoint_equals_f32);

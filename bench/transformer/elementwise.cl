@@ -27,18 +27,29 @@ __kernel void tf_residual(__global float *x, uint x_off,
   for (uint e = first; e < end; ++e) x[x_off + e] += y[y_off + e];
 }
 
-/* a = act(a) ⊙ g; act 0 = gelu (erf form), 1 = swish */
+/* a = act(a) ⊙ g; act 0 = gelu (erf form), 1 = swish. gelu as
+ * 0.5 x erfc(-x/√2): erfc keeps its digits in the negative tail, where
+ * 1 + erf(x/√2) would cancel. On CPUs a work-item evaluates TF_LVW lanes at
+ * a time (as RetCL's GLU does; scalar erfc is several times slower). */
+#define TF_GLU_ACT(x, act)                                       \
+  ((act) == 0 ? 0.5f * (x) * erfc(-(x) * 0.70710678118654752f) \
+              : (x) / (1.0f + exp(-(x))))
+
 __kernel void tf_glu(__global float *a, uint a_off, __global const float *g,
                      uint g_off, uint n, int act, uint per) {
   const uint first = get_global_id(0) * per;
   const uint end = min(n, first + per);
-  for (uint e = first; e < end; ++e) {
+  uint e = first;
+#if TF_CPU
+  for (; e + TF_LVW <= end; e += TF_LVW) {
+    const lvec x = LLOAD(0, a + a_off + e);
+    TF_CAT(vstore, TF_LVW)(TF_GLU_ACT(x, act) * LLOAD(0, g + g_off + e), 0,
+                           a + a_off + e);
+  }
+#endif
+  for (; e < end; ++e) {
     const float x = a[a_off + e];
-    /* gelu as 0.5 x erfc(-x/√2): erfc keeps its digits in the negative
-     * tail, where 1 + erf(x/√2) would cancel */
-    const float y = act == 0 ? 0.5f * x * erfc(-x * 0.70710678118654752f)
-                             : x / (1.0f + exp(-x));
-    a[a_off + e] = y * g[g_off + e];
+    a[a_off + e] = TF_GLU_ACT(x, act) * g[g_off + e];
   }
 }
 

@@ -17,6 +17,10 @@ static int enqueue(tf_model *m, tf_kernel_id id, cl_int err_, size_t global,
                    size_t local, tf_err *e) {
   if (err_ != CL_SUCCESS) return tf_cl_fail(e, "clSetKernelArg", err_);
   if (global == 0) return 0;
+  /* CPUs: one item per work-group unless the kernel wants groups, as in
+   * RetCL: left to itself PoCL may pack all items into one group and run
+   * them on one core. */
+  if (local == 0 && m->dev.is_cpu) local = 1;
   cl_int err = clEnqueueNDRangeKernel(m->queue, m->kernels[id], 1, NULL,
                                       &global, local ? &local : NULL, 0, NULL,
                                       NULL);
