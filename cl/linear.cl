@@ -44,3 +44,44 @@ RETCL_LINEAR_SKINNY(1)
 RETCL_LINEAR_SKINNY(2)
 RETCL_LINEAR_SKINNY(4)
 RETCL_LINEAR_SKINNY(8)
+
+/* GPUs: the per-row kernel above gives each work-item its own W row, so
+ * neighbouring items read addresses K floats apart. Here a work-group owns
+ * one output n instead: its items stride over K together (neighbouring
+ * items, neighbouring addresses of W's row and of X's rows), each keeping
+ * MR partial sums, which are then added up in local memory. The group
+ * size is a power of two up to RETCL_LINEAR_WG, chosen by the host within
+ * the device's limits. */
+#define RETCL_LINEAR_WG 64
+
+#define RETCL_LINEAR_GROUPED(MR)                                             \
+  __kernel void retcl_linear_grouped_##MR(                                   \
+      __global const float *X, uint x_off, __global const float *W,          \
+      uint w_off, __global float *Y, uint y_off, uint M, uint N, uint K,     \
+      float alpha) {                                                         \
+    __local float part[MR][RETCL_LINEAR_WG];                                 \
+    const uint n = get_group_id(0), lid = get_local_id(0);                   \
+    const uint wg = get_local_size(0), last = M - 1;                         \
+    __global const float *w = W + w_off + (size_t)n * K;                     \
+    float acc[MR];                                                           \
+    _Pragma("unroll") for (uint m = 0; m < MR; ++m) acc[m] = 0.0f;           \
+    for (uint k = lid; k < K; k += wg) {                                     \
+      const float wk = w[k];                                                 \
+      _Pragma("unroll") for (uint m = 0; m < MR; ++m) acc[m] =               \
+          fma(wk, X[x_off + min(m, last) * K + k], acc[m]);                  \
+    }                                                                        \
+    _Pragma("unroll") for (uint m = 0; m < MR; ++m) part[m][lid] = acc[m];   \
+    barrier(CLK_LOCAL_MEM_FENCE);                                            \
+    for (uint s = wg / 2; s > 0; s /= 2) {                                   \
+      if (lid < s)                                                           \
+        _Pragma("unroll") for (uint m = 0; m < MR; ++m) part[m][lid] +=      \
+            part[m][lid + s];                                                \
+      barrier(CLK_LOCAL_MEM_FENCE);                                          \
+    }                                                                        \
+    if (lid < M) Y[y_off + lid * N + n] = alpha * part[lid][0];              \
+  }
+
+RETCL_LINEAR_GROUPED(1)
+RETCL_LINEAR_GROUPED(2)
+RETCL_LINEAR_GROUPED(4)
+RETCL_LINEAR_GROUPED(8)

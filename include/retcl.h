@@ -419,6 +419,32 @@ RETCL_API retcl_status retcl_group_norm_gate(retcl_context *ctx,
                                              cl_event *event);
 
 /* ------------------------------------------------------------------------ */
+/* Dense projections                                                        */
+/* ------------------------------------------------------------------------ */
+
+/**
+ * y = alpha · x · wᵀ + beta · y for row-major x [M, K], w [N, K] (a torch
+ * Linear weight, [out, in]) and y [M, N]: the projection every RetNet
+ * layer runs, for the blocks around it (an FFN, an output head). Up to 32
+ * rows with beta = 0 (decoding: one row per sequence) it runs RetCL's
+ * weight-streaming kernels, which read w once per group of rows (CPUs: a
+ * contiguous stretch of rows per work-item; GPUs: a work-group per row of
+ * w); otherwise CLBlast's SGEMM. With beta = 0, y's previous contents are
+ * not read (NaN there stays out of the result). y must not overlap x or w.
+ * Non-blocking; the event, if asked for, completes when y is written.
+ * Errors: INVALID_ARGUMENT (NULL buffer, overlap, alpha or beta not
+ * finite), INVALID_SIZE (a size 0 or beyond 32-bit indexing),
+ * BUFFER_TOO_SMALL, CONTEXT_MISMATCH, BUILD_FAILED, OUT_OF_MEMORY, OPENCL.
+ * Per context.
+ */
+RETCL_API retcl_status retcl_linear(retcl_context *ctx, size_t M, size_t N,
+                                    size_t K, float alpha, retcl_buffer x,
+                                    retcl_buffer w, float beta, retcl_buffer y,
+                                    cl_uint num_events_in_wait_list,
+                                    const cl_event *event_wait_list,
+                                    cl_event *event);
+
+/* ------------------------------------------------------------------------ */
 /* Multi-scale retention layer (DESIGN 1.6)                                 */
 /* ------------------------------------------------------------------------ */
 

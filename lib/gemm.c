@@ -32,25 +32,47 @@ static retcl_status clblast_gemm(retcl_context *ctx, size_t M, size_t N,
   return RETCL_SUCCESS;
 }
 
-/* One launch for rows [0, M) of X and Y, M <= SKINNY_MAX_ROWS. */
+/* Kernel of the family starting at first (the 1-row kernel; the 2-, 4- and
+ * 8-row ones follow it) for M rows: the smallest with at least M. */
+_Static_assert(RETCL_KERNEL_LINEAR_SKINNY_8 == RETCL_KERNEL_LINEAR_SKINNY_1 + 3 &&
+                   RETCL_KERNEL_LINEAR_GROUPED_8 ==
+                       RETCL_KERNEL_LINEAR_GROUPED_1 + 3,
+               "the linear kernels of 1, 2, 4, 8 rows are consecutive ids");
+static retcl_kernel_id rows_kernel(retcl_kernel_id first, size_t M) {
+  return (retcl_kernel_id)(first + (M == 1 ? 0 : M == 2 ? 1 : M <= 4 ? 2 : 3));
+}
+
+/* Largest power of two <= min(64, what the device and kernel allow): the
+ * GPU kernel's work-group size (RETCL_LINEAR_WG in cl/linear.cl). */
+static size_t grouped_size(retcl_context *ctx, cl_kernel k) {
+  size_t limit = ctx->traits.max_work_group, kernel_limit = 0;
+  if (clGetKernelWorkGroupInfo(k, ctx->device, CL_KERNEL_WORK_GROUP_SIZE,
+                               sizeof kernel_limit, &kernel_limit,
+                               NULL) == CL_SUCCESS &&
+      kernel_limit && kernel_limit < limit)
+    limit = kernel_limit;
+  size_t wg = 64;
+  while (wg > limit) wg /= 2;
+  return wg;
+}
+
+/* One launch for rows [0, M) of X and Y, M <= SKINNY_MAX_ROWS.
+ * CPUs: each work-item walks a few dozen contiguous W rows (enough items to
+ * share the work between cores), one item per work-group so that PoCL
+ * spreads them over its threads (left to itself it packs them into one
+ * group: half the speed on 2 cores). GPUs: a work-group per W row, its
+ * items reading the row side by side. */
 static retcl_status skinny(retcl_context *ctx, size_t M, size_t N, size_t K,
                            float alpha, retcl_buffer X, retcl_buffer W,
                            retcl_buffer Y) {
-  const retcl_kernel_id id = M == 1   ? RETCL_KERNEL_LINEAR_SKINNY_1
-                             : M == 2 ? RETCL_KERNEL_LINEAR_SKINNY_2
-                             : M <= 4 ? RETCL_KERNEL_LINEAR_SKINNY_4
-                                      : RETCL_KERNEL_LINEAR_SKINNY_8;
+  const int cpu = ctx->traits.is_cpu;
   cl_kernel k;
-  retcl_status st = retcl__kernel(ctx, id, &k);
+  retcl_status st = retcl__kernel(
+      ctx,
+      rows_kernel(cpu ? RETCL_KERNEL_LINEAR_SKINNY_1
+                      : RETCL_KERNEL_LINEAR_GROUPED_1, M),
+      &k);
   if (st) return st;
-  /* CPUs: a few dozen contiguous W rows per work-item, enough items to
-   * share the work between cores; GPUs: one row each. */
-  cl_uint per = 1;
-  if (ctx->traits.is_cpu) {
-    size_t items = 8 * (ctx->traits.compute_units ? ctx->traits.compute_units : 1);
-    per = (cl_uint)((N + items - 1) / items);
-    if (per < 1) per = 1;
-  }
   cl_uint x_off = (cl_uint)X.offset, w_off = (cl_uint)W.offset,
           y_off = (cl_uint)Y.offset, Mu = (cl_uint)M, Nu = (cl_uint)N,
           Ku = (cl_uint)K;
@@ -64,15 +86,20 @@ static retcl_status skinny(retcl_context *ctx, size_t M, size_t N, size_t K,
   RETCL_ARG(ctx, k, 7, Nu);
   RETCL_ARG(ctx, k, 8, Ku);
   RETCL_ARG(ctx, k, 9, alpha);
-  RETCL_ARG(ctx, k, 10, per);
-  size_t global = (N + per - 1) / per;
-  /* CPUs: one item per work-group, so PoCL spreads the items over its
-   * threads (left to itself it packs them into one group: half the speed
-   * on 2 cores). */
-  size_t one = 1;
-  cl_int err = clEnqueueNDRangeKernel(ctx->queue, k, 1, NULL, &global,
-                                      ctx->traits.is_cpu ? &one : NULL, 0,
-                                      NULL, NULL);
+  size_t global, local;
+  if (cpu) {
+    const size_t items =
+        8 * (ctx->traits.compute_units ? ctx->traits.compute_units : 1);
+    const cl_uint per = (cl_uint)((N + items - 1) / items);
+    RETCL_ARG(ctx, k, 10, per);
+    global = (N + per - 1) / per;
+    local = 1;
+  } else {
+    local = grouped_size(ctx, k);
+    global = N * local;
+  }
+  cl_int err = clEnqueueNDRangeKernel(ctx->queue, k, 1, NULL, &global, &local,
+                                      0, NULL, NULL);
   return err == CL_SUCCESS
              ? RETCL_SUCCESS
              : retcl__cl_fail(ctx, "clEnqueueNDRangeKernel(linear)", err);

@@ -396,7 +396,7 @@ echo "ci_oclgrind: self-test: out-of-bounds, data-race and uninitialised" \
 
 # ---- pass A: out-of-bounds, data races, API ---------------------------------
 start_all=$SECONDS
-suites=(rotation retention group_norm layer model)
+suites=(rotation retention group_norm linear layer model)
 for paths in cpu gpu; do
   for t in "${suites[@]}"; do
     og "test_$t $paths" A "" "$BUILD/tests/test_$t" RETCL_KERNEL_PATHS=$paths
@@ -421,8 +421,13 @@ done
 # CPU time for it; their partial blocks go through the same helpers.
 og "test_retention:raw cpu" B "$opt_off" "$BUILD/tests/test_retention" \
   RETCL_KERNEL_PATHS=cpu CK_RUN_CASE=raw
-# The layer adds the projection kernels (linear.cl) and CLBlast's; their
-# code does not depend on the access pattern, so one pattern suffices.
+# The projection kernels (linear.cl) differ by access pattern (a range of
+# W rows per work-item, or a work-group per row): both, without CLBlast's
+# cases. The layer adds CLBlast's kernels, the same in both patterns.
+for paths in cpu gpu; do
+  og "test_linear:streaming $paths" B "$opt_off" "$BUILD/tests/test_linear" \
+    RETCL_KERNEL_PATHS=$paths CK_RUN_CASE=streaming
+done
 og "test_layer cpu" B "$opt_off" "$BUILD/tests/test_layer" \
   RETCL_KERNEL_PATHS=cpu
 

@@ -13,4 +13,4 @@ ctest --test-dir build --output-on-failure -j1 "$@"
 # interleaved over columns, work-group reductions), so code that only a GPU
 # would run is checked here too.
 RETCL_KERNEL_PATHS=gpu ctest --test-dir build --output-on-failure -j1 \
-  -R 'rotation|retention|group_norm|layer|model' "$@"
+  -R 'rotation|retention|group_norm|linear|layer|model' "$@"

@@ -4,7 +4,7 @@
  * determinism, seeded sampling) and the error paths (exit status, exactly
  * one stderr line) are checked against the files they write and against
  * the library called directly on the same checkpoint. */
-#define _DEFAULT_SOURCE /* mkdtemp, readlink */
+#define _DEFAULT_SOURCE /* mkdtemp */
 #include <dirent.h>
 #include <math.h>
 #include <stdarg.h>
@@ -13,10 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
-#include <fcntl.h>
 #include <unistd.h>
 
+#include "cli_runner.h"
 #include "testutil.h"
 
 /* The small model every test uses (vocab V, as in the init-model call). */
@@ -53,79 +52,21 @@ static char g_init_out[4096];
 
 /* ---- running the program ------------------------------------------------ */
 
-/* ctest runs <build>/tests/test_cli; the program is <build>/tools/retcl. */
-static void find_tool(void) {
-  char self[4096];
-  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-  ck_assert_msg(n > 0, "readlink(/proc/self/exe) failed");
-  self[n] = '\0';
-  char *slash = strrchr(self, '/');
-  ck_assert_ptr_nonnull(slash);
-  *slash = '\0';
-  snprintf(g_tool, sizeof g_tool, "%s/../tools/retcl", self);
-}
+typedef tu_cli_result result;
+#define result_free tu_cli_result_free
+#define read_file tu_read_file
 
-static char *read_file(const char *path, size_t *len) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return NULL;
-  fseek(f, 0, SEEK_END);
-  long n = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  char *buf = malloc((size_t)n + 1);
-  size_t got = fread(buf, 1, (size_t)n, f);
-  fclose(f);
-  buf[got] = '\0';
-  if (len) *len = got;
-  return buf;
-}
-
-typedef struct result {
-  int status;     /* exit status, or -1 if it did not exit normally */
-  char *out, *err; /* everything it wrote to stdout / stderr */
-} result;
-
-static void result_free(result *r) {
-  free(r->out);
-  free(r->err);
-}
-
-/* Run the tool with the NULL-terminated arguments after argv[0], its
- * stdout and stderr captured through files in the scratch folder (no
- * shell, so paths need no quoting). */
+/* Run the tool with the NULL-terminated arguments after argv[0]. */
 static result run_tool(const char *first, ...) {
-  const char *argv[64];
+  const char *argv[63];
   int argc = 0;
-  argv[argc++] = g_tool;
   va_list ap;
   va_start(ap, first);
-  for (const char *a = first; a && argc < 63; a = va_arg(ap, const char *))
+  for (const char *a = first; a && argc < 62; a = va_arg(ap, const char *))
     argv[argc++] = a;
   va_end(ap);
   argv[argc] = NULL;
-
-  char out_path[4200], err_path[4200];
-  snprintf(out_path, sizeof out_path, "%s/stdout.txt", g_dir);
-  snprintf(err_path, sizeof err_path, "%s/stderr.txt", g_dir);
-  fflush(NULL);
-  pid_t pid = fork();
-  ck_assert_int_ge(pid, 0);
-  if (pid == 0) {
-    int fo = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    int fe = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fo < 0 || fe < 0 || dup2(fo, 1) < 0 || dup2(fe, 2) < 0) _exit(126);
-    execv(g_tool, (char *const *)argv);
-    _exit(127);
-  }
-  int ws = 0;
-  ck_assert_int_eq(waitpid(pid, &ws, 0), pid);
-  result r;
-  r.status = WIFEXITED(ws) ? WEXITSTATUS(ws) : -1;
-  r.out = read_file(out_path, NULL);
-  r.err = read_file(err_path, NULL);
-  ck_assert_msg(r.status != 127, "cannot execute %s", g_tool);
-  ck_assert_ptr_nonnull(r.out);
-  ck_assert_ptr_nonnull(r.err);
-  return r;
+  return tu_cli_run(g_tool, g_dir, NULL, argv);
 }
 
 static size_t count_lines(const char *s) {
@@ -193,7 +134,7 @@ static void remove_tree(const char *path) {
 }
 
 static void setup(void) {
-  find_tool();
+  tu_cli_find_tool(g_tool, sizeof g_tool);
   snprintf(g_dir, sizeof g_dir, "%s/retcl-cli-XXXXXX",
            getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
   if (!mkdtemp(g_dir)) {

@@ -3,93 +3,29 @@
  * per check and no FAIL line), also with the GPU access patterns
  * (RETCL_KERNEL_PATHS=gpu), and its command-line errors exit as the other
  * commands' do. */
-#define _DEFAULT_SOURCE /* mkdtemp, readlink, setenv */
-#include <fcntl.h>
+#define _DEFAULT_SOURCE /* mkdtemp */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
+#include "cli_runner.h"
 #include "testutil.h"
 
 static char g_tool[4200]; /* <build>/tools/retcl */
 static char g_dir[4096];  /* scratch folder for the captured output */
 
-/* ctest runs <build>/tests/test_selftest_cli; the program is
- * <build>/tools/retcl. */
-static void find_tool(void) {
-  char self[4096];
-  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-  ck_assert_msg(n > 0, "readlink(/proc/self/exe) failed");
-  self[n] = '\0';
-  char *slash = strrchr(self, '/');
-  ck_assert_ptr_nonnull(slash);
-  *slash = '\0';
-  snprintf(g_tool, sizeof g_tool, "%s/../tools/retcl", self);
-}
+typedef tu_cli_result result;
+#define result_free tu_cli_result_free
 
-static char *slurp(const char *path) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return NULL;
-  fseek(f, 0, SEEK_END);
-  long n = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  char *buf = malloc((size_t)n + 1);
-  size_t got = fread(buf, 1, (size_t)n, f);
-  fclose(f);
-  buf[got] = '\0';
-  return buf;
-}
-
-typedef struct result {
-  int status;      /* exit status, -1 if it did not exit normally */
-  char *out, *err; /* its stdout and stderr */
-} result;
-
-static void result_free(result *r) {
-  free(r->out);
-  free(r->err);
-}
-
-/* Run `retcl <argv...>` (NULL-terminated) with kernel_paths, if not NULL,
- * as RETCL_KERNEL_PATHS; stdout and stderr go through files. */
+/* Run `retcl <args...>` (NULL-terminated) with kernel_paths, if not NULL,
+ * as RETCL_KERNEL_PATHS. */
 static result run_tool(const char *kernel_paths, const char *const *args) {
-  const char *argv[16];
-  int argc = 0;
-  argv[argc++] = g_tool;
-  for (; *args && argc < 15; ++args) argv[argc++] = *args;
-  argv[argc] = NULL;
-  char out_path[4200], err_path[4200];
-  snprintf(out_path, sizeof out_path, "%s/stdout.txt", g_dir);
-  snprintf(err_path, sizeof err_path, "%s/stderr.txt", g_dir);
-  fflush(NULL);
-  pid_t pid = fork();
-  ck_assert_int_ge(pid, 0);
-  if (pid == 0) {
-    int fo = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    int fe = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fo < 0 || fe < 0 || dup2(fo, 1) < 0 || dup2(fe, 2) < 0) _exit(126);
-    if (kernel_paths) setenv("RETCL_KERNEL_PATHS", kernel_paths, 1);
-    execv(g_tool, (char *const *)argv);
-    _exit(127);
-  }
-  int ws = 0;
-  ck_assert_int_eq(waitpid(pid, &ws, 0), pid);
-  result r;
-  r.status = WIFEXITED(ws) ? WEXITSTATUS(ws) : -1;
-  r.out = slurp(out_path);
-  r.err = slurp(err_path);
-  ck_assert_msg(r.status != 127, "cannot execute %s", g_tool);
-  ck_assert_ptr_nonnull(r.out);
-  ck_assert_ptr_nonnull(r.err);
-  unlink(out_path);
-  unlink(err_path);
-  return r;
+  return tu_cli_run(g_tool, g_dir, kernel_paths, args);
 }
 
 static void setup(void) {
-  find_tool();
+  tu_cli_find_tool(g_tool, sizeof g_tool);
   snprintf(g_dir, sizeof g_dir, "%s/retcl-selftest-cli-XXXXXX",
            getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
   if (!mkdtemp(g_dir)) g_dir[0] = '\0';

@@ -8,11 +8,6 @@
 
 #include "transformer.h"
 
-/* Projections of more rows than this go to CLBlast; up to it, the
- * weight-streaming kernel (linear.cl) in launches of at most 8 rows. */
-#define TF_SKINNY_ROW_LIMIT 32
-#define TF_SKINNY_MAX_ROWS 8
-
 /* Work-group size of the GPU attention kernels (TF_WG in the .cl files). */
 #define TF_GPU_WG 64
 /* GPU decode: positions per work-group (TF_DCHUNK). */
@@ -25,10 +20,6 @@
 #define TF_CPU_MIN_CHUNK 128
 
 typedef enum tf_kernel_id {
-  TF_K_SKINNY_1,
-  TF_K_SKINNY_2,
-  TF_K_SKINNY_4,
-  TF_K_SKINNY_8,
   TF_K_EMBED,
   TF_K_RESIDUAL,
   TF_K_GLU,

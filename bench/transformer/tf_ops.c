@@ -1,8 +1,7 @@
 /* tf_ops.c - launches of the baseline's operations on the context's queue:
- * projections (CLBlast or the weight-streaming kernel), RetCL's RMSNorm and
+ * projections (RetCL's retcl_linear), RetCL's RMSNorm and
  * rotation, the elementwise kernels and attention. Callers have checked
  * sizes (every index fits the kernels' 32-bit arithmetic). */
-#include <clblast_c.h>
 #include <math.h>
 
 #include "tf_internal.h"
@@ -46,53 +45,16 @@ static size_t div_up(size_t a, size_t b) { return (a + b - 1) / b; }
 
 /* ---- projections -------------------------------------------------------- */
 
-static int clblast(tf_model *m, size_t M, size_t N, size_t K, cl_mem X,
-                   size_t x_off, cl_mem W, cl_mem Y, size_t y_off, tf_err *e) {
-  /* Row-major X[M,K] · W[N,K]ᵀ: W is a torch Linear weight [out, in]. */
-  CLBlastStatusCode code = CLBlastSgemm(
-      CLBlastLayoutRowMajor, CLBlastTransposeNo, CLBlastTransposeYes, M, N, K,
-      1.0f, X, x_off, K, W, 0, K, 0.0f, Y, y_off, N, &m->queue, NULL);
-  if (code != CLBlastSuccess)
-    return tf_fail(e, "CLBlastSgemm(M=%zu, N=%zu, K=%zu) failed with CLBlast "
-                   "status %d", M, N, K, (int)code);
-  return 0;
-}
-
-/* Rows [0, M) of X and Y, M <= TF_SKINNY_MAX_ROWS, in one launch. */
-static int skinny(tf_model *m, size_t M, size_t N, size_t K, cl_mem X,
-                  size_t x_off, cl_mem W, cl_mem Y, size_t y_off, tf_err *e) {
-  const tf_kernel_id id = M == 1   ? TF_K_SKINNY_1
-                          : M == 2 ? TF_K_SKINNY_2
-                          : M <= 4 ? TF_K_SKINNY_4
-                                   : TF_K_SKINNY_8;
-  /* CPUs: 8 work-items per core, each a contiguous stretch of W rows;
-   * GPUs: one W row per work-item. */
-  cl_uint cols = 1;
-  if (m->dev.is_cpu) cols = (cl_uint)div_up(N, 8 * (size_t)m->dev.units);
-  cl_kernel k = m->kernels[id];
-  cl_uint xo = (cl_uint)x_off, yo = (cl_uint)y_off, Mu = (cl_uint)M,
-          Nu = (cl_uint)N, Ku = (cl_uint)K;
-  cl_int err_ = CL_SUCCESS;
-  ARG(k, 0, X);
-  ARG(k, 1, xo);
-  ARG(k, 2, W);
-  ARG(k, 3, Y);
-  ARG(k, 4, yo);
-  ARG(k, 5, Mu);
-  ARG(k, 6, Nu);
-  ARG(k, 7, Ku);
-  ARG(k, 8, cols);
-  return enqueue(m, id, err_, div_up(N, cols), 0, e);
-}
-
+/* Y = X Wᵀ through RetCL's own projection (retcl_linear: CLBlast, or its
+ * weight-streaming kernels for the few rows of a decode step), so both
+ * models' projections cost the same and only attention versus retention
+ * differs. */
 int tf_gemm(tf_model *m, size_t M, size_t N, size_t K, cl_mem X, size_t x_off,
             cl_mem W, cl_mem Y, size_t y_off, tf_err *e) {
-  if (M > TF_SKINNY_ROW_LIMIT) return clblast(m, M, N, K, X, x_off, W, Y, y_off, e);
-  for (size_t r = 0; r < M; r += TF_SKINNY_MAX_ROWS) {
-    const size_t rows = M - r < TF_SKINNY_MAX_ROWS ? M - r : TF_SKINNY_MAX_ROWS;
-    if (skinny(m, rows, N, K, X, x_off + r * K, W, Y, y_off + r * N, e)) return -1;
-  }
-  return 0;
+  retcl_status st =
+      retcl_linear(m->ctx, M, N, K, 1.0f, retcl_buf(X, x_off), retcl_buf(W, 0),
+                   0.0f, retcl_buf(Y, y_off), 0, NULL, NULL);
+  return st ? tf_retcl_fail(e, m->ctx, "projection (retcl_linear)", st) : 0;
 }
 
 /* ---- RetCL's ops -------------------------------------------------------- */

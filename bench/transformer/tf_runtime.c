@@ -8,15 +8,10 @@
 #include "tf_internal.h"
 
 extern const char tf_cl_common[];
-extern const char tf_cl_linear[];
 extern const char tf_cl_elementwise[];
 extern const char tf_cl_attention[];
 
 static const char *const kernel_names[TF_K_COUNT] = {
-    [TF_K_SKINNY_1] = "tf_linear_skinny_1",
-    [TF_K_SKINNY_2] = "tf_linear_skinny_2",
-    [TF_K_SKINNY_4] = "tf_linear_skinny_4",
-    [TF_K_SKINNY_8] = "tf_linear_skinny_8",
     [TF_K_EMBED] = "tf_embed",
     [TF_K_RESIDUAL] = "tf_residual",
     [TF_K_GLU] = "tf_glu",
@@ -95,10 +90,9 @@ int tf_runtime_init(tf_model *m, tf_err *e) {
   cl_device_id dev = retcl_context_device(m->ctx);
   query_device(m, dev);
   const tf_device *d = &m->dev;
-  const char *src[] = {tf_cl_common, tf_cl_linear, tf_cl_elementwise,
-                       tf_cl_attention};
+  const char *src[] = {tf_cl_common, tf_cl_elementwise, tf_cl_attention};
   cl_int err = CL_SUCCESS;
-  m->program = clCreateProgramWithSource(m->clctx, 4, src, NULL, &err);
+  m->program = clCreateProgramWithSource(m->clctx, 3, src, NULL, &err);
   if (!m->program) return tf_cl_fail(e, "clCreateProgramWithSource", err);
   /* No fast-math: the baseline is checked against a double reference to
    * fp32 rounding, as RetCL's kernels are. */

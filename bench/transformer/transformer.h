@@ -54,10 +54,9 @@ typedef struct tf_host_weights {
 
 /* How it runs (the .c and .cl files beside this header), so that a
  * comparison with RetCL can be judged:
- *  - Projections: CLBlastSgemm (row-major X Wᵀ) for more than 32 rows; for
- *    up to 32 (decode) a weight-streaming kernel reading W once per 8 rows,
- *    as RetCL's own projections do. Q, K, V are three GEMMs, as RetCL's Q,
- *    K, V, G are.
+ *  - Projections: retcl_linear, the very code RetCL's layers use (CLBlast
+ *    for more than 32 rows; for up to 32, decoding, RetCL's weight-streaming
+ *    kernels). Q, K, V are three of them, as RetCL's Q, K, V, G are four.
  *  - RMSNorm is retcl_group_norm_gate (one group, no gate, weight) and the
  *    rotation retcl_rotate with θ_i above, both on the context's queue.
  *  - KV cache: per layer K and V, head-major [batch, H, capacity, head_dim]
