@@ -41,7 +41,8 @@
 #
 # About 3.5 minutes on 2 cores (oclgrind interprets every work-item, on
 # as many threads as there are cores); RETCL_BUILD_DIR selects another
-# build folder than build/.
+# build folder than build/; RETCL_OCLGRIND_ONLY (a regex on "pass label")
+# runs only the matching runs.
 #
 # Harness details: CK_FORK=no (oclgrind follows one process); a small
 # LD_PRELOAD library (built here) records each kernel launch, holds back
@@ -264,6 +265,12 @@ summary="$work/summary"
 og() {
   local label="$1" pass="$2" options="$3" cmd="$4"
   shift 4
+  # RETCL_OCLGRIND_ONLY (an extended regex on "pass label") runs a subset,
+  # for reproducing one report by hand.
+  if [ -n "${RETCL_OCLGRIND_ONLY:-}" ] &&
+     ! [[ "$pass $label" =~ $RETCL_OCLGRIND_ONLY ]]; then
+    return 0
+  fi
   local checks=(OCLGRIND_CHECK_API=1)
   if [ "$pass" = A ]; then checks+=(OCLGRIND_DATA_RACES=1)
   else checks+=(OCLGRIND_UNINITIALIZED=1 RETCL_OG_KEEP_BUFFERS=1); fi
