@@ -15,18 +15,33 @@
  * call with fewer real rows repeats the last one and stores only the real
  * ones. */
 
+/* Both kernels also run several projections of the same X at once (Q, K,
+ * V, G of a layer): W then stacks up to 4 blocks of `nb` rows (N = blocks
+ * x nb); block b's outputs are rows of nb floats starting at b * bstride
+ * in Y (bstride >= M * nb: the blocks of Y need not be adjacent to each
+ * other's rows, so a launch may cover some of the rows of each), scaled
+ * by lane b of `alpha`. One projection is one block (nb = N). */
+inline uint block_out(uint r, uint m, uint bstride, uint nb) {
+  const uint b = r / nb;
+  return b * bstride + m * nb + (r - b * nb);
+}
+inline float block_alpha(float4 alpha, uint r, uint nb) {
+  const uint b = r / nb;
+  return b == 0 ? alpha.s0 : b == 1 ? alpha.s1 : b == 2 ? alpha.s2 : alpha.s3;
+}
+
 #define RETCL_LINEAR_SKINNY(MR, S)                                           \
   __kernel void retcl_linear_skinny_##MR(                                    \
       __global const float *X, uint x_off, __global const float *W,          \
       uint w_off, __global float *Y, uint y_off, uint M, uint N, uint K,     \
-      float alpha, uint cols_per_item) {                                     \
+      uint nb, uint bstride, float4 alpha, uint cols_per_item) {             \
     const uint n0 = get_global_id(0) * cols_per_item;                        \
     const uint n1 = min(N, n0 + cols_per_item);                              \
     if (n0 >= n1) return;                                                    \
     const uint part = (n1 - n0 + S - 1) / S, last = M - 1;                   \
     for (uint i = 0; i < part; ++i) {                                        \
-      /* Row i of each part; past the range's end, the last row again      \
-       * (computed, not stored). */                                        \
+      /* Row i of each part; past the range's end, the last row again        \
+       * (computed, not stored). */                                          \
       uint row[S];                                                           \
       __global const float *w[S];                                            \
       vecf acc[S][MR];                                                       \
@@ -57,10 +72,12 @@
               fma(w[s][k], xk, tail[s][m]);                                  \
         }                                                                    \
       _Pragma("unroll") for (uint s = 0; s < S; ++s)                         \
-          if (n0 + s * part + i < n1)                                        \
-          _Pragma("unroll") for (uint m = 0; m < MR; ++m) if (m < M)         \
-              Y[y_off + m * N + row[s]] =                                    \
-                  alpha * (lane_sum(acc[s][m]) + tail[s][m]);                \
+          if (n0 + s * part + i < n1) {                                      \
+        const float a = block_alpha(alpha, row[s], nb);                      \
+        _Pragma("unroll") for (uint m = 0; m < MR; ++m) if (m < M)           \
+            Y[y_off + block_out(row[s], m, bstride, nb)] =                   \
+                a * (lane_sum(acc[s][m]) + tail[s][m]);                      \
+      }                                                                      \
     }                                                                        \
   }
 
@@ -70,10 +87,10 @@ RETCL_LINEAR_SKINNY(4, 4)
 RETCL_LINEAR_SKINNY(8, 2)
 
 /* GPUs: the CPU kernel above gives each work-item its own W rows, so
- * neighbouring items would read addresses K floats apart. Here a work-group owns
- * one output n instead: its items stride over K together (neighbouring
- * items, neighbouring addresses of W's row and of X's rows), each keeping
- * MR partial sums, which are then added up in local memory. The group
+ * neighbouring items would read addresses K floats apart. Here a
+ * work-group owns one output n instead (the grid has exactly N groups):
+ * its items stride over K together (neighbouring items, neighbouring
+ * addresses of W's row and of X's rows), each keeping MR partial sums, which are then added up in local memory. The group
  * size is a power of two up to RETCL_LINEAR_WG, chosen by the host within
  * the device's limits. */
 #define RETCL_LINEAR_WG 64
@@ -82,8 +99,9 @@ RETCL_LINEAR_SKINNY(8, 2)
   __kernel void retcl_linear_grouped_##MR(                                   \
       __global const float *X, uint x_off, __global const float *W,          \
       uint w_off, __global float *Y, uint y_off, uint M, uint N, uint K,     \
-      float alpha) {                                                         \
+      uint nb, uint bstride, float4 alpha) {                                 \
     __local float part[MR][RETCL_LINEAR_WG];                                 \
+    (void)N; /* same arguments as the CPU kernel; N groups */                \
     const uint n = get_group_id(0), lid = get_local_id(0);                   \
     const uint wg = get_local_size(0), last = M - 1;                         \
     __global const float *w = W + w_off + (size_t)n * K;                     \
@@ -102,7 +120,9 @@ RETCL_LINEAR_SKINNY(8, 2)
             part[m][lid + s];                                                \
       barrier(CLK_LOCAL_MEM_FENCE);                                          \
     }                                                                        \
-    if (lid < M) Y[y_off + lid * N + n] = alpha * part[lid][0];              \
+    if (lid < M)                                                             \
+      Y[y_off + block_out(n, lid, bstride, nb)] =                            \
+          block_alpha(alpha, n, nb) * part[lid][0];                          \
   }
 
 RETCL_LINEAR_GROUPED(1)

@@ -444,6 +444,36 @@ RETCL_API retcl_status retcl_linear(retcl_context *ctx, size_t M, size_t N,
                                     const cl_event *event_wait_list,
                                     cl_event *event);
 
+/** One projection of a retcl_linear_many call: y = alpha · x · wᵀ, w
+ *  [n, K] and y [M, n] row-major. */
+typedef struct retcl_projection {
+  retcl_buffer w, y;
+  size_t n;
+  float alpha;
+} retcl_projection;
+
+/**
+ * Several projections of the same x [M, K] (the Q, K, V of a layer; an
+ * FFN's two input projections): y_i = alpha_i · x · w_iᵀ for i < count, as
+ * count retcl_linear calls with beta = 0 would compute them. Where
+ * consecutive projections have the same n and lie back to back, w_{i+1}
+ * starting right after w_i (n·K floats later in the same buffer) and
+ * y_{i+1} right after y_i (M·n floats later), up to 4 of them run as one
+ * launch: decoding reads the stacked weights in one pass (on PoCL, Q, K, V
+ * and G of a 512-wide layer at 8 rows took 1.25x less time as one launch
+ * than as four). No y_i may overlap x, a w_j or another y_j. Non-blocking;
+ * the event, if asked for, completes when every y_i is written. Errors:
+ * as retcl_linear, the message naming the projection (proj[i].w ...);
+ * INVALID_ARGUMENT also for count 0 or proj NULL. Per context.
+ */
+RETCL_API retcl_status retcl_linear_many(retcl_context *ctx, size_t M,
+                                         size_t K, retcl_buffer x,
+                                         size_t count,
+                                         const retcl_projection *proj,
+                                         cl_uint num_events_in_wait_list,
+                                         const cl_event *event_wait_list,
+                                         cl_event *event);
+
 /* ------------------------------------------------------------------------ */
 /* Multi-scale retention layer (DESIGN 1.6)                                 */
 /* ------------------------------------------------------------------------ */

@@ -108,6 +108,12 @@ retcl_status retcl__workspace(retcl_context *ctx, retcl_workspace_id id,
 retcl_status retcl__gemm_xwt(retcl_context *ctx, size_t M, size_t N, size_t K,
                              float alpha, retcl_buffer X, retcl_buffer W,
                              float beta, retcl_buffer Y);
+/* y_i = alpha_i X w_iᵀ for projections of one X [M,K] (retcl_linear_many,
+ * unchecked): consecutive ones of the same n whose weights and outputs lie
+ * back to back run as one launch (up to 4). */
+retcl_status retcl__gemm_many(retcl_context *ctx, size_t M, size_t K,
+                              retcl_buffer X, size_t count,
+                              const retcl_projection *proj);
 
 /* The desc checks of retcl_retention, for callers that must fail before
  * enqueueing their own work. */

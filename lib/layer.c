@@ -104,12 +104,14 @@ retcl_status retcl_msr_forward(retcl_context *ctx, const retcl_msr_desc *desc,
     if (err != CL_SUCCESS)
       return retcl__cl_fail(ctx, "clEnqueueMarkerWithWaitList", err);
   }
-  if ((st = retcl__gemm_xwt(ctx, bt, dm, dm, 1.0f, x, w->q_proj, 0.0f, Q)) ||
-      (st = retcl__gemm_xwt(ctx, bt, dm, dm, (float)(1.0 / sqrt((double)Dk)), x,
-                            w->k_proj, 0.0f, K)) ||
-      (st = retcl__gemm_xwt(ctx, bt, dv, dm, 1.0f, x, w->v_proj, 0.0f, V)) ||
-      (st = retcl__gemm_xwt(ctx, bt, dv, dm, 1.0f, x, w->g_proj, 0.0f, G)))
-    return st;
+  /* Q, K, V, G are back to back in the workspace; where the weights are
+   * too (retcl_model_load stacks them), they run as one launch. */
+  const retcl_projection qkvg[4] = {
+      {w->q_proj, Q, dm, 1.0f},
+      {w->k_proj, K, dm, (float)(1.0 / sqrt((double)Dk))},
+      {w->v_proj, V, dv, 1.0f},
+      {w->g_proj, G, dv, 1.0f}};
+  if ((st = retcl__gemm_many(ctx, bt, dm, x, 4, qkvg))) return st;
   retcl_rotation_desc qd = {d->batch, d->tokens, H, RETCL_LAYOUT_TOKEN_MAJOR,
                             d->pos0, 0};
   retcl_rotation_desc kd = qd;

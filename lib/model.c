@@ -8,9 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* q, k, v, g share one buffer, stacked in that order, and so do fc1 and
+ * gate: the projections of one input then run as one launch when decoding
+ * (retcl__gemm_many). */
 typedef struct layer_weights {
   retcl_msr_weights msr;
-  cl_mem q, k, v, g, o, ret_norm, fc1, fc2, gate, ffn_norm;
+  cl_mem qkvg, o, ret_norm, fc1_gate, fc2, ffn_norm;
 } layer_weights;
 
 struct retcl_model {
@@ -41,8 +44,8 @@ void retcl_model_destroy(retcl_model *m) {
   if (m->layers)
     for (size_t l = 0; l < m->cfg.layers; ++l) {
       layer_weights *w = &m->layers[l];
-      cl_mem all[] = {w->q,   w->k,   w->v,    w->g,    w->o,
-                      w->ret_norm, w->fc1, w->fc2, w->gate, w->ffn_norm};
+      cl_mem all[] = {w->qkvg, w->o,   w->ret_norm,
+                      w->fc1_gate, w->fc2, w->ffn_norm};
       for (size_t i = 0; i < sizeof all / sizeof all[0]; ++i)
         if (all[i]) clReleaseMemObject(all[i]);
     }
@@ -66,26 +69,50 @@ static retcl_status upload(retcl_model *m, const char *what, const float *host,
   return RETCL_SUCCESS;
 }
 
+/* One read-only buffer holding the count host arrays back to back. */
+static retcl_status upload_stack(retcl_model *m, const char *what,
+                                 const float *const *host, const size_t *n,
+                                 size_t count, cl_mem *out) {
+  size_t total = 0;
+  for (size_t i = 0; i < count; ++i) total += n[i];
+  cl_int err = CL_SUCCESS;
+  char call[160];
+  *out = clCreateBuffer(m->ctx->cl_ctx, CL_MEM_READ_ONLY, total * sizeof(float),
+                        NULL, &err);
+  for (size_t i = 0, at = 0; *out && err == CL_SUCCESS && i < count;
+       at += n[i++])
+    err = clEnqueueWriteBuffer(m->ctx->queue, *out, CL_TRUE, at * sizeof(float),
+                               n[i] * sizeof(float), host[i], 0, NULL, NULL);
+  if (!*out || err != CL_SUCCESS) {
+    snprintf(call, sizeof call, "%s: uploading %s", OP_LOAD, what);
+    return retcl__cl_fail(m->ctx, call, err);
+  }
+  m->weight_bytes += total * sizeof(float);
+  return RETCL_SUCCESS;
+}
+
 static retcl_status upload_layer(retcl_model *m, const retcl__layer_host *h,
                                  layer_weights *w) {
   const retcl_model_config *c = &m->cfg;
   const size_t d = c->embed_dim, dv = c->value_embed_dim, f = c->ffn_dim;
+  const float *const qkvg[] = {h->wq, h->wk, h->wv, h->wg};
+  const size_t qkvg_n[] = {d * d, d * d, dv * d, dv * d};
+  const float *const fc1_gate[] = {h->fc1, h->gate};
+  const size_t fc1_gate_n[] = {f * d, f * d};
   retcl_status st;
-  if ((st = upload(m, "q_proj", h->wq, d * d, &w->q)) ||
-      (st = upload(m, "k_proj", h->wk, d * d, &w->k)) ||
-      (st = upload(m, "v_proj", h->wv, dv * d, &w->v)) ||
-      (st = upload(m, "g_proj", h->wg, dv * d, &w->g)) ||
+  if ((st = upload_stack(m, "q_proj, k_proj, v_proj, g_proj", qkvg, qkvg_n, 4,
+                         &w->qkvg)) ||
       (st = upload(m, "out_proj", h->wo, d * dv, &w->o)) ||
       (st = upload(m, "retention_layer_norm", h->ret_norm, d, &w->ret_norm)) ||
-      (st = upload(m, "fc1", h->fc1, f * d, &w->fc1)) ||
+      (st = upload_stack(m, "fc1, ffn.gate", fc1_gate, fc1_gate_n, 2,
+                         &w->fc1_gate)) ||
       (st = upload(m, "fc2", h->fc2, d * f, &w->fc2)) ||
-      (st = upload(m, "ffn.gate", h->gate, f * d, &w->gate)) ||
       (st = upload(m, "final_layer_norm", h->ffn_norm, d, &w->ffn_norm)))
     return st;
-  w->msr.q_proj = retcl_buf(w->q, 0);
-  w->msr.k_proj = retcl_buf(w->k, 0);
-  w->msr.v_proj = retcl_buf(w->v, 0);
-  w->msr.g_proj = retcl_buf(w->g, 0);
+  w->msr.q_proj = retcl_buf(w->qkvg, 0);
+  w->msr.k_proj = retcl_buf(w->qkvg, d * d);
+  w->msr.v_proj = retcl_buf(w->qkvg, 2 * d * d);
+  w->msr.g_proj = retcl_buf(w->qkvg, 2 * d * d + dv * d);
   w->msr.out_proj = retcl_buf(w->o, 0);
   return RETCL_SUCCESS;
 }
@@ -329,6 +356,10 @@ static retcl_status forward(retcl_model *m, retcl_decode_state *state,
       s_out = retcl_buf(state->states, l * state->layer_elems);
       if (pos0 > 0) s_in = s_out; /* updated in place */
     }
+    /* fc1 and gate, stacked in w->fc1_gate, into a and g (back to back). */
+    const retcl_projection ffn_in[2] = {
+        {retcl_buf(w->fc1_gate, 0), a, f, 1.0f},
+        {retcl_buf(w->fc1_gate, f * d), g, f, 1.0f}};
     retcl_msr_desc md = {B, T, d, c->value_embed_dim, c->heads, algo,
                          RETCL_FORM_TORCHSCALE,
                          chunk ? chunk : c->chunk_size, pos0, c->layernorm_eps};
@@ -338,8 +369,7 @@ static retcl_status forward(retcl_model *m, retcl_decode_state *state,
                                 0, NULL, NULL)) ||
         (st = retcl__residual(ctx, bt * d, alpha, x, y)) ||
         (st = rms_norm(m, bt, x, w->ffn_norm, h)) ||
-        (st = retcl__gemm_xwt(ctx, bt, f, d, 1.0f, h, retcl_buf(w->fc1, 0), 0.0f, a)) ||
-        (st = retcl__gemm_xwt(ctx, bt, f, d, 1.0f, h, retcl_buf(w->gate, 0), 0.0f, g)) ||
+        (st = retcl__gemm_many(ctx, bt, d, h, 2, ffn_in)) ||
         (st = retcl__glu(ctx, bt * f, c->activation, a, g)) ||
         (st = retcl__gemm_xwt(ctx, bt, d, f, 1.0f, a, retcl_buf(w->fc2, 0), 0.0f, y)) ||
         (st = retcl__residual(ctx, bt * d, alpha, x, y)))

@@ -65,10 +65,17 @@ static int block(tf_model *m, tf_cache *c, size_t l, size_t B, size_t T,
   const tf_layer_dev *w = &m->layers[l];
   cl_mem ws = m->work;
   const size_t bt = B * T, d = m->cfg.d, f = m->cfg.ffn, pos0 = c->position;
+  /* q, k, v and a, g lie back to back in the work buffer, as the stacked
+   * weights do: one launch each when decoding. */
+  const retcl_projection qkv[3] = {
+      {retcl_buf(w->wqkv, 0), retcl_buf(ws, o->q), d, 1.0f},
+      {retcl_buf(w->wqkv, d * d), retcl_buf(ws, o->k), d, 1.0f},
+      {retcl_buf(w->wqkv, 2 * d * d), retcl_buf(ws, o->v), d, 1.0f}};
+  const retcl_projection ffn_in[2] = {
+      {retcl_buf(w->fc1_gate, 0), retcl_buf(ws, o->a), f, 1.0f},
+      {retcl_buf(w->fc1_gate, f * d), retcl_buf(ws, o->g), f, 1.0f}};
   if (tf_rms_norm(m, bt, ws, o->x, w->attn_norm, ws, o->h, e) ||
-      tf_gemm(m, bt, d, d, ws, o->h, w->wq, ws, o->q, e) ||
-      tf_gemm(m, bt, d, d, ws, o->h, w->wk, ws, o->k, e) ||
-      tf_gemm(m, bt, d, d, ws, o->h, w->wv, ws, o->v, e) ||
+      tf_project(m, bt, d, ws, o->h, 3, qkv, e) ||
       tf_rotate(m, B, T, pos0, 0, ws, o->q, e) ||
       tf_rotate(m, B, T, pos0, 1, ws, o->k, e) ||
       tf_kv_append(m, c, l, T, ws, o->k, ws, o->v, e))
@@ -79,8 +86,7 @@ static int block(tf_model *m, tf_cache *c, size_t l, size_t B, size_t T,
   return tf_gemm(m, bt, d, d, ws, o->h, w->wo, ws, o->q, e) ||
          tf_residual(m, bt * d, ws, o->x, ws, o->q, e) ||
          tf_rms_norm(m, bt, ws, o->x, w->ffn_norm, ws, o->h, e) ||
-         tf_gemm(m, bt, f, d, ws, o->h, w->fc1, ws, o->a, e) ||
-         tf_gemm(m, bt, f, d, ws, o->h, w->gate, ws, o->g, e) ||
+         tf_project(m, bt, d, ws, o->h, 2, ffn_in, e) ||
          tf_glu(m, bt * f, ws, o->a, ws, o->g, e) ||
          tf_gemm(m, bt, d, f, ws, o->a, w->fc2, ws, o->q, e) ||
          tf_residual(m, bt * d, ws, o->x, ws, o->q, e)

@@ -55,7 +55,10 @@ typedef struct tf_device {
 } tf_device;
 
 typedef struct tf_layer_dev {
-  cl_mem attn_norm, wq, wk, wv, wo, ffn_norm, fc1, gate, fc2;
+  /* wqkv stacks Wq, Wk, Wv and fc1_gate stacks fc1, gate, as RetCL's model
+   * stacks its Q, K, V, G and FFN weights: retcl_linear_many then runs
+   * each stack as one launch when decoding. */
+  cl_mem attn_norm, wqkv, wo, ffn_norm, fc1_gate, fc2;
 } tf_layer_dev;
 
 struct tf_model {
@@ -96,6 +99,9 @@ int tf_grow(tf_model *m, cl_mem *buf, size_t *have, size_t bytes, tf_err *e);
 /* tf_ops.c: the launches. Offsets and sizes are in floats. */
 int tf_gemm(tf_model *m, size_t M, size_t N, size_t K, cl_mem X, size_t x_off,
             cl_mem W, cl_mem Y, size_t y_off, tf_err *e);
+/* Projections of one input (X at x_off, M x K) through retcl_linear_many. */
+int tf_project(tf_model *m, size_t M, size_t K, cl_mem X, size_t x_off,
+               size_t count, const retcl_projection *proj, tf_err *e);
 int tf_embed(tf_model *m, size_t rows, cl_mem out, tf_err *e);
 int tf_residual(tf_model *m, size_t n, cl_mem x, size_t x_off, cl_mem y,
                 size_t y_off, tf_err *e);

@@ -52,6 +52,21 @@ static int upload(tf_model *m, const float *host, size_t n, cl_mem *out,
   return 0;
 }
 
+/* One buffer holding the count host arrays back to back. */
+static int upload_stack(tf_model *m, const float *const *host,
+                        const size_t *n, size_t count, cl_mem *out,
+                        tf_err *e) {
+  size_t total = 0;
+  for (size_t i = 0; i < count; ++i) total += n[i];
+  float *stack = malloc(total * sizeof *stack);
+  if (!stack) return tf_fail(e, "tf_model_create: out of host memory");
+  for (size_t i = 0, at = 0; i < count; at += n[i++])
+    memcpy(stack + at, host[i], n[i] * sizeof *stack);
+  const int rc = upload(m, stack, total, out, e);
+  free(stack);
+  return rc;
+}
+
 static int upload_all(tf_model *m, const tf_host_weights *w, tf_err *e) {
   const tf_config *c = &m->cfg;
   const size_t d = c->d, f = c->ffn, V = c->vocab;
@@ -62,14 +77,15 @@ static int upload_all(tf_model *m, const tf_host_weights *w, tf_err *e) {
   for (size_t l = 0; l < c->layers; ++l) {
     const tf_layer_host *h = &w->layers[l];
     tf_layer_dev *g = &m->layers[l];
+    const float *const qkv[] = {h->wq, h->wk, h->wv};
+    const size_t qkv_n[] = {d * d, d * d, d * d};
+    const float *const fc1_gate[] = {h->fc1, h->gate};
+    const size_t fc1_gate_n[] = {f * d, f * d};
     if (upload(m, h->attn_norm, d, &g->attn_norm, e) ||
-        upload(m, h->wq, d * d, &g->wq, e) ||
-        upload(m, h->wk, d * d, &g->wk, e) ||
-        upload(m, h->wv, d * d, &g->wv, e) ||
+        upload_stack(m, qkv, qkv_n, 3, &g->wqkv, e) ||
         upload(m, h->wo, d * d, &g->wo, e) ||
         upload(m, h->ffn_norm, d, &g->ffn_norm, e) ||
-        upload(m, h->fc1, f * d, &g->fc1, e) ||
-        upload(m, h->gate, f * d, &g->gate, e) ||
+        upload_stack(m, fc1_gate, fc1_gate_n, 2, &g->fc1_gate, e) ||
         upload(m, h->fc2, d * f, &g->fc2, e))
       return -1;
   }
@@ -125,8 +141,8 @@ void tf_model_destroy(tf_model *m) {
     if (top[i]) clReleaseMemObject(top[i]);
   for (size_t l = 0; m->layers && l < m->cfg.layers; ++l) {
     tf_layer_dev *g = &m->layers[l];
-    cl_mem all[] = {g->attn_norm, g->wq, g->wk, g->wv, g->wo,
-                    g->ffn_norm, g->fc1, g->gate, g->fc2};
+    cl_mem all[] = {g->attn_norm, g->wqkv,     g->wo,
+                    g->ffn_norm,  g->fc1_gate, g->fc2};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; ++i)
       if (all[i]) clReleaseMemObject(all[i]);
   }

@@ -57,6 +57,14 @@ int tf_gemm(tf_model *m, size_t M, size_t N, size_t K, cl_mem X, size_t x_off,
   return st ? tf_retcl_fail(e, m->ctx, "projection (retcl_linear)", st) : 0;
 }
 
+int tf_project(tf_model *m, size_t M, size_t K, cl_mem X, size_t x_off,
+               size_t count, const retcl_projection *proj, tf_err *e) {
+  retcl_status st = retcl_linear_many(m->ctx, M, K, retcl_buf(X, x_off), count,
+                                      proj, 0, NULL, NULL);
+  return st ? tf_retcl_fail(e, m->ctx, "projections (retcl_linear_many)", st)
+            : 0;
+}
+
 /* ---- RetCL's ops -------------------------------------------------------- */
 
 int tf_rms_norm(tf_model *m, size_t rows, cl_mem x, size_t x_off,

@@ -1,7 +1,8 @@
 /* transformer.h - the Transformer baseline RetCL is measured against: a
  * pre-norm decoder with multi-head softmax attention, rotary positions and
  * a KV cache that grows with the context, the same RMSNorm and GLU blocks
- * as the RetNet model, GEMMs through CLBlast, on a RetCL context's queue.
+ * as the RetNet model, RetCL's projections (CLBlast GEMMs, streaming
+ * kernels when decoding), on a RetCL context's queue.
  * It exists only to be compared with; tests/baseline/ checks it against a
  * double-precision reference like everything else. */
 #ifndef RETCL_BENCH_TRANSFORMER_H
@@ -54,9 +55,11 @@ typedef struct tf_host_weights {
 
 /* How it runs (the .c and .cl files beside this header), so that a
  * comparison with RetCL can be judged:
- *  - Projections: retcl_linear, the very code RetCL's layers use (CLBlast
- *    for more than 32 rows; for up to 32, decoding, RetCL's weight-streaming
- *    kernels). Q, K, V are three of them, as RetCL's Q, K, V, G are four.
+ *  - Projections: retcl_linear / retcl_linear_many, the very code RetCL's
+ *    layers use (CLBlast for more than 32 rows; for up to 32, decoding,
+ *    RetCL's weight-streaming kernels). Wq, Wk, Wv are stacked in one
+ *    buffer and fc1, gate in another, and run as one call each, as RetCL's
+ *    model stacks Q, K, V, G and fc1, gate.
  *  - RMSNorm is retcl_group_norm_gate (one group, no gate, weight) and the
  *    rotation retcl_rotate with θ_i above, both on the context's queue.
  *  - KV cache: per layer K and V, head-major [batch, H, capacity, head_dim]
