@@ -108,6 +108,13 @@ retcl_status retcl__workspace(retcl_context *ctx, retcl_workspace_id id,
 retcl_status retcl__gemm_xwt(retcl_context *ctx, size_t M, size_t N, size_t K,
                              float alpha, retcl_buffer X, retcl_buffer W,
                              float beta, retcl_buffer Y);
+/* Ops made of several enqueues (events.c): a marker that makes the queue
+ * wait for the caller's n events (none: nothing enqueued), and the
+ * caller's event as a marker after everything enqueued so far (event
+ * NULL: nothing enqueued). */
+retcl_status retcl__wait_for(retcl_context *ctx, cl_uint n,
+                             const cl_event *list);
+retcl_status retcl__signal_done(retcl_context *ctx, cl_event *event);
 /* y_i = alpha_i X w_iᵀ for projections of one X [M,K] (retcl_linear_many,
  * unchecked): consecutive ones of the same n whose weights and outputs lie
  * back to back run as one launch (up to 4). */

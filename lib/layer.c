@@ -97,13 +97,8 @@ retcl_status retcl_msr_forward(retcl_context *ctx, const retcl_msr_desc *desc,
                      G = retcl_buf(ws, 2 * bt * dm + bt * dv),
                      O = retcl_buf(ws, 2 * bt * dm + 2 * bt * dv);
 
-  /* CLBlast takes no wait list: a marker makes the queue honour ours. */
-  if (num_events_in_wait_list) {
-    cl_int err = clEnqueueMarkerWithWaitList(ctx->queue, num_events_in_wait_list,
-                                             event_wait_list, NULL);
-    if (err != CL_SUCCESS)
-      return retcl__cl_fail(ctx, "clEnqueueMarkerWithWaitList", err);
-  }
+  if ((st = retcl__wait_for(ctx, num_events_in_wait_list, event_wait_list)))
+    return st;
   /* Q, K, V, G are back to back in the workspace; where the weights are
    * too (retcl_model_load stacks them), they run as one launch. */
   const retcl_projection qkvg[4] = {
@@ -128,10 +123,5 @@ retcl_status retcl_msr_forward(retcl_context *ctx, const retcl_msr_desc *desc,
                                   retcl_no_buf(), O, 0, NULL, NULL)) ||
       (st = retcl__gemm_xwt(ctx, bt, dm, dv, 1.0f, O, w->out_proj, 0.0f, y)))
     return st;
-  if (event) {
-    cl_int err = clEnqueueMarkerWithWaitList(ctx->queue, 0, NULL, event);
-    if (err != CL_SUCCESS)
-      return retcl__cl_fail(ctx, "clEnqueueMarkerWithWaitList", err);
-  }
-  return RETCL_SUCCESS;
+  return retcl__signal_done(ctx, event);
 }

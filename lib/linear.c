@@ -17,25 +17,6 @@ static retcl_status check_scalar(retcl_context *ctx, const char *op,
   return RETCL_SUCCESS;
 }
 
-/* CLBlast takes no wait list: a marker makes the queue honour ours. */
-static retcl_status wait_for(retcl_context *ctx, cl_uint n,
-                             const cl_event *list) {
-  if (!n) return RETCL_SUCCESS;
-  cl_int err = clEnqueueMarkerWithWaitList(ctx->queue, n, list, NULL);
-  return err == CL_SUCCESS
-             ? RETCL_SUCCESS
-             : retcl__cl_fail(ctx, "clEnqueueMarkerWithWaitList", err);
-}
-
-/* The caller's event: a marker after everything enqueued so far. */
-static retcl_status signal_done(retcl_context *ctx, cl_event *event) {
-  if (!event) return RETCL_SUCCESS;
-  cl_int err = clEnqueueMarkerWithWaitList(ctx->queue, 0, NULL, event);
-  return err == CL_SUCCESS
-             ? RETCL_SUCCESS
-             : retcl__cl_fail(ctx, "clEnqueueMarkerWithWaitList", err);
-}
-
 static retcl_status check_linear(retcl_context *ctx, size_t M, size_t N,
                                  size_t K, float alpha, retcl_buffer x,
                                  retcl_buffer w, float beta, retcl_buffer y) {
@@ -49,10 +30,12 @@ static retcl_status check_linear(retcl_context *ctx, size_t M, size_t N,
       (st = check_scalar(ctx, OP, "alpha", alpha)) ||
       (st = check_scalar(ctx, OP, "beta", beta)))
     return st;
-  if (retcl__overlaps(y, M * N, x, M * K) || retcl__overlaps(y, M * N, w, N * K))
-    return retcl__fail(ctx, RETCL_ERROR_INVALID_ARGUMENT,
-                       "%s: y overlaps %s", OP,
-                       retcl__overlaps(y, M * N, x, M * K) ? "x" : "w");
+  const char *hit = retcl__overlaps(y, M * N, x, M * K)   ? "x"
+                    : retcl__overlaps(y, M * N, w, N * K) ? "w"
+                                                          : NULL;
+  if (hit)
+    return retcl__fail(ctx, RETCL_ERROR_INVALID_ARGUMENT, "%s: y overlaps %s",
+                       OP, hit);
   return RETCL_SUCCESS;
 }
 
@@ -66,10 +49,10 @@ retcl_status retcl_linear(retcl_context *ctx, size_t M, size_t N, size_t K,
   if ((st = check_linear(ctx, M, N, K, alpha, x, w, beta, y)) ||
       (st = retcl__check_wait_list(ctx, OP, num_events_in_wait_list,
                                    event_wait_list)) ||
-      (st = wait_for(ctx, num_events_in_wait_list, event_wait_list)) ||
+      (st = retcl__wait_for(ctx, num_events_in_wait_list, event_wait_list)) ||
       (st = retcl__gemm_xwt(ctx, M, N, K, alpha, x, w, beta, y)))
     return st;
-  return signal_done(ctx, event);
+  return retcl__signal_done(ctx, event);
 }
 
 /* Projection i against x and the others: sizes, buffers, no overlaps. */
@@ -124,8 +107,8 @@ retcl_status retcl_linear_many(retcl_context *ctx, size_t M, size_t K,
     if ((st = check_projection(ctx, M, K, x, count, proj, i))) return st;
   if ((st = retcl__check_wait_list(ctx, OP_MANY, num_events_in_wait_list,
                                    event_wait_list)) ||
-      (st = wait_for(ctx, num_events_in_wait_list, event_wait_list)) ||
+      (st = retcl__wait_for(ctx, num_events_in_wait_list, event_wait_list)) ||
       (st = retcl__gemm_many(ctx, M, K, x, count, proj)))
     return st;
-  return signal_done(ctx, event);
+  return retcl__signal_done(ctx, event);
 }

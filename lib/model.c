@@ -54,21 +54,6 @@ void retcl_model_destroy(retcl_model *m) {
   free(m);
 }
 
-/* A read-only device copy of n host floats. */
-static retcl_status upload(retcl_model *m, const char *what, const float *host,
-                           size_t n, cl_mem *out) {
-  cl_int err = CL_SUCCESS;
-  *out = clCreateBuffer(m->ctx->cl_ctx, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR,
-                        n * sizeof(float), (void *)host, &err);
-  if (!*out) {
-    char call[160];
-    snprintf(call, sizeof call, "%s: uploading %s", OP_LOAD, what);
-    return retcl__cl_fail(m->ctx, call, err);
-  }
-  m->weight_bytes += n * sizeof(float);
-  return RETCL_SUCCESS;
-}
-
 /* One read-only buffer holding the count host arrays back to back. */
 static retcl_status upload_stack(retcl_model *m, const char *what,
                                  const float *const *host, const size_t *n,
@@ -89,6 +74,12 @@ static retcl_status upload_stack(retcl_model *m, const char *what,
   }
   m->weight_bytes += total * sizeof(float);
   return RETCL_SUCCESS;
+}
+
+/* A read-only device copy of n host floats. */
+static retcl_status upload(retcl_model *m, const char *what, const float *host,
+                           size_t n, cl_mem *out) {
+  return upload_stack(m, what, &host, &n, 1, out);
 }
 
 static retcl_status upload_layer(retcl_model *m, const retcl__layer_host *h,
