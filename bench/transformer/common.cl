@@ -5,7 +5,7 @@
 #define TF_CPU 0 /* 1: each work-item walks a contiguous range (PoCL, CPUs) */
 #endif
 #ifndef TF_LVW
-#define TF_LVW 8 /* floats per vector along K in the skinny GEMM (8 or 16) */
+#define TF_LVW 8 /* floats per vector in the CPU elementwise loops (8 or 16) */
 #endif
 #ifndef TF_DH
 #define TF_DH 64 /* head_dim, a compile-time constant so loops over it unroll */
@@ -44,10 +44,10 @@ inline float tf_sum4(float4 x) { return tf_sum2(x.lo + x.hi); }
 inline float tf_sum8(float8 x) { return tf_sum4(x.lo + x.hi); }
 inline float tf_sum16(float16 x) { return tf_sum8(x.lo + x.hi); }
 
-/* lvec: a block of K for the projections. */
+/* lvec: a run of consecutive elements in the CPU elementwise loops. */
 typedef TF_CAT(float, TF_LVW) lvec;
 #define LLOAD TF_CAT(vload, TF_LVW)
-#define LSUM TF_CAT(tf_sum, TF_LVW)
+#define LSTORE TF_CAT(vstore, TF_LVW)
 
 /* hvec: a block of one head's head_dim values; TF_NV of them make a row. */
 typedef TF_CAT(float, TF_HVW) hvec;

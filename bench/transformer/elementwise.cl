@@ -43,8 +43,7 @@ __kernel void tf_glu(__global float *a, uint a_off, __global const float *g,
 #if TF_CPU
   for (; e + TF_LVW <= end; e += TF_LVW) {
     const lvec x = LLOAD(0, a + a_off + e);
-    TF_CAT(vstore, TF_LVW)(TF_GLU_ACT(x, act) * LLOAD(0, g + g_off + e), 0,
-                           a + a_off + e);
+    LSTORE(TF_GLU_ACT(x, act) * LLOAD(0, g + g_off + e), 0, a + a_off + e);
   }
 #endif
   for (; e < end; ++e) {

@@ -49,7 +49,7 @@ int tf_retcl_fail(tf_err *e, retcl_context *ctx, const char *what,
 typedef struct tf_device {
   int is_cpu;          /* contiguous per-item ranges instead of GPU tiles */
   cl_uint units;       /* compute units */
-  cl_uint lvw, hvw;    /* vector widths along K and along head_dim */
+  cl_uint lvw, hvw;    /* vector widths of elementwise loops and along head_dim */
   cl_uint gpu_keys;    /* GPU prefill: keys per local-memory tile */
   cl_uint cpu_rows;    /* CPU prefill: query rows per work-item */
 } tf_device;
