@@ -113,9 +113,44 @@ typedef enum retcl_status {
  *  NULL, "unknown status" for values outside the enum. Thread-safe. */
 RETCL_API const char *retcl_status_string(retcl_status status);
 
+/** Name of an OpenCL error code ("CL_OUT_OF_RESOURCES"); "unknown OpenCL
+ *  error" for codes outside OpenCL 1.2's list. Never NULL. Thread-safe. */
+RETCL_API const char *retcl_cl_error_name(cl_int err);
+
+/** The library's one pseudo-random generator (splitmix64): advances *state
+ *  and returns the next 64 random bits. The stream depends on the seed
+ *  alone, on every platform, so seeded runs (random checkpoints, sampling,
+ *  test data) repeat exactly. Thread-safe (the caller owns the state). */
+RETCL_API uint64_t retcl_random_next(uint64_t *state);
+/** A uniform double in [0, 1) from the next 53 bits of retcl_random_next. */
+RETCL_API double retcl_random_uniform(uint64_t *state);
+
 /* ------------------------------------------------------------------------ */
 /* Context                                                                  */
 /* ------------------------------------------------------------------------ */
+
+/** One OpenCL device as RETCL_DEVICE counts them. */
+typedef struct retcl_device_entry {
+  size_t index;            /**< the number RETCL_DEVICE / --device takes */
+  cl_uint platform_index;  /**< the number RETCL_PLATFORM takes */
+  cl_platform_id platform;
+  cl_device_id device;
+  cl_device_type type;
+} retcl_device_entry;
+
+/**
+ * The devices a context may be created on, in the order RETCL_DEVICE
+ * counts them: every device of every platform that `platform` selects
+ * (NULL: RETCL_PLATFORM, unset: all; an index or a name substring as for
+ * retcl_context_create). Writes up to cap entries to out (out may be NULL
+ * with cap 0 to count) and the number of devices to *count.
+ * RETCL_ERROR_DEVICE_NOT_FOUND when no platform matches or none has a
+ * device (message in retcl_last_error(NULL)). Thread-safe: enumeration is
+ * serialised with context creation.
+ */
+RETCL_API retcl_status retcl_device_list(const char *platform,
+                                         retcl_device_entry *out, size_t cap,
+                                         size_t *count);
 
 /** Opaque: an OpenCL context, device and in-order queue, plus the programs
  *  compiled for that device (each built once, on first use, then reused)

@@ -41,17 +41,10 @@ typedef struct tensor_list {
 
 /* ---- random numbers ----------------------------------------------------- */
 
-/* splitmix64: tiny, and its stream is fixed by the seed alone. */
-static uint64_t splitmix64(uint64_t *state) {
-  uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
-
-/* Uniform in [-1, 1). */
+/* Uniform in [-1, 1): 2u - 1 of the library's generator, the same stream
+ * bit for bit as before (52 bits scaled by 2^-52). */
 static double symmetric_uniform(uint64_t *state) {
-  return (double)(splitmix64(state) >> 11) * 0x1.0p-52 - 1.0;
+  return 2.0 * retcl_random_uniform(state) - 1.0;
 }
 
 /* ---- which tensors ------------------------------------------------------ */

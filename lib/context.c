@@ -30,14 +30,10 @@ static long parse_index(const char *s) {
   return (*end == '\0' && v >= 0) ? v : -1;
 }
 
-typedef struct candidate {
-  cl_platform_id platform;
-  cl_device_id device;
-  cl_device_type type;
-} candidate;
-
-/* Collect the devices of every platform that matches `platform`. */
-static retcl_status list_candidates(const char *platform, candidate *cands,
+/* Collect the devices of every platform that matches `platform`, numbered
+ * as RETCL_DEVICE counts them. */
+static retcl_status list_candidates(const char *platform,
+                                    retcl_device_entry *cands,
                                     cl_uint *count) {
   cl_platform_id plats[MAX_PLATFORMS];
   cl_uint nplat = 0;
@@ -46,7 +42,7 @@ static retcl_status list_candidates(const char *platform, candidate *cands,
     return retcl__fail(NULL, RETCL_ERROR_DEVICE_NOT_FOUND,
                        "no OpenCL platform found (clGetPlatformIDs: %s); is an "
                        "ICD such as pocl-opencl-icd installed?",
-                       retcl__cl_error_name(err));
+                       retcl_cl_error_name(err));
   if (nplat > MAX_PLATFORMS) nplat = MAX_PLATFORMS;
   long pidx = parse_index(platform);
   *count = 0;
@@ -65,9 +61,12 @@ static retcl_status list_candidates(const char *platform, candidate *cands,
       continue;
     if (ndev > MAX_DEVICES) ndev = MAX_DEVICES;
     for (cl_uint d = 0; d < ndev && *count < MAX_DEVICES; ++d) {
-      candidate *c = &cands[(*count)++];
+      retcl_device_entry *c = &cands[*count];
+      c->index = (*count)++;
+      c->platform_index = p;
       c->platform = plats[p];
       c->device = devs[d];
+      c->type = 0;
       clGetDeviceInfo(devs[d], CL_DEVICE_TYPE, sizeof c->type, &c->type, NULL);
     }
   }
@@ -81,11 +80,47 @@ static retcl_status list_candidates(const char *platform, candidate *cands,
   return RETCL_SUCCESS;
 }
 
-static retcl_status pick_device(const char *platform, const char *device,
-                                candidate *chosen) {
-  candidate cands[MAX_DEVICES];
+/* PoCL 3.1 crashes when two threads enumerate platforms and devices at
+ * once (its first-use initialisation is not thread-safe); every
+ * enumeration goes through this lock, so that contexts can be created and
+ * devices listed from several threads. */
+static pthread_mutex_t enumeration_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static retcl_status locked_list(const char *platform,
+                                retcl_device_entry *cands, cl_uint *count) {
+  pthread_mutex_lock(&enumeration_lock);
+  retcl_status st = list_candidates(platform, cands, count);
+  pthread_mutex_unlock(&enumeration_lock);
+  return st;
+}
+
+static const char *env_or(const char *value, const char *env_name) {
+  if (value) return value;
+  const char *env = getenv(env_name);
+  return (env && *env) ? env : NULL;
+}
+
+retcl_status retcl_device_list(const char *platform, retcl_device_entry *out,
+                               size_t cap, size_t *count) {
+  if (!count || (!out && cap))
+    return retcl__fail(NULL, RETCL_ERROR_INVALID_ARGUMENT,
+                       "retcl_device_list: %s",
+                       !count ? "count is NULL" : "out is NULL but cap > 0");
+  *count = 0;
+  retcl_device_entry cands[MAX_DEVICES];
   cl_uint n = 0;
-  retcl_status st = list_candidates(platform, cands, &n);
+  retcl_status st = locked_list(env_or(platform, "RETCL_PLATFORM"), cands, &n);
+  if (st != RETCL_SUCCESS) return st;
+  for (cl_uint i = 0; i < n && i < cap; ++i) out[i] = cands[i];
+  *count = n;
+  return RETCL_SUCCESS;
+}
+
+static retcl_status pick_device(const char *platform, const char *device,
+                                retcl_device_entry *chosen) {
+  retcl_device_entry cands[MAX_DEVICES];
+  cl_uint n = 0;
+  retcl_status st = locked_list(platform, cands, &n);
   if (st != RETCL_SUCCESS) return st;
   if (device && *device) {
     long didx = parse_index(device);
@@ -180,27 +215,15 @@ static retcl_status finish_context(cl_context cl_ctx, cl_device_id device,
   return RETCL_SUCCESS;
 }
 
-static const char *env_or(const char *value, const char *env_name) {
-  if (value) return value;
-  const char *env = getenv(env_name);
-  return (env && *env) ? env : NULL;
-}
-
 retcl_status retcl_context_create(const char *platform, const char *device,
                                   retcl_context **out) {
   if (!out)
     return retcl__fail(NULL, RETCL_ERROR_INVALID_ARGUMENT,
                        "retcl_context_create: out is NULL");
   *out = NULL;
-  candidate chosen;
-  /* PoCL 3.1 crashes when two threads enumerate platforms and devices at
-   * once (its first-use initialisation is not thread-safe); serialise the
-   * enumeration so that contexts can be created from several threads. */
-  static pthread_mutex_t enumeration_lock = PTHREAD_MUTEX_INITIALIZER;
-  pthread_mutex_lock(&enumeration_lock);
+  retcl_device_entry chosen;
   retcl_status st = pick_device(env_or(platform, "RETCL_PLATFORM"),
                                 env_or(device, "RETCL_DEVICE"), &chosen);
-  pthread_mutex_unlock(&enumeration_lock);
   if (st != RETCL_SUCCESS) return st;
 
   cl_int err = CL_SUCCESS;

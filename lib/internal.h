@@ -84,8 +84,6 @@ void retcl__log(retcl_context *ctx, retcl_log_level level, const char *fmt,
                 ...) __attribute__((format(printf, 3, 4)));
 /* Clear the last error at the start of a public call. */
 void retcl__clear_error(retcl_context *ctx);
-/* Name of an OpenCL error code ("CL_OUT_OF_RESOURCES"). */
-const char *retcl__cl_error_name(cl_int err);
 /* Map an OpenCL error from `call` to a status with a message. */
 retcl_status retcl__cl_fail(retcl_context *ctx, const char *call, cl_int err);
 

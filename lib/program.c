@@ -82,7 +82,7 @@ static retcl_status build_program(retcl_context *ctx, retcl_program_id id) {
   if (err != CL_SUCCESS) {
     retcl_status st = retcl__fail(
         ctx, RETCL_ERROR_BUILD_FAILED, "building %s (%s) failed: %s (%d)\n%s",
-        info->name, options, retcl__cl_error_name(err), (int)err,
+        info->name, options, retcl_cl_error_name(err), (int)err,
         log ? log : "(no build log)");
     free(log);
     clReleaseProgram(prog);

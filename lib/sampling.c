@@ -4,14 +4,6 @@
 #include <math.h>
 #include <stdlib.h>
 
-/* splitmix64: the caller owns the state, so runs are reproducible. */
-static uint64_t next_u64(uint64_t *s) {
-  uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
-
 static size_t argmax(const float *x, size_t n) {
   size_t best = 0;
   for (size_t i = 1; i < n; ++i)
@@ -59,7 +51,7 @@ retcl_status retcl_sample(const float *logits, size_t vocab,
   double total = 0;
   const double t = sampler->temperature, top = c[0].logit;
   for (size_t i = 0; i < k; ++i) total += exp((c[i].logit - top) / t);
-  const double u = (double)(next_u64(rng_state) >> 11) * 0x1.0p-53 * total;
+  const double u = retcl_random_uniform(rng_state) * total;
   double acc = 0;
   size_t pick = k - 1;
   for (size_t i = 0; i < k; ++i) {

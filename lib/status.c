@@ -77,7 +77,7 @@ void retcl_set_log_callback(retcl_context *ctx, retcl_log_fn fn,
   ctx->log_user = user_data;
 }
 
-const char *retcl__cl_error_name(cl_int err) {
+const char *retcl_cl_error_name(cl_int err) {
   switch (err) {
 #define E(x) case x: return #x;
     E(CL_SUCCESS) E(CL_DEVICE_NOT_FOUND) E(CL_DEVICE_NOT_AVAILABLE)
@@ -110,5 +110,5 @@ retcl_status retcl__cl_fail(retcl_context *ctx, const char *call, cl_int err) {
                         ? RETCL_ERROR_OUT_OF_MEMORY
                         : RETCL_ERROR_OPENCL;
   return retcl__fail(ctx, st, "%s failed: %s (%d)", call,
-                     retcl__cl_error_name(err), (int)err);
+                     retcl_cl_error_name(err), (int)err);
 }

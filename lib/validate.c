@@ -30,7 +30,7 @@ retcl_status retcl__check_buffer(retcl_context *ctx, const char *op,
   if (err != CL_SUCCESS)
     return retcl__fail(ctx, RETCL_ERROR_INVALID_ARGUMENT,
                        "%s: %s is not a valid cl_mem (%s)", op, name,
-                       retcl__cl_error_name(err));
+                       retcl_cl_error_name(err));
   if (owner != ctx->cl_ctx)
     return retcl__fail(ctx, RETCL_ERROR_CONTEXT_MISMATCH,
                        "%s: %s belongs to another cl_context", op, name);

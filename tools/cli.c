@@ -44,29 +44,8 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) {
   return CLI_EXIT_USAGE;
 }
 
-const char *cli_cl_error_name(int err) {
-  /* The codes a listing or a buffer upload can plausibly return. */
-  switch (err) {
-    case 0: return "CL_SUCCESS";
-    case -1: return "CL_DEVICE_NOT_FOUND";
-    case -2: return "CL_DEVICE_NOT_AVAILABLE";
-    case -4: return "CL_MEM_OBJECT_ALLOCATION_FAILURE";
-    case -5: return "CL_OUT_OF_RESOURCES";
-    case -6: return "CL_OUT_OF_HOST_MEMORY";
-    case -30: return "CL_INVALID_VALUE";
-    case -32: return "CL_INVALID_PLATFORM";
-    case -33: return "CL_INVALID_DEVICE";
-    case -34: return "CL_INVALID_CONTEXT";
-    case -36: return "CL_INVALID_COMMAND_QUEUE";
-    case -38: return "CL_INVALID_MEM_OBJECT";
-    case -61: return "CL_INVALID_BUFFER_SIZE";
-    case -1001: return "CL_PLATFORM_NOT_FOUND_KHR";
-  }
-  return "OpenCL error";
-}
-
 int cli_cl_error(const char *call, int err) {
-  return cli_error("%s failed: %s (%d)", call, cli_cl_error_name(err), err);
+  return cli_error("%s failed: %s (%d)", call, retcl_cl_error_name(err), err);
 }
 
 static const cli_option *find_option(const char *name, size_t len,
@@ -292,16 +271,9 @@ double cli_now(void) {
 
 void cli_rng_seed(cli_rng *rng, uint64_t seed) { rng->state = seed; }
 
-static uint64_t splitmix64(cli_rng *rng) {
-  uint64_t z = (rng->state += 0x9e3779b97f4a7c15ull);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
-
 float cli_rng_uniform(cli_rng *rng, float lo, float hi) {
   /* Top 24 bits: exactly representable in a float, so u < 1 always. */
-  float u = (float)(splitmix64(rng) >> 40) * (1.0f / 16777216.0f);
+  float u = (float)(retcl_random_next(&rng->state) >> 40) * (1.0f / 16777216.0f);
   return lo + (hi - lo) * u;
 }
 

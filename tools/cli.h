@@ -59,8 +59,6 @@ int cli_cl_error(const char *call, int cl_err);
  * Returns CLI_EXIT_USAGE. */
 int cli_usage_error(const char *cmd, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
-/* Name of an OpenCL error code, "CL_INVALID_VALUE" etc. */
-const char *cli_cl_error_name(int cl_err);
 
 /* ---- options ------------------------------------------------------------
  * Long options only, "--name value" or "--name=value", so that new
@@ -124,8 +122,8 @@ void cli_close_model(retcl_context *ctx, retcl_model *model);
 /* Monotonic wall clock in seconds. */
 double cli_now(void);
 
-/* splitmix64: tiny, seedable, and the same stream on every platform, so
- * `--seed` reproduces a run anywhere. */
+/* The library's generator (retcl_random_next): seedable, and the same
+ * stream on every platform, so `--seed` reproduces a run anywhere. */
 typedef struct cli_rng {
   uint64_t state;
 } cli_rng;

@@ -1,7 +1,8 @@
 /* cmd_devices.c - `retcl devices`: every OpenCL platform and device, with
  * the facts that decide whether and how fast RetCL runs there, numbered the
  * way RETCL_DEVICE counts them, and the device the default selection picks
- * marked. Queries OpenCL directly: listing needs no RetCL context. */
+ * marked. The list is the library's (retcl_device_list); the facts are
+ * queried from OpenCL here. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -170,19 +171,19 @@ static int devices_run(int argc, char **argv) {
   }
   if (parsed != CLI_PARSE_OK) return CLI_EXIT_USAGE;
 
-  cl_uint nplat = 0;
-  cl_int err = clGetPlatformIDs(0, NULL, &nplat);
-  if (err != CL_SUCCESS || nplat == 0)
-    return cli_error(
-        "no OpenCL platform found (clGetPlatformIDs: %s); is an "
-        "OpenCL driver such as pocl-opencl-icd installed?",
-        cli_cl_error_name(err));
-  cl_platform_id *plats = malloc(nplat * sizeof *plats);
-  if (!plats) return cli_error("out of host memory");
-  err = clGetPlatformIDs(nplat, plats, NULL);
-  if (err != CL_SUCCESS) {
-    free(plats);
-    return cli_cl_error("clGetPlatformIDs", err);
+  /* The library's own enumeration, so the numbers are the ones
+   * RETCL_DEVICE takes. */
+  size_t count = 0;
+  const char *listed = platform_opt;
+  retcl_status st = retcl_device_list(listed, NULL, 0, &count);
+  /* A bad RETCL_PLATFORM must not hide the listing that helps to fix it:
+   * list every platform then (the warning below says why). */
+  if (st && !platform_opt) st = retcl_device_list(listed = "", NULL, 0, &count);
+  retcl_device_entry *list = st ? NULL : malloc(count * sizeof *list);
+  if (!st && !list) return cli_error("out of host memory");
+  if (st || (st = retcl_device_list(listed, list, count, &count))) {
+    free(list);
+    return cli_error("%s: %s", retcl_status_string(st), retcl_last_error(NULL));
   }
 
   retcl_status pick_status = RETCL_SUCCESS;
@@ -190,32 +191,22 @@ static int devices_run(int argc, char **argv) {
   cl_device_id pick =
       library_pick(platform_opt, device_opt, &pick_status, why, sizeof why);
 
-  size_t index = 0;
-  for (cl_uint p = 0; p < nplat; ++p) {
-    char *pname = platform_string(plats[p], CL_PLATFORM_NAME);
-    char *pvendor = platform_string(plats[p], CL_PLATFORM_VENDOR);
-    char *pversion = platform_string(plats[p], CL_PLATFORM_VERSION);
-    printf("platform %u: %s (%s), %s\n", p, pname ? pname : "",
-           pvendor ? pvendor : "", pversion ? pversion : "");
-    free(pname);
-    free(pvendor);
-    free(pversion);
-    cl_uint ndev = 0;
-    err = clGetDeviceIDs(plats[p], CL_DEVICE_TYPE_ALL, 0, NULL, &ndev);
-    cl_device_id *devs = ndev ? malloc(ndev * sizeof *devs) : NULL;
-    if (err != CL_SUCCESS || ndev == 0 || !devs ||
-        clGetDeviceIDs(plats[p], CL_DEVICE_TYPE_ALL, ndev, devs, NULL) !=
-            CL_SUCCESS) {
-      /* The library skips such platforms too, so indices stay aligned. */
-      printf("    (no devices)\n");
-      free(devs);
-      continue;
+  for (size_t i = 0; i < count; ++i) {
+    const retcl_device_entry *e = &list[i];
+    if (i == 0 || e->platform != list[i - 1].platform) {
+      char *pname = platform_string(e->platform, CL_PLATFORM_NAME);
+      char *pvendor = platform_string(e->platform, CL_PLATFORM_VENDOR);
+      char *pversion = platform_string(e->platform, CL_PLATFORM_VERSION);
+      printf("platform %u: %s (%s), %s\n", e->platform_index,
+             pname ? pname : "", pvendor ? pvendor : "",
+             pversion ? pversion : "");
+      free(pname);
+      free(pvendor);
+      free(pversion);
     }
-    for (cl_uint d = 0; d < ndev; ++d, ++index)
-      print_device(index, devs[d], devs[d] == pick);
-    free(devs);
+    print_device(e->index, e->device, e->device == pick);
   }
-  free(plats);
+  free(list);
 
   const char *env_dev = getenv("RETCL_DEVICE");
   const char *env_plat = getenv("RETCL_PLATFORM");

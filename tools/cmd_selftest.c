@@ -133,7 +133,7 @@ static cl_mem st_device(st_check *c, const float *host, size_t n) {
                             n * sizeof(float), (void *)host, &err);
   if (!m) {
     st_problem(c, "clCreateBuffer(%zu floats): %s (%d)", n,
-               cli_cl_error_name(err), err);
+               retcl_cl_error_name(err), err);
     return NULL;
   }
   return c->dev[c->ndev++] = m;
@@ -146,7 +146,7 @@ static void st_read(st_check *c, cl_mem m, float *host, size_t n) {
                                    CL_TRUE, 0, n * sizeof(float), host, 0,
                                    NULL, NULL);
   if (err != CL_SUCCESS)
-    st_problem(c, "clEnqueueReadBuffer: %s (%d)", cli_cl_error_name(err), err);
+    st_problem(c, "clEnqueueReadBuffer: %s (%d)", retcl_cl_error_name(err), err);
 }
 
 /* ‖out − ref‖ / ‖ref‖, +inf if out holds a NaN or an infinity. */
