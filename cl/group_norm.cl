@@ -1,4 +1,4 @@
-/* group_norm.cl - per-head group norm fused with the output gate (DESIGN 1.5).
+/* group_norm.cl - per-head group norm fused with the output gate (docs/design.md §1.5).
  *
  * Each (b, t, h) row of D values is normalised on its own:
  *   RMS:   y = x / sqrt(mean(x^2) + eps)

@@ -1,5 +1,5 @@
 /* retention.cl - retention by chunks, by the parallel form and by the
- * recurrence (DESIGN 1.3, 1.4).
+ * recurrence (docs/design.md §1.3, §1.4).
  *
  * The chunkwise algorithm is three kernels:
  *   chunk_state:  U_c = Σ_j γ^(L_c-1-j) k_jᵀ v_j        (one per chunk)
@@ -8,7 +8,7 @@
  *                       + γ^(i+1) q_i R_{c-1}
  * and the parallel algorithm is chunk_output with one chunk as long as the
  * sequence (its cross term then reads the initial state S_0).
- * Internally every state is the raw one of DESIGN 1.3; the torchscale
+ * Internally every state is the raw one of docs/design.md §1.3; the torchscale
  * rescalings are per-row factors applied at the end of chunk_output.
  *
  * Data layout: a tensor is addressed by (offset, batch, token, head strides),
@@ -66,6 +66,7 @@ inline float dot_rows(__global const float *a, __global const float *b,
 /* c_n = Σ_{j<n} γ^j = expm1(n log γ) / expm1(log γ), accurate as γ -> 1. */
 inline float decay_sum(float log_decay, float n) {
   if (n <= 0.0f) return 0.0f;
+  if (log_decay == 0.0f) return n; /* γ = 1 (a head whose fp32 γ rounds up) */
   return expm1(n * log_decay) / expm1(log_decay);
 }
 
@@ -180,14 +181,16 @@ inline float torchscale_cross_scale(__global const float *state, int has_R,
 }
 
 /* Factor applied to a finished raw output row i (segment-relative):
- * form 0 (raw): the caller's scale. torchscale (DESIGN 1.4): 1/(s_i m_i)
- * with s_i = sqrt(c_{i+1}), a_i = max(1, Σ|score|/s_i), and m_i =
- * min(a_i, 5e4) for the parallel form (1), max(a_i, r) for chunkwise (2). */
+ * form 0 (raw): the caller's scale. torchscale (docs/design.md §1.4):
+ * 1/(s_i m_i) with s_i = sqrt(c_{i+1}), a_i = Σ|score|/s_i, and m_i =
+ * clamp(a_i, 1, 5e4) for the parallel form (1), max(1, a_i, r) for
+ * chunkwise (2). The lower bound is the one fmax with cross_scale (1 for
+ * the parallel form, r >= 1 for chunkwise): no second clamp. */
 inline float row_factor(int form, float out_scale, float lg, uint i,
                         float abs_sum, float cross_scale) {
   if (form == 0) return out_scale;
   const float s_i = sqrt(decay_sum(lg, (float)(i + 1)));
-  float a = fmax(1.0f, abs_sum / s_i);
+  float a = abs_sum / s_i;
   if (form == 1) a = fmin(a, 5e4f);
   return 1.0f / (s_i * fmax(a, cross_scale));
 }

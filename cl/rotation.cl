@@ -1,4 +1,4 @@
-/* rotation.cl - xPos-style rotation Θ of DESIGN 1.1.
+/* rotation.cl - xPos-style rotation Θ (docs/design.md §1.1).
  *
  * The angle n*θ_i is computed without rounding trouble for huge positions:
  * the host stores θ_i/(2π) as a 64-bit fixed-point fraction of a turn, so
@@ -14,12 +14,13 @@
 __kernel void retcl_rotate(__global const float *in, uint in_off,
                            __global float *out, uint out_off,
                            uint stride_b, uint stride_t, uint stride_h,
-                           uint batch, uint heads, ulong pos0,
+                           uint batch, uint heads, uint tokens, ulong pos0,
                            __global const ulong *turn_rate,
                            __global const float *log_zeta,
                            int use_xpos, float inv_scale_base, float xpos_sign) {
   const uint i = get_global_id(0);
   const uint t = get_global_id(1);
+  if (t >= tokens) return; /* the grid is rounded up to whole groups */
   const ulong n = pos0 + t;
   const ulong turns = n * turn_rate[i];
   const float frac = (float)(int)(uint)(turns >> 32) * 0x1.0p-32f;

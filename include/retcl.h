@@ -214,6 +214,58 @@ RETCL_API cl_command_queue retcl_context_queue(const retcl_context *ctx);
  *  Per context (the ops grow the workspaces). */
 RETCL_API size_t retcl_context_workspace_bytes(const retcl_context *ctx);
 
+/**
+ * Build every OpenCL program the context's ops use, now, instead of on
+ * each op's first call. Ops build what they need before they enqueue
+ * anything (so a failed build never leaves a call half done); this moves
+ * all builds, and their failures, to one known point. retcl_model_load
+ * calls it. RETCL_ERROR_BUILD_FAILED carries the build log in
+ * retcl_last_error(ctx). Blocks (compilation). Per context.
+ */
+RETCL_API retcl_status retcl_context_prepare(retcl_context *ctx);
+
+/** The vendor RetCL recognised for the context's device and whose
+ *  parameter levels apply: "AMD", "Intel", "NVIDIA", "PoCL" or "other".
+ *  Thread-safe. */
+RETCL_API const char *retcl_context_vendor(const retcl_context *ctx);
+
+/* ---- kernel parameter records ------------------------------------------
+ * Every tunable of every kernel family (tile sizes, vector widths,
+ * work-group shapes, access pattern) lives in one record per context, fixed
+ * when the context is made. Values resolve in levels: built-in default,
+ * device type, vendor, device name, the RETCL_KERNEL_PATHS=cpu|gpu
+ * shortcut (all access patterns), device queries (vector width), and last
+ * the JSON file named by RETCL_PARAMS:
+ *   {"device": "optional part of the device name",
+ *    "retention": {"rb": 8, "access": "cpu"}, "linear": {"wg": 64}}
+ * A bad file makes retcl_context_create/_wrap fail with
+ * RETCL_ERROR_FORMAT (or RETCL_ERROR_IO) and a message naming the key.
+ * docs/api.md lists every parameter; `retcl params` prints a device's. */
+
+/** One parameter of a context's record. */
+typedef struct retcl_param_info {
+  const char *family;     /**< "rotation", "retention", "group_norm",
+                               "elementwise" or "linear" */
+  const char *key;        /**< "rb", "access", ... */
+  long value;
+  const char *value_name; /**< "cpu"/"gpu" for access patterns, else NULL */
+  const char *source;     /**< the level it came from: "built-in", "device
+                               type", "vendor", "device name",
+                               "RETCL_KERNEL_PATHS", "device query",
+                               "RETCL_PARAMS" */
+  const char *define;     /**< the -D name the kernels see, or NULL when
+                               only the host reads it */
+  const char *help;       /**< one line on what it does */
+} retcl_param_info;
+
+/** How many parameters a record has. Thread-safe. */
+RETCL_API size_t retcl_param_count(void);
+/** Parameter `index` (< retcl_param_count()) of ctx's record; the strings
+ *  are static. RETCL_ERROR_INVALID_ARGUMENT for a NULL ctx or info or an
+ *  index out of range. Thread-safe. */
+RETCL_API retcl_status retcl_param_get(const retcl_context *ctx, size_t index,
+                                       retcl_param_info *info);
+
 /** Block until everything enqueued on the context's queue has finished.
  *  Per context. */
 RETCL_API retcl_status retcl_finish(retcl_context *ctx);

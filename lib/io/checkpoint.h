@@ -1,0 +1,38 @@
+/* checkpoint.h - reading a torchscale RetNet checkpoint folder into host
+ * memory (config.json + model.safetensors). Internal. */
+#ifndef RETCL_IO_CHECKPOINT_H
+#define RETCL_IO_CHECKPOINT_H
+
+#include "retcl.h"
+
+/* fp32 host copies of one decoder layer's weights, Linear weights [out,in]. */
+typedef struct retcl__layer_host {
+  float *wq, *wk;     /* [d, d] */
+  float *wv, *wg;     /* [dv, d] */
+  float *wo;          /* [d, dv] */
+  float *ret_norm;    /* [d]  retention_layer_norm.weight */
+  float *fc1, *gate;  /* [ffn, d] */
+  float *fc2;         /* [d, ffn] */
+  float *ffn_norm;    /* [d]  final_layer_norm.weight */
+} retcl__layer_host;
+
+typedef struct retcl__checkpoint {
+  retcl_model_config cfg;
+  float *embed;      /* [V, d] embed_tokens.weight */
+  float *emb_norm;   /* [d] layernorm_embedding.weight, NULL unless enabled */
+  float *final_norm; /* [d] layer_norm.weight */
+  float *out_proj;   /* [V, d] output_projection.weight, NULL when shared */
+  float *angle;      /* [Dk] retnet_rel_pos.angle (θ_i twice), or NULL */
+  float *decay;      /* [H] retnet_rel_pos.decay (log γ), or NULL */
+  retcl__layer_host *layers; /* [L] */
+} retcl__checkpoint;
+
+/* Parse dir/config.json and dir/model.safetensors. Every failure returns
+ * IO or FORMAT (or INVALID_SIZE for a config the kernels cannot run) with
+ * a message naming the file and the field or tensor; nothing leaks. ctx
+ * may be NULL (messages then go to retcl_last_error(NULL)). */
+retcl_status retcl__checkpoint_read(retcl_context *ctx, const char *dir,
+                                    retcl__checkpoint *out);
+void retcl__checkpoint_free(retcl__checkpoint *ck);
+
+#endif

@@ -1,0 +1,462 @@
+/* model.c - a RetNet decoder on the device (docs/design.md §1.6): loading
+ * from a checkpoint, forward over token sequences, and decode states.
+ * Loading builds every program the model runs; a forward checks its
+ * arguments and reserves every workspace before it enqueues anything, then
+ * runs the layers' enqueue steps (the model's own buffers are checked once,
+ * when they are made). */
+#include "io/checkpoint.h"
+#include "model/ffn.h"
+#include "model/msr.h"
+#include "ops/elementwise.h"
+#include "ops/group_norm.h"
+#include "ops/limits.h"
+#include "ops/linear.h"
+#include "runtime/context.h"
+#include "runtime/status.h"
+#include "runtime/validate.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* q, k, v, g share one buffer, stacked in that order, and so do fc1 and
+ * gate: the projections of one input then run as one launch when decoding
+ * (retcl__linear_many_enqueue). */
+typedef struct layer_weights {
+  retcl_msr_weights msr;
+  cl_mem qkvg, o, ret_norm, ffn_norm;
+  retcl_ffn_weights ffn;
+} layer_weights;
+
+struct retcl_model {
+  retcl_context *ctx;
+  retcl_model_config cfg;
+  cl_mem embed, emb_norm, final_norm, out_proj, log_decay;
+  layer_weights *layers;
+  retcl_rotation *rot;
+  size_t weight_bytes;
+};
+
+struct retcl_decode_state {
+  const retcl_model *model;
+  size_t batch, position;
+  cl_mem states; /* [L, B, H, Dk, Dv] */
+  size_t layer_elems;
+};
+
+static const char *OP_LOAD = "retcl_model_load";
+static const char *OP_FWD = "retcl_model_forward";
+
+void retcl_model_destroy(retcl_model *m) {
+  if (!m) return;
+  cl_mem top[] = {m->embed, m->emb_norm, m->final_norm, m->out_proj,
+                  m->log_decay};
+  for (size_t i = 0; i < sizeof top / sizeof top[0]; ++i)
+    if (top[i]) clReleaseMemObject(top[i]);
+  if (m->layers)
+    for (size_t l = 0; l < m->cfg.layers; ++l) {
+      layer_weights *w = &m->layers[l];
+      cl_mem all[] = {w->qkvg,         w->o,       w->ret_norm,
+                      w->ffn.fc1_gate, w->ffn.fc2, w->ffn_norm};
+      for (size_t i = 0; i < sizeof all / sizeof all[0]; ++i)
+        if (all[i]) clReleaseMemObject(all[i]);
+    }
+  free(m->layers);
+  retcl_rotation_destroy(m->rot);
+  free(m);
+}
+
+/* One read-only buffer holding the count host arrays back to back. */
+static retcl_status upload_stack(retcl_model *m, const char *what,
+                                 const float *const *host, const size_t *n,
+                                 size_t count, cl_mem *out) {
+  size_t total = 0;
+  for (size_t i = 0; i < count; ++i) total += n[i];
+  cl_int err = CL_SUCCESS;
+  char call[160];
+  *out = clCreateBuffer(m->ctx->cl_ctx, CL_MEM_READ_ONLY, total * sizeof(float),
+                        NULL, &err);
+  for (size_t i = 0, at = 0; *out && err == CL_SUCCESS && i < count;
+       at += n[i++])
+    err = clEnqueueWriteBuffer(m->ctx->queue, *out, CL_TRUE, at * sizeof(float),
+                               n[i] * sizeof(float), host[i], 0, NULL, NULL);
+  if (!*out || err != CL_SUCCESS) {
+    snprintf(call, sizeof call, "%s: uploading %s", OP_LOAD, what);
+    return retcl__cl_fail(m->ctx, call, err);
+  }
+  m->weight_bytes += total * sizeof(float);
+  return RETCL_SUCCESS;
+}
+
+/* A read-only device copy of n host floats. */
+static retcl_status upload(retcl_model *m, const char *what, const float *host,
+                           size_t n, cl_mem *out) {
+  return upload_stack(m, what, &host, &n, 1, out);
+}
+
+static retcl_status upload_layer(retcl_model *m, const retcl__layer_host *h,
+                                 layer_weights *w) {
+  const retcl_model_config *c = &m->cfg;
+  const size_t d = c->embed_dim, dv = c->value_embed_dim, f = c->ffn_dim;
+  const float *const qkvg[] = {h->wq, h->wk, h->wv, h->wg};
+  const size_t qkvg_n[] = {d * d, d * d, dv * d, dv * d};
+  const float *const fc1_gate[] = {h->fc1, h->gate};
+  const size_t fc1_gate_n[] = {f * d, f * d};
+  retcl_status st;
+  if ((st = upload_stack(m, "q_proj, k_proj, v_proj, g_proj", qkvg, qkvg_n, 4,
+                         &w->qkvg)) ||
+      (st = upload(m, "out_proj", h->wo, d * dv, &w->o)) ||
+      (st = upload(m, "retention_layer_norm", h->ret_norm, d, &w->ret_norm)) ||
+      (st = upload_stack(m, "fc1, ffn.gate", fc1_gate, fc1_gate_n, 2,
+                         &w->ffn.fc1_gate)) ||
+      (st = upload(m, "fc2", h->fc2, d * f, &w->ffn.fc2)) ||
+      (st = upload(m, "final_layer_norm", h->ffn_norm, d, &w->ffn_norm)))
+    return st;
+  w->msr.q_proj = retcl_buf(w->qkvg, 0);
+  w->msr.k_proj = retcl_buf(w->qkvg, d * d);
+  w->msr.v_proj = retcl_buf(w->qkvg, 2 * d * d);
+  w->msr.g_proj = retcl_buf(w->qkvg, 2 * d * d + dv * d);
+  w->msr.out_proj = retcl_buf(w->o, 0);
+  return RETCL_SUCCESS;
+}
+
+/* Device model from host weights; rotation angles and decays from the
+ * checkpoint's buffers when it has them (docs/design.md §1.6), else the formulas. */
+static retcl_status build_model(retcl_model *m, const retcl__checkpoint *ck) {
+  const retcl_model_config *c = &m->cfg;
+  const size_t d = c->embed_dim, V = c->vocab_size, H = c->heads;
+  retcl_status st;
+  if ((st = upload(m, "embed_tokens", ck->embed, V * d, &m->embed)) ||
+      (st = upload(m, "layer_norm", ck->final_norm, d, &m->final_norm)))
+    return st;
+  if (ck->emb_norm &&
+      (st = upload(m, "layernorm_embedding", ck->emb_norm, d, &m->emb_norm)))
+    return st;
+  if (!c->share_embed &&
+      (st = upload(m, "output_projection", ck->out_proj, V * d, &m->out_proj)))
+    return st;
+  float *lg = malloc(H * sizeof *lg);
+  if (!lg) return retcl__fail(m->ctx, RETCL_ERROR_OUT_OF_MEMORY, "%s: host", OP_LOAD);
+  if (ck->decay)
+    memcpy(lg, ck->decay, H * sizeof *lg);
+  else
+    retcl_default_log_decay(H, lg);
+  st = upload(m, "decay", lg, H, &m->log_decay);
+  free(lg);
+  if (st) return st;
+  const size_t Dk = d / H;
+  float *theta = NULL;
+  if (ck->angle) {
+    theta = malloc(Dk / 2 * sizeof *theta);
+    if (!theta) return retcl__fail(m->ctx, RETCL_ERROR_OUT_OF_MEMORY, "%s: host", OP_LOAD);
+    for (size_t i = 0; i < Dk / 2; ++i) theta[i] = ck->angle[2 * i];
+  }
+  st = retcl_rotation_create(m->ctx, Dk, theta, 0.0f, &m->rot);
+  free(theta);
+  if (st) return st;
+  m->layers = calloc(c->layers, sizeof *m->layers);
+  if (!m->layers) return retcl__fail(m->ctx, RETCL_ERROR_OUT_OF_MEMORY, "%s: host", OP_LOAD);
+  for (size_t l = 0; l < c->layers; ++l)
+    if ((st = upload_layer(m, &ck->layers[l], &m->layers[l]))) return st;
+  return RETCL_SUCCESS;
+}
+
+retcl_status retcl_model_load(retcl_context *ctx, const char *dir,
+                              retcl_model **out) {
+  retcl_status st = retcl__check_ctx(ctx);
+  if (st) return st;
+  if (!dir || !out)
+    return retcl__fail(ctx, RETCL_ERROR_INVALID_ARGUMENT, "%s: %s is NULL",
+                       OP_LOAD, !dir ? "dir" : "out");
+  *out = NULL;
+  retcl__checkpoint ck;
+  memset(&ck, 0, sizeof ck);
+  if ((st = retcl__checkpoint_read(ctx, dir, &ck))) return st;
+  /* Every program the model runs, now: a forward can then not fail
+   * half-way from a build (a bad RETCL_PARAMS value fails here, with the
+   * kernel's build log). */
+  if ((st = retcl__prepare(ctx, RETCL_ALL_FAMILIES))) {
+    retcl__checkpoint_free(&ck);
+    return st;
+  }
+  retcl_model *m = calloc(1, sizeof *m);
+  if (!m) {
+    retcl__checkpoint_free(&ck);
+    return retcl__fail(ctx, RETCL_ERROR_OUT_OF_MEMORY, "%s: host", OP_LOAD);
+  }
+  m->ctx = ctx;
+  m->cfg = ck.cfg;
+  st = build_model(m, &ck);
+  retcl__checkpoint_free(&ck); /* host copies go as soon as uploaded */
+  if (st) {
+    retcl_model_destroy(m);
+    return st;
+  }
+  *out = m;
+  return RETCL_SUCCESS;
+}
+
+retcl_status retcl_model_get_config(const retcl_model *model,
+                                    retcl_model_config *cfg) {
+  if (!model || !cfg) return RETCL_ERROR_INVALID_ARGUMENT;
+  *cfg = model->cfg;
+  return RETCL_SUCCESS;
+}
+
+size_t retcl_model_weight_bytes(const retcl_model *model) {
+  return model ? model->weight_bytes : 0;
+}
+
+/* ---- decode state ------------------------------------------------------- */
+
+retcl_status retcl_decode_state_create(retcl_model *model, size_t batch,
+                                       retcl_decode_state **out) {
+  if (!model) return RETCL_ERROR_INVALID_ARGUMENT;
+  retcl_context *ctx = model->ctx;
+  retcl__clear_error(ctx);
+  const char *op = "retcl_decode_state_create";
+  if (!out)
+    return retcl__fail(ctx, RETCL_ERROR_INVALID_ARGUMENT, "%s: out is NULL", op);
+  *out = NULL;
+  retcl_status st = retcl__check_dim(ctx, op, "batch", batch, 1, 1 << 20);
+  if (st) return st;
+  const retcl_model_config *c = &model->cfg;
+  retcl_decode_state *s = calloc(1, sizeof *s);
+  if (!s) return retcl__fail(ctx, RETCL_ERROR_OUT_OF_MEMORY, "%s: host", op);
+  s->model = model;
+  s->batch = batch;
+  s->layer_elems = batch * c->heads * (c->embed_dim / c->heads) *
+                   (c->value_embed_dim / c->heads);
+  cl_int err = CL_SUCCESS;
+  s->states = clCreateBuffer(ctx->cl_ctx, CL_MEM_READ_WRITE,
+                             c->layers * s->layer_elems * sizeof(float), NULL,
+                             &err);
+  if (!s->states) {
+    free(s);
+    return retcl__cl_fail(ctx, "clCreateBuffer(decode state)", err);
+  }
+  *out = s;
+  return RETCL_SUCCESS;
+}
+
+void retcl_decode_state_destroy(retcl_decode_state *s) {
+  if (!s) return;
+  clReleaseMemObject(s->states);
+  free(s);
+}
+
+size_t retcl_decode_state_position(const retcl_decode_state *s) {
+  return s ? s->position : 0;
+}
+
+size_t retcl_decode_state_bytes(const retcl_decode_state *s) {
+  return s ? s->model->cfg.layers * s->layer_elems * sizeof(float) : 0;
+}
+
+/* ---- forward ------------------------------------------------------------ */
+
+static retcl_status check_forward(retcl_model *m, retcl_decode_state *s,
+                                  const int32_t *tokens, size_t B, size_t T,
+                                  retcl_algorithm algo, size_t chunk) {
+  retcl_context *ctx = m->ctx;
+  retcl_status st;
+  if (!tokens)
+    return retcl__fail(ctx, RETCL_ERROR_INVALID_ARGUMENT, "%s: tokens is NULL",
+                       OP_FWD);
+  if ((st = retcl__check_dim(ctx, OP_FWD, "batch", B, 1, 1 << 20)) ||
+      (st = retcl__check_dim(ctx, OP_FWD, "tokens_len", T, 1, 1 << 24)))
+    return st;
+  if (algo != RETCL_ALGO_PARALLEL && algo != RETCL_ALGO_RECURRENT &&
+      algo != RETCL_ALGO_CHUNKWISE)
+    return retcl__fail(ctx, RETCL_ERROR_INVALID_ARGUMENT,
+                       "%s: algorithm = %d is not a retcl_algorithm", OP_FWD,
+                       (int)algo);
+  if (algo == RETCL_ALGO_CHUNKWISE &&
+      (st = retcl__check_dim(ctx, OP_FWD, "chunk_size", chunk, 0,
+                             RETCL_MAX_CHUNK)))
+    return st;
+  for (size_t i = 0; i < B * T; ++i)
+    if (tokens[i] < 0 || (size_t)tokens[i] >= m->cfg.vocab_size)
+      return retcl__fail(ctx, RETCL_ERROR_INVALID_ARGUMENT,
+                         "%s: tokens[%zu] = %d is outside the vocabulary [0, "
+                         "%zu)",
+                         OP_FWD, i, (int)tokens[i], m->cfg.vocab_size);
+  if (s) {
+    if (s->model != m)
+      return retcl__fail(ctx, RETCL_ERROR_INVALID_ARGUMENT,
+                         "%s: state belongs to another model", OP_FWD);
+    if (s->batch != B)
+      return retcl__fail(ctx, RETCL_ERROR_INVALID_ARGUMENT,
+                         "%s: state holds %zu sequences but batch is %zu",
+                         OP_FWD, s->batch, B);
+    if (s->position > 0 && algo != RETCL_ALGO_RECURRENT)
+      return retcl__fail(ctx, RETCL_ERROR_UNSUPPORTED,
+                         "%s: continuing a state at position %zu needs "
+                         "RETCL_ALGO_RECURRENT (torchscale's parallel and "
+                         "chunkwise forms start from an empty state)",
+                         OP_FWD, s->position);
+  }
+  return RETCL_SUCCESS;
+}
+
+/* The RMSNorm (with weight) of `rows` rows of the model width. */
+static retcl_group_norm_desc rms_desc(const retcl_model *m, size_t rows) {
+  return (retcl_group_norm_desc){1, rows, 1, m->cfg.embed_dim,
+                                 RETCL_LAYOUT_TOKEN_MAJOR, RETCL_NORM_RMS,
+                                 RETCL_GATE_NONE, m->cfg.layernorm_eps};
+}
+
+/* y = RMSNorm(x) * weight over rows of the model width (§1.6). */
+static retcl_status rms_norm(retcl_model *m, const retcl_group_norm_desc *d,
+                             retcl_buffer x, cl_mem weight, retcl_buffer y) {
+  return retcl__group_norm_enqueue(m->ctx, d, x, retcl_no_buf(),
+                                   retcl_buf(weight, 0), retcl_no_buf(), y, 0,
+                                   NULL, NULL);
+}
+
+/* Offsets (in floats) of a forward's activations in the model workspace. */
+typedef struct model_layout {
+  size_t x, h, y, ffn, last, logits, total;
+} model_layout;
+
+static model_layout layout_for(const retcl_model_config *c, size_t B,
+                               size_t T, int last_only) {
+  const size_t bt = B * T, d = c->embed_dim;
+  model_layout o;
+  size_t off = 0;
+  o.x = off; off += bt * d;
+  o.h = off; off += bt * d;
+  o.y = off; off += bt * d;
+  o.ffn = off; off += retcl__ffn_workspace(bt, c->ffn_dim);
+  o.last = off; off += last_only ? B * d : 0;
+  o.logits = off; off += (last_only ? B : bt) * c->vocab_size;
+  o.total = off;
+  return o;
+}
+
+/* The forward shared by retcl_model_forward (logits of every position) and
+ * retcl_model_forward_last (last position of each sequence only). */
+static retcl_status forward(retcl_model *m, retcl_decode_state *state,
+                            const int32_t *tokens, size_t B, size_t T,
+                            retcl_algorithm algo, size_t chunk, float *logits,
+                            int last_only) {
+  if (!m) return RETCL_ERROR_INVALID_ARGUMENT;
+  retcl_context *ctx = m->ctx;
+  retcl__clear_error(ctx);
+  retcl_status st = check_forward(m, state, tokens, B, T, algo, chunk);
+  if (st) return st;
+  const retcl_model_config *c = &m->cfg;
+  const size_t d = c->embed_dim, V = c->vocab_size;
+  const size_t bt = B * T;
+  const float alpha = c->deepnorm ? (float)pow(2.0 * c->layers, 0.25) : 1.0f;
+  const size_t pos0 = state ? state->position : 0;
+
+  /* Everything that can fail is checked, planned and reserved here,
+   * before the first enqueue: a failed call leaves the decode state (its
+   * buffer and position) as it was. chunk_size 0 is the checkpoint's
+   * recurrent_chunk_size. */
+  const retcl_msr_desc md = {B, T, d, c->value_embed_dim, c->heads, algo,
+                             RETCL_FORM_TORCHSCALE,
+                             chunk ? chunk : c->chunk_size, pos0,
+                             c->layernorm_eps};
+  retcl_msr_plan plan;
+  const retcl_group_norm_desc norm = rms_desc(m, bt);
+  const model_layout o = layout_for(c, B, T, last_only);
+  if ((st = retcl__msr_plan(ctx, OP_FWD, &md, m->rot, pos0 > 0, state != NULL,
+                            &plan)) ||
+      (st = retcl__group_norm_check(ctx, OP_FWD, &norm)))
+    return st;
+  if (o.total > RETCL_MAX_INDEX)
+    return retcl__fail(ctx, RETCL_ERROR_INVALID_SIZE,
+                       "%s: %zu tokens need %zu floats of activations; the "
+                       "limit is %zu: run fewer tokens per call",
+                       OP_FWD, bt, o.total, RETCL_MAX_INDEX);
+  cl_mem ws, layer, scratch = NULL;
+  if ((st = retcl__workspace(ctx, RETCL_WORKSPACE_MODEL,
+                             o.total * sizeof(float), &ws)) ||
+      (st = retcl__workspace(ctx, RETCL_WORKSPACE_LAYER,
+                             plan.layer_floats * sizeof(float), &layer)) ||
+      (plan.retention.scratch &&
+       (st = retcl__workspace(ctx, RETCL_WORKSPACE_RETENTION,
+                              plan.retention.scratch * sizeof(float),
+                              &scratch))))
+    return st;
+  const retcl_buffer x = retcl_buf(ws, o.x), h = retcl_buf(ws, o.h),
+                     y = retcl_buf(ws, o.y), ffn = retcl_buf(ws, o.ffn),
+                     lo = retcl_buf(ws, o.logits);
+  /* The token ids: copied at creation, so the caller's array is free to
+   * change once this returns. */
+  cl_int err = CL_SUCCESS;
+  cl_mem tok = clCreateBuffer(ctx->cl_ctx, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR,
+                              bt * sizeof(int32_t), (void *)tokens, &err);
+  if (!tok) return retcl__cl_fail(ctx, "clCreateBuffer(tokens)", err);
+
+  const float emb_scale = c->no_scale_embedding ? 1.0f : (float)sqrt((double)d);
+  st = retcl__embed(ctx, tok, bt, retcl_buf(m->embed, 0), d, emb_scale, x);
+  clReleaseMemObject(tok); /* stays alive until the kernel has run */
+  if (st) return st;
+  if (m->emb_norm && (st = rms_norm(m, &norm, x, m->emb_norm, x))) return st;
+
+  for (size_t l = 0; l < c->layers; ++l) {
+    const layer_weights *w = &m->layers[l];
+    retcl_buffer s_in = retcl_no_buf(), s_out = retcl_no_buf();
+    if (state) {
+      s_out = retcl_buf(state->states, l * state->layer_elems);
+      if (pos0 > 0) s_in = s_out; /* updated in place */
+    }
+    if ((st = rms_norm(m, &norm, x, w->ret_norm, h)) ||
+        (st = retcl__msr_enqueue(ctx, &plan, &w->msr, m->rot,
+                                 retcl_buf(m->log_decay, 0), h, s_in, s_out,
+                                 y, layer, scratch)) ||
+        (st = retcl__residual(ctx, bt * d, alpha, x, y)) ||
+        (st = rms_norm(m, &norm, x, w->ffn_norm, h)) ||
+        (st = retcl__ffn_enqueue(ctx, &w->ffn, bt, d, c->ffn_dim,
+                                 c->activation, h, ffn, y)) ||
+        (st = retcl__residual(ctx, bt * d, alpha, x, y)))
+      return st;
+  }
+  if ((st = rms_norm(m, &norm, x, m->final_norm, h))) return st;
+  if (logits) {
+    const size_t logit_rows = last_only ? B : bt;
+    retcl_buffer rows = h;
+    if (last_only && T > 1) {
+      /* Gather each sequence's last row of h. */
+      rows = retcl_buf(ws, o.last);
+      for (size_t b = 0; b < B; ++b) {
+        err = clEnqueueCopyBuffer(ctx->queue, ws, ws,
+                                  (o.h + (b * T + T - 1) * d) * sizeof(float),
+                                  (o.last + b * d) * sizeof(float),
+                                  d * sizeof(float), 0, NULL, NULL);
+        if (err != CL_SUCCESS) return retcl__cl_fail(ctx, "clEnqueueCopyBuffer", err);
+      }
+    }
+    cl_mem out_w = c->share_embed ? m->embed : m->out_proj;
+    if ((st = retcl__linear_enqueue(ctx, logit_rows, V, d, 1.0f, rows,
+                                    retcl_buf(out_w, 0), 0.0f, lo)))
+      return st;
+    err = clEnqueueReadBuffer(ctx->queue, ws, CL_TRUE, o.logits * sizeof(float),
+                              logit_rows * V * sizeof(float), logits, 0, NULL,
+                              NULL);
+    if (err != CL_SUCCESS) return retcl__cl_fail(ctx, "clEnqueueReadBuffer(logits)", err);
+  } else if ((err = clFinish(ctx->queue)) != CL_SUCCESS) {
+    return retcl__cl_fail(ctx, "clFinish", err);
+  }
+  if (state) state->position += T;
+  return RETCL_SUCCESS;
+}
+
+retcl_status retcl_model_forward(retcl_model *m, retcl_decode_state *state,
+                                 const int32_t *tokens, size_t B, size_t T,
+                                 retcl_algorithm algo, size_t chunk,
+                                 float *logits) {
+  return forward(m, state, tokens, B, T, algo, chunk, logits, 0);
+}
+
+retcl_status retcl_model_forward_last(retcl_model *m,
+                                      retcl_decode_state *state,
+                                      const int32_t *tokens, size_t B,
+                                      size_t T, retcl_algorithm algo,
+                                      size_t chunk, float *last_logits) {
+  return forward(m, state, tokens, B, T, algo, chunk, last_logits, 1);
+}

@@ -1,0 +1,35 @@
+/* msr.h - the multi-scale retention layer's steps (msr.c): a pure check
+ * that makes a plan, and the enqueue of a plan, which the model runs per
+ * layer with buffers it has checked once. */
+#ifndef RETCL_MODEL_MSR_H
+#define RETCL_MODEL_MSR_H
+
+#include "ops/retention.h"
+
+typedef struct retcl_msr_plan {
+  retcl_msr_desc d;
+  size_t Dk, Dv, rows;          /* rows = batch * tokens */
+  retcl_retention_plan retention;
+  retcl_rotation_desc rot_q, rot_k;
+  retcl_group_norm_desc norm;
+  size_t layer_floats;          /* RETCL_WORKSPACE_LAYER: Q, K, V, G, O */
+} retcl_msr_plan;
+
+/* The kernel families a layer launches. */
+unsigned retcl__msr_families(void);
+
+/* Pure checks of desc and rot (no buffers), messages naming `op`. */
+retcl_status retcl__msr_plan(retcl_context *ctx, const char *op,
+                             const retcl_msr_desc *desc,
+                             const retcl_rotation *rot, int has_state_in,
+                             int has_state_out, retcl_msr_plan *plan);
+/* Enqueue a checked layer: `layer` holds plan->layer_floats, `scratch`
+ * plan->retention.scratch floats. */
+retcl_status retcl__msr_enqueue(retcl_context *ctx, const retcl_msr_plan *plan,
+                                const retcl_msr_weights *w,
+                                const retcl_rotation *rot,
+                                retcl_buffer log_decay, retcl_buffer x,
+                                retcl_buffer state_in, retcl_buffer state_out,
+                                retcl_buffer y, cl_mem layer, cl_mem scratch);
+
+#endif

@@ -1,0 +1,406 @@
+/* retention.c - retcl_retention: checks and dispatch of the parallel,
+ * recurrent and chunkwise algorithms (kernels in cl/retention.cl,
+ * docs/design.md §1.3, §1.4). */
+#include "ops/retention.h"
+
+#include "ops/limits.h"
+#include "runtime/context.h"
+#include "runtime/launch.h"
+#include "runtime/status.h"
+#include "runtime/validate.h"
+
+#include <math.h>
+
+static const char *OP = "retcl_retention";
+
+static retcl_status check_desc(retcl_context *ctx, const char *op,
+                               const retcl_retention_desc *d) {
+  retcl_status st;
+  if (d->layout != RETCL_LAYOUT_TOKEN_MAJOR &&
+      d->layout != RETCL_LAYOUT_HEAD_MAJOR)
+    return retcl__fail(ctx, RETCL_ERROR_INVALID_ARGUMENT,
+                       "%s: desc->layout = %d is not a retcl_layout", op,
+                       (int)d->layout);
+  if (d->algorithm != RETCL_ALGO_PARALLEL &&
+      d->algorithm != RETCL_ALGO_RECURRENT &&
+      d->algorithm != RETCL_ALGO_CHUNKWISE)
+    return retcl__fail(ctx, RETCL_ERROR_INVALID_ARGUMENT,
+                       "%s: desc->algorithm = %d is not a retcl_algorithm", op,
+                       (int)d->algorithm);
+  if (d->form != RETCL_FORM_RAW && d->form != RETCL_FORM_TORCHSCALE)
+    return retcl__fail(ctx, RETCL_ERROR_INVALID_ARGUMENT,
+                       "%s: desc->form = %d is not a retcl_retention_form", op,
+                       (int)d->form);
+  if ((st = retcl__check_dim(ctx, op, "desc->batch", d->batch, 1,
+                             RETCL_MAX_INDEX)) ||
+      (st = retcl__check_dim(ctx, op, "desc->tokens", d->tokens, 1,
+                             RETCL_MAX_INDEX)) ||
+      (st = retcl__check_dim(ctx, op, "desc->heads", d->heads, 1,
+                             RETCL_MAX_INDEX)) ||
+      (st = retcl__check_dim(ctx, op, "desc->key_dim", d->key_dim, 1,
+                             RETCL_MAX_HEAD_DIM)) ||
+      (st = retcl__check_dim(ctx, op, "desc->value_dim", d->value_dim, 1,
+                             RETCL_MAX_HEAD_DIM)))
+    return st;
+  if (d->algorithm == RETCL_ALGO_CHUNKWISE && d->chunk_size != 0 &&
+      (st = retcl__check_dim(ctx, op, "desc->chunk_size", d->chunk_size, 1,
+                             RETCL_MAX_CHUNK)))
+    return st;
+  if (!isfinite(d->scale))
+    return retcl__fail(ctx, RETCL_ERROR_INVALID_ARGUMENT,
+                       "%s: desc->scale is not finite", op);
+  return RETCL_SUCCESS;
+}
+
+/* Torchscale forms carry a token count with their state (§1.4). */
+static retcl_status check_torchscale_state(retcl_context *ctx, const char *op,
+                                           const retcl_retention_desc *d,
+                                           int has_state_in) {
+  if (d->form != RETCL_FORM_TORCHSCALE) return RETCL_SUCCESS;
+  if (has_state_in && d->algorithm != RETCL_ALGO_RECURRENT)
+    return retcl__fail(ctx, RETCL_ERROR_UNSUPPORTED,
+                       "%s: the torchscale %s form starts from an empty state "
+                       "(as torchscale does); pass no state_in, or use "
+                       "RETCL_ALGO_RECURRENT to continue a sequence",
+                       op, d->algorithm == RETCL_ALGO_PARALLEL ? "parallel"
+                                                               : "chunkwise");
+  if (has_state_in && d->position == 0)
+    return retcl__fail(ctx, RETCL_ERROR_INVALID_ARGUMENT,
+                       "%s: state_in is given but desc->position is 0; pass "
+                       "the number of tokens the state has absorbed",
+                       op);
+  if (!has_state_in && d->position != 0)
+    return retcl__fail(ctx, RETCL_ERROR_INVALID_ARGUMENT,
+                       "%s: desc->position = %zu but no state_in is given", op,
+                       d->position);
+  return RETCL_SUCCESS;
+}
+
+retcl_status retcl__retention_plan(retcl_context *ctx, const char *op,
+                                   const retcl_retention_desc *d,
+                                   int has_state_in, int has_state_out,
+                                   retcl_retention_plan *plan) {
+  retcl_status st;
+  if ((st = check_desc(ctx, op, d)) ||
+      (st = check_torchscale_state(ctx, op, d, has_state_in)))
+    return st;
+  retcl_retention_plan p;
+  p.d = *d;
+  p.has_state_in = has_state_in;
+  p.has_state_out = has_state_out;
+  const size_t bth = retcl__mul(retcl__mul(d->batch, d->tokens), d->heads);
+  p.qk = retcl__mul(bth, d->key_dim);
+  p.vo = retcl__mul(bth, d->value_dim);
+  p.state = retcl__mul(retcl__mul(d->batch, d->heads),
+                       d->key_dim * d->value_dim);
+  if (d->algorithm == RETCL_ALGO_CHUNKWISE) {
+    p.chunk = d->chunk_size ? d->chunk_size
+                            : (size_t)retcl__param(ctx, RETCL_P_RETENTION_CHUNK);
+    if (p.chunk > d->tokens) p.chunk = d->tokens;
+  } else {
+    p.chunk = d->tokens;
+  }
+  p.chunks = (d->tokens + p.chunk - 1) / p.chunk;
+  /* Workspace: a state per chunk (chunkwise), the local state of the
+   * sequence (parallel with state_out), or the running state (recurrent
+   * without state_out). */
+  switch (d->algorithm) {
+    case RETCL_ALGO_CHUNKWISE: p.scratch = retcl__mul(p.state, p.chunks); break;
+    case RETCL_ALGO_PARALLEL: p.scratch = has_state_out ? p.state : 0; break;
+    default: p.scratch = has_state_out ? 0 : p.state; break;
+  }
+  if (p.qk > RETCL_MAX_INDEX || p.vo > RETCL_MAX_INDEX ||
+      p.scratch > RETCL_MAX_INDEX)
+    return retcl__fail(ctx, RETCL_ERROR_INVALID_SIZE,
+                       "%s: the call needs %zu floats of %s; the limit is %zu"
+                       "%s",
+                       op, p.scratch > RETCL_MAX_INDEX ? p.scratch
+                           : p.qk > p.vo ? p.qk : p.vo,
+                       p.scratch > RETCL_MAX_INDEX
+                           ? "chunk states (B*H*Dk*Dv*chunks)"
+                           : "activations",
+                       RETCL_MAX_INDEX,
+                       p.scratch > RETCL_MAX_INDEX ? ": use a larger chunk_size"
+                                                   : "");
+  *plan = p;
+  return RETCL_SUCCESS;
+}
+
+static retcl_status check_buffers(retcl_context *ctx,
+                                  const retcl_retention_plan *e,
+                                  retcl_buffer q, retcl_buffer k,
+                                  retcl_buffer v, retcl_buffer log_decay,
+                                  retcl_buffer state_in,
+                                  retcl_buffer state_out, retcl_buffer out) {
+  const size_t heads = e->d.heads;
+  retcl_status st;
+  if ((st = retcl__check_buffer(ctx, OP, "q", q, e->qk)) ||
+      (st = retcl__check_buffer(ctx, OP, "k", k, e->qk)) ||
+      (st = retcl__check_buffer(ctx, OP, "v", v, e->vo)) ||
+      (st = retcl__check_buffer(ctx, OP, "log_decay", log_decay, heads)) ||
+      (st = retcl__check_optional_buffer(ctx, OP, "state_in", state_in,
+                                         e->state)) ||
+      (st = retcl__check_optional_buffer(ctx, OP, "state_out", state_out,
+                                         e->state)) ||
+      (st = retcl__check_buffer(ctx, OP, "out", out, e->vo)))
+    return st;
+  const struct {
+    const char *name;
+    retcl_buffer buf;
+    size_t n;
+  } inputs[] = {{"q", q, e->qk},
+                {"k", k, e->qk},
+                {"v", v, e->vo},
+                {"log_decay", log_decay, heads},
+                {"state_in", state_in, e->state}};
+  for (size_t i = 0; i < sizeof inputs / sizeof inputs[0]; ++i) {
+    if (retcl__overlaps(out, e->vo, inputs[i].buf, inputs[i].n))
+      return retcl__fail(ctx, RETCL_ERROR_INVALID_ARGUMENT,
+                         "%s: out overlaps %s", OP, inputs[i].name);
+    int same_state = i == 4 && state_in.offset == state_out.offset;
+    if (!same_state &&
+        retcl__overlaps(state_out, e->state, inputs[i].buf, inputs[i].n))
+      return retcl__fail(ctx, RETCL_ERROR_INVALID_ARGUMENT,
+                         "%s: state_out overlaps %s", OP, inputs[i].name);
+  }
+  if (retcl__overlaps(state_out, e->state, out, e->vo))
+    return retcl__fail(ctx, RETCL_ERROR_INVALID_ARGUMENT,
+                       "%s: state_out overlaps out", OP);
+  return RETCL_SUCCESS;
+}
+
+/* One tensor argument as the kernels take it: buffer, offset, strides. */
+typedef struct tensor_arg {
+  cl_mem mem;
+  cl_uint off;
+  retcl_strides s;
+} tensor_arg;
+
+/* What every launch of one call shares. */
+typedef struct launch {
+  retcl_context *ctx;
+  const retcl_retention_plan *p;
+  tensor_arg q, k, v, o;
+  cl_mem log_decay;
+  cl_uint ld_off;
+  cl_uint T, H, Dk, Dv;
+  int cpu;               /* retention.access */
+  size_t vw, rb, kb;     /* retention.vw, .rb, .kb */
+  cl_uint wait_n;        /* consumed by the first enqueue */
+  const cl_event *wait;
+  cl_event *event;       /* set by the last enqueue */
+} launch;
+
+static retcl_status enqueue(launch *l, retcl_kernel_id id,
+                            const retcl_karg *args, size_t nargs, size_t g0,
+                            size_t g1, size_t g2, int is_last) {
+  /* CPU access: one work-item per work-group (each keeps tiles in private
+   * arrays; PoCL's own choice of 4096-item groups overflowed its worker
+   * stack at T = 2^15). GPUs choose their own group shape. */
+  const retcl_grid grid = retcl__grid(l->cpu, 3, g0, g1, g2);
+  retcl_status st = retcl__launch(l->ctx, id, args, nargs, &grid, l->wait_n,
+                                  l->wait, is_last ? l->event : NULL);
+  l->wait_n = 0;
+  l->wait = NULL;
+  return st;
+}
+
+static size_t column_blocks(const launch *l) {
+  return (l->Dv + l->vw - 1) / l->vw;
+}
+
+/* Dimension 0 of the grid: CPUs walk all column blocks in one work-item. */
+static size_t column_items(const launch *l) {
+  return l->cpu ? 1 : column_blocks(l);
+}
+
+/* A tensor's five arguments: Q, q_off, q_sb, q_st, q_sh (say). */
+#define TENSOR_ARGS(t, up, lo)                                              \
+  RETCL_KARG(#up, (t).mem), RETCL_KARG(#lo "_off", (t).off),                \
+      RETCL_KARG(#lo "_sb", (t).s.batch), RETCL_KARG(#lo "_st", (t).s.token), \
+      RETCL_KARG(#lo "_sh", (t).s.head)
+
+/* U_c for every chunk of C tokens into U. */
+static retcl_status run_chunk_state(launch *l, cl_mem U, size_t C,
+                                    size_t n_chunks) {
+  const cl_uint Cu = (cl_uint)C, Nc = (cl_uint)n_chunks;
+  const retcl_karg args[] = {
+      TENSOR_ARGS(l->k, K, k),
+      TENSOR_ARGS(l->v, V, v),
+      RETCL_KARG("log_decay", l->log_decay), RETCL_KARG("ld_off", l->ld_off),
+      RETCL_KARG("U", U), RETCL_KARG("T", l->T), RETCL_KARG("H", l->H),
+      RETCL_KARG("Dk", l->Dk), RETCL_KARG("Dv", l->Dv), RETCL_KARG("C", Cu),
+      RETCL_KARG("n_chunks", Nc)};
+  return enqueue(l, RETCL_KERNEL_RETENTION_CHUNK_STATE, args,
+                 RETCL_NARGS(args), column_items(l),
+                 (l->Dk + l->kb - 1) / l->kb,
+                 l->p->d.batch * l->p->d.heads * n_chunks, 0);
+}
+
+/* U_c -> state before chunk c, in place; final state to state_out. */
+static retcl_status run_chunk_scan(launch *l, cl_mem U, size_t C,
+                                   size_t n_chunks, retcl_buffer state_in,
+                                   retcl_buffer state_out, int is_last) {
+  const retcl_retention_desc *d = &l->p->d;
+  const cl_mem s_in = state_in.mem ? state_in.mem : U;
+  const cl_mem s_out = state_out.mem ? state_out.mem : U;
+  const cl_uint s_in_off = (cl_uint)state_in.offset,
+                s_out_off = (cl_uint)state_out.offset;
+  const cl_int has_in = state_in.mem != NULL, has_out = state_out.mem != NULL;
+  const cl_uint Cu = (cl_uint)C, Nc = (cl_uint)n_chunks;
+  const cl_int ts_out = d->form == RETCL_FORM_TORCHSCALE;
+  const cl_float n_total = (cl_float)(d->position + d->tokens);
+  const retcl_karg args[] = {
+      RETCL_KARG("U", U), RETCL_KARG("S_in", s_in),
+      RETCL_KARG("s_in_off", s_in_off), RETCL_KARG("has_state_in", has_in),
+      RETCL_KARG("S_out", s_out), RETCL_KARG("s_out_off", s_out_off),
+      RETCL_KARG("has_state_out", has_out),
+      RETCL_KARG("log_decay", l->log_decay), RETCL_KARG("ld_off", l->ld_off),
+      RETCL_KARG("T", l->T), RETCL_KARG("H", l->H), RETCL_KARG("Dk", l->Dk),
+      RETCL_KARG("Dv", l->Dv), RETCL_KARG("C", Cu),
+      RETCL_KARG("n_chunks", Nc), RETCL_KARG("torchscale_out", ts_out),
+      RETCL_KARG("n_total", n_total)};
+  return enqueue(l, RETCL_KERNEL_RETENTION_CHUNK_SCAN, args,
+                 RETCL_NARGS(args), column_blocks(l), d->key_dim,
+                 d->batch * d->heads, is_last);
+}
+
+/* Outputs of every chunk; R holds the state before each chunk (or NULL). */
+static retcl_status run_chunk_output(launch *l, cl_mem R, size_t r_off,
+                                     size_t C, size_t n_chunks, cl_int form,
+                                     float out_scale, int is_last) {
+  const retcl_retention_desc *d = &l->p->d;
+  const cl_int has_R = R != NULL;
+  const cl_mem r_mem = R ? R : l->q.mem; /* never read when has_R == 0 */
+  const cl_uint r_offu = (cl_uint)r_off, Cu = (cl_uint)C,
+                Nc = (cl_uint)n_chunks;
+  const retcl_karg args[] = {
+      TENSOR_ARGS(l->q, Q, q),
+      TENSOR_ARGS(l->k, K, k),
+      TENSOR_ARGS(l->v, V, v),
+      TENSOR_ARGS(l->o, O, o),
+      RETCL_KARG("log_decay", l->log_decay), RETCL_KARG("ld_off", l->ld_off),
+      RETCL_KARG("R", r_mem), RETCL_KARG("r_off", r_offu),
+      RETCL_KARG("has_R", has_R), RETCL_KARG("T", l->T),
+      RETCL_KARG("H", l->H), RETCL_KARG("Dk", l->Dk), RETCL_KARG("Dv", l->Dv),
+      RETCL_KARG("C", Cu), RETCL_KARG("n_chunks", Nc),
+      RETCL_KARG("form", form), RETCL_KARG("out_scale", out_scale)};
+  return enqueue(l, RETCL_KERNEL_RETENTION_CHUNK_OUTPUT, args,
+                 RETCL_NARGS(args), column_items(l), (C + l->rb - 1) / l->rb,
+                 d->batch * d->heads * n_chunks, is_last);
+}
+
+static retcl_status run_recurrent(launch *l, retcl_buffer state_in,
+                                  retcl_buffer state_out, cl_mem scratch,
+                                  float out_scale) {
+  const retcl_retention_desc *d = &l->p->d;
+  const retcl_buffer work = state_out.mem ? state_out : retcl_buf(scratch, 0);
+  const cl_mem s_in = state_in.mem ? state_in.mem : work.mem;
+  const cl_uint s_in_off = (cl_uint)state_in.offset,
+                s_off = (cl_uint)work.offset;
+  const cl_int has_in = state_in.mem != NULL;
+  const cl_int form = d->form == RETCL_FORM_TORCHSCALE;
+  const cl_float position = (cl_float)d->position;
+  const retcl_karg args[] = {
+      TENSOR_ARGS(l->q, Q, q),
+      TENSOR_ARGS(l->k, K, k),
+      TENSOR_ARGS(l->v, V, v),
+      TENSOR_ARGS(l->o, O, o),
+      RETCL_KARG("log_decay", l->log_decay), RETCL_KARG("ld_off", l->ld_off),
+      RETCL_KARG("S_in", s_in), RETCL_KARG("s_in_off", s_in_off),
+      RETCL_KARG("has_state_in", has_in), RETCL_KARG("S", work.mem),
+      RETCL_KARG("s_off", s_off), RETCL_KARG("T", l->T),
+      RETCL_KARG("H", l->H), RETCL_KARG("Dk", l->Dk), RETCL_KARG("Dv", l->Dv),
+      RETCL_KARG("form", form), RETCL_KARG("out_scale", out_scale),
+      RETCL_KARG("position", position)};
+  return enqueue(l, RETCL_KERNEL_RETENTION_RECURRENT, args, RETCL_NARGS(args),
+                 column_blocks(l), 1, d->batch * d->heads, 1);
+}
+
+retcl_status retcl__retention_enqueue(retcl_context *ctx,
+                                      const retcl_retention_plan *p,
+                                      retcl_buffer q, retcl_buffer k,
+                                      retcl_buffer v, retcl_buffer log_decay,
+                                      retcl_buffer state_in,
+                                      retcl_buffer state_out,
+                                      retcl_buffer out, cl_mem scratch,
+                                      cl_uint num_wait, const cl_event *wait,
+                                      cl_event *event) {
+  const retcl_retention_desc *d = &p->d;
+  const int ts = d->form == RETCL_FORM_TORCHSCALE;
+  const float out_scale = ts ? 1.0f : (d->scale != 0.0f ? d->scale : 1.0f);
+  launch l;
+  l.ctx = ctx;
+  l.p = p;
+  l.q = (tensor_arg){q.mem, (cl_uint)q.offset,
+                     retcl__strides(d->layout, d->tokens, d->heads, d->key_dim)};
+  l.k = (tensor_arg){k.mem, (cl_uint)k.offset, l.q.s};
+  l.v = (tensor_arg){v.mem, (cl_uint)v.offset,
+                     retcl__strides(d->layout, d->tokens, d->heads, d->value_dim)};
+  l.o = (tensor_arg){out.mem, (cl_uint)out.offset, l.v.s};
+  l.log_decay = log_decay.mem;
+  l.ld_off = (cl_uint)log_decay.offset;
+  l.T = (cl_uint)d->tokens;
+  l.H = (cl_uint)d->heads;
+  l.Dk = (cl_uint)d->key_dim;
+  l.Dv = (cl_uint)d->value_dim;
+  l.cpu = retcl__cpu_access(ctx, RETCL_P_RETENTION_ACCESS);
+  l.vw = (size_t)retcl__param(ctx, RETCL_P_RETENTION_VW);
+  l.rb = (size_t)retcl__param(ctx, RETCL_P_RETENTION_RB);
+  l.kb = (size_t)retcl__param(ctx, RETCL_P_RETENTION_KB);
+  l.wait_n = num_wait;
+  l.wait = wait;
+  l.event = event;
+
+  if (d->algorithm == RETCL_ALGO_RECURRENT)
+    return run_recurrent(&l, state_in, state_out, scratch, out_scale);
+
+  retcl_status st;
+  const cl_int form = !ts ? 0 : d->algorithm == RETCL_ALGO_PARALLEL ? 1 : 2;
+  if (d->algorithm == RETCL_ALGO_PARALLEL) {
+    /* One segment of T tokens; its cross term is γ^(t+1) q_t S_0. */
+    if ((st = run_chunk_output(&l, state_in.mem, state_in.offset, d->tokens, 1,
+                               form, out_scale, !state_out.mem)))
+      return st;
+    if (!state_out.mem) return RETCL_SUCCESS;
+    if ((st = run_chunk_state(&l, scratch, d->tokens, 1))) return st;
+    return run_chunk_scan(&l, scratch, d->tokens, 1, state_in, state_out, 1);
+  }
+  if ((st = run_chunk_state(&l, scratch, p->chunk, p->chunks)) ||
+      (st = run_chunk_scan(&l, scratch, p->chunk, p->chunks, state_in,
+                           state_out, 0)))
+    return st;
+  return run_chunk_output(&l, scratch, 0, p->chunk, p->chunks, form, out_scale,
+                          1);
+}
+
+retcl_status retcl_retention(retcl_context *ctx,
+                             const retcl_retention_desc *desc, retcl_buffer q,
+                             retcl_buffer k, retcl_buffer v,
+                             retcl_buffer log_decay, retcl_buffer state_in,
+                             retcl_buffer state_out, retcl_buffer out,
+                             cl_uint num_events_in_wait_list,
+                             const cl_event *event_wait_list, cl_event *event) {
+  retcl_status st = retcl__check_ctx(ctx);
+  if (st) return st;
+  if (!desc)
+    return retcl__fail(ctx, RETCL_ERROR_INVALID_ARGUMENT, "%s: desc is NULL",
+                       OP);
+  retcl_retention_plan plan;
+  cl_mem scratch = NULL;
+  if ((st = retcl__retention_plan(ctx, OP, desc, state_in.mem != NULL,
+                                  state_out.mem != NULL, &plan)) ||
+      (st = retcl__check_wait_list(ctx, OP, num_events_in_wait_list,
+                                   event_wait_list)) ||
+      (st = check_buffers(ctx, &plan, q, k, v, log_decay, state_in, state_out,
+                          out)) ||
+      (st = retcl__prepare(ctx, RETCL_FAMILY_BIT(RETCL_FAMILY_RETENTION))) ||
+      (plan.scratch &&
+       (st = retcl__workspace(ctx, RETCL_WORKSPACE_RETENTION,
+                              plan.scratch * sizeof(float), &scratch))))
+    return st;
+  return retcl__retention_enqueue(ctx, &plan, q, k, v, log_decay, state_in,
+                                  state_out, out, scratch,
+                                  num_events_in_wait_list, event_wait_list,
+                                  event);
+}

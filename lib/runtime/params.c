@@ -1,0 +1,370 @@
+/* params.c - the kernel parameter records: the table of every tunable, the
+ * built-in levels (device type, vendor, device name), and the user's
+ * RETCL_PARAMS file (docs/design.md §3). */
+#include "runtime/params.h"
+
+#include "runtime/context.h"
+#include "ops/limits.h"
+#include "runtime/status.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const family_names[RETCL_FAMILY_COUNT] = {
+    [RETCL_FAMILY_ROTATION] = "rotation",
+    [RETCL_FAMILY_RETENTION] = "retention",
+    [RETCL_FAMILY_GROUP_NORM] = "group_norm",
+    [RETCL_FAMILY_ELEMENTWISE] = "elementwise",
+    [RETCL_FAMILY_LINEAR] = "linear",
+};
+
+const char *retcl__family_name(retcl_family family) {
+  return family_names[family];
+}
+
+/* Value names of the access-pattern entries, indexed by value. */
+static const char *const access_names[] = {"gpu", "cpu", NULL};
+
+typedef struct param_spec {
+  retcl_family family;
+  const char *key;              /* JSON key within the family */
+  const char *define;           /* -D name in the family's program, or NULL
+                                   for a value only the host reads */
+  long builtin, lo, hi;         /* default and accepted range */
+  const char *const *names;     /* value names (access), or NULL */
+  const char *help;
+} param_spec;
+
+/* The one place each tunable is written. Ranges are what the host accepts;
+ * a value in range that a kernel cannot use (a vector width other than 8
+ * or 16, say) fails its program's build with the kernel's #error message. */
+static const param_spec specs[RETCL_PARAM_COUNT] = {
+    [RETCL_P_ROTATION_GROUP_TOKENS] = {RETCL_FAMILY_ROTATION, "group_tokens",
+        NULL, 0, 0, 1024, NULL,
+        "tokens per work-group (0: the driver chooses)"},
+    [RETCL_P_RETENTION_ACCESS] = {RETCL_FAMILY_RETENTION, "access",
+        "RETCL_CPU", RETCL_ACCESS_GPU, 0, 1, access_names,
+        "cpu: an item walks every column block; gpu: blocks spread over items"},
+    [RETCL_P_RETENTION_VW] = {RETCL_FAMILY_RETENTION, "vw", "RETCL_VW", 8, 1,
+        16, NULL, "floats per column block (OpenCL vector: 8 or 16)"},
+    [RETCL_P_RETENTION_RB] = {RETCL_FAMILY_RETENTION, "rb", "RETCL_RB", 8, 1,
+        64, NULL, "query rows per work-item in chunk_output"},
+    [RETCL_P_RETENTION_KB] = {RETCL_FAMILY_RETENTION, "kb", "RETCL_KB", 8, 1,
+        64, NULL, "state rows per work-item in chunk_state"},
+    [RETCL_P_RETENTION_KT] = {RETCL_FAMILY_RETENTION, "kt", "RETCL_KT", 32, 1,
+        256, NULL, "keys per score tile in chunk_output"},
+    [RETCL_P_RETENTION_CHUNK] = {RETCL_FAMILY_RETENTION, "chunk", NULL, 64, 1,
+        RETCL_MAX_CHUNK, NULL, "chunk size that chunk_size = 0 means"},
+    [RETCL_P_GROUP_NORM_ACCESS] = {RETCL_FAMILY_GROUP_NORM, "access",
+        "RETCL_CPU", RETCL_ACCESS_GPU, 0, 1, access_names,
+        "cpu: an item per row; gpu: lanes of a group share a row"},
+    [RETCL_P_GROUP_NORM_GROUP_ITEMS] = {RETCL_FAMILY_GROUP_NORM, "group_items",
+        NULL, 256, 1, 4096, NULL, "most work-items per group (gpu access)"},
+    [RETCL_P_GROUP_NORM_ROW_ITEMS] = {RETCL_FAMILY_GROUP_NORM, "row_items",
+        NULL, 64, 1, 4096, NULL, "most rows per work-group (cpu access)"},
+    [RETCL_P_ELEMENTWISE_ACCESS] = {RETCL_FAMILY_ELEMENTWISE, "access",
+        "RETCL_CPU", RETCL_ACCESS_GPU, 0, 1, access_names,
+        "cpu: a contiguous range per item; gpu: one element per item"},
+    [RETCL_P_ELEMENTWISE_VW] = {RETCL_FAMILY_ELEMENTWISE, "vw", "RETCL_VW", 8,
+        1, 16, NULL, "floats per vector in the GLU (8 or 16)"},
+    [RETCL_P_ELEMENTWISE_PER_ITEM] = {RETCL_FAMILY_ELEMENTWISE, "per_item",
+        NULL, 64, 1, 1 << 20, NULL, "elements per work-item (cpu access)"},
+    [RETCL_P_LINEAR_ACCESS] = {RETCL_FAMILY_LINEAR, "access", "RETCL_CPU",
+        RETCL_ACCESS_GPU, 0, 1, access_names,
+        "cpu: an item streams W rows; gpu: a group per W row"},
+    [RETCL_P_LINEAR_VW] = {RETCL_FAMILY_LINEAR, "vw", "RETCL_VW", 8, 1, 16,
+        NULL, "floats per vector in the streaming kernels (8 or 16)"},
+    [RETCL_P_LINEAR_WG] = {RETCL_FAMILY_LINEAR, "wg", "RETCL_LINEAR_WG", 64, 1,
+        1024, NULL, "work-group size of the gpu kernels (a power of two)"},
+    [RETCL_P_LINEAR_ITEMS_PER_UNIT] = {RETCL_FAMILY_LINEAR, "items_per_unit",
+        NULL, 4, 1, 1024, NULL, "work-items per compute unit (cpu access)"},
+    [RETCL_P_LINEAR_ROW_LIMIT] = {RETCL_FAMILY_LINEAR, "row_limit", NULL, 32,
+        0, 1 << 20, NULL,
+        "most rows the streaming kernels take (more: CLBlast's SGEMM)"},
+};
+
+/* A built-in override: where `match` applies, param takes value. */
+typedef enum match_kind { MATCH_TYPE, MATCH_VENDOR, MATCH_NAME } match_kind;
+typedef struct level_entry {
+  match_kind kind;
+  cl_device_type type;   /* MATCH_TYPE */
+  retcl_vendor vendor;   /* MATCH_VENDOR */
+  const char *name;      /* MATCH_NAME: substring of CL_DEVICE_NAME */
+  retcl_param_id param;
+  long value;
+} level_entry;
+
+/* Device type: CPUs walk contiguous ranges per work-item. Vendor: values
+ * measured on PoCL 3.1 (2-core Xeon, docs/benchmarks.md): 256 elements per
+ * item, 8 items per core for the streaming projections. Device names: none
+ * yet; a tuned record for a device goes here (docs/api.md says how to
+ * contribute one). */
+static const level_entry levels[] = {
+    {MATCH_TYPE, CL_DEVICE_TYPE_CPU, 0, NULL, RETCL_P_RETENTION_ACCESS,
+     RETCL_ACCESS_CPU},
+    {MATCH_TYPE, CL_DEVICE_TYPE_CPU, 0, NULL, RETCL_P_GROUP_NORM_ACCESS,
+     RETCL_ACCESS_CPU},
+    {MATCH_TYPE, CL_DEVICE_TYPE_CPU, 0, NULL, RETCL_P_ELEMENTWISE_ACCESS,
+     RETCL_ACCESS_CPU},
+    {MATCH_TYPE, CL_DEVICE_TYPE_CPU, 0, NULL, RETCL_P_LINEAR_ACCESS,
+     RETCL_ACCESS_CPU},
+    {MATCH_VENDOR, 0, RETCL_VENDOR_POCL, NULL, RETCL_P_ELEMENTWISE_PER_ITEM,
+     256},
+    {MATCH_VENDOR, 0, RETCL_VENDOR_POCL, NULL, RETCL_P_LINEAR_ITEMS_PER_UNIT,
+     8},
+};
+
+static int level_matches(const level_entry *e, const retcl_device_identity *d,
+                         match_kind kind) {
+  if (e->kind != kind) return 0;
+  switch (kind) {
+    case MATCH_TYPE: return (d->type & e->type) != 0;
+    case MATCH_VENDOR: return d->vendor == e->vendor;
+    case MATCH_NAME: return strstr(d->name, e->name) != NULL;
+  }
+  return 0;
+}
+
+static void apply_levels(const retcl_device_identity *dev, retcl_params *p) {
+  static const struct {
+    match_kind kind;
+    retcl_param_source source;
+  } order[] = {{MATCH_TYPE, RETCL_SOURCE_DEVICE_TYPE},
+               {MATCH_VENDOR, RETCL_SOURCE_VENDOR},
+               {MATCH_NAME, RETCL_SOURCE_DEVICE_NAME}};
+  for (size_t o = 0; o < sizeof order / sizeof order[0]; ++o)
+    for (size_t i = 0; i < sizeof levels / sizeof levels[0]; ++i)
+      if (level_matches(&levels[i], dev, order[o].kind)) {
+        p->value[levels[i].param] = levels[i].value;
+        p->source[levels[i].param] = order[o].source;
+      }
+}
+
+/* RETCL_KERNEL_PATHS=cpu|gpu: every access pattern at once, so the tests
+ * and oclgrind run the GPU code on a CPU device. */
+static void apply_kernel_paths(retcl_params *p) {
+  const char *paths = getenv("RETCL_KERNEL_PATHS");
+  if (!paths || (strcmp(paths, "cpu") && strcmp(paths, "gpu"))) return;
+  const long v = !strcmp(paths, "cpu") ? RETCL_ACCESS_CPU : RETCL_ACCESS_GPU;
+  for (int i = 0; i < RETCL_PARAM_COUNT; ++i)
+    if (specs[i].names == access_names) {
+      p->value[i] = v;
+      p->source[i] = RETCL_SOURCE_KERNEL_PATHS;
+    }
+}
+
+/* Vector widths: 16 where a CPU-pattern family runs on a device that
+ * prefers 16-wide floats (AVX-512), unless a level above set them. */
+static void apply_device_queries(const retcl_device_identity *dev,
+                                 retcl_params *p) {
+  static const retcl_param_id vw[][2] = {
+      {RETCL_P_RETENTION_VW, RETCL_P_RETENTION_ACCESS},
+      {RETCL_P_ELEMENTWISE_VW, RETCL_P_ELEMENTWISE_ACCESS},
+      {RETCL_P_LINEAR_VW, RETCL_P_LINEAR_ACCESS}};
+  if (dev->preferred_float < 16) return;
+  for (size_t i = 0; i < sizeof vw / sizeof vw[0]; ++i)
+    if (p->value[vw[i][1]] == RETCL_ACCESS_CPU &&
+        p->source[vw[i][0]] == RETCL_SOURCE_BUILTIN) {
+      p->value[vw[i][0]] = 16;
+      p->source[vw[i][0]] = RETCL_SOURCE_DEVICE_QUERY;
+    }
+}
+
+static int find_family(const char *name) {
+  for (int f = 0; f < RETCL_FAMILY_COUNT; ++f)
+    if (!strcmp(family_names[f], name)) return f;
+  return -1;
+}
+
+static int find_param(int family, const char *key) {
+  for (int i = 0; i < RETCL_PARAM_COUNT; ++i)
+    if ((int)specs[i].family == family && !strcmp(specs[i].key, key))
+      return i;
+  return -1;
+}
+
+/* One "family": {"key": value} entry of the file into p. */
+static retcl_status apply_file_value(retcl_context *ctx, const char *path,
+                                     const char *family, const cJSON *item,
+                                     int id, retcl_params *p) {
+  const param_spec *s = &specs[id];
+  long v = 0;
+  if (s->names && cJSON_IsString(item)) {
+    int found = -1;
+    for (int n = 0; s->names[n]; ++n)
+      if (!strcmp(s->names[n], item->valuestring)) found = n;
+    if (found < 0)
+      return retcl__fail(ctx, RETCL_ERROR_FORMAT,
+                         "RETCL_PARAMS %s: %s.%s = \"%s\" is not one of "
+                         "\"gpu\", \"cpu\"",
+                         path, family, item->string, item->valuestring);
+    v = found;
+  } else if (cJSON_IsNumber(item) && item->valuedouble == floor(item->valuedouble) &&
+             fabs(item->valuedouble) < 1e15) {
+    v = (long)item->valuedouble;
+  } else {
+    return retcl__fail(ctx, RETCL_ERROR_FORMAT,
+                       "RETCL_PARAMS %s: %s.%s must be %s", path, family,
+                       item->string,
+                       s->names ? "\"gpu\" or \"cpu\"" : "a whole number");
+  }
+  if (v < s->lo || v > s->hi)
+    return retcl__fail(ctx, RETCL_ERROR_FORMAT,
+                       "RETCL_PARAMS %s: %s.%s = %ld is outside [%ld, %ld] "
+                       "(%s)",
+                       path, family, item->string, v, s->lo, s->hi, s->help);
+  p->value[id] = v;
+  p->source[id] = RETCL_SOURCE_FILE;
+  return RETCL_SUCCESS;
+}
+
+/* The file's text, NUL-terminated (malloc'd), or NULL with a message. */
+static char *read_text(retcl_context *ctx, const char *path,
+                       retcl_status *st) {
+  FILE *f = fopen(path, "rb");
+  char *text = NULL;
+  long n = -1;
+  if (f && fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 &&
+      n < (1L << 24) && fseek(f, 0, SEEK_SET) == 0 &&
+      (text = malloc((size_t)n + 1)) && fread(text, 1, (size_t)n, f) == (size_t)n) {
+    text[n] = '\0';
+    fclose(f);
+    return text;
+  }
+  const int err = errno;
+  free(text);
+  if (f) fclose(f);
+  *st = retcl__fail(ctx, RETCL_ERROR_IO,
+                    "RETCL_PARAMS %s: cannot read the file (%s)", path,
+                    n >= (1L << 24) ? "larger than 16 MiB" : strerror(err));
+  return NULL;
+}
+
+/* RETCL_PARAMS: {"device": "substring" (optional), "<family>": {"<key>":
+ * value, ...}, ...}. Unknown families and keys are errors, so a typo never
+ * passes silently. */
+static retcl_status apply_file(retcl_context *ctx,
+                               const retcl_device_identity *dev,
+                               retcl_params *p) {
+  const char *path = getenv("RETCL_PARAMS");
+  if (!path || !*path) return RETCL_SUCCESS;
+  retcl_status st = RETCL_SUCCESS;
+  char *text = read_text(ctx, path, &st);
+  if (!text) return st;
+  cJSON *root = cJSON_Parse(text);
+  free(text);
+  if (!cJSON_IsObject(root)) {
+    cJSON_Delete(root);
+    return retcl__fail(ctx, RETCL_ERROR_FORMAT,
+                       "RETCL_PARAMS %s: not a JSON object", path);
+  }
+  const cJSON *device = cJSON_GetObjectItemCaseSensitive(root, "device");
+  if (device && !cJSON_IsString(device)) {
+    cJSON_Delete(root);
+    return retcl__fail(ctx, RETCL_ERROR_FORMAT,
+                       "RETCL_PARAMS %s: \"device\" must be a string (a part "
+                       "of the device name the file is for)",
+                       path);
+  }
+  if (device && !strstr(dev->name, device->valuestring)) {
+    /* A record for another device: keep the built-in values. */
+    cJSON_Delete(root);
+    return RETCL_SUCCESS;
+  }
+  const cJSON *fam;
+  cJSON_ArrayForEach(fam, root) {
+    if (!strcmp(fam->string, "device")) continue;
+    const int f = find_family(fam->string);
+    if (f < 0 || !cJSON_IsObject(fam)) {
+      st = retcl__fail(ctx, RETCL_ERROR_FORMAT,
+                       "RETCL_PARAMS %s: \"%s\" is %s", path, fam->string,
+                       f < 0 ? "not a kernel family (rotation, retention, "
+                               "group_norm, elementwise, linear)"
+                             : "not an object of parameters");
+      break;
+    }
+    const cJSON *item;
+    cJSON_ArrayForEach(item, fam) {
+      const int id = find_param(f, item->string);
+      if (id < 0) {
+        st = retcl__fail(ctx, RETCL_ERROR_FORMAT,
+                         "RETCL_PARAMS %s: %s.%s is not a parameter of the "
+                         "%s family (retcl params lists them)",
+                         path, fam->string, item->string, fam->string);
+        break;
+      }
+      if ((st = apply_file_value(ctx, path, fam->string, item, id, p))) break;
+    }
+    if (st) break;
+  }
+  cJSON_Delete(root);
+  if (!st) snprintf(p->file, sizeof p->file, "%s", path);
+  return st;
+}
+
+retcl_status retcl__params_resolve(retcl_context *ctx,
+                                   const retcl_device_identity *dev,
+                                   retcl_params *out) {
+  retcl_params p;
+  memset(&p, 0, sizeof p);
+  for (int i = 0; i < RETCL_PARAM_COUNT; ++i) {
+    p.value[i] = specs[i].builtin;
+    p.source[i] = RETCL_SOURCE_BUILTIN;
+  }
+  apply_levels(dev, &p);
+  apply_kernel_paths(&p);
+  apply_device_queries(dev, &p);
+  retcl_status st = apply_file(ctx, dev, &p);
+  if (st) return st;
+  *out = p;
+  return RETCL_SUCCESS;
+}
+
+void retcl__params_defines(const retcl_params *p, retcl_family family,
+                           char *buf, size_t cap) {
+  size_t used = 0;
+  buf[0] = '\0';
+  for (int i = 0; i < RETCL_PARAM_COUNT; ++i) {
+    if (specs[i].family != family || !specs[i].define) continue;
+    int n = snprintf(buf + used, cap - used, "%s-D%s=%ld", used ? " " : "",
+                     specs[i].define, p->value[i]);
+    if (n < 0 || (size_t)n >= cap - used) break;
+    used += (size_t)n;
+  }
+}
+
+/* ---- public: what `retcl params` prints ---------------------------------- */
+
+size_t retcl_param_count(void) { return RETCL_PARAM_COUNT; }
+
+static const char *source_name(retcl_param_source s) {
+  switch (s) {
+    case RETCL_SOURCE_BUILTIN: return "built-in";
+    case RETCL_SOURCE_DEVICE_TYPE: return "device type";
+    case RETCL_SOURCE_VENDOR: return "vendor";
+    case RETCL_SOURCE_DEVICE_NAME: return "device name";
+    case RETCL_SOURCE_KERNEL_PATHS: return "RETCL_KERNEL_PATHS";
+    case RETCL_SOURCE_DEVICE_QUERY: return "device query";
+    case RETCL_SOURCE_FILE: return "RETCL_PARAMS";
+  }
+  return "?";
+}
+
+retcl_status retcl_param_get(const retcl_context *ctx, size_t index,
+                             retcl_param_info *info) {
+  if (!ctx || !info || index >= RETCL_PARAM_COUNT)
+    return RETCL_ERROR_INVALID_ARGUMENT;
+  const param_spec *s = &specs[index];
+  info->family = family_names[s->family];
+  info->key = s->key;
+  info->value = ctx->params.value[index];
+  info->value_name = s->names ? s->names[info->value] : NULL;
+  info->source = source_name(ctx->params.source[index]);
+  info->define = s->define;
+  info->help = s->help;
+  return RETCL_SUCCESS;
+}

@@ -1,0 +1,149 @@
+/* program.c - builds each family's program once per context, with the
+ * definitions of its parameter record, and creates its kernels. Ops call
+ * retcl__prepare before they enqueue anything; retcl_model_load and
+ * retcl_context_prepare build everything up front. */
+#include "runtime/program.h"
+
+#include "runtime/context.h"
+#include "runtime/status.h"
+#include "runtime/validate.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Embedded OpenCL C sources (generated from cl/ at build time). */
+extern const char retcl_cl_common[];
+extern const char retcl_cl_rotation[];
+extern const char retcl_cl_retention[];
+extern const char retcl_cl_group_norm[];
+extern const char retcl_cl_elementwise[];
+extern const char retcl_cl_linear[];
+
+static const char *const sources[RETCL_FAMILY_COUNT] = {
+    [RETCL_FAMILY_ROTATION] = retcl_cl_rotation,
+    [RETCL_FAMILY_RETENTION] = retcl_cl_retention,
+    [RETCL_FAMILY_GROUP_NORM] = retcl_cl_group_norm,
+    [RETCL_FAMILY_ELEMENTWISE] = retcl_cl_elementwise,
+    [RETCL_FAMILY_LINEAR] = retcl_cl_linear,
+};
+
+typedef struct kernel_info {
+  retcl_family family;
+  const char *name;
+} kernel_info;
+
+static const kernel_info kernels[RETCL_KERNEL_COUNT] = {
+    [RETCL_KERNEL_ROTATE] = {RETCL_FAMILY_ROTATION, "retcl_rotate"},
+    [RETCL_KERNEL_RETENTION_CHUNK_STATE] = {RETCL_FAMILY_RETENTION,
+                                            "retcl_retention_chunk_state"},
+    [RETCL_KERNEL_RETENTION_CHUNK_SCAN] = {RETCL_FAMILY_RETENTION,
+                                           "retcl_retention_chunk_scan"},
+    [RETCL_KERNEL_RETENTION_CHUNK_OUTPUT] = {RETCL_FAMILY_RETENTION,
+                                             "retcl_retention_chunk_output"},
+    [RETCL_KERNEL_RETENTION_RECURRENT] = {RETCL_FAMILY_RETENTION,
+                                          "retcl_retention_recurrent"},
+    [RETCL_KERNEL_GROUP_NORM_GATE] = {RETCL_FAMILY_GROUP_NORM,
+                                      "retcl_group_norm_gate"},
+    [RETCL_KERNEL_EMBED] = {RETCL_FAMILY_ELEMENTWISE, "retcl_embed"},
+    [RETCL_KERNEL_RESIDUAL] = {RETCL_FAMILY_ELEMENTWISE, "retcl_residual"},
+    [RETCL_KERNEL_GLU] = {RETCL_FAMILY_ELEMENTWISE, "retcl_glu"},
+    [RETCL_KERNEL_LINEAR_SKINNY_1] = {RETCL_FAMILY_LINEAR, "retcl_linear_skinny_1"},
+    [RETCL_KERNEL_LINEAR_SKINNY_2] = {RETCL_FAMILY_LINEAR, "retcl_linear_skinny_2"},
+    [RETCL_KERNEL_LINEAR_SKINNY_4] = {RETCL_FAMILY_LINEAR, "retcl_linear_skinny_4"},
+    [RETCL_KERNEL_LINEAR_SKINNY_8] = {RETCL_FAMILY_LINEAR, "retcl_linear_skinny_8"},
+    [RETCL_KERNEL_LINEAR_GROUPED_1] = {RETCL_FAMILY_LINEAR, "retcl_linear_grouped_1"},
+    [RETCL_KERNEL_LINEAR_GROUPED_2] = {RETCL_FAMILY_LINEAR, "retcl_linear_grouped_2"},
+    [RETCL_KERNEL_LINEAR_GROUPED_4] = {RETCL_FAMILY_LINEAR, "retcl_linear_grouped_4"},
+    [RETCL_KERNEL_LINEAR_GROUPED_8] = {RETCL_FAMILY_LINEAR, "retcl_linear_grouped_8"},
+};
+
+const char *retcl__kernel_name(retcl_kernel_id id) { return kernels[id].name; }
+retcl_family retcl__kernel_family(retcl_kernel_id id) {
+  return kernels[id].family;
+}
+
+/* Options of a family's program: strict OpenCL C 1.2 (no fast-math:
+ * results must be reproducible to fp32 rounding), argument names kept for
+ * the launcher's signature check, and the family's parameter record. */
+static void build_options(const retcl_context *ctx, retcl_family f, char *buf,
+                          size_t cap) {
+  char defines[512];
+  retcl__params_defines(&ctx->params, f, defines, sizeof defines);
+  snprintf(buf, cap, "-cl-std=CL1.2 -cl-kernel-arg-info %s", defines);
+}
+
+static char *build_log(cl_program prog, cl_device_id device) {
+  size_t size = 0;
+  clGetProgramBuildInfo(prog, device, CL_PROGRAM_BUILD_LOG, 0, NULL, &size);
+  char *log = malloc(size + 1);
+  if (!log) return NULL;
+  log[0] = '\0';
+  clGetProgramBuildInfo(prog, device, CL_PROGRAM_BUILD_LOG, size, log, NULL);
+  log[size] = '\0';
+  return log;
+}
+
+static retcl_status build_program(retcl_context *ctx, retcl_family f) {
+  const char *srcs[2] = {retcl_cl_common, sources[f]};
+  cl_int err = CL_SUCCESS;
+  cl_program prog = clCreateProgramWithSource(ctx->cl_ctx, 2, srcs, NULL, &err);
+  if (!prog) return retcl__cl_fail(ctx, "clCreateProgramWithSource", err);
+  char options[640];
+  build_options(ctx, f, options, sizeof options);
+  err = clBuildProgram(prog, 1, &ctx->device, options, NULL, NULL);
+  char *log = build_log(prog, ctx->device);
+  const int has_log = log && log[0] && log[0] != '\n';
+  if (err != CL_SUCCESS) {
+    retcl_status st = retcl__fail(
+        ctx, RETCL_ERROR_BUILD_FAILED, "building cl/%s.cl (%s) failed: %s (%d)\n%s",
+        retcl__family_name(f), options, retcl_cl_error_name(err), (int)err,
+        has_log ? log : "(no build log)");
+    free(log);
+    clReleaseProgram(prog);
+    return st;
+  }
+  retcl__log(ctx, RETCL_LOG_INFO, "built cl/%s.cl with \"%s\"%s%s",
+             retcl__family_name(f), options, has_log ? "; build log:\n" : "",
+             has_log ? log : "");
+  free(log);
+  ctx->programs[f] = prog;
+  return RETCL_SUCCESS;
+}
+
+/* The family's kernels, with the group size each allows on this device. */
+static retcl_status create_kernels(retcl_context *ctx, retcl_family f) {
+  for (int id = 0; id < RETCL_KERNEL_COUNT; ++id) {
+    if (kernels[id].family != f || ctx->kernels[id]) continue;
+    cl_int err = CL_SUCCESS;
+    cl_kernel k = clCreateKernel(ctx->programs[f], kernels[id].name, &err);
+    if (!k) {
+      char call[128];
+      snprintf(call, sizeof call, "clCreateKernel(%s)", kernels[id].name);
+      return retcl__cl_fail(ctx, call, err);
+    }
+    size_t limit = 0;
+    if (clGetKernelWorkGroupInfo(k, ctx->device, CL_KERNEL_WORK_GROUP_SIZE,
+                                 sizeof limit, &limit, NULL) != CL_SUCCESS)
+      limit = 0;
+    ctx->kernels[id] = k;
+    ctx->kernel_group_limit[id] = limit;
+  }
+  return RETCL_SUCCESS;
+}
+
+retcl_status retcl__prepare(retcl_context *ctx, unsigned mask) {
+  for (int f = 0; f < RETCL_FAMILY_COUNT; ++f) {
+    if (!(mask & RETCL_FAMILY_BIT(f))) continue;
+    retcl_status st;
+    if (!ctx->programs[f] && (st = build_program(ctx, (retcl_family)f)))
+      return st;
+    if ((st = create_kernels(ctx, (retcl_family)f))) return st;
+  }
+  return RETCL_SUCCESS;
+}
+
+retcl_status retcl_context_prepare(retcl_context *ctx) {
+  retcl_status st = retcl__check_ctx(ctx);
+  return st ? st : retcl__prepare(ctx, RETCL_ALL_FAMILIES);
+}

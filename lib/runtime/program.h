@@ -1,0 +1,44 @@
+/* program.h - the programs and kernels of a context (program.c). Each
+ * family's program is built with its parameter record's definitions; ops
+ * build what they need before they enqueue anything (the prepare step), so
+ * a call never fails half-way from a build. */
+#ifndef RETCL_RUNTIME_PROGRAM_H
+#define RETCL_RUNTIME_PROGRAM_H
+
+#include "runtime/params.h"
+
+/* Every kernel the library launches; program.c names each and its family. */
+typedef enum retcl_kernel_id {
+  RETCL_KERNEL_ROTATE = 0,
+  RETCL_KERNEL_RETENTION_CHUNK_STATE,
+  RETCL_KERNEL_RETENTION_CHUNK_SCAN,
+  RETCL_KERNEL_RETENTION_CHUNK_OUTPUT,
+  RETCL_KERNEL_RETENTION_RECURRENT,
+  RETCL_KERNEL_GROUP_NORM_GATE,
+  RETCL_KERNEL_EMBED,
+  RETCL_KERNEL_RESIDUAL,
+  RETCL_KERNEL_GLU,
+  RETCL_KERNEL_LINEAR_SKINNY_1,
+  RETCL_KERNEL_LINEAR_SKINNY_2,
+  RETCL_KERNEL_LINEAR_SKINNY_4,
+  RETCL_KERNEL_LINEAR_SKINNY_8,
+  RETCL_KERNEL_LINEAR_GROUPED_1,
+  RETCL_KERNEL_LINEAR_GROUPED_2,
+  RETCL_KERNEL_LINEAR_GROUPED_4,
+  RETCL_KERNEL_LINEAR_GROUPED_8,
+  RETCL_KERNEL_COUNT
+} retcl_kernel_id;
+
+/* A set of families, as bits (1u << family). */
+#define RETCL_FAMILY_BIT(f) (1u << (f))
+#define RETCL_ALL_FAMILIES ((1u << RETCL_FAMILY_COUNT) - 1u)
+
+/* Build the programs of the families in `mask` that are not built yet and
+ * create their kernels; on failure the message carries the build log. */
+retcl_status retcl__prepare(retcl_context *ctx, unsigned mask);
+
+/* Name of a kernel, as in its cl/ file. */
+const char *retcl__kernel_name(retcl_kernel_id id);
+retcl_family retcl__kernel_family(retcl_kernel_id id);
+
+#endif
