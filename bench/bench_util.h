@@ -82,16 +82,14 @@ void bench_stats_from(double *ms, int n, bench_stats *stats);
 /* Host monotonic clock in seconds. */
 double bench_now(void);
 
-/* A device buffer of n floats filled with uniform values in [lo, hi) from a
- * fixed-seed generator (deterministic inputs make runs comparable). NULL on
- * failure, with err filled. */
+/* A device buffer of n floats filled with uniform values in [lo, hi) from
+ * the library's generator (retcl_random_uniform) seeded with seed:
+ * deterministic inputs make runs comparable. NULL on failure, with err
+ * filled. */
 cl_mem bench_random_buffer(retcl_context *ctx, size_t n, float lo, float hi,
                            unsigned seed, char *err, size_t errlen);
 /* An uninitialised device buffer of n floats (NULL on failure). */
 cl_mem bench_buffer(retcl_context *ctx, size_t n, char *err, size_t errlen);
-
-/* Name of an OpenCL error code, for messages. */
-const char *bench_cl_error(cl_int err);
 
 /* Write s as a JSON string literal (quotes and escapes included). */
 void bench_json_string(FILE *f, const char *s);
