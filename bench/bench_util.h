@@ -1,5 +1,6 @@
-/* bench_util.h - what the RetCL benchmark programs share: a context on the
- * chosen device, device description strings, and timing of enqueued work.
+/* bench_util.h - what the parts of retcl-bench and its yardsticks share: a
+ * context on the chosen device, device description strings, and timing of
+ * enqueued work.
  *
  * Timing method (bench_time):
  *  - "events" (default): clFinish, enqueue a marker, enqueue the op, wait,
@@ -96,9 +97,9 @@ void bench_json_string(FILE *f, const char *s);
 
 /* ---- RetCL op jobs -------------------------------------------------------
  * One op of the library with its inputs on the device, ready for
- * bench_time(bench_op_enqueue, job): what retcl-bench-kernels and the
- * kernels suite of retcl-bench both time. Inputs are deterministic random
- * values; activations are token-major. */
+ * bench_time(bench_op_enqueue, job): what the kernels suite of retcl-bench
+ * times. Inputs are deterministic random values; activations are
+ * token-major. */
 
 typedef enum bench_op {
   BENCH_OP_ROTATE = 0,     /* retcl_rotate, out of place, queries */
