@@ -157,31 +157,63 @@ def model_caption(runs):
             f"ffn {m.get('ffn_dim')}, fp32")
 
 
-def decode_series(d, sweep, x):
-    """(model key, records sorted by field x) of RetNet and the baseline in
-    one decode sweep (the context sweep: batch 1)."""
-    match = dict(suite="decode", sweep=sweep)
-    if sweep == "context":
-        match["B"] = 1
-    recs = ok(d["results"], **match)
-    for key in [("retnet", "recurrent"), ("transformer", None)]:
+def series(recs, keys, x):
+    """(model key, its records sorted by field x) for each key that has
+    records, in the order of keys."""
+    for key in keys:
         rs = sorted([r for r in recs if model_key(r) == key],
                     key=lambda r: r[x])
         if rs:
             yield key, rs
 
 
-def plot_decode_latency(runs, out):
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+def decode_series(d, sweep, x):
+    """RetNet and the baseline in one decode sweep (the context sweep:
+    batch 1), sorted by field x."""
+    match = dict(suite="decode", sweep=sweep)
+    if sweep == "context":
+        match["B"] = 1
+    return series(ok(d["results"], **match),
+                  [("retnet", "recurrent"), ("transformer", None)], x)
+
+
+def draw_times(ax, runs, series_of, x, scale=1.0):
+    """Median time (min..max bars) against field x of every series of every
+    run; whether anything was drawn."""
     multi = len(runs) > 1
     drawn = False
     for di, (dev, d) in enumerate(runs):
-        for key, rs in decode_series(d, "context", "context"):
+        for key, rs in series_of(d):
             base, color = MODEL_STYLE[key]
-            errbars(ax, [r["context"] for r in rs], rs, color,
-                    series_label(base, dev, multi), style(multi, di))
+            errbars(ax, [r[x] for r in rs], rs, color,
+                    series_label(base, dev, multi), style(multi, di),
+                    scale=scale)
             drawn = True
-    if not drawn:
+    return drawn
+
+
+def draw_memory(ax, runs, series_of, x):
+    """Total memory held (MiB) against field x of every series of every run;
+    whether anything was drawn."""
+    multi = len(runs) > 1
+    drawn = False
+    for di, (dev, d) in enumerate(runs):
+        for key, rs in series_of(d):
+            base, color = MODEL_STYLE[key]
+            ax.plot([r[x] for r in rs],
+                    [r["memory"]["total_bytes"] / MIB for r in rs], color=color,
+                    label=series_label(base, dev, multi), **style(multi, di))
+            drawn = True
+    return drawn
+
+
+def decode_context_series(d):
+    return decode_series(d, "context", "context")
+
+
+def plot_decode_latency(runs, out):
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    if not draw_times(ax, runs, decode_context_series, "context"):
         plt.close(fig)
         return
     log2_axis(ax)
@@ -198,15 +230,9 @@ def plot_decode_memory(runs, out):
     multi = len(runs) > 1
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(10, 4.5),
                                  gridspec_kw={"width_ratios": [3, 2]})
-    drawn = False
+    drawn = draw_memory(ax, runs, decode_context_series, "context")
     bars = []
-    for di, (dev, d) in enumerate(runs):
-        for key, rs in decode_series(d, "context", "context"):
-            base, color = MODEL_STYLE[key]
-            ax.plot([r["context"] for r in rs],
-                    [r["memory"]["total_bytes"] / MIB for r in rs], color=color,
-                    label=series_label(base, dev, multi), **style(multi, di))
-            drawn = True
+    for dev, d in runs:
         for r in sorted(ok(d["results"], suite="decode", sweep="target"),
                         key=lambda r: r["model"] != "retnet"):
             bars.append((dev, r))
@@ -282,28 +308,14 @@ def plot_decode_throughput(runs, out):
 
 
 def prefill_series(d):
-    recs = ok(d["results"], suite="prefill")
-    keys = [("retnet", "chunkwise"), ("retnet", "parallel"),
-            ("transformer", None)]
-    for key in keys:
-        rs = sorted([r for r in recs if model_key(r) == key],
-                    key=lambda r: r["T"])
-        if rs:
-            yield key, rs
+    return series(ok(d["results"], suite="prefill"),
+                  [("retnet", "chunkwise"), ("retnet", "parallel"),
+                   ("transformer", None)], "T")
 
 
 def plot_prefill_time(runs, out):
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    multi = len(runs) > 1
-    drawn = False
-    for di, (dev, d) in enumerate(runs):
-        for key, rs in prefill_series(d):
-            base, color = MODEL_STYLE[key]
-            errbars(ax, [r["T"] for r in rs], rs, color,
-                    series_label(base, dev, multi), style(multi, di),
-                    scale=1e-3)
-            drawn = True
-    if not drawn:
+    if not draw_times(ax, runs, prefill_series, "T", scale=1e-3):
         plt.close(fig)
         return
     log2_axis(ax)
@@ -316,16 +328,7 @@ def plot_prefill_time(runs, out):
 
 def plot_prefill_memory(runs, out):
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    multi = len(runs) > 1
-    drawn = False
-    for di, (dev, d) in enumerate(runs):
-        for key, rs in prefill_series(d):
-            base, color = MODEL_STYLE[key]
-            ax.plot([r["T"] for r in rs],
-                    [r["memory"]["total_bytes"] / MIB for r in rs], color=color,
-                    label=series_label(base, dev, multi), **style(multi, di))
-            drawn = True
-    if not drawn:
+    if not draw_memory(ax, runs, prefill_series, "T"):
         plt.close(fig)
         return
     # linear axes: linear growth is a straight line, quadratic would bend up

@@ -2,6 +2,7 @@
  * hand: flat objects of strings and numbers need no library, and the
  * benchmark then depends on nothing the library does not. */
 #include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -64,13 +65,27 @@ static void stats(jw *w, const bench_stats *s, int ok) {
   jnum(w, "spread", s->spread, ok);
 }
 
+/* Size options written as they are: JSON key and place in suite_options. */
+typedef struct size_field {
+  const char *key;
+  size_t off;
+} size_field;
+#define SF(k, f) {k, offsetof(suite_options, f)}
+static void jsizes(jw *w, const suite_options *o, const size_field *f,
+                   size_t n) {
+  for (size_t i = 0; i < n; ++i)
+    jint(w, f[i].key, (long long)*(const size_t *)((const char *)o + f[i].off));
+}
+
 static void env(jw *w, const char *name) { jstr(w, name, getenv(name)); }
 
 /* The value of yardstick `which` (0 FMA peak, 1 SGEMM, 2 copy) in y, and
  * whether it was measured. */
 static double yard_value(const suite_yardsticks *y, int which, int *ok) {
   *ok = which == 0 ? y->fma.ok : which == 1 ? y->sgemm.ok : y->copy.ok;
-  return which == 0 ? y->fma.gflops : which == 1 ? y->sgemm.gflops : y->copy.gbs;
+  return which == 0   ? y->fma.gflops
+         : which == 1 ? y->sgemm.gflops
+                      : y->copy.gbs;
 }
 
 /* The members every yardstick has: its rate (`rate_key`, the better of the
@@ -234,23 +249,20 @@ int write_json(const char *path, const suite_options *o,
   jnum(&w, "max_seconds", o->max_seconds, 1);
   jnum(&w, "max_fill_seconds", o->max_fill, 1);
   jnum(&w, "max_prefill_seconds", o->max_prefill, 1);
-  jint(&w, "batch_context", (long long)o->batch_context);
-  jint(&w, "target_context", (long long)o->target_context);
-  jint(&w, "target_batch", (long long)o->target_batch);
-  jint(&w, "min_context", (long long)o->min_context);
-  jint(&w, "max_context", (long long)o->max_context);
-  jint(&w, "max_prefill_T", (long long)o->max_T);
-  jint(&w, "kernel_max_T", (long long)o->kernel_max_T);
+  static const size_field sizes[] = {
+      SF("batch_context", batch_context), SF("target_context", target_context),
+      SF("target_batch", target_batch),   SF("min_context", min_context),
+      SF("max_context", max_context),     SF("max_prefill_T", max_T),
+      SF("kernel_max_T", kernel_max_T)};
+  jsizes(&w, o, sizes, sizeof sizes / sizeof sizes[0]);
   close_obj(&w);
   fputs("\n ", f);
   open_obj(&w, "model");
-  jint(&w, "embed_dim", (long long)o->d);
-  jint(&w, "value_embed_dim", (long long)o->d);
-  jint(&w, "heads", (long long)o->heads);
-  jint(&w, "ffn_dim", (long long)o->ffn);
-  jint(&w, "layers", (long long)o->layers);
-  jint(&w, "vocab_size", (long long)o->vocab);
-  jint(&w, "chunk_size", (long long)o->chunk);
+  static const size_field shape[] = {
+      SF("embed_dim", d),    SF("value_embed_dim", d), SF("heads", heads),
+      SF("ffn_dim", ffn),    SF("layers", layers),     SF("vocab_size", vocab),
+      SF("chunk_size", chunk)};
+  jsizes(&w, o, shape, sizeof shape / sizeof shape[0]);
   jstr(&w, "dtype", "f32");
   close_obj(&w);
   fputs("\n ", f);
