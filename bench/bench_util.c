@@ -26,23 +26,6 @@ double bench_now(void) {
   return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-const char *bench_cl_error(cl_int err) {
-  switch (err) {
-#define E(x) case x: return #x;
-    E(CL_SUCCESS) E(CL_DEVICE_NOT_FOUND) E(CL_MEM_OBJECT_ALLOCATION_FAILURE)
-    E(CL_OUT_OF_RESOURCES) E(CL_OUT_OF_HOST_MEMORY)
-    E(CL_PROFILING_INFO_NOT_AVAILABLE) E(CL_BUILD_PROGRAM_FAILURE)
-    E(CL_INVALID_VALUE) E(CL_INVALID_CONTEXT) E(CL_INVALID_COMMAND_QUEUE)
-    E(CL_INVALID_MEM_OBJECT) E(CL_INVALID_BUILD_OPTIONS)
-    E(CL_INVALID_PROGRAM_EXECUTABLE) E(CL_INVALID_KERNEL_NAME)
-    E(CL_INVALID_KERNEL_ARGS) E(CL_INVALID_WORK_GROUP_SIZE)
-    E(CL_INVALID_EVENT) E(CL_INVALID_BUFFER_SIZE)
-    E(CL_INVALID_GLOBAL_WORK_SIZE)
-#undef E
-    default: return "CL_error";
-  }
-}
-
 retcl_context *bench_context_create(void) {
   retcl_context *ctx = NULL;
   /* NULL, NULL: the library reads RETCL_PLATFORM / RETCL_DEVICE itself. */
@@ -110,7 +93,7 @@ static int run_once(retcl_context *ctx, bench_timer timer, bench_enqueue_fn fn,
   cl_command_queue q = retcl_context_queue(ctx);
   cl_int e = clFinish(q); /* nothing of earlier runs may overlap this one */
   if (e != CL_SUCCESS) {
-    set_err(err, errlen, "clFinish: %s", bench_cl_error(e));
+    set_err(err, errlen, "clFinish: %s", retcl_cl_error_name(e));
     return 1;
   }
   cl_event mark = NULL, ev = NULL;
@@ -122,7 +105,7 @@ static int run_once(retcl_context *ctx, bench_timer timer, bench_enqueue_fn fn,
   e = clFinish(q);
   const double t1 = bench_now();
   if (rc == 0 && e != CL_SUCCESS) {
-    set_err(err, errlen, "clFinish after the op: %s", bench_cl_error(e));
+    set_err(err, errlen, "clFinish after the op: %s", retcl_cl_error_name(e));
     rc = 1;
   }
   *ms = (t1 - t0) * 1e3;
@@ -206,7 +189,7 @@ cl_mem bench_buffer(retcl_context *ctx, size_t n, char *err, size_t errlen) {
                             n * sizeof(float), NULL, &e);
   if (!m || e != CL_SUCCESS) {
     set_err(err, errlen, "clCreateBuffer(%zu floats): %s", n,
-            bench_cl_error(e));
+            retcl_cl_error_name(e));
     return NULL;
   }
   return m;
@@ -219,20 +202,16 @@ cl_mem bench_random_buffer(retcl_context *ctx, size_t n, float lo, float hi,
     set_err(err, errlen, "out of host memory (%zu floats)", n);
     return NULL;
   }
-  /* xorshift32: fast, deterministic, good enough for benchmark inputs. */
-  uint32_t s = seed ? seed : 0x9e3779b9u;
-  for (size_t i = 0; i < n; ++i) {
-    s ^= s << 13;
-    s ^= s >> 17;
-    s ^= s << 5;
-    host[i] = lo + (hi - lo) * (float)(s >> 8) * (1.0f / 16777216.0f);
-  }
+  /* The library's generator (splitmix64), seeded: deterministic inputs. */
+  uint64_t s = seed;
+  for (size_t i = 0; i < n; ++i)
+    host[i] = lo + (hi - lo) * (float)retcl_random_uniform(&s);
   cl_mem m = bench_buffer(ctx, n, err, errlen);
   if (m) {
     cl_int e = clEnqueueWriteBuffer(retcl_context_queue(ctx), m, CL_TRUE, 0,
                                     n * sizeof(float), host, 0, NULL, NULL);
     if (e != CL_SUCCESS) {
-      set_err(err, errlen, "clEnqueueWriteBuffer: %s", bench_cl_error(e));
+      set_err(err, errlen, "clEnqueueWriteBuffer: %s", retcl_cl_error_name(e));
       clReleaseMemObject(m);
       m = NULL;
     }

@@ -1,5 +1,6 @@
-/* bench_util.h - what the RetCL benchmark programs share: a context on the
- * chosen device, device description strings, and timing of enqueued work.
+/* bench_util.h - what the parts of retcl-bench and its yardsticks share: a
+ * context on the chosen device, device description strings, and timing of
+ * enqueued work.
  *
  * Timing method (bench_time):
  *  - "events" (default): clFinish, enqueue a marker, enqueue the op, wait,
@@ -82,25 +83,23 @@ void bench_stats_from(double *ms, int n, bench_stats *stats);
 /* Host monotonic clock in seconds. */
 double bench_now(void);
 
-/* A device buffer of n floats filled with uniform values in [lo, hi) from a
- * fixed-seed generator (deterministic inputs make runs comparable). NULL on
- * failure, with err filled. */
+/* A device buffer of n floats filled with uniform values in [lo, hi) from
+ * the library's generator (retcl_random_uniform) seeded with seed:
+ * deterministic inputs make runs comparable. NULL on failure, with err
+ * filled. */
 cl_mem bench_random_buffer(retcl_context *ctx, size_t n, float lo, float hi,
                            unsigned seed, char *err, size_t errlen);
 /* An uninitialised device buffer of n floats (NULL on failure). */
 cl_mem bench_buffer(retcl_context *ctx, size_t n, char *err, size_t errlen);
-
-/* Name of an OpenCL error code, for messages. */
-const char *bench_cl_error(cl_int err);
 
 /* Write s as a JSON string literal (quotes and escapes included). */
 void bench_json_string(FILE *f, const char *s);
 
 /* ---- RetCL op jobs -------------------------------------------------------
  * One op of the library with its inputs on the device, ready for
- * bench_time(bench_op_enqueue, job): what retcl-bench-kernels and the
- * kernels suite of retcl-bench both time. Inputs are deterministic random
- * values; activations are token-major. */
+ * bench_time(bench_op_enqueue, job): what the kernels suite of retcl-bench
+ * times. Inputs are deterministic random values; activations are
+ * token-major. */
 
 typedef enum bench_op {
   BENCH_OP_ROTATE = 0,     /* retcl_rotate, out of place, queries */

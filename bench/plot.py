@@ -16,6 +16,8 @@ when some file has the records it needs:
   prefill_memory.png      prefill peak device memory vs T
   kernels_gflops.png      retention GFLOP/s vs T per algorithm, one panel per
                           head shape, with the CLBlast SGEMM yardstick line
+                          (the T series; the kernels suite's batch and state
+                          sweeps are in the --markdown tables)
 
 The JSON schema is docs/bench-json.md. Only matplotlib is needed; the
 library itself never depends on Python.
@@ -134,15 +136,19 @@ def log2_axis(ax):
     ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
 
 
-def finish(fig, ax, out, name, title):
-    ax.set_title(title)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
+def save(fig, out, name):
     fig.tight_layout()
     path = os.path.join(out, name)
     fig.savefig(path, dpi=120)
     plt.close(fig)
     print("wrote", path)
+
+
+def finish(fig, ax, out, name, title):
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    save(fig, out, name)
 
 
 def model_caption(runs):
@@ -151,22 +157,63 @@ def model_caption(runs):
             f"ffn {m.get('ffn_dim')}, fp32")
 
 
-def plot_decode_latency(runs, out):
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+def series(recs, keys, x):
+    """(model key, its records sorted by field x) for each key that has
+    records, in the order of keys."""
+    for key in keys:
+        rs = sorted([r for r in recs if model_key(r) == key],
+                    key=lambda r: r[x])
+        if rs:
+            yield key, rs
+
+
+def decode_series(d, sweep, x):
+    """RetNet and the baseline in one decode sweep (the context sweep:
+    batch 1), sorted by field x."""
+    match = dict(suite="decode", sweep=sweep)
+    if sweep == "context":
+        match["B"] = 1
+    return series(ok(d["results"], **match),
+                  [("retnet", "recurrent"), ("transformer", None)], x)
+
+
+def draw_times(ax, runs, series_of, x, scale=1.0):
+    """Median time (min..max bars) against field x of every series of every
+    run; whether anything was drawn."""
     multi = len(runs) > 1
     drawn = False
     for di, (dev, d) in enumerate(runs):
-        recs = ok(d["results"], suite="decode", sweep="context", B=1)
-        for key in [("retnet", "recurrent"), ("transformer", None)]:
-            rs = sorted([r for r in recs if model_key(r) == key],
-                        key=lambda r: r["context"])
-            if not rs:
-                continue
+        for key, rs in series_of(d):
             base, color = MODEL_STYLE[key]
-            errbars(ax, [r["context"] for r in rs], rs, color,
-                    series_label(base, dev, multi), style(multi, di))
+            errbars(ax, [r[x] for r in rs], rs, color,
+                    series_label(base, dev, multi), style(multi, di),
+                    scale=scale)
             drawn = True
-    if not drawn:
+    return drawn
+
+
+def draw_memory(ax, runs, series_of, x):
+    """Total memory held (MiB) against field x of every series of every run;
+    whether anything was drawn."""
+    multi = len(runs) > 1
+    drawn = False
+    for di, (dev, d) in enumerate(runs):
+        for key, rs in series_of(d):
+            base, color = MODEL_STYLE[key]
+            ax.plot([r[x] for r in rs],
+                    [r["memory"]["total_bytes"] / MIB for r in rs], color=color,
+                    label=series_label(base, dev, multi), **style(multi, di))
+            drawn = True
+    return drawn
+
+
+def decode_context_series(d):
+    return decode_series(d, "context", "context")
+
+
+def plot_decode_latency(runs, out):
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    if not draw_times(ax, runs, decode_context_series, "context"):
         plt.close(fig)
         return
     log2_axis(ax)
@@ -183,20 +230,9 @@ def plot_decode_memory(runs, out):
     multi = len(runs) > 1
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(10, 4.5),
                                  gridspec_kw={"width_ratios": [3, 2]})
-    drawn = False
+    drawn = draw_memory(ax, runs, decode_context_series, "context")
     bars = []
-    for di, (dev, d) in enumerate(runs):
-        recs = ok(d["results"], suite="decode", sweep="context", B=1)
-        for key in [("retnet", "recurrent"), ("transformer", None)]:
-            rs = sorted([r for r in recs if model_key(r) == key],
-                        key=lambda r: r["context"])
-            if not rs:
-                continue
-            base, color = MODEL_STYLE[key]
-            ax.plot([r["context"] for r in rs],
-                    [r["memory"]["total_bytes"] / MIB for r in rs], color=color,
-                    label=series_label(base, dev, multi), **style(multi, di))
-            drawn = True
+    for dev, d in runs:
         for r in sorted(ok(d["results"], suite="decode", sweep="target"),
                         key=lambda r: r["model"] != "retnet"):
             bars.append((dev, r))
@@ -237,11 +273,7 @@ def plot_decode_memory(runs, out):
         bx.set_visible(False)
     fig.suptitle("Device memory each model holds to decode (buffers as "
                  "allocated)")
-    fig.tight_layout()
-    path = os.path.join(out, "decode_memory.png")
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    print("wrote", path)
+    save(fig, out, "decode_memory.png")
 
 
 def plot_decode_throughput(runs, out):
@@ -250,12 +282,7 @@ def plot_decode_throughput(runs, out):
     drawn = False
     ctxs = set()
     for di, (dev, d) in enumerate(runs):
-        recs = ok(d["results"], suite="decode", sweep="batch")
-        for key in [("retnet", "recurrent"), ("transformer", None)]:
-            rs = sorted([r for r in recs if model_key(r) == key],
-                        key=lambda r: r["B"])
-            if not rs:
-                continue
+        for key, rs in decode_series(d, "batch", "B"):
             ctxs.update(r["context"] for r in rs)
             base, color = MODEL_STYLE[key]
             ax.plot([r["B"] for r in rs], [r["tokens_per_s"] for r in rs],
@@ -281,28 +308,14 @@ def plot_decode_throughput(runs, out):
 
 
 def prefill_series(d):
-    recs = ok(d["results"], suite="prefill")
-    keys = [("retnet", "chunkwise"), ("retnet", "parallel"),
-            ("transformer", None)]
-    for key in keys:
-        rs = sorted([r for r in recs if model_key(r) == key],
-                    key=lambda r: r["T"])
-        if rs:
-            yield key, rs
+    return series(ok(d["results"], suite="prefill"),
+                  [("retnet", "chunkwise"), ("retnet", "parallel"),
+                   ("transformer", None)], "T")
 
 
 def plot_prefill_time(runs, out):
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    multi = len(runs) > 1
-    drawn = False
-    for di, (dev, d) in enumerate(runs):
-        for key, rs in prefill_series(d):
-            base, color = MODEL_STYLE[key]
-            errbars(ax, [r["T"] for r in rs], rs, color,
-                    series_label(base, dev, multi), style(multi, di),
-                    scale=1e-3)
-            drawn = True
-    if not drawn:
+    if not draw_times(ax, runs, prefill_series, "T", scale=1e-3):
         plt.close(fig)
         return
     log2_axis(ax)
@@ -315,16 +328,7 @@ def plot_prefill_time(runs, out):
 
 def plot_prefill_memory(runs, out):
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    multi = len(runs) > 1
-    drawn = False
-    for di, (dev, d) in enumerate(runs):
-        for key, rs in prefill_series(d):
-            base, color = MODEL_STYLE[key]
-            ax.plot([r["T"] for r in rs],
-                    [r["memory"]["total_bytes"] / MIB for r in rs], color=color,
-                    label=series_label(base, dev, multi), **style(multi, di))
-            drawn = True
-    if not drawn:
+    if not draw_memory(ax, runs, prefill_series, "T"):
         plt.close(fig)
         return
     # linear axes: linear growth is a straight line, quadratic would bend up
@@ -339,7 +343,7 @@ def plot_prefill_memory(runs, out):
 def plot_kernels(runs, out):
     shapes = []
     for _, d in runs:
-        for r in ok(d["results"], suite="kernels", op="retention"):
+        for r in ok(d["results"], suite="kernels", op="retention", sweep=None):
             s = (r["H"], r["Dk"], r["Dv"])
             if s not in shapes:
                 shapes.append(s)
@@ -350,8 +354,8 @@ def plot_kernels(runs, out):
                              sharey=True, squeeze=False)
     for ax, (H, Dk, Dv) in zip(axes[0], shapes):
         for di, (dev, d) in enumerate(runs):
-            recs = ok(d["results"], suite="kernels", op="retention", H=H, Dk=Dk,
-                      Dv=Dv)
+            recs = ok(d["results"], suite="kernels", op="retention", sweep=None,
+                      H=H, Dk=Dk, Dv=Dv)
             for algo in ["parallel", "recurrent", "chunkwise"]:
                 rs = sorted([r for r in recs if r["algorithm"] == algo],
                             key=lambda r: r["T"])
@@ -378,16 +382,63 @@ def plot_kernels(runs, out):
     axes[0][0].set_ylim(bottom=0)
     axes[0][-1].legend(fontsize=7)
     fig.suptitle("Retention kernels vs T, with the same run's yardsticks")
-    fig.tight_layout()
-    path = os.path.join(out, "kernels_gflops.png")
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    print("wrote", path)
+    save(fig, out, "kernels_gflops.png")
 
 
 def fmt_ms(r, scale=1.0, digits=1):
     return (f"{r['median_ms'] * scale:.{digits}f} "
             f"({r['min_ms'] * scale:.{digits}f}–{r['max_ms'] * scale:.{digits}f})")
+
+
+def table(w, recs, columns, head, cells):
+    """A Markdown table of recs, if any: the head cells of each record, then
+    its measured cells, or its status and reason where it was not ok."""
+    if not recs:
+        return
+    w("| " + " | ".join(columns) + " |")
+    w("|" + "---|" * len(columns))
+    for r in recs:
+        h = head(r)
+        rest = (cells(r) if r["status"] == "ok"
+                else [f"{r['status']}: {r['reason']}"] +
+                [None] * (len(columns) - len(h) - 1))
+        # a cell left out (None) is written "| |"
+        w("|" + "|".join(" " if c is None else f" {c} " for c in h + rest)
+          + "|")
+    w("")
+
+
+def decode_cells(r):
+    m = r["memory"]
+    return [fmt_ms(r, digits=2), f"{r['tokens_per_s']:.1f}",
+            f"{m['total_bytes'] / MIB:.1f} ({m['weights_bytes'] / MIB:.1f}"
+            f" + {m['cache_bytes'] / MIB:.1f})", r.get("fill")]
+
+
+def prefill_cells(r):
+    m = r["memory"]
+    return [fmt_ms(r, 1e-3, 2), r["n"], f"{r['tokens_per_s']:.0f}",
+            f"{r['gflops']:.2f}", f"{m['total_bytes'] / MIB:.1f}",
+            f"{m['weights_bytes'] / MIB:.1f} / {m['cache_bytes'] / MIB:.1f} / "
+            f"{m['workspace_bytes'] / MIB:.1f}"]
+
+
+def kernel_head(r):
+    op = r["algorithm"] or r["op"]
+    if r["B"] != 1:
+        op += f" (B {r['B']})"
+    if r.get("sweep") == "state":
+        op += " +state"
+    return [op, r["H"], r["Dk"] or "", r["Dv"] or "", r["T"]]
+
+
+def kernel_cells(r):
+    def g(k, f, scale=1.0):
+        return "" if r.get(k) is None else f.format(r[k] * scale)
+    return [fmt_ms(r, digits=3), g("gflops", "{:.1f}"),
+            g("fraction_of_fma_peak", "{:.1f}", 100),
+            g("ratio_to_sgemm", "{:.2f}"), g("gbs", "{:.2f}"),
+            g("ratio_to_copy", "{:.2f}")]
 
 
 def markdown(runs):
@@ -416,61 +467,22 @@ def markdown(runs):
                 w(f"| {c['what']}{note} | {v} | {c['target']} | {met} |")
             w("")
         recs = d["results"]
-        dec = [r for r in recs if r["suite"] == "decode"]
-        if dec:
-            w("| model | sweep | context | batch | ms/step median (min–max) "
-              "| tokens/s | MiB held (weights + state/cache) | fill |")
-            w("|---|---|---|---|---|---|---|---|")
-            for r in dec:
-                head = (f"| {r['model']} | {r['sweep']} | {r['context']} | "
-                        f"{r['B']} |")
-                if r["status"] != "ok":
-                    w(f"{head} {r['status']}: {r['reason']} | | | |")
-                    continue
-                m = r["memory"]
-                w(f"{head} {fmt_ms(r, digits=2)} | {r['tokens_per_s']:.1f} | "
-                  f"{m['total_bytes'] / MIB:.1f} ({m['weights_bytes'] / MIB:.1f}"
-                  f" + {m['cache_bytes'] / MIB:.1f}) | {r.get('fill')} |")
-            w("")
-        pre = [r for r in recs if r["suite"] == "prefill"]
-        if pre:
-            w("| model | T | prefill s median (min–max) | n | tokens/s | "
-              "GFLOP/s | peak MiB | weights / state or cache / workspace |")
-            w("|---|---|---|---|---|---|---|---|")
-            for r in pre:
-                name = r["model"] + (" " + r["algorithm"] if r["algorithm"]
-                                     else "")
-                head = f"| {name} | {r['T']} |"
-                if r["status"] != "ok":
-                    w(f"{head} {r['status']}: {r['reason']} | | | | | |")
-                    continue
-                m = r["memory"]
-                w(f"{head} {fmt_ms(r, 1e-3, 2)} | {r['n']} | "
-                  f"{r['tokens_per_s']:.0f} | {r['gflops']:.2f} | "
-                  f"{m['total_bytes'] / MIB:.1f} | {m['weights_bytes'] / MIB:.1f}"
-                  f" / {m['cache_bytes'] / MIB:.1f} / "
-                  f"{m['workspace_bytes'] / MIB:.1f} |")
-            w("")
-        ker = [r for r in recs if r["suite"] == "kernels"]
-        if ker:
-            w("| op | H | Dk | Dv | T | ms median (min–max) | GFLOP/s | "
-              "% FMA peak | × SGEMM | GB/s | × copy |")
-            w("|---|---|---|---|---|---|---|---|---|---|---|")
-            for r in ker:
-                op = r["algorithm"] or r["op"]
-                head = (f"| {op} | {r['H']} | {r['Dk'] or ''} | {r['Dv'] or ''}"
-                        f" | {r['T']} |")
-                if r["status"] != "ok":
-                    w(f"{head} {r['status']}: {r['reason']} | | | | | |")
-                    continue
-
-                def g(k, f, scale=1.0):
-                    return "" if r.get(k) is None else f.format(r[k] * scale)
-                w(f"{head} {fmt_ms(r, digits=3)} | {g('gflops', '{:.1f}')} | "
-                  f"{g('fraction_of_fma_peak', '{:.1f}', 100)} | "
-                  f"{g('ratio_to_sgemm', '{:.2f}')} | {g('gbs', '{:.2f}')} | "
-                  f"{g('ratio_to_copy', '{:.2f}')} |")
-            w("")
+        table(w, [r for r in recs if r["suite"] == "decode"],
+              ["model", "sweep", "context", "batch",
+               "ms/step median (min–max)", "tokens/s",
+               "MiB held (weights + state/cache)", "fill"],
+              lambda r: [r["model"], r["sweep"], r["context"], r["B"]],
+              decode_cells)
+        table(w, [r for r in recs if r["suite"] == "prefill"],
+              ["model", "T", "prefill s median (min–max)", "n", "tokens/s",
+               "GFLOP/s", "peak MiB", "weights / state or cache / workspace"],
+              lambda r: [r["model"] + (" " + r["algorithm"] if r["algorithm"]
+                                       else ""), r["T"]],
+              prefill_cells)
+        table(w, [r for r in recs if r["suite"] == "kernels"],
+              ["op", "H", "Dk", "Dv", "T", "ms median (min–max)", "GFLOP/s",
+               "% FMA peak", "× SGEMM", "GB/s", "× copy"],
+              kernel_head, kernel_cells)
     return "\n".join(out)
 
 

@@ -28,7 +28,7 @@ static int fma_enqueue(void *arg, cl_event *ev, char *err, size_t errlen) {
                                     NULL, 0, NULL, ev);
   if (e != CL_SUCCESS) {
     snprintf(err, errlen, "clEnqueueNDRangeKernel(fma_peak): %s",
-             bench_cl_error(e));
+             retcl_cl_error_name(e));
     return 1;
   }
   return 0;
@@ -42,7 +42,7 @@ static cl_kernel build_fma_kernel(retcl_context *ctx, int width, int has_fma,
   cl_int e = CL_SUCCESS;
   cl_program prog = clCreateProgramWithSource(clctx, 1, &src, NULL, &e);
   if (!prog) {
-    snprintf(err, errlen, "clCreateProgramWithSource: %s", bench_cl_error(e));
+    snprintf(err, errlen, "clCreateProgramWithSource: %s", retcl_cl_error_name(e));
     return NULL;
   }
   char opts[64];
@@ -55,13 +55,13 @@ static cl_kernel build_fma_kernel(retcl_context *ctx, int width, int has_fma,
                           NULL);
     log[sizeof log - 1] = '\0';
     snprintf(err, errlen, "building fma_peak (%s): %s: %s", opts,
-             bench_cl_error(e), log);
+             retcl_cl_error_name(e), log);
     clReleaseProgram(prog);
     return NULL;
   }
   cl_kernel k = clCreateKernel(prog, "fma_peak", &e);
   clReleaseProgram(prog); /* the kernel keeps it alive */
-  if (!k) snprintf(err, errlen, "clCreateKernel: %s", bench_cl_error(e));
+  if (!k) snprintf(err, errlen, "clCreateKernel: %s", retcl_cl_error_name(e));
   return k;
 }
 
@@ -220,7 +220,7 @@ static int copy_enqueue(void *arg, cl_event *ev, char *err, size_t errlen) {
   cl_int e = clEnqueueCopyBuffer(j->queue, j->src, j->dst, 0, 0, j->bytes, 0,
                                  NULL, ev);
   if (e != CL_SUCCESS) {
-    snprintf(err, errlen, "clEnqueueCopyBuffer: %s", bench_cl_error(e));
+    snprintf(err, errlen, "clEnqueueCopyBuffer: %s", retcl_cl_error_name(e));
     return 1;
   }
   return 0;
@@ -246,7 +246,7 @@ void bench_copy(retcl_context *ctx, const bench_plan *plan, size_t bytes,
                               0, NULL, NULL);
     if (e == CL_SUCCESS) e = clFinish(job.queue);
     if (e != CL_SUCCESS) {
-      snprintf(err, sizeof err, "clEnqueueFillBuffer: %s", bench_cl_error(e));
+      snprintf(err, sizeof err, "clEnqueueFillBuffer: %s", retcl_cl_error_name(e));
     } else if (bench_time(ctx, plan, copy_enqueue, &job, &out->stats, err,
                           sizeof err) == 0) {
       out->ok = 1;

@@ -103,7 +103,7 @@ int checks_compute(const suite_options *o, check *c, int max) {
       "informational (paper: 15.6)", -1);
 
   /* RetNet's latency does not grow with the context */
-  const size_t c0 = o->quick ? 64 : 512;
+  const size_t c0 = o->min_context;
   const rec *lo = find_decode("retnet", c0, 1, "context");
   const rec *hi = find_decode("retnet", o->max_context, 1, "context");
   snprintf(what, sizeof what,

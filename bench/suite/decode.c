@@ -2,7 +2,8 @@
  * against the Transformer baseline (same width, depth, FFN, vocabulary),
  * with the memory each holds to go on, read from the buffers allocated:
  *
- *   context sweep  batch 1, context 512 ... --max-context (16384);
+ *   context sweep  batch 1, context --min-context (512) ...
+ *                  --max-context (16384), doubling;
  *   batch sweep    batch 1 ... 16 at --batch-context;
  *   target         --target-batch at --target-context (8 at 8192), the
  *                  issue's headline comparison.
@@ -320,8 +321,8 @@ int suite_decode(const suite_options *o) {
 
   size_t ctxs[16];
   int nctx = 0;
-  const size_t c0 = o->quick ? 64 : 512;
-  for (size_t c = c0; c <= o->max_context && nctx < 16; c *= 2) ctxs[nctx++] = c;
+  for (size_t c = o->min_context; c <= o->max_context && nctx < 16; c *= 2)
+    ctxs[nctx++] = c;
   size_t batches[8];
   int nb = 0;
   for (size_t b = 1; b <= 16 && nb < 8; b *= 2) batches[nb++] = b;

@@ -2,6 +2,7 @@
  * hand: flat objects of strings and numbers need no library, and the
  * benchmark then depends on nothing the library does not. */
 #include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -37,6 +38,15 @@ static void jbool(jw *w, const char *k, int v) {
   key(w, k);
   fputs(v < 0 ? "null" : v ? "true" : "false", w->f);
 }
+/* An array of the names[i] whose bit 1 << i is set in bits. */
+static void jnames(jw *w, const char *k, int bits, const char *const *names,
+                   int n) {
+  key(w, k);
+  fputc('[', w->f);
+  for (int i = 0, m = 0; i < n; ++i)
+    if (bits & (1 << i)) fprintf(w->f, "%s\"%s\"", m++ ? ", " : "", names[i]);
+  fputc(']', w->f);
+}
 static void open_obj(jw *w, const char *k) {
   if (k) key(w, k);
   fputc('{', w->f);
@@ -55,52 +65,83 @@ static void stats(jw *w, const bench_stats *s, int ok) {
   jnum(w, "spread", s->spread, ok);
 }
 
+/* Size options written as they are: JSON key and place in suite_options. */
+typedef struct size_field {
+  const char *key;
+  size_t off;
+} size_field;
+#define SF(k, f) {k, offsetof(suite_options, f)}
+static void jsizes(jw *w, const suite_options *o, const size_field *f,
+                   size_t n) {
+  for (size_t i = 0; i < n; ++i)
+    jint(w, f[i].key, (long long)*(const size_t *)((const char *)o + f[i].off));
+}
+
 static void env(jw *w, const char *name) { jstr(w, name, getenv(name)); }
 
-/* "start_end": [value at the start, value at the end] of one yardstick */
-static void start_end(jw *w, int which) {
+/* The value of yardstick `which` (0 FMA peak, 1 SGEMM, 2 copy) in y, and
+ * whether it was measured. */
+static double yard_value(const suite_yardsticks *y, int which, int *ok) {
+  *ok = which == 0 ? y->fma.ok : which == 1 ? y->sgemm.ok : y->copy.ok;
+  return which == 0   ? y->fma.gflops
+         : which == 1 ? y->sgemm.gflops
+                      : y->copy.gbs;
+}
+
+/* The members every yardstick has: its rate (`rate_key`, the better of the
+ * start and end values), "start_end": [value at the start, value at the
+ * end], then, after `extra` (the yardstick's own members, may be NULL),
+ * its samples' statistics and error. */
+static void yardstick(jw *w, const char *name, const char *rate_key, int which,
+                      const bench_stats *st, const char *error,
+                      void (*extra)(jw *w)) {
+  int ok;
+  const double v = yard_value(&g_yard, which, &ok);
+  open_obj(w, name);
+  jnum(w, rate_key, v, ok);
   key(w, "start_end");
   fputc('[', w->f);
   for (int i = 0; i < 2; ++i) {
-    const suite_yardsticks *y = &g_yard_runs[i];
-    const int ok = i < g_yard_nruns && (which == 0   ? y->fma.ok
-                                        : which == 1 ? y->sgemm.ok
-                                                     : y->copy.ok);
-    const double v = which == 0 ? y->fma.gflops
-                     : which == 1 ? y->sgemm.gflops
-                                  : y->copy.gbs;
+    int ok_i;
+    const double v_i = yard_value(&g_yard_runs[i], which, &ok_i);
     if (i) fputs(", ", w->f);
-    if (ok && isfinite(v)) fprintf(w->f, "%.6g", v);
+    if (i < g_yard_nruns && ok_i && isfinite(v_i)) fprintf(w->f, "%.6g", v_i);
     else fputs("null", w->f);
   }
   fputc(']', w->f);
+  if (extra) extra(w);
+  stats(w, st, ok);
+  jstr(w, "error", error);
+  close_obj(w);
+}
+
+static void fma_extra(jw *w) {
+  const bench_fma_result *f = &g_yard.fma;
+  jstr(w, "statistic", "fastest sample of the best vector width");
+  jint(w, "best_width", f->ok ? f->width : -1);
+  open_obj(w, "gflops_by_width");
+  for (int i = 0; i < BENCH_FMA_WIDTHS; ++i) {
+    char k[8];
+    snprintf(k, sizeof k, "%d", f->widths[i] ? f->widths[i] : 1 << i);
+    jnum(w, k, f->gflops_by_width[i], f->gflops_by_width[i] > 0);
+  }
+  close_obj(w);
+}
+static void sgemm_extra(jw *w) {
+  /* C[size, size] = A B; null when skipped */
+  jint(w, "size", g_yard.sgemm.n ? (long long)g_yard.sgemm.n : -1);
+}
+static void copy_extra(jw *w) {
+  jint(w, "bytes", g_yard.copy.bytes ? (long long)g_yard.copy.bytes : -1);
 }
 
 static void yardsticks(jw *w) {
   const suite_yardsticks *y = &g_yard;
   open_obj(w, "yardsticks");
-  open_obj(w, "fma_peak");
-  jnum(w, "gflops", y->fma.gflops, y->fma.ok);
-  start_end(w, 0);
-  jstr(w, "statistic", "fastest sample of the best vector width");
-  jint(w, "best_width", y->fma.ok ? y->fma.width : -1);
-  stats(w, &y->fma.stats, y->fma.ok);
-  jstr(w, "error", y->fma.error);
-  close_obj(w);
-  open_obj(w, "sgemm");
-  jnum(w, "gflops", y->sgemm.gflops, y->sgemm.ok);
-  start_end(w, 1);
-  jint(w, "size", (long long)y->sgemm.n); /* C[size, size] = A B */
-  stats(w, &y->sgemm.stats, y->sgemm.ok);
-  jstr(w, "error", y->sgemm.error);
-  close_obj(w);
-  open_obj(w, "copy");
-  jnum(w, "gbs", y->copy.gbs, y->copy.ok);
-  start_end(w, 2);
-  jint(w, "bytes", (long long)y->copy.bytes);
-  stats(w, &y->copy.stats, y->copy.ok);
-  jstr(w, "error", y->copy.error);
-  close_obj(w);
+  yardstick(w, "fma_peak", "gflops", 0, &y->fma.stats, y->fma.error, fma_extra);
+  yardstick(w, "sgemm", "gflops", 1, &y->sgemm.stats, y->sgemm.error,
+            sgemm_extra);
+  yardstick(w, "copy", "gbs", 2, &y->copy.stats, y->copy.error, copy_extra);
   close_obj(w);
 }
 
@@ -169,12 +210,8 @@ int write_json(const char *path, const suite_options *o,
   jstr(&w, "date", date);
   jnum(&w, "wall_seconds", wall_s, 1);
   fputs("\n ", f);
-  key(&w, "suites");
-  fputc('[', f);
-  const char *names[] = {"kernels", "decode", "prefill"};
-  for (int i = 0, n = 0; i < 3; ++i)
-    if (o->suites & (1 << i)) fprintf(f, "%s\"%s\"", n++ ? ", " : "", names[i]);
-  fputc(']', f);
+  static const char *const suites[] = {"kernels", "decode", "prefill"};
+  jnames(&w, "suites", o->suites, suites, 3);
   fputs("\n ", f);
   open_obj(&w, "device");
   jstr(&w, "platform", dev->platform);
@@ -200,6 +237,9 @@ int write_json(const char *path, const suite_options *o,
   fputs("\n ", f);
   open_obj(&w, "options");
   jbool(&w, "quick", o->quick);
+  static const char *const ops[] = {"rotate", "group_norm", "retention"};
+  jnames(&w, "ops", o->ops, ops, 3);
+  jbool(&w, "no_sgemm", o->no_sgemm);
   jint(&w, "repeats", o->repeats);
   jint(&w, "prefill_repeats", o->prefill_repeats);
   jint(&w, "warmup", o->warmup);
@@ -209,22 +249,20 @@ int write_json(const char *path, const suite_options *o,
   jnum(&w, "max_seconds", o->max_seconds, 1);
   jnum(&w, "max_fill_seconds", o->max_fill, 1);
   jnum(&w, "max_prefill_seconds", o->max_prefill, 1);
-  jint(&w, "batch_context", (long long)o->batch_context);
-  jint(&w, "target_context", (long long)o->target_context);
-  jint(&w, "target_batch", (long long)o->target_batch);
-  jint(&w, "max_context", (long long)o->max_context);
-  jint(&w, "max_prefill_T", (long long)o->max_T);
-  jint(&w, "kernel_max_T", (long long)o->kernel_max_T);
+  static const size_field sizes[] = {
+      SF("batch_context", batch_context), SF("target_context", target_context),
+      SF("target_batch", target_batch),   SF("min_context", min_context),
+      SF("max_context", max_context),     SF("max_prefill_T", max_T),
+      SF("kernel_max_T", kernel_max_T)};
+  jsizes(&w, o, sizes, sizeof sizes / sizeof sizes[0]);
   close_obj(&w);
   fputs("\n ", f);
   open_obj(&w, "model");
-  jint(&w, "embed_dim", (long long)o->d);
-  jint(&w, "value_embed_dim", (long long)o->d);
-  jint(&w, "heads", (long long)o->heads);
-  jint(&w, "ffn_dim", (long long)o->ffn);
-  jint(&w, "layers", (long long)o->layers);
-  jint(&w, "vocab_size", (long long)o->vocab);
-  jint(&w, "chunk_size", (long long)o->chunk);
+  static const size_field shape[] = {
+      SF("embed_dim", d),    SF("value_embed_dim", d), SF("heads", heads),
+      SF("ffn_dim", ffn),    SF("layers", layers),     SF("vocab_size", vocab),
+      SF("chunk_size", chunk)};
+  jsizes(&w, o, shape, sizeof shape / sizeof shape[0]);
   jstr(&w, "dtype", "f32");
   close_obj(&w);
   fputs("\n ", f);

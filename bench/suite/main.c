@@ -29,6 +29,8 @@ static void usage(FILE *f) {
     "  --steps N               decode: timed steps per configuration (24)\n"
     "  --timer events|host     kernels: profiling events (default) or host\n"
     "                          clock\n"
+    "  --ops LIST              kernels: comma list of rotate, group_norm,\n"
+    "                          retention (default all)\n"
     "  --tf-fill synthetic|prefill  decode: how the baseline's KV cache gets\n"
     "                          its context: constant keys and values\n"
     "                          (default; a step's cost does not depend on\n"
@@ -41,7 +43,9 @@ static void usage(FILE *f) {
     "  --max-fill-seconds S    decode: filling one context (600)\n"
     "  --max-prefill-seconds S prefill: one run; repeats stop at S/4 (150)\n"
     "sizes:\n"
-    "  --max-context N         decode: context sweep 512 .. N (16384)\n"
+    "  --min-context N         decode: first context of the sweep (512)\n"
+    "  --max-context N         decode: context sweep --min-context .. N\n"
+    "                          (16384)\n"
     "  --batch-context N       decode: context of the batch sweep 1..16 (512)\n"
     "  --target-context N      decode: the headline point's context (8192)\n"
     "  --target-batch N        decode: the headline point's batch (8)\n"
@@ -49,22 +53,37 @@ static void usage(FILE *f) {
     "  --kernel-max-T N        kernels: T = 128 .. N (16384)\n"
     "model (decode, prefill): --embed-dim 512 --heads 4 --ffn-dim 1024\n"
     "  --layers 4 --vocab 1000 --chunk 64 (value dim = embed dim, fp32)\n"
-    "yardsticks: --sgemm-n 1024 --copy-mib 64\n"
+    "yardsticks: --sgemm-n 1024 --copy-mib 64, --no-sgemm to skip SGEMM\n"
     "Device: RETCL_DEVICE / RETCL_PLATFORM (index or name substring).\n");
 }
 
-static int parse_suites(const char *v, int *out) {
+/* A comma list of names into the OR of their bits; 1 if a name is unknown
+ * or the list is empty. */
+static int parse_list(const char *v, const char *const *names, const int *bits,
+                      int n, int *out) {
   *out = 0;
   char buf[128];
   snprintf(buf, sizeof buf, "%s", v);
   for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
-    if (!strcmp(tok, "kernels")) *out |= SUITE_KERNELS;
-    else if (!strcmp(tok, "decode")) *out |= SUITE_DECODE;
-    else if (!strcmp(tok, "prefill")) *out |= SUITE_PREFILL;
-    else if (!strcmp(tok, "all")) *out |= SUITE_KERNELS | SUITE_DECODE | SUITE_PREFILL;
-    else return 1;
+    int i = 0;
+    while (i < n && strcmp(tok, names[i])) ++i;
+    if (i == n) return 1;
+    *out |= bits[i];
   }
   return *out == 0;
+}
+
+static int parse_suites(const char *v, int *out) {
+  static const char *const names[] = {"kernels", "decode", "prefill", "all"};
+  static const int bits[] = {SUITE_KERNELS, SUITE_DECODE, SUITE_PREFILL,
+                             SUITE_KERNELS | SUITE_DECODE | SUITE_PREFILL};
+  return parse_list(v, names, bits, 4, out);
+}
+
+static int parse_ops(const char *v, int *out) {
+  static const char *const names[] = {"rotate", "group_norm", "retention"};
+  static const int bits[] = {OP_ROTATE, OP_GROUP_NORM, OP_RETENTION};
+  return parse_list(v, names, bits, 3, out);
 }
 
 static int parse_num(const char *v, double *out) {
@@ -81,7 +100,8 @@ typedef struct size_opt {
 } size_opt;
 #define SO(n, f) {n, offsetof(suite_options, f)}
 static const size_opt size_opts[] = {
-    SO("--steps", steps), SO("--max-context", max_context),
+    SO("--steps", steps), SO("--min-context", min_context),
+    SO("--max-context", max_context),
     SO("--batch-context", batch_context), SO("--target-context", target_context),
     SO("--target-batch", target_batch), SO("--max-prefill-T", max_T),
     SO("--kernel-max-T", kernel_max_T), SO("--embed-dim", d),
@@ -95,7 +115,8 @@ static int parse_args(int argc, char **argv, suite_options *o) {
   o->max_seconds = o->max_fill = o->max_prefill = -1;
   o->d = 512, o->heads = 4, o->ffn = 1024, o->layers = 4, o->vocab = 1000;
   o->chunk = 64, o->steps = 24;
-  o->max_context = 16384, o->batch_context = 512;
+  o->ops = OP_ROTATE | OP_GROUP_NORM | OP_RETENTION;
+  o->min_context = 512, o->max_context = 16384, o->batch_context = 512;
   o->target_context = 8192, o->target_batch = 8;
   o->max_T = 16384, o->kernel_max_T = 16384;
   o->sgemm_n = 1024, o->copy_mib = 64;
@@ -112,6 +133,9 @@ static int parse_args(int argc, char **argv, suite_options *o) {
       exit(0);
     } else if (!strcmp(a, "--quick")) {
       o->quick = 1;
+      continue;
+    } else if (!strcmp(a, "--no-sgemm")) {
+      o->no_sgemm = 1;
       continue;
     }
     if (!v) {
@@ -132,6 +156,11 @@ static int parse_args(int argc, char **argv, suite_options *o) {
     } else if (!strcmp(a, "--suite")) {
       if (parse_suites(v, &o->suites)) {
         fprintf(stderr, "retcl-bench: bad --suite '%s'\n", v);
+        return 1;
+      }
+    } else if (!strcmp(a, "--ops")) {
+      if (parse_ops(v, &o->ops)) {
+        fprintf(stderr, "retcl-bench: bad --ops '%s'\n", v);
         return 1;
       }
     } else if (!strcmp(a, "--tf-fill")) {
@@ -176,7 +205,7 @@ static int parse_args(int argc, char **argv, suite_options *o) {
   if (o->quick && !explicit_sizes) {
     /* a model and sizes that exercise every code path in seconds */
     o->d = 64, o->heads = 2, o->ffn = 128, o->layers = 2, o->vocab = 100;
-    o->max_context = 256, o->batch_context = 128;
+    o->min_context = 64, o->max_context = 256, o->batch_context = 128;
     o->target_context = 256, o->target_batch = 4;
     o->max_T = 256, o->kernel_max_T = 512, o->steps = 6;
   }
@@ -193,7 +222,7 @@ static int parse_args(int argc, char **argv, suite_options *o) {
   }
   const size_t S = o->steps + 2; /* decode fills to context - steps - warm-up */
   if (o->batch_context <= S || o->target_context <= S ||
-      (o->quick ? 64 : 512) <= S) {
+      o->min_context <= S) {
     fprintf(stderr, "retcl-bench: contexts must exceed --steps + 2\n");
     return 1;
   }
@@ -232,7 +261,10 @@ static void measure_yardsticks(retcl_context *ctx, const suite_options *o,
   progress(when, 1, 3, "fp32 FMA peak");
   bench_fma_peak(ctx, &plan, o->quick ? 20.0 : 60.0, &y->fma);
   progress(when, 2, 3, "CLBlast SGEMM n %zu (first call compiles)", o->sgemm_n);
-  bench_sgemm(ctx, &plan, o->sgemm_n, &y->sgemm);
+  if (o->no_sgemm)
+    snprintf(y->sgemm.error, sizeof y->sgemm.error, "skipped (--no-sgemm)");
+  else
+    bench_sgemm(ctx, &plan, o->sgemm_n, &y->sgemm);
   progress(when, 3, 3, "copy bandwidth %zu MiB", o->copy_mib);
   bench_copy(ctx, &copy_plan, o->copy_mib << 20, &y->copy);
   progress_clear();

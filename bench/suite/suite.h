@@ -20,8 +20,15 @@
 #define SUITE_DECODE 2
 #define SUITE_PREFILL 4
 
+/* kernels suite: which ops (--ops) */
+#define OP_ROTATE 1
+#define OP_GROUP_NORM 2
+#define OP_RETENTION 4
+
 typedef struct suite_options {
   int suites;            /* SUITE_* bits */
+  int ops;               /* kernels: OP_* bits */
+  int no_sgemm;          /* skip the CLBlast SGEMM yardstick */
   int quick;             /* small shapes and model: a smoke test in seconds */
   int repeats;           /* kernels: timed runs per configuration */
   int prefill_repeats;   /* prefill: timed runs at most */
@@ -38,6 +45,7 @@ typedef struct suite_options {
   int tf_synthetic;      /* decode: baseline contexts by synthetic fill */
   size_t batch_context;  /* decode: context of the batch sweep */
   size_t target_context, target_batch; /* decode: the headline point */
+  size_t min_context;    /* decode: first context of the sweep */
   size_t max_context;    /* decode: last context of the sweep */
   size_t max_T;          /* prefill: largest T */
   size_t kernel_max_T;   /* kernels: largest T */
@@ -61,7 +69,10 @@ typedef struct rec {
   char op[24];           /* rotate, group_norm_gate, retention, decode, prefill */
   char model[16];        /* retnet, transformer, "" (kernels) */
   char algorithm[16];    /* parallel, recurrent, chunkwise, "" */
-  char sweep[16];        /* decode: context, batch, target; "" otherwise */
+  char sweep[16];        /* decode: context, batch, target; kernels: batch
+                            (B > 1), state (retention with an initial and
+                            a final state), "" for the T series; prefill:
+                            "" */
   char name[128];        /* readable label of the configuration */
   size_t B, T, H, Dk, Dv, chunk;
   size_t context;        /* decode: tokens in the context while stepping */

@@ -160,22 +160,15 @@ size_t tf_model_workspace_bytes(const tf_model *m) {
 
 /* ---- random weights ------------------------------------------------------ */
 
-/* splitmix64: deterministic in the seed, on every platform. */
-static double next_uniform(uint64_t *s) {
-  uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  z ^= z >> 31;
-  return (double)(z >> 11) * 0x1.0p-53;
-}
-
-/* n floats uniform in ±1/sqrt(fan_in), or all 1 when fan_in is 0 (norms). */
+/* n floats uniform in ±1/sqrt(fan_in), or all 1 when fan_in is 0 (norms),
+ * from the library's generator (splitmix64: deterministic in the seed, on
+ * every platform). */
 static float *random_array(size_t n, size_t fan_in, uint64_t *s) {
   float *a = malloc(n * sizeof *a);
   if (!a) return NULL;
   const double r = fan_in ? 1.0 / sqrt((double)fan_in) : 0.0;
   for (size_t i = 0; i < n; ++i)
-    a[i] = fan_in ? (float)((2.0 * next_uniform(s) - 1.0) * r) : 1.0f;
+    a[i] = fan_in ? (float)((2.0 * retcl_random_uniform(s) - 1.0) * r) : 1.0f;
   return a;
 }
 

@@ -6,15 +6,22 @@
 
 #include "tf_internal.h"
 
-/* kernel argument i = v; the first failure is kept in err_. */
-#define ARG(k, i, v)                                                  \
-  do {                                                                \
-    if (err_ == CL_SUCCESS) err_ = clSetKernelArg((k), (i), sizeof(v), &(v)); \
-  } while (0)
+/* A kernel's arguments in order: size and address of each value. */
+typedef struct karg {
+  size_t size;
+  const void *value;
+} karg;
+#define KA(v) {sizeof(v), &(v)}
+#define NARGS(a) (sizeof(a) / sizeof((a)[0]))
 
-static int enqueue(tf_model *m, tf_kernel_id id, cl_int err_, size_t global,
-                   size_t local, tf_err *e) {
-  if (err_ != CL_SUCCESS) return tf_cl_fail(e, "clSetKernelArg", err_);
+/* Set kernel id's arguments and launch it over `global` items. */
+static int enqueue(tf_model *m, tf_kernel_id id, const karg *args,
+                   size_t nargs, size_t global, size_t local, tf_err *e) {
+  for (size_t i = 0; i < nargs; ++i) {
+    cl_int err = clSetKernelArg(m->kernels[id], (cl_uint)i, args[i].size,
+                                args[i].value);
+    if (err != CL_SUCCESS) return tf_cl_fail(e, "clSetKernelArg", err);
+  }
   if (global == 0) return 0;
   /* CPUs: one item per work-group unless the kernel wants groups, as in
    * RetCL: left to itself PoCL may pack all items into one group and run
@@ -31,10 +38,11 @@ static int enqueue(tf_model *m, tf_kernel_id id, cl_int err_, size_t global,
  * PoCL picks groups of up to 4096 items, and the per-item private arrays
  * of these kernels (kept for every item of a group across PoCL's implicit
  * loop barriers) then overflow its thread stacks. */
-static int enqueue_cpu_items(tf_model *m, tf_kernel_id id, cl_int err_,
-                             size_t count, tf_err *e) {
+static int enqueue_cpu_items(tf_model *m, tf_kernel_id id, const karg *args,
+                             size_t nargs, size_t count, tf_err *e) {
   const size_t local = TF_CPU_GROUP;
-  return enqueue(m, id, err_, (count + local - 1) / local * local, local, e);
+  return enqueue(m, id, args, nargs, (count + local - 1) / local * local,
+                 local, e);
 }
 
 /* Elements per work-item of the elementwise kernels: contiguous runs on
@@ -90,71 +98,41 @@ int tf_rotate(tf_model *m, size_t B, size_t T, size_t pos0, int is_key,
 /* ---- elementwise -------------------------------------------------------- */
 
 int tf_embed(tf_model *m, size_t rows, cl_mem out, tf_err *e) {
-  cl_kernel k = m->kernels[TF_K_EMBED];
   cl_uint r = (cl_uint)rows, w = (cl_uint)m->cfg.d, per = per_item(m);
-  cl_int err_ = CL_SUCCESS;
-  ARG(k, 0, m->tokens);
-  ARG(k, 1, m->embed);
-  ARG(k, 2, out);
-  ARG(k, 3, r);
-  ARG(k, 4, w);
-  ARG(k, 5, per);
-  return enqueue(m, TF_K_EMBED, err_, div_up(rows * m->cfg.d, per), 0, e);
+  const karg args[] = {KA(m->tokens), KA(m->embed), KA(out),
+                       KA(r),         KA(w),        KA(per)};
+  return enqueue(m, TF_K_EMBED, args, NARGS(args),
+                 div_up(rows * m->cfg.d, per), 0, e);
 }
 
 int tf_residual(tf_model *m, size_t n, cl_mem x, size_t x_off, cl_mem y,
                 size_t y_off, tf_err *e) {
-  cl_kernel k = m->kernels[TF_K_RESIDUAL];
   cl_uint xo = (cl_uint)x_off, yo = (cl_uint)y_off, nu = (cl_uint)n,
           per = per_item(m);
-  cl_int err_ = CL_SUCCESS;
-  ARG(k, 0, x);
-  ARG(k, 1, xo);
-  ARG(k, 2, y);
-  ARG(k, 3, yo);
-  ARG(k, 4, nu);
-  ARG(k, 5, per);
-  return enqueue(m, TF_K_RESIDUAL, err_, div_up(n, per), 0, e);
+  const karg args[] = {KA(x), KA(xo), KA(y), KA(yo), KA(nu), KA(per)};
+  return enqueue(m, TF_K_RESIDUAL, args, NARGS(args), div_up(n, per), 0, e);
 }
 
 int tf_glu(tf_model *m, size_t n, cl_mem a, size_t a_off, cl_mem g,
            size_t g_off, tf_err *e) {
-  cl_kernel k = m->kernels[TF_K_GLU];
   cl_uint ao = (cl_uint)a_off, go = (cl_uint)g_off, nu = (cl_uint)n,
           per = per_item(m);
   cl_int act = m->cfg.activation == RETCL_ACT_SWISH ? 1 : 0;
-  cl_int err_ = CL_SUCCESS;
-  ARG(k, 0, a);
-  ARG(k, 1, ao);
-  ARG(k, 2, g);
-  ARG(k, 3, go);
-  ARG(k, 4, nu);
-  ARG(k, 5, act);
-  ARG(k, 6, per);
-  return enqueue(m, TF_K_GLU, err_, div_up(n, per), 0, e);
+  const karg args[] = {KA(a), KA(ao), KA(g), KA(go), KA(nu), KA(act), KA(per)};
+  return enqueue(m, TF_K_GLU, args, NARGS(args), div_up(n, per), 0, e);
 }
 
 int tf_kv_append(tf_model *m, tf_cache *c, size_t layer, size_t T, cl_mem k,
                  size_t k_off, cl_mem v, size_t v_off, tf_err *e) {
-  cl_kernel kn = m->kernels[TF_K_KV_APPEND];
   cl_uint ko = (cl_uint)k_off, vo = (cl_uint)v_off, Tu = (cl_uint)T,
           H = (cl_uint)m->cfg.heads, cap = (cl_uint)c->cap,
           pos0 = (cl_uint)c->position, B = (cl_uint)c->batch, per = per_item(m);
-  cl_int err_ = CL_SUCCESS;
-  ARG(kn, 0, k);
-  ARG(kn, 1, ko);
-  ARG(kn, 2, v);
-  ARG(kn, 3, vo);
-  ARG(kn, 4, c->k[layer]);
-  ARG(kn, 5, c->v[layer]);
-  ARG(kn, 6, Tu);
-  ARG(kn, 7, H);
-  ARG(kn, 8, cap);
-  ARG(kn, 9, pos0);
-  ARG(kn, 10, B);
-  ARG(kn, 11, per);
-  return enqueue(m, TF_K_KV_APPEND, err_, div_up(c->batch * T * m->cfg.d, per),
-                 0, e);
+  const karg args[] = {KA(k),   KA(ko),   KA(v),           KA(vo),
+                       KA(c->k[layer]),     KA(c->v[layer]), KA(Tu),
+                       KA(H),   KA(cap),  KA(pos0),        KA(B),
+                       KA(per)};
+  return enqueue(m, TF_K_KV_APPEND, args, NARGS(args),
+                 div_up(c->batch * T * m->cfg.d, per), 0, e);
 }
 
 /* ---- attention ---------------------------------------------------------- */
@@ -190,43 +168,27 @@ int tf_attn_decode(tf_model *m, tf_cache *c, size_t layer, cl_mem q,
   size_t splits, chunk;
   tf_decode_plan(m, c->batch, n, &splits, &chunk);
   const size_t ml_off = part_off + bh * splits * m->head_dim;
-  cl_kernel k = m->kernels[TF_K_DECODE_PARTIAL];
   cl_uint qo = (cl_uint)q_off, cap = (cl_uint)c->cap, nu = (cl_uint)n,
           ch = (cl_uint)chunk, sp = (cl_uint)splits;
   float scale = attn_scale(m);
-  cl_int err_ = CL_SUCCESS;
   const size_t groups = bh * splits;
   cl_uint acc_off = (cl_uint)part_off, mlo = (cl_uint)ml_off,
           groups_u = (cl_uint)groups;
-  ARG(k, 0, q);
-  ARG(k, 1, qo);
-  ARG(k, 2, c->k[layer]);
-  ARG(k, 3, c->v[layer]);
-  ARG(k, 4, cap);
-  ARG(k, 5, nu);
-  ARG(k, 6, ch);
-  ARG(k, 7, sp);
-  ARG(k, 8, scale);
-  ARG(k, 9, part);
-  ARG(k, 10, acc_off);
-  ARG(k, 11, mlo);
-  ARG(k, 12, groups_u);
+  const karg pa[] = {KA(q),     KA(qo),   KA(c->k[layer]), KA(c->v[layer]),
+                     KA(cap),   KA(nu),   KA(ch),          KA(sp),
+                     KA(scale), KA(part), KA(acc_off),     KA(mlo),
+                     KA(groups_u)};
   if (m->dev.is_cpu) {
-    if (enqueue_cpu_items(m, TF_K_DECODE_PARTIAL, err_, groups, e)) return -1;
-  } else if (enqueue(m, TF_K_DECODE_PARTIAL, err_, groups * TF_GPU_WG,
+    if (enqueue_cpu_items(m, TF_K_DECODE_PARTIAL, pa, NARGS(pa), groups, e))
+      return -1;
+  } else if (enqueue(m, TF_K_DECODE_PARTIAL, pa, NARGS(pa), groups * TF_GPU_WG,
                      TF_GPU_WG, e)) {
     return -1;
   }
-  k = m->kernels[TF_K_DECODE_COMBINE];
   cl_uint oo = (cl_uint)out_off;
-  ARG(k, 0, part);
-  ARG(k, 1, acc_off);
-  ARG(k, 2, mlo);
-  ARG(k, 3, sp);
-  ARG(k, 4, out);
-  ARG(k, 5, oo);
-  return enqueue(m, TF_K_DECODE_COMBINE, err_, bh * (m->head_dim / m->dev.hvw),
-                 0, e);
+  const karg ca[] = {KA(part), KA(acc_off), KA(mlo), KA(sp), KA(out), KA(oo)};
+  return enqueue(m, TF_K_DECODE_COMBINE, ca, NARGS(ca),
+                 bh * (m->head_dim / m->dev.hvw), 0, e);
 }
 
 int tf_attn_prefill(tf_model *m, tf_cache *c, size_t layer, size_t T, cl_mem q,
@@ -234,26 +196,17 @@ int tf_attn_prefill(tf_model *m, tf_cache *c, size_t layer, size_t T, cl_mem q,
   const size_t bh = c->batch * m->cfg.heads;
   const size_t rows = m->dev.is_cpu ? m->dev.cpu_rows : TF_GPU_PREFILL_ROWS;
   const size_t tiles = div_up(T, rows);
-  cl_kernel k = m->kernels[TF_K_PREFILL];
   cl_uint qo = (cl_uint)q_off, cap = (cl_uint)c->cap, oo = (cl_uint)out_off,
           Tu = (cl_uint)T, H = (cl_uint)m->cfg.heads,
           pos0 = (cl_uint)c->position, tl = (cl_uint)tiles,
           count = (cl_uint)(bh * tiles);
   float scale = attn_scale(m);
-  cl_int err_ = CL_SUCCESS;
-  ARG(k, 0, q);
-  ARG(k, 1, qo);
-  ARG(k, 2, c->k[layer]);
-  ARG(k, 3, c->v[layer]);
-  ARG(k, 4, cap);
-  ARG(k, 5, out);
-  ARG(k, 6, oo);
-  ARG(k, 7, Tu);
-  ARG(k, 8, H);
-  ARG(k, 9, pos0);
-  ARG(k, 10, scale);
-  ARG(k, 11, tl);
-  ARG(k, 12, count);
-  if (m->dev.is_cpu) return enqueue_cpu_items(m, TF_K_PREFILL, err_, count, e);
-  return enqueue(m, TF_K_PREFILL, err_, bh * tiles * TF_GPU_WG, TF_GPU_WG, e);
+  const karg args[] = {KA(q),   KA(qo),   KA(c->k[layer]), KA(c->v[layer]),
+                       KA(cap), KA(out),  KA(oo),          KA(Tu),
+                       KA(H),   KA(pos0), KA(scale),       KA(tl),
+                       KA(count)};
+  if (m->dev.is_cpu)
+    return enqueue_cpu_items(m, TF_K_PREFILL, args, NARGS(args), count, e);
+  return enqueue(m, TF_K_PREFILL, args, NARGS(args), bh * tiles * TF_GPU_WG,
+                 TF_GPU_WG, e);
 }

@@ -32,7 +32,8 @@ int tf_fail(tf_err *e, const char *fmt, ...) {
 }
 
 int tf_cl_fail(tf_err *e, const char *what, cl_int code) {
-  return tf_fail(e, "%s failed with OpenCL error %d", what, (int)code);
+  return tf_fail(e, "%s failed: %s (%d)", what, retcl_cl_error_name(code),
+                 (int)code);
 }
 
 int tf_retcl_fail(tf_err *e, retcl_context *ctx, const char *what,
