@@ -1,14 +1,11 @@
 /* common.cl - prelude compiled in front of every RetCL program.
- * Every tunable macro has a default here so each file also compiles on its
- * own (e.g. with clang -cl-std=CL1.2 for the strict-C check). */
-#ifndef RETCL_CPU
-#define RETCL_CPU 0 /* 1: walk contiguous ranges per work-item (PoCL, CPUs) */
-#endif
+ * Tunables are not defined here: each program is compiled with the
+ * -D definitions of its family's parameter record (lib/runtime/params.c),
+ * the one place they are written; `retcl params --defines FAMILY` prints
+ * them (scripts/ci_strict_cl.sh compiles each file with them). A file that
+ * uses a definition checks it is there. */
 
-#ifndef RETCL_VW
-#define RETCL_VW 8 /* floats per OpenCL vector in the vectorised kernels */
-#endif
-
+#ifdef RETCL_VW
 /* vecf: one column block as an OpenCL vector; RETCL_VW is 8 or 16. */
 #define RETCL_CAT2(a, b) a##b
 #define RETCL_CAT(a, b) RETCL_CAT2(a, b)
@@ -23,12 +20,13 @@ inline float lane_sum(vecf x) {
 #elif RETCL_VW == 8
   float8 h8 = x;
 #else
-#error "RETCL_VW must be 8 or 16"
+#error "RETCL_VW (the family's vw parameter) must be 8 or 16"
 #endif
   float4 h4 = h8.lo + h8.hi;
   float2 h2 = h4.lo + h4.hi;
   return h2.x + h2.y;
 }
+#endif
 
 /* Element index of (b, t, h, d) in a [B,T,H,D] or [B,H,T,D] tensor, given
  * its strides in floats (batch, token, head) and its base offset. */

@@ -5,6 +5,10 @@
  * on CPUs (what PoCL vectorises well), 1 on GPUs (neighbouring work-items,
  * neighbouring addresses). */
 
+#if !defined(RETCL_CPU) || !defined(RETCL_VW)
+#error "elementwise.cl needs the elementwise record's definitions (RETCL_CPU, RETCL_VW)"
+#endif
+
 /* out[r*width + i] = scale * table[tokens[r]*width + i] */
 __kernel void retcl_embed(__global const int *tokens,
                           __global const float *table, uint table_off,

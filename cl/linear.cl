@@ -15,6 +15,13 @@
  * call with fewer real rows repeats the last one and stores only the real
  * ones. */
 
+#if !defined(RETCL_VW) || !defined(RETCL_LINEAR_WG)
+#error "linear.cl needs the linear record's definitions (RETCL_VW, RETCL_LINEAR_WG)"
+#endif
+#if RETCL_LINEAR_WG & (RETCL_LINEAR_WG - 1)
+#error "RETCL_LINEAR_WG (linear.wg) must be a power of two"
+#endif
+
 /* Both kernels also run several projections of the same X at once (Q, K,
  * V, G of a layer): W then stacks up to 4 blocks of `nb` rows (N = blocks
  * x nb); block b's outputs are rows of nb floats starting at b * bstride
@@ -93,7 +100,6 @@ RETCL_LINEAR_SKINNY(8, 2)
  * addresses of W's row and of X's rows), each keeping MR partial sums, which are then added up in local memory. The group
  * size is a power of two up to RETCL_LINEAR_WG, chosen by the host within
  * the device's limits. */
-#define RETCL_LINEAR_WG 64
 
 #define RETCL_LINEAR_GROUPED(MR)                                             \
   __kernel void retcl_linear_grouped_##MR(                                   \

@@ -22,14 +22,13 @@
  * computed once); on GPUs the column blocks are spread over work-items so
  * that neighbouring work-items touch neighbouring addresses. */
 
-#ifndef RETCL_RB
-#define RETCL_RB 8 /* query rows per work-item in chunk_output */
-#endif
-#ifndef RETCL_KB
-#define RETCL_KB 8 /* state rows per work-item in chunk_state */
-#endif
-#ifndef RETCL_KT
-#define RETCL_KT 32 /* keys per score tile in chunk_output */
+/* The retention record (retcl params): RETCL_CPU (access), RETCL_VW (floats
+ * per column block), RETCL_RB (query rows per work-item in chunk_output),
+ * RETCL_KB (state rows per work-item in chunk_state), RETCL_KT (keys per
+ * score tile in chunk_output). */
+#if !defined(RETCL_CPU) || !defined(RETCL_VW) || !defined(RETCL_RB) || \
+    !defined(RETCL_KB) || !defined(RETCL_KT)
+#error "retention.cl needs the retention record's definitions"
 #endif
 
 /* Load RETCL_VW floats at p, of which only n (1..VW) exist; the rest read 0. */

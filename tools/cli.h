@@ -43,6 +43,7 @@ extern const cli_command cli_cmd_init_model;
 extern const cli_command cli_cmd_run;
 extern const cli_command cli_cmd_generate;
 extern const cli_command cli_cmd_selftest;
+extern const cli_command cli_cmd_params;
 
 /* ---- errors -------------------------------------------------------------
  * Runtime errors are one line on stderr, "retcl: error: ...". */

@@ -14,6 +14,7 @@ static const cli_command *const commands[] = {
     &cli_cmd_run,
     &cli_cmd_generate,
     &cli_cmd_selftest,
+    &cli_cmd_params,
 };
 #define NUM_COMMANDS (sizeof commands / sizeof commands[0])
 
