@@ -10,7 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "ref_model.h"
+#include "reference.h"
 #include "testutil.h"
 
 /* Logits go through L blocks of fp32 GEMMs (CLBlast), norms and retention;
@@ -45,7 +45,7 @@ static const char *write_model(const ref_model *m, const char *dtype) {
   snprintf(dir, sizeof dir, "%s/retcl-model-XXXXXX",
            getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
   ck_assert_ptr_nonnull(mkdtemp(dir));
-  ck_assert_int_eq(ckpt_write(m, dir, dtype, CKPT_OK), 0);
+  ck_assert_int_eq(ref_checkpoint_write(m, dir, dtype, CKPT_OK), 0);
   return dir;
 }
 
@@ -69,7 +69,7 @@ typedef struct fixture {
 
 static void fixture_open(fixture *f, retcl_model_config cfg, int with_rel_pos) {
   f->ctx = tu_context();
-  ref_model_random(&f->m, &cfg, with_rel_pos);
+  ref_model_random(&f->m, &cfg, with_rel_pos, tu_rng());
   snprintf(f->dir, sizeof f->dir, "%s", write_model(&f->m, "F32"));
   f->model = NULL;
   tu_ok(f->ctx, retcl_model_load(f->ctx, f->dir, &f->model));
@@ -244,7 +244,7 @@ START_TEST(bf16_checkpoint_equals_f32) {
   retcl_context *ctx = tu_context();
   retcl_model_config cfg = small_config(16, 16, 2, 32, 1, 40);
   ref_model m;
-  ref_model_random(&m, &cfg, 1);
+  ref_model_random(&m, &cfg, 1, tu_rng());
   /* Round every weight to bf16 precision (round to nearest even). */
   float *arrays[] = {m.embed, m.final_norm, m.out_proj, m.layers[0].wq,
                      m.layers[0].wk, m.layers[0].wv, m.layers[0].wg,
