@@ -281,6 +281,19 @@ static int write_config(const char *path, const retcl_model_config *c,
   return fclose(f) == 0 ? 0 : -1;
 }
 
+void ref_checkpoint_remove(const char *dir) {
+  const size_t n = strlen(dir) + 32;
+  char *path = malloc(n);
+  if (path) {
+    snprintf(path, n, "%s/config.json", dir);
+    unlink(path);
+    snprintf(path, n, "%s/model.safetensors", dir);
+    unlink(path);
+    free(path);
+  }
+  rmdir(dir);
+}
+
 int ref_checkpoint_write(const ref_model *m, const char *dir,
                          const char *dtype, ref_ckpt_damage damage) {
   if (mkdir(dir, 0777) != 0 && errno != EEXIST) return -1;

@@ -29,4 +29,9 @@ typedef enum ref_ckpt_damage {
 int ref_checkpoint_write(const ref_model *m, const char *dir,
                          const char *dtype, ref_ckpt_damage damage);
 
+/* Remove what ref_checkpoint_write (or retcl_checkpoint_write_random)
+ * puts in dir: config.json, model.safetensors, then dir itself if that
+ * leaves it empty. */
+void ref_checkpoint_remove(const char *dir);
+
 #endif

@@ -72,22 +72,6 @@ static void make_model(ref_model *m, const retcl_model_config *c,
   }
 }
 
-static void free_model(ref_model *m) {
-  for (size_t l = 0; l < m->cfg.layers; ++l) {
-    ref_layer *y = &m->layers[l];
-    float *all[] = {y->wq, y->wk, y->wv, y->wg, y->wo,
-                    y->ret_norm, y->fc1, y->gate, y->fc2, y->ffn_norm};
-    for (size_t i = 0; i < sizeof all / sizeof all[0]; ++i) free(all[i]);
-  }
-  free(m->layers);
-  free(m->embed);
-  free(m->emb_norm);
-  free(m->final_norm);
-  free(m->out_proj);
-  free(m->angle);
-  free(m->decay);
-}
-
 /* A fresh folder under /tmp, removed by rm_tree. */
 static char *temp_dir(void) {
   char *dir = strdup("/tmp/retcl-ckpt-XXXXXX");
@@ -233,7 +217,7 @@ START_TEST(damaged_checkpoints_fail_with_their_status) {
   }
   rm_tree(root);
   free(root);
-  free_model(&m);
+  ref_model_free(&m);
   retcl_context_destroy(ctx);
 }
 END_TEST
@@ -261,7 +245,7 @@ START_TEST(missing_folder_or_file_is_io) {
   free(nowhere);
   rm_tree(root);
   free(root);
-  free_model(&m);
+  ref_model_free(&m);
   retcl_context_destroy(ctx);
 }
 END_TEST
@@ -339,7 +323,7 @@ START_TEST(bad_configs_name_the_field) {
   assert_load_fails(ctx, dir, cc->status, needles);
   rm_tree(dir);
   free(dir);
-  free_model(&m);
+  ref_model_free(&m);
   retcl_context_destroy(ctx);
 }
 END_TEST
@@ -375,7 +359,7 @@ START_TEST(config_defaults_are_torchscales) {
   assert_loads(ctx, dir, &want);
   rm_tree(dir);
   free(dir);
-  free_model(&m);
+  ref_model_free(&m);
   retcl_context_destroy(ctx);
 }
 END_TEST
@@ -426,7 +410,7 @@ START_TEST(every_dtype_and_variant_loads) {
       assert_loads(ctx, dir, &c);
       free(dir);
     }
-    free_model(&m);
+    ref_model_free(&m);
   }
   rm_tree(root);
   free(root);
@@ -445,7 +429,7 @@ START_TEST(decoder_prefix_loads) {
   assert_loads(ctx, dir, &c);
   rm_tree(dir);
   free(dir);
-  free_model(&m);
+  ref_model_free(&m);
   retcl_context_destroy(ctx);
 }
 END_TEST

@@ -524,15 +524,6 @@ static void check_prefill_decode(st_run *r, model_run *m,
   st_finish(&c, name, err, tol);
 }
 
-static void remove_checkpoint(const char *dir) {
-  char path[4200];
-  snprintf(path, sizeof path, "%s/config.json", dir);
-  unlink(path);
-  snprintf(path, sizeof path, "%s/model.safetensors", dir);
-  unlink(path);
-  rmdir(dir);
-}
-
 /* One tiny random model: reference weights (ref_model_random, from the
  * run's generator) written as an F32 checkpoint by the reference's own
  * writer, loaded, and run in every mode; each mode's logits against the
@@ -581,7 +572,7 @@ static void check_model(st_run *r, int deepnorm, retcl_activation act,
     st_call(&c, retcl_model_forward(m->model, NULL, m->tokens, M_B, M_T,
                                     algos[a], 0, m->logits[a]),
             "retcl_model_forward");
-  if (have_dir) remove_checkpoint(dir);
+  if (have_dir) ref_checkpoint_remove(dir);
   if (st_bad(&c)) {
     if (m) retcl_model_destroy(m->model);
     ref_model_free(&ref);

@@ -50,6 +50,20 @@ void tu_fill_uniform(float *x, size_t n, double lo, double hi) {
   for (size_t i = 0; i < n; ++i) x[i] = (float)tu_uniform(lo, hi);
 }
 
+retcl_model_config tu_model_config(size_t d, size_t dv, size_t heads,
+                                   size_t ffn, size_t layers, size_t vocab) {
+  retcl_model_config c;
+  retcl_model_config_default(&c);
+  c.embed_dim = d;
+  c.value_embed_dim = dv;
+  c.heads = heads;
+  c.ffn_dim = ffn;
+  c.layers = layers;
+  c.vocab_size = vocab;
+  c.chunk_size = 8;
+  return c;
+}
+
 cl_mem tu_upload(retcl_context *ctx, const float *host, size_t n) {
   cl_int err = CL_SUCCESS;
   cl_mem m = clCreateBuffer(retcl_context_cl_context(ctx), CL_MEM_READ_WRITE,

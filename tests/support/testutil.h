@@ -25,6 +25,11 @@ uint64_t *tu_rng(void);
 double tu_uniform(double lo, double hi);
 void tu_fill_uniform(float *x, size_t n, double lo, double hi);
 
+/* A model configuration: retcl_model_config_default with the given shape
+ * and chunk size 8 (small models, chunks shorter than their sequences). */
+retcl_model_config tu_model_config(size_t d, size_t dv, size_t heads,
+                                   size_t ffn, size_t layers, size_t vocab);
+
 /* Device buffer of n floats initialised from host (or NaN-poisoned when
  * host is NULL). */
 cl_mem tu_upload(retcl_context *ctx, const float *host, size_t n);
