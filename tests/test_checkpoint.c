@@ -1,5 +1,5 @@
 /* test_checkpoint.c - checkpoint folders (DESIGN 1.6) through the public
- * API: every way ckpt_write can damage one gives its exact status and a
+ * API: every way ref_checkpoint_write can damage one gives its exact status and a
  * message naming the tensor or field; F32, F16, BF16 and "decoder."-prefixed
  * checkpoints load with their config; retcl_checkpoint_write_random output
  * loads and is deterministic; mangled headers never crash the loader. */
@@ -12,7 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "ref_model.h"
+#include "reference.h"
 #include "testutil.h"
 
 /* ---- helpers ------------------------------------------------------------ */
@@ -70,22 +70,6 @@ static void make_model(ref_model *m, const retcl_model_config *c,
     y->fc2 = rand_vec(d * f, -1, 1);
     y->ffn_norm = rand_vec(d, 0.9, 1.1);
   }
-}
-
-static void free_model(ref_model *m) {
-  for (size_t l = 0; l < m->cfg.layers; ++l) {
-    ref_layer *y = &m->layers[l];
-    float *all[] = {y->wq, y->wk, y->wv, y->wg, y->wo,
-                    y->ret_norm, y->fc1, y->gate, y->fc2, y->ffn_norm};
-    for (size_t i = 0; i < sizeof all / sizeof all[0]; ++i) free(all[i]);
-  }
-  free(m->layers);
-  free(m->embed);
-  free(m->emb_norm);
-  free(m->final_norm);
-  free(m->out_proj);
-  free(m->angle);
-  free(m->decay);
 }
 
 /* A fresh folder under /tmp, removed by rm_tree. */
@@ -194,7 +178,7 @@ static void assert_load_fails(retcl_context *ctx, const char *dir,
 /* ---- damaged checkpoints ------------------------------------------------ */
 
 typedef struct damage_case {
-  ckpt_damage damage;
+  ref_ckpt_damage damage;
   retcl_status status;
   const char *needles[4];
 } damage_case;
@@ -227,13 +211,13 @@ START_TEST(damaged_checkpoints_fail_with_their_status) {
   char *root = temp_dir();
   for (int k = 0; k < 3; ++k) {
     char *dir = sub_path(root, dtypes[k]);
-    ck_assert_int_eq(ckpt_write(&m, dir, dtypes[k], dc->damage), 0);
+    ck_assert_int_eq(ref_checkpoint_write(&m, dir, dtypes[k], dc->damage), 0);
     assert_load_fails(ctx, dir, dc->status, dc->needles);
     free(dir);
   }
   rm_tree(root);
   free(root);
-  free_model(&m);
+  ref_model_free(&m);
   retcl_context_destroy(ctx);
 }
 END_TEST
@@ -249,7 +233,7 @@ START_TEST(missing_folder_or_file_is_io) {
   retcl_model_config c = small_config();
   ref_model m;
   make_model(&m, &c, 0, 1);
-  ck_assert_int_eq(ckpt_write(&m, nowhere, "F32", CKPT_OK), 0);
+  ck_assert_int_eq(ref_checkpoint_write(&m, nowhere, "F32", CKPT_OK), 0);
   char *st = sub_path(nowhere, "model.safetensors");
   ck_assert_int_eq(unlink(st), 0);
   const char *st_needle[] = {"model.safetensors", NULL};
@@ -261,7 +245,7 @@ START_TEST(missing_folder_or_file_is_io) {
   free(nowhere);
   rm_tree(root);
   free(root);
-  free_model(&m);
+  ref_model_free(&m);
   retcl_context_destroy(ctx);
 }
 END_TEST
@@ -333,13 +317,13 @@ START_TEST(bad_configs_name_the_field) {
   ref_model m;
   make_model(&m, &c, 0, 1);
   char *dir = temp_dir();
-  ck_assert_int_eq(ckpt_write(&m, dir, "F32", CKPT_OK), 0);
+  ck_assert_int_eq(ref_checkpoint_write(&m, dir, "F32", CKPT_OK), 0);
   write_text(dir, "config.json", cc->json);
   const char *needles[] = {cc->needle, NULL};
   assert_load_fails(ctx, dir, cc->status, needles);
   rm_tree(dir);
   free(dir);
-  free_model(&m);
+  ref_model_free(&m);
   retcl_context_destroy(ctx);
 }
 END_TEST
@@ -352,7 +336,7 @@ START_TEST(config_defaults_are_torchscales) {
   ref_model m;
   make_model(&m, &c, 0, 1);
   char *dir = temp_dir();
-  ck_assert_int_eq(ckpt_write(&m, dir, "F32", CKPT_OK), 0);
+  ck_assert_int_eq(ref_checkpoint_write(&m, dir, "F32", CKPT_OK), 0);
   write_text(dir, "config.json",
              "{" SIZES ", \"dropout\": 0.1, \"xpos_rel_pos\": false}");
   retcl_model_config want = c;
@@ -375,7 +359,7 @@ START_TEST(config_defaults_are_torchscales) {
   assert_loads(ctx, dir, &want);
   rm_tree(dir);
   free(dir);
-  free_model(&m);
+  ref_model_free(&m);
   retcl_context_destroy(ctx);
 }
 END_TEST
@@ -422,11 +406,11 @@ START_TEST(every_dtype_and_variant_loads) {
       char name[32];
       snprintf(name, sizeof name, "v%d-%s", variant, dtypes[k]);
       char *dir = sub_path(root, name);
-      ck_assert_int_eq(ckpt_write(&m, dir, dtypes[k], CKPT_OK), 0);
+      ck_assert_int_eq(ref_checkpoint_write(&m, dir, dtypes[k], CKPT_OK), 0);
       assert_loads(ctx, dir, &c);
       free(dir);
     }
-    free_model(&m);
+    ref_model_free(&m);
   }
   rm_tree(root);
   free(root);
@@ -441,11 +425,11 @@ START_TEST(decoder_prefix_loads) {
   ref_model m;
   make_model(&m, &c, 1, 1);
   char *dir = temp_dir();
-  ck_assert_int_eq(ckpt_write(&m, dir, "BF16", CKPT_DECODER_PREFIX), 0);
+  ck_assert_int_eq(ref_checkpoint_write(&m, dir, "BF16", CKPT_DECODER_PREFIX), 0);
   assert_loads(ctx, dir, &c);
   rm_tree(dir);
   free(dir);
-  free_model(&m);
+  ref_model_free(&m);
   retcl_context_destroy(ctx);
 }
 END_TEST

@@ -13,6 +13,7 @@
 #define _POSIX_C_SOURCE 200809L /* mkdtemp */
 
 #include <dirent.h>
+#include <glob.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -207,31 +208,65 @@ static size_t replay_dir(retcl_context *ctx, const char *tree,
   return count;
 }
 
-/* ---- tests -------------------------------------------------------------- */
+/* ---- tests ------------------------------------------------------------- */
 
-START_TEST(safetensors_regressions_fail_cleanly) {
+/* Files in dir other than README.md, counted by glob(3) rather than by
+ * list_files' readdir loop, so a slip in either shows. */
+static size_t count_present(const char *dir) {
+  char pattern[4500];
+  snprintf(pattern, sizeof pattern, "%s/*", dir);
+  glob_t g;
+  size_t n = 0;
+  if (glob(pattern, 0, NULL, &g) == 0) {
+    for (size_t i = 0; i < g.gl_pathc; ++i) {
+      const char *slash = strrchr(g.gl_pathv[i], '/');
+      if (strcmp(slash ? slash + 1 : g.gl_pathv[i], "README.md") != 0) ++n;
+    }
+    globfree(&g);
+  }
+  return n;
+}
+
+/* Replay fuzz/<tree>/<kind>/ and assert how many files that read: every
+ * file present (counted independently) and at least `minimum`, the number
+ * committed when this was written. A wrong source tree, a renamed folder
+ * or a listing that skips files then fails instead of replaying nothing. */
+static void replay_counted(const char *tree, const char *kind, int corpus,
+                           size_t minimum) {
   find_root();
+  char readme[4400], dir[4400];
+  snprintf(readme, sizeof readme, "%s/fuzz/regressions/README.md", g_root);
+  ck_assert_msg(access(readme, R_OK) == 0,
+                "%s is missing: %s is not the source tree (RETCL_SOURCE_DIR)",
+                readme, g_root);
+  snprintf(dir, sizeof dir, "%s/fuzz/%s/%s", g_root, tree, kind);
   retcl_context *ctx = tu_context();
-  replay_dir(ctx, "regressions", "safetensors", 0);
+  const size_t read = replay_dir(ctx, tree, kind, corpus);
+  const size_t present = count_present(dir);
+  ck_assert_msg(read == present, "%s: replayed %zu files of the %zu there",
+                dir, read, present);
+  ck_assert_msg(read >= minimum, "%s: %zu files, fewer than the %zu committed",
+                dir, read, minimum);
   retcl_context_destroy(ctx);
+}
+
+/* No safetensors regression has been committed yet (fuzz/regressions/
+ * README.md lists only a config one), so the folder may be absent and the
+ * minimum is 0; the count still has to match what is there. */
+START_TEST(safetensors_regressions_fail_cleanly) {
+  replay_counted("regressions", "safetensors", 0, 0);
 }
 END_TEST
 
 START_TEST(config_regressions_fail_cleanly) {
-  find_root();
-  retcl_context *ctx = tu_context();
-  replay_dir(ctx, "regressions", "config", 0);
-  retcl_context_destroy(ctx);
+  replay_counted("regressions", "config", 0, 1);
 }
 END_TEST
 
+/* An empty corpus would make this test (and the fuzzers) vacuous. */
 START_TEST(seed_corpus_loads_or_fails_cleanly) {
-  find_root();
-  retcl_context *ctx = tu_context();
-  /* An empty corpus would make this test (and the fuzzers) vacuous. */
-  ck_assert_uint_gt(replay_dir(ctx, "corpus", "safetensors", 1), 0);
-  ck_assert_uint_gt(replay_dir(ctx, "corpus", "config", 1), 0);
-  retcl_context_destroy(ctx);
+  replay_counted("corpus", "safetensors", 1, 32);
+  replay_counted("corpus", "config", 1, 23);
 }
 END_TEST
 

@@ -164,62 +164,92 @@ static void run_case(const gn_case *c) {
   retcl_context_destroy(ctx);
 }
 
-/* A case with the common defaults: inputs in [-1, 1), default eps. */
-static gn_case base_case(size_t B, size_t T, size_t H, size_t D,
-                         retcl_layout layout, retcl_norm_kind kind,
-                         retcl_gate gate) {
+/* The cases of run_case, one row each (a failure's line gives the row's
+ * index, the loop test's iteration, after the test name): every
+ * norm kind, gate, layout and affine choice, then the awkward shapes and
+ * values. Unset x_lo/x_hi mean inputs in [-1, 1); eps 0 is the default. */
+typedef struct named_case {
+  const char *name;
   gn_case c;
-  memset(&c, 0, sizeof c);
-  c.B = B;
-  c.T = T;
-  c.H = H;
-  c.D = D;
-  c.layout = layout;
-  c.kind = kind;
-  c.gate = gate;
-  c.x_lo = -1;
-  c.x_hi = 1;
-  return c;
-}
+} named_case;
 
-START_TEST(rms_swish_token_major) {
-  gn_case c = base_case(2, 3, 4, 64, RETCL_LAYOUT_TOKEN_MAJOR, RETCL_NORM_RMS,
-                        RETCL_GATE_SWISH);
-  run_case(&c);
-}
-END_TEST
+#define TM RETCL_LAYOUT_TOKEN_MAJOR
+#define HM RETCL_LAYOUT_HEAD_MAJOR
+#define RMS RETCL_NORM_RMS
+#define LAYER RETCL_NORM_LAYER
+#define SWISH RETCL_GATE_SWISH
+#define GELU RETCL_GATE_GELU
+#define NOGATE RETCL_GATE_NONE
+static const named_case cases[] = {
+    {"rms swish token-major", {2, 3, 4, 64, TM, RMS, SWISH}},
+    {"layer gelu head-major affine",
+     {2, 5, 3, 100, HM, LAYER, GELU, .weight = 1, .bias = 1}},
+    {"rms gelu weight only token-major",
+     {1, 4, 2, 48, TM, RMS, GELU, .weight = 1}},
+    {"layer swish bias only head-major",
+     {3, 2, 2, 40, HM, LAYER, SWISH, .bias = 1}},
+    {"no gate, odd dim, single head", {3, 4, 1, 7, TM, RMS, NOGATE}},
+    {"no gate, odd dim, single head, layer affine",
+     {3, 4, 1, 7, HM, LAYER, NOGATE, .weight = 1, .bias = 1}},
+    /* RMS of one value is ≈ sign(x); layer norm of one value is 0, so only
+     * the bias times the gate remains. */
+    {"head dim 1, rms", {2, 3, 5, 1, TM, RMS, SWISH}},
+    {"head dim 1, layer affine",
+     {2, 3, 5, 1, HM, LAYER, GELU, .weight = 1, .bias = 1}},
+    {"head dim 1024, one token, layer",
+     {3, 1, 2, 1024, TM, LAYER, SWISH, .weight = 1}},
+    {"head dim 1024, one token, rms",
+     {3, 1, 2, 1024, HM, RMS, SWISH, .weight = 1}},
+    /* Not a power of two, not a multiple of 8, beyond 1024. */
+    {"head dim 1031", {1, 2, 3, 1031, HM, RMS, GELU, .bias = 1}},
+    {"head dim 257", {2, 3, 2, 257, TM, LAYER, SWISH, .weight = 1, .bias = 1}},
+    /* More rows than a work-group holds, and not a multiple of it: the last
+     * group is partly past the end. */
+    {"many rows, ragged groups, layer",
+     {2, 37, 5, 24, HM, LAYER, SWISH, .weight = 1, .bias = 1}},
+    {"many rows, ragged groups, rms", {3, 101, 1, 3, TM, RMS, GELU}},
+    {"in place with offsets, layer",
+     {2, 3, 4, 96, TM, LAYER, SWISH, .weight = 1, .bias = 1, .in_place = 1,
+      .offsets = 1}},
+    {"in place with offsets, no gate",
+     {1, 5, 3, 13, HM, RMS, NOGATE, .in_place = 1, .offsets = 1}},
+    {"offsets everywhere, layer gelu",
+     {2, 4, 3, 33, HM, LAYER, GELU, .weight = 1, .bias = 1, .offsets = 1}},
+    {"offsets everywhere, rms swish",
+     {2, 4, 3, 33, TM, RMS, SWISH, .weight = 1, .bias = 1, .offsets = 1}},
+    /* Rows of one repeated value: variance 0, so layer norm gives y = 0
+     * exactly (finite, no 0/0) and the output is act(g)·bias, or 0 without
+     * a bias (then the reference is all 0 and the check is absolute,
+     * ≤ 2e-6). The values are large so that any rounding left in x − mean
+     * would show after division by sqrt(eps). */
+    {"constant rows, layer norm",
+     {2, 3, 4, 100, TM, LAYER, SWISH, .x_lo = -300, .x_hi = 300,
+      .constant_rows = 1}},
+    {"constant rows, layer norm affine",
+     {2, 3, 4, 37, HM, LAYER, SWISH, .weight = 1, .bias = 1, .x_lo = -300,
+      .x_hi = 300, .constant_rows = 1}},
+    /* Mean far from zero next to the spread: E[x²] − E[x]² would lose
+     * every digit here; the two-pass centred variance keeps them. */
+    {"layer norm, large mean",
+     {2, 3, 2, 256, TM, LAYER, GELU, .x_lo = 999, .x_hi = 1001}},
+    /* Values with mean(x²) near the default eps (1e-6), then a custom eps
+     * that dominates: a wrong or missing eps shows as a large error. */
+    {"default eps", {2, 2, 3, 64, TM, RMS, SWISH, .x_lo = -2e-3, .x_hi = 2e-3}},
+    {"custom eps",
+     {2, 2, 3, 64, TM, LAYER, SWISH, .eps = 1e-2f, .x_lo = -0.2, .x_hi = 0.2}},
+};
+#undef TM
+#undef HM
+#undef RMS
+#undef LAYER
+#undef SWISH
+#undef GELU
+#undef NOGATE
 
-START_TEST(layer_gelu_head_major_affine) {
-  gn_case c = base_case(2, 5, 3, 100, RETCL_LAYOUT_HEAD_MAJOR,
-                        RETCL_NORM_LAYER, RETCL_GATE_GELU);
-  c.weight = c.bias = 1;
-  run_case(&c);
-}
-END_TEST
-
-START_TEST(rms_gelu_weight_only_token_major) {
-  gn_case c = base_case(1, 4, 2, 48, RETCL_LAYOUT_TOKEN_MAJOR, RETCL_NORM_RMS,
-                        RETCL_GATE_GELU);
-  c.weight = 1;
-  run_case(&c);
-}
-END_TEST
-
-START_TEST(layer_swish_bias_only_head_major) {
-  gn_case c = base_case(3, 2, 2, 40, RETCL_LAYOUT_HEAD_MAJOR, RETCL_NORM_LAYER,
-                        RETCL_GATE_SWISH);
-  c.bias = 1;
-  run_case(&c);
-}
-END_TEST
-
-START_TEST(no_gate_odd_dim_single_head) {
-  gn_case c = base_case(3, 4, 1, 7, RETCL_LAYOUT_TOKEN_MAJOR, RETCL_NORM_RMS,
-                        RETCL_GATE_NONE);
-  run_case(&c);
-  c.kind = RETCL_NORM_LAYER;
-  c.layout = RETCL_LAYOUT_HEAD_MAJOR;
-  c.weight = c.bias = 1;
+/* Loop test: _i indexes cases. */
+START_TEST(each_case) {
+  gn_case c = cases[_i].c;
+  if (c.x_lo == 0 && c.x_hi == 0) c.x_lo = -1, c.x_hi = 1;
   run_case(&c);
 }
 END_TEST
@@ -252,127 +282,6 @@ START_TEST(no_gate_ignores_gate_buffer) {
   free(x);
   free(got);
   free(ref);
-}
-END_TEST
-
-START_TEST(head_dim_one) {
-  /* RMS of one value is ≈ sign(x); layer norm of one value is 0, so only
-   * the bias times the gate remains. */
-  gn_case c = base_case(2, 3, 5, 1, RETCL_LAYOUT_TOKEN_MAJOR, RETCL_NORM_RMS,
-                        RETCL_GATE_SWISH);
-  run_case(&c);
-  c = base_case(2, 3, 5, 1, RETCL_LAYOUT_HEAD_MAJOR, RETCL_NORM_LAYER,
-                RETCL_GATE_GELU);
-  c.weight = c.bias = 1;
-  run_case(&c);
-}
-END_TEST
-
-START_TEST(head_dim_1024_single_token) {
-  gn_case c = base_case(3, 1, 2, 1024, RETCL_LAYOUT_TOKEN_MAJOR,
-                        RETCL_NORM_LAYER, RETCL_GATE_SWISH);
-  c.weight = 1;
-  run_case(&c);
-  c.kind = RETCL_NORM_RMS;
-  c.layout = RETCL_LAYOUT_HEAD_MAJOR;
-  run_case(&c);
-}
-END_TEST
-
-/* Not a power of two, not a multiple of 8, beyond 1024. */
-START_TEST(head_dim_odd_and_large) {
-  gn_case c = base_case(1, 2, 3, 1031, RETCL_LAYOUT_HEAD_MAJOR,
-                        RETCL_NORM_RMS, RETCL_GATE_GELU);
-  c.bias = 1;
-  run_case(&c);
-  c = base_case(2, 3, 2, 257, RETCL_LAYOUT_TOKEN_MAJOR, RETCL_NORM_LAYER,
-                RETCL_GATE_SWISH);
-  c.weight = c.bias = 1;
-  run_case(&c);
-}
-END_TEST
-
-/* More rows than a work-group holds, and not a multiple of it: the last
- * group is partly past the end. */
-START_TEST(many_rows_ragged_groups) {
-  gn_case c = base_case(2, 37, 5, 24, RETCL_LAYOUT_HEAD_MAJOR,
-                        RETCL_NORM_LAYER, RETCL_GATE_SWISH);
-  c.weight = c.bias = 1;
-  run_case(&c);
-  c = base_case(3, 101, 1, 3, RETCL_LAYOUT_TOKEN_MAJOR, RETCL_NORM_RMS,
-                RETCL_GATE_GELU);
-  run_case(&c);
-}
-END_TEST
-
-START_TEST(in_place_with_offset) {
-  gn_case c = base_case(2, 3, 4, 96, RETCL_LAYOUT_TOKEN_MAJOR,
-                        RETCL_NORM_LAYER, RETCL_GATE_SWISH);
-  c.weight = c.bias = 1;
-  c.in_place = c.offsets = 1;
-  run_case(&c);
-  c = base_case(1, 5, 3, 13, RETCL_LAYOUT_HEAD_MAJOR, RETCL_NORM_RMS,
-                RETCL_GATE_NONE);
-  c.in_place = c.offsets = 1;
-  run_case(&c);
-}
-END_TEST
-
-START_TEST(offsets_everywhere) {
-  gn_case c = base_case(2, 4, 3, 33, RETCL_LAYOUT_HEAD_MAJOR,
-                        RETCL_NORM_LAYER, RETCL_GATE_GELU);
-  c.weight = c.bias = 1;
-  c.offsets = 1;
-  run_case(&c);
-  c.kind = RETCL_NORM_RMS;
-  c.layout = RETCL_LAYOUT_TOKEN_MAJOR;
-  c.gate = RETCL_GATE_SWISH;
-  run_case(&c);
-}
-END_TEST
-
-/* Rows of one repeated value: variance 0, so layer norm gives y = 0 exactly
- * (finite, no 0/0) and the output is act(g)·bias, or 0 without a bias. The
- * values are large so that any rounding left in x − mean would show after
- * division by sqrt(eps). */
-START_TEST(constant_rows_layer_norm) {
-  gn_case c = base_case(2, 3, 4, 100, RETCL_LAYOUT_TOKEN_MAJOR,
-                        RETCL_NORM_LAYER, RETCL_GATE_SWISH);
-  c.constant_rows = 1;
-  c.x_lo = -300;
-  c.x_hi = 300;
-  run_case(&c); /* reference is all 0: the check is absolute, ≤ 2e-6 */
-  c.weight = c.bias = 1;
-  c.layout = RETCL_LAYOUT_HEAD_MAJOR;
-  c.D = 37;
-  run_case(&c);
-}
-END_TEST
-
-/* Mean far from zero next to the spread: E[x²] − E[x]² would lose every
- * digit here; the two-pass centred variance keeps them. */
-START_TEST(layer_norm_large_mean) {
-  gn_case c = base_case(2, 3, 2, 256, RETCL_LAYOUT_TOKEN_MAJOR,
-                        RETCL_NORM_LAYER, RETCL_GATE_GELU);
-  c.x_lo = 999;
-  c.x_hi = 1001;
-  run_case(&c);
-}
-END_TEST
-
-/* Values with mean(x²) near the default eps (1e-6), then a custom eps that
- * dominates: a wrong or missing eps shows as a large error. */
-START_TEST(eps_default_and_custom) {
-  gn_case c = base_case(2, 2, 3, 64, RETCL_LAYOUT_TOKEN_MAJOR, RETCL_NORM_RMS,
-                        RETCL_GATE_SWISH);
-  c.x_lo = -2e-3;
-  c.x_hi = 2e-3;
-  run_case(&c);
-  c.kind = RETCL_NORM_LAYER;
-  c.eps = 1e-2f;
-  c.x_lo = -0.2;
-  c.x_hi = 0.2;
-  run_case(&c);
 }
 END_TEST
 
@@ -607,21 +516,8 @@ END_TEST
 int main(void) {
   Suite *s = suite_create("group_norm");
   TCase *tc = tcase_create("group_norm");
-  tcase_add_test(tc, rms_swish_token_major);
-  tcase_add_test(tc, layer_gelu_head_major_affine);
-  tcase_add_test(tc, rms_gelu_weight_only_token_major);
-  tcase_add_test(tc, layer_swish_bias_only_head_major);
-  tcase_add_test(tc, no_gate_odd_dim_single_head);
+  tcase_add_loop_test(tc, each_case, 0, sizeof cases / sizeof cases[0]);
   tcase_add_test(tc, no_gate_ignores_gate_buffer);
-  tcase_add_test(tc, head_dim_one);
-  tcase_add_test(tc, head_dim_1024_single_token);
-  tcase_add_test(tc, head_dim_odd_and_large);
-  tcase_add_test(tc, many_rows_ragged_groups);
-  tcase_add_test(tc, in_place_with_offset);
-  tcase_add_test(tc, offsets_everywhere);
-  tcase_add_test(tc, constant_rows_layer_norm);
-  tcase_add_test(tc, layer_norm_large_mean);
-  tcase_add_test(tc, eps_default_and_custom);
   tcase_add_test(tc, events_and_wait_list);
   tcase_add_test(tc, rejects_bad_arguments);
   suite_add_tcase(s, tc);

@@ -4,7 +4,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ref_group_norm.h"
 #include "reference.h"
 #include "testutil.h"
 
@@ -17,58 +16,21 @@ typedef struct layer_case {
   retcl_algorithm algo;
   retcl_retention_form form;
   int with_state;
+  size_t pos0; /* position of token 0: the rotation's start and, with a
+                  state, the tokens that state has absorbed */
 } layer_case;
 
-/* y[r, o] = alpha * Σ_i x[r, i] W[o, i] */
-static void linear(const float *x, const float *W, size_t rows, size_t out,
-                   size_t in, double alpha, double *y) {
-  for (size_t r = 0; r < rows; ++r)
-    for (size_t o = 0; o < out; ++o) {
-      double s = 0;
-      for (size_t i = 0; i < in; ++i) s += (double)x[r * in + i] * W[o * in + i];
-      y[r * out + o] = alpha * s;
-    }
-}
-
-static float *to_float(const double *x, size_t n) {
-  float *f = tu_alloc(n);
-  for (size_t i = 0; i < n; ++i) f[i] = (float)x[i];
-  return f;
-}
-
+/* The layer reference (reference/ref_layer.c), rounding to fp32 between
+ * ops as the device does. */
 static void reference(const layer_case *c, const float *x, float *const W[5],
                       const float *lg, const float *s0, double *y,
                       double *s_final) {
-  const size_t bt = c->B * c->T, Dk = c->d / c->H, Dv = c->dv / c->H;
-  double *tmp = tu_alloc_d(bt * (c->d > c->dv ? c->d : c->dv));
-  linear(x, W[0], bt, c->d, c->d, 1.0, tmp);
-  float *q = to_float(tmp, bt * c->d);
-  linear(x, W[1], bt, c->d, c->d, 1.0 / sqrt((double)Dk), tmp);
-  float *k = to_float(tmp, bt * c->d);
-  linear(x, W[2], bt, c->dv, c->d, 1.0, tmp);
-  float *v = to_float(tmp, bt * c->dv);
-  linear(x, W[3], bt, c->dv, c->d, 1.0, tmp);
-  float *g = to_float(tmp, bt * c->dv);
-  ref_rotate(q, tmp, c->B, c->T, c->H, Dk, RETCL_LAYOUT_TOKEN_MAJOR, 0, NULL, 0, 0);
-  float *qr = to_float(tmp, bt * c->d);
-  ref_rotate(k, tmp, c->B, c->T, c->H, Dk, RETCL_LAYOUT_TOKEN_MAJOR, 0, NULL, 0, 1);
-  float *kr = to_float(tmp, bt * c->d);
-  if (c->form == RETCL_FORM_RAW)
-    ref_retention_raw(qr, kr, v, lg, s0, tmp, s_final, c->B, c->T, c->H, Dk,
-                      Dv, RETCL_LAYOUT_TOKEN_MAJOR, 1.0);
-  else
-    ref_retention_torchscale(c->algo, qr, kr, v, lg, NULL, 0, tmp, s_final,
-                             c->B, c->T, c->H, Dk, Dv,
-                             RETCL_LAYOUT_TOKEN_MAJOR, c->chunk);
-  float *o = to_float(tmp, bt * c->dv);
-  ref_group_norm_gate(o, g, NULL, NULL, tmp, c->B, c->T, c->H, Dv,
-                      RETCL_LAYOUT_TOKEN_MAJOR, RETCL_NORM_RMS,
-                      RETCL_GATE_SWISH, 1e-6);
-  float *gated = to_float(tmp, bt * c->dv);
-  linear(gated, W[4], bt, c->d, c->dv, 1.0, y);
-  float *all[] = {q, k, v, g, qr, kr, o, gated};
-  for (size_t i = 0; i < 8; ++i) free(all[i]);
-  free(tmp);
+  const ref_msr_desc d = {c->B, c->T, c->d, c->dv, c->H, c->algo, c->form,
+                          c->chunk, c->pos0, 1e-6, NULL, 1};
+  const ref_msr_weights w = {W[0], W[1], W[2], W[3], W[4]};
+  double *xd = ref_widen(x, c->B * c->T * c->d);
+  ref_msr_forward(&d, &w, lg, xd, s0, y, s_final);
+  free(xd);
 }
 
 static void check_layer(const layer_case *c) {
@@ -97,7 +59,7 @@ static void check_layer(const layer_case *c) {
                          retcl_buf(wb[2], 0), retcl_buf(wb[3], 0),
                          retcl_buf(wb[4], 0)};
   retcl_msr_desc d = {c->B, c->T, c->d, c->dv, c->H, c->algo, c->form,
-                      c->chunk, 0, 1e-6f};
+                      c->chunk, c->pos0, 1e-6f};
   cl_event ev = NULL;
   tu_ok(ctx, retcl_msr_forward(ctx, &d, &w, rot, retcl_buf(lgb, 0),
                                retcl_buf(xb, 0), retcl_buf(sin_b, 0),
@@ -189,12 +151,32 @@ START_TEST(layer_few_rows_decode_projections) {
 }
 END_TEST
 
+/* Decoding continues a sequence: token 0 sits at pos0 > 0 and the state in
+ * has absorbed pos0 tokens. The rotation must start at pos0 and torchscale's
+ * recurrence must resume its normaliser c at Σ_{j<pos0} γ^j; a layer that
+ * ignored either (or the state) differs from the reference by far more
+ * than LAYER_TOL. One token (a decode step) and several, one batch and
+ * two, both forms, a position past 2^16. */
+START_TEST(layer_recurrent_at_nonzero_position_with_state) {
+  const layer_case cases[] = {
+      {1, 1, 32, 48, 2, 8, RETCL_ALGO_RECURRENT, RETCL_FORM_TORCHSCALE, 1, 7},
+      {2, 5, 32, 48, 2, 8, RETCL_ALGO_RECURRENT, RETCL_FORM_TORCHSCALE, 1, 1000},
+      {2, 3, 16, 24, 1, 8, RETCL_ALGO_RECURRENT, RETCL_FORM_TORCHSCALE, 1,
+       70001},
+      {2, 4, 32, 32, 4, 8, RETCL_ALGO_RECURRENT, RETCL_FORM_RAW, 1, 513},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; ++i)
+    check_layer(&cases[i]);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("layer");
   TCase *tc = tcase_create("layer");
   tcase_add_test(tc, layer_torchscale_each_algorithm);
   tcase_add_test(tc, layer_raw_with_state_one_head);
   tcase_add_test(tc, layer_few_rows_decode_projections);
+  tcase_add_test(tc, layer_recurrent_at_nonzero_position_with_state);
   suite_add_tcase(s, tc);
   return tu_run_suite(s);
 }

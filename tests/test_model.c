@@ -10,7 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "ref_model.h"
+#include "reference.h"
 #include "testutil.h"
 
 /* Logits go through L blocks of fp32 GEMMs (CLBlast), norms and retention;
@@ -25,37 +25,14 @@
  * after two layers, so decode after such a prefill is held to 1e-4. */
 #define FORM_TOL 1e-4
 
-static retcl_model_config small_config(size_t d, size_t dv, size_t H,
-                                       size_t ffn, size_t L, size_t V) {
-  retcl_model_config c;
-  retcl_model_config_default(&c);
-  c.embed_dim = d;
-  c.value_embed_dim = dv;
-  c.heads = H;
-  c.ffn_dim = ffn;
-  c.layers = L;
-  c.vocab_size = V;
-  c.chunk_size = 8;
-  return c;
-}
-
 /* A temporary checkpoint folder holding m; returns its path (static). */
 static const char *write_model(const ref_model *m, const char *dtype) {
   static char dir[256];
   snprintf(dir, sizeof dir, "%s/retcl-model-XXXXXX",
            getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
   ck_assert_ptr_nonnull(mkdtemp(dir));
-  ck_assert_int_eq(ckpt_write(m, dir, dtype, CKPT_OK), 0);
+  ck_assert_int_eq(ref_checkpoint_write(m, dir, dtype, CKPT_OK), 0);
   return dir;
-}
-
-static void remove_dir(const char *dir) {
-  char p[512];
-  snprintf(p, sizeof p, "%s/config.json", dir);
-  unlink(p);
-  snprintf(p, sizeof p, "%s/model.safetensors", dir);
-  unlink(p);
-  rmdir(dir);
 }
 
 /* What most tests need: a context, random reference weights, their
@@ -69,7 +46,7 @@ typedef struct fixture {
 
 static void fixture_open(fixture *f, retcl_model_config cfg, int with_rel_pos) {
   f->ctx = tu_context();
-  ref_model_random(&f->m, &cfg, with_rel_pos);
+  ref_model_random(&f->m, &cfg, with_rel_pos, tu_rng());
   snprintf(f->dir, sizeof f->dir, "%s", write_model(&f->m, "F32"));
   f->model = NULL;
   tu_ok(f->ctx, retcl_model_load(f->ctx, f->dir, &f->model));
@@ -77,7 +54,7 @@ static void fixture_open(fixture *f, retcl_model_config cfg, int with_rel_pos) {
 
 static void fixture_close(fixture *f) {
   retcl_model_destroy(f->model);
-  remove_dir(f->dir);
+  ref_checkpoint_remove(f->dir);
   ref_model_free(&f->m);
   retcl_context_destroy(f->ctx);
 }
@@ -115,14 +92,14 @@ static void logits_match(retcl_model_config cfg, size_t B, size_t T,
 }
 
 START_TEST(one_head_tied_gelu) {
-  retcl_model_config c = small_config(16, 16, 1, 32, 2, 37);
+  retcl_model_config c = tu_model_config(16, 16, 1, 32, 2, 37);
   c.share_embed = 1;
   logits_match(c, 1, 13, 0);
 }
 END_TEST
 
 START_TEST(heads_dk_ne_dv_untied_swish_deepnorm) {
-  retcl_model_config c = small_config(32, 48, 2, 64, 2, 101);
+  retcl_model_config c = tu_model_config(32, 48, 2, 64, 2, 101);
   c.activation = RETCL_ACT_SWISH;
   c.deepnorm = 1;
   c.layernorm_embedding = 1;
@@ -132,7 +109,7 @@ START_TEST(heads_dk_ne_dv_untied_swish_deepnorm) {
 END_TEST
 
 START_TEST(four_heads_batch_three_one_layer) {
-  retcl_model_config c = small_config(32, 32, 4, 48, 1, 50);
+  retcl_model_config c = tu_model_config(32, 32, 4, 48, 1, 50);
   logits_match(c, 3, 17, 1);
 }
 END_TEST
@@ -141,7 +118,7 @@ END_TEST
  * kernel's scalar remainder after its vector loop runs (on CPUs), with
  * both activations. */
 START_TEST(odd_ffn_width_both_activations) {
-  retcl_model_config c = small_config(16, 16, 2, 36, 1, 23);
+  retcl_model_config c = tu_model_config(16, 16, 2, 36, 1, 23);
   logits_match(c, 2, 7, 1);
   c.activation = RETCL_ACT_SWISH;
   logits_match(c, 2, 7, 0);
@@ -153,7 +130,7 @@ END_TEST
  * n + k tokens (DESIGN 1.4: the handed-over state is the recurrent one),
  * and the state's size never changes. */
 START_TEST(prefill_then_decode_equals_full_forward) {
-  retcl_model_config cfg = small_config(32, 32, 2, 64, 2, 61);
+  retcl_model_config cfg = tu_model_config(32, 32, 2, 64, 2, 61);
   fixture f;
   fixture_open(&f, cfg, 1);
   retcl_context *ctx = f.ctx;
@@ -203,7 +180,7 @@ END_TEST
 /* Greedy generation picks, at each step, the argmax of the logits a full
  * forward over the whole sequence gives at that position. */
 START_TEST(greedy_generation_equals_argmax_of_full_forward) {
-  retcl_model_config cfg = small_config(32, 32, 2, 64, 2, 73);
+  retcl_model_config cfg = tu_model_config(32, 32, 2, 64, 2, 73);
   fixture f;
   fixture_open(&f, cfg, 1);
   retcl_context *ctx = f.ctx;
@@ -242,9 +219,9 @@ END_TEST
 /* bf16-representable weights load identically from F32 and BF16 files. */
 START_TEST(bf16_checkpoint_equals_f32) {
   retcl_context *ctx = tu_context();
-  retcl_model_config cfg = small_config(16, 16, 2, 32, 1, 40);
+  retcl_model_config cfg = tu_model_config(16, 16, 2, 32, 1, 40);
   ref_model m;
-  ref_model_random(&m, &cfg, 1);
+  ref_model_random(&m, &cfg, 1, tu_rng());
   /* Round every weight to bf16 precision (round to nearest even). */
   float *arrays[] = {m.embed, m.final_norm, m.out_proj, m.layers[0].wq,
                      m.layers[0].wk, m.layers[0].wv, m.layers[0].wg,
@@ -277,8 +254,8 @@ START_TEST(bf16_checkpoint_equals_f32) {
   free(lb);
   retcl_model_destroy(a);
   retcl_model_destroy(b);
-  remove_dir(dir32);
-  remove_dir(dir16);
+  ref_checkpoint_remove(dir32);
+  ref_checkpoint_remove(dir16);
   ref_model_free(&m);
   retcl_context_destroy(ctx);
 }
@@ -286,7 +263,7 @@ END_TEST
 
 /* Last-position logits equal the matching rows of the full logits. */
 START_TEST(last_logits_match_full_forward) {
-  retcl_model_config cfg = small_config(32, 32, 2, 48, 2, 45);
+  retcl_model_config cfg = tu_model_config(32, 32, 2, 48, 2, 45);
   fixture f;
   fixture_open(&f, cfg, 1);
   retcl_context *ctx = f.ctx;
@@ -310,7 +287,7 @@ START_TEST(last_logits_match_full_forward) {
 END_TEST
 
 START_TEST(invalid_calls) {
-  retcl_model_config cfg = small_config(16, 16, 2, 32, 1, 20);
+  retcl_model_config cfg = tu_model_config(16, 16, 2, 32, 1, 20);
   fixture f;
   fixture_open(&f, cfg, 0);
   retcl_context *ctx = f.ctx;

@@ -1,8 +1,9 @@
 /* test_ref_model.c - checks of the double-precision RetNet reference
- * (tests/support/ref_model.c) by itself, with no kernel involved: it is the
+ * (reference/ref_model.c) by itself, with no kernel involved: it is the
  * oracle of the model tests, so it gets tested from other directions:
- * - its double-input rotation, retention and group norm against the shared
- *   references (reference.h, ref_group_norm.h) on float-valued inputs;
+ * - the double-input entry points of rotation (in place, as the layer
+ *   calls it), retention and group norm that the model runs on, against
+ *   the float entry points the op tests use, on float-valued inputs;
  * - a single-token model written out by hand from DESIGN 1.6 (at T = 1 the
  *   rotation is the identity and retention is a scaled v, so every weight's
  *   wiring, the residual α and each config flag can be checked directly);
@@ -17,22 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ref_group_norm.h"
-#include "ref_model.h"
 #include "reference.h"
 #include "testutil.h"
-
-/* Defined in support/ref_model.c, declared here rather than in the shared
- * ref_model.h: only this suite needs them. */
-void ref_model_rotate_d(double *x, size_t B, size_t T, size_t H, size_t Dk,
-                        const float *theta);
-void ref_model_retention_d(retcl_algorithm algo, const double *q,
-                           const double *k, const double *v,
-                           const float *log_decay, double *out, size_t B,
-                           size_t T, size_t H, size_t Dk, size_t Dv, size_t C);
-void ref_model_group_norm_swish_d(const double *x, const double *g,
-                                  double *out, size_t rows, size_t Dv,
-                                  double eps);
 
 static retcl_model_config small_config(void) {
   retcl_model_config c;
@@ -97,8 +84,9 @@ static double *widen(const float *x, size_t n) {
   return y;
 }
 
-/* Same float-valued inputs, same formulas: only summation order and libm
- * differ, so 1e-12 (observed ~1e-15). */
+/* Same float-valued inputs through the two entry points of one
+ * implementation: equal up to rounding (observed exactly equal); 1e-12
+ * still catches a wrapper that passes a wrong argument. */
 #define STEP_TOL 1e-12
 
 START_TEST(rotation_matches_reference) {
@@ -115,7 +103,8 @@ START_TEST(rotation_matches_reference) {
       ref_rotate(x, want, B, T, H, Dk, RETCL_LAYOUT_TOKEN_MAJOR, 0, th, 0, 0);
       free(got);
       got = widen(x, n);
-      ref_model_rotate_d(got, B, T, H, Dk, th);
+      ref_rotate_d(got, got, B, T, H, Dk, RETCL_LAYOUT_TOKEN_MAJOR, 0, th, 0,
+                   0);
       double e = rel_diff(got, want, n);
       ck_assert_msg(e < STEP_TOL, "Dk %zu theta %d: %.3g", Dk, own, e);
     }
@@ -150,8 +139,9 @@ START_TEST(retention_matches_reference) {
       ref_retention_torchscale(runs[r].a, q, k, v, log_decay, NULL, 0, want,
                                NULL, B, T, H, Dk, Dv,
                                RETCL_LAYOUT_TOKEN_MAJOR, runs[r].C);
-      ref_model_retention_d(runs[r].a, qd, kd, vd, log_decay, got, B, T, H,
-                            Dk, Dv, runs[r].C);
+      ref_retention_torchscale_d(runs[r].a, qd, kd, vd, log_decay, NULL, 0,
+                                 got, NULL, B, T, H, Dk, Dv,
+                                 RETCL_LAYOUT_TOKEN_MAJOR, runs[r].C);
       double e = rel_diff(got, want, nv);
       ck_assert_msg(e < STEP_TOL, "range %g algo %d C %zu: %.3g (seed %llu)",
                     ranges[ri], (int)runs[r].a, runs[r].C, e,
@@ -173,7 +163,9 @@ START_TEST(group_norm_matches_reference) {
   ref_group_norm_gate(x, g, NULL, NULL, want, B, T, H, Dv,
                       RETCL_LAYOUT_TOKEN_MAJOR, RETCL_NORM_RMS,
                       RETCL_GATE_SWISH, 1e-6);
-  ref_model_group_norm_swish_d(xd, gd, got, B * T * H, Dv, 1e-6);
+  ref_group_norm_gate_d(xd, gd, NULL, NULL, got, B, T, H, Dv,
+                        RETCL_LAYOUT_TOKEN_MAJOR, RETCL_NORM_RMS,
+                        RETCL_GATE_SWISH, 1e-6);
   double e = rel_diff(got, want, n);
   ck_assert_msg(e < STEP_TOL, "group norm: %.3g", e);
   free(x), free(g), free(want), free(got), free(xd), free(gd);
@@ -277,7 +269,7 @@ START_TEST(single_token_matches_hand_model) {
     c.layers = 1 + (size_t)(flags % 3);
     c.vocab_size = 11;
     ref_model m;
-    ref_model_random(&m, &c, flags & 1);
+    ref_model_random(&m, &c, flags & 1, tu_rng());
     double *want = tu_alloc_d(c.vocab_size), *got = tu_alloc_d(c.vocab_size);
     for (int32_t tok = 0; tok < (int32_t)c.vocab_size; ++tok) {
       for (int algo = 0; algo < 3; ++algo) {
@@ -303,7 +295,7 @@ END_TEST
 static double forms_disagreement(const retcl_model_config *c, size_t B,
                                  size_t T, int with_rel_pos, int print) {
   ref_model m;
-  ref_model_random(&m, c, with_rel_pos);
+  ref_model_random(&m, c, with_rel_pos, tu_rng());
   int32_t *tok = random_tokens(B * T, c->vocab_size);
   const size_t n = B * T * c->vocab_size;
   double *par = tu_alloc_d(n), *other = tu_alloc_d(n);
@@ -369,7 +361,7 @@ END_TEST
 START_TEST(causal_and_batch_independent) {
   retcl_model_config c = small_config();
   ref_model m;
-  ref_model_random(&m, &c, 1);
+  ref_model_random(&m, &c, 1, tu_rng());
   const size_t B = 3, T = 23, t0 = 11, V = c.vocab_size;
   int32_t *tok = random_tokens(B * T, V), *alt = malloc(B * T * sizeof *alt);
   int32_t *prefix = malloc(B * t0 * sizeof *prefix);
@@ -418,7 +410,7 @@ END_TEST
 START_TEST(rel_pos_buffers_match_formulas) {
   retcl_model_config c = small_config();
   ref_model m;
-  ref_model_random(&m, &c, 1);
+  ref_model_random(&m, &c, 1, tu_rng());
   ck_assert_ptr_nonnull(m.angle);
   ck_assert_ptr_nonnull(m.decay);
   const size_t Dk = c.embed_dim / c.heads;
@@ -448,7 +440,7 @@ START_TEST(rel_pos_buffers_match_formulas) {
 
   /* Dk = 2: a single pair, θ_0 = 1. */
   c.embed_dim = 4, c.heads = 2, c.value_embed_dim = 6;
-  ref_model_random(&m, &c, 1);
+  ref_model_random(&m, &c, 1, tu_rng());
   ck_assert_float_eq(m.angle[0], 1.0f);
   ck_assert_float_eq(m.angle[1], 1.0f);
   ref_model_free(&m);
@@ -478,7 +470,7 @@ START_TEST(flag_combinations_finite) {
       c.activation = (flags >> 3) & 1 ? RETCL_ACT_SWISH : RETCL_ACT_GELU;
       c.no_scale_embedding = flags % 3 != 0;
       ref_model m;
-      ref_model_random(&m, &c, flags & 1);
+      ref_model_random(&m, &c, flags & 1, tu_rng());
       ck_assert(m.cfg.embed_dim == c.embed_dim);
       ck_assert((m.emb_norm != NULL) == (c.layernorm_embedding != 0));
       ck_assert((m.out_proj == NULL) == (c.share_embed != 0));

@@ -77,7 +77,16 @@ START_TEST(selftest_passes_on_this_device) {
                             "PASS  retention chunkwise torchscale",
                             "PASS  group norm rms", "PASS  group norm layer",
                             "PASS  msr layer", "PASS  model chunkwise prefill",
-                            "pos 2147483646"};
+                            "pos 2147483646",
+                            /* the model against the double reference
+                             * model, deepnorm on and off, both FFN
+                             * activations, every mode */
+                            "PASS  model parallel vs reference, gelu FFN",
+                            "PASS  model chunkwise vs reference, swish FFN",
+                            "PASS  model recurrent vs reference, deepnorm, "
+                            "swish FFN",
+                            "PASS  model recurrent vs reference, deepnorm, "
+                            "gelu FFN"};
   for (size_t i = 0; i < sizeof families / sizeof families[0]; ++i)
     ck_assert_msg(strstr(r.out, families[i]), "no '%s' check in:\n%s",
                   families[i], r.out);

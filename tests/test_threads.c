@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "reference.h"
 #include "testutil.h"
 
 #define B 2
@@ -127,29 +128,12 @@ static void assert_same(const run_result *got, const run_result *want,
                   "%s: decode step %zu differs", who, s);
 }
 
-static void remove_checkpoint(const char *dir) {
-  char p[512];
-  snprintf(p, sizeof p, "%s/config.json", dir);
-  unlink(p);
-  snprintf(p, sizeof p, "%s/model.safetensors", dir);
-  unlink(p);
-  rmdir(dir);
-}
-
 START_TEST(two_threads_two_contexts_match_one_thread) {
   char dir[256];
   snprintf(dir, sizeof dir, "%s/retcl-threads-XXXXXX",
            getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
   ck_assert_ptr_nonnull(mkdtemp(dir));
-  retcl_model_config cfg;
-  retcl_model_config_default(&cfg);
-  cfg.embed_dim = 32;
-  cfg.value_embed_dim = 48;
-  cfg.heads = 2;
-  cfg.ffn_dim = 64;
-  cfg.layers = 2;
-  cfg.vocab_size = V;
-  cfg.chunk_size = 8;
+  const retcl_model_config cfg = tu_model_config(32, 48, 2, 64, 2, V);
   tu_ok(NULL, retcl_checkpoint_write_random(&cfg, tu_seed(), RETCL_DTYPE_F32,
                                             dir));
   int32_t tokens[B * (T + STEPS)];
@@ -187,7 +171,7 @@ START_TEST(two_threads_two_contexts_match_one_thread) {
   }
   free(alone);
   free(res);
-  remove_checkpoint(dir);
+  ref_checkpoint_remove(dir);
 }
 END_TEST
 

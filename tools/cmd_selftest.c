@@ -1,10 +1,12 @@
 /* cmd_selftest.c - `retcl selftest`: the kernel checks of the test suite in
  * compact form, run on the chosen device against double-precision
- * references on the host (selftest_ref.c). Every op is checked, every
- * retention algorithm in both forms, on a few shapes chosen to reach the
- * awkward paths (odd dims, T not a multiple of the chunk, head-major
- * layout, states in and out, a position past 2^31), then a tiny random
- * model is run in every mode. One line per check with its error, a
+ * references on the host (the reference library, reference/, the test
+ * suite's own). Every op is checked, every retention algorithm in both
+ * forms, on a few shapes chosen to reach the awkward paths (odd dims, T not
+ * a multiple of the chunk, head-major layout, states in and out, a position
+ * past 2^31), then tiny random models (deepnorm on and off, gelu and swish
+ * FFN) are run in every mode against the double-precision reference model
+ * and against each other. One line per check with its error, a
  * summary, and a non-zero exit status on any failure: this is what to run
  * first on a new vendor's device. */
 #define _POSIX_C_SOURCE 200809L /* mkdtemp */
@@ -16,13 +18,17 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "selftest_ref.h"
+#include "reference.h"
 
 /* Tolerances, relative L2 error ‖out − ref‖ / ‖ref‖ (the test suite's):
  * - TOL_ROTATION: the angle is reduced exactly, then fp32 sin/cos and one
  *   multiply-add: ~1e-7.
  * - TOL_OP: every other op sums at most a few hundred fp32 terms here;
  *   rounding stays near 1e-6 (DESIGN 5's bound of 1e-5).
+ * - TOL_MODEL: a model's logits against the double reference model: each
+ *   op within ~1e-6, added up over the layers' GEMMs, norms and retention
+ *   (test_model's bound); a wrong weight, norm, α or activation gives 1e-2
+ *   and more.
  * - TOL_FORMS: torchscale's three forms agree only after the group norm,
  *   up to its eps (DESIGN 1.4), through every layer of the model: ~1e-4
  *   measured on this model; a wrong state or position gives errors near 1.
@@ -37,6 +43,7 @@
 #endif
 #define TOL_ROTATION (1e-6 * SELFTEST_TOL_SCALE)
 #define TOL_OP (1e-5 * SELFTEST_TOL_SCALE)
+#define TOL_MODEL (2e-5 * SELFTEST_TOL_SCALE)
 #define TOL_FORMS (1e-3 * SELFTEST_TOL_SCALE)
 #define TOL_PREFILL (1e-4 * SELFTEST_TOL_SCALE)
 #define TOL_SAME (1e-5 * SELFTEST_TOL_SCALE)
@@ -227,13 +234,19 @@ static void check_rotation(st_run *r, size_t D, size_t B, size_t T, size_t H,
   retcl_rotation_destroy(rot);
   double err = INFINITY;
   if (!st_bad(&c)) {
-    st_ref_rotate(x, ref, B, T, H, D, layout, pos0, xpos_base, is_key);
+    ref_rotate(x, ref, B, T, H, D, layout, pos0, NULL, xpos_base, is_key);
     err = st_rel_error(got, ref, n);
   }
   st_finish(&c, name, err, TOL_ROTATION);
 }
 
 /* ---- retention ----------------------------------------------------------- */
+
+/* The shape of a retention check. */
+typedef struct st_shape {
+  size_t B, T, H, Dk, Dv;
+  retcl_layout layout;
+} st_shape;
 
 typedef struct ret_case {
   st_shape s;
@@ -294,11 +307,13 @@ static void check_retention(st_run *r, const ret_case *k) {
   double err = INFINITY;
   if (!st_bad(&c)) {
     if (k->form == RETCL_FORM_RAW)
-      st_ref_retention_raw(s, q, kk, v, lg, k->state_in ? s0 : NULL,
-                           k->scale != 0 ? k->scale : 1.0, ref, ref_state);
+      ref_retention_raw(q, kk, v, lg, k->state_in ? s0 : NULL, ref, ref_state,
+                        s->B, s->T, s->H, s->Dk, s->Dv, s->layout,
+                        k->scale != 0 ? k->scale : 1.0);
     else
-      st_ref_retention_torchscale(s, k->algo, k->C, q, kk, v, lg, ref,
-                                  ref_state);
+      ref_retention_torchscale(k->algo, q, kk, v, lg, NULL, 0, ref, ref_state,
+                               s->B, s->T, s->H, s->Dk, s->Dv, s->layout,
+                               k->C);
     err = fmax(st_rel_error(out, ref, nvo), st_rel_error(state, ref_state, ns));
   }
   st_finish(&c, name, err, TOL_OP);
@@ -370,22 +385,14 @@ static void check_group_norm(st_run *r, size_t B, size_t T, size_t H, size_t D,
     st_read(&c, dout, got, n);
   double err = INFINITY;
   if (!st_bad(&c)) {
-    st_ref_group_norm_gate(x, g, affine ? w : NULL, affine ? bias : NULL, ref,
-                           B, T, H, D, layout, kind, gate, 1e-6);
+    ref_group_norm_gate(x, g, affine ? w : NULL, affine ? bias : NULL, ref,
+                        B, T, H, D, layout, kind, gate, 1e-6);
     err = st_rel_error(got, ref, n);
   }
   st_finish(&c, name, err, TOL_OP);
 }
 
 /* ---- multi-scale retention layer ----------------------------------------- */
-
-/* fp32 copy of a double array: the reference rounds between ops as the
- * device does, so the layer's bound stays the ops' own. */
-static float *st_round(st_check *c, const double *x, size_t n) {
-  float *f = st_floats(c, n);
-  for (size_t i = 0; f && i < n; ++i) f[i] = (float)x[i];
-  return f;
-}
 
 static void check_msr(st_run *r, size_t B, size_t T, size_t d, size_t dv,
                       size_t H, retcl_algorithm algo, retcl_retention_form form,
@@ -435,42 +442,18 @@ static void check_msr(st_run *r, size_t B, size_t T, size_t d, size_t dv,
   }
   retcl_rotation_destroy(rot);
 
-  /* Reference: projections, rotation, retention, norm + gate, output. */
-  const size_t wide = d > dv ? d : dv;
-  double *tmp = st_doubles(&c, bt * wide), *ref = st_doubles(&c, bt * d);
+  /* Reference: projections, rotation, retention, norm + gate, output,
+   * rounded to fp32 between ops as the device holds them. */
+  double *xd = st_doubles(&c, bt * d), *ref = st_doubles(&c, bt * d);
   double *ref_state = st_doubles(&c, ns);
   double err = INFINITY;
   if (!st_bad(&c)) {
-    const st_shape s = {B, T, H, Dk, Dv, RETCL_LAYOUT_TOKEN_MAJOR};
-    st_ref_linear(x, W[0], bt, d, d, 1.0, tmp);
-    float *q = st_round(&c, tmp, bt * d);
-    st_ref_linear(x, W[1], bt, d, d, 1.0 / sqrt((double)Dk), tmp);
-    float *k = st_round(&c, tmp, bt * d);
-    st_ref_linear(x, W[2], bt, dv, d, 1.0, tmp);
-    float *v = st_round(&c, tmp, bt * dv);
-    st_ref_linear(x, W[3], bt, dv, d, 1.0, tmp);
-    float *g = st_round(&c, tmp, bt * dv);
-    if (!st_bad(&c)) st_ref_rotate(q, tmp, B, T, H, Dk, s.layout, 0, 0, 0);
-    float *qr = st_round(&c, tmp, bt * d);
-    if (!st_bad(&c)) st_ref_rotate(k, tmp, B, T, H, Dk, s.layout, 0, 0, 1);
-    float *kr = st_round(&c, tmp, bt * d);
-    if (!st_bad(&c)) {
-      if (form == RETCL_FORM_RAW)
-        st_ref_retention_raw(&s, qr, kr, v, lg, with_state ? s0 : NULL, 1.0,
-                             tmp, ref_state);
-      else
-        st_ref_retention_torchscale(&s, algo, C, qr, kr, v, lg, tmp, ref_state);
-    }
-    float *o = st_round(&c, tmp, bt * dv);
-    if (!st_bad(&c))
-      st_ref_group_norm_gate(o, g, NULL, NULL, tmp, B, T, H, Dv, s.layout,
-                             RETCL_NORM_RMS, RETCL_GATE_SWISH, 1e-6);
-    float *gated = st_round(&c, tmp, bt * dv);
-    if (!st_bad(&c)) {
-      st_ref_linear(gated, W[4], bt, d, dv, 1.0, ref);
-      err = st_rel_error(y, ref, bt * d);
-      if (with_state) err = fmax(err, st_rel_error(state, ref_state, ns));
-    }
+    const ref_msr_desc rd = {B, T, d, dv, H, algo, form, C, 0, 1e-6, NULL, 1};
+    const ref_msr_weights rw = {W[0], W[1], W[2], W[3], W[4]};
+    for (size_t i = 0; i < bt * d; ++i) xd[i] = x[i];
+    ref_msr_forward(&rd, &rw, lg, xd, with_state ? s0 : NULL, ref, ref_state);
+    err = st_rel_error(y, ref, bt * d);
+    if (with_state) err = fmax(err, st_rel_error(state, ref_state, ns));
   }
   st_finish(&c, name, err, TOL_OP);
 }
@@ -541,18 +524,16 @@ static void check_prefill_decode(st_run *r, model_run *m,
   st_finish(&c, name, err, tol);
 }
 
-static void remove_checkpoint(const char *dir) {
-  char path[4200];
-  snprintf(path, sizeof path, "%s/config.json", dir);
-  unlink(path);
-  snprintf(path, sizeof path, "%s/model.safetensors", dir);
-  unlink(path);
-  rmdir(dir);
-}
-
-static void check_model(st_run *r) {
+/* One tiny random model: reference weights (ref_model_random, from the
+ * run's generator) written as an F32 checkpoint by the reference's own
+ * writer, loaded, and run in every mode; each mode's logits against the
+ * double-precision reference model. With mode_checks, also the modes
+ * against each other and prefill + decode. */
+static void check_model(st_run *r, int deepnorm, retcl_activation act,
+                        int mode_checks) {
   static const retcl_algorithm algos[3] = {
       RETCL_ALGO_PARALLEL, RETCL_ALGO_CHUNKWISE, RETCL_ALGO_RECURRENT};
+  const char *act_name = act == RETCL_ACT_SWISH ? "swish" : "gelu";
   st_check c;
   st_begin(&c, r);
   model_run *m = st_keep(&c, calloc(1, sizeof *m));
@@ -565,18 +546,24 @@ static void check_model(st_run *r) {
   cfg.layers = 2;
   cfg.vocab_size = M_V;
   cfg.chunk_size = 8;
+  cfg.deepnorm = deepnorm;
+  cfg.activation = act;
+  ref_model ref;
+  ref_model_random(&ref, &cfg, 1, &r->rng.state);
+  /* FFN norm weights near 3 instead of 1 spread the pre-activations (rms
+   * ~0.6 → ~1.7) over the range where the activation is curved: there a
+   * gelu by its tanh approximation, or the wrong activation, differs most
+   * from the erf gelu the reference computes. */
+  for (size_t l = 0; l < cfg.layers; ++l)
+    for (size_t i = 0; i < cfg.embed_dim; ++i) ref.layers[l].ffn_norm[i] *= 3.0f;
   const char *tmp = getenv("TMPDIR");
   char dir[4096];
   snprintf(dir, sizeof dir, "%s/retcl-selftest-XXXXXX", tmp && *tmp ? tmp : "/tmp");
   const int have_dir = !st_bad(&c) && mkdtemp(dir) != NULL;
   if (!st_bad(&c) && !have_dir)
     st_problem(&c, "cannot create a scratch folder %s (set TMPDIR)", dir);
-  if (!st_bad(&c)) {
-    retcl_status st = retcl_checkpoint_write_random(&cfg, 7, RETCL_DTYPE_F32, dir);
-    if (st != RETCL_SUCCESS)
-      st_problem(&c, "retcl_checkpoint_write_random: %s: %s",
-                 retcl_status_string(st), retcl_last_error(NULL));
-  }
+  if (!st_bad(&c) && ref_checkpoint_write(&ref, dir, "F32", CKPT_OK) != 0)
+    st_problem(&c, "cannot write a checkpoint into %s", dir);
   if (!st_bad(&c))
     st_call(&c, retcl_model_load(r->ctx, dir, &m->model), "retcl_model_load");
   for (size_t i = 0; m && i < M_B * M_T; ++i)
@@ -585,27 +572,44 @@ static void check_model(st_run *r) {
     st_call(&c, retcl_model_forward(m->model, NULL, m->tokens, M_B, M_T,
                                     algos[a], 0, m->logits[a]),
             "retcl_model_forward");
-  if (have_dir) remove_checkpoint(dir);
+  if (have_dir) ref_checkpoint_remove(dir);
   if (st_bad(&c)) {
     if (m) retcl_model_destroy(m->model);
-    st_finish(&c, "model: random checkpoint, load, forward", INFINITY, 0);
+    ref_model_free(&ref);
+    st_finish(&c, "model: reference checkpoint, load, forward", INFINITY, 0);
     return;
   }
-  /* The forms against each other (torchscale's: equal up to the norm eps). */
   const size_t n = M_B * M_T * M_V;
-  for (int a = 1; a < 3; ++a) {
+  /* Each mode against the reference model in its own form. */
+  double *want = st_doubles(&c, n);
+  for (int a = 0; a < 3 && want; ++a) {
     st_check f;
     st_begin(&f, r);
     char name[128];
-    snprintf(name, sizeof name,
-             "model %s vs parallel, d32 dv48 H2 L2 V%d B%d T%d C8",
-             cli_algorithm_name(algos[a]), M_V, M_B, M_T);
-    st_finish(&f, name, agreement(m->logits[a], m->logits[0], n), TOL_FORMS);
+    snprintf(name, sizeof name, "model %s vs reference,%s %s FFN, L2 B%d T%d",
+             cli_algorithm_name(algos[a]), deepnorm ? " deepnorm," : "",
+             act_name, M_B, M_T);
+    ref_model_forward(&ref, m->tokens, M_B, M_T, algos[a], cfg.chunk_size, want);
+    st_finish(&f, name, st_rel_error(m->logits[a], want, n), TOL_MODEL);
   }
-  check_prefill_decode(r, m, RETCL_ALGO_CHUNKWISE, TOL_PREFILL);
-  if (!r->quick) {
-    check_prefill_decode(r, m, RETCL_ALGO_PARALLEL, TOL_PREFILL);
-    check_prefill_decode(r, m, RETCL_ALGO_RECURRENT, TOL_SAME);
+  ref_model_free(&ref);
+  if (mode_checks) {
+    /* The forms against each other (torchscale's: equal up to the norm
+     * eps). */
+    for (int a = 1; a < 3; ++a) {
+      st_check f;
+      st_begin(&f, r);
+      char name[128];
+      snprintf(name, sizeof name,
+               "model %s vs parallel, d32 dv48 H2 L2 V%d B%d T%d C8",
+               cli_algorithm_name(algos[a]), M_V, M_B, M_T);
+      st_finish(&f, name, agreement(m->logits[a], m->logits[0], n), TOL_FORMS);
+    }
+    check_prefill_decode(r, m, RETCL_ALGO_CHUNKWISE, TOL_PREFILL);
+    if (!r->quick) {
+      check_prefill_decode(r, m, RETCL_ALGO_PARALLEL, TOL_PREFILL);
+      check_prefill_decode(r, m, RETCL_ALGO_RECURRENT, TOL_SAME);
+    }
   }
   retcl_model_destroy(m->model);
   st_release(&c); /* setup only: its checks are the lines above */
@@ -623,9 +627,10 @@ static void selftest_usage(FILE *out) {
           "past 2^31), raw retention by all three algorithms (states in and\n"
           "out, odd dims, both layouts), torchscale retention by each\n"
           "algorithm, the group norm with its gate (rms/layer, swish/gelu),\n"
-          "the multi-scale retention layer, and a tiny random model in every\n"
-          "mode (the modes against each other; prefill + decode against the\n"
-          "full forward). Outputs start as NaN, so an element a kernel misses\n"
+          "the multi-scale retention layer, and tiny random models (deepnorm\n"
+          "on and off, gelu and swish FFN) in every mode against a double-\n"
+          "precision reference model, the modes against each other, prefill +\n"
+          "decode against the full forward). Outputs start as NaN, so an element a kernel misses\n"
           "fails. One line per check:\n"
           "\n"
           "  PASS  <check>   rel.err <|out - ref| / |ref|> (tol <bound>)\n"
@@ -699,7 +704,13 @@ static int selftest_run(int argc, char **argv) {
   if (!quick)
     check_msr(&r, 2, 9, 16, 32, 2, RETCL_ALGO_RECURRENT, RETCL_FORM_TORCHSCALE,
               0, 0);
-  check_model(&r);
+  /* The model's wiring: deepnorm's α and the FFN's activation, each way. */
+  check_model(&r, 0, RETCL_ACT_GELU, 1);
+  check_model(&r, 1, RETCL_ACT_SWISH, 0);
+  if (!quick) {
+    check_model(&r, 1, RETCL_ACT_GELU, 0);
+    check_model(&r, 0, RETCL_ACT_SWISH, 0);
+  }
 
   printf("\n%zu passed, %zu failed (%.1f s)\n", r.passed, r.failed,
          cli_now() - t0);

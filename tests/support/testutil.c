@@ -36,21 +36,32 @@ void tu_rng_init(uint64_t seed) {
   rng_state = seed_used;
 }
 
-/* splitmix64: small, good enough for test data. */
-static uint64_t next_u64(void) {
+/* The library's one generator, on the suite's state. */
+uint64_t *tu_rng(void) {
   if (!seed_used) tu_seed();
-  uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
+  return &rng_state;
 }
 
 double tu_uniform(double lo, double hi) {
-  return lo + (hi - lo) * ((double)(next_u64() >> 11) * 0x1.0p-53);
+  return lo + (hi - lo) * retcl_random_uniform(tu_rng());
 }
 
 void tu_fill_uniform(float *x, size_t n, double lo, double hi) {
   for (size_t i = 0; i < n; ++i) x[i] = (float)tu_uniform(lo, hi);
+}
+
+retcl_model_config tu_model_config(size_t d, size_t dv, size_t heads,
+                                   size_t ffn, size_t layers, size_t vocab) {
+  retcl_model_config c;
+  retcl_model_config_default(&c);
+  c.embed_dim = d;
+  c.value_embed_dim = dv;
+  c.heads = heads;
+  c.ffn_dim = ffn;
+  c.layers = layers;
+  c.vocab_size = vocab;
+  c.chunk_size = 8;
+  return c;
 }
 
 cl_mem tu_upload(retcl_context *ctx, const float *host, size_t n) {

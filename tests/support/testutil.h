@@ -18,8 +18,17 @@ retcl_context *tu_context(void);
  * failure through tu_seed(). */
 uint64_t tu_seed(void);
 void tu_rng_init(uint64_t seed);
+/* The state of that stream, for the library's retcl_random_next /
+ * retcl_random_uniform (the one generator all test data comes from) and
+ * for references that take a generator (ref_model_random). */
+uint64_t *tu_rng(void);
 double tu_uniform(double lo, double hi);
 void tu_fill_uniform(float *x, size_t n, double lo, double hi);
+
+/* A model configuration: retcl_model_config_default with the given shape
+ * and chunk size 8 (small models, chunks shorter than their sequences). */
+retcl_model_config tu_model_config(size_t d, size_t dv, size_t heads,
+                                   size_t ffn, size_t layers, size_t vocab);
 
 /* Device buffer of n floats initialised from host (or NaN-poisoned when
  * host is NULL). */

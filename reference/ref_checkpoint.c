@@ -1,4 +1,4 @@
-/* ckpt_writer.c - ckpt_write() of ref_model.h: a checkpoint folder written
+/* ref_checkpoint.c - see ref_checkpoint.h: a checkpoint folder written
  * straight from the format's description (safetensors: u64 little-endian
  * header length, JSON header, raw little-endian data), by hand and apart
  * from the library's writer, so loader tests do not trust the code under
@@ -14,7 +14,7 @@
 #include <sys/types.h>
 #include <unistd.h>
 
-#include "ref_model.h"
+#include "ref_checkpoint.h"
 
 /* One tensor as it will be declared and stored. */
 typedef struct ck_entry {
@@ -153,7 +153,8 @@ static void list_model(ck_list *l, const ref_model *m, const char *dtype,
 }
 
 /* Apply the safetensors-level damage to the list. */
-static void damage_list(ck_list *l, const ref_model *m, ckpt_damage damage) {
+static void damage_list(ck_list *l, const ref_model *m,
+                        ref_ckpt_damage damage) {
   ck_entry *en;
   switch (damage) {
     case CKPT_MISSING_TENSOR:
@@ -216,7 +217,7 @@ static char *header_json(const ck_list *l, size_t *len) {
 }
 
 static int write_safetensors(const char *path, const ck_list *l,
-                             ckpt_damage damage) {
+                             ref_ckpt_damage damage) {
   size_t hlen = 0;
   char *h = header_json(l, &hlen);
   if (!h) return -1;
@@ -250,7 +251,7 @@ static int write_safetensors(const char *path, const ck_list *l,
 }
 
 static int write_config(const char *path, const retcl_model_config *c,
-                        ckpt_damage damage) {
+                        ref_ckpt_damage damage) {
   FILE *f = fopen(path, "w");
   if (!f) return -1;
   if (damage == CKPT_BAD_CONFIG_JSON) {
@@ -280,8 +281,21 @@ static int write_config(const char *path, const retcl_model_config *c,
   return fclose(f) == 0 ? 0 : -1;
 }
 
-int ckpt_write(const ref_model *m, const char *dir, const char *dtype,
-               ckpt_damage damage) {
+void ref_checkpoint_remove(const char *dir) {
+  const size_t n = strlen(dir) + 32;
+  char *path = malloc(n);
+  if (path) {
+    snprintf(path, n, "%s/config.json", dir);
+    unlink(path);
+    snprintf(path, n, "%s/model.safetensors", dir);
+    unlink(path);
+    free(path);
+  }
+  rmdir(dir);
+}
+
+int ref_checkpoint_write(const ref_model *m, const char *dir,
+                         const char *dtype, ref_ckpt_damage damage) {
   if (mkdir(dir, 0777) != 0 && errno != EEXIST) return -1;
   ck_list *l = calloc(1, sizeof *l);
   if (!l || m->cfg.layers * 10 + 8 > sizeof l->e / sizeof l->e[0]) {

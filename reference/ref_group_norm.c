@@ -1,11 +1,10 @@
-/* ref_group_norm.c - group norm and gate in double (DESIGN 1.5): textbook
- * two-pass mean and variance, and the activations exactly as defined
- * (gelu with erf, not the kernel's erfc). */
+/* ref_group_norm.c - group norm and gate in double (DESIGN 1.5). */
 #include "ref_group_norm.h"
 
 #include <math.h>
+#include <stdlib.h>
 
-#include "reference.h"
+#include "ref_util.h"
 
 static double activation(retcl_gate act, double g) {
   switch (act) {
@@ -15,11 +14,11 @@ static double activation(retcl_gate act, double g) {
   }
 }
 
-void ref_group_norm_gate(const float *x, const float *gate,
-                         const float *weight, const float *bias, double *out,
-                         size_t B, size_t T, size_t H, size_t D,
-                         retcl_layout layout, retcl_norm_kind kind,
-                         retcl_gate act, double eps) {
+void ref_group_norm_gate_d(const double *x, const double *gate,
+                           const float *weight, const float *bias, double *out,
+                           size_t B, size_t T, size_t H, size_t D,
+                           retcl_layout layout, retcl_norm_kind kind,
+                           retcl_gate act, double eps) {
   if (eps == 0.0) eps = 1e-6;
   for (size_t b = 0; b < B; ++b)
     for (size_t t = 0; t < T; ++t)
@@ -30,7 +29,7 @@ void ref_group_norm_gate(const float *x, const float *gate,
           for (size_t d = 0; d < D; ++d) mean += x[row + d];
           mean /= (double)D;
         }
-        double var = 0.0; /* mean(x^2) for RMS, centred variance for layer */
+        double var = 0.0; /* mean(x²) for RMS, centred variance for layer */
         for (size_t d = 0; d < D; ++d) {
           const double c = x[row + d] - mean;
           var += c * c;
@@ -45,4 +44,18 @@ void ref_group_norm_gate(const float *x, const float *gate,
           out[row + d] = y;
         }
       }
+}
+
+void ref_group_norm_gate(const float *x, const float *gate,
+                         const float *weight, const float *bias, double *out,
+                         size_t B, size_t T, size_t H, size_t D,
+                         retcl_layout layout, retcl_norm_kind kind,
+                         retcl_gate act, double eps) {
+  const size_t n = B * T * H * D;
+  double *xd = ref_widen(x, n);
+  double *gd = act != RETCL_GATE_NONE ? ref_widen(gate, n) : NULL;
+  ref_group_norm_gate_d(xd, gd, weight, bias, out, B, T, H, D, layout, kind,
+                        act, eps);
+  free(xd);
+  free(gd);
 }

@@ -1,0 +1,26 @@
+/* reference.h - the RetCL reference library (retcl_reference), all of it:
+ * double-precision CPU references written from the formulas of DESIGN.md,
+ * independently of lib/ and cl/. One header per piece:
+ *   ref_util.h        tensor indexing, float <-> double helpers
+ *   ref_rotation.h    rotation Θ and xPos (DESIGN 1.1)
+ *   ref_retention.h   raw (1.3) and torchscale (1.4) retention, all three
+ *                     algorithms
+ *   ref_group_norm.h  group norm fused with the gate (1.5)
+ *   ref_layer.h       torch Linear and the multi-scale retention layer (1.6)
+ *   ref_model.h       the RetNet decoder (1.6) and its random weights
+ *   ref_checkpoint.h  a reference model written as a checkpoint folder
+ * Tensors use the library's layouts (retcl_layout); states are
+ * [B, H, Dk, Dv]. The references abort on out-of-memory: they are oracles
+ * for small shapes, not production code. */
+#ifndef RETCL_REFERENCE_H
+#define RETCL_REFERENCE_H
+
+#include "ref_checkpoint.h"
+#include "ref_group_norm.h"
+#include "ref_layer.h"
+#include "ref_model.h"
+#include "ref_retention.h"
+#include "ref_rotation.h"
+#include "ref_util.h"
+
+#endif
