@@ -37,7 +37,11 @@ typedef struct gn_case {
 
 /* Both kernel organisations are run on every device; the library reads this
  * variable at each call (see lib/group_norm.c). */
-static const char *const paths[] = {"row", "group"};
+/* The two work organisations, chosen by the group_norm.access parameter:
+ * "cpu" is the row path (an item per row), "gpu" the group path (lanes of
+ * a group share a row). Each gets its own context (the record is fixed at
+ * creation). */
+static const char *const paths[] = {"cpu", "gpu"};
 
 /* A device buffer of off + n + GUARD floats holding host[0..n) (if given)
  * at float offset off and NaN everywhere else. Written in one piece:
@@ -117,13 +121,11 @@ static double run_once(retcl_context *ctx, const gn_case *c,
 
   retcl_group_norm_desc d = {c->B, c->T, c->H, c->D, c->layout,
                              c->kind, c->gate, c->eps};
-  setenv("RETCL_GROUP_NORM_PATH", path, 1);
   tu_ok(ctx, retcl_group_norm_gate(ctx, &d, retcl_buf(x, xo),
                                    g ? retcl_buf(g, go) : retcl_no_buf(),
                                    w ? retcl_buf(w, wo) : retcl_no_buf(),
                                    b ? retcl_buf(b, bo) : retcl_no_buf(),
                                    retcl_buf(out, out_off), 0, NULL, NULL));
-  unsetenv("RETCL_GROUP_NORM_PATH");
   float *got = tu_alloc(h->n);
   tu_download(ctx, out, out_off, got, h->n);
   assert_guards_intact(ctx, out, out_off, h->n);
@@ -146,14 +148,19 @@ static double run_once(retcl_context *ctx, const gn_case *c,
 }
 
 static void run_case(const gn_case *c) {
-  retcl_context *ctx = tu_context();
   host_data h = make_inputs(c);
   double *ref = tu_alloc_d(h.n);
   ref_group_norm_gate(h.x, c->gate != RETCL_GATE_NONE ? h.g : NULL,
                       c->weight ? h.w : NULL, c->bias ? h.b : NULL, ref, c->B,
                       c->T, c->H, c->D, c->layout, c->kind, c->gate, c->eps);
   for (size_t p = 0; p < sizeof paths / sizeof *paths; ++p) {
+    char json[96];
+    snprintf(json, sizeof json, "{\"group_norm\": {\"access\": \"%s\"}}",
+             paths[p]);
+    retcl_context *ctx = NULL;
+    tu_ok(NULL, tu_context_with_params(json, &ctx));
     const double err = run_once(ctx, c, &h, ref, paths[p]);
+    retcl_context_destroy(ctx);
     /* Relative error ‖out − ref‖/‖ref‖ ≤ GN_TOL (2e-6). */
     ck_assert_msg(err <= GN_TOL,
                   "%s path: relative error %.3g > %.3g (seed %llu)", paths[p],
@@ -161,7 +168,6 @@ static void run_case(const gn_case *c) {
   }
   free(ref);
   free_inputs(&h);
-  retcl_context_destroy(ctx);
 }
 
 /* The cases of run_case, one row each (a failure's line gives the row's

@@ -1,4 +1,5 @@
 /* testutil.c - see testutil.h. */
+#define _POSIX_C_SOURCE 200809L /* mkstemp, fdopen, setenv, strdup */
 #include "testutil.h"
 
 #include <math.h>
@@ -6,6 +7,28 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+retcl_status tu_context_with_params(const char *json, retcl_context **out) {
+  char path[] = "/tmp/retcl-params-XXXXXX";
+  const int fd = mkstemp(path);
+  ck_assert_msg(fd >= 0, "mkstemp failed");
+  FILE *f = fdopen(fd, "w");
+  ck_assert_ptr_nonnull(f);
+  fputs(json, f);
+  fclose(f);
+  const char *old = getenv("RETCL_PARAMS");
+  char *saved = old ? strdup(old) : NULL;
+  setenv("RETCL_PARAMS", path, 1);
+  *out = NULL;
+  const retcl_status st = retcl_context_create(NULL, NULL, out);
+  if (saved)
+    setenv("RETCL_PARAMS", saved, 1);
+  else
+    unsetenv("RETCL_PARAMS");
+  free(saved);
+  remove(path);
+  return st;
+}
 
 retcl_context *tu_context(void) {
   retcl_context *ctx = NULL;

@@ -12,6 +12,10 @@
 /* A context on RETCL_DEVICE / RETCL_PLATFORM (or the default device); fails
  * the test with the library's message if none can be made. */
 retcl_context *tu_context(void);
+/* Write json to a temporary file and name it in RETCL_PARAMS while
+ * creating a context (the parameter record is fixed at creation); returns
+ * the status, the context in *out. RETCL_PARAMS is restored after. */
+retcl_status tu_context_with_params(const char *json, retcl_context **out);
 
 /* Deterministic-per-test but fresh-per-run random numbers: the seed comes
  * from RETCL_TEST_SEED if set, else from the clock, and is printed on
