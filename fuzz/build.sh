@@ -17,7 +17,8 @@ flags=(-g -O1 -std=c11 -fno-omit-frame-pointer
        -DCL_TARGET_OPENCL_VERSION=120 -DRETCL_STATIC_DEFINE)
 # status.c (retcl__fail), validate.c (retcl__mul) and the parsers; validate.c
 # also has the buffer checks, hence the OpenCL ICD loader at link time.
-lib=(lib/safetensors.c lib/config.c lib/status.c lib/validate.c)
+lib=(lib/io/safetensors.c lib/io/config.c lib/runtime/status.c
+     lib/runtime/validate.c)
 for harness in safetensors config; do
   "$CC" "${flags[@]}" "fuzz/fuzz_${harness}.c" "${lib[@]}" \
     -lcjson -lOpenCL -lm -o "$out/fuzz_${harness}"

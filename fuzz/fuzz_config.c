@@ -1,5 +1,5 @@
 /* fuzz_config.c - libFuzzer harness for the config.json reader
- * (lib/config.c): parse, validate, and for a config that validates, write
+ * (lib/io/config.c): parse, validate, and for a config that validates, write
  * it back with retcl__config_to_json and check it parses to the same
  * struct (the checkpoint writer relies on that round trip). */
 #include <stdint.h>
@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "checkpoint.h"
-#include "safetensors.h"
+#include "io/config.h"
+#include "io/safetensors.h"
 
 #define REQUIRE(cond)                                                     \
   do {                                                                    \

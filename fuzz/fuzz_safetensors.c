@@ -1,5 +1,5 @@
 /* fuzz_safetensors.c - libFuzzer harness for the safetensors reader
- * (lib/safetensors.c): the input is a whole file, opened from memory with
+ * (lib/io/safetensors.c): the input is a whole file, opened from memory with
  * fmemopen. Beyond "no crash, no leak, no UB" it checks what the reader
  * promises: every entry it accepts lies inside the file, has a consistent
  * shape, is found again by name, and (for F32/F16/BF16) reads back the
@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "safetensors.h"
+#include "io/safetensors.h"
 
 /* A broken promise of the reader: abort so libFuzzer keeps the input. */
 #define REQUIRE(cond)                                                      \

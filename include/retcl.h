@@ -326,7 +326,7 @@ typedef enum retcl_layout {
 } retcl_layout;
 
 /* ------------------------------------------------------------------------ */
-/* Decay (DESIGN 1.2)                                                       */
+/* Decay (docs/design.md §1.2)                                                       */
 /* ------------------------------------------------------------------------ */
 
 /** Fill log_decay[0..heads) with RetNet's default per-head decays,
@@ -337,7 +337,7 @@ typedef enum retcl_layout {
 RETCL_API retcl_status retcl_default_log_decay(size_t heads, float *log_decay);
 
 /* ------------------------------------------------------------------------ */
-/* Rotation Θ (DESIGN 1.1)                                                  */
+/* Rotation Θ (docs/design.md §1.1)                                                  */
 /* ------------------------------------------------------------------------ */
 
 /** Opaque rotation plan: per-pair angular rates for one head dimension,
@@ -391,7 +391,7 @@ RETCL_API retcl_status retcl_rotate(retcl_context *ctx,
                                     cl_event *event);
 
 /* ------------------------------------------------------------------------ */
-/* Retention (DESIGN 1.3, 1.4)                                              */
+/* Retention (docs/design.md §1.3, 1.4)                                              */
 /* ------------------------------------------------------------------------ */
 
 typedef enum retcl_algorithm {
@@ -404,9 +404,9 @@ typedef enum retcl_algorithm {
 } retcl_algorithm;
 
 typedef enum retcl_retention_form {
-  /** S_t = γ S_{t-1} + k_tᵀ v_t, o_t = scale · q_t S_t (DESIGN 1.3). */
+  /** S_t = γ S_{t-1} + k_tᵀ v_t, o_t = scale · q_t S_t (docs/design.md §1.3). */
   RETCL_FORM_RAW = 0,
-  /** torchscale's per-algorithm rescalings (DESIGN 1.4). */
+  /** torchscale's per-algorithm rescalings (docs/design.md §1.4). */
   RETCL_FORM_TORCHSCALE = 1
 } retcl_retention_form;
 
@@ -434,7 +434,7 @@ typedef struct retcl_retention_desc {
  * already carry the Dk^-1/2 factor).
  *
  * State layout (both forms): [B, H, Dk, Dv] floats, element (b,h,i,j) at
- * ((b*H + h)*Dk + i)*Dv + j. Raw form: the state S_T of DESIGN 1.3.
+ * ((b*H + h)*Dk + i)*Dv + j. Raw form: the state S_T of docs/design.md §1.3.
  * Torchscale form: torchscale's recurrent state S_n = raw state / sqrt(c_n),
  * c_n = Σ_{j<n} γ^j, n = position + tokens (docs/state.md).
  *
@@ -466,7 +466,7 @@ RETCL_API retcl_status retcl_retention(retcl_context *ctx,
                                        cl_event *event);
 
 /* ------------------------------------------------------------------------ */
-/* Group norm fused with the gate (DESIGN 1.5)                              */
+/* Group norm fused with the gate (docs/design.md §1.5)                              */
 /* ------------------------------------------------------------------------ */
 
 typedef enum retcl_norm_kind {
@@ -562,7 +562,7 @@ RETCL_API retcl_status retcl_linear_many(retcl_context *ctx, size_t M,
                                          cl_event *event);
 
 /* ------------------------------------------------------------------------ */
-/* Multi-scale retention layer (DESIGN 1.6)                                 */
+/* Multi-scale retention layer (docs/design.md §1.6)                                 */
 /* ------------------------------------------------------------------------ */
 
 /** The five projection weights of a layer, torch Linear layout [out, in]
@@ -613,7 +613,7 @@ RETCL_API retcl_status retcl_msr_forward(retcl_context *ctx,
                                          cl_event *event);
 
 /* ------------------------------------------------------------------------ */
-/* RetNet models (DESIGN 1.6): configuration and checkpoints                */
+/* RetNet models (docs/design.md §1.6): configuration and checkpoints                */
 /* ------------------------------------------------------------------------ */
 
 typedef enum retcl_activation {
@@ -675,7 +675,7 @@ typedef struct retcl_model retcl_model;
 
 /**
  * Load the checkpoint in folder dir (config.json + model.safetensors, see
- * DESIGN 1.6; a "decoder." prefix on tensor names is accepted; F32, F16 and
+ * docs/design.md §1.6; a "decoder." prefix on tensor names is accepted; F32, F16 and
  * BF16 tensors are converted to fp32). Host copies are freed once uploaded.
  * Blocks. Errors: INVALID_ARGUMENT, IO (missing or unreadable file), FORMAT
  * (malformed JSON or safetensors, a missing tensor, a wrong shape, an

@@ -1,4 +1,4 @@
-/* ref_group_norm.c - group norm and gate in double (DESIGN 1.5). */
+/* ref_group_norm.c - group norm and gate in double (docs/design.md §1.5). */
 #include "ref_group_norm.h"
 
 #include <math.h>

@@ -1,4 +1,4 @@
-/* ref_group_norm.h - the fused group norm and gate of DESIGN 1.5 in double
+/* ref_group_norm.h - the fused group norm and gate of docs/design.md §1.5 in double
  * precision: textbook two-pass mean and variance, the activations exactly
  * as defined (gelu with erf). */
 #ifndef RETCL_REF_GROUP_NORM_H

@@ -1,4 +1,4 @@
-/* ref_layer.c - the multi-scale retention layer in double (DESIGN 1.6),
+/* ref_layer.c - the multi-scale retention layer in double (docs/design.md §1.6),
  * composed from ref_rotation, ref_retention and ref_group_norm. */
 #include "ref_layer.h"
 

@@ -1,5 +1,5 @@
 /* ref_layer.h - torch Linear and the multi-scale retention layer of
- * DESIGN 1.6 in double precision, composed from the op references. */
+ * docs/design.md §1.6 in double precision, composed from the op references. */
 #ifndef RETCL_REF_LAYER_H
 #define RETCL_REF_LAYER_H
 
@@ -27,7 +27,7 @@ typedef struct ref_msr_desc {
   size_t pos0;                /* position of token 0 (rotation, and the
                                  tokens s0 has absorbed) */
   double eps;                 /* group norm eps; 0 selects 1e-6 */
-  const float *theta;         /* [Dk/2] angles, NULL: DESIGN 1.1's formula */
+  const float *theta;         /* [Dk/2] angles, NULL: docs/design.md §1.1's formula */
   /* Round each intermediate (projections, rotated Q and K, retention
    * output, gated values) to fp32, as a device holds them: then the
    * layer's bound against a device stays the ops' own. 0 keeps double

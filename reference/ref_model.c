@@ -1,4 +1,4 @@
-/* ref_model.c - the torchscale RetNet decoder of DESIGN 1.6 in double
+/* ref_model.c - the torchscale RetNet decoder of docs/design.md §1.6 in double
  * precision, the oracle of the model checks. Written from the design (and
  * torchscale's retnet.py / multiscale_retention.py), not from lib/.
  *

@@ -1,4 +1,4 @@
-/* ref_model.h - the torchscale RetNet decoder of DESIGN 1.6 in double
+/* ref_model.h - the torchscale RetNet decoder of docs/design.md §1.6 in double
  * precision (intermediates included), and random weights for it. */
 #ifndef RETCL_REF_MODEL_H
 #define RETCL_REF_MODEL_H

@@ -1,6 +1,6 @@
 /* ref_retention.c - retention in double precision (see ref_retention.h),
- * written from DESIGN 1.3 and 1.4, not from the kernels. Powers of γ are
- * formed as exp(j · log γ) (DESIGN 1.2). */
+ * written from docs/design.md §1.3 and 1.4, not from the kernels. Powers of γ are
+ * formed as exp(j · log γ) (docs/design.md §1.2). */
 #include "ref_retention.h"
 
 #include <math.h>
@@ -46,8 +46,8 @@ static double decay_sum(double lg, size_t n) {
 }
 
 /* The recurrence of one head: S_t = keep_t S_{t-1} + add_t k_tᵀ v_t,
- * o_t = scale · q_t S_t. Raw (DESIGN 1.3): keep γ, add 1. torchscale
- * (DESIGN 1.4): c_t = c_{t-1} γ + 1 from c = Σ_{j<position} γ^j,
+ * o_t = scale · q_t S_t. Raw (docs/design.md §1.3): keep γ, add 1. torchscale
+ * (docs/design.md §1.4): c_t = c_{t-1} γ + 1 from c = Σ_{j<position} γ^j,
  * keep γ sqrt(c_{t-1}/c_t), add 1/sqrt(c_t). S starts from s0 (or 0) and
  * ends as the final state. */
 static void recurrence(const head *x, double lg, int torchscale,
@@ -95,7 +95,7 @@ static void ts_parallel(const head *x, double lg, double *A) {
   }
 }
 
-/* torchscale chunkwise as DESIGN 1.4 spells it: per chunk of C,
+/* torchscale chunkwise as docs/design.md §1.4 spells it: per chunk of C,
  * A_ij = (q_i·k_j) γ^(i-j) / s_i, a_i = max(1, Σ|A_ij|), m_i = max(a_i, r),
  * o_i = (Σ A_ij v_j + ξ_i q_i R) / m_i; then R ← γ^C R + Σ_j k_jᵀ ζ_j v_j
  * (R starts at 0) and r ← max(1, largest column abs-sum of R). */

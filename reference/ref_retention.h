@@ -1,5 +1,5 @@
 /* ref_retention.h - retention in double precision: the raw form of
- * DESIGN 1.3 by its recurrence, and torchscale's form of DESIGN 1.4 with
+ * docs/design.md §1.3 by its recurrence, and torchscale's form of docs/design.md §1.4 with
  * each of its three algorithms as the design states it. One implementation
  * of each; the float entry points widen their inputs and call the double
  * ones (a caller whose Q and K are exact in double, like the model

@@ -1,4 +1,4 @@
-/* ref_rotation.c - rotation Θ in long double angles (DESIGN 1.1). */
+/* ref_rotation.c - rotation Θ in long double angles (docs/design.md §1.1). */
 #include "ref_rotation.h"
 
 #include <math.h>

@@ -1,4 +1,4 @@
-/* ref_rotation.h - rotation Θ of DESIGN 1.1 in double precision. */
+/* ref_rotation.h - rotation Θ of docs/design.md §1.1 in double precision. */
 #ifndef RETCL_REF_ROTATION_H
 #define RETCL_REF_ROTATION_H
 

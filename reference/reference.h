@@ -1,8 +1,8 @@
 /* reference.h - the RetCL reference library (retcl_reference), all of it:
- * double-precision CPU references written from the formulas of DESIGN.md,
+ * double-precision CPU references written from the formulas of docs/design.md,
  * independently of lib/ and cl/. One header per piece:
  *   ref_util.h        tensor indexing, float <-> double helpers
- *   ref_rotation.h    rotation Θ and xPos (DESIGN 1.1)
+ *   ref_rotation.h    rotation Θ and xPos (docs/design.md §1.1)
  *   ref_retention.h   raw (1.3) and torchscale (1.4) retention, all three
  *                     algorithms
  *   ref_group_norm.h  group norm fused with the gate (1.5)

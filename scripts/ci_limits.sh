@@ -8,7 +8,7 @@
 #                                     (PoCL 3.1 has no knob for its 1 MiB of
 #                                     local memory, so the cap is applied
 #                                     where RetCL queries the device,
-#                                     lib/context.c retcl__query_traits).
+#                                     lib/runtime/context.c query_device).
 #
 # Runs 1. every ctest test (CPU access patterns, PoCL's default), 2. the
 # kernel suites with RETCL_KERNEL_PATHS=gpu (work-group reductions in local
@@ -41,7 +41,7 @@ BUILD="${RETCL_BUILD_DIR:-build}"
 export POCL_DEVICES="${POCL_DEVICES:-pthread}"
 export POCL_CACHE_DIR="${POCL_CACHE_DIR:-${TMPDIR:-/tmp}/retcl-pocl-cache}"
 mkdir -p "$POCL_CACHE_DIR"
-unset RETCL_KERNEL_PATHS RETCL_GROUP_NORM_PATH RETCL_MAX_WORK_GROUP_SIZE \
+unset RETCL_KERNEL_PATHS RETCL_MAX_WORK_GROUP_SIZE \
       RETCL_MAX_LOCAL_MEM_BYTES
 
 WG_CAP=64

@@ -68,7 +68,7 @@ IGNORE_KERNELS="${RETCL_OCLGRIND_IGNORE_KERNELS:-}"
 RUN_TIMEOUT="${RETCL_OCLGRIND_TIMEOUT:-1200}"
 export POCL_DEVICES="${POCL_DEVICES:-pthread}"
 export POCL_CACHE_DIR="${POCL_CACHE_DIR:-${TMPDIR:-/tmp}/retcl-pocl-cache}"
-unset RETCL_DEVICE RETCL_PLATFORM RETCL_KERNEL_PATHS RETCL_GROUP_NORM_PATH \
+unset RETCL_DEVICE RETCL_PLATFORM RETCL_KERNEL_PATHS \
       RETCL_MAX_WORK_GROUP_SIZE RETCL_MAX_LOCAL_MEM_BYTES CK_RUN_SUITE \
       CK_RUN_CASE
 
@@ -461,7 +461,7 @@ fi
 # ---- coverage: every RetCL kernel of each pattern ran in pass A -----------------
 # The projection kernels come in one family per pattern: skinny (CPU: W
 # rows per work-item) and grouped (GPU: a work-group per W row).
-all_kernels="$(grep -oE '"retcl_[a-z0-9_]+"' lib/program.c | tr -d '"' | sort -u)"
+all_kernels="$(grep -oE '"retcl_[a-z0-9_]+"' lib/runtime/program.c | tr -d '"' | sort -u)"
 for paths in cpu gpu; do
   [ -n "${RETCL_OCLGRIND_ONLY:-}" ] && break # a subset covers what it covers
   other_family=retcl_linear_grouped_

@@ -7,8 +7,13 @@
 # a C liberty the OpenCL C 1.2 spec does not grant) fails here even though
 # the PoCL tests pass.
 #
-#   cl/*.cl                 cl/common.cl + file, as lib/program.c builds
-#                           them, for RETCL_CPU = 0, 1 and RETCL_VW = 8, 16
+#   cl/*.cl                 cl/common.cl + file, as lib/runtime/program.c
+#                           builds them, with the -D definitions of the
+#                           family's parameter record (`retcl params
+#                           --defines FAMILY`, the only place they are
+#                           written) for both access patterns and vector
+#                           widths 8 and 16; needs the build (RETCL_BIN,
+#                           default build/tools/retcl) and an OpenCL device
 #   bench/fma_peak.cl       for W = 1, 2, 4, 8, 16 and FMA = fma, mad (the
 #                           options bench/yardsticks.c builds it with)
 #   bench/transformer/*.cl  bench/transformer/common.cl + file, as
@@ -64,14 +69,26 @@ compile() {
   done
 }
 
-# Library kernels: common.cl in front, as lib/program.c passes both
-# sources to clCreateProgramWithSource.
-for f in cl/*.cl; do
-  [ "$(basename "$f")" = common.cl ] && continue
-  cat cl/common.cl "$f" >"$work/$(basename "$f")"
-  for cpu in 0 1; do
-    for vw in 8 16; do
-      compile "$f" "$work/$(basename "$f")" -DRETCL_CPU=$cpu -DRETCL_VW=$vw
+# Library kernels: common.cl in front, as lib/runtime/program.c passes
+# both sources to clCreateProgramWithSource, with each family's record.
+RETCL_BIN="${RETCL_BIN:-build/tools/retcl}"
+if [ ! -x "$RETCL_BIN" ]; then
+  echo "ci_strict_cl: $RETCL_BIN not found (build first: scripts/test.sh)" >&2
+  exit 1
+fi
+export POCL_DEVICES="${POCL_DEVICES:-pthread}"
+for vw in 8 16; do
+  printf '{"retention": {"vw": %s}, "elementwise": {"vw": %s}, "linear": {"vw": %s}}' \
+    "$vw" "$vw" "$vw" >"$work/params.json"
+  for paths in cpu gpu; do
+    for f in cl/*.cl; do
+      family="$(basename "$f" .cl)"
+      [ "$family" = common ] && continue
+      cat cl/common.cl "$f" >"$work/$family.cl"
+      defines="$(RETCL_PARAMS="$work/params.json" RETCL_KERNEL_PATHS=$paths \
+                 "$RETCL_BIN" params --defines "$family")"
+      # shellcheck disable=SC2086 # one word per definition
+      compile "$f" "$work/$family.cl" $defines
     done
   done
 done

@@ -1,4 +1,4 @@
-/* test_checkpoint.c - checkpoint folders (DESIGN 1.6) through the public
+/* test_checkpoint.c - checkpoint folders (docs/design.md §1.6) through the public
  * API: every way ref_checkpoint_write can damage one gives its exact status and a
  * message naming the tensor or field; F32, F16, BF16 and "decoder."-prefixed
  * checkpoints load with their config; retcl_checkpoint_write_random output

@@ -25,7 +25,7 @@
 #define FFN 64
 
 /* The three torchscale forms rescale differently before the group norms
- * (DESIGN 1.4: they agree only up to the norm's eps, ~1e-5 relative on
+ * (docs/design.md §1.4: they agree only up to the norm's eps, ~1e-5 relative on
  * typical activations and worse on small ones), and the difference goes
  * through every layer and the output projection. Measured with
  * max |x - parallel| / max |parallel| on PoCL: this model (chunk 8, 23-45
@@ -257,7 +257,7 @@ START_TEST(init_model_writes_config_and_weights) {
   ck_assert_ptr_nonnull(strstr(cfg, "\"decoder_embed_dim\""));
   ck_assert_ptr_nonnull(strstr(cfg, "\"recurrent_chunk_size\""));
   free(cfg);
-  /* The parameters it reports, counted from DESIGN 1.6's tensor list:
+  /* The parameters it reports, counted from docs/design.md §1.6's tensor list:
    * embedding and output projection V*d each; per layer q, k, v, g, out
    * (5 d^2 with dv = d), fc1, gate, fc2 (3 f d), two norms (2 d); final
    * norm d. Each is stored as 4 bytes (f32), plus a small header. */

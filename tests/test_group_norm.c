@@ -1,4 +1,4 @@
-/* test_group_norm.c - fused group norm + gate (DESIGN 1.5) against the
+/* test_group_norm.c - fused group norm + gate (docs/design.md §1.5) against the
  * double-precision reference, on both work organisations of the kernel
  * (one work-item per row, as on CPUs, and a work-group reduction per row, as
  * on GPUs), plus argument validation. */

@@ -1,4 +1,4 @@
-/* test_layer.c - the multi-scale retention layer (DESIGN 1.6) against a
+/* test_layer.c - the multi-scale retention layer (docs/design.md §1.6) against a
  * double-precision composition of the op references. */
 #include <math.h>
 #include <stdlib.h>
@@ -8,7 +8,7 @@
 #include "testutil.h"
 
 /* The reference rounds activations to fp32 between ops (as the device
- * does), so the bound is the ops' own 1e-5 (DESIGN 5). */
+ * does), so the bound is the ops' own 1e-5 (docs/design.md §5). */
 #define LAYER_TOL 1e-5
 
 typedef struct layer_case {

@@ -22,7 +22,7 @@
  * SHORT_TOL, γ = 1 - 1/32 (also 1 - 1/64): a token's influence fades after
  * ~100 tokens, so each output is a sum of ~100 fp32 terms however long
  * the sequence is: errors stay near 1e-7 to 1e-6 (measured ~1.5e-7 raw,
- * ~1e-6 torchscale), and 1e-5 is DESIGN 5's bound for every op.
+ * ~1e-6 torchscale), and 1e-5 is docs/design.md §5's bound for every op.
  *
  * CHUNK_LONG_TOL, γ = 1 - 2^-20 or log γ = -1e-6, chunkwise: the state is
  * a sum of up to 10^6 terms (γ^T ≈ e^-1 at T = 2^20) and grows like
@@ -84,7 +84,7 @@ static size_t sample_positions(size_t T, size_t *pos) {
   return m;
 }
 
-/* The recurrence of DESIGN 1.3 (raw) or 1.4 (torchscale recurrent), in
+/* The recurrence of docs/design.md §1.3 (raw) or 1.4 (torchscale recurrent), in
  * double, for B = 1, token-major, over all T tokens; keeps only the outputs
  * at pos[0..np) (ref_out [np, H, Dv]) and the final state ([H, Dk, Dv]).
  * This is O(T H Dk Dv) time and O(H Dk Dv) memory, which a full-output

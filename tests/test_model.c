@@ -20,8 +20,8 @@
 #define MODEL_TOL 2e-5
 /* A parallel or chunkwise prefill hands over exactly the recurrent state of
  * its own layer inputs, but those inputs (the outputs of the layers below)
- * differ between torchscale's forms by the group norm's eps effect (DESIGN
- * 1.4: ~1e-5 relative on typical activations); measured here 4e-6..1e-5
+ * differ between torchscale's forms by the group norm's eps effect
+ * (docs/design.md §1.4: ~1e-5 relative on typical activations); measured here 4e-6..1e-5
  * after two layers, so decode after such a prefill is held to 1e-4. */
 #define FORM_TOL 1e-4
 
@@ -127,7 +127,7 @@ END_TEST
 
 /* Prefill n tokens (each algorithm), then k one-token recurrent steps:
  * the logits of the steps equal those of a full recurrent forward over all
- * n + k tokens (DESIGN 1.4: the handed-over state is the recurrent one),
+ * n + k tokens (docs/design.md §1.4: the handed-over state is the recurrent one),
  * and the state's size never changes. */
 START_TEST(prefill_then_decode_equals_full_forward) {
   retcl_model_config cfg = tu_model_config(32, 32, 2, 64, 2, 61);

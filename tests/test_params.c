@@ -202,7 +202,7 @@ static double retention_error(const char *json) {
   float *out = tu_alloc(nv), *s_out = tu_alloc(ns);
   tu_download(ctx, ob, 0, out, nv);
   tu_download(ctx, so, 0, s_out, ns);
-  /* ‖out − ref‖/‖ref‖ ≤ 1e-5 for fp32 (DESIGN 5), the state too. */
+  /* ‖out − ref‖/‖ref‖ ≤ 1e-5 for fp32 (docs/design.md §5), the state too. */
   tu_assert_close("final state", s_out, ref_s, ns, 1e-5);
   const double err = tu_rel_error(out, ref, nv);
   cl_mem all[] = {qb, kb, vb, sb, lb, ob, so};
@@ -383,6 +383,10 @@ START_TEST(failed_calls_leave_decode_state_untouched) {
 END_TEST
 
 int main(void) {
+  /* These tests set the record themselves (tu_context_with_params) and
+   * check the built-in levels: a record from the environment would change
+   * what they see. */
+  unsetenv("RETCL_PARAMS");
   Suite *s = suite_create("params");
   TCase *record = tcase_create("record");
   tcase_add_test(record, record_lists_every_parameter_with_its_level);

@@ -4,7 +4,7 @@
  * - the double-input entry points of rotation (in place, as the layer
  *   calls it), retention and group norm that the model runs on, against
  *   the float entry points the op tests use, on float-valued inputs;
- * - a single-token model written out by hand from DESIGN 1.6 (at T = 1 the
+ * - a single-token model written out by hand from docs/design.md §1.6 (at T = 1 the
  *   rotation is the identity and retention is a scaled v, so every weight's
  *   wiring, the residual α and each config flag can be checked directly);
  * - the three torchscale algorithms agree after the group norm, as far as
@@ -189,7 +189,7 @@ static double hand_dot_row(const float *W, size_t row, size_t in,
   return s;
 }
 
-/* Logits [V] of one token at position 0, from DESIGN 1.4-1.6 with T = 1:
+/* Logits [V] of one token at position 0, from docs/design.md §1.4-1.6 with T = 1:
  * rotation at n = 0 is the identity; with A = q·k (decay normalisers are
  * sqrt(1) = 1, chunkwise's r is 1 and R is 0) the parallel and chunkwise
  * forms give o = A v / max(1, |A|) and the recurrent form (c_1 = 1) gives

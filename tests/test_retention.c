@@ -1,4 +1,4 @@
-/* test_retention.c - retention (DESIGN 1.3, 1.4) by all three algorithms
+/* test_retention.c - retention (docs/design.md §1.3, 1.4) by all three algorithms
  * against the double-precision references, on fresh random inputs with
  * NaN-poisoned outputs, plus state hand-off and invalid input. */
 #include <math.h>
@@ -9,7 +9,7 @@
 #include "testutil.h"
 
 /* fp32 accumulation over up to a few hundred terms of mixed sign: the
- * relative error of the whole output stays well under 1e-5 (DESIGN 5). */
+ * relative error of the whole output stays well under 1e-5 (docs/design.md §5). */
 #define RET_TOL 1e-5
 
 typedef struct ret_case {
@@ -246,7 +246,7 @@ static void split_matches_one_pass(retcl_retention_form form) {
   make_data(&whole, &x);
   double *ref_out = tu_alloc_d(x.nvo), *ref_state = tu_alloc_d(x.ns);
   /* torchscale: the reference of the recurrent form is the one a
-   * prefill+decode must reproduce (DESIGN 1.4). */
+   * prefill+decode must reproduce (docs/design.md §1.4). */
   whole.algo = form == RETCL_FORM_RAW ? RETCL_ALGO_CHUNKWISE : RETCL_ALGO_RECURRENT;
   reference(&whole, &x, ref_out, ref_state);
 
@@ -289,7 +289,7 @@ static void split_matches_one_pass(retcl_retention_form form) {
     tu_assert_close("pieced output", got, ref_out, x.nvo, RET_TOL);
   } else {
     /* torchscale's chunkwise outputs differ from its recurrent ones before
-     * the group norm (DESIGN 1.4); what must match is the decode that
+     * the group norm (docs/design.md §1.4); what must match is the decode that
      * follows the prefill: tokens [n, T) and the final state. */
     const size_t tail = (T - n) * H * Dv;
     float *g = tu_alloc(B * tail);

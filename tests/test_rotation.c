@@ -1,4 +1,4 @@
-/* test_rotation.c - rotation Θ (DESIGN 1.1) against the long-double
+/* test_rotation.c - rotation Θ (docs/design.md §1.1) against the long-double
  * reference, including positions far past fp32's exact argument range. */
 #include <math.h>
 #include <stdlib.h>

@@ -1,7 +1,7 @@
 /* cmd_demo.c - `retcl demo`: an end-to-end check that RetCL works on a
  * device. Random q, k, v are rotated, then retention runs by all three
  * algorithms (parallel, recurrent, chunkwise) on the same inputs; as they
- * compute the same function (DESIGN 1.3), their outputs and final states
+ * compute the same function (docs/design.md §1.3), their outputs and final states
  * must agree to fp32 rounding. Prints the time of each and exits non-zero
  * if they disagree, so the demo doubles as a smoke test of an install. */
 #include <math.h>

@@ -24,13 +24,13 @@
  * - TOL_ROTATION: the angle is reduced exactly, then fp32 sin/cos and one
  *   multiply-add: ~1e-7.
  * - TOL_OP: every other op sums at most a few hundred fp32 terms here;
- *   rounding stays near 1e-6 (DESIGN 5's bound of 1e-5).
+ *   rounding stays near 1e-6 (docs/design.md §5's bound of 1e-5).
  * - TOL_MODEL: a model's logits against the double reference model: each
  *   op within ~1e-6, added up over the layers' GEMMs, norms and retention
  *   (test_model's bound); a wrong weight, norm, α or activation gives 1e-2
  *   and more.
  * - TOL_FORMS: torchscale's three forms agree only after the group norm,
- *   up to its eps (DESIGN 1.4), through every layer of the model: ~1e-4
+ *   up to its eps (docs/design.md §1.4), through every layer of the model: ~1e-4
  *   measured on this model; a wrong state or position gives errors near 1.
  * - TOL_PREFILL: decoding after a chunkwise prefill continues from layer
  *   inputs that differ between the forms by that same eps effect (~1e-5).
