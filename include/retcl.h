@@ -152,9 +152,11 @@ RETCL_API retcl_status retcl_device_list(const char *platform,
                                          retcl_device_entry *out, size_t cap,
                                          size_t *count);
 
-/** Opaque: an OpenCL context, device and in-order queue, plus the programs
- *  compiled for that device (each built once, on first use, then reused)
- *  and scratch buffers. */
+/** Opaque: an OpenCL context, device and in-order queue, plus the device's
+ *  kernel parameter record, the programs compiled for that device (each
+ *  built once, before the first call that needs it enqueues anything, or
+ *  all at once by retcl_context_prepare / retcl_model_load) and scratch
+ *  buffers. */
 typedef struct retcl_context retcl_context;
 
 /**
@@ -416,8 +418,9 @@ typedef struct retcl_retention_desc {
   retcl_layout layout;          /**< of q, k, v and out */
   retcl_algorithm algorithm;
   retcl_retention_form form;
-  /** Chunkwise only: tokens per chunk, 1..1024; 0 selects 64. T need not be
-   *  a multiple of it. */
+  /** Chunkwise only: tokens per chunk, 1..1024; 0 selects the context's
+   *  retention.chunk parameter (64 built-in). T need not be a multiple of
+   *  it. */
   size_t chunk_size;
   /** Raw form only: output scale; 0 means 1. */
   float scale;
@@ -581,7 +584,7 @@ typedef struct retcl_msr_desc {
   retcl_algorithm algorithm;
   retcl_retention_form form;   /**< RETCL_FORM_TORCHSCALE for torchscale
                                     checkpoints */
-  size_t chunk_size;           /**< chunkwise only; 0 selects 64 */
+  size_t chunk_size;           /**< chunkwise only; 0 selects retention.chunk (64) */
   /** Absolute position of token 0: the rotation starts there, and it is the
    *  number of tokens state_in has absorbed (torchscale form). */
   size_t pos0;
@@ -675,12 +678,15 @@ typedef struct retcl_model retcl_model;
 
 /**
  * Load the checkpoint in folder dir (config.json + model.safetensors, see
- * docs/design.md §1.6; a "decoder." prefix on tensor names is accepted; F32, F16 and
- * BF16 tensors are converted to fp32). Host copies are freed once uploaded.
- * Blocks. Errors: INVALID_ARGUMENT, IO (missing or unreadable file), FORMAT
- * (malformed JSON or safetensors, a missing tensor, a wrong shape, an
- * unknown dtype, offsets outside the file: the message names the tensor or
- * field), INVALID_SIZE (a config the kernels cannot run), OUT_OF_MEMORY,
+ * docs/design.md §1.6; a "decoder." prefix on tensor names is accepted;
+ * F32, F16 and BF16 tensors are converted to fp32). Host copies are freed
+ * once uploaded. Every program the model runs is built here, so a forward
+ * cannot fail from a build. Blocks. Errors: INVALID_ARGUMENT, IO (missing
+ * or unreadable file), FORMAT (malformed JSON or safetensors, a missing
+ * tensor, a wrong shape, an unknown dtype, offsets outside the file: the
+ * message names the tensor or field), INVALID_SIZE (a config the kernels
+ * cannot run, e.g. recurrent_chunk_size over 1024: the message names the
+ * config.json field), BUILD_FAILED (with the build log), OUT_OF_MEMORY,
  * OPENCL. Per context (ctx); several threads may load the same folder on
  * their own contexts.
  */
