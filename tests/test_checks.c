@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "ref_checkpoint.h"
 #include "testutil.h"
 
 static unsigned long mem_info_calls;
@@ -105,12 +106,7 @@ START_TEST(decode_step_checks_nothing_again) {
   retcl_decode_state_destroy(s);
   retcl_model_destroy(m);
   retcl_context_destroy(ctx);
-  char path[512];
-  snprintf(path, sizeof path, "%s/config.json", dir);
-  remove(path);
-  snprintf(path, sizeof path, "%s/model.safetensors", dir);
-  remove(path);
-  rmdir(dir);
+  ref_checkpoint_remove(dir);
 }
 END_TEST
 

@@ -12,6 +12,7 @@
 
 #include "reference.h"
 #include "runtime/params.h" /* retcl__vendor_of, compiled into this test */
+#include "ref_checkpoint.h"
 #include "testutil.h"
 
 /* The value and source of family.key in ctx's record. */
@@ -275,15 +276,6 @@ static void write_model(char *dir, size_t chunk) {
                                             dir));
 }
 
-static void remove_model(const char *dir) {
-  char path[512];
-  snprintf(path, sizeof path, "%s/config.json", dir);
-  remove(path);
-  snprintf(path, sizeof path, "%s/model.safetensors", dir);
-  remove(path);
-  rmdir(dir);
-}
-
 START_TEST(model_load_builds_everything_up_front) {
   char dir[] = "/tmp/retcl-params-model-XXXXXX";
   write_model(dir, 8);
@@ -296,7 +288,7 @@ START_TEST(model_load_builds_everything_up_front) {
   ck_assert_ptr_nonnull(strstr(retcl_last_error(ctx), "linear.cl"));
   ck_assert_ptr_nonnull(strstr(retcl_last_error(ctx), "power of two"));
   retcl_context_destroy(ctx);
-  remove_model(dir);
+  ref_checkpoint_remove(dir);
 }
 END_TEST
 
@@ -330,7 +322,7 @@ START_TEST(config_over_kernel_limits_rejected_at_load) {
   ck_assert_ptr_nonnull(strstr(retcl_last_error(ctx), "recurrent_chunk_size"));
   ck_assert_ptr_null(m);
   retcl_context_destroy(ctx);
-  remove_model(dir);
+  ref_checkpoint_remove(dir);
 }
 END_TEST
 
@@ -378,7 +370,7 @@ START_TEST(failed_calls_leave_decode_state_untouched) {
   retcl_decode_state_destroy(twin);
   retcl_model_destroy(m);
   retcl_context_destroy(ctx);
-  remove_model(dir);
+  ref_checkpoint_remove(dir);
 }
 END_TEST
 

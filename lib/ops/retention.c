@@ -220,6 +220,11 @@ static size_t column_items(const launch *l) {
       RETCL_KARG(#lo "_sb", (t).s.batch), RETCL_KARG(#lo "_st", (t).s.token), \
       RETCL_KARG(#lo "_sh", (t).s.head)
 
+/* The 20 arguments chunk_output and recurrent start with. */
+#define QKVO_ARGS(l)                                                    \
+  TENSOR_ARGS((l)->q, Q, q), TENSOR_ARGS((l)->k, K, k),                 \
+      TENSOR_ARGS((l)->v, V, v), TENSOR_ARGS((l)->o, O, o)
+
 /* U_c for every chunk of C tokens into U. */
 static retcl_status run_chunk_state(launch *l, cl_mem U, size_t C,
                                     size_t n_chunks) {
@@ -275,10 +280,7 @@ static retcl_status run_chunk_output(launch *l, cl_mem R, size_t r_off,
   const cl_uint r_offu = (cl_uint)r_off, Cu = (cl_uint)C,
                 Nc = (cl_uint)n_chunks;
   const retcl_karg args[] = {
-      TENSOR_ARGS(l->q, Q, q),
-      TENSOR_ARGS(l->k, K, k),
-      TENSOR_ARGS(l->v, V, v),
-      TENSOR_ARGS(l->o, O, o),
+      QKVO_ARGS(l),
       RETCL_KARG("log_decay", l->log_decay), RETCL_KARG("ld_off", l->ld_off),
       RETCL_KARG("R", r_mem), RETCL_KARG("r_off", r_offu),
       RETCL_KARG("has_R", has_R), RETCL_KARG("T", l->T),
@@ -302,10 +304,7 @@ static retcl_status run_recurrent(launch *l, retcl_buffer state_in,
   const cl_int form = d->form == RETCL_FORM_TORCHSCALE;
   const cl_float position = (cl_float)d->position;
   const retcl_karg args[] = {
-      TENSOR_ARGS(l->q, Q, q),
-      TENSOR_ARGS(l->k, K, k),
-      TENSOR_ARGS(l->v, V, v),
-      TENSOR_ARGS(l->o, O, o),
+      QKVO_ARGS(l),
       RETCL_KARG("log_decay", l->log_decay), RETCL_KARG("ld_off", l->ld_off),
       RETCL_KARG("S_in", s_in), RETCL_KARG("s_in_off", s_in_off),
       RETCL_KARG("has_state_in", has_in), RETCL_KARG("S", work.mem),

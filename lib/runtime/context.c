@@ -5,26 +5,12 @@
 #include "runtime/status.h"
 #include "runtime/validate.h"
 
-#include <ctype.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define MAX_PLATFORMS 16
 #define MAX_DEVICES 64
-
-/* Case-insensitive substring test. */
-static int contains_ci(const char *hay, const char *needle) {
-  size_t n = strlen(needle);
-  for (; *hay; ++hay) {
-    size_t i = 0;
-    while (i < n && hay[i] &&
-           tolower((unsigned char)hay[i]) == tolower((unsigned char)needle[i]))
-      ++i;
-    if (i == n) return 1;
-  }
-  return n == 0;
-}
 
 /* "12" -> 12, anything else -> -1. */
 static long parse_index(const char *s) {
@@ -55,7 +41,7 @@ static retcl_status list_candidates(const char *platform,
     char name[256] = "";
     clGetPlatformInfo(plats[p], CL_PLATFORM_NAME, sizeof name, name, NULL);
     if (platform && *platform &&
-        (pidx >= 0 ? (long)p != pidx : !contains_ci(name, platform)))
+        (pidx >= 0 ? (long)p != pidx : !retcl__contains_ci(name, platform)))
       continue;
     matched_platform = 1;
     cl_device_id devs[MAX_DEVICES];
@@ -140,7 +126,7 @@ static retcl_status pick_device(const char *platform, const char *device,
       char name[256] = "";
       clGetDeviceInfo(cands[i].device, CL_DEVICE_NAME, sizeof name, name,
                       NULL);
-      if (contains_ci(name, device)) {
+      if (retcl__contains_ci(name, device)) {
         *chosen = cands[i];
         return RETCL_SUCCESS;
       }

@@ -93,6 +93,9 @@ retcl_vendor retcl__vendor_of(const char *platform_name,
                               const char *device_vendor,
                               const char *device_name, cl_uint vendor_id);
 const char *retcl__vendor_name(retcl_vendor v);
+/* Case-insensitive substring test (vendor.c): needle in hay; an empty
+ * needle is in every string, nothing is in NULL. */
+int retcl__contains_ci(const char *hay, const char *needle);
 
 /* Resolve every level for the device; the RETCL_PARAMS file (if set) is
  * read and checked here: a bad file fails with a message naming the key.

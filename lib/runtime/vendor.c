@@ -6,8 +6,7 @@
 #include <ctype.h>
 #include <string.h>
 
-/* Case-insensitive substring test. */
-static int has(const char *hay, const char *needle) {
+int retcl__contains_ci(const char *hay, const char *needle) {
   if (!hay) return 0;
   const size_t n = strlen(needle);
   for (; *hay; ++hay) {
@@ -17,7 +16,7 @@ static int has(const char *hay, const char *needle) {
       ++i;
     if (i == n) return 1;
   }
-  return 0;
+  return n == 0;
 }
 
 retcl_vendor retcl__vendor_of(const char *platform_name,
@@ -27,20 +26,20 @@ retcl_vendor retcl__vendor_of(const char *platform_name,
    * ("GenuineIntel", "AuthenticAMD"), but the driver, and so what runs
    * fast, is PoCL's. Its platform is "Portable Computing Language"; its
    * devices are named "pthread-<cpu>", "cpu-<cpu>" or "basic-<cpu>". */
-  if (has(platform_name, "Portable Computing Language") ||
+  if (retcl__contains_ci(platform_name, "Portable Computing Language") ||
       (device_name && (!strncmp(device_name, "pthread-", 8) ||
                        !strncmp(device_name, "cpu-", 4) ||
                        !strncmp(device_name, "basic-", 6))))
     return RETCL_VENDOR_POCL;
   /* CL_DEVICE_VENDOR_ID is the PCI vendor id on GPUs. */
-  if (vendor_id == 0x10de || has(device_vendor, "NVIDIA"))
+  if (vendor_id == 0x10de || retcl__contains_ci(device_vendor, "NVIDIA"))
     return RETCL_VENDOR_NVIDIA;
   if (vendor_id == 0x1002 || vendor_id == 0x1022 ||
-      has(device_vendor, "Advanced Micro Devices") ||
-      has(device_vendor, "AuthenticAMD") || has(device_vendor, "AMD"))
+      retcl__contains_ci(device_vendor, "Advanced Micro Devices") ||
+      retcl__contains_ci(device_vendor, "AuthenticAMD") || retcl__contains_ci(device_vendor, "AMD"))
     return RETCL_VENDOR_AMD;
-  if (vendor_id == 0x8086 || has(device_vendor, "Intel") ||
-      has(device_vendor, "GenuineIntel"))
+  if (vendor_id == 0x8086 || retcl__contains_ci(device_vendor, "Intel") ||
+      retcl__contains_ci(device_vendor, "GenuineIntel"))
     return RETCL_VENDOR_INTEL;
   return RETCL_VENDOR_OTHER;
 }
