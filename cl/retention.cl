@@ -31,25 +31,6 @@
 #error "retention.cl needs the retention record's definitions"
 #endif
 
-/* Load RETCL_VW floats at p, of which only n (1..VW) exist; the rest read 0. */
-inline vecf load_block(__global const float *p, uint n) {
-  if (n == RETCL_VW) return VLOAD(0, p);
-  float t[RETCL_VW];
-  for (uint i = 0; i < RETCL_VW; ++i) t[i] = i < n ? p[i] : 0.0f;
-  return VLOAD(0, t);
-}
-
-/* Store the first n (1..VW) floats of x at p. */
-inline void store_block(__global float *p, vecf x, uint n) {
-  if (n == RETCL_VW) {
-    VSTORE(x, 0, p);
-    return;
-  }
-  float t[RETCL_VW];
-  VSTORE(x, 0, t);
-  for (uint i = 0; i < n; ++i) p[i] = t[i];
-}
-
 /* Dot product of two rows of n floats, RETCL_VW lanes at a time. */
 inline float dot_rows(__global const float *a, __global const float *b,
                       uint n) {

@@ -536,6 +536,35 @@ RETCL_API retcl_status retcl_linear(retcl_context *ctx, size_t M, size_t N,
 
 /** One projection of a retcl_linear_many call: y = alpha · x · wᵀ, w
  *  [n, K] and y [M, n] row-major. */
+/** The three products a forward and a backward pass need
+ *  (docs/design.md §1.9), row-major with leading dimensions. */
+typedef enum retcl_gemm_case {
+  RETCL_GEMM_NT = 0, /**< C[M,N] = A[M,K] B[N,K]ᵀ   (y = x Wᵀ)    */
+  RETCL_GEMM_NN = 1, /**< C[M,N] = A[M,K] B[K,N]    (dx = dy W)   */
+  RETCL_GEMM_TN = 2  /**< C[M,N] = A[K,M]ᵀ B[K,N]   (dW = dyᵀ x)  */
+} retcl_gemm_case;
+
+/**
+ * C = alpha op(A) op(B) + beta C by RetCL's own GEMM kernels (cl/gemm.cl),
+ * whatever gemm.backend says (that parameter chooses what retcl_linear and
+ * the model use). Any M, N, K >= 1; lda, ldb, ldc are the floats between
+ * rows of A, B and C as stored (at least their row lengths: K or M for A,
+ * K or N for B, N for C); offsets in the buffers. beta == 0 never reads C.
+ * C may not overlap A or B. Enqueues on the context's queue after the wait
+ * list. Errors: INVALID_ARGUMENT (bad case, NULL buffer, overlap,
+ * non-finite alpha/beta, wait list), INVALID_SIZE (a size 0, a leading
+ * dimension shorter than its row, more than 2^32 - 1 floats),
+ * BUFFER_TOO_SMALL, CONTEXT_MISMATCH, BUILD_FAILED; on any of them nothing
+ * is enqueued and C is untouched. Per context.
+ */
+RETCL_API retcl_status retcl_gemm(retcl_context *ctx, retcl_gemm_case op,
+                                  size_t M, size_t N, size_t K, float alpha,
+                                  retcl_buffer a, size_t lda, retcl_buffer b,
+                                  size_t ldb, float beta, retcl_buffer c,
+                                  size_t ldc, cl_uint num_events_in_wait_list,
+                                  const cl_event *event_wait_list,
+                                  cl_event *event);
+
 typedef struct retcl_projection {
   retcl_buffer w, y;
   size_t n;

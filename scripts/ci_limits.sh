@@ -215,7 +215,7 @@ judge "CPU patterns" "$work/cpu.log" $LOCAL_CAP
 
 # 2. The kernel suites with the GPU access patterns (those of
 # scripts/test.sh, and the Transformer baseline's when it is built).
-kernel_suites='rotation|retention|group_norm|linear|layer|model'
+kernel_suites='rotation|retention|group_norm|linear|gemm|layer|model'
 for f in tests/baseline/test_*.c; do
   if [ -e "$f" ]; then kernel_suites="$kernel_suites|$(basename "$f" .c)"; fi
 done
@@ -235,7 +235,7 @@ judge "tight local memory" "$work/tight.log" $TIGHT_LOCAL_CAP
 run "group norm and projections, GPU patterns, RETCL_MAX_WORK_GROUP_SIZE=16" \
   "$work/wg16.log" POCL_MAX_WORK_GROUP_SIZE=$WG_CAP \
   RETCL_MAX_WORK_GROUP_SIZE=16 RETCL_KERNEL_PATHS=gpu -- \
-  ctest --test-dir "$BUILD" --output-on-failure -j1 -R 'group_norm|linear'
+  ctest --test-dir "$BUILD" --output-on-failure -j1 -R 'group_norm|linear|gemm'
 judge "work-groups of 16" "$work/wg16.log" $LOCAL_CAP
 gn_wg16_items="$(awk '$1 == "retcl_group_norm_gate" && $2 > m { m = $2 }
                       END { print m + 0 }' "$work/wg16.log")"
@@ -249,6 +249,13 @@ lin_wg16_items="$(awk '$1 ~ /^retcl_linear_grouped_/ && $2 > m { m = $2 }
 if [ "$lin_wg16_items" -ne 16 ]; then
   echo "ci_limits: RETCL_MAX_WORK_GROUP_SIZE=16: the projections' largest" \
        "work-group has $lin_wg16_items items, not 16" >&2
+  failed=1
+fi
+gemm_wg16_items="$(awk '$1 ~ /^retcl_gemm_/ && $2 > m { m = $2 }
+                        END { print m + 0 }' "$work/wg16.log")"
+if [ "$gemm_wg16_items" -ne 16 ]; then
+  echo "ci_limits: RETCL_MAX_WORK_GROUP_SIZE=16: the GEMM's largest" \
+       "work-group has $gemm_wg16_items items, not 16 (4 x 4)" >&2
   failed=1
 fi
 

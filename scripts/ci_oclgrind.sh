@@ -403,7 +403,7 @@ echo "ci_oclgrind: self-test: out-of-bounds, data-race and uninitialised" \
 
 # ---- pass A: out-of-bounds, data races, API ---------------------------------
 start_all=$SECONDS
-suites=(rotation retention group_norm linear layer model)
+suites=(rotation retention group_norm linear gemm layer model)
 for paths in cpu gpu; do
   for t in "${suites[@]}"; do
     og "test_$t $paths" A "" "$BUILD/tests/test_$t" RETCL_KERNEL_PATHS=$paths

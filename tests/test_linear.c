@@ -1,8 +1,9 @@
 /* test_linear.c - retcl_linear (y = alpha x wᵀ + beta y) against a
  * double-precision product, through both of its paths: the weight-streaming
  * kernels (up to 32 rows, beta = 0; CPU or GPU access pattern, the latter
- * when run with RETCL_KERNEL_PATHS=gpu) and CLBlast (more rows, or
- * beta != 0); then every rejected call, with y left as it was. */
+ * when run with RETCL_KERNEL_PATHS=gpu) and the GEMM of gemm.backend (more
+ * rows, or beta != 0: RetCL's on CPUs, CLBlast elsewhere; test_gemm runs
+ * both); then every rejected call, with y left as it was. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -117,7 +118,8 @@ START_TEST(rows_in_several_groups) {
 }
 END_TEST
 
-/* CLBlast: beyond 32 rows, and whenever beta != 0 (also for one row). */
+/* The GEMM backend: beyond 32 rows, and whenever beta != 0 (also for one
+ * row). */
 START_TEST(clblast_rows_and_beta) {
   const lin_case cases[] = {{33, 48, 64, 1.0f, 0},
                             {70, 31, 45, -0.5f, 0},

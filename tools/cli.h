@@ -44,6 +44,7 @@ extern const cli_command cli_cmd_run;
 extern const cli_command cli_cmd_generate;
 extern const cli_command cli_cmd_selftest;
 extern const cli_command cli_cmd_params;
+extern const cli_command cli_cmd_tune;
 
 /* ---- errors -------------------------------------------------------------
  * Runtime errors are one line on stderr, "retcl: error: ...". */

@@ -15,6 +15,7 @@ static const cli_command *const commands[] = {
     &cli_cmd_generate,
     &cli_cmd_selftest,
     &cli_cmd_params,
+    &cli_cmd_tune,
 };
 #define NUM_COMMANDS (sizeof commands / sizeof commands[0])
 

@@ -18,7 +18,7 @@
 static const char *OP = "retcl_msr_forward";
 
 unsigned retcl__msr_families(void) {
-  return RETCL_FAMILY_BIT(RETCL_FAMILY_LINEAR) |
+  return retcl__linear_families() |
          RETCL_FAMILY_BIT(RETCL_FAMILY_ROTATION) |
          RETCL_FAMILY_BIT(RETCL_FAMILY_RETENTION) |
          RETCL_FAMILY_BIT(RETCL_FAMILY_GROUP_NORM);

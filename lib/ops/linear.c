@@ -3,8 +3,11 @@
  * has, and their enqueue steps: CLBlast's SGEMM, or for the few-row
  * products of decoding RetCL's weight-streaming kernels (cl/linear.cl),
  * since a GEMM tiled for large M reads the weights far below bandwidth.
- * Which one runs is the record's linear.row_limit. */
+ * Which one runs is the record's linear.row_limit, and for more rows its
+ * gemm.backend: CLBlast or RetCL's GEMM (gemm.c). */
 #include "ops/linear.h"
+
+#include "ops/gemm.h"
 
 #include "runtime/context.h"
 #include "runtime/events.h"
@@ -116,11 +119,15 @@ static retcl_status gemm_stacked(retcl_context *ctx, size_t M, size_t blocks,
                                  retcl_buffer Y) {
   retcl_status st;
   if (M > (size_t)retcl__param(ctx, RETCL_P_LINEAR_ROW_LIMIT) || beta != 0.0f) {
-    for (size_t b = 0; b < blocks; ++b)
-      if ((st = clblast_gemm(ctx, M, nb, K, alpha[b], X,
-                             retcl_buf(W.mem, W.offset + b * nb * K), beta,
-                             retcl_buf(Y.mem, Y.offset + b * M * nb))))
-        return st;
+    const int own = retcl__param(ctx, RETCL_P_GEMM_BACKEND) == RETCL_BACKEND_RETCL;
+    for (size_t b = 0; b < blocks; ++b) {
+      const retcl_buffer Wb = retcl_buf(W.mem, W.offset + b * nb * K),
+                         Yb = retcl_buf(Y.mem, Y.offset + b * M * nb);
+      st = own ? retcl__gemm_enqueue(ctx, RETCL_GEMM_NT, M, nb, K, alpha[b], X,
+                                     K, Wb, K, beta, Yb, nb, 0, NULL, NULL)
+               : clblast_gemm(ctx, M, nb, K, alpha[b], X, Wb, beta, Yb);
+      if (st) return st;
+    }
     return RETCL_SUCCESS;
   }
   for (size_t m0 = 0; m0 < M; m0 += SKINNY_MAX_ROWS) {
@@ -167,6 +174,11 @@ retcl_status retcl__linear_many_enqueue(retcl_context *ctx, size_t M, size_t K,
   return RETCL_SUCCESS;
 }
 
+unsigned retcl__linear_families(void) {
+  return RETCL_FAMILY_BIT(RETCL_FAMILY_LINEAR) |
+         RETCL_FAMILY_BIT(RETCL_FAMILY_GEMM);
+}
+
 static const char *OP = "retcl_linear";
 static const char *OP_MANY = "retcl_linear_many";
 
@@ -210,7 +222,7 @@ retcl_status retcl_linear(retcl_context *ctx, size_t M, size_t N, size_t K,
   if ((st = check_linear(ctx, M, N, K, alpha, x, w, beta, y)) ||
       (st = retcl__check_wait_list(ctx, OP, num_events_in_wait_list,
                                    event_wait_list)) ||
-      (st = retcl__prepare(ctx, RETCL_FAMILY_BIT(RETCL_FAMILY_LINEAR))) ||
+      (st = retcl__prepare(ctx, retcl__linear_families())) ||
       (st = retcl__wait_for(ctx, num_events_in_wait_list, event_wait_list)) ||
       (st = retcl__linear_enqueue(ctx, M, N, K, alpha, x, w, beta, y)))
     return st;
@@ -269,7 +281,7 @@ retcl_status retcl_linear_many(retcl_context *ctx, size_t M, size_t K,
     if ((st = check_projection(ctx, M, K, x, count, proj, i))) return st;
   if ((st = retcl__check_wait_list(ctx, OP_MANY, num_events_in_wait_list,
                                    event_wait_list)) ||
-      (st = retcl__prepare(ctx, RETCL_FAMILY_BIT(RETCL_FAMILY_LINEAR))) ||
+      (st = retcl__prepare(ctx, retcl__linear_families())) ||
       (st = retcl__wait_for(ctx, num_events_in_wait_list, event_wait_list)) ||
       (st = retcl__linear_many_enqueue(ctx, M, K, x, count, proj)))
     return st;

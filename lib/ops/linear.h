@@ -6,6 +6,9 @@
 
 #include "retcl.h"
 
+/* The kernel families the projections launch (streaming and GEMM). */
+unsigned retcl__linear_families(void);
+
 /* Y[M,N] = alpha X[M,K] W[N,K]ᵀ + beta Y (row-major; W is a torch Linear
  * weight [out, in]) on the context's queue. */
 retcl_status retcl__linear_enqueue(retcl_context *ctx, size_t M, size_t N,

@@ -194,6 +194,8 @@ static void query_device(cl_device_id device, retcl_device_identity *id,
   apply_cap("RETCL_MAX_LOCAL_MEM_BYTES", &lim->local_mem_bytes);
   if (lim->max_work_group == 0) lim->max_work_group = 1;
   if (lim->compute_units == 0) lim->compute_units = 1;
+  id->max_work_group = lim->max_work_group;
+  id->local_mem_bytes = lim->local_mem_bytes;
 }
 
 static retcl_status finish_context(cl_context cl_ctx, cl_device_id device,

@@ -20,6 +20,7 @@ static const char *const family_names[RETCL_FAMILY_COUNT] = {
     [RETCL_FAMILY_GROUP_NORM] = "group_norm",
     [RETCL_FAMILY_ELEMENTWISE] = "elementwise",
     [RETCL_FAMILY_LINEAR] = "linear",
+    [RETCL_FAMILY_GEMM] = "gemm",
 };
 
 const char *retcl__family_name(retcl_family family) {
@@ -28,6 +29,8 @@ const char *retcl__family_name(retcl_family family) {
 
 /* Value names of the access-pattern entries, indexed by value. */
 static const char *const access_names[] = {"gpu", "cpu", NULL};
+/* Value names of gemm.backend. */
+static const char *const backend_names[] = {"clblast", "retcl", NULL};
 
 typedef struct param_spec {
   retcl_family family;
@@ -84,7 +87,31 @@ static const param_spec specs[RETCL_PARAM_COUNT] = {
         NULL, 4, 1, 1024, NULL, "work-items per compute unit (cpu access)"},
     [RETCL_P_LINEAR_ROW_LIMIT] = {RETCL_FAMILY_LINEAR, "row_limit", NULL, 32,
         0, 1 << 20, NULL,
-        "most rows the streaming kernels take (more: CLBlast's SGEMM)"},
+        "most rows the streaming kernels take (more: gemm.backend)"},
+    [RETCL_P_GEMM_BACKEND] = {RETCL_FAMILY_GEMM, "backend", NULL,
+        RETCL_BACKEND_CLBLAST, 0, 1, backend_names,
+        "who runs products of more rows: clblast or retcl (cl/gemm.cl)"},
+    [RETCL_P_GEMM_ACCESS] = {RETCL_FAMILY_GEMM, "access", "RETCL_CPU",
+        RETCL_ACCESS_GPU, 0, 1, access_names,
+        "cpu: register tiles per item; gpu: local-memory tiles per group"},
+    [RETCL_P_GEMM_VW] = {RETCL_FAMILY_GEMM, "vw", "RETCL_VW", 8, 1, 16, NULL,
+        "floats per vector in the cpu kernels (8 or 16)"},
+    [RETCL_P_GEMM_BM] = {RETCL_FAMILY_GEMM, "bm", "RETCL_GEMM_BM", 32, 1,
+        4096, NULL, "rows of C per work-item (cpu)"},
+    [RETCL_P_GEMM_BN] = {RETCL_FAMILY_GEMM, "bn", "RETCL_GEMM_BN", 64, 1,
+        4096, NULL, "columns of C per work-item (cpu)"},
+    [RETCL_P_GEMM_MR] = {RETCL_FAMILY_GEMM, "mr", "RETCL_GEMM_MR", 4, 1, 16,
+        NULL, "rows of a register tile (cpu)"},
+    [RETCL_P_GEMM_NR] = {RETCL_FAMILY_GEMM, "nr", "RETCL_GEMM_NR", 4, 1, 16,
+        NULL, "columns of an nt register tile (cpu)"},
+    [RETCL_P_GEMM_NV] = {RETCL_FAMILY_GEMM, "nv", "RETCL_GEMM_NV", 2, 1, 8,
+        NULL, "vectors of columns of an nn/tn register tile (cpu)"},
+    [RETCL_P_GEMM_WG] = {RETCL_FAMILY_GEMM, "wg", "RETCL_GEMM_WG", 16, 1, 64,
+        NULL, "work-group side (gpu: wg x wg items)"},
+    [RETCL_P_GEMM_WPT] = {RETCL_FAMILY_GEMM, "wpt", "RETCL_GEMM_WPT", 4, 1, 16,
+        NULL, "outputs per item along each side (gpu; tile = wg x wpt)"},
+    [RETCL_P_GEMM_TK] = {RETCL_FAMILY_GEMM, "tk", "RETCL_GEMM_TK", 16, 1, 256,
+        NULL, "k per local-memory tile (gpu)"},
 };
 
 /* A built-in override: where `match` applies, param takes value. */
@@ -98,7 +125,8 @@ typedef struct level_entry {
   long value;
 } level_entry;
 
-/* Device type: CPUs walk contiguous ranges per work-item. Vendor: values
+/* Device type: CPUs walk contiguous ranges per work-item, and run RetCL's
+ * GEMM. Vendor: values
  * measured on PoCL 3.1 (2-core Xeon, docs/benchmarks.md): 256 elements per
  * item, 8 items per core for the streaming projections. Device names: none
  * yet; a tuned record for a device goes here (docs/api.md says how to
@@ -112,6 +140,12 @@ static const level_entry levels[] = {
      RETCL_ACCESS_CPU},
     {MATCH_TYPE, CL_DEVICE_TYPE_CPU, 0, NULL, RETCL_P_LINEAR_ACCESS,
      RETCL_ACCESS_CPU},
+    {MATCH_TYPE, CL_DEVICE_TYPE_CPU, 0, NULL, RETCL_P_GEMM_ACCESS,
+     RETCL_ACCESS_CPU},
+    /* CLBlast has no tuning for CPUs: on PoCL (2-core Xeon) its SGEMM ran
+     * 15-20 GFLOP/s where cl/gemm.cl's cpu kernels run 60-135. */
+    {MATCH_TYPE, CL_DEVICE_TYPE_CPU, 0, NULL, RETCL_P_GEMM_BACKEND,
+     RETCL_BACKEND_RETCL},
     {MATCH_VENDOR, 0, RETCL_VENDOR_POCL, NULL, RETCL_P_ELEMENTWISE_PER_ITEM,
      256},
     {MATCH_VENDOR, 0, RETCL_VENDOR_POCL, NULL, RETCL_P_LINEAR_ITEMS_PER_UNIT,
@@ -157,6 +191,24 @@ static void apply_kernel_paths(retcl_params *p) {
     }
 }
 
+/* The gpu GEMM tile within the device: wg x wg items per group at most
+ * the device allows, and its two local tiles (2 x tk x (wg wpt + 1)
+ * floats) within half its local memory. */
+static void fit_gemm_tile(const retcl_device_identity *dev, retcl_params *p) {
+  long *wg = &p->value[RETCL_P_GEMM_WG], *wpt = &p->value[RETCL_P_GEMM_WPT];
+  const long tk = p->value[RETCL_P_GEMM_TK];
+  while (*wg > 1 && (size_t)(*wg * *wg) > dev->max_work_group) {
+    *wg /= 2;
+    p->source[RETCL_P_GEMM_WG] = RETCL_SOURCE_DEVICE_QUERY;
+  }
+  while (*wpt > 1 && dev->local_mem_bytes &&
+         (size_t)(2 * tk * (*wg * *wpt + 1)) * sizeof(float) >
+             dev->local_mem_bytes / 2) {
+    *wpt /= 2;
+    p->source[RETCL_P_GEMM_WPT] = RETCL_SOURCE_DEVICE_QUERY;
+  }
+}
+
 /* Vector widths: 16 where a CPU-pattern family runs on a device that
  * prefers 16-wide floats (AVX-512), unless a level above set them. */
 static void apply_device_queries(const retcl_device_identity *dev,
@@ -164,7 +216,9 @@ static void apply_device_queries(const retcl_device_identity *dev,
   static const retcl_param_id vw[][2] = {
       {RETCL_P_RETENTION_VW, RETCL_P_RETENTION_ACCESS},
       {RETCL_P_ELEMENTWISE_VW, RETCL_P_ELEMENTWISE_ACCESS},
-      {RETCL_P_LINEAR_VW, RETCL_P_LINEAR_ACCESS}};
+      {RETCL_P_LINEAR_VW, RETCL_P_LINEAR_ACCESS},
+      {RETCL_P_GEMM_VW, RETCL_P_GEMM_ACCESS}};
+  fit_gemm_tile(dev, p);
   if (dev->preferred_float < 16) return;
   for (size_t i = 0; i < sizeof vw / sizeof vw[0]; ++i)
     if (p->value[vw[i][1]] == RETCL_ACCESS_CPU &&
@@ -200,8 +254,9 @@ static retcl_status apply_file_value(retcl_context *ctx, const char *path,
     if (found < 0)
       return retcl__fail(ctx, RETCL_ERROR_FORMAT,
                          "RETCL_PARAMS %s: %s.%s = \"%s\" is not one of "
-                         "\"gpu\", \"cpu\"",
-                         path, family, item->string, item->valuestring);
+                         "\"%s\", \"%s\"",
+                         path, family, item->string, item->valuestring,
+                         s->names[0], s->names[1]);
     v = found;
   } else if (cJSON_IsNumber(item) && item->valuedouble == floor(item->valuedouble) &&
              fabs(item->valuedouble) < 1e15) {
@@ -210,7 +265,8 @@ static retcl_status apply_file_value(retcl_context *ctx, const char *path,
     return retcl__fail(ctx, RETCL_ERROR_FORMAT,
                        "RETCL_PARAMS %s: %s.%s must be %s", path, family,
                        item->string,
-                       s->names ? "\"gpu\" or \"cpu\"" : "a whole number");
+                       s->names ? "one of its names (retcl params lists them)"
+                                : "a whole number");
   }
   if (v < s->lo || v > s->hi)
     return retcl__fail(ctx, RETCL_ERROR_FORMAT,
@@ -283,7 +339,7 @@ static retcl_status apply_file(retcl_context *ctx,
       st = retcl__fail(ctx, RETCL_ERROR_FORMAT,
                        "RETCL_PARAMS %s: \"%s\" is %s", path, fam->string,
                        f < 0 ? "not a kernel family (rotation, retention, "
-                               "group_norm, elementwise, linear)"
+                               "group_norm, elementwise, linear, gemm)"
                              : "not an object of parameters");
       break;
     }

@@ -20,6 +20,7 @@ typedef enum retcl_family {
   RETCL_FAMILY_GROUP_NORM,
   RETCL_FAMILY_ELEMENTWISE,
   RETCL_FAMILY_LINEAR,
+  RETCL_FAMILY_GEMM,
   RETCL_FAMILY_COUNT
 } retcl_family;
 
@@ -44,12 +45,25 @@ typedef enum retcl_param_id {
   RETCL_P_LINEAR_WG,
   RETCL_P_LINEAR_ITEMS_PER_UNIT,
   RETCL_P_LINEAR_ROW_LIMIT,
+  RETCL_P_GEMM_BACKEND,
+  RETCL_P_GEMM_ACCESS,
+  RETCL_P_GEMM_VW,
+  RETCL_P_GEMM_BM,
+  RETCL_P_GEMM_BN,
+  RETCL_P_GEMM_MR,
+  RETCL_P_GEMM_NR,
+  RETCL_P_GEMM_NV,
+  RETCL_P_GEMM_WG,
+  RETCL_P_GEMM_WPT,
+  RETCL_P_GEMM_TK,
   RETCL_PARAM_COUNT
 } retcl_param_id;
 
 /* Values of the access-pattern entries (*.access): the -D value is
  * RETCL_CPU (1 for cpu). */
 enum { RETCL_ACCESS_GPU = 0, RETCL_ACCESS_CPU = 1 };
+/* Values of gemm.backend: who runs products of many rows. */
+enum { RETCL_BACKEND_CLBLAST = 0, RETCL_BACKEND_RETCL = 1 };
 
 /* Where a value came from, lowest level first. */
 typedef enum retcl_param_source {
@@ -77,6 +91,8 @@ typedef struct retcl_device_identity {
   retcl_vendor vendor;
   char name[256];          /* CL_DEVICE_NAME */
   cl_uint preferred_float; /* CL_DEVICE_PREFERRED_VECTOR_WIDTH_FLOAT */
+  size_t max_work_group;   /* after RETCL_MAX_WORK_GROUP_SIZE */
+  size_t local_mem_bytes;  /* after RETCL_MAX_LOCAL_MEM_BYTES */
 } retcl_device_identity;
 
 /* The resolved record of one context. */

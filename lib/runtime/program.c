@@ -19,6 +19,7 @@ extern const char retcl_cl_retention[];
 extern const char retcl_cl_group_norm[];
 extern const char retcl_cl_elementwise[];
 extern const char retcl_cl_linear[];
+extern const char retcl_cl_gemm[];
 
 static const char *const sources[RETCL_FAMILY_COUNT] = {
     [RETCL_FAMILY_ROTATION] = retcl_cl_rotation,
@@ -26,6 +27,7 @@ static const char *const sources[RETCL_FAMILY_COUNT] = {
     [RETCL_FAMILY_GROUP_NORM] = retcl_cl_group_norm,
     [RETCL_FAMILY_ELEMENTWISE] = retcl_cl_elementwise,
     [RETCL_FAMILY_LINEAR] = retcl_cl_linear,
+    [RETCL_FAMILY_GEMM] = retcl_cl_gemm,
 };
 
 typedef struct kernel_info {
@@ -56,6 +58,9 @@ static const kernel_info kernels[RETCL_KERNEL_COUNT] = {
     [RETCL_KERNEL_LINEAR_GROUPED_2] = {RETCL_FAMILY_LINEAR, "retcl_linear_grouped_2"},
     [RETCL_KERNEL_LINEAR_GROUPED_4] = {RETCL_FAMILY_LINEAR, "retcl_linear_grouped_4"},
     [RETCL_KERNEL_LINEAR_GROUPED_8] = {RETCL_FAMILY_LINEAR, "retcl_linear_grouped_8"},
+    [RETCL_KERNEL_GEMM_NT] = {RETCL_FAMILY_GEMM, "retcl_gemm_nt"},
+    [RETCL_KERNEL_GEMM_NN] = {RETCL_FAMILY_GEMM, "retcl_gemm_nn"},
+    [RETCL_KERNEL_GEMM_TN] = {RETCL_FAMILY_GEMM, "retcl_gemm_tn"},
 };
 
 const char *retcl__kernel_name(retcl_kernel_id id) { return kernels[id].name; }

@@ -1,0 +1,17 @@
+/* gemm.h - the enqueue step of RetCL's GEMM (gemm.c, cl/gemm.cl), for the
+ * projections (linear.c) and composite calls that checked their buffers
+ * and prepared the gemm program. */
+#ifndef RETCL_OPS_GEMM_H
+#define RETCL_OPS_GEMM_H
+
+#include "retcl.h"
+
+/* C = alpha op(A) op(B) + beta C; see retcl_gemm. */
+retcl_status retcl__gemm_enqueue(retcl_context *ctx, retcl_gemm_case op,
+                                 size_t M, size_t N, size_t K, float alpha,
+                                 retcl_buffer A, size_t lda, retcl_buffer B,
+                                 size_t ldb, float beta, retcl_buffer C,
+                                 size_t ldc, cl_uint num_wait,
+                                 const cl_event *wait, cl_event *event);
+
+#endif
