@@ -374,6 +374,34 @@ static int tune_run(int argc, char **argv) {
   }
   fprintf(stderr, "\n");
 
+  /* The speed-up, measured again with the default and the best record
+   * interleaved three times (medians): a shared machine's burst during the
+   * search must not decide it. */
+  double again[2][3][N_SHAPES];
+  const char *const records[2] = {"{\"gemm\": {\"backend\": \"retcl\"}}",
+                                  best_json};
+  for (int r = 0; r < 3; ++r)
+    for (int which = 0; which < 2; ++which) {
+      const int w = r % 2 ? 1 - which : which;
+      if (run_record(platform, device, records[w], again[w][r], why,
+                     sizeof why) != RAN) {
+        free(space);
+        free_shapes();
+        return cli_error("re-measuring %s: %s", records[w], why);
+      }
+    }
+  for (size_t i = 0; i < N_SHAPES; ++i)
+    for (int w = 0; w < 2; ++w) {
+      double t[3] = {again[w][0][i], again[w][1][i], again[w][2][i]};
+      for (int x = 1; x < 3; ++x)
+        for (int y = x; y > 0 && t[y] < t[y - 1]; --y) {
+          const double tmp = t[y];
+          t[y] = t[y - 1];
+          t[y - 1] = tmp;
+        }
+      (w ? best : base)[i] = t[1];
+    }
+
   FILE *f = fopen(out_path, "w");
   if (!f) {
     free(space);
@@ -382,7 +410,8 @@ static int tune_run(int argc, char **argv) {
   }
   fprintf(f, "%s\n", best_json);
   fclose(f);
-  printf("\n%-36s %12s %12s %8s\n", "shape", "default", "tuned", "speed-up");
+  printf("\n%-36s %12s %12s %8s   (medians of 3 interleaved runs)\n",
+         "shape", "default", "tuned", "speed-up");
   for (size_t i = 0; i < N_SHAPES; ++i)
     printf("%-36s %7.1f GF/s %7.1f GF/s %7.2fx\n", shapes[i].what,
            gflops(&shapes[i], base[i]), gflops(&shapes[i], best[i]),

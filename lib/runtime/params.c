@@ -150,6 +150,10 @@ static const level_entry levels[] = {
      256},
     {MATCH_VENDOR, 0, RETCL_VENDOR_POCL, NULL, RETCL_P_LINEAR_ITEMS_PER_UNIT,
      8},
+    /* retcl tune --family gemm --budget 150s on PoCL 3.1 (2-core Xeon,
+     * AVX-512): 64 x 128 outputs per work-item, 4 x 4 register tiles. */
+    {MATCH_VENDOR, 0, RETCL_VENDOR_POCL, NULL, RETCL_P_GEMM_BM, 64},
+    {MATCH_VENDOR, 0, RETCL_VENDOR_POCL, NULL, RETCL_P_GEMM_BN, 128},
 };
 
 static int level_matches(const level_entry *e, const retcl_device_identity *d,
