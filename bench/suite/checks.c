@@ -154,6 +154,65 @@ int checks_compute(const suite_options *o, check *c, int max) {
            "prefill peak memory at T %zu, RetNet chunkwise / Transformer", Tm);
   v = pc && pt ? (double)rec_mem_total(pc) / (double)rec_mem_total(pt) : NAN;
   add(c, &n, max, "prefill_memory_ratio", what, v, "< 1", v < 1);
+  /* GEMM: RetCL's GEMM (retcl_gemm nt) at 512 rows and more, every model
+   * shape; the worst is the value, the median in the note */
+  static const struct {
+    const char *name, *what, *target;
+    double min;
+    int field; /* 0 fraction of the FMA peak, 1 ratio to OpenBLAS */
+  } gchecks[] = {
+      {"gemm_fraction_of_fma_peak",
+       "RetCL GEMM (retcl_gemm nt) GFLOP/s / FMA peak, model shapes at >= 512 "
+       "rows: worst",
+       ">= 0.50", 0.50, 0},
+      {"gemm_ratio_to_openblas",
+       "RetCL GEMM (retcl_gemm nt) GFLOP/s / OpenBLAS SGEMM of the same "
+       "shape, >= 512 rows: worst",
+       ">= 0.60", 0.60, 1}};
+  for (int q = 0; q < 2; ++q) {
+    double vals[64];
+    const rec *worst = NULL;
+    int nv = 0;
+    for (int i = 0; i < rec_count() && nv < 64; ++i) {
+      const rec *r = rec_at(i);
+      if (strcmp(r->suite, "gemm") || strcmp(r->op, "gemm") ||
+          strcmp(r->gcase, "nt") || r->M < 512 || r->status != REC_OK)
+        continue;
+      const double x = gchecks[q].field == 0
+                           ? (g_yard.fma.ok ? rec_gflops(r) / g_yard.fma.gflops : 0)
+                           : r->ratio_openblas;
+      if (!(x > 0)) continue;
+      if (!worst || x < vals[0] ) {
+        /* keep the worst at vals[0] */
+        if (nv) vals[nv] = vals[0];
+        vals[0] = x;
+        worst = r;
+      } else {
+        vals[nv] = x;
+      }
+      ++nv;
+    }
+    v = nv ? vals[0] : NAN;
+    k = add(c, &n, max, gchecks[q].name, gchecks[q].what, v, gchecks[q].target,
+            v >= gchecks[q].min);
+    if (k && nv) {
+      /* median of the values */
+      for (int a = 1; a < nv; ++a)
+        for (int b = a; b > 0 && vals[b] < vals[b - 1]; --b) {
+          const double t = vals[b];
+          vals[b] = vals[b - 1], vals[b - 1] = t;
+        }
+      const double med = nv % 2 ? vals[nv / 2]
+                                : 0.5 * (vals[nv / 2 - 1] + vals[nv / 2]);
+      int met = 0;
+      for (int a = 0; a < nv; ++a) met += vals[a] >= gchecks[q].min;
+      snprintf(k->note, sizeof k->note,
+               "median %.3f over %d shapes, %d of them met; worst: %s %s "
+               "M %zu N %zu K %zu",
+               med, nv, met, worst->model, worst->proj, worst->M, worst->N,
+               worst->K);
+    }
+  }
   /* a smoke test's sizes are not the targets' */
   if (o->quick)
     for (int i = 0; i < n; ++i) {

@@ -135,6 +135,8 @@ static void copy_extra(jw *w) {
   jint(w, "bytes", g_yard.copy.bytes ? (long long)g_yard.copy.bytes : -1);
 }
 
+static int o_suites; /* the run's suites, for yardsticks() */
+
 static void yardsticks(jw *w) {
   const suite_yardsticks *y = &g_yard;
   open_obj(w, "yardsticks");
@@ -142,6 +144,16 @@ static void yardsticks(jw *w) {
   yardstick(w, "sgemm", "gflops", 1, &y->sgemm.stats, y->sgemm.error,
             sgemm_extra);
   yardstick(w, "copy", "gbs", 2, &y->copy.stats, y->copy.error, copy_extra);
+  /* OpenBLAS: measured per shape in the gemm suite (its records); here
+   * only whether it ran and how */
+  if (o_suites & SUITE_GEMM) {
+    open_obj(w, "openblas");
+    jbool(w, "available", g_openblas.available);
+    jint(w, "threads", g_openblas.available ? g_openblas.threads : -1);
+    jstr(w, "config", g_openblas.config);
+    jstr(w, "error", g_openblas.available ? NULL : g_openblas.error);
+    close_obj(w);
+  }
   close_obj(w);
 }
 
@@ -187,6 +199,13 @@ static void record(jw *w, const rec *r) {
   jstr(w, "fill", r->fill);
   jnum(w, "fill_seconds", r->fill_s, r->fill_s > 0);
   jnum(w, "ratio_to_reference", r->ref_ratio, r->ref_ratio > 0);
+  jint(w, "M", r->M ? (long long)r->M : -1);
+  jint(w, "N", r->N ? (long long)r->N : -1);
+  jint(w, "K", r->K ? (long long)r->K : -1);
+  jstr(w, "case", r->gcase);
+  jstr(w, "projection", r->proj);
+  jnum(w, "ratio_to_clblast", r->ratio_clblast, r->ratio_clblast > 0);
+  jnum(w, "ratio_to_openblas", r->ratio_openblas, r->ratio_openblas > 0);
   close_obj(w);
 }
 
@@ -210,8 +229,8 @@ int write_json(const char *path, const suite_options *o,
   jstr(&w, "date", date);
   jnum(&w, "wall_seconds", wall_s, 1);
   fputs("\n ", f);
-  static const char *const suites[] = {"kernels", "decode", "prefill"};
-  jnames(&w, "suites", o->suites, suites, 3);
+  static const char *const suites[] = {"kernels", "decode", "prefill", "gemm"};
+  jnames(&w, "suites", o->suites, suites, 4);
   fputs("\n ", f);
   open_obj(&w, "device");
   jstr(&w, "platform", dev->platform);
@@ -233,6 +252,7 @@ int write_json(const char *path, const suite_options *o,
   env(&w, "RETCL_KERNEL_PATHS");
   env(&w, "POCL_DEVICES");
   env(&w, "POCL_MEMORY_LIMIT");
+  env(&w, "OPENBLAS_CORETYPE");
   close_obj(&w);
   fputs("\n ", f);
   open_obj(&w, "options");
@@ -249,6 +269,7 @@ int write_json(const char *path, const suite_options *o,
   jnum(&w, "max_seconds", o->max_seconds, 1);
   jnum(&w, "max_fill_seconds", o->max_fill, 1);
   jnum(&w, "max_prefill_seconds", o->max_prefill, 1);
+  jnum(&w, "max_gemm_seconds", o->max_gemm, 1);
   static const size_field sizes[] = {
       SF("batch_context", batch_context), SF("target_context", target_context),
       SF("target_batch", target_batch),   SF("min_context", min_context),
@@ -266,6 +287,7 @@ int write_json(const char *path, const suite_options *o,
   jstr(&w, "dtype", "f32");
   close_obj(&w);
   fputs("\n ", f);
+  o_suites = o->suites;
   yardsticks(&w);
   fputs(",\n \"results\": [", f);
   for (int i = 0; i < rec_count(); ++i) {

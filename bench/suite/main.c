@@ -2,7 +2,7 @@
  * device and writes one JSON file (docs/bench-json.md) plus readable tables
  * on stdout and a progress line on stderr.
  *
- *   retcl-bench --suite kernels|decode|prefill|all [--json FILE] [--quick]
+ *   retcl-bench --suite kernels|decode|prefill|gemm|all [--json FILE] [--quick]
  *
  * The yardsticks (fp32 FMA peak, CLBlast SGEMM, copy bandwidth) are
  * measured first, in the same run and on the same device, so every rate
@@ -18,12 +18,14 @@
 
 static void usage(FILE *f) {
   fprintf(f,
-    "usage: retcl-bench --suite kernels|decode|prefill|all [options]\n"
-    "  --suite LIST            comma list of kernels, decode, prefill, or all\n"
+    "usage: retcl-bench --suite kernels|decode|prefill|gemm|all [options]\n"
+    "  --suite LIST            comma list of kernels, decode, prefill, gemm,\n"
+    "                          or all\n"
     "  --json FILE             write every result, the device and the\n"
     "                          yardsticks to FILE (docs/bench-json.md)\n"
     "  --quick                 small shapes and model: a smoke test (seconds)\n"
     "  --repeats N             kernels: timed runs per configuration (5);\n"
+    "                          gemm: interleaved rounds at most (5);\n"
     "                          prefill: at most N runs (3)\n"
     "  --warmup N              kernels: untimed runs first (2)\n"
     "  --steps N               decode: timed steps per configuration (24)\n"
@@ -42,6 +44,9 @@ static void usage(FILE *f) {
     "                          skip when one run is predicted > 4 S (2)\n"
     "  --max-fill-seconds S    decode: filling one context (600)\n"
     "  --max-prefill-seconds S prefill: one run; repeats stop at S/4 (150)\n"
+    "  --max-gemm-seconds S    gemm: one run of a backend (predicted from\n"
+    "                          fewer rows of the shape); rounds stop once a\n"
+    "                          configuration has taken S (15; --quick 2)\n"
     "sizes:\n"
     "  --min-context N         decode: first context of the sweep (512)\n"
     "  --max-context N         decode: context sweep --min-context .. N\n"
@@ -74,10 +79,13 @@ static int parse_list(const char *v, const char *const *names, const int *bits,
 }
 
 static int parse_suites(const char *v, int *out) {
-  static const char *const names[] = {"kernels", "decode", "prefill", "all"};
+  static const char *const names[] = {"kernels", "decode", "prefill", "gemm",
+                                      "all"};
   static const int bits[] = {SUITE_KERNELS, SUITE_DECODE, SUITE_PREFILL,
-                             SUITE_KERNELS | SUITE_DECODE | SUITE_PREFILL};
-  return parse_list(v, names, bits, 4, out);
+                             SUITE_GEMM,
+                             SUITE_KERNELS | SUITE_DECODE | SUITE_PREFILL |
+                                 SUITE_GEMM};
+  return parse_list(v, names, bits, 5, out);
 }
 
 static int parse_ops(const char *v, int *out) {
@@ -112,7 +120,7 @@ static const size_opt size_opts[] = {
 static int parse_args(int argc, char **argv, suite_options *o) {
   memset(o, 0, sizeof *o);
   o->repeats = -1, o->warmup = 2, o->tf_synthetic = 1;
-  o->max_seconds = o->max_fill = o->max_prefill = -1;
+  o->max_seconds = o->max_fill = o->max_prefill = o->max_gemm = -1;
   o->d = 512, o->heads = 4, o->ffn = 1024, o->layers = 4, o->vocab = 1000;
   o->chunk = 64, o->steps = 24;
   o->ops = OP_ROTATE | OP_GROUP_NORM | OP_RETENTION;
@@ -184,13 +192,16 @@ static int parse_args(int argc, char **argv, suite_options *o) {
       }
       o->timer = v[0] == 'h' ? BENCH_TIMER_HOST : BENCH_TIMER_EVENTS;
     } else if (!strcmp(a, "--max-seconds") || !strcmp(a, "--max-fill-seconds") ||
-               !strcmp(a, "--max-prefill-seconds")) {
+               !strcmp(a, "--max-prefill-seconds") ||
+               !strcmp(a, "--max-gemm-seconds")) {
       if (parse_num(v, &x) || x <= 0) {
         fprintf(stderr, "retcl-bench: bad %s '%s'\n", a, v);
         return 1;
       }
-      *(a[6] == 's' ? &o->max_seconds : a[6] == 'f' ? &o->max_fill
-                                                      : &o->max_prefill) = x;
+      *(a[6] == 's'   ? &o->max_seconds
+        : a[6] == 'f' ? &o->max_fill
+        : a[6] == 'g' ? &o->max_gemm
+                      : &o->max_prefill) = x;
     } else {
       fprintf(stderr, "retcl-bench: unknown option '%s'\n", a);
       usage(stderr);
@@ -215,6 +226,7 @@ static int parse_args(int argc, char **argv, suite_options *o) {
   if (o->max_seconds < 0) o->max_seconds = o->quick ? 0.5 : 2.0;
   if (o->max_fill < 0) o->max_fill = o->quick ? 30 : 600;
   if (o->max_prefill < 0) o->max_prefill = o->quick ? 10 : 150;
+  if (o->max_gemm < 0) o->max_gemm = o->quick ? 2 : 15;
   if (o->d % o->heads || (o->d / o->heads) % 2) {
     fprintf(stderr, "retcl-bench: --embed-dim must be --heads x an even head "
                     "dim\n");
@@ -289,6 +301,7 @@ static void best_yardsticks(void) {
 int main(int argc, char **argv) {
   suite_options o;
   if (parse_args(argc, argv, &o)) return 2;
+  if (o.suites & SUITE_GEMM) suite_gemm_openblas_core(argv);
   suite_elapsed(); /* starts the clock of the progress line */
   retcl_context *ctx = bench_context_create();
   if (!ctx) return 1;
@@ -304,6 +317,7 @@ int main(int argc, char **argv) {
   print_yardsticks(&g_yard, &o);
 
   if (o.suites & SUITE_KERNELS) suite_kernels(ctx, &o);
+  if (o.suites & SUITE_GEMM) suite_gemm(ctx, &o);
   /* the model suites make contexts of their own (memory accounting) */
   if (o.suites & (SUITE_DECODE | SUITE_PREFILL)) {
     retcl_context_destroy(ctx);

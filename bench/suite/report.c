@@ -10,6 +10,7 @@
 suite_yardsticks g_yard;
 suite_yardsticks g_yard_runs[2];
 int g_yard_nruns;
+suite_openblas g_openblas;
 
 /* ---- records ------------------------------------------------------------ */
 

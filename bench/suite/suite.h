@@ -19,6 +19,7 @@
 #define SUITE_KERNELS 1
 #define SUITE_DECODE 2
 #define SUITE_PREFILL 4
+#define SUITE_GEMM 8
 
 /* kernels suite: which ops (--ops) */
 #define OP_ROTATE 1
@@ -39,6 +40,8 @@ typedef struct suite_options {
   double max_seconds;    /* kernels: timed-run budget; skip if a run > 4x */
   double max_fill;       /* decode: filling a context (prefill) */
   double max_prefill;    /* prefill: one predicted run */
+  double max_gemm;       /* gemm: one predicted run, and the time of a
+                            configuration's rounds */
   /* model shape (decode, prefill) */
   size_t d, heads, ffn, layers, vocab, chunk;
   size_t steps;          /* decode: timed steps per configuration */
@@ -90,6 +93,12 @@ typedef struct rec {
   double ref_ratio;      /* decode, RetNet context sweep: median / median of
                             the context-512 reference stepped interleaved;
                             0 = n/a */
+  /* gemm suite */
+  size_t M, N, K;        /* the product as retcl_gemm sees it (0 = n/a) */
+  char gcase[4];         /* "nt", "nn", "tn" */
+  char proj[16];         /* "qkvg/fc1gate", "out", "fc2", "output" */
+  double ratio_clblast;  /* gflops / CLBlast's of the same product, 0 = n/a */
+  double ratio_openblas; /* gflops / OpenBLAS's of the same product */
 } rec;
 
 rec *rec_new(const char *suite);
@@ -115,6 +124,15 @@ typedef struct suite_yardsticks {
  * better of the two for each (a yardstick is a ceiling, and on a shared
  * machine one measurement can land in someone else's burst). */
 extern suite_yardsticks g_yard;
+
+/* OpenBLAS, the gemm suite's host yardstick (measured per shape there). */
+typedef struct suite_openblas {
+  int available;   /* linked and the device is a CPU */
+  int threads;     /* openblas_set_num_threads: the device's compute units */
+  char config[200]; /* openblas_get_config(), its core (kernels) */
+  char error[160]; /* why unavailable */
+} suite_openblas;
+extern suite_openblas g_openblas;
 extern suite_yardsticks g_yard_runs[2];
 extern int g_yard_nruns;
 
@@ -157,6 +175,10 @@ void checks_print(const check *c, int n);
 int suite_kernels(retcl_context *ctx, const suite_options *o);
 int suite_decode(const suite_options *o);
 int suite_prefill(const suite_options *o);
+int suite_gemm(retcl_context *ctx, const suite_options *o);
+/* Before anything else: when OpenBLAS fell back to generic kernels for an
+ * unknown CPU, exec the program again with OPENBLAS_CORETYPE set. */
+void suite_gemm_openblas_core(char **argv);
 
 /* ---- helpers ------------------------------------------------------------ */
 
