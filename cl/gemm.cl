@@ -14,9 +14,9 @@
  *   outputs keeps one RETCL_VW-wide accumulator per output and multiplies
  *   MR rows of A with NR rows of B a vector of k at a time (MR + NR loads
  *   for MR x NR fmas), adding the lanes up at the end;
- * - nn, tn: B runs along n, so a tile is RETCL_GEMM_MR rows by RETCL_GEMM_NV
- *   vectors of n: each k broadcasts MR values of A against NV vectors of
- *   B's row k (NV loads for MR x NV fmas).
+ * - nn, tn: B runs along n, so a tile is RETCL_GEMM_MB rows by RETCL_GEMM_NV
+ *   vectors of n: each k broadcasts MB values of A against NV vectors of
+ *   B's row k (NV loads for MB x NV fmas).
  * The rows a tile reads stay in the core's caches for the block's other
  * tiles, so no packed copies are needed at the shapes of the model.
  *
@@ -30,6 +30,7 @@
 #if !defined(RETCL_CPU) || !defined(RETCL_VW) || !defined(RETCL_GEMM_BM) || \
     !defined(RETCL_GEMM_BN) || !defined(RETCL_GEMM_MR) ||                   \
     !defined(RETCL_GEMM_NR) || !defined(RETCL_GEMM_NV) ||                   \
+    !defined(RETCL_GEMM_MB) ||                                              \
     !defined(RETCL_GEMM_WG) || !defined(RETCL_GEMM_WPT) ||                  \
     !defined(RETCL_GEMM_TK)
 #error "gemm.cl needs the gemm record's definitions (retcl params --defines gemm)"
@@ -60,6 +61,7 @@
 #define MR RETCL_GEMM_MR
 #define NR RETCL_GEMM_NR
 #define NV RETCL_GEMM_NV
+#define MB RETCL_GEMM_MB
 
 /* The block of outputs this work-item owns: rows [m0, m1), cols [n0, n1). */
 #define GEMM_BLOCK                                                   \
@@ -111,24 +113,24 @@ __kernel void retcl_gemm_nt(GEMM_ARGS) {
     }
 }
 
-/* nn and tn: MR rows x NV vectors of n per micro-tile; A_AT(m, k) is the
+/* nn and tn: MB rows x NV vectors of n per micro-tile; A_AT(m, k) is the
  * case's index of op(A)'s element. */
 #define RETCL_GEMM_BROADCAST(NAME, A_AT)                                     \
   __kernel void NAME(GEMM_ARGS) {                                           \
     GEMM_BLOCK;                                                             \
     A += a_off;                                                             \
     B += b_off;                                                             \
-    for (uint mt = m0; mt < m1; mt += MR)                                   \
+    for (uint mt = m0; mt < m1; mt += MB)                                   \
       for (uint nt = n0; nt < n1; nt += NV * RETCL_VW) {                    \
-        uint rows[MR], width[NV];                                           \
-        _Pragma("unroll") for (uint i = 0; i < MR; ++i) rows[i] =           \
+        uint rows[MB], width[NV];                                           \
+        _Pragma("unroll") for (uint i = 0; i < MB; ++i) rows[i] =           \
             min(mt + i, m1 - 1);                                            \
         _Pragma("unroll") for (uint v = 0; v < NV; ++v) {                   \
           const uint c = nt + v * RETCL_VW;                                 \
           width[v] = c < n1 ? min((uint)RETCL_VW, n1 - c) : 0u;             \
         }                                                                   \
-        vecf acc[MR][NV];                                                   \
-        _Pragma("unroll") for (uint i = 0; i < MR; ++i)                     \
+        vecf acc[MB][NV];                                                   \
+        _Pragma("unroll") for (uint i = 0; i < MB; ++i)                     \
             _Pragma("unroll") for (uint v = 0; v < NV; ++v) acc[i][v] =     \
                 (vecf)(0.0f);                                               \
         for (uint k = 0; k < K; ++k) {                                      \
@@ -139,13 +141,13 @@ __kernel void retcl_gemm_nt(GEMM_ARGS) {
                   : (width[v] ? load_block(B + GEMM_B_NN(k, nt + v * RETCL_VW), \
                                            width[v])                        \
                               : (vecf)(0.0f));                              \
-          _Pragma("unroll") for (uint i = 0; i < MR; ++i) {                 \
+          _Pragma("unroll") for (uint i = 0; i < MB; ++i) {                 \
             const vecf ai = (vecf)(A[A_AT(rows[i], k)]);                    \
             _Pragma("unroll") for (uint v = 0; v < NV; ++v) acc[i][v] =     \
                 fma(ai, bv[v], acc[i][v]);                                  \
           }                                                                 \
         }                                                                   \
-        _Pragma("unroll") for (uint i = 0; i < MR; ++i) {                   \
+        _Pragma("unroll") for (uint i = 0; i < MB; ++i) {                   \
           if (mt + i >= m1) break;                                          \
           _Pragma("unroll") for (uint v = 0; v < NV; ++v) {                 \
             if (!width[v]) continue;                                        \
@@ -165,6 +167,7 @@ RETCL_GEMM_BROADCAST(retcl_gemm_tn, GEMM_A_TN)
 #undef MR
 #undef NR
 #undef NV
+#undef MB
 
 #else /* GPU access pattern */
 

@@ -97,7 +97,7 @@ static void free_shapes(void) {
 
 /* A record of the gemm family; 0 = the device's default for that key. */
 typedef struct candidate {
-  long bm, bn, mr, nr, nv; /* cpu pattern */
+  long bm, bn, mr, nr, nv, mb; /* cpu pattern */
   long wg, wpt, tk;        /* gpu pattern */
 } candidate;
 
@@ -106,8 +106,8 @@ static void candidate_json(const candidate *c, int cpu, char *buf, size_t cap) {
   if (cpu)
     snprintf(buf, cap,
              "{\"gemm\": {\"backend\": \"retcl\", \"bm\": %ld, \"bn\": %ld, "
-             "\"mr\": %ld, \"nr\": %ld, \"nv\": %ld}}",
-             c->bm, c->bn, c->mr, c->nr, c->nv);
+             "\"mr\": %ld, \"nr\": %ld, \"nv\": %ld, \"mb\": %ld}}",
+             c->bm, c->bn, c->mr, c->nr, c->nv, c->mb);
   else
     snprintf(buf, cap,
              "{\"gemm\": {\"backend\": \"retcl\", \"wg\": %ld, \"wpt\": %ld, "
@@ -118,9 +118,10 @@ static void candidate_json(const candidate *c, int cpu, char *buf, size_t cap) {
 /* The bounded space, defaults first, then in a seeded random order. */
 static size_t make_space(int cpu, candidate **out, uint64_t *rng) {
   static const long bms[] = {16, 32, 64}, bns[] = {32, 64, 128},
-                    mrs[] = {2, 4, 6}, nrs[] = {2, 4}, nvs[] = {1, 2, 3};
+                    mrs[] = {2, 4, 6}, nrs[] = {2, 4}, nvs[] = {1, 2, 3},
+                    mbs[] = {4, 6, 8};
   static const long wgs[] = {8, 16}, wpts[] = {2, 4, 8}, tks[] = {8, 16, 32};
-  size_t n = 0, cap = cpu ? 3 * 3 * 3 * 2 * 3 : 2 * 3 * 3;
+  size_t n = 0, cap = cpu ? 3 * 3 * 3 * 2 * 3 * 3 : 2 * 3 * 3;
   candidate *c = calloc(cap, sizeof *c);
   if (!c) return 0;
   if (cpu) {
@@ -129,13 +130,14 @@ static size_t make_space(int cpu, candidate **out, uint64_t *rng) {
         for (size_t k = 0; k < 3; ++k)
           for (size_t l = 0; l < 2; ++l)
             for (size_t v = 0; v < 3; ++v)
-              c[n++] = (candidate){bms[i], bns[j], mrs[k], nrs[l], nvs[v], 0,
-                                   0, 0};
+              for (size_t b = 0; b < 3; ++b)
+                c[n++] = (candidate){bms[i], bns[j], mrs[k], nrs[l], nvs[v],
+                                     mbs[b], 0, 0, 0};
   } else {
     for (size_t i = 0; i < 2; ++i)
       for (size_t j = 0; j < 3; ++j)
         for (size_t k = 0; k < 3; ++k)
-          c[n++] = (candidate){0, 0, 0, 0, 0, wgs[i], wpts[j], tks[k]};
+          c[n++] = (candidate){0, 0, 0, 0, 0, 0, wgs[i], wpts[j], tks[k]};
   }
   for (size_t i = n - 1; i > 0; --i) { /* Fisher-Yates */
     const size_t j = (size_t)(retcl_random_uniform(rng) * (double)(i + 1));

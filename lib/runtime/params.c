@@ -106,6 +106,8 @@ static const param_spec specs[RETCL_PARAM_COUNT] = {
         NULL, "columns of an nt register tile (cpu)"},
     [RETCL_P_GEMM_NV] = {RETCL_FAMILY_GEMM, "nv", "RETCL_GEMM_NV", 2, 1, 8,
         NULL, "vectors of columns of an nn/tn register tile (cpu)"},
+    [RETCL_P_GEMM_MB] = {RETCL_FAMILY_GEMM, "mb", "RETCL_GEMM_MB", 4, 1, 16,
+        NULL, "rows of an nn/tn register tile (cpu)"},
     [RETCL_P_GEMM_WG] = {RETCL_FAMILY_GEMM, "wg", "RETCL_GEMM_WG", 16, 1, 64,
         NULL, "work-group side (gpu: wg x wg items)"},
     [RETCL_P_GEMM_WPT] = {RETCL_FAMILY_GEMM, "wpt", "RETCL_GEMM_WPT", 4, 1, 16,
