@@ -7,6 +7,7 @@
  *                     algorithms
  *   ref_group_norm.h  group norm fused with the gate (1.5)
  *   ref_layer.h       torch Linear and the multi-scale retention layer (1.6)
+ *   ref_gemm.h        the dense products nt, nn, tn (1.9) and their bound
  *   ref_model.h       the RetNet decoder (1.6) and its random weights
  *   ref_checkpoint.h  a reference model written as a checkpoint folder
  * Tensors use the library's layouts (retcl_layout); states are
@@ -16,6 +17,7 @@
 #define RETCL_REFERENCE_H
 
 #include "ref_checkpoint.h"
+#include "ref_gemm.h"
 #include "ref_group_norm.h"
 #include "ref_layer.h"
 #include "ref_model.h"

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ref_gemm.h"
 #include "testutil.h"
 
 typedef struct gemm_case {
@@ -24,46 +25,32 @@ static const char *case_name(retcl_gemm_case op) {
   return op == RETCL_GEMM_NT ? "nt" : op == RETCL_GEMM_NN ? "nn" : "tn";
 }
 
-/* Element (m, k) of op(A) and (k, n) of op(B) as stored. */
-static float op_a(const gemm_case *c, const float *a, size_t lda, size_t m,
-                  size_t k) {
-  return c->op == RETCL_GEMM_TN ? a[k * lda + m] : a[m * lda + k];
-}
-static float op_b(const gemm_case *c, const float *b, size_t ldb, size_t k,
-                  size_t n) {
-  return c->op == RETCL_GEMM_NT ? b[n * ldb + k] : b[k * ldb + n];
-}
-
 /* Every element within the bound of an fp32 dot product of length K in
- * any summation order, |ĉ − c| ≤ γ(K+2) (|α| Σ|a b| + |β c0|), γ(n) =
- * n u / (1 − n u), u = 2^-24 (Higham, Accuracy and Stability, §3.1; the
- * + 2 covers the products by alpha and beta): it cannot fail for a correct
- * kernel, and a wrong or missing term is far outside it. */
+ * any summation order (ref_gemm.h), plus γ(K+2) |β c0| for the beta term:
+ * it cannot fail for a correct kernel, and a wrong or missing term is far
+ * outside it. */
 static void assert_gemm(const gemm_case *c, const float *a, size_t lda,
                         const float *b, size_t ldb, const float *c0,
                         const float *got, size_t ldc, const char *what) {
-  const double u = ldexp(1.0, -24), n = (double)(c->K + 2);
-  const double gamma = n * u / (1.0 - n * u);
+  double *ref = tu_alloc_d(c->M * c->N), *bound = tu_alloc_d(c->M * c->N);
+  ref_gemm(c->op, c->M, c->N, c->K, a, lda, b, ldb, ref, bound);
+  const double gamma = ref_gemm_gamma(c->K);
   for (size_t m = 0; m < c->M; ++m)
     for (size_t j = 0; j < c->N; ++j) {
-      double dot = 0, mag = 0;
-      for (size_t k = 0; k < c->K; ++k) {
-        const double p = (double)op_a(c, a, lda, m, k) * op_b(c, b, ldb, k, j);
-        dot += p;
-        mag += fabs(p);
-      }
       const double prev = c->beta != 0.0f ? c0[m * ldc + j] : 0.0;
-      const double ref = c->alpha * dot + c->beta * prev;
-      const double bound =
-          gamma * (fabs(c->alpha) * mag + fabs(c->beta * prev));
-      const double err = fabs((double)got[m * ldc + j] - ref);
-      ck_assert_msg(err <= bound,
+      const double want = c->alpha * ref[m * c->N + j] + c->beta * prev;
+      const double tol = fabs(c->alpha) * bound[m * c->N + j] +
+                         gamma * fabs(c->beta * prev);
+      const double err = fabs((double)got[m * ldc + j] - want);
+      ck_assert_msg(err <= tol,
                     "%s %s M %zu N %zu K %zu: c[%zu,%zu] = %.9g, reference "
                     "%.9g, error %.3g > bound %.3g (seed %llu)",
                     what, case_name(c->op), c->M, c->N, c->K, m, j,
-                    got[m * ldc + j], ref, err, bound,
+                    got[m * ldc + j], want, err, tol,
                     (unsigned long long)tu_seed());
     }
+  free(ref);
+  free(bound);
 }
 
 /* A buffer of off NaNs, then the n floats of host (or NaNs), in one

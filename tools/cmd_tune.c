@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "ref_gemm.h"
 
 static void tune_usage(FILE *out) {
   fprintf(out,
@@ -51,13 +52,6 @@ static tune_shape shapes[] = {
 static size_t a_elems(const tune_shape *s) { return s->M * s->K; }
 static size_t b_elems(const tune_shape *s) { return s->N * s->K; }
 
-static float at_a(const tune_shape *s, size_t m, size_t k) {
-  return s->op == RETCL_GEMM_TN ? s->a[k * s->M + m] : s->a[m * s->K + k];
-}
-static float at_b(const tune_shape *s, size_t k, size_t n) {
-  return s->op == RETCL_GEMM_NT ? s->b[n * s->K + k] : s->b[k * s->N + n];
-}
-
 static int make_reference(tune_shape *s, uint64_t *rng) {
   s->a = malloc(a_elems(s) * sizeof *s->a);
   s->b = malloc(b_elems(s) * sizeof *s->b);
@@ -68,19 +62,9 @@ static int make_reference(tune_shape *s, uint64_t *rng) {
     s->a[i] = (float)(2 * retcl_random_uniform(rng) - 1);
   for (size_t i = 0; i < b_elems(s); ++i)
     s->b[i] = (float)(2 * retcl_random_uniform(rng) - 1);
-  const double u = ldexp(1.0, -24), n = (double)(s->K + 2);
-  const double gamma = n * u / (1.0 - n * u);
-  for (size_t m = 0; m < s->M; ++m)
-    for (size_t j = 0; j < s->N; ++j) {
-      double dot = 0, mag = 0;
-      for (size_t k = 0; k < s->K; ++k) {
-        const double p = (double)at_a(s, m, k) * at_b(s, k, j);
-        dot += p;
-        mag += fabs(p);
-      }
-      s->ref[m * s->N + j] = dot;
-      s->bound[m * s->N + j] = gamma * mag;
-    }
+  ref_gemm(s->op, s->M, s->N, s->K, s->a,
+           s->op == RETCL_GEMM_TN ? s->M : s->K, s->b,
+           s->op == RETCL_GEMM_NT ? s->K : s->N, s->ref, s->bound);
   return 1;
 }
 
