@@ -108,6 +108,8 @@ static const param_spec specs[RETCL_PARAM_COUNT] = {
         NULL, "vectors of columns of an nn/tn register tile (cpu)"},
     [RETCL_P_GEMM_MB] = {RETCL_FAMILY_GEMM, "mb", "RETCL_GEMM_MB", 4, 1, 16,
         NULL, "rows of an nn/tn register tile (cpu)"},
+    [RETCL_P_GEMM_KC] = {RETCL_FAMILY_GEMM, "kc", "RETCL_GEMM_KC", 256, 1,
+        1 << 20, NULL, "k per block of the nn/tn sums (cpu)"},
     [RETCL_P_GEMM_WG] = {RETCL_FAMILY_GEMM, "wg", "RETCL_GEMM_WG", 16, 1, 64,
         NULL, "work-group side (gpu: wg x wg items)"},
     [RETCL_P_GEMM_WPT] = {RETCL_FAMILY_GEMM, "wpt", "RETCL_GEMM_WPT", 4, 1, 16,

@@ -54,6 +54,7 @@ typedef enum retcl_param_id {
   RETCL_P_GEMM_NR,
   RETCL_P_GEMM_NV,
   RETCL_P_GEMM_MB,
+  RETCL_P_GEMM_KC,
   RETCL_P_GEMM_WG,
   RETCL_P_GEMM_WPT,
   RETCL_P_GEMM_TK,
