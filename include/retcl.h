@@ -173,7 +173,9 @@ typedef struct retcl_context retcl_context;
  *
  * Returns RETCL_ERROR_DEVICE_NOT_FOUND when nothing matches,
  * RETCL_ERROR_INVALID_ARGUMENT for a NULL out, RETCL_ERROR_OPENCL when
- * context or queue creation fails. On failure the message is available from
+ * context or queue creation fails, RETCL_ERROR_FORMAT / RETCL_ERROR_IO when
+ * the file named by RETCL_PARAMS is malformed (the message names the key)
+ * or unreadable. On failure the message is available from
  * retcl_last_error(NULL) in the calling thread. Blocks (device query).
  * Thread-safe: each thread may create its own contexts. The platform and
  * device enumeration inside is serialised by the library, because some
@@ -190,8 +192,9 @@ RETCL_API retcl_status retcl_context_create(const char *platform,
  * Wrap a caller's OpenCL objects. The context retains all three and releases
  * them on destroy; the caller keeps its own references. The queue must be
  * in-order (RETCL_ERROR_UNSUPPORTED otherwise) and belong to cl_ctx and
- * device (RETCL_ERROR_CONTEXT_MISMATCH otherwise). The message of a failure
- * is in retcl_last_error(NULL) of the calling thread. Thread-safe.
+ * device (RETCL_ERROR_CONTEXT_MISMATCH otherwise); a bad RETCL_PARAMS file
+ * fails as for retcl_context_create. The message of a failure is in
+ * retcl_last_error(NULL) of the calling thread. Thread-safe.
  */
 RETCL_API retcl_status retcl_context_wrap(cl_context cl_ctx,
                                           cl_device_id device,
