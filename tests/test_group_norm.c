@@ -35,9 +35,7 @@ typedef struct gn_case {
   int constant_rows;   /* every row of x holds one repeated value */
 } gn_case;
 
-/* Both kernel organisations are run on every device; the library reads this
- * variable at each call (see lib/group_norm.c). */
-/* The two work organisations, chosen by the group_norm.access parameter:
+/* Both kernel organisations run on every device. The two work organisations, chosen by the group_norm.access parameter:
  * "cpu" is the row path (an item per row), "gpu" the group path (lanes of
  * a group share a row). Each gets its own context (the record is fixed at
  * creation). */
