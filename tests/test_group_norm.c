@@ -35,10 +35,10 @@ typedef struct gn_case {
   int constant_rows;   /* every row of x holds one repeated value */
 } gn_case;
 
-/* Both kernel organisations run on every device. The two work organisations, chosen by the group_norm.access parameter:
- * "cpu" is the row path (an item per row), "gpu" the group path (lanes of
- * a group share a row). Each gets its own context (the record is fixed at
- * creation). */
+/* Both kernel organisations run on every device, chosen by the
+ * group_norm.access parameter: "cpu" is the row path (an item per row),
+ * "gpu" the group path (lanes of a group share a row). Each gets its own
+ * context (the record is fixed at creation). */
 static const char *const paths[] = {"cpu", "gpu"};
 
 /* A device buffer of off + n + GUARD floats holding host[0..n) (if given)
