@@ -252,3 +252,220 @@ RETCL_GEMM_TILED(retcl_gemm_tn, GEMM_A_TN, GEMM_B_TN, 1, 1)
 #undef WPT
 
 #endif
+
+/* ---- Packed panels (the cpu host path for products of gemm.pack_rows
+ * rows and more; compiled in both patterns, where they are correct too).
+ *
+ * The unpacked kernels above read op(A) and op(B) where the caller keeps
+ * them: rows ld floats apart, so a micro-tile walks a few hundred pages
+ * and, for nt, sums along k in wide vectors it must add up at the end.
+ * Here the host first copies a group of op(A) (gemm.mg rows x gemm.kg of
+ * k) and op(B) (gemm.kg x gemm.ng columns) into panels that the
+ * micro-kernel reads strictly in order:
+ *   A panel p: RETCL_GEMM_MB rows,   element (i, k) at (p K + k) MB + i;
+ *   B panel q: NW = NV VW columns,   element (k, j) at (q K + k) NW + j;
+ * rows and columns past the operand are zeros, so the micro-kernel has no
+ * remainders but at its stores. Each k broadcasts MB values of the A
+ * panel against NV vectors of the B panel (the same MB x NV tile as nn
+ * and tn), for every case. */
+
+#define PANEL_MB RETCL_GEMM_MB
+#define PANEL_NW (RETCL_GEMM_NV * RETCL_VW)
+
+/* Transposing copies go through a VW x VW tile in private memory: VW
+ * rows are read a vector at a time and the tile's columns written out, so
+ * every global read and write is a whole vector (a scalar copy measured
+ * 1-1.4 G floats/s on PoCL, 2-5x slower than this). rows[i] points at row
+ * i of the source (VW floats from there are read); out + i VW receives
+ * column i of the tile, for i < VW. */
+inline void transpose_tile(__global const float *const rows[RETCL_VW],
+                           __global float *out, uint out_stride) {
+  float t[RETCL_VW][RETCL_VW];
+  _Pragma("unroll") for (uint i = 0; i < RETCL_VW; ++i)
+      VSTORE(VLOAD(0, rows[i]), 0, t[i]);
+  _Pragma("unroll") for (uint k = 0; k < RETCL_VW; ++k) {
+    float col[RETCL_VW];
+    _Pragma("unroll") for (uint i = 0; i < RETCL_VW; ++i) col[i] = t[i][k];
+    VSTORE(VLOAD(0, col), 0, out + (size_t)k * out_stride);
+  }
+}
+
+/* op(A)'s rows [0, rows) x k [0, depth) -> panels of MB rows. A
+ * work-item packs RETCL_GEMM_A_PANELS panels (at least VW rows), so that a
+ * stored-transposed A (tn), read along m, gives each item whole cache
+ * lines (one panel per item measured 1 G floats/s, lines shared between
+ * items). A points at op(A)(0, 0) of the group; a_trans: A is stored
+ * [k][m] (tn) rather than [m][k]. */
+#define RETCL_GEMM_A_PANELS ((RETCL_VW + PANEL_MB - 1) / PANEL_MB)
+__kernel void retcl_gemm_pack_a(uint rows, uint depth, uint a_trans,
+                                __global const float *A, uint a_off,
+                                uint lda, __global float *Ap, uint ap_off) {
+  const uint p0 = get_global_id(0) * RETCL_GEMM_A_PANELS;
+  if (p0 * PANEL_MB >= rows) return;
+  const uint panels = min((uint)RETCL_GEMM_A_PANELS,
+                          (rows + PANEL_MB - 1) / PANEL_MB - p0);
+  A += a_off;
+  __global float *out = Ap + ap_off + (size_t)p0 * depth * PANEL_MB;
+  const uint m0 = p0 * PANEL_MB;
+  if (a_trans && panels * PANEL_MB == RETCL_VW && m0 + RETCL_VW <= rows) {
+    /* A whole vector of m per k, dealt out to the panels. */
+    for (uint k = 0; k < depth; ++k) {
+      float t[RETCL_VW];
+      VSTORE(VLOAD(0, A + (size_t)k * lda + m0), 0, t);
+      _Pragma("unroll") for (uint g = 0; g < RETCL_GEMM_A_PANELS; ++g)
+          _Pragma("unroll") for (uint i = 0; i < PANEL_MB; ++i)
+              out[((size_t)g * depth + k) * PANEL_MB + i] = t[g * PANEL_MB + i];
+    }
+  } else if (a_trans) {
+    for (uint k = 0; k < depth; ++k) {
+      __global const float *src = A + (size_t)k * lda + m0;
+      for (uint g = 0; g < panels; ++g)
+        _Pragma("unroll") for (uint i = 0; i < PANEL_MB; ++i)
+            out[((size_t)g * depth + k) * PANEL_MB + i] =
+                m0 + g * PANEL_MB + i < rows ? src[g * PANEL_MB + i] : 0.0f;
+    }
+  } else {
+    uint k_done = 0;
+    if (!a_trans && panels * PANEL_MB == RETCL_VW && m0 + RETCL_VW <= rows) {
+      /* VW rows x VW k through a private tile, written out panel-major. */
+      k_done = depth / RETCL_VW * RETCL_VW;
+      for (uint k0 = 0; k0 < k_done; k0 += RETCL_VW) {
+        float t[RETCL_VW][RETCL_VW];
+        _Pragma("unroll") for (uint r = 0; r < RETCL_VW; ++r)
+            VSTORE(VLOAD(0, A + (size_t)(m0 + r) * lda + k0), 0, t[r]);
+        _Pragma("unroll") for (uint g = 0; g < RETCL_GEMM_A_PANELS; ++g) {
+          __global float *o = out + ((size_t)g * depth + k0) * PANEL_MB;
+          _Pragma("unroll") for (uint kk = 0; kk < RETCL_VW; ++kk)
+              _Pragma("unroll") for (uint i = 0; i < PANEL_MB; ++i)
+                  o[kk * PANEL_MB + i] = t[g * PANEL_MB + i][kk];
+        }
+      }
+    }
+    for (uint g = 0; g < panels; ++g)
+      _Pragma("unroll") for (uint i = 0; i < PANEL_MB; ++i) {
+        const uint m = m0 + g * PANEL_MB + i;
+        __global const float *src = A + (size_t)min(m, rows - 1) * lda;
+        __global float *o = out + (size_t)g * depth * PANEL_MB + i;
+        for (uint k = k_done; k < depth; ++k)
+          o[(size_t)k * PANEL_MB] = m < rows ? src[k] : 0.0f;
+      }
+  }
+}
+
+/* op(B)'s k [0, depth) x columns [0, cols) -> panels of NW columns; one
+ * work-item per panel. B points at op(B)(0, 0) of the group; b_trans: B is
+ * stored [n][k] (nt, a weight matrix) rather than [k][n]. */
+__kernel void retcl_gemm_pack_b(uint cols, uint depth, uint b_trans,
+                                __global const float *B, uint b_off,
+                                uint ldb, __global float *Bp, uint bp_off) {
+  const uint q = get_global_id(0);
+  if (q * PANEL_NW >= cols) return;
+  B += b_off;
+  __global float *out = Bp + bp_off + (size_t)q * depth * PANEL_NW;
+  const uint n0 = q * PANEL_NW, live = min((uint)PANEL_NW, cols - n0);
+  if (b_trans) {
+    /* Column j of the panel is row n0 + j of B, read along k, VW x VW
+     * tiles at a time; the last rows and k past the end are zeros. */
+    const uint k_full = depth / RETCL_VW * RETCL_VW;
+    for (uint v = 0; v < RETCL_GEMM_NV; ++v) {
+      __global const float *rows[RETCL_VW];
+      _Pragma("unroll") for (uint i = 0; i < RETCL_VW; ++i) rows[i] =
+          B + (size_t)min(n0 + v * RETCL_VW + i, cols - 1) * ldb;
+      const int full = n0 + (v + 1) * RETCL_VW <= cols;
+      for (uint k0 = 0; k0 < depth; k0 += RETCL_VW) {
+        __global float *o = out + (size_t)k0 * PANEL_NW + v * RETCL_VW;
+        if (full && k0 < k_full) {
+          __global const float *at[RETCL_VW];
+          _Pragma("unroll") for (uint i = 0; i < RETCL_VW; ++i) at[i] =
+              rows[i] + k0;
+          transpose_tile(at, o, PANEL_NW);
+        } else {
+          for (uint k = k0; k < min(depth, k0 + RETCL_VW); ++k)
+            for (uint i = 0; i < RETCL_VW; ++i)
+              o[(size_t)(k - k0) * PANEL_NW + i] =
+                  n0 + v * RETCL_VW + i < cols ? rows[i][k] : 0.0f;
+        }
+      }
+    }
+  } else if (live == PANEL_NW) {
+    for (uint k = 0; k < depth; ++k)
+      _Pragma("unroll") for (uint v = 0; v < RETCL_GEMM_NV; ++v)
+          VSTORE(VLOAD(v, B + (size_t)k * ldb + n0), 0,
+                 out + (size_t)k * PANEL_NW + v * RETCL_VW);
+  } else {
+    for (uint k = 0; k < depth; ++k)
+      for (uint j = 0; j < PANEL_NW; ++j)
+        out[(size_t)k * PANEL_NW + j] =
+            j < live ? B[(size_t)k * ldb + n0 + j] : 0.0f;
+  }
+}
+
+/* C[M, N] = alpha Ap Bp + beta C over one group (the host offsets C to its
+ * corner). A work-item owns RETCL_GEMM_BM x RETCL_GEMM_BN outputs, rounded
+ * up to whole panels; its k runs in blocks of RETCL_GEMM_KC, outermost,
+ * and within a block each B panel (KC x NW floats) stays in the core's
+ * nearest cache while the block's A panels pass it. */
+__kernel void retcl_gemm_panels(uint M, uint N, uint K, float alpha,
+                                __global const float *Ap, uint ap_off,
+                                __global const float *Bp, uint bp_off,
+                                float beta, __global float *C, uint c_off,
+                                uint ldc) {
+  const uint pm = (RETCL_GEMM_BM + PANEL_MB - 1) / PANEL_MB,
+             pn = (RETCL_GEMM_BN + PANEL_NW - 1) / PANEL_NW;
+  const uint p0 = get_global_id(1) * pm, q0 = get_global_id(0) * pn;
+  const uint p_end = min(p0 + pm, (M + PANEL_MB - 1) / PANEL_MB),
+             q_end = min(q0 + pn, (N + PANEL_NW - 1) / PANEL_NW);
+  Ap += ap_off;
+  Bp += bp_off;
+  C += c_off;
+  for (uint k0 = 0; k0 < K; k0 += RETCL_GEMM_KC) {
+    const uint kn = min((uint)RETCL_GEMM_KC, K - k0);
+    for (uint q = q0; q < q_end; ++q) {
+      __global const float *bp = Bp + ((size_t)q * K + k0) * PANEL_NW;
+      for (uint p = p0; p < p_end; ++p) {
+        __global const float *ap = Ap + ((size_t)p * K + k0) * PANEL_MB;
+        vecf acc[PANEL_MB][RETCL_GEMM_NV];
+        _Pragma("unroll") for (uint i = 0; i < PANEL_MB; ++i)
+            _Pragma("unroll") for (uint v = 0; v < RETCL_GEMM_NV; ++v)
+                acc[i][v] = (vecf)(0.0f);
+        for (uint k = 0; k < kn; ++k) {
+          vecf bv[RETCL_GEMM_NV];
+          _Pragma("unroll") for (uint v = 0; v < RETCL_GEMM_NV; ++v) bv[v] =
+              VLOAD(v, bp + (size_t)k * PANEL_NW);
+          _Pragma("unroll") for (uint i = 0; i < PANEL_MB; ++i) {
+            const vecf ai = (vecf)(ap[(size_t)k * PANEL_MB + i]);
+            _Pragma("unroll") for (uint v = 0; v < RETCL_GEMM_NV; ++v)
+                acc[i][v] = fma(ai, bv[v], acc[i][v]);
+          }
+        }
+        const uint m0 = p * PANEL_MB, n0 = q * PANEL_NW;
+        _Pragma("unroll") for (uint i = 0; i < PANEL_MB; ++i) {
+          if (m0 + i >= M) break;
+          _Pragma("unroll") for (uint v = 0; v < RETCL_GEMM_NV; ++v) {
+            const uint c0 = n0 + v * RETCL_VW;
+            if (c0 >= N) break;
+            __global float *c = C + (size_t)(m0 + i) * ldc + c0;
+            if (c0 + RETCL_VW <= N) {
+              /* As GEMM_STORE_PART, a vector at a time. */
+              const vecf part = (vecf)(alpha) * acc[i][v];
+              VSTORE(k0 > 0         ? VLOAD(0, c) + part
+                     : beta == 0.0f ? part
+                                    : fma((vecf)(beta), VLOAD(0, c), part),
+                     0, c);
+            } else {
+              float out[RETCL_VW];
+              VSTORE(acc[i][v], 0, out);
+              const uint w = min((uint)RETCL_VW, N - c0);
+              for (uint l = 0; l < w; ++l)
+                GEMM_STORE_PART(k0 == 0, c + l, out[l]);
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+#undef PANEL_MB
+#undef PANEL_NW
+#undef RETCL_GEMM_A_PANELS

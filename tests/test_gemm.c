@@ -109,6 +109,8 @@ static const gemm_case shapes[] = {
     {RETCL_GEMM_NT, 67, 129, 200, 5, 3, 7, 0, 0.5f, -1.0f},
     {RETCL_GEMM_NT, 128, 96, 64, 0, 0, 0, 11, -2.0f, 0.0f},
     {RETCL_GEMM_NT, 5, 300, 3, 1, 0, 2, 1, 1.0f, 0.25f},
+    /* gemm.pack_rows (256) rows and more: the packed panels on cpu. */
+    {RETCL_GEMM_NT, 263, 45, 83, 2, 1, 3, 5, 1.0f, 0.5f},
 };
 
 static void run_op(retcl_gemm_case op) {
@@ -128,6 +130,32 @@ START_TEST(nn_dy_w) { run_op(RETCL_GEMM_NN); }
 END_TEST
 
 START_TEST(tn_dyt_x) { run_op(RETCL_GEMM_TN); }
+END_TEST
+
+/* The packed path with groups smaller than the product in every
+ * dimension (so B is packed per group of k and columns, A per group of
+ * rows, and later k groups add to C), panels that do not divide them, and
+ * both vector widths. */
+START_TEST(packed_groups) {
+  static const char *const records[] = {
+      "{\"gemm\": {\"access\": \"cpu\", \"pack_rows\": 1, \"mg\": 13, "
+      "\"ng\": 21, \"kg\": 17, \"kc\": 5, \"mb\": 3, \"nv\": 1, "
+      "\"vw\": 8, \"bm\": 7, \"bn\": 9}}",
+      "{\"gemm\": {\"access\": \"cpu\", \"pack_rows\": 1, \"mg\": 40, "
+      "\"ng\": 64, \"kg\": 48, \"mb\": 8, \"nv\": 2, \"vw\": 16, "
+      "\"bm\": 16, \"bn\": 64}}"};
+  for (size_t r = 0; r < sizeof records / sizeof records[0]; ++r) {
+    retcl_context *ctx = NULL;
+    tu_ok(NULL, tu_context_with_params(records[r], &ctx));
+    for (int op = RETCL_GEMM_NT; op <= RETCL_GEMM_TN; ++op)
+      for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; ++i) {
+        gemm_case c = shapes[i];
+        c.op = (retcl_gemm_case)op;
+        run_case(ctx, &c);
+      }
+    retcl_context_destroy(ctx);
+  }
+}
 END_TEST
 
 /* retcl_linear beyond the streaming kernels' rows runs gemm.backend: the
@@ -230,6 +258,7 @@ int main(void) {
   tcase_add_test(cases, nt_x_wt);
   tcase_add_test(cases, nn_dy_w);
   tcase_add_test(cases, tn_dyt_x);
+  tcase_add_test(cases, packed_groups);
   tcase_add_test(cases, linear_through_each_backend);
   suite_add_tcase(s, cases);
   TCase *invalid = tcase_create("invalid");

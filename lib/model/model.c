@@ -372,8 +372,14 @@ static retcl_status forward(retcl_model *m, retcl_decode_state *state,
                        "%s: %zu tokens need %zu floats of activations; the "
                        "limit is %zu: run fewer tokens per call",
                        OP_FWD, bt, o.total, RETCL_MAX_INDEX);
+  /* Every projection of the call is at most bt rows of the widest output
+   * and inner length (the packed GEMM's workspace grows with each). */
+  const size_t f = c->ffn_dim, dv = c->value_embed_dim;
+  const size_t inner = d > f ? (d > dv ? d : dv) : (f > dv ? f : dv),
+               widest = inner > V ? inner : V;
   cl_mem ws, layer, scratch = NULL;
-  if ((st = retcl__workspace(ctx, RETCL_WORKSPACE_MODEL,
+  if ((st = retcl__linear_reserve(ctx, bt, widest, inner)) ||
+      (st = retcl__workspace(ctx, RETCL_WORKSPACE_MODEL,
                              o.total * sizeof(float), &ws)) ||
       (st = retcl__workspace(ctx, RETCL_WORKSPACE_LAYER,
                              plan.layer_floats * sizeof(float), &layer)) ||

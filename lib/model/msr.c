@@ -85,6 +85,12 @@ retcl_status retcl__msr_plan(retcl_context *ctx, const char *op,
   return RETCL_SUCCESS;
 }
 
+retcl_status retcl__msr_reserve(retcl_context *ctx, const retcl_msr_plan *p) {
+  const size_t dm = p->d.embed_dim, dv = p->d.value_embed_dim;
+  const size_t widest = dm > dv ? dm : dv;
+  return retcl__linear_reserve(ctx, p->rows, widest, widest);
+}
+
 retcl_status retcl__msr_enqueue(retcl_context *ctx, const retcl_msr_plan *p,
                                 const retcl_msr_weights *w,
                                 const retcl_rotation *rot,
@@ -166,6 +172,7 @@ retcl_status retcl_msr_forward(retcl_context *ctx, const retcl_msr_desc *desc,
       (st = check_buffers(ctx, &plan, w, log_decay, x, state_in, state_out,
                           y)) ||
       (st = retcl__prepare(ctx, retcl__msr_families())) ||
+      (st = retcl__msr_reserve(ctx, &plan)) ||
       (st = retcl__workspace(ctx, RETCL_WORKSPACE_LAYER,
                              plan.layer_floats * sizeof(float), &layer)) ||
       (plan.retention.scratch &&

@@ -23,6 +23,8 @@ retcl_status retcl__msr_plan(retcl_context *ctx, const char *op,
                              const retcl_msr_desc *desc,
                              const retcl_rotation *rot, int has_state_in,
                              int has_state_out, retcl_msr_plan *plan);
+/* Reserve the projections' workspace (retcl__linear_reserve) for a plan. */
+retcl_status retcl__msr_reserve(retcl_context *ctx, const retcl_msr_plan *p);
 /* Enqueue a checked layer: `layer` holds plan->layer_floats, `scratch`
  * plan->retention.scratch floats. */
 retcl_status retcl__msr_enqueue(retcl_context *ctx, const retcl_msr_plan *plan,

@@ -174,6 +174,13 @@ retcl_status retcl__linear_many_enqueue(retcl_context *ctx, size_t M, size_t K,
   return RETCL_SUCCESS;
 }
 
+retcl_status retcl__linear_reserve(retcl_context *ctx, size_t M, size_t N,
+                                   size_t K) {
+  return retcl__param(ctx, RETCL_P_GEMM_BACKEND) == RETCL_BACKEND_RETCL
+             ? retcl__gemm_reserve(ctx, M, N, K)
+             : RETCL_SUCCESS;
+}
+
 unsigned retcl__linear_families(void) {
   return RETCL_FAMILY_BIT(RETCL_FAMILY_LINEAR) |
          RETCL_FAMILY_BIT(RETCL_FAMILY_GEMM);
@@ -223,6 +230,7 @@ retcl_status retcl_linear(retcl_context *ctx, size_t M, size_t N, size_t K,
       (st = retcl__check_wait_list(ctx, OP, num_events_in_wait_list,
                                    event_wait_list)) ||
       (st = retcl__prepare(ctx, retcl__linear_families())) ||
+      (st = retcl__linear_reserve(ctx, M, N, K)) ||
       (st = retcl__wait_for(ctx, num_events_in_wait_list, event_wait_list)) ||
       (st = retcl__linear_enqueue(ctx, M, N, K, alpha, x, w, beta, y)))
     return st;
@@ -277,11 +285,15 @@ retcl_status retcl_linear_many(retcl_context *ctx, size_t M, size_t K,
       (st = retcl__check_dim(ctx, OP_MANY, "K", K, 1, RETCL_MAX_INDEX)) ||
       (st = retcl__check_buffer(ctx, OP_MANY, "x", x, retcl__mul(M, K))))
     return st;
-  for (size_t i = 0; i < count; ++i)
+  size_t widest = 0;
+  for (size_t i = 0; i < count; ++i) {
     if ((st = check_projection(ctx, M, K, x, count, proj, i))) return st;
+    if (proj[i].n > widest) widest = proj[i].n;
+  }
   if ((st = retcl__check_wait_list(ctx, OP_MANY, num_events_in_wait_list,
                                    event_wait_list)) ||
       (st = retcl__prepare(ctx, retcl__linear_families())) ||
+      (st = retcl__linear_reserve(ctx, M, widest, K)) ||
       (st = retcl__wait_for(ctx, num_events_in_wait_list, event_wait_list)) ||
       (st = retcl__linear_many_enqueue(ctx, M, K, x, count, proj)))
     return st;

@@ -8,6 +8,11 @@
 
 /* The kernel families the projections launch (streaming and GEMM). */
 unsigned retcl__linear_families(void);
+/* Reserve the workspace the enqueue steps need for products of up to M
+ * rows, N columns and K inner length (gemm.c's packed panels), before a
+ * call enqueues anything. */
+retcl_status retcl__linear_reserve(retcl_context *ctx, size_t M, size_t N,
+                                   size_t K);
 
 /* Y[M,N] = alpha X[M,K] W[N,K]ᵀ + beta Y (row-major; W is a torch Linear
  * weight [out, in]) on the context's queue. */

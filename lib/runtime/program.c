@@ -61,6 +61,9 @@ static const kernel_info kernels[RETCL_KERNEL_COUNT] = {
     [RETCL_KERNEL_GEMM_NT] = {RETCL_FAMILY_GEMM, "retcl_gemm_nt"},
     [RETCL_KERNEL_GEMM_NN] = {RETCL_FAMILY_GEMM, "retcl_gemm_nn"},
     [RETCL_KERNEL_GEMM_TN] = {RETCL_FAMILY_GEMM, "retcl_gemm_tn"},
+    [RETCL_KERNEL_GEMM_PACK_A] = {RETCL_FAMILY_GEMM, "retcl_gemm_pack_a"},
+    [RETCL_KERNEL_GEMM_PACK_B] = {RETCL_FAMILY_GEMM, "retcl_gemm_pack_b"},
+    [RETCL_KERNEL_GEMM_PANELS] = {RETCL_FAMILY_GEMM, "retcl_gemm_panels"},
 };
 
 const char *retcl__kernel_name(retcl_kernel_id id) { return kernels[id].name; }
