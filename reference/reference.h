@@ -5,6 +5,8 @@
  *   ref_rotation.h    rotation Θ and xPos (docs/design.md §1.1)
  *   ref_retention.h   raw (1.3) and torchscale (1.4) retention, all three
  *                     algorithms
+ *   ref_retention_grad.h  their analytic backward (1.7), and torchscale's
+ *                     forward with its normalisers held fixed
  *   ref_group_norm.h  group norm fused with the gate (1.5)
  *   ref_layer.h       torch Linear and the multi-scale retention layer (1.6)
  *   ref_gemm.h        the dense products nt, nn, tn (1.9) and their bound
@@ -22,6 +24,7 @@
 #include "ref_layer.h"
 #include "ref_model.h"
 #include "ref_retention.h"
+#include "ref_retention_grad.h"
 #include "ref_rotation.h"
 #include "ref_util.h"
 

@@ -1,0 +1,983 @@
+/* retention_grad.cl - the backward of retention (docs/design.md §1.7,
+ * "Retention backward").
+ *
+ * Every form is the raw one of §1.3 with a per-row weight w_t on dO
+ * (dO'_t = w_t dO_t: the raw form's scale, or the torchscale factor of
+ * §1.4, held constant), the initial state scaled by α and the gradient of
+ * the final state by β (1 in the raw form). Per (b, h), segment by segment
+ * (a chunk, or the whole sequence for the parallel algorithm), with R the
+ * raw state before the segment and dR the gradient of the one after it:
+ *
+ *   dq_i = Σ_{j≤i} γ^(i-j) (dO'_i·v_j) k_j  +  γ^(i+1) dO'_i Rᵀ
+ *   dk_j = Σ_{i≥j} γ^(i-j) (dO'_i·v_j) q_i  +  γ^(L-1-j) v_j dRᵀ
+ *   dv_j = Σ_{i≥j} γ^(i-j) (q_i·k_j) dO'_i  +  γ^(L-1-j) k_j dR
+ *
+ * Kernels, in the order the host runs them:
+ *   panels       Q, V and dO' of each segment transposed into tiles of KT
+ *                tokens ([D][KT]), so a score tile is a broadcast product
+ *                (a value of one row times a vector of KT tokens);
+ *   chunk_state  per chunk Uᵀ = Σ_j γ^(L-1-j) v_jᵀ k_j (the forward's
+ *                chunk state, transposed) or W = Σ_i γ^(i+1) q_iᵀ dO'_i;
+ *   scan_fwd     Uᵀ_c -> Rᵀ_c, the state before chunk c (from α S_0);
+ *   row_factor   torchscale: the per-row factors w_t, recomputed from Q
+ *                and K exactly as the forward computes them;
+ *   scan_bwd     W_c -> dR_{c+1} (and its transpose), walking the chunks
+ *                backwards from β dS_T; dS_0 = α dR_0;
+ *   dq           dq rows, query blocks against key tiles (RETCL_RG_RB rows
+ *                per register tile on CPUs, a work-group of rows on GPUs);
+ *   dkdv         dk and dv rows, key blocks against query tiles;
+ *   rec_dq       recurrent algorithm: dq_t = dO'_t S_{t+1}ᵀ by a forward
+ *                sweep of the state (rows of it per work-item);
+ *   rec_dkdv     G_{t+1} = γ G_{t+2} + q_tᵀ dO'_t by a reverse sweep, with
+ *                dk_t = v_t G_{t+1}ᵀ and dv_t = k_t G_{t+1} (a partial sum
+ *                per block of state rows when there are several);
+ *   reduce       those partials summed in a fixed order.
+ * Nothing is accumulated with atomics: every output element is written by
+ * one work-item, in one fixed order, so two runs are bitwise equal.
+ *
+ * Scratch (the host's workspace) is one buffer `work`; each region is
+ * named by its offset in floats. */
+
+#if !defined(RETCL_CPU) || !defined(RETCL_VW) || !defined(RETCL_RG_RB) || \
+    !defined(RETCL_RG_NJ) || !defined(RETCL_RG_KB)
+#error "retention_grad.cl needs the retention_grad record's definitions"
+#endif
+
+#define RG_RB RETCL_RG_RB
+#define RG_NJ RETCL_RG_NJ
+#define RG_KB RETCL_RG_KB
+/* Tokens per score tile: RETCL_RG_NJ vectors. */
+#define RG_KT (RETCL_RG_NJ * RETCL_VW)
+
+#if RETCL_VW == 16
+#define RG_IOTA                                                             \
+  ((vecf)(0.0f, 1.0f, 2.0f, 3.0f, 4.0f, 5.0f, 6.0f, 7.0f, 8.0f, 9.0f,     \
+          10.0f, 11.0f, 12.0f, 13.0f, 14.0f, 15.0f))
+#else
+#define RG_IOTA ((vecf)(0.0f, 1.0f, 2.0f, 3.0f, 4.0f, 5.0f, 6.0f, 7.0f))
+#endif
+
+/* A tensor argument: buffer, element offset, batch/token/head strides. */
+#define RG_IN(P, p) \
+  __global const float *P, uint p##_off, uint p##_sb, uint p##_st, uint p##_sh
+#define RG_OUT(P, p) \
+  __global float *P, uint p##_off, uint p##_sb, uint p##_st, uint p##_sh
+#define RG_ROW(P, p, b, t, h) \
+  ((P) + RETCL_AT(p##_off, p##_sb, p##_st, p##_sh, (b), (t), (h)))
+
+/* c_n = Σ_{j<n} γ^j (docs/design.md §1.2), as cl/retention.cl has it. */
+inline float rg_decay_sum(float lg, float n) {
+  if (n <= 0.0f) return 0.0f;
+  if (lg == 0.0f) return n;
+  return expm1(n * lg) / expm1(lg);
+}
+
+/* The weight of output row t of head bh: the torchscale factor or the raw
+ * form's scale. */
+inline float rg_weight(__global const float *work, uint f_off, int has_F,
+                       float w_scale, uint bh, uint T, uint t) {
+  return has_F ? work[f_off + bh * T + t] : w_scale;
+}
+
+inline float rg_dot(__global const float *a, __global const float *b,
+                    uint n) {
+  vecf acc = (vecf)(0.0f);
+  uint d = 0;
+  for (; d + RETCL_VW <= n; d += RETCL_VW)
+    acc = fma(VLOAD(0, a + d), VLOAD(0, b + d), acc);
+  float s = 0.0f;
+  for (; d < n; ++d) s = fma(a[d], b[d], s);
+  return s + lane_sum(acc);
+}
+
+/* Where tile `tile` of segment bhs starts in a panel region of rows of D. */
+inline size_t rg_panel(uint p_off, uint bhs, uint ntile, uint tile, uint D) {
+  return p_off + ((size_t)bhs * ntile + tile) * D * RG_KT;
+}
+
+/* ------------------------------------------------------------------------ */
+/* panels: panel[d][j] = w_t X[t][d] for the KT tokens t = t0 + tile KT + j */
+/* of a segment (zero past its end).                                        */
+/* Grid cpu: (tiles, 1, B*H*n_seg); gpu: (KT, D, tiles * B*H*n_seg).        */
+/* ------------------------------------------------------------------------ */
+__kernel void retcl_retention_grad_panels(
+    RG_IN(X, x), __global float *work, uint p_off, uint f_off, int has_F,
+    float w_scale, uint T, uint H, uint D, uint C, uint n_seg) {
+  const uint ntile = (C + RG_KT - 1) / RG_KT;
+#if RETCL_CPU
+  const uint tile = get_global_id(0), bhs = get_global_id(2);
+  if (tile >= ntile) return;
+#else
+  const uint j = get_global_id(0), d = get_global_id(1);
+  const uint tile = get_global_id(2) % ntile, bhs = get_global_id(2) / ntile;
+  if (j >= RG_KT || d >= D) return;
+#endif
+  const uint s = bhs % n_seg, bh = bhs / n_seg, b = bh / H, h = bh % H;
+  const uint t0 = s * C, L = min(C, T - t0);
+  __global float *pan = work + rg_panel(p_off, bhs, ntile, tile, D);
+#if RETCL_CPU
+  /* VW tokens x VW dims at a time through a private tile: whole vectors
+   * in, whole vectors out. */
+  for (uint g = 0; g < RG_NJ; ++g) {
+    const uint j0 = tile * RG_KT + g * RETCL_VW;
+    for (uint d0 = 0; d0 < D; d0 += RETCL_VW) {
+      const uint nd = min((uint)RETCL_VW, D - d0);
+      float t[RETCL_VW][RETCL_VW];
+      for (uint i = 0; i < RETCL_VW; ++i) {
+        vecf x = (vecf)(0.0f);
+        if (j0 + i < L)
+          x = rg_weight(work, f_off, has_F, w_scale, bh, T, t0 + j0 + i) *
+              load_block(RG_ROW(X, x, b, t0 + j0 + i, h) + d0, nd);
+        VSTORE(x, 0, t[i]);
+      }
+      for (uint dd = 0; dd < nd; ++dd) {
+        float col[RETCL_VW];
+        for (uint i = 0; i < RETCL_VW; ++i) col[i] = t[i][dd];
+        VSTORE(VLOAD(0, col), 0, pan + (size_t)(d0 + dd) * RG_KT + g * RETCL_VW);
+      }
+    }
+  }
+#else
+  const uint tj = tile * RG_KT + j;
+  pan[(size_t)d * RG_KT + j] =
+      tj < L ? rg_weight(work, f_off, has_F, w_scale, bh, T, t0 + tj) *
+                   RG_ROW(X, x, b, t0 + tj, h)[d]
+             : 0.0f;
+#endif
+}
+
+/* torchscale's factor of a finished row i (segment-relative) from its
+ * Σ_j |P_ij|: 1/(s_i m_i), s_i = sqrt(c_{i+1}), m_i = clamp(Σ/s_i, 1, 5e4)
+ * (parallel, mode 1) or max(1, Σ/s_i, r) (chunkwise, mode 2), exactly as
+ * cl/retention.cl's row_factor. */
+inline float rg_ts_factor(int mode, float lg, uint i, float abs_sum,
+                          float cross) {
+  const float s_i = sqrt(rg_decay_sum(lg, (float)(i + 1)));
+  float a = abs_sum / s_i;
+  if (mode == 1) a = fmin(a, 5e4f);
+  return 1.0f / (s_i * fmax(a, cross));
+}
+
+/* ------------------------------------------------------------------------ */
+/* row_factor: F[bh*T + t], the torchscale weight of output row t.          */
+/* mode 1 (parallel), 2 (chunkwise): from the scores of the segment, Q read */
+/* from its panels; mode 3 (recurrent): 1/sqrt(c_{position+t+1}).           */
+/* Grid cpu: (tiles, 1, B*H*n_seg), KT rows per item; gpu: (C, 1, ...).     */
+/* ------------------------------------------------------------------------ */
+__kernel void retcl_retention_grad_row_factor(
+    RG_IN(K, k), __global const float *log_decay, uint ld_off,
+    __global float *work, uint f_off, uint qt_off, uint r_off, int has_R,
+    uint T, uint H, uint Dk, uint Dv, uint C, uint n_seg, int mode,
+    float position) {
+  const uint bhs = get_global_id(2);
+  const uint s = bhs % n_seg, bh = bhs / n_seg, b = bh / H, h = bh % H;
+  const uint t0 = s * C, L = min(C, T - t0);
+  const uint ntile = (C + RG_KT - 1) / RG_KT;
+  const float lg = log_decay[ld_off + h];
+#if RETCL_CPU
+  const uint i0 = get_global_id(0) * RG_KT;
+  const uint ni = i0 < L ? min((uint)RG_KT, L - i0) : 0u;
+#else
+  const uint i0 = get_global_id(0);
+  const uint ni = i0 < L ? 1u : 0u;
+#endif
+  if (ni == 0) return;
+  __global float *F = work + f_off + (size_t)bh * T + t0 + i0;
+  if (mode == 3) {
+    for (uint i = 0; i < ni; ++i)
+      F[i] = rsqrt(rg_decay_sum(lg, position + (float)(t0 + i0 + i + 1)));
+    return;
+  }
+  /* r: the largest column abs-sum of the raw state before the chunk,
+   * divided by c_C (the rows of Rᵀ are R's columns). */
+  float cross = 1.0f;
+  if (mode == 2 && has_R) {
+    __global const float *Rt = work + r_off + (size_t)bhs * Dk * Dv;
+    float col_max = 0.0f;
+    for (uint v = 0; v < Dv; ++v) {
+      float col = 0.0f;
+      for (uint kk = 0; kk < Dk; ++kk) col += fabs(Rt[(size_t)v * Dk + kk]);
+      col_max = fmax(col_max, col);
+    }
+    cross = fmax(1.0f, col_max / rg_decay_sum(lg, (float)C));
+  }
+#if RETCL_CPU
+  /* Σ_j |P_ij| for the KT rows as NJ vectors: RB keys at a time, each key
+   * row's values broadcast against the panel's vectors of queries. */
+  __global const float *qp = work + rg_panel(qt_off, bhs, ntile, i0 / RG_KT, Dk);
+  vecf absv[RG_NJ];
+#pragma unroll
+  for (uint n = 0; n < RG_NJ; ++n) absv[n] = (vecf)(0.0f);
+  const uint last = i0 + ni;
+  for (uint jb = 0; jb < last; jb += RG_RB) {
+    __global const float *krow[RG_RB];
+#pragma unroll
+    for (uint r = 0; r < RG_RB; ++r)
+      krow[r] = RG_ROW(K, k, b, t0 + min(jb + r, last - 1), h);
+    vecf acc[RG_RB][RG_NJ];
+#pragma unroll
+    for (uint r = 0; r < RG_RB; ++r)
+#pragma unroll
+      for (uint n = 0; n < RG_NJ; ++n) acc[r][n] = (vecf)(0.0f);
+    for (uint d = 0; d < Dk; ++d) {
+      vecf bv[RG_NJ];
+#pragma unroll
+      for (uint n = 0; n < RG_NJ; ++n) bv[n] = VLOAD(n, qp + (size_t)d * RG_KT);
+#pragma unroll
+      for (uint r = 0; r < RG_RB; ++r) {
+        const vecf a = (vecf)(krow[r][d]);
+#pragma unroll
+        for (uint n = 0; n < RG_NJ; ++n) acc[r][n] = fma(a, bv[n], acc[r][n]);
+      }
+    }
+#pragma unroll
+    for (uint r = 0; r < RG_RB; ++r) {
+      if (jb + r >= last) break;
+#pragma unroll
+      for (uint n = 0; n < RG_NJ; ++n) {
+        const vecf gap = (float)i0 - (float)(jb + r) + (float)(n * RETCL_VW) + RG_IOTA;
+        const vecf e = exp(fmax(gap, (vecf)(0.0f)) * lg) * step((vecf)(0.0f), gap);
+        absv[n] = fma(fabs(acc[r][n]), e, absv[n]);
+      }
+    }
+  }
+  float a[RG_KT];
+#pragma unroll
+  for (uint n = 0; n < RG_NJ; ++n) VSTORE(absv[n], 0, a + n * RETCL_VW);
+  for (uint i = 0; i < ni; ++i)
+    F[i] = rg_ts_factor(mode, lg, i0 + i, a[i], cross);
+#else
+  __global const float *qp =
+      work + rg_panel(qt_off, bhs, ntile, i0 / RG_KT, Dk) + i0 % RG_KT;
+  float abs_sum = 0.0f;
+  for (uint j = 0; j <= i0; ++j) {
+    __global const float *krow = RG_ROW(K, k, b, t0 + j, h);
+    float p = 0.0f;
+    for (uint d = 0; d < Dk; ++d) p = fma(krow[d], qp[(size_t)d * RG_KT], p);
+    abs_sum += fabs(p) * exp((float)(i0 - j) * lg);
+  }
+  F[0] = rg_ts_factor(mode, lg, i0, abs_sum, cross);
+#endif
+}
+
+/* Column blocks of one work-item: all (cpu) or one, dimension 0 (gpu). */
+#if RETCL_CPU
+#define RG_BLOCKS_BEGIN(nvb) for (uint cb = 0; cb < (nvb); ++cb) {
+#define RG_BLOCKS_END }
+#else
+#define RG_BLOCKS_BEGIN(nvb) { const uint cb = get_global_id(0); if (cb < (nvb)) {
+#define RG_BLOCKS_END } }
+#endif
+
+/* ------------------------------------------------------------------------ */
+/* chunk_state: out_c[x][y] = Σ_j wt_j X_j[x] Y_j[y] over chunk c, into     */
+/* work[s_off + ((bhc Dx) + x) Dy + y].                                      */
+/* mode 0: X = V, Y = K, wt_j = γ^(L-1-j)       (Uᵀ_c, [Dv][Dk])            */
+/* mode 1: X = Q, Y = dO, wt_i = γ^(i+1) w_i    (W_c, [Dk][Dv])             */
+/* Grid: (column items, ceil(Dx/KB), B*H*Nc).                                */
+/* ------------------------------------------------------------------------ */
+__kernel void retcl_retention_grad_chunk_state(
+    RG_IN(X, x), RG_IN(Y, y), __global const float *log_decay, uint ld_off,
+    __global float *work, uint s_off, uint f_off, int has_F, float w_scale,
+    uint T, uint H, uint Dx, uint Dy, uint C, uint n_chunks, int mode) {
+  const uint x0 = get_global_id(1) * RG_KB;
+  const uint bhc = get_global_id(2);
+  const uint c = bhc % n_chunks, bh = bhc / n_chunks;
+  const uint b = bh / H, h = bh % H;
+  if (x0 >= Dx) return;
+  const uint t0 = c * C, L = min(C, T - t0);
+  const float lg = log_decay[ld_off + h];
+  const uint nvb = (Dy + RETCL_VW - 1) / RETCL_VW;
+  const uint rows = min((uint)RG_KB, Dx - x0);
+  __global float *u = work + s_off + ((size_t)bhc * Dx + x0) * Dy;
+  /* Tokens in tiles of KT: their weights once per tile, partial sums in
+   * the output between tiles. */
+  float w[RG_KT];
+  for (uint j0 = 0; j0 < L; j0 += RG_KT) {
+    const uint nk = min((uint)RG_KT, L - j0);
+    for (uint j = 0; j < nk; ++j)
+      w[j] = mode == 0 ? exp((float)(L - 1 - j0 - j) * lg)
+                       : exp((float)(j0 + j + 1) * lg) *
+                             rg_weight(work, f_off, has_F, w_scale, bh, T,
+                                       t0 + j0 + j);
+    RG_BLOCKS_BEGIN(nvb)
+      const uint v0 = cb * RETCL_VW, nv = min((uint)RETCL_VW, Dy - v0);
+      vecf acc[RG_KB];
+#pragma unroll
+      for (uint r = 0; r < RG_KB; ++r)
+        acc[r] = (j0 > 0 && r < rows) ? load_block(u + r * Dy + v0, nv)
+                                      : (vecf)(0.0f);
+      for (uint j = 0; j < nk; ++j) {
+        __global const float *xrow = RG_ROW(X, x, b, t0 + j0 + j, h) + x0;
+        const vecf yv = w[j] * load_block(RG_ROW(Y, y, b, t0 + j0 + j, h) + v0, nv);
+        /* Rows past Dx repeat the last real one and are never stored. */
+#pragma unroll
+        for (uint r = 0; r < RG_KB; ++r)
+          acc[r] = fma((vecf)(xrow[min(r, rows - 1)]), yv, acc[r]);
+      }
+      for (uint r = 0; r < rows; ++r) store_block(u + r * Dy + v0, acc[r], nv);
+    RG_BLOCKS_END
+  }
+}
+
+/* α: the initial state enters as α S_0 (torchscale: S_0 is Ŝ_p = raw /
+ * sqrt(c_p)); β: the final state leaves as β S_T. Both 1 in the raw form. */
+inline float rg_alpha(int ts_state, float lg, float position) {
+  return ts_state ? sqrt(rg_decay_sum(lg, position)) : 1.0f;
+}
+inline float rg_beta(int ts_state, float lg, float n) {
+  return ts_state ? rsqrt(rg_decay_sum(lg, n)) : 1.0f;
+}
+
+/* ------------------------------------------------------------------------ */
+/* scan_fwd: the slots Uᵀ_c (when has_U; else zero) become Rᵀ_c, the        */
+/* transposed raw state before chunk c: x = α S_0ᵀ (or 0); for each chunk   */
+/* slot_c <- x, x = γ^(L_c) x + Uᵀ_c.                                        */
+/* Grid: (ceil(Dk/VW), Dv, B*H).                                             */
+/* ------------------------------------------------------------------------ */
+__kernel void retcl_retention_grad_scan_fwd(
+    __global float *work, uint s_off, int has_U, __global const float *S_in,
+    uint s_in_off, int has_state_in, __global const float *log_decay,
+    uint ld_off, uint T, uint H, uint Dk, uint Dv, uint C, uint n_chunks,
+    int ts_state, float position) {
+  const uint cb = get_global_id(0), v = get_global_id(1), bh = get_global_id(2);
+  const uint ncb = (Dk + RETCL_VW - 1) / RETCL_VW;
+  if (cb >= ncb || v >= Dv) return;
+  const uint h = bh % H;
+  const uint k0 = cb * RETCL_VW, nk = min((uint)RETCL_VW, Dk - k0);
+  const float lg = log_decay[ld_off + h];
+  vecf x = (vecf)(0.0f);
+  if (has_state_in) {
+    float t[RETCL_VW];
+    for (uint l = 0; l < RETCL_VW; ++l)
+      t[l] = l < nk ? S_in[s_in_off + ((size_t)bh * Dk + k0 + l) * Dv + v] : 0.0f;
+    x = rg_alpha(ts_state, lg, position) * VLOAD(0, t);
+  }
+  for (uint c = 0; c < n_chunks; ++c) {
+    __global float *slot = work + s_off + (((size_t)bh * n_chunks + c) * Dv + v) * Dk + k0;
+    const vecf u = has_U ? load_block(slot, nk) : (vecf)(0.0f);
+    store_block(slot, x, nk);
+    const uint L = min(C, T - c * C);
+    x = fma((vecf)(exp((float)L * lg)), x, u);
+  }
+}
+
+/* ------------------------------------------------------------------------ */
+/* scan_bwd: the slots W_c (when has_W; else zero) become dR_{c+1}, the     */
+/* gradient of the raw state after chunk c ([Dk][Dv]), with a transposed    */
+/* copy ([Dv][Dk]) at st_off: x = β dS_T (or 0); for c = Nc-1 ... 0:         */
+/* slot_c <- x, x = γ^(L_c) x + W_c; finally dS_0 = α x.                     */
+/* Grid: (ceil(Dv/VW), Dk, B*H). d_state_in may be d_state_out (in place):  */
+/* each item reads its elements before it writes them.                      */
+/* ------------------------------------------------------------------------ */
+__kernel void retcl_retention_grad_scan_bwd(
+    __global float *work, uint s_off, uint st_off, int has_W,
+    __global const float *dS_out, uint ds_out_off, int has_d_state_out,
+    __global float *dS_in, uint ds_in_off, int has_d_state_in,
+    __global const float *log_decay, uint ld_off, uint T, uint H, uint Dk,
+    uint Dv, uint C, uint n_chunks, int ts_state, float position) {
+  const uint cb = get_global_id(0), k = get_global_id(1), bh = get_global_id(2);
+  const uint nvb = (Dv + RETCL_VW - 1) / RETCL_VW;
+  if (cb >= nvb || k >= Dk) return;
+  const uint h = bh % H;
+  const uint v0 = cb * RETCL_VW, nv = min((uint)RETCL_VW, Dv - v0);
+  const float lg = log_decay[ld_off + h];
+  const size_t row = (size_t)bh * Dk * Dv + (size_t)k * Dv + v0;
+  vecf x = has_d_state_out
+               ? rg_beta(ts_state, lg, position + (float)T) *
+                     load_block(dS_out + ds_out_off + row, nv)
+               : (vecf)(0.0f);
+  for (uint c = n_chunks; c-- > 0;) {
+    const size_t base = ((size_t)bh * n_chunks + c) * Dk * Dv;
+    __global float *slot = work + s_off + base + (size_t)k * Dv + v0;
+    const vecf w = has_W ? load_block(slot, nv) : (vecf)(0.0f);
+    store_block(slot, x, nv);
+    float t[RETCL_VW];
+    VSTORE(x, 0, t);
+    __global float *tr = work + st_off + base + (size_t)v0 * Dk + k;
+    for (uint l = 0; l < nv; ++l) tr[(size_t)l * Dk] = t[l];
+    const uint L = min(C, T - c * C);
+    x = fma((vecf)(exp((float)L * lg)), x, w);
+  }
+  if (has_d_state_in)
+    store_block(dS_in + ds_in_off + row, rg_alpha(ts_state, lg, position) * x, nv);
+}
+
+/* The decay mask of a score tile: m[r][j] = γ^(i-j) for i >= j inside the
+ * segment, else 0; i, j are the segment-relative query and key of (r, j)
+ * given by the callers. */
+
+/* ------------------------------------------------------------------------ */
+/* dq: dq_i = w_i (Σ_{j≤i} γ^(i-j) (dO_i·v_j) k_j + γ^(i+1) dO_i Rᵀ).       */
+/* R (transposed, [Dv][Dk] per segment) at r_off when has_R; V's panels at  */
+/* vt_off. Grid cpu: (1, ceil(C/RB), B*H*n_seg), RB rows per item;          */
+/* gpu: (gx, ceil(C/gy) gy, B*H*n_seg) in groups of gx x gy: gy rows, their */
+/* column blocks spread over gx items, a tile of scores in local memory.    */
+/* ------------------------------------------------------------------------ */
+__kernel void retcl_retention_grad_dq(
+    RG_IN(K, k), RG_IN(dO, o), RG_OUT(dQ, q), __global const float *log_decay,
+    uint ld_off, __global const float *work, uint f_off, int has_F,
+    float w_scale, uint vt_off, uint r_off, int has_R, uint T, uint H, uint Dk,
+    uint Dv, uint C, uint n_seg, __local float *tile) {
+  const uint bhs = get_global_id(2);
+  const uint s = bhs % n_seg, bh = bhs / n_seg, b = bh / H, h = bh % H;
+  const uint t0 = s * C, L = min(C, T - t0);
+  const uint ntile = (C + RG_KT - 1) / RG_KT;
+  const float lg = log_decay[ld_off + h];
+  const uint ncb = (Dk + RETCL_VW - 1) / RETCL_VW;
+  __global const float *Rt = work + r_off + (size_t)bhs * Dk * Dv;
+#if RETCL_CPU
+  (void)tile;
+  const uint i0 = get_global_id(1) * RG_RB;
+  if (i0 >= L) return;
+  const uint rows = min((uint)RG_RB, L - i0);
+  __global const float *orow[RG_RB];
+  float wr[RG_RB];
+#pragma unroll
+  for (uint r = 0; r < RG_RB; ++r) {
+    const uint t = t0 + i0 + min(r, rows - 1);
+    orow[r] = RG_ROW(dO, o, b, t, h);
+    wr[r] = rg_weight(work, f_off, has_F, w_scale, bh, T, t);
+  }
+  /* Cross term first (zero without R): it initialises the rows. */
+  for (uint cb = 0; cb < ncb; ++cb) {
+    const uint c0 = cb * RETCL_VW, nc = min((uint)RETCL_VW, Dk - c0);
+    vecf acc[RG_RB];
+#pragma unroll
+    for (uint r = 0; r < RG_RB; ++r) acc[r] = (vecf)(0.0f);
+    if (has_R)
+      for (uint v = 0; v < Dv; ++v) {
+        const vecf rv = load_block(Rt + (size_t)v * Dk + c0, nc);
+#pragma unroll
+        for (uint r = 0; r < RG_RB; ++r) acc[r] = fma((vecf)(orow[r][v]), rv, acc[r]);
+      }
+    for (uint r = 0; r < rows; ++r)
+      store_block(RG_ROW(dQ, q, b, t0 + i0 + r, h) + c0,
+                  (wr[r] * exp((float)(i0 + r + 1) * lg)) * acc[r], nc);
+  }
+  /* Key tiles: scores dP = w_i (dO_i·v_j) γ^(i-j) for RB rows x KT keys
+   * (dO values broadcast against V's panel), then dq += dP K. */
+  float rdec[RG_RB];
+#pragma unroll
+  for (uint r = 0; r < RG_RB; ++r) rdec[r] = wr[r] * exp((float)r * lg);
+  const uint last = i0 + rows; /* keys [0, last) can matter */
+  float p[RG_RB][RG_KT];
+  for (uint j0 = 0; j0 < last; j0 += RG_KT) {
+    __global const float *pan = work + rg_panel(vt_off, bhs, ntile, j0 / RG_KT, Dv);
+    vecf acc[RG_RB][RG_NJ];
+#pragma unroll
+    for (uint r = 0; r < RG_RB; ++r)
+#pragma unroll
+      for (uint n = 0; n < RG_NJ; ++n) acc[r][n] = (vecf)(0.0f);
+    for (uint d = 0; d < Dv; ++d) {
+      vecf bv[RG_NJ];
+#pragma unroll
+      for (uint n = 0; n < RG_NJ; ++n) bv[n] = VLOAD(n, pan + (size_t)d * RG_KT);
+#pragma unroll
+      for (uint r = 0; r < RG_RB; ++r) {
+        const vecf a = (vecf)(orow[r][d]);
+#pragma unroll
+        for (uint n = 0; n < RG_NJ; ++n) acc[r][n] = fma(a, bv[n], acc[r][n]);
+      }
+    }
+    if (j0 + RG_KT <= i0 + 1) {
+      /* Every key of the tile is at or before i0: γ^(i-j) = γ^r γ^(i0-j),
+       * both exponents >= 0. */
+#pragma unroll
+      for (uint n = 0; n < RG_NJ; ++n) {
+        const vecf kd = exp(((float)(i0 - j0 - n * RETCL_VW) - RG_IOTA) * lg);
+#pragma unroll
+        for (uint r = 0; r < RG_RB; ++r)
+          VSTORE(acc[r][n] * (rdec[r] * kd), 0, &p[r][n * RETCL_VW]);
+      }
+    } else {
+#pragma unroll
+      for (uint r = 0; r < RG_RB; ++r)
+#pragma unroll
+        for (uint n = 0; n < RG_NJ; ++n) VSTORE(acc[r][n], 0, &p[r][n * RETCL_VW]);
+      for (uint r = 0; r < RG_RB; ++r)
+        for (uint j = 0; j < RG_KT; ++j) {
+          const int gap = (int)(i0 + r) - (int)(j0 + j);
+          p[r][j] = gap >= 0 ? p[r][j] * wr[r] * exp((float)gap * lg) : 0.0f;
+        }
+    }
+    const uint nk = min((uint)RG_KT, last - j0);
+    for (uint cb = 0; cb < ncb; ++cb) {
+      const uint c0 = cb * RETCL_VW, nc = min((uint)RETCL_VW, Dk - c0);
+      vecf a2[RG_RB];
+#pragma unroll
+      for (uint r = 0; r < RG_RB; ++r)
+        a2[r] = r < rows ? load_block(RG_ROW(dQ, q, b, t0 + i0 + r, h) + c0, nc)
+                         : (vecf)(0.0f);
+      for (uint j = 0; j < nk; ++j) {
+        const vecf kv = load_block(RG_ROW(K, k, b, t0 + j0 + j, h) + c0, nc);
+#pragma unroll
+        for (uint r = 0; r < RG_RB; ++r) a2[r] = fma((vecf)(p[r][j]), kv, a2[r]);
+      }
+      for (uint r = 0; r < rows; ++r)
+        store_block(RG_ROW(dQ, q, b, t0 + i0 + r, h) + c0, a2[r], nc);
+    }
+  }
+#else
+  const uint gx = get_local_size(0), gy = get_local_size(1);
+  const uint lx = get_local_id(0), ly = get_local_id(1);
+  const uint lid = ly * gx + lx;
+  const uint ig = get_group_id(1) * gy; /* the group's first row */
+  if (ig >= L) return; /* the whole group: no barrier is left waiting */
+  const uint i = ig + ly;
+  const int live = i < L;
+  const uint t = t0 + min(i, L - 1);
+  __global const float *orow = RG_ROW(dO, o, b, t, h);
+  __global float *qrow = RG_ROW(dQ, q, b, t, h);
+  const float wi = rg_weight(work, f_off, has_F, w_scale, bh, T, t);
+  if (live) {
+    const float xi = wi * exp((float)(i + 1) * lg);
+    for (uint cb = lx; cb < ncb; cb += gx) {
+      const uint c0 = cb * RETCL_VW, nc = min((uint)RETCL_VW, Dk - c0);
+      vecf acc = (vecf)(0.0f);
+      if (has_R)
+        for (uint v = 0; v < Dv; ++v)
+          acc = fma((vecf)(orow[v]), load_block(Rt + (size_t)v * Dk + c0, nc), acc);
+      store_block(qrow + c0, xi * acc, nc);
+    }
+  }
+  const uint last = min(L, ig + gy);
+  for (uint j0 = 0; j0 < last; j0 += RG_KT) {
+    __global const float *pan = work + rg_panel(vt_off, bhs, ntile, j0 / RG_KT, Dv);
+    barrier(CLK_LOCAL_MEM_FENCE);
+    /* The group's gy x KT scores, neighbouring items on neighbouring keys
+     * (the panel's rows are contiguous along keys). */
+    for (uint e = lid; e < gy * RG_KT; e += gx * gy) {
+      const uint r = e / RG_KT, j = e % RG_KT;
+      const uint ir = ig + r;
+      float val = 0.0f;
+      if (ir < L && j0 + j <= ir) {
+        __global const float *orr = RG_ROW(dO, o, b, t0 + ir, h);
+        for (uint d = 0; d < Dv; ++d) val = fma(orr[d], pan[(size_t)d * RG_KT + j], val);
+        val *= rg_weight(work, f_off, has_F, w_scale, bh, T, t0 + ir) *
+               exp((float)(ir - j0 - j) * lg);
+      }
+      tile[e] = val;
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+    if (live) {
+      const uint nk = min((uint)RG_KT, i + 1 - min(i + 1, j0));
+      for (uint cb = lx; cb < ncb; cb += gx) {
+        const uint c0 = cb * RETCL_VW, nc = min((uint)RETCL_VW, Dk - c0);
+        vecf acc = load_block(qrow + c0, nc);
+        for (uint j = 0; j < nk; ++j)
+          acc = fma((vecf)(tile[ly * RG_KT + j]),
+                    load_block(RG_ROW(K, k, b, t0 + j0 + j, h) + c0, nc), acc);
+        store_block(qrow + c0, acc, nc);
+      }
+    }
+  }
+#endif
+}
+
+/* ------------------------------------------------------------------------ */
+/* dkdv: dk_j = Σ_{i≥j} γ^(i-j) (dO'_i·v_j) q_i + γ^(L-1-j) v_j dRᵀ,        */
+/*       dv_j = Σ_{i≥j} γ^(i-j) (q_i·k_j) dO'_i + γ^(L-1-j) k_j dR.          */
+/* dR at dr_off ([Dk][Dv]) and dRᵀ at drt_off when has_dR; Q's and dO''s    */
+/* panels at qt_off, ot_off. Grid as dq's (rows are keys here); the gpu     */
+/* groups keep two tiles of scores (P and dP) in local memory.              */
+/* ------------------------------------------------------------------------ */
+__kernel void retcl_retention_grad_dkdv(
+    RG_IN(Q, q), RG_IN(K, k), RG_IN(V, v), RG_IN(dO, o), RG_OUT(dK, dk),
+    RG_OUT(dV, dv), __global const float *log_decay, uint ld_off,
+    __global const float *work, uint f_off, int has_F, float w_scale,
+    uint qt_off, uint ot_off, uint dr_off, uint drt_off, int has_dR, uint T,
+    uint H, uint Dk, uint Dv, uint C, uint n_seg, __local float *tile) {
+  const uint bhs = get_global_id(2);
+  const uint s = bhs % n_seg, bh = bhs / n_seg, b = bh / H, h = bh % H;
+  const uint t0 = s * C, L = min(C, T - t0);
+  const uint ntile = (C + RG_KT - 1) / RG_KT;
+  const float lg = log_decay[ld_off + h];
+  const uint nkb = (Dk + RETCL_VW - 1) / RETCL_VW;
+  const uint nvb = (Dv + RETCL_VW - 1) / RETCL_VW;
+  __global const float *dR = work + dr_off + (size_t)bhs * Dk * Dv;
+  __global const float *dRt = work + drt_off + (size_t)bhs * Dk * Dv;
+#if RETCL_CPU
+  (void)tile;
+  const uint j0 = get_global_id(1) * RG_RB;
+  if (j0 >= L) return;
+  const uint rows = min((uint)RG_RB, L - j0);
+  __global const float *krow[RG_RB], *vrow[RG_RB];
+#pragma unroll
+  for (uint r = 0; r < RG_RB; ++r) {
+    const uint t = t0 + j0 + min(r, rows - 1);
+    krow[r] = RG_ROW(K, k, b, t, h);
+    vrow[r] = RG_ROW(V, v, b, t, h);
+  }
+  /* Cross terms first (zero without dR): they initialise the rows. */
+  for (uint cb = 0; cb < nkb; ++cb) {
+    const uint c0 = cb * RETCL_VW, nc = min((uint)RETCL_VW, Dk - c0);
+    vecf acc[RG_RB];
+#pragma unroll
+    for (uint r = 0; r < RG_RB; ++r) acc[r] = (vecf)(0.0f);
+    if (has_dR)
+      for (uint vv = 0; vv < Dv; ++vv) {
+        const vecf x = load_block(dRt + (size_t)vv * Dk + c0, nc);
+#pragma unroll
+        for (uint r = 0; r < RG_RB; ++r) acc[r] = fma((vecf)(vrow[r][vv]), x, acc[r]);
+      }
+    for (uint r = 0; r < rows; ++r)
+      store_block(RG_ROW(dK, dk, b, t0 + j0 + r, h) + c0,
+                  exp((float)(L - 1 - j0 - r) * lg) * acc[r], nc);
+  }
+  for (uint cb = 0; cb < nvb; ++cb) {
+    const uint c0 = cb * RETCL_VW, nc = min((uint)RETCL_VW, Dv - c0);
+    vecf acc[RG_RB];
+#pragma unroll
+    for (uint r = 0; r < RG_RB; ++r) acc[r] = (vecf)(0.0f);
+    if (has_dR)
+      for (uint kk = 0; kk < Dk; ++kk) {
+        const vecf x = load_block(dR + (size_t)kk * Dv + c0, nc);
+#pragma unroll
+        for (uint r = 0; r < RG_RB; ++r) acc[r] = fma((vecf)(krow[r][kk]), x, acc[r]);
+      }
+    for (uint r = 0; r < rows; ++r)
+      store_block(RG_ROW(dV, dv, b, t0 + j0 + r, h) + c0,
+                  exp((float)(L - 1 - j0 - r) * lg) * acc[r], nc);
+  }
+  /* Query tiles from the one holding j0: Pᵀ (keys x queries) from k_j
+   * against Q's panel, dPᵀ from v_j against dO''s panel, then
+   * dk += dPᵀ Q and dv += (w ⊙ Pᵀ) dO. */
+  const uint jl = j0 + rows - 1; /* the block's last key */
+  float rdec[RG_RB];
+#pragma unroll
+  for (uint r = 0; r < RG_RB; ++r) rdec[r] = exp((float)(rows - 1 - min(r, rows - 1)) * lg);
+  float pt[RG_RB][RG_KT], dpt[RG_RB][RG_KT];
+  for (uint i0 = j0 / RG_KT * RG_KT; i0 < L; i0 += RG_KT) {
+    const uint tile_i = i0 / RG_KT;
+    __global const float *qp = work + rg_panel(qt_off, bhs, ntile, tile_i, Dk);
+    __global const float *op = work + rg_panel(ot_off, bhs, ntile, tile_i, Dv);
+    vecf acc[RG_RB][RG_NJ];
+#pragma unroll
+    for (uint r = 0; r < RG_RB; ++r)
+#pragma unroll
+      for (uint n = 0; n < RG_NJ; ++n) acc[r][n] = (vecf)(0.0f);
+    for (uint d = 0; d < Dk; ++d) {
+      vecf bv[RG_NJ];
+#pragma unroll
+      for (uint n = 0; n < RG_NJ; ++n) bv[n] = VLOAD(n, qp + (size_t)d * RG_KT);
+#pragma unroll
+      for (uint r = 0; r < RG_RB; ++r) {
+        const vecf a = (vecf)(krow[r][d]);
+#pragma unroll
+        for (uint n = 0; n < RG_NJ; ++n) acc[r][n] = fma(a, bv[n], acc[r][n]);
+      }
+    }
+#pragma unroll
+    for (uint r = 0; r < RG_RB; ++r)
+#pragma unroll
+      for (uint n = 0; n < RG_NJ; ++n) VSTORE(acc[r][n], 0, &pt[r][n * RETCL_VW]);
+#pragma unroll
+    for (uint r = 0; r < RG_RB; ++r)
+#pragma unroll
+      for (uint n = 0; n < RG_NJ; ++n) acc[r][n] = (vecf)(0.0f);
+    for (uint d = 0; d < Dv; ++d) {
+      vecf bv[RG_NJ];
+#pragma unroll
+      for (uint n = 0; n < RG_NJ; ++n) bv[n] = VLOAD(n, op + (size_t)d * RG_KT);
+#pragma unroll
+      for (uint r = 0; r < RG_RB; ++r) {
+        const vecf a = (vecf)(vrow[r][d]);
+#pragma unroll
+        for (uint n = 0; n < RG_NJ; ++n) acc[r][n] = fma(a, bv[n], acc[r][n]);
+      }
+    }
+    const uint ni = min((uint)RG_KT, L - i0);
+    if (i0 >= jl && ni == RG_KT) {
+      /* Every query of the tile is at or after every key of the block:
+       * γ^(i-j) = γ^(i-jl) γ^(jl-j), both exponents >= 0. */
+#pragma unroll
+      for (uint n = 0; n < RG_NJ; ++n) {
+        const vecf qd = exp(((float)(i0 - jl + n * RETCL_VW) + RG_IOTA) * lg);
+        const vecf wv = has_F ? VLOAD(0, work + f_off + (size_t)bh * T + t0 + i0 + n * RETCL_VW)
+                              : (vecf)(w_scale);
+#pragma unroll
+        for (uint r = 0; r < RG_RB; ++r) {
+          const vecf m = rdec[r] * qd;
+          VSTORE(VLOAD(0, &pt[r][n * RETCL_VW]) * (m * wv), 0, &pt[r][n * RETCL_VW]);
+          VSTORE(acc[r][n] * m, 0, &dpt[r][n * RETCL_VW]);
+        }
+      }
+    } else {
+#pragma unroll
+      for (uint r = 0; r < RG_RB; ++r)
+#pragma unroll
+        for (uint n = 0; n < RG_NJ; ++n) VSTORE(acc[r][n], 0, &dpt[r][n * RETCL_VW]);
+      for (uint r = 0; r < RG_RB; ++r)
+        for (uint i = 0; i < RG_KT; ++i) {
+          const int gap = (int)(i0 + i) - (int)(j0 + r);
+          float m = 0.0f, wi = 0.0f;
+          if (gap >= 0 && i < ni) {
+            m = exp((float)gap * lg);
+            wi = rg_weight(work, f_off, has_F, w_scale, bh, T, t0 + i0 + i);
+          }
+          pt[r][i] *= m * wi;
+          dpt[r][i] *= m;
+        }
+    }
+    for (uint cb = 0; cb < nkb; ++cb) {
+      const uint c0 = cb * RETCL_VW, nc = min((uint)RETCL_VW, Dk - c0);
+      vecf a2[RG_RB];
+#pragma unroll
+      for (uint r = 0; r < RG_RB; ++r)
+        a2[r] = r < rows ? load_block(RG_ROW(dK, dk, b, t0 + j0 + r, h) + c0, nc)
+                         : (vecf)(0.0f);
+      for (uint i = 0; i < ni; ++i) {
+        const vecf x = load_block(RG_ROW(Q, q, b, t0 + i0 + i, h) + c0, nc);
+#pragma unroll
+        for (uint r = 0; r < RG_RB; ++r) a2[r] = fma((vecf)(dpt[r][i]), x, a2[r]);
+      }
+      for (uint r = 0; r < rows; ++r)
+        store_block(RG_ROW(dK, dk, b, t0 + j0 + r, h) + c0, a2[r], nc);
+    }
+    for (uint cb = 0; cb < nvb; ++cb) {
+      const uint c0 = cb * RETCL_VW, nc = min((uint)RETCL_VW, Dv - c0);
+      vecf a2[RG_RB];
+#pragma unroll
+      for (uint r = 0; r < RG_RB; ++r)
+        a2[r] = r < rows ? load_block(RG_ROW(dV, dv, b, t0 + j0 + r, h) + c0, nc)
+                         : (vecf)(0.0f);
+      for (uint i = 0; i < ni; ++i) {
+        const vecf x = load_block(RG_ROW(dO, o, b, t0 + i0 + i, h) + c0, nc);
+#pragma unroll
+        for (uint r = 0; r < RG_RB; ++r) a2[r] = fma((vecf)(pt[r][i]), x, a2[r]);
+      }
+      for (uint r = 0; r < rows; ++r)
+        store_block(RG_ROW(dV, dv, b, t0 + j0 + r, h) + c0, a2[r], nc);
+    }
+  }
+#else
+  const uint gx = get_local_size(0), gy = get_local_size(1);
+  const uint lx = get_local_id(0), ly = get_local_id(1);
+  const uint lid = ly * gx + lx;
+  const uint jg = get_group_id(1) * gy; /* the group's first key */
+  if (jg >= L) return; /* the whole group: no barrier is left waiting */
+  const uint j = jg + ly;
+  const int live = j < L;
+  const uint t = t0 + min(j, L - 1);
+  __global const float *krow = RG_ROW(K, k, b, t, h);
+  __global const float *vrow = RG_ROW(V, v, b, t, h);
+  __global float *dkrow = RG_ROW(dK, dk, b, t, h);
+  __global float *dvrow = RG_ROW(dV, dv, b, t, h);
+  __local float *pt = tile, *dpt = tile + gy * RG_KT;
+  if (live) {
+    const float zeta = exp((float)(L - 1 - j) * lg);
+    for (uint cb = lx; cb < nkb; cb += gx) {
+      const uint c0 = cb * RETCL_VW, nc = min((uint)RETCL_VW, Dk - c0);
+      vecf acc = (vecf)(0.0f);
+      if (has_dR)
+        for (uint vv = 0; vv < Dv; ++vv)
+          acc = fma((vecf)(vrow[vv]), load_block(dRt + (size_t)vv * Dk + c0, nc), acc);
+      store_block(dkrow + c0, zeta * acc, nc);
+    }
+    for (uint cb = lx; cb < nvb; cb += gx) {
+      const uint c0 = cb * RETCL_VW, nc = min((uint)RETCL_VW, Dv - c0);
+      vecf acc = (vecf)(0.0f);
+      if (has_dR)
+        for (uint kk = 0; kk < Dk; ++kk)
+          acc = fma((vecf)(krow[kk]), load_block(dR + (size_t)kk * Dv + c0, nc), acc);
+      store_block(dvrow + c0, zeta * acc, nc);
+    }
+  }
+  for (uint i0 = jg / RG_KT * RG_KT; i0 < L; i0 += RG_KT) {
+    const uint tile_i = i0 / RG_KT;
+    __global const float *qp = work + rg_panel(qt_off, bhs, ntile, tile_i, Dk);
+    __global const float *op = work + rg_panel(ot_off, bhs, ntile, tile_i, Dv);
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (uint e = lid; e < gy * RG_KT; e += gx * gy) {
+      const uint r = e / RG_KT, i = e % RG_KT;
+      const uint jr = jg + r;
+      float pv = 0.0f, dpv = 0.0f;
+      if (jr < L && i0 + i < L && i0 + i >= jr) {
+        __global const float *kr = RG_ROW(K, k, b, t0 + jr, h);
+        __global const float *vr = RG_ROW(V, v, b, t0 + jr, h);
+        for (uint d = 0; d < Dk; ++d) pv = fma(kr[d], qp[(size_t)d * RG_KT + i], pv);
+        for (uint d = 0; d < Dv; ++d) dpv = fma(vr[d], op[(size_t)d * RG_KT + i], dpv);
+        const float m = exp((float)(i0 + i - jr) * lg);
+        pv *= m * rg_weight(work, f_off, has_F, w_scale, bh, T, t0 + i0 + i);
+        dpv *= m;
+      }
+      pt[e] = pv;
+      dpt[e] = dpv;
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+    if (live) {
+      const uint ni = min((uint)RG_KT, L - i0);
+      for (uint cb = lx; cb < nkb; cb += gx) {
+        const uint c0 = cb * RETCL_VW, nc = min((uint)RETCL_VW, Dk - c0);
+        vecf acc = load_block(dkrow + c0, nc);
+        for (uint i = 0; i < ni; ++i)
+          acc = fma((vecf)(dpt[ly * RG_KT + i]),
+                    load_block(RG_ROW(Q, q, b, t0 + i0 + i, h) + c0, nc), acc);
+        store_block(dkrow + c0, acc, nc);
+      }
+      for (uint cb = lx; cb < nvb; cb += gx) {
+        const uint c0 = cb * RETCL_VW, nc = min((uint)RETCL_VW, Dv - c0);
+        vecf acc = load_block(dvrow + c0, nc);
+        for (uint i = 0; i < ni; ++i)
+          acc = fma((vecf)(pt[ly * RG_KT + i]),
+                    load_block(RG_ROW(dO, o, b, t0 + i0 + i, h) + c0, nc), acc);
+        store_block(dvrow + c0, acc, nc);
+      }
+    }
+  }
+#endif
+}
+
+/* ------------------------------------------------------------------------ */
+/* rec_dq: the recurrent algorithm's forward sweep. An item owns state rows */
+/* [k_begin, k_begin + rkb) (in scratch at s_off): S_{t+1} = γ S_t +        */
+/* k_tᵀ v_t from α S_0, and dq_t[k] = w_t dO_t · S_{t+1}[k].                 */
+/* Grid: (ceil(Dk/rkb), 1, B*H).                                             */
+/* ------------------------------------------------------------------------ */
+__kernel void retcl_retention_grad_rec_dq(
+    RG_IN(K, k), RG_IN(V, v), RG_IN(dO, o), RG_OUT(dQ, q),
+    __global const float *log_decay, uint ld_off, __global float *work,
+    uint s_off, uint f_off, int has_F, float w_scale,
+    __global const float *S_in, uint s_in_off, int has_state_in, uint T,
+    uint H, uint Dk, uint Dv, uint rkb, int ts_state, float position) {
+  const uint k_begin = get_global_id(0) * rkb, bh = get_global_id(2);
+  if (k_begin >= Dk) return;
+  const uint k_end = min(Dk, k_begin + rkb);
+  const uint b = bh / H, h = bh % H;
+  const uint nvb = (Dv + RETCL_VW - 1) / RETCL_VW;
+  const float lg = log_decay[ld_off + h];
+  const float g = exp(lg), alpha = rg_alpha(ts_state, lg, position);
+  __global float *S = work + s_off + (size_t)bh * Dk * Dv;
+  __global const float *S0 = S_in + s_in_off + (size_t)bh * Dk * Dv;
+  for (uint t = 0; t < T; ++t) {
+    const float wt = rg_weight(work, f_off, has_F, w_scale, bh, T, t);
+    __global const float *krow = RG_ROW(K, k, b, t, h);
+    __global const float *vrow = RG_ROW(V, v, b, t, h);
+    __global const float *orow = RG_ROW(dO, o, b, t, h);
+    __global float *qrow = RG_ROW(dQ, q, b, t, h);
+    for (uint kb = k_begin; kb < k_end; kb += RG_RB) {
+      const uint rows = min((uint)RG_RB, k_end - kb);
+      vecf dacc[RG_RB];
+#pragma unroll
+      for (uint r = 0; r < RG_RB; ++r) dacc[r] = (vecf)(0.0f);
+      for (uint cb = 0; cb < nvb; ++cb) {
+        const uint v0 = cb * RETCL_VW, nv = min((uint)RETCL_VW, Dv - v0);
+        const vecf vb = load_block(vrow + v0, nv), ob = load_block(orow + v0, nv);
+#pragma unroll
+        for (uint r = 0; r < RG_RB; ++r) {
+          if (r < rows) {
+            const uint kk = kb + r;
+            __global float *sp = S + (size_t)kk * Dv + v0;
+            vecf st = (vecf)(0.0f);
+            if (t > 0)
+              st = g * load_block(sp, nv);
+            else if (has_state_in)
+              st = (g * alpha) * load_block(S0 + (size_t)kk * Dv + v0, nv);
+            st = fma((vecf)(krow[kk]), vb, st);
+            store_block(sp, st, nv);
+            dacc[r] = fma(ob, st, dacc[r]);
+          }
+        }
+      }
+      for (uint r = 0; r < rows; ++r) qrow[kb + r] = wt * lane_sum(dacc[r]);
+    }
+  }
+}
+
+/* ------------------------------------------------------------------------ */
+/* rec_dkdv: the reverse sweep. An item owns rows [k_begin, +rkb) of        */
+/* G_{t+1} = ∂L/∂S_{t+1} (scratch at g_off): G_T = β dS_T + q_{T-1}ᵀ dO'_{T-1}, */
+/* G_{t+1} = γ G_{t+2} + q_tᵀ dO'_t; dk_t = v_t G_{t+1}ᵀ (its rows) and     */
+/* dv_t = k_t G_{t+1} over its rows, into dV (the output, or a partial sum  */
+/* per row block at dv_off + block * part_stride); dS_0 = α γ G_1.           */
+/* Grid: (ceil(Dk/rkb), 1, B*H).                                             */
+/* ------------------------------------------------------------------------ */
+__kernel void retcl_retention_grad_rec_dkdv(
+    RG_IN(Q, q), RG_IN(K, k), RG_IN(V, v), RG_IN(dO, o), RG_OUT(dK, dk),
+    RG_OUT(dV, dv), uint part_stride, __global const float *log_decay,
+    uint ld_off, __global float *work, uint g_off, uint f_off, int has_F,
+    float w_scale, __global const float *dS_out, uint ds_out_off,
+    int has_d_state_out, __global float *dS_in, uint ds_in_off,
+    int has_d_state_in, uint T, uint H, uint Dk, uint Dv, uint rkb,
+    int ts_state, float position) {
+  const uint blk = get_global_id(0), bh = get_global_id(2);
+  const uint k_begin = blk * rkb;
+  if (k_begin >= Dk) return;
+  const uint k_end = min(Dk, k_begin + rkb);
+  const uint b = bh / H, h = bh % H;
+  const uint nvb = (Dv + RETCL_VW - 1) / RETCL_VW;
+  const float lg = log_decay[ld_off + h];
+  const float g = exp(lg);
+  const float beta = rg_beta(ts_state, lg, position + (float)T);
+  const uint dvo = dv_off + blk * part_stride;
+  __global float *G = work + g_off + (size_t)bh * Dk * Dv;
+  __global const float *dS = dS_out + ds_out_off + (size_t)bh * Dk * Dv;
+  for (uint t = T; t-- > 0;) {
+    const float wt = rg_weight(work, f_off, has_F, w_scale, bh, T, t);
+    __global const float *qrow = RG_ROW(Q, q, b, t, h);
+    __global const float *krow = RG_ROW(K, k, b, t, h);
+    __global const float *vrow = RG_ROW(V, v, b, t, h);
+    __global const float *orow = RG_ROW(dO, o, b, t, h);
+    __global float *dkrow = RG_ROW(dK, dk, b, t, h);
+    __global float *dvrow = dV + RETCL_AT(dvo, dv_sb, dv_st, dv_sh, b, t, h);
+    for (uint kb = k_begin; kb < k_end; kb += RG_RB) {
+      const uint rows = min((uint)RG_RB, k_end - kb);
+      vecf dacc[RG_RB];
+#pragma unroll
+      for (uint r = 0; r < RG_RB; ++r) dacc[r] = (vecf)(0.0f);
+      for (uint cb = 0; cb < nvb; ++cb) {
+        const uint v0 = cb * RETCL_VW, nv = min((uint)RETCL_VW, Dv - v0);
+        const vecf ob = wt * load_block(orow + v0, nv), vb = load_block(vrow + v0, nv);
+        vecf dvacc = kb == k_begin ? (vecf)(0.0f) : load_block(dvrow + v0, nv);
+#pragma unroll
+        for (uint r = 0; r < RG_RB; ++r) {
+          if (r < rows) {
+            const uint kk = kb + r;
+            __global float *gp = G + (size_t)kk * Dv + v0;
+            vecf x = (vecf)(0.0f);
+            if (t + 1 < T)
+              x = g * load_block(gp, nv);
+            else if (has_d_state_out)
+              x = beta * load_block(dS + (size_t)kk * Dv + v0, nv);
+            x = fma((vecf)(qrow[kk]), ob, x);
+            store_block(gp, x, nv);
+            dacc[r] = fma(x, vb, dacc[r]);
+            dvacc = fma((vecf)(krow[kk]), x, dvacc);
+          }
+        }
+        store_block(dvrow + v0, dvacc, nv);
+      }
+      for (uint r = 0; r < rows; ++r) dkrow[kb + r] = lane_sum(dacc[r]);
+    }
+  }
+  if (!has_d_state_in) return;
+  const float f = rg_alpha(ts_state, lg, position) * g;
+  __global float *out = dS_in + ds_in_off + (size_t)bh * Dk * Dv;
+  for (uint kk = k_begin; kk < k_end; ++kk)
+    for (uint cb = 0; cb < nvb; ++cb) {
+      const uint v0 = cb * RETCL_VW, nv = min((uint)RETCL_VW, Dv - v0);
+      store_block(out + (size_t)kk * Dv + v0, f * load_block(G + (size_t)kk * Dv + v0, nv), nv);
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* reduce: dV rows = Σ_p part_p rows, p = 0 ... n_parts-1 in order (the     */
+/* partials of rec_dkdv, token-major at p_off + p * part_stride).           */
+/* Grid: (ceil(Dv/VW), T, B*H).                                              */
+/* ------------------------------------------------------------------------ */
+__kernel void retcl_retention_grad_reduce(
+    __global const float *work, uint p_off, uint part_stride, uint n_parts,
+    RG_OUT(dV, dv), uint T, uint H, uint Dv) {
+  const uint cb = get_global_id(0), t = get_global_id(1), bh = get_global_id(2);
+  const uint nvb = (Dv + RETCL_VW - 1) / RETCL_VW;
+  if (cb >= nvb || t >= T) return;
+  const uint b = bh / H, h = bh % H;
+  const uint v0 = cb * RETCL_VW, nv = min((uint)RETCL_VW, Dv - v0);
+  /* the partials' strides: token-major [B, T, H, Dv] */
+  const size_t row = (((size_t)b * T + t) * H + h) * Dv + v0;
+  vecf acc = (vecf)(0.0f);
+  for (uint p = 0; p < n_parts; ++p)
+    acc += load_block(work + p_off + (size_t)p * part_stride + row, nv);
+  store_block(RG_ROW(dV, dv, b, t, h) + v0, acc, nv);
+}
