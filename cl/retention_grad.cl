@@ -62,6 +62,9 @@
   __global const float *P, uint p##_off, uint p##_sb, uint p##_st, uint p##_sh
 #define RG_OUT(P, p) \
   __global float *P, uint p##_off, uint p##_sb, uint p##_st, uint p##_sh
+/* A tensor argument one access pattern does not read. */
+#define RG_UNUSED(P, p) \
+  ((void)(P), (void)p##_off, (void)p##_sb, (void)p##_st, (void)p##_sh)
 #define RG_ROW(P, p, b, t, h) \
   ((P) + RETCL_AT(p##_off, p##_sb, p##_st, p##_sh, (b), (t), (h)))
 
@@ -94,6 +97,60 @@ inline float rg_dot(__global const float *a, __global const float *b,
 inline size_t rg_panel(uint p_off, uint bhs, uint ntile, uint tile, uint D) {
   return p_off + ((size_t)bhs * ntile + tile) * D * RG_KT;
 }
+
+/* The broadcast micro-kernel of every product here: acc[r][h] (r < NR,
+ * h < 2) += A(r, e) * W(e) * B_h(e) for e < ne, where B_h(e) is the h-th
+ * block of VW floats of the row at bp + e * ldb, of live widths w0 and w1
+ * (w1 may be 0: one block). Per e: 2 vector loads and NR broadcast values
+ * for 2 NR fmas, all accumulators in registers. A(r, e) and W(e) are
+ * macros of the caller: a row value (from a panel or a private tile, one
+ * base register and constant displacements) and a weight per e. */
+#define RG_PAIR(acc, NR, ne, A, W, bp, ldb, w0, w1)                          \
+  do {                                                                       \
+    if ((w0) == RETCL_VW && (w1) == RETCL_VW) {                              \
+      for (uint e_ = 0; e_ < (ne); ++e_) {                                   \
+        __global const float *b_ = (bp) + (size_t)e_ * (ldb);                \
+        const vecf b0_ = W(e_) * VLOAD(0, b_), b1_ = W(e_) * VLOAD(1, b_);   \
+        _Pragma("unroll") for (uint r_ = 0; r_ < (NR); ++r_) {               \
+          const vecf a_ = (vecf)(A(r_, e_));                                 \
+          acc[r_][0] = fma(a_, b0_, acc[r_][0]);                             \
+          acc[r_][1] = fma(a_, b1_, acc[r_][1]);                             \
+        }                                                                    \
+      }                                                                      \
+    } else {                                                                 \
+      for (uint e_ = 0; e_ < (ne); ++e_) {                                   \
+        __global const float *b_ = (bp) + (size_t)e_ * (ldb);                \
+        const vecf b0_ = W(e_) * load_block(b_, (w0));                       \
+        const vecf b1_ = W(e_) * load_block(b_ + RETCL_VW, (w1));            \
+        _Pragma("unroll") for (uint r_ = 0; r_ < (NR); ++r_) {               \
+          const vecf a_ = (vecf)(A(r_, e_));                                 \
+          acc[r_][0] = fma(a_, b0_, acc[r_][0]);                             \
+          acc[r_][1] = fma(a_, b1_, acc[r_][1]);                             \
+        }                                                                    \
+      }                                                                      \
+    }                                                                        \
+  } while (0)
+
+/* Column pairs: c0 steps by 2 VW; w0, w1 the live widths (w1 may be 0). */
+#define RG_PAIRS_BEGIN(D)                                                    \
+  for (uint c0 = 0; c0 < (D); c0 += 2 * RETCL_VW) {                          \
+    const uint w0 = min((uint)RETCL_VW, (D) - c0);                           \
+    const uint w1 = c0 + RETCL_VW < (D) ? min((uint)RETCL_VW, (D) - c0 - RETCL_VW) : 0u;
+#define RG_PAIRS_END }
+#define RG_ZERO(acc, NR)                                                     \
+  _Pragma("unroll") for (uint r_ = 0; r_ < (NR); ++r_) acc[r_][0] = acc[r_][1] = (vecf)(0.0f)
+/* Rows r < rows of a pair of blocks from / to row p + r * st, c0. */
+#define RG_LOAD_ROWS(acc, NR, p, st, rows)                                   \
+  _Pragma("unroll") for (uint r_ = 0; r_ < (NR); ++r_) {                     \
+    acc[r_][0] = r_ < (rows) ? load_block((p) + r_ * (st) + c0, w0) : (vecf)(0.0f); \
+    acc[r_][1] = r_ < (rows) ? load_block((p) + r_ * (st) + c0 + RETCL_VW, w1) : (vecf)(0.0f); \
+  }
+#define RG_STORE_ROWS(acc, p, st, rows, f)                                   \
+  for (uint r_ = 0; r_ < (rows); ++r_) {                                     \
+    store_block((p) + r_ * (st) + c0, (f) * acc[r_][0], w0);                 \
+    if (w1) store_block((p) + r_ * (st) + c0 + RETCL_VW, (f) * acc[r_][1], w1); \
+  }
+#define RG_ONE(e) 1.0f
 
 /* ------------------------------------------------------------------------ */
 /* panels: panel[d][j] = w_t X[t][d] for the KT tokens t = t0 + tile KT + j */
@@ -260,65 +317,6 @@ __kernel void retcl_retention_grad_row_factor(
 #endif
 }
 
-/* Column blocks of one work-item: all (cpu) or one, dimension 0 (gpu). */
-#if RETCL_CPU
-#define RG_BLOCKS_BEGIN(nvb) for (uint cb = 0; cb < (nvb); ++cb) {
-#define RG_BLOCKS_END }
-#else
-#define RG_BLOCKS_BEGIN(nvb) { const uint cb = get_global_id(0); if (cb < (nvb)) {
-#define RG_BLOCKS_END } }
-#endif
-
-/* ------------------------------------------------------------------------ */
-/* chunk_state: out_c[x][y] = Σ_j wt_j X_j[x] Y_j[y] over chunk c, into     */
-/* work[s_off + ((bhc Dx) + x) Dy + y].                                      */
-/* mode 0: X = V, Y = K, wt_j = γ^(L-1-j)       (Uᵀ_c, [Dv][Dk])            */
-/* mode 1: X = Q, Y = dO, wt_i = γ^(i+1) w_i    (W_c, [Dk][Dv])             */
-/* Grid: (column items, ceil(Dx/KB), B*H*Nc).                                */
-/* ------------------------------------------------------------------------ */
-__kernel void retcl_retention_grad_chunk_state(
-    RG_IN(X, x), RG_IN(Y, y), __global const float *log_decay, uint ld_off,
-    __global float *work, uint s_off, uint f_off, int has_F, float w_scale,
-    uint T, uint H, uint Dx, uint Dy, uint C, uint n_chunks, int mode) {
-  const uint x0 = get_global_id(1) * RG_KB;
-  const uint bhc = get_global_id(2);
-  const uint c = bhc % n_chunks, bh = bhc / n_chunks;
-  const uint b = bh / H, h = bh % H;
-  if (x0 >= Dx) return;
-  const uint t0 = c * C, L = min(C, T - t0);
-  const float lg = log_decay[ld_off + h];
-  const uint nvb = (Dy + RETCL_VW - 1) / RETCL_VW;
-  const uint rows = min((uint)RG_KB, Dx - x0);
-  __global float *u = work + s_off + ((size_t)bhc * Dx + x0) * Dy;
-  /* Tokens in tiles of KT: their weights once per tile, partial sums in
-   * the output between tiles. */
-  float w[RG_KT];
-  for (uint j0 = 0; j0 < L; j0 += RG_KT) {
-    const uint nk = min((uint)RG_KT, L - j0);
-    for (uint j = 0; j < nk; ++j)
-      w[j] = mode == 0 ? exp((float)(L - 1 - j0 - j) * lg)
-                       : exp((float)(j0 + j + 1) * lg) *
-                             rg_weight(work, f_off, has_F, w_scale, bh, T,
-                                       t0 + j0 + j);
-    RG_BLOCKS_BEGIN(nvb)
-      const uint v0 = cb * RETCL_VW, nv = min((uint)RETCL_VW, Dy - v0);
-      vecf acc[RG_KB];
-#pragma unroll
-      for (uint r = 0; r < RG_KB; ++r)
-        acc[r] = (j0 > 0 && r < rows) ? load_block(u + r * Dy + v0, nv)
-                                      : (vecf)(0.0f);
-      for (uint j = 0; j < nk; ++j) {
-        __global const float *xrow = RG_ROW(X, x, b, t0 + j0 + j, h) + x0;
-        const vecf yv = w[j] * load_block(RG_ROW(Y, y, b, t0 + j0 + j, h) + v0, nv);
-        /* Rows past Dx repeat the last real one and are never stored. */
-#pragma unroll
-        for (uint r = 0; r < RG_KB; ++r)
-          acc[r] = fma((vecf)(xrow[min(r, rows - 1)]), yv, acc[r]);
-      }
-      for (uint r = 0; r < rows; ++r) store_block(u + r * Dy + v0, acc[r], nv);
-    RG_BLOCKS_END
-  }
-}
 
 /* α: the initial state enters as α S_0 (torchscale: S_0 is Ŝ_p = raw /
  * sqrt(c_p)); β: the final state leaves as β S_T. Both 1 in the raw form. */
@@ -330,77 +328,142 @@ inline float rg_beta(int ts_state, float lg, float n) {
 }
 
 /* ------------------------------------------------------------------------ */
-/* scan_fwd: the slots Uᵀ_c (when has_U; else zero) become Rᵀ_c, the        */
-/* transposed raw state before chunk c: x = α S_0ᵀ (or 0); for each chunk   */
-/* slot_c <- x, x = γ^(L_c) x + Uᵀ_c.                                        */
-/* Grid: (ceil(Dk/VW), Dv, B*H).                                             */
+/* states: every chunk's state, computed and scanned in one sweep.          */
+/* mode 0 (rows v of Dx = Dv, columns k of Dy = Dk), chunks in order:       */
+/*   slot_c <- Rᵀ_c, the raw state before chunk c (transposed), where       */
+/*   R_0 = α S_0 (or 0) and R_{c+1} = γ^L R_c + Σ_j γ^(L-1-j) k_jᵀ v_j.    */
+/* mode 1 (rows k of Dx = Dk, columns v of Dy = Dv), chunks from the last:  */
+/*   slot_c <- G_{c+1} = dR_{c+1} (and its transpose at st_off), where      */
+/*   G_Nc = β dS_T (or 0) and G_c = γ^L G_{c+1} + Σ_i γ^(i+1) w_i q_iᵀ dO_i; */
+/*   d_state_in = α G_0 (it may be d_state_out: each item reads its         */
+/*   elements before it writes them).                                       */
+/* add = 0 leaves out the chunks' own sums (the parallel algorithm needs    */
+/* only the ends). An item owns a pair of column blocks [c0, c0 + 2 VW) and */
+/* rows [xa, xb) (all of them on CPUs: each K and V row is then read once   */
+/* or a few times), in register tiles of KB rows; the state it carries from */
+/* chunk to chunk goes through the slot it has just written.                */
+/* Grid: (ceil(Dy / 2VW), ceil(Dx / x_rows), B*H).                           */
 /* ------------------------------------------------------------------------ */
-__kernel void retcl_retention_grad_scan_fwd(
-    __global float *work, uint s_off, int has_U, __global const float *S_in,
-    uint s_in_off, int has_state_in, __global const float *log_decay,
-    uint ld_off, uint T, uint H, uint Dk, uint Dv, uint C, uint n_chunks,
+__kernel void retcl_retention_grad_states(
+    RG_IN(X, x), RG_IN(Y, y), __global const float *log_decay, uint ld_off,
+    __global float *work, uint s_off, uint st_off, uint f_off, int has_F,
+    float w_scale, __global const float *S0, uint s0_off, int has_s0,
+    __global float *dS_in, uint ds_in_off, int has_d_state_in, uint T, uint H,
+    uint Dx, uint Dy, uint C, uint n_chunks, uint x_rows, int mode, int add,
     int ts_state, float position) {
-  const uint cb = get_global_id(0), v = get_global_id(1), bh = get_global_id(2);
-  const uint ncb = (Dk + RETCL_VW - 1) / RETCL_VW;
-  if (cb >= ncb || v >= Dv) return;
-  const uint h = bh % H;
-  const uint k0 = cb * RETCL_VW, nk = min((uint)RETCL_VW, Dk - k0);
+  const uint c0 = get_global_id(0) * 2 * RETCL_VW;
+  const uint xa = get_global_id(1) * x_rows, bh = get_global_id(2);
+  if (c0 >= Dy || xa >= Dx) return;
+  const uint xb = min(Dx, xa + x_rows);
+  const uint b = bh / H, h = bh % H;
   const float lg = log_decay[ld_off + h];
-  vecf x = (vecf)(0.0f);
-  if (has_state_in) {
-    float t[RETCL_VW];
-    for (uint l = 0; l < RETCL_VW; ++l)
-      t[l] = l < nk ? S_in[s_in_off + ((size_t)bh * Dk + k0 + l) * Dv + v] : 0.0f;
-    x = rg_alpha(ts_state, lg, position) * VLOAD(0, t);
+  const uint w0 = min((uint)RETCL_VW, Dy - c0);
+  const uint w1 = c0 + RETCL_VW < Dy ? min((uint)RETCL_VW, Dy - c0 - RETCL_VW) : 0u;
+  const size_t state = (size_t)Dx * Dy;
+  __global const float *s_start = S0 + s0_off + (size_t)bh * state;
+  __global float *d_in = dS_in + ds_in_off + (size_t)bh * state;
+  const float a0 = rg_alpha(ts_state, lg, position);
+  const float b0 = rg_beta(ts_state, lg, position + (float)T);
+  float w[RG_KT];
+#define RG_A_X(r, e) xp[(size_t)(e) * x_st + (r)]
+#define RG_A_XC(r, e) xp[(size_t)(e) * x_st + min((uint)(r), rows - 1)]
+#define RG_W(e) w[e]
+  for (uint step = 0; step < n_chunks; ++step) {
+    const uint c = mode ? n_chunks - 1 - step : step;
+    const uint t0 = c * C, L = min(C, T - t0);
+    __global float *cur = work + s_off + ((size_t)bh * n_chunks + c) * state;
+    __global float *cur_t = work + st_off + ((size_t)bh * n_chunks + c) * state;
+    /* Where the next state goes: the next slot, d_state_in after the
+     * first chunk in mode 1, nowhere after the last one in mode 0. */
+    __global float *nxt = NULL;
+    if (mode == 0 && c + 1 < n_chunks) nxt = cur + state;
+    if (mode == 1 && c > 0) nxt = cur - state;
+    if (mode == 1 && c == 0 && has_d_state_in) nxt = d_in;
+    const vecf d = (vecf)(exp((float)L * lg));
+    const uint n_tok = add ? L : 0u;
+    /* Tokens in tiles of KT (their weights once per tile); at least one
+     * pass, which also moves the state itself on. */
+    for (uint j0 = 0; j0 == 0 || j0 < n_tok; j0 += RG_KT) {
+      const uint nk = j0 < n_tok ? min((uint)RG_KT, n_tok - j0) : 0u;
+      for (uint j = 0; j < nk; ++j)
+        w[j] = mode == 0 ? exp((float)(L - 1 - j0 - j) * lg)
+                         : exp((float)(j0 + j + 1) * lg) *
+                               rg_weight(work, f_off, has_F, w_scale, bh, T,
+                                         t0 + j0 + j);
+      __global const float *xbase = RG_ROW(X, x, b, t0 + j0, h);
+      __global const float *yp = RG_ROW(Y, y, b, t0 + j0, h) + c0;
+      for (uint x0 = xa; x0 < xb; x0 += RG_KB) {
+        const uint rows = min((uint)RG_KB, xb - x0);
+        vecf acc[RG_KB][2];
+        if (j0 == 0) {
+          /* This chunk's state: the start, or what the last step left. */
+          if (step == 0) {
+            RG_ZERO(acc, RG_KB);
+            if (has_s0 && mode == 0) {
+              /* α S_0ᵀ: S_0 is [Dk][Dv], [Dy][Dx] here. */
+              for (uint r = 0; r < rows; ++r) {
+                float t[2 * RETCL_VW];
+                for (uint l = 0; l < 2 * RETCL_VW; ++l)
+                  t[l] = l < w0 + w1 ? a0 * s_start[(size_t)(c0 + l) * Dx + x0 + r] : 0.0f;
+                acc[r][0] = VLOAD(0, t);
+                acc[r][1] = VLOAD(1, t);
+              }
+            } else if (has_s0) {
+              RG_LOAD_ROWS(acc, RG_KB, s_start + (size_t)x0 * Dy, Dy, rows);
+#pragma unroll
+              for (uint r = 0; r < RG_KB; ++r) {
+                acc[r][0] *= b0;
+                acc[r][1] *= b0;
+              }
+            }
+            RG_STORE_ROWS(acc, cur + (size_t)x0 * Dy, Dy, rows, 1.0f);
+          } else {
+            RG_LOAD_ROWS(acc, RG_KB, cur + (size_t)x0 * Dy, Dy, rows);
+          }
+          if (mode == 1) {
+            /* The transpose, [Dy][Dx]: column l of the tile is `rows`
+             * contiguous floats there. */
+            float t[RG_KB][2 * RETCL_VW];
+#pragma unroll
+            for (uint r = 0; r < RG_KB; ++r) {
+              VSTORE(acc[r][0], 0, t[r]);
+              VSTORE(acc[r][1], 0, t[r] + RETCL_VW);
+            }
+            for (uint l = 0; l < w0 + w1; ++l)
+              for (uint r = 0; r < rows; ++r)
+                cur_t[(size_t)(c0 + l) * Dx + x0 + r] = t[r][l];
+          }
+          if (!nxt) continue;
+#pragma unroll
+          for (uint r = 0; r < RG_KB; ++r) {
+            acc[r][0] *= d;
+            acc[r][1] *= d;
+          }
+        } else {
+          RG_LOAD_ROWS(acc, RG_KB, nxt + (size_t)x0 * Dy, Dy, rows);
+        }
+        __global const float *xp = xbase + x0;
+        /* Rows past xb repeat the last real one (never stored). */
+        if (rows == RG_KB)
+          RG_PAIR(acc, RG_KB, nk, RG_A_X, RG_W, yp, y_st, w0, w1);
+        else
+          RG_PAIR(acc, RG_KB, nk, RG_A_XC, RG_W, yp, y_st, w0, w1);
+        RG_STORE_ROWS(acc, nxt + (size_t)x0 * Dy, Dy, rows, 1.0f);
+      }
+      if (!nxt) break;
+    }
   }
-  for (uint c = 0; c < n_chunks; ++c) {
-    __global float *slot = work + s_off + (((size_t)bh * n_chunks + c) * Dv + v) * Dk + k0;
-    const vecf u = has_U ? load_block(slot, nk) : (vecf)(0.0f);
-    store_block(slot, x, nk);
-    const uint L = min(C, T - c * C);
-    x = fma((vecf)(exp((float)L * lg)), x, u);
-  }
-}
-
-/* ------------------------------------------------------------------------ */
-/* scan_bwd: the slots W_c (when has_W; else zero) become dR_{c+1}, the     */
-/* gradient of the raw state after chunk c ([Dk][Dv]), with a transposed    */
-/* copy ([Dv][Dk]) at st_off: x = β dS_T (or 0); for c = Nc-1 ... 0:         */
-/* slot_c <- x, x = γ^(L_c) x + W_c; finally dS_0 = α x.                     */
-/* Grid: (ceil(Dv/VW), Dk, B*H). d_state_in may be d_state_out (in place):  */
-/* each item reads its elements before it writes them.                      */
-/* ------------------------------------------------------------------------ */
-__kernel void retcl_retention_grad_scan_bwd(
-    __global float *work, uint s_off, uint st_off, int has_W,
-    __global const float *dS_out, uint ds_out_off, int has_d_state_out,
-    __global float *dS_in, uint ds_in_off, int has_d_state_in,
-    __global const float *log_decay, uint ld_off, uint T, uint H, uint Dk,
-    uint Dv, uint C, uint n_chunks, int ts_state, float position) {
-  const uint cb = get_global_id(0), k = get_global_id(1), bh = get_global_id(2);
-  const uint nvb = (Dv + RETCL_VW - 1) / RETCL_VW;
-  if (cb >= nvb || k >= Dk) return;
-  const uint h = bh % H;
-  const uint v0 = cb * RETCL_VW, nv = min((uint)RETCL_VW, Dv - v0);
-  const float lg = log_decay[ld_off + h];
-  const size_t row = (size_t)bh * Dk * Dv + (size_t)k * Dv + v0;
-  vecf x = has_d_state_out
-               ? rg_beta(ts_state, lg, position + (float)T) *
-                     load_block(dS_out + ds_out_off + row, nv)
-               : (vecf)(0.0f);
-  for (uint c = n_chunks; c-- > 0;) {
-    const size_t base = ((size_t)bh * n_chunks + c) * Dk * Dv;
-    __global float *slot = work + s_off + base + (size_t)k * Dv + v0;
-    const vecf w = has_W ? load_block(slot, nv) : (vecf)(0.0f);
-    store_block(slot, x, nv);
-    float t[RETCL_VW];
-    VSTORE(x, 0, t);
-    __global float *tr = work + st_off + base + (size_t)v0 * Dk + k;
-    for (uint l = 0; l < nv; ++l) tr[(size_t)l * Dk] = t[l];
-    const uint L = min(C, T - c * C);
-    x = fma((vecf)(exp((float)L * lg)), x, w);
-  }
-  if (has_d_state_in)
-    store_block(dS_in + ds_in_off + row, rg_alpha(ts_state, lg, position) * x, nv);
+#undef RG_A_X
+#undef RG_A_XC
+#undef RG_W
+  /* d_state_in = α G_0, summed in place above. */
+  if (mode == 1 && has_d_state_in && a0 != 1.0f)
+    for (uint x0 = xa; x0 < xb; x0 += RG_KB) {
+      const uint rows = min((uint)RG_KB, xb - x0);
+      vecf acc[RG_KB][2];
+      RG_LOAD_ROWS(acc, RG_KB, d_in + (size_t)x0 * Dy, Dy, rows);
+      RG_STORE_ROWS(acc, d_in + (size_t)x0 * Dy, Dy, rows, a0);
+    }
 }
 
 /* The decay mask of a score tile: m[r][j] = γ^(i-j) for i >= j inside the
@@ -417,51 +480,50 @@ __kernel void retcl_retention_grad_scan_bwd(
 __kernel void retcl_retention_grad_dq(
     RG_IN(K, k), RG_IN(dO, o), RG_OUT(dQ, q), __global const float *log_decay,
     uint ld_off, __global const float *work, uint f_off, int has_F,
-    float w_scale, uint vt_off, uint r_off, int has_R, uint T, uint H, uint Dk,
-    uint Dv, uint C, uint n_seg, __local float *tile) {
+    float w_scale, uint vt_off, uint ot_off, uint r_off, int has_R, uint T,
+    uint H, uint Dk, uint Dv, uint C, uint n_seg, __local float *tile) {
   const uint bhs = get_global_id(2);
   const uint s = bhs % n_seg, bh = bhs / n_seg, b = bh / H, h = bh % H;
   const uint t0 = s * C, L = min(C, T - t0);
   const uint ntile = (C + RG_KT - 1) / RG_KT;
   const float lg = log_decay[ld_off + h];
-  const uint ncb = (Dk + RETCL_VW - 1) / RETCL_VW;
   __global const float *Rt = work + r_off + (size_t)bhs * Dk * Dv;
 #if RETCL_CPU
   (void)tile;
-  const uint i0 = get_global_id(1) * RG_RB;
+  (void)has_F;
+  (void)w_scale;
+  (void)f_off;
+  RG_UNUSED(dO, o);
+  /* RB rows inside one tile of KT (a tile holds ceil(KT/RB) blocks). */
+  const uint nsub = (RG_KT + RG_RB - 1) / RG_RB;
+  const uint ti = get_global_id(1) / nsub, ioff = get_global_id(1) % nsub * RG_RB;
+  const uint i0 = ti * RG_KT + ioff;
   if (i0 >= L) return;
-  const uint rows = min((uint)RG_RB, L - i0);
-  __global const float *orow[RG_RB];
-  float wr[RG_RB];
+  const uint rows = min(min((uint)RG_RB, RG_KT - ioff), L - i0);
+  /* dO' (weights applied) of the rows from its panel: row r, column d at
+   * op[d KT + r]. Rows past `rows` read their neighbours (or the region's
+   * padding) and are never stored. */
+  __global const float *op = work + rg_panel(ot_off, bhs, ntile, ti, Dv) + ioff;
+#define RG_A_OP(r, e) op[(size_t)(e) * RG_KT + (r)]
+  __global float *dq0 = RG_ROW(dQ, q, b, t0 + i0, h);
+  float xi[RG_RB];
 #pragma unroll
-  for (uint r = 0; r < RG_RB; ++r) {
-    const uint t = t0 + i0 + min(r, rows - 1);
-    orow[r] = RG_ROW(dO, o, b, t, h);
-    wr[r] = rg_weight(work, f_off, has_F, w_scale, bh, T, t);
-  }
+  for (uint r = 0; r < RG_RB; ++r) xi[r] = exp((float)(i0 + min(r, rows - 1) + 1) * lg);
   /* Cross term first (zero without R): it initialises the rows. */
-  for (uint cb = 0; cb < ncb; ++cb) {
-    const uint c0 = cb * RETCL_VW, nc = min((uint)RETCL_VW, Dk - c0);
-    vecf acc[RG_RB];
-#pragma unroll
-    for (uint r = 0; r < RG_RB; ++r) acc[r] = (vecf)(0.0f);
-    if (has_R)
-      for (uint v = 0; v < Dv; ++v) {
-        const vecf rv = load_block(Rt + (size_t)v * Dk + c0, nc);
-#pragma unroll
-        for (uint r = 0; r < RG_RB; ++r) acc[r] = fma((vecf)(orow[r][v]), rv, acc[r]);
-      }
-    for (uint r = 0; r < rows; ++r)
-      store_block(RG_ROW(dQ, q, b, t0 + i0 + r, h) + c0,
-                  (wr[r] * exp((float)(i0 + r + 1) * lg)) * acc[r], nc);
-  }
-  /* Key tiles: scores dP = w_i (dO_i·v_j) γ^(i-j) for RB rows x KT keys
-   * (dO values broadcast against V's panel), then dq += dP K. */
+  RG_PAIRS_BEGIN(Dk)
+    vecf acc[RG_RB][2];
+    RG_ZERO(acc, RG_RB);
+    if (has_R) RG_PAIR(acc, RG_RB, Dv, RG_A_OP, RG_ONE, Rt + c0, Dk, w0, w1);
+    RG_STORE_ROWS(acc, dq0, q_st, rows, xi[r_]);
+  RG_PAIRS_END
+  /* Key tiles: scores dP = (dO'_i·v_j) γ^(i-j) for RB rows x KT keys
+   * (dO' values broadcast against V's panel), then dq += dP K. */
   float rdec[RG_RB];
 #pragma unroll
-  for (uint r = 0; r < RG_RB; ++r) rdec[r] = wr[r] * exp((float)r * lg);
+  for (uint r = 0; r < RG_RB; ++r) rdec[r] = exp((float)r * lg);
   const uint last = i0 + rows; /* keys [0, last) can matter */
   float p[RG_RB][RG_KT];
+#define RG_A_P(r, e) p[r][e]
   for (uint j0 = 0; j0 < last; j0 += RG_KT) {
     __global const float *pan = work + rg_panel(vt_off, bhs, ntile, j0 / RG_KT, Dv);
     vecf acc[RG_RB][RG_NJ];
@@ -475,7 +537,7 @@ __kernel void retcl_retention_grad_dq(
       for (uint n = 0; n < RG_NJ; ++n) bv[n] = VLOAD(n, pan + (size_t)d * RG_KT);
 #pragma unroll
       for (uint r = 0; r < RG_RB; ++r) {
-        const vecf a = (vecf)(orow[r][d]);
+        const vecf a = (vecf)(RG_A_OP(r, d));
 #pragma unroll
         for (uint n = 0; n < RG_NJ; ++n) acc[r][n] = fma(a, bv[n], acc[r][n]);
       }
@@ -498,27 +560,23 @@ __kernel void retcl_retention_grad_dq(
       for (uint r = 0; r < RG_RB; ++r)
         for (uint j = 0; j < RG_KT; ++j) {
           const int gap = (int)(i0 + r) - (int)(j0 + j);
-          p[r][j] = gap >= 0 ? p[r][j] * wr[r] * exp((float)gap * lg) : 0.0f;
+          p[r][j] = gap >= 0 ? p[r][j] * exp((float)gap * lg) : 0.0f;
         }
     }
     const uint nk = min((uint)RG_KT, last - j0);
-    for (uint cb = 0; cb < ncb; ++cb) {
-      const uint c0 = cb * RETCL_VW, nc = min((uint)RETCL_VW, Dk - c0);
-      vecf a2[RG_RB];
-#pragma unroll
-      for (uint r = 0; r < RG_RB; ++r)
-        a2[r] = r < rows ? load_block(RG_ROW(dQ, q, b, t0 + i0 + r, h) + c0, nc)
-                         : (vecf)(0.0f);
-      for (uint j = 0; j < nk; ++j) {
-        const vecf kv = load_block(RG_ROW(K, k, b, t0 + j0 + j, h) + c0, nc);
-#pragma unroll
-        for (uint r = 0; r < RG_RB; ++r) a2[r] = fma((vecf)(p[r][j]), kv, a2[r]);
-      }
-      for (uint r = 0; r < rows; ++r)
-        store_block(RG_ROW(dQ, q, b, t0 + i0 + r, h) + c0, a2[r], nc);
-    }
+    __global const float *kp = RG_ROW(K, k, b, t0 + j0, h);
+    RG_PAIRS_BEGIN(Dk)
+      vecf a2[RG_RB][2];
+      RG_LOAD_ROWS(a2, RG_RB, dq0, q_st, rows);
+      RG_PAIR(a2, RG_RB, nk, RG_A_P, RG_ONE, kp + c0, k_st, w0, w1);
+      RG_STORE_ROWS(a2, dq0, q_st, rows, 1.0f);
+    RG_PAIRS_END
   }
+#undef RG_A_OP
+#undef RG_A_P
 #else
+  (void)ot_off;
+  const uint ncb = (Dk + RETCL_VW - 1) / RETCL_VW;
   const uint gx = get_local_size(0), gy = get_local_size(1);
   const uint lx = get_local_id(0), ly = get_local_id(1);
   const uint lid = ly * gx + lx;
@@ -586,69 +644,62 @@ __kernel void retcl_retention_grad_dkdv(
     RG_IN(Q, q), RG_IN(K, k), RG_IN(V, v), RG_IN(dO, o), RG_OUT(dK, dk),
     RG_OUT(dV, dv), __global const float *log_decay, uint ld_off,
     __global const float *work, uint f_off, int has_F, float w_scale,
-    uint qt_off, uint ot_off, uint dr_off, uint drt_off, int has_dR, uint T,
-    uint H, uint Dk, uint Dv, uint C, uint n_seg, __local float *tile) {
+    uint qt_off, uint kt_off, uint vt_off, uint ot_off, uint dr_off,
+    uint drt_off, int has_dR, uint T, uint H, uint Dk, uint Dv, uint C,
+    uint n_seg, __local float *tile) {
   const uint bhs = get_global_id(2);
   const uint s = bhs % n_seg, bh = bhs / n_seg, b = bh / H, h = bh % H;
   const uint t0 = s * C, L = min(C, T - t0);
   const uint ntile = (C + RG_KT - 1) / RG_KT;
   const float lg = log_decay[ld_off + h];
-  const uint nkb = (Dk + RETCL_VW - 1) / RETCL_VW;
-  const uint nvb = (Dv + RETCL_VW - 1) / RETCL_VW;
   __global const float *dR = work + dr_off + (size_t)bhs * Dk * Dv;
   __global const float *dRt = work + drt_off + (size_t)bhs * Dk * Dv;
 #if RETCL_CPU
   (void)tile;
-  const uint j0 = get_global_id(1) * RG_RB;
+  RG_UNUSED(K, k);
+  RG_UNUSED(V, v);
+  /* RB keys inside one tile of KT, as dq's rows. */
+  const uint nsub = (RG_KT + RG_RB - 1) / RG_RB;
+  const uint tj = get_global_id(1) / nsub, joff = get_global_id(1) % nsub * RG_RB;
+  const uint j0 = tj * RG_KT + joff;
   if (j0 >= L) return;
-  const uint rows = min((uint)RG_RB, L - j0);
-  __global const float *krow[RG_RB], *vrow[RG_RB];
+  const uint rows = min(min((uint)RG_RB, RG_KT - joff), L - j0);
+  /* k_j and v_j of the keys from K's and V's panels (rows past `rows`
+   * read neighbours or padding, never stored). */
+  __global const float *kp = work + rg_panel(kt_off, bhs, ntile, tj, Dk) + joff;
+  __global const float *vp = work + rg_panel(vt_off, bhs, ntile, tj, Dv) + joff;
+#define RG_A_KP(r, e) kp[(size_t)(e) * RG_KT + (r)]
+#define RG_A_VP(r, e) vp[(size_t)(e) * RG_KT + (r)]
+  __global float *dk0 = RG_ROW(dK, dk, b, t0 + j0, h);
+  __global float *dv0 = RG_ROW(dV, dv, b, t0 + j0, h);
+  float zeta[RG_RB];
 #pragma unroll
-  for (uint r = 0; r < RG_RB; ++r) {
-    const uint t = t0 + j0 + min(r, rows - 1);
-    krow[r] = RG_ROW(K, k, b, t, h);
-    vrow[r] = RG_ROW(V, v, b, t, h);
-  }
+  for (uint r = 0; r < RG_RB; ++r)
+    zeta[r] = exp((float)(L - 1 - j0 - min(r, rows - 1)) * lg);
   /* Cross terms first (zero without dR): they initialise the rows. */
-  for (uint cb = 0; cb < nkb; ++cb) {
-    const uint c0 = cb * RETCL_VW, nc = min((uint)RETCL_VW, Dk - c0);
-    vecf acc[RG_RB];
-#pragma unroll
-    for (uint r = 0; r < RG_RB; ++r) acc[r] = (vecf)(0.0f);
-    if (has_dR)
-      for (uint vv = 0; vv < Dv; ++vv) {
-        const vecf x = load_block(dRt + (size_t)vv * Dk + c0, nc);
-#pragma unroll
-        for (uint r = 0; r < RG_RB; ++r) acc[r] = fma((vecf)(vrow[r][vv]), x, acc[r]);
-      }
-    for (uint r = 0; r < rows; ++r)
-      store_block(RG_ROW(dK, dk, b, t0 + j0 + r, h) + c0,
-                  exp((float)(L - 1 - j0 - r) * lg) * acc[r], nc);
-  }
-  for (uint cb = 0; cb < nvb; ++cb) {
-    const uint c0 = cb * RETCL_VW, nc = min((uint)RETCL_VW, Dv - c0);
-    vecf acc[RG_RB];
-#pragma unroll
-    for (uint r = 0; r < RG_RB; ++r) acc[r] = (vecf)(0.0f);
-    if (has_dR)
-      for (uint kk = 0; kk < Dk; ++kk) {
-        const vecf x = load_block(dR + (size_t)kk * Dv + c0, nc);
-#pragma unroll
-        for (uint r = 0; r < RG_RB; ++r) acc[r] = fma((vecf)(krow[r][kk]), x, acc[r]);
-      }
-    for (uint r = 0; r < rows; ++r)
-      store_block(RG_ROW(dV, dv, b, t0 + j0 + r, h) + c0,
-                  exp((float)(L - 1 - j0 - r) * lg) * acc[r], nc);
-  }
-  /* Query tiles from the one holding j0: Pᵀ (keys x queries) from k_j
-   * against Q's panel, dPᵀ from v_j against dO''s panel, then
+  RG_PAIRS_BEGIN(Dk)
+    vecf acc[RG_RB][2];
+    RG_ZERO(acc, RG_RB);
+    if (has_dR) RG_PAIR(acc, RG_RB, Dv, RG_A_VP, RG_ONE, dRt + c0, Dk, w0, w1);
+    RG_STORE_ROWS(acc, dk0, dk_st, rows, zeta[r_]);
+  RG_PAIRS_END
+  RG_PAIRS_BEGIN(Dv)
+    vecf acc[RG_RB][2];
+    RG_ZERO(acc, RG_RB);
+    if (has_dR) RG_PAIR(acc, RG_RB, Dk, RG_A_KP, RG_ONE, dR + c0, Dv, w0, w1);
+    RG_STORE_ROWS(acc, dv0, dv_st, rows, zeta[r_]);
+  RG_PAIRS_END
+  /* Query tiles from the one holding the keys: Pᵀ (keys x queries) from
+   * k_j against Q's panel, dPᵀ from v_j against dO''s panel, then
    * dk += dPᵀ Q and dv += (w ⊙ Pᵀ) dO. */
   const uint jl = j0 + rows - 1; /* the block's last key */
   float rdec[RG_RB];
 #pragma unroll
   for (uint r = 0; r < RG_RB; ++r) rdec[r] = exp((float)(rows - 1 - min(r, rows - 1)) * lg);
   float pt[RG_RB][RG_KT], dpt[RG_RB][RG_KT];
-  for (uint i0 = j0 / RG_KT * RG_KT; i0 < L; i0 += RG_KT) {
+#define RG_A_PT(r, e) pt[r][e]
+#define RG_A_DPT(r, e) dpt[r][e]
+  for (uint i0 = tj * RG_KT; i0 < L; i0 += RG_KT) {
     const uint tile_i = i0 / RG_KT;
     __global const float *qp = work + rg_panel(qt_off, bhs, ntile, tile_i, Dk);
     __global const float *op = work + rg_panel(ot_off, bhs, ntile, tile_i, Dv);
@@ -663,7 +714,7 @@ __kernel void retcl_retention_grad_dkdv(
       for (uint n = 0; n < RG_NJ; ++n) bv[n] = VLOAD(n, qp + (size_t)d * RG_KT);
 #pragma unroll
       for (uint r = 0; r < RG_RB; ++r) {
-        const vecf a = (vecf)(krow[r][d]);
+        const vecf a = (vecf)(RG_A_KP(r, d));
 #pragma unroll
         for (uint n = 0; n < RG_NJ; ++n) acc[r][n] = fma(a, bv[n], acc[r][n]);
       }
@@ -682,7 +733,7 @@ __kernel void retcl_retention_grad_dkdv(
       for (uint n = 0; n < RG_NJ; ++n) bv[n] = VLOAD(n, op + (size_t)d * RG_KT);
 #pragma unroll
       for (uint r = 0; r < RG_RB; ++r) {
-        const vecf a = (vecf)(vrow[r][d]);
+        const vecf a = (vecf)(RG_A_VP(r, d));
 #pragma unroll
         for (uint n = 0; n < RG_NJ; ++n) acc[r][n] = fma(a, bv[n], acc[r][n]);
       }
@@ -720,38 +771,30 @@ __kernel void retcl_retention_grad_dkdv(
           dpt[r][i] *= m;
         }
     }
-    for (uint cb = 0; cb < nkb; ++cb) {
-      const uint c0 = cb * RETCL_VW, nc = min((uint)RETCL_VW, Dk - c0);
-      vecf a2[RG_RB];
-#pragma unroll
-      for (uint r = 0; r < RG_RB; ++r)
-        a2[r] = r < rows ? load_block(RG_ROW(dK, dk, b, t0 + j0 + r, h) + c0, nc)
-                         : (vecf)(0.0f);
-      for (uint i = 0; i < ni; ++i) {
-        const vecf x = load_block(RG_ROW(Q, q, b, t0 + i0 + i, h) + c0, nc);
-#pragma unroll
-        for (uint r = 0; r < RG_RB; ++r) a2[r] = fma((vecf)(dpt[r][i]), x, a2[r]);
-      }
-      for (uint r = 0; r < rows; ++r)
-        store_block(RG_ROW(dK, dk, b, t0 + j0 + r, h) + c0, a2[r], nc);
-    }
-    for (uint cb = 0; cb < nvb; ++cb) {
-      const uint c0 = cb * RETCL_VW, nc = min((uint)RETCL_VW, Dv - c0);
-      vecf a2[RG_RB];
-#pragma unroll
-      for (uint r = 0; r < RG_RB; ++r)
-        a2[r] = r < rows ? load_block(RG_ROW(dV, dv, b, t0 + j0 + r, h) + c0, nc)
-                         : (vecf)(0.0f);
-      for (uint i = 0; i < ni; ++i) {
-        const vecf x = load_block(RG_ROW(dO, o, b, t0 + i0 + i, h) + c0, nc);
-#pragma unroll
-        for (uint r = 0; r < RG_RB; ++r) a2[r] = fma((vecf)(pt[r][i]), x, a2[r]);
-      }
-      for (uint r = 0; r < rows; ++r)
-        store_block(RG_ROW(dV, dv, b, t0 + j0 + r, h) + c0, a2[r], nc);
-    }
+    __global const float *q0 = RG_ROW(Q, q, b, t0 + i0, h);
+    __global const float *o0 = RG_ROW(dO, o, b, t0 + i0, h);
+    RG_PAIRS_BEGIN(Dk)
+      vecf a2[RG_RB][2];
+      RG_LOAD_ROWS(a2, RG_RB, dk0, dk_st, rows);
+      RG_PAIR(a2, RG_RB, ni, RG_A_DPT, RG_ONE, q0 + c0, q_st, w0, w1);
+      RG_STORE_ROWS(a2, dk0, dk_st, rows, 1.0f);
+    RG_PAIRS_END
+    RG_PAIRS_BEGIN(Dv)
+      vecf a2[RG_RB][2];
+      RG_LOAD_ROWS(a2, RG_RB, dv0, dv_st, rows);
+      RG_PAIR(a2, RG_RB, ni, RG_A_PT, RG_ONE, o0 + c0, o_st, w0, w1);
+      RG_STORE_ROWS(a2, dv0, dv_st, rows, 1.0f);
+    RG_PAIRS_END
   }
+#undef RG_A_KP
+#undef RG_A_VP
+#undef RG_A_PT
+#undef RG_A_DPT
 #else
+  (void)kt_off;
+  (void)vt_off;
+  const uint nkb = (Dk + RETCL_VW - 1) / RETCL_VW;
+  const uint nvb = (Dv + RETCL_VW - 1) / RETCL_VW;
   const uint gx = get_local_size(0), gy = get_local_size(1);
   const uint lx = get_local_id(0), ly = get_local_id(1);
   const uint lid = ly * gx + lx;

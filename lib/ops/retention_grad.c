@@ -71,14 +71,19 @@ retcl_status retcl__retention_grad_plan(retcl_context *ctx, const char *op,
     p.has_R = p.need_U || has_state_in;
     p.need_W = (chunked && p.n_seg > 1) || has_d_state_in;
     p.has_dR = (chunked && p.n_seg > 1) || has_d_state_out;
-    p.run_scan_bwd = p.has_dR || has_d_state_in;
+    p.run_states_bwd = p.has_dR || has_d_state_in;
     const size_t tiles = retcl__mul(retcl__mul(bh, p.n_seg), p.ntile * p.kt);
     const size_t states = retcl__mul(retcl__mul(bh, p.n_seg), dkdv);
-    p.off_Qt = region(&top, retcl__mul(tiles, d->key_dim));
-    p.off_Vt = region(&top, retcl__mul(tiles, d->value_dim));
-    p.off_Ot = region(&top, retcl__mul(tiles, d->value_dim));
+    /* Each panel region ends in rb floats of padding: a block of rows
+     * near a tile's end reads (and never uses) a few floats past it. */
+    const size_t qk_tiles = add_sat(retcl__mul(tiles, d->key_dim), p.rb);
+    const size_t vo_tiles = add_sat(retcl__mul(tiles, d->value_dim), p.rb);
+    p.off_Qt = region(&top, qk_tiles);
+    p.off_Kt = region(&top, qk_tiles);
+    p.off_Vt = region(&top, vo_tiles);
+    p.off_Ot = region(&top, vo_tiles);
     if (p.has_R) p.off_R = region(&top, states);
-    if (p.run_scan_bwd) {
+    if (p.run_states_bwd) {
       p.off_dR = region(&top, states);
       p.off_dRt = region(&top, states);
     }
@@ -189,77 +194,45 @@ static retcl_status run_row_factor(launch *l, cl_int mode, size_t C,
             &g, 0);
 }
 
-/* Per chunk Σ_j wt_j X_jᵀ Y_j into the state region at off. */
-static retcl_status run_chunk_state(launch *l, const tensor_arg *x, cl_uint Dx,
-                                    const tensor_arg *y, cl_uint Dy,
-                                    size_t off, cl_int mode) {
+/* Every chunk's state in one sweep (kernel states): mode 0 the transposed
+ * raw states before each chunk (Rᵀ, from α S_0) into the R region; mode 1
+ * the state gradients after each chunk (dR and dRᵀ, from β dS_T), and
+ * d_state_in. add: whether the chunks' own terms are summed. */
+static retcl_status run_states(launch *l, cl_int mode, cl_int add,
+                               retcl_buffer start, retcl_buffer d_state_in) {
   const retcl_retention_grad_plan *p = l->p;
-  const cl_uint s_off = (cl_uint)off, C = (cl_uint)p->seg,
-                Nc = (cl_uint)p->n_seg;
+  const tensor_arg *x = mode ? &l->q : &l->v, *y = mode ? &l->o : &l->k;
+  const cl_uint Dx = mode ? l->Dk : l->Dv, Dy = mode ? l->Dv : l->Dk;
+  const cl_uint s_off = (cl_uint)(mode ? p->off_dR : p->off_R),
+                st_off = (cl_uint)(mode ? p->off_dRt : 0);
+  const cl_int has_s0 = start.mem != NULL, has_in = d_state_in.mem != NULL;
+  const cl_mem s0 = has_s0 ? start.mem : l->work;
+  const cl_mem ds_in = has_in ? d_state_in.mem : l->work;
+  const cl_uint s0_off = (cl_uint)start.offset,
+                ds_in_off = (cl_uint)d_state_in.offset;
+  const cl_uint C = (cl_uint)p->seg, Nc = (cl_uint)p->n_seg;
+  /* cpu: an item takes every row of its columns (K and V then stream
+   * through it once); gpu: kb rows per item, for more items. */
+  const cl_uint x_rows = p->cpu ? Dx : (cl_uint)p->kb;
   const retcl_karg args[] = {
       TENSOR_ARGS(*x, X, x),           TENSOR_ARGS(*y, Y, y),
       RETCL_KARG("log_decay", l->log_decay), RETCL_KARG("ld_off", l->ld_off),
       RETCL_KARG("work", l->work),     RETCL_KARG("s_off", s_off),
-      RETCL_KARG("f_off", l->f_off),   RETCL_KARG("has_F", l->has_F),
-      RETCL_KARG("w_scale", l->w_scale), RETCL_KARG("T", l->T),
+      RETCL_KARG("st_off", st_off),    RETCL_KARG("f_off", l->f_off),
+      RETCL_KARG("has_F", l->has_F),   RETCL_KARG("w_scale", l->w_scale),
+      RETCL_KARG("S0", s0),            RETCL_KARG("s0_off", s0_off),
+      RETCL_KARG("has_s0", has_s0),    RETCL_KARG("dS_in", ds_in),
+      RETCL_KARG("ds_in_off", ds_in_off),
+      RETCL_KARG("has_d_state_in", has_in), RETCL_KARG("T", l->T),
       RETCL_KARG("H", l->H),           RETCL_KARG("Dx", Dx),
       RETCL_KARG("Dy", Dy),            RETCL_KARG("C", C),
-      RETCL_KARG("n_chunks", Nc),      RETCL_KARG("mode", mode)};
-  const retcl_grid g =
-      grid3(l, p->cpu ? 1 : blocks(Dy, p->vw), blocks(Dx, p->kb),
-            p->f.d.batch * p->f.d.heads * p->n_seg);
-  return go(l, RETCL_KERNEL_RETENTION_GRAD_CHUNK_STATE, args,
-            RETCL_NARGS(args), &g, 0);
-}
-
-/* Uᵀ_c (has_U) -> Rᵀ_c, from α S_0 when state_in is given. */
-static retcl_status run_scan_fwd(launch *l, retcl_buffer state_in) {
-  const retcl_retention_grad_plan *p = l->p;
-  const cl_uint s_off = (cl_uint)p->off_R, s_in_off = (cl_uint)state_in.offset;
-  const cl_int has_U = p->need_U, has_in = state_in.mem != NULL;
-  const cl_mem s_in = state_in.mem ? state_in.mem : l->work;
-  const cl_uint C = (cl_uint)p->seg, Nc = (cl_uint)p->n_seg;
-  const retcl_karg args[] = {
-      RETCL_KARG("work", l->work),     RETCL_KARG("s_off", s_off),
-      RETCL_KARG("has_U", has_U),      RETCL_KARG("S_in", s_in),
-      RETCL_KARG("s_in_off", s_in_off), RETCL_KARG("has_state_in", has_in),
-      RETCL_KARG("log_decay", l->log_decay), RETCL_KARG("ld_off", l->ld_off),
-      RETCL_KARG("T", l->T),           RETCL_KARG("H", l->H),
-      RETCL_KARG("Dk", l->Dk),         RETCL_KARG("Dv", l->Dv),
-      RETCL_KARG("C", C),              RETCL_KARG("n_chunks", Nc),
-      RETCL_KARG("ts_state", l->ts_state), RETCL_KARG("position", l->position)};
-  const retcl_grid g = grid3(l, blocks(l->Dk, p->vw), l->Dv,
+      RETCL_KARG("n_chunks", Nc),      RETCL_KARG("x_rows", x_rows),
+      RETCL_KARG("mode", mode),        RETCL_KARG("add", add),
+      RETCL_KARG("ts_state", l->ts_state),
+      RETCL_KARG("position", l->position)};
+  const retcl_grid g = grid3(l, blocks(Dy, 2 * p->vw), blocks(Dx, x_rows),
                              p->f.d.batch * p->f.d.heads);
-  return go(l, RETCL_KERNEL_RETENTION_GRAD_SCAN_FWD, args, RETCL_NARGS(args),
-            &g, 0);
-}
-
-/* W_c (need_W) -> dR_{c+1} and its transpose, from β dS_T; dS_0. */
-static retcl_status run_scan_bwd(launch *l, retcl_buffer d_state_out,
-                                 retcl_buffer d_state_in) {
-  const retcl_retention_grad_plan *p = l->p;
-  const cl_uint s_off = (cl_uint)p->off_dR, st_off = (cl_uint)p->off_dRt;
-  const cl_int has_W = p->need_W, has_out = d_state_out.mem != NULL,
-               has_in = d_state_in.mem != NULL;
-  const cl_mem ds_out = has_out ? d_state_out.mem : l->work;
-  const cl_mem ds_in = has_in ? d_state_in.mem : l->work;
-  const cl_uint ds_out_off = (cl_uint)d_state_out.offset,
-                ds_in_off = (cl_uint)d_state_in.offset;
-  const cl_uint C = (cl_uint)p->seg, Nc = (cl_uint)p->n_seg;
-  const retcl_karg args[] = {
-      RETCL_KARG("work", l->work),       RETCL_KARG("s_off", s_off),
-      RETCL_KARG("st_off", st_off),      RETCL_KARG("has_W", has_W),
-      RETCL_KARG("dS_out", ds_out),      RETCL_KARG("ds_out_off", ds_out_off),
-      RETCL_KARG("has_d_state_out", has_out), RETCL_KARG("dS_in", ds_in),
-      RETCL_KARG("ds_in_off", ds_in_off), RETCL_KARG("has_d_state_in", has_in),
-      RETCL_KARG("log_decay", l->log_decay), RETCL_KARG("ld_off", l->ld_off),
-      RETCL_KARG("T", l->T),             RETCL_KARG("H", l->H),
-      RETCL_KARG("Dk", l->Dk),           RETCL_KARG("Dv", l->Dv),
-      RETCL_KARG("C", C),                RETCL_KARG("n_chunks", Nc),
-      RETCL_KARG("ts_state", l->ts_state), RETCL_KARG("position", l->position)};
-  const retcl_grid g = grid3(l, blocks(l->Dv, p->vw), l->Dk,
-                             p->f.d.batch * p->f.d.heads);
-  return go(l, RETCL_KERNEL_RETENTION_GRAD_SCAN_BWD, args, RETCL_NARGS(args),
+  return go(l, RETCL_KERNEL_RETENTION_GRAD_STATES, args, RETCL_NARGS(args),
             &g, 0);
 }
 
@@ -268,7 +241,9 @@ static retcl_status run_scan_bwd(launch *l, retcl_buffer d_state_out,
 static retcl_grid rows_grid(const launch *l, size_t local_floats_per_row) {
   const retcl_retention_grad_plan *p = l->p;
   const size_t bhs = p->f.d.batch * p->f.d.heads * p->n_seg;
-  if (p->cpu) return grid3(l, 1, blocks(p->seg, p->rb), bhs);
+  /* cpu: blocks of rb rows that never straddle a tile of kt */
+  if (p->cpu)
+    return grid3(l, 1, p->ntile * blocks(p->kt, p->rb), bhs);
   size_t limit = retcl__group_limit(l->ctx, RETCL_KERNEL_RETENTION_GRAD_DQ);
   const size_t l2 = retcl__group_limit(l->ctx, RETCL_KERNEL_RETENTION_GRAD_DKDV);
   if (l2 < limit) limit = l2;
@@ -285,7 +260,8 @@ static retcl_grid rows_grid(const launch *l, size_t local_floats_per_row) {
 
 static retcl_status run_dq(launch *l) {
   const retcl_retention_grad_plan *p = l->p;
-  const cl_uint vt_off = (cl_uint)p->off_Vt, r_off = (cl_uint)p->off_R;
+  const cl_uint vt_off = (cl_uint)p->off_Vt, ot_off = (cl_uint)p->off_Ot,
+                r_off = (cl_uint)p->off_R;
   const cl_int has_R = p->has_R;
   const cl_uint C = (cl_uint)p->seg, Ns = (cl_uint)p->n_seg;
   /* dkdv's local tiles are the larger (two per row): one shape for both. */
@@ -297,7 +273,8 @@ static retcl_status run_dq(launch *l) {
       RETCL_KARG("log_decay", l->log_decay), RETCL_KARG("ld_off", l->ld_off),
       RETCL_KARG("work", l->work),     RETCL_KARG("f_off", l->f_off),
       RETCL_KARG("has_F", l->has_F),   RETCL_KARG("w_scale", l->w_scale),
-      RETCL_KARG("vt_off", vt_off),    RETCL_KARG("r_off", r_off),
+      RETCL_KARG("vt_off", vt_off),    RETCL_KARG("ot_off", ot_off),
+      RETCL_KARG("r_off", r_off),
       RETCL_KARG("has_R", has_R),      RETCL_KARG("T", l->T),
       RETCL_KARG("H", l->H),           RETCL_KARG("Dk", l->Dk),
       RETCL_KARG("Dv", l->Dv),         RETCL_KARG("C", C),
@@ -307,7 +284,8 @@ static retcl_status run_dq(launch *l) {
 
 static retcl_status run_dkdv(launch *l) {
   const retcl_retention_grad_plan *p = l->p;
-  const cl_uint qt_off = (cl_uint)p->off_Qt, ot_off = (cl_uint)p->off_Ot,
+  const cl_uint qt_off = (cl_uint)p->off_Qt, kt_off = (cl_uint)p->off_Kt,
+                vt_off = (cl_uint)p->off_Vt, ot_off = (cl_uint)p->off_Ot,
                 dr_off = (cl_uint)p->off_dR, drt_off = (cl_uint)p->off_dRt;
   const cl_int has_dR = p->has_dR;
   const cl_uint C = (cl_uint)p->seg, Ns = (cl_uint)p->n_seg;
@@ -321,7 +299,8 @@ static retcl_status run_dkdv(launch *l) {
       RETCL_KARG("log_decay", l->log_decay), RETCL_KARG("ld_off", l->ld_off),
       RETCL_KARG("work", l->work),     RETCL_KARG("f_off", l->f_off),
       RETCL_KARG("has_F", l->has_F),   RETCL_KARG("w_scale", l->w_scale),
-      RETCL_KARG("qt_off", qt_off),    RETCL_KARG("ot_off", ot_off),
+      RETCL_KARG("qt_off", qt_off),    RETCL_KARG("kt_off", kt_off),
+      RETCL_KARG("vt_off", vt_off),    RETCL_KARG("ot_off", ot_off),
       RETCL_KARG("dr_off", dr_off),    RETCL_KARG("drt_off", drt_off),
       RETCL_KARG("has_dR", has_dR),    RETCL_KARG("T", l->T),
       RETCL_KARG("H", l->H),           RETCL_KARG("Dk", l->Dk),
@@ -457,23 +436,20 @@ retcl_status retcl__retention_grad_enqueue(
 
   retcl_status st;
   if ((st = run_panels(&l, &l.q, l.Dk, p->off_Qt, 0)) ||
+      (st = run_panels(&l, &l.k, l.Dk, p->off_Kt, 0)) ||
       (st = run_panels(&l, &l.v, l.Dv, p->off_Vt, 0)))
     return st;
   /* The raw states before each segment (Rᵀ), then torchscale's weights
    * (the chunkwise ones read R), then dO' and the state gradients. */
-  if (p->need_U &&
-      (st = run_chunk_state(&l, &l.v, l.Dv, &l.k, l.Dk, p->off_R, 0)))
+  if (p->has_R && (st = run_states(&l, 0, p->need_U, state_in, retcl_no_buf())))
     return st;
-  if (p->has_R && (st = run_scan_fwd(&l, state_in))) return st;
   if (p->ts &&
       (st = run_row_factor(&l, d->algorithm == RETCL_ALGO_PARALLEL ? 1 : 2,
                            p->seg, p->n_seg)))
     return st;
   if ((st = run_panels(&l, &l.o, l.Dv, p->off_Ot, 1))) return st;
-  if (p->need_W &&
-      (st = run_chunk_state(&l, &l.q, l.Dk, &l.o, l.Dv, p->off_dR, 1)))
-    return st;
-  if (p->run_scan_bwd && (st = run_scan_bwd(&l, d_state_out, d_state_in)))
+  if (p->run_states_bwd &&
+      (st = run_states(&l, 1, p->need_W, d_state_out, d_state_in)))
     return st;
   if ((st = run_dq(&l))) return st;
   return run_dkdv(&l);

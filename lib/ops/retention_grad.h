@@ -18,10 +18,10 @@ typedef struct retcl_retention_grad_plan {
   /* Parallel and chunkwise: n_seg segments of seg tokens (the chunks, or
    * the whole sequence), each cut into ntile tiles of kt tokens. */
   size_t n_seg, seg, ntile;
-  int need_U, has_R, need_W, run_scan_bwd, has_dR;
+  int need_U, has_R, need_W, run_states_bwd, has_dR;
   size_t n_parts; /* recurrent: row blocks whose dv partials are summed */
   /* Workspace regions (offsets; unused ones 0). */
-  size_t off_F, off_Qt, off_Vt, off_Ot, off_R, off_dR, off_dRt, off_S,
+  size_t off_F, off_Qt, off_Kt, off_Vt, off_Ot, off_R, off_dR, off_dRt, off_S,
       off_G, off_P;
   size_t scratch; /* floats of workspace the enqueue needs */
 } retcl_retention_grad_plan;

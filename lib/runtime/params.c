@@ -76,7 +76,7 @@ static const param_spec specs[RETCL_PARAM_COUNT] = {
         "RETCL_RG_NJ", 2, 1, 8, NULL,
         "vectors per score tile (tile = nj x vw tokens)"},
     [RETCL_P_RETENTION_GRAD_KB] = {RETCL_FAMILY_RETENTION_GRAD, "kb",
-        "RETCL_RG_KB", 8, 1, 64, NULL, "state rows per work-item in chunk_state"},
+        "RETCL_RG_KB", 8, 1, 64, NULL, "state rows per work-item of the chunk states"},
     [RETCL_P_RETENTION_GRAD_RKB] = {RETCL_FAMILY_RETENTION_GRAD, "rkb", NULL,
         16, 1, RETCL_MAX_HEAD_DIM, NULL,
         "state rows per work-item of the recurrent sweeps"},

@@ -51,9 +51,7 @@ static const kernel_info kernels[RETCL_KERNEL_COUNT] = {
     [RETCL_KERNEL_RETENTION_GRAD_##ID] = {RETCL_FAMILY_RETENTION_GRAD, NAME}
     RG_KERNEL(PANELS, "retcl_retention_grad_panels"),
     RG_KERNEL(ROW_FACTOR, "retcl_retention_grad_row_factor"),
-    RG_KERNEL(CHUNK_STATE, "retcl_retention_grad_chunk_state"),
-    RG_KERNEL(SCAN_FWD, "retcl_retention_grad_scan_fwd"),
-    RG_KERNEL(SCAN_BWD, "retcl_retention_grad_scan_bwd"),
+    RG_KERNEL(STATES, "retcl_retention_grad_states"),
     RG_KERNEL(DQ, "retcl_retention_grad_dq"),
     RG_KERNEL(DKDV, "retcl_retention_grad_dkdv"),
     RG_KERNEL(REC_DQ, "retcl_retention_grad_rec_dq"),
