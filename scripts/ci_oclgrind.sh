@@ -7,8 +7,9 @@
 # Two passes, each in both access patterns (RETCL_KERNEL_PATHS=cpu, gpu):
 #
 #  A. --check-api --data-races (out-of-bounds checking is always on):
-#     test_rotation, test_retention, test_group_norm, test_layer, test_model
-#     in full, with the default kernel optimisation. Afterwards every
+#     test_rotation, test_retention, test_retention_grad, test_group_norm,
+#     test_linear, test_gemm, test_layer, test_model in full, with the
+#     default kernel optimisation. Afterwards every
 #     RetCL kernel must have run at least once in each pattern.
 #  B. --check-api --uninitialized: test_rotation and test_group_norm in
 #     full and test_retention's "torchscale" and "invalid" cases in both
@@ -76,7 +77,7 @@ if ! command -v oclgrind >/dev/null 2>&1; then
   echo "ci_oclgrind: oclgrind not found (apt-get install oclgrind)" >&2
   exit 1
 fi
-for t in rotation retention group_norm layer model; do
+for t in rotation retention retention_grad group_norm layer model; do
   if [ ! -x "$BUILD/tests/test_$t" ]; then
     echo "ci_oclgrind: $BUILD/tests/test_$t missing; run scripts/test.sh" >&2
     exit 1
@@ -403,7 +404,7 @@ echo "ci_oclgrind: self-test: out-of-bounds, data-race and uninitialised" \
 
 # ---- pass A: out-of-bounds, data races, API ---------------------------------
 start_all=$SECONDS
-suites=(rotation retention group_norm linear gemm layer model)
+suites=(rotation retention retention_grad group_norm linear gemm layer model)
 for paths in cpu gpu; do
   for t in "${suites[@]}"; do
     og "test_$t $paths" A "" "$BUILD/tests/test_$t" RETCL_KERNEL_PATHS=$paths

@@ -374,6 +374,19 @@ START_TEST(torchscale_many_heads_decay_one) {
 }
 END_TEST
 
+START_TEST(recurrent_state_rows_in_blocks) {
+  /* retention_grad.rkb below Dk: the recurrent sweeps split the state rows
+   * over work-items and dv is the fixed-order sum of their partials. */
+  retcl_context *ctx = NULL;
+  tu_ok(NULL, tu_context_with_params("{\"retention_grad\": {\"rkb\": 5}}", &ctx));
+  rg_case c = {2, 21, 2, 17, 9, TM, RETCL_ALGO_RECURRENT, RAW, 0, 0.5f, 1, 1, 1, 0, 0, 1};
+  check_case(ctx, &c);
+  c = (rg_case){1, 12, 3, 12, 20, HM, RETCL_ALGO_RECURRENT, TS, 0, 0, 1, 1, 1, 6, 0, 1};
+  check_case(ctx, &c);
+  retcl_context_destroy(ctx);
+}
+END_TEST
+
 /* ---- the analytic backward against finite differences (host only) ----- */
 
 /* L = Σ d_out ⊙ out + Σ d_state_out ⊙ state_out of the double forwards of
@@ -891,6 +904,7 @@ int main(void) {
   tcase_add_test(raw, raw_algorithms_agree);
   tcase_add_test(raw, raw_pieces_equal_one_pass);
   tcase_add_test(raw, backward_is_deterministic);
+  tcase_add_test(raw, recurrent_state_rows_in_blocks);
   suite_add_tcase(s, raw);
   TCase *ts = tcase_create("torchscale");
   tcase_add_test(ts, torchscale_each_algorithm);
