@@ -75,6 +75,15 @@ inline float rg_decay_sum(float lg, float n) {
   return expm1(n * lg) / expm1(lg);
 }
 
+/* γ^n as exp(x), x = n log γ, with powers below the smallest normal float
+ * (2^-126) flushed to 0: they weigh less than 1e-38 of the terms they join,
+ * and denormal operands cost the CPU a slow path per instruction (a long
+ * parallel segment has many). */
+inline vecf rg_pow(vecf x) {
+  return select(exp(x), (vecf)(0.0f), isless(x, (vecf)(-87.3f)));
+}
+inline float rg_pow1(float x) { return x < -87.3f ? 0.0f : exp(x); }
+
 /* The weight of output row t of head bh: the torchscale factor or the raw
  * form's scale. */
 inline float rg_weight(__global const float *work, uint f_off, int has_F,
@@ -293,7 +302,7 @@ __kernel void retcl_retention_grad_row_factor(
 #pragma unroll
       for (uint n = 0; n < RG_NJ; ++n) {
         const vecf gap = (float)i0 - (float)(jb + r) + (float)(n * RETCL_VW) + RG_IOTA;
-        const vecf e = exp(fmax(gap, (vecf)(0.0f)) * lg) * step((vecf)(0.0f), gap);
+        const vecf e = rg_pow(fmax(gap, (vecf)(0.0f)) * lg) * step((vecf)(0.0f), gap);
         absv[n] = fma(fabs(acc[r][n]), e, absv[n]);
       }
     }
@@ -311,7 +320,7 @@ __kernel void retcl_retention_grad_row_factor(
     __global const float *krow = RG_ROW(K, k, b, t0 + j, h);
     float p = 0.0f;
     for (uint d = 0; d < Dk; ++d) p = fma(krow[d], qp[(size_t)d * RG_KT], p);
-    abs_sum += fabs(p) * exp((float)(i0 - j) * lg);
+    abs_sum += fabs(p) * rg_pow1((float)(i0 - j) * lg);
   }
   F[0] = rg_ts_factor(mode, lg, i0, abs_sum, cross);
 #endif
@@ -327,6 +336,15 @@ inline float rg_beta(int ts_state, float lg, float n) {
   return ts_state ? rsqrt(rg_decay_sum(lg, n)) : 1.0f;
 }
 
+/* Tokens per tile of the state sweep: the whole chunk on CPUs (its
+ * weights once, every register tile walking all its tokens), a score
+ * tile's worth on GPUs (private memory there is scarce). */
+#if RETCL_CPU
+#define RG_WT 1024 /* RETCL_MAX_CHUNK */
+#else
+#define RG_WT RG_KT
+#endif
+
 /* ------------------------------------------------------------------------ */
 /* states: every chunk's state, computed and scanned in one sweep.          */
 /* mode 0 (rows v of Dx = Dv, columns k of Dy = Dk), chunks in order:       */
@@ -338,33 +356,33 @@ inline float rg_beta(int ts_state, float lg, float n) {
 /*   d_state_in = α G_0 (it may be d_state_out: each item reads its         */
 /*   elements before it writes them).                                       */
 /* add = 0 leaves out the chunks' own sums (the parallel algorithm needs    */
-/* only the ends). An item owns a pair of column blocks [c0, c0 + 2 VW) and */
-/* rows [xa, xb) (all of them on CPUs: each K and V row is then read once   */
-/* or a few times), in register tiles of KB rows; the state it carries from */
-/* chunk to chunk goes through the slot it has just written.                */
-/* Grid: (ceil(Dy / 2VW), ceil(Dx / x_rows), B*H).                           */
+/* only the ends). An item owns `pairs` pairs of column blocks from         */
+/* c0 = gid0 pairs 2 VW and rows [xa, xb) (all rows on CPUs, so each row of */
+/* X and Y streams through one item per column group), in register tiles   */
+/* of KB rows x 2 VW; the state it carries from chunk to chunk goes through */
+/* the slot it has just written.                                            */
+/* Grid: (ceil(Dy / (2VW pairs)), ceil(Dx / x_rows), B*H).                   */
 /* ------------------------------------------------------------------------ */
 __kernel void retcl_retention_grad_states(
     RG_IN(X, x), RG_IN(Y, y), __global const float *log_decay, uint ld_off,
     __global float *work, uint s_off, uint st_off, uint f_off, int has_F,
     float w_scale, __global const float *S0, uint s0_off, int has_s0,
     __global float *dS_in, uint ds_in_off, int has_d_state_in, uint T, uint H,
-    uint Dx, uint Dy, uint C, uint n_chunks, uint x_rows, int mode, int add,
-    int ts_state, float position) {
-  const uint c0 = get_global_id(0) * 2 * RETCL_VW;
+    uint Dx, uint Dy, uint C, uint n_chunks, uint x_rows, uint pairs,
+    int mode, int add, int ts_state, float position) {
+  const uint ca = get_global_id(0) * pairs * 2 * RETCL_VW;
   const uint xa = get_global_id(1) * x_rows, bh = get_global_id(2);
-  if (c0 >= Dy || xa >= Dx) return;
+  if (ca >= Dy || xa >= Dx) return;
+  const uint cb_end = min(Dy, ca + pairs * 2 * RETCL_VW);
   const uint xb = min(Dx, xa + x_rows);
   const uint b = bh / H, h = bh % H;
   const float lg = log_decay[ld_off + h];
-  const uint w0 = min((uint)RETCL_VW, Dy - c0);
-  const uint w1 = c0 + RETCL_VW < Dy ? min((uint)RETCL_VW, Dy - c0 - RETCL_VW) : 0u;
   const size_t state = (size_t)Dx * Dy;
   __global const float *s_start = S0 + s0_off + (size_t)bh * state;
   __global float *d_in = dS_in + ds_in_off + (size_t)bh * state;
   const float a0 = rg_alpha(ts_state, lg, position);
   const float b0 = rg_beta(ts_state, lg, position + (float)T);
-  float w[RG_KT];
+  float w[RG_WT];
 #define RG_A_X(r, e) xp[(size_t)(e) * x_st + (r)]
 #define RG_A_XC(r, e) xp[(size_t)(e) * x_st + min((uint)(r), rows - 1)]
 #define RG_W(e) w[e]
@@ -379,76 +397,88 @@ __kernel void retcl_retention_grad_states(
     if (mode == 0 && c + 1 < n_chunks) nxt = cur + state;
     if (mode == 1 && c > 0) nxt = cur - state;
     if (mode == 1 && c == 0 && has_d_state_in) nxt = d_in;
-    const vecf d = (vecf)(exp((float)L * lg));
-    const uint n_tok = add ? L : 0u;
-    /* Tokens in tiles of KT (their weights once per tile); at least one
+    const vecf d = (vecf)(rg_pow1((float)L * lg));
+    const uint n_tok = add && nxt ? L : 0u;
+    /* Tokens in tiles of WT (their weights once per tile); at least one
      * pass, which also moves the state itself on. */
-    for (uint j0 = 0; j0 == 0 || j0 < n_tok; j0 += RG_KT) {
-      const uint nk = j0 < n_tok ? min((uint)RG_KT, n_tok - j0) : 0u;
-      for (uint j = 0; j < nk; ++j)
-        w[j] = mode == 0 ? exp((float)(L - 1 - j0 - j) * lg)
-                         : exp((float)(j0 + j + 1) * lg) *
-                               rg_weight(work, f_off, has_F, w_scale, bh, T,
-                                         t0 + j0 + j);
+    for (uint j0 = 0; j0 == 0 || j0 < n_tok; j0 += RG_WT) {
+      const uint nk = j0 < n_tok ? min((uint)RG_WT, n_tok - j0) : 0u;
+      /* γ^(L-1-j) or γ^(j+1) w_j, a vector at a time (lanes past nk
+       * are never read). */
+      for (uint j = 0; j < nk; j += RETCL_VW) {
+        const vecf e = mode == 0 ? (float)(L - 1 - j0 - j) - RG_IOTA
+                                 : (float)(j0 + j + 1) + RG_IOTA;
+        VSTORE(rg_pow(e * lg), 0, w + j);
+      }
+      if (mode == 1)
+        for (uint j = 0; j < nk; ++j)
+          w[j] *= rg_weight(work, f_off, has_F, w_scale, bh, T, t0 + j0 + j);
       __global const float *xbase = RG_ROW(X, x, b, t0 + j0, h);
-      __global const float *yp = RG_ROW(Y, y, b, t0 + j0, h) + c0;
-      for (uint x0 = xa; x0 < xb; x0 += RG_KB) {
-        const uint rows = min((uint)RG_KB, xb - x0);
-        vecf acc[RG_KB][2];
-        if (j0 == 0) {
-          /* This chunk's state: the start, or what the last step left. */
-          if (step == 0) {
-            RG_ZERO(acc, RG_KB);
-            if (has_s0 && mode == 0) {
-              /* α S_0ᵀ: S_0 is [Dk][Dv], [Dy][Dx] here. */
-              for (uint r = 0; r < rows; ++r) {
-                float t[2 * RETCL_VW];
-                for (uint l = 0; l < 2 * RETCL_VW; ++l)
-                  t[l] = l < w0 + w1 ? a0 * s_start[(size_t)(c0 + l) * Dx + x0 + r] : 0.0f;
-                acc[r][0] = VLOAD(0, t);
-                acc[r][1] = VLOAD(1, t);
+      __global const float *ybase = RG_ROW(Y, y, b, t0 + j0, h);
+      /* Column pairs outermost: a pair's slice of the Y rows (2 VW floats
+       * of each token) stays in the nearest cache while every block of
+       * rows passes it; the X values it broadcasts are 4x fewer bytes. */
+      for (uint c0 = ca; c0 < cb_end; c0 += 2 * RETCL_VW) {
+        const uint w0 = min((uint)RETCL_VW, Dy - c0);
+        const uint w1 = c0 + RETCL_VW < Dy ? min((uint)RETCL_VW, Dy - c0 - RETCL_VW) : 0u;
+        for (uint x0 = xa; x0 < xb; x0 += RG_KB) {
+          const uint rows = min((uint)RG_KB, xb - x0);
+          __global const float *xp = xbase + x0;
+          vecf acc[RG_KB][2];
+          if (j0 == 0) {
+            /* This chunk's state: the start, or what the last step left. */
+            if (step == 0) {
+              RG_ZERO(acc, RG_KB);
+              if (has_s0 && mode == 0) {
+                /* α S_0ᵀ: S_0 is [Dk][Dv], [Dy][Dx] here. */
+                for (uint r = 0; r < rows; ++r) {
+                  float t[2 * RETCL_VW];
+                  for (uint l = 0; l < 2 * RETCL_VW; ++l)
+                    t[l] = l < w0 + w1 ? a0 * s_start[(size_t)(c0 + l) * Dx + x0 + r] : 0.0f;
+                  acc[r][0] = VLOAD(0, t);
+                  acc[r][1] = VLOAD(1, t);
+                }
+              } else if (has_s0) {
+                RG_LOAD_ROWS(acc, RG_KB, s_start + (size_t)x0 * Dy, Dy, rows);
+#pragma unroll
+                for (uint r = 0; r < RG_KB; ++r) {
+                  acc[r][0] *= b0;
+                  acc[r][1] *= b0;
+                }
               }
-            } else if (has_s0) {
-              RG_LOAD_ROWS(acc, RG_KB, s_start + (size_t)x0 * Dy, Dy, rows);
+              RG_STORE_ROWS(acc, cur + (size_t)x0 * Dy, Dy, rows, 1.0f);
+            } else {
+              RG_LOAD_ROWS(acc, RG_KB, cur + (size_t)x0 * Dy, Dy, rows);
+            }
+            if (mode == 1) {
+              /* The transpose, [Dy][Dx]: column l of the tile is `rows`
+               * contiguous floats there. */
+              float t[RG_KB][2 * RETCL_VW];
 #pragma unroll
               for (uint r = 0; r < RG_KB; ++r) {
-                acc[r][0] *= b0;
-                acc[r][1] *= b0;
+                VSTORE(acc[r][0], 0, t[r]);
+                VSTORE(acc[r][1], 0, t[r] + RETCL_VW);
               }
+              for (uint l = 0; l < w0 + w1; ++l)
+                for (uint r = 0; r < rows; ++r)
+                  cur_t[(size_t)(c0 + l) * Dx + x0 + r] = t[r][l];
             }
-            RG_STORE_ROWS(acc, cur + (size_t)x0 * Dy, Dy, rows, 1.0f);
-          } else {
-            RG_LOAD_ROWS(acc, RG_KB, cur + (size_t)x0 * Dy, Dy, rows);
-          }
-          if (mode == 1) {
-            /* The transpose, [Dy][Dx]: column l of the tile is `rows`
-             * contiguous floats there. */
-            float t[RG_KB][2 * RETCL_VW];
+            if (!nxt) continue;
 #pragma unroll
             for (uint r = 0; r < RG_KB; ++r) {
-              VSTORE(acc[r][0], 0, t[r]);
-              VSTORE(acc[r][1], 0, t[r] + RETCL_VW);
+              acc[r][0] *= d;
+              acc[r][1] *= d;
             }
-            for (uint l = 0; l < w0 + w1; ++l)
-              for (uint r = 0; r < rows; ++r)
-                cur_t[(size_t)(c0 + l) * Dx + x0 + r] = t[r][l];
+          } else {
+            RG_LOAD_ROWS(acc, RG_KB, nxt + (size_t)x0 * Dy, Dy, rows);
           }
-          if (!nxt) continue;
-#pragma unroll
-          for (uint r = 0; r < RG_KB; ++r) {
-            acc[r][0] *= d;
-            acc[r][1] *= d;
-          }
-        } else {
-          RG_LOAD_ROWS(acc, RG_KB, nxt + (size_t)x0 * Dy, Dy, rows);
+          /* Rows past xb repeat the last real one (never stored). */
+          if (rows == RG_KB)
+            RG_PAIR(acc, RG_KB, nk, RG_A_X, RG_W, ybase + c0, y_st, w0, w1);
+          else
+            RG_PAIR(acc, RG_KB, nk, RG_A_XC, RG_W, ybase + c0, y_st, w0, w1);
+          RG_STORE_ROWS(acc, nxt + (size_t)x0 * Dy, Dy, rows, 1.0f);
         }
-        __global const float *xp = xbase + x0;
-        /* Rows past xb repeat the last real one (never stored). */
-        if (rows == RG_KB)
-          RG_PAIR(acc, RG_KB, nk, RG_A_X, RG_W, yp, y_st, w0, w1);
-        else
-          RG_PAIR(acc, RG_KB, nk, RG_A_XC, RG_W, yp, y_st, w0, w1);
-        RG_STORE_ROWS(acc, nxt + (size_t)x0 * Dy, Dy, rows, 1.0f);
       }
       if (!nxt) break;
     }
@@ -460,9 +490,13 @@ __kernel void retcl_retention_grad_states(
   if (mode == 1 && has_d_state_in && a0 != 1.0f)
     for (uint x0 = xa; x0 < xb; x0 += RG_KB) {
       const uint rows = min((uint)RG_KB, xb - x0);
-      vecf acc[RG_KB][2];
-      RG_LOAD_ROWS(acc, RG_KB, d_in + (size_t)x0 * Dy, Dy, rows);
-      RG_STORE_ROWS(acc, d_in + (size_t)x0 * Dy, Dy, rows, a0);
+      for (uint c0 = ca; c0 < cb_end; c0 += 2 * RETCL_VW) {
+        const uint w0 = min((uint)RETCL_VW, Dy - c0);
+        const uint w1 = c0 + RETCL_VW < Dy ? min((uint)RETCL_VW, Dy - c0 - RETCL_VW) : 0u;
+        vecf acc[RG_KB][2];
+        RG_LOAD_ROWS(acc, RG_KB, d_in + (size_t)x0 * Dy, Dy, rows);
+        RG_STORE_ROWS(acc, d_in + (size_t)x0 * Dy, Dy, rows, a0);
+      }
     }
 }
 
@@ -494,83 +528,93 @@ __kernel void retcl_retention_grad_dq(
   (void)w_scale;
   (void)f_off;
   RG_UNUSED(dO, o);
-  /* RB rows inside one tile of KT (a tile holds ceil(KT/RB) blocks). */
-  const uint nsub = (RG_KT + RG_RB - 1) / RG_RB;
-  const uint ti = get_global_id(1) / nsub, ioff = get_global_id(1) % nsub * RG_RB;
-  const uint i0 = ti * RG_KT + ioff;
-  if (i0 >= L) return;
-  const uint rows = min(min((uint)RG_RB, RG_KT - ioff), L - i0);
-  /* dO' (weights applied) of the rows from its panel: row r, column d at
-   * op[d KT + r]. Rows past `rows` read their neighbours (or the region's
-   * padding) and are never stored. */
-  __global const float *op = work + rg_panel(ot_off, bhs, ntile, ti, Dv) + ioff;
+  /* A tile of KT query rows per item, in register tiles of RB rows:
+   * each key tile (its V panel and K rows) is read once for all of them. */
+  const uint ti = get_global_id(1), it0 = ti * RG_KT;
+  if (it0 >= L) return;
+  const uint tile_rows = min((uint)RG_KT, L - it0);
+  /* dO' (weights applied) of the rows from its panel: row r of a block,
+   * column d at op[d KT + r]. Rows past `rows` read their neighbours (or
+   * the region's padding) and are never stored. */
+  __global const float *op_t = work + rg_panel(ot_off, bhs, ntile, ti, Dv);
 #define RG_A_OP(r, e) op[(size_t)(e) * RG_KT + (r)]
-  __global float *dq0 = RG_ROW(dQ, q, b, t0 + i0, h);
-  float xi[RG_RB];
-#pragma unroll
-  for (uint r = 0; r < RG_RB; ++r) xi[r] = exp((float)(i0 + min(r, rows - 1) + 1) * lg);
+#define RG_A_P(r, e) p[r][e]
   /* Cross term first (zero without R): it initialises the rows. */
-  RG_PAIRS_BEGIN(Dk)
-    vecf acc[RG_RB][2];
-    RG_ZERO(acc, RG_RB);
-    if (has_R) RG_PAIR(acc, RG_RB, Dv, RG_A_OP, RG_ONE, Rt + c0, Dk, w0, w1);
-    RG_STORE_ROWS(acc, dq0, q_st, rows, xi[r_]);
-  RG_PAIRS_END
-  /* Key tiles: scores dP = (dO'_i·v_j) γ^(i-j) for RB rows x KT keys
-   * (dO' values broadcast against V's panel), then dq += dP K. */
+  for (uint ioff = 0; ioff < tile_rows; ioff += RG_RB) {
+    const uint i0 = it0 + ioff, rows = min((uint)RG_RB, tile_rows - ioff);
+    __global const float *op = op_t + ioff;
+    __global float *dq0 = RG_ROW(dQ, q, b, t0 + i0, h);
+    float xi[RG_RB];
+#pragma unroll
+    for (uint r = 0; r < RG_RB; ++r) xi[r] = rg_pow1((float)(i0 + min(r, rows - 1) + 1) * lg);
+    RG_PAIRS_BEGIN(Dk)
+      vecf acc[RG_RB][2];
+      RG_ZERO(acc, RG_RB);
+      if (has_R) RG_PAIR(acc, RG_RB, Dv, RG_A_OP, RG_ONE, Rt + c0, Dk, w0, w1);
+      RG_STORE_ROWS(acc, dq0, q_st, rows, xi[r_]);
+    RG_PAIRS_END
+  }
+  /* Key tiles up to the diagonal one: scores dP = (dO'_i·v_j) γ^(i-j)
+   * for RB rows x KT keys (dO' values broadcast against V's panel), then
+   * dq += dP K. */
   float rdec[RG_RB];
 #pragma unroll
-  for (uint r = 0; r < RG_RB; ++r) rdec[r] = exp((float)r * lg);
-  const uint last = i0 + rows; /* keys [0, last) can matter */
+  for (uint r = 0; r < RG_RB; ++r) rdec[r] = rg_pow1((float)r * lg);
   float p[RG_RB][RG_KT];
-#define RG_A_P(r, e) p[r][e]
-  for (uint j0 = 0; j0 < last; j0 += RG_KT) {
+  for (uint j0 = 0; j0 <= it0; j0 += RG_KT) {
     __global const float *pan = work + rg_panel(vt_off, bhs, ntile, j0 / RG_KT, Dv);
-    vecf acc[RG_RB][RG_NJ];
+    __global const float *kp = RG_ROW(K, k, b, t0 + j0, h);
+    for (uint ioff = 0; ioff < tile_rows; ioff += RG_RB) {
+      const uint i0 = it0 + ioff, rows = min((uint)RG_RB, tile_rows - ioff);
+      const uint last = i0 + rows; /* keys [0, last) can matter */
+      __global const float *op = op_t + ioff;
+      __global float *dq0 = RG_ROW(dQ, q, b, t0 + i0, h);
+      vecf acc[RG_RB][RG_NJ];
 #pragma unroll
-    for (uint r = 0; r < RG_RB; ++r)
+      for (uint r = 0; r < RG_RB; ++r)
 #pragma unroll
-      for (uint n = 0; n < RG_NJ; ++n) acc[r][n] = (vecf)(0.0f);
-    for (uint d = 0; d < Dv; ++d) {
-      vecf bv[RG_NJ];
+        for (uint n = 0; n < RG_NJ; ++n) acc[r][n] = (vecf)(0.0f);
+      for (uint d = 0; d < Dv; ++d) {
+        vecf bv[RG_NJ];
 #pragma unroll
-      for (uint n = 0; n < RG_NJ; ++n) bv[n] = VLOAD(n, pan + (size_t)d * RG_KT);
+        for (uint n = 0; n < RG_NJ; ++n) bv[n] = VLOAD(n, pan + (size_t)d * RG_KT);
 #pragma unroll
-      for (uint r = 0; r < RG_RB; ++r) {
-        const vecf a = (vecf)(RG_A_OP(r, d));
+        for (uint r = 0; r < RG_RB; ++r) {
+          const vecf a = (vecf)(RG_A_OP(r, d));
 #pragma unroll
-        for (uint n = 0; n < RG_NJ; ++n) acc[r][n] = fma(a, bv[n], acc[r][n]);
+          for (uint n = 0; n < RG_NJ; ++n) acc[r][n] = fma(a, bv[n], acc[r][n]);
+        }
       }
-    }
-    if (j0 + RG_KT <= i0 + 1) {
-      /* Every key of the tile is at or before i0: γ^(i-j) = γ^r γ^(i0-j),
-       * both exponents >= 0. */
+      if (j0 + RG_KT <= i0 + 1) {
+        /* Every key of the tile is at or before i0: γ^(i-j) = γ^r γ^(i0-j),
+         * both exponents >= 0. */
 #pragma unroll
-      for (uint n = 0; n < RG_NJ; ++n) {
-        const vecf kd = exp(((float)(i0 - j0 - n * RETCL_VW) - RG_IOTA) * lg);
+        for (uint n = 0; n < RG_NJ; ++n) {
+          const vecf kd = rg_pow(((float)(i0 - j0 - n * RETCL_VW) - RG_IOTA) * lg);
+#pragma unroll
+          for (uint r = 0; r < RG_RB; ++r)
+            VSTORE(acc[r][n] * (rdec[r] * kd), 0, &p[r][n * RETCL_VW]);
+        }
+      } else {
+        /* A tile across the diagonal: γ^(i-j) for i >= j, else 0, a
+         * vector of keys at a time. */
 #pragma unroll
         for (uint r = 0; r < RG_RB; ++r)
-          VSTORE(acc[r][n] * (rdec[r] * kd), 0, &p[r][n * RETCL_VW]);
+#pragma unroll
+          for (uint n = 0; n < RG_NJ; ++n) {
+            const vecf gap = (float)(i0 + r) - (float)(j0 + n * RETCL_VW) - RG_IOTA;
+            const vecf m = step((vecf)(0.0f), gap) * rg_pow(fmax(gap, (vecf)(0.0f)) * lg);
+            VSTORE(acc[r][n] * m, 0, &p[r][n * RETCL_VW]);
+          }
       }
-    } else {
-#pragma unroll
-      for (uint r = 0; r < RG_RB; ++r)
-#pragma unroll
-        for (uint n = 0; n < RG_NJ; ++n) VSTORE(acc[r][n], 0, &p[r][n * RETCL_VW]);
-      for (uint r = 0; r < RG_RB; ++r)
-        for (uint j = 0; j < RG_KT; ++j) {
-          const int gap = (int)(i0 + r) - (int)(j0 + j);
-          p[r][j] = gap >= 0 ? p[r][j] * exp((float)gap * lg) : 0.0f;
-        }
+      const uint nk = min((uint)RG_KT, last - j0);
+      RG_PAIRS_BEGIN(Dk)
+        vecf a2[RG_RB][2];
+        RG_LOAD_ROWS(a2, RG_RB, dq0, q_st, rows);
+        RG_PAIR(a2, RG_RB, nk, RG_A_P, RG_ONE, kp + c0, k_st, w0, w1);
+        RG_STORE_ROWS(a2, dq0, q_st, rows, 1.0f);
+      RG_PAIRS_END
     }
-    const uint nk = min((uint)RG_KT, last - j0);
-    __global const float *kp = RG_ROW(K, k, b, t0 + j0, h);
-    RG_PAIRS_BEGIN(Dk)
-      vecf a2[RG_RB][2];
-      RG_LOAD_ROWS(a2, RG_RB, dq0, q_st, rows);
-      RG_PAIR(a2, RG_RB, nk, RG_A_P, RG_ONE, kp + c0, k_st, w0, w1);
-      RG_STORE_ROWS(a2, dq0, q_st, rows, 1.0f);
-    RG_PAIRS_END
   }
 #undef RG_A_OP
 #undef RG_A_P
@@ -589,7 +633,7 @@ __kernel void retcl_retention_grad_dq(
   __global float *qrow = RG_ROW(dQ, q, b, t, h);
   const float wi = rg_weight(work, f_off, has_F, w_scale, bh, T, t);
   if (live) {
-    const float xi = wi * exp((float)(i + 1) * lg);
+    const float xi = wi * rg_pow1((float)(i + 1) * lg);
     for (uint cb = lx; cb < ncb; cb += gx) {
       const uint c0 = cb * RETCL_VW, nc = min((uint)RETCL_VW, Dk - c0);
       vecf acc = (vecf)(0.0f);
@@ -613,7 +657,7 @@ __kernel void retcl_retention_grad_dq(
         __global const float *orr = RG_ROW(dO, o, b, t0 + ir, h);
         for (uint d = 0; d < Dv; ++d) val = fma(orr[d], pan[(size_t)d * RG_KT + j], val);
         val *= rg_weight(work, f_off, has_F, w_scale, bh, T, t0 + ir) *
-               exp((float)(ir - j0 - j) * lg);
+               rg_pow1((float)(ir - j0 - j) * lg);
       }
       tile[e] = val;
     }
@@ -658,133 +702,146 @@ __kernel void retcl_retention_grad_dkdv(
   (void)tile;
   RG_UNUSED(K, k);
   RG_UNUSED(V, v);
-  /* RB keys inside one tile of KT, as dq's rows. */
-  const uint nsub = (RG_KT + RG_RB - 1) / RG_RB;
-  const uint tj = get_global_id(1) / nsub, joff = get_global_id(1) % nsub * RG_RB;
-  const uint j0 = tj * RG_KT + joff;
-  if (j0 >= L) return;
-  const uint rows = min(min((uint)RG_RB, RG_KT - joff), L - j0);
-  /* k_j and v_j of the keys from K's and V's panels (rows past `rows`
-   * read neighbours or padding, never stored). */
-  __global const float *kp = work + rg_panel(kt_off, bhs, ntile, tj, Dk) + joff;
-  __global const float *vp = work + rg_panel(vt_off, bhs, ntile, tj, Dv) + joff;
+  /* A tile of KT keys per item, in register tiles of RB keys, as dq's
+   * rows: each query tile is read once for all of them. k_j and v_j of
+   * the keys come from K's and V's panels (rows past `rows` read
+   * neighbours or padding, never stored). */
+  const uint tj = get_global_id(1), jt0 = tj * RG_KT;
+  if (jt0 >= L) return;
+  const uint tile_keys = min((uint)RG_KT, L - jt0);
+  __global const float *kp_t = work + rg_panel(kt_off, bhs, ntile, tj, Dk);
+  __global const float *vp_t = work + rg_panel(vt_off, bhs, ntile, tj, Dv);
 #define RG_A_KP(r, e) kp[(size_t)(e) * RG_KT + (r)]
 #define RG_A_VP(r, e) vp[(size_t)(e) * RG_KT + (r)]
-  __global float *dk0 = RG_ROW(dK, dk, b, t0 + j0, h);
-  __global float *dv0 = RG_ROW(dV, dv, b, t0 + j0, h);
-  float zeta[RG_RB];
-#pragma unroll
-  for (uint r = 0; r < RG_RB; ++r)
-    zeta[r] = exp((float)(L - 1 - j0 - min(r, rows - 1)) * lg);
-  /* Cross terms first (zero without dR): they initialise the rows. */
-  RG_PAIRS_BEGIN(Dk)
-    vecf acc[RG_RB][2];
-    RG_ZERO(acc, RG_RB);
-    if (has_dR) RG_PAIR(acc, RG_RB, Dv, RG_A_VP, RG_ONE, dRt + c0, Dk, w0, w1);
-    RG_STORE_ROWS(acc, dk0, dk_st, rows, zeta[r_]);
-  RG_PAIRS_END
-  RG_PAIRS_BEGIN(Dv)
-    vecf acc[RG_RB][2];
-    RG_ZERO(acc, RG_RB);
-    if (has_dR) RG_PAIR(acc, RG_RB, Dk, RG_A_KP, RG_ONE, dR + c0, Dv, w0, w1);
-    RG_STORE_ROWS(acc, dv0, dv_st, rows, zeta[r_]);
-  RG_PAIRS_END
-  /* Query tiles from the one holding the keys: Pᵀ (keys x queries) from
-   * k_j against Q's panel, dPᵀ from v_j against dO''s panel, then
-   * dk += dPᵀ Q and dv += (w ⊙ Pᵀ) dO. */
-  const uint jl = j0 + rows - 1; /* the block's last key */
-  float rdec[RG_RB];
-#pragma unroll
-  for (uint r = 0; r < RG_RB; ++r) rdec[r] = exp((float)(rows - 1 - min(r, rows - 1)) * lg);
-  float pt[RG_RB][RG_KT], dpt[RG_RB][RG_KT];
 #define RG_A_PT(r, e) pt[r][e]
 #define RG_A_DPT(r, e) dpt[r][e]
-  for (uint i0 = tj * RG_KT; i0 < L; i0 += RG_KT) {
+  /* Cross terms first (zero without dR): they initialise the rows. */
+  for (uint joff = 0; joff < tile_keys; joff += RG_RB) {
+    const uint j0 = jt0 + joff, rows = min((uint)RG_RB, tile_keys - joff);
+    __global const float *kp = kp_t + joff, *vp = vp_t + joff;
+    __global float *dk0 = RG_ROW(dK, dk, b, t0 + j0, h);
+    __global float *dv0 = RG_ROW(dV, dv, b, t0 + j0, h);
+    float zeta[RG_RB];
+#pragma unroll
+    for (uint r = 0; r < RG_RB; ++r)
+      zeta[r] = rg_pow1((float)(L - 1 - j0 - min(r, rows - 1)) * lg);
+    RG_PAIRS_BEGIN(Dk)
+      vecf acc[RG_RB][2];
+      RG_ZERO(acc, RG_RB);
+      if (has_dR) RG_PAIR(acc, RG_RB, Dv, RG_A_VP, RG_ONE, dRt + c0, Dk, w0, w1);
+      RG_STORE_ROWS(acc, dk0, dk_st, rows, zeta[r_]);
+    RG_PAIRS_END
+    RG_PAIRS_BEGIN(Dv)
+      vecf acc[RG_RB][2];
+      RG_ZERO(acc, RG_RB);
+      if (has_dR) RG_PAIR(acc, RG_RB, Dk, RG_A_KP, RG_ONE, dR + c0, Dv, w0, w1);
+      RG_STORE_ROWS(acc, dv0, dv_st, rows, zeta[r_]);
+    RG_PAIRS_END
+  }
+  /* Query tiles from the keys' own: Pᵀ (keys x queries) from k_j
+   * against Q's panel, dPᵀ from v_j against dO''s panel, then
+   * dk += dPᵀ Q and dv += (w ⊙ Pᵀ) dO. */
+  float pt[RG_RB][RG_KT], dpt[RG_RB][RG_KT];
+  for (uint i0 = jt0; i0 < L; i0 += RG_KT) {
     const uint tile_i = i0 / RG_KT;
     __global const float *qp = work + rg_panel(qt_off, bhs, ntile, tile_i, Dk);
     __global const float *op = work + rg_panel(ot_off, bhs, ntile, tile_i, Dv);
-    vecf acc[RG_RB][RG_NJ];
-#pragma unroll
-    for (uint r = 0; r < RG_RB; ++r)
-#pragma unroll
-      for (uint n = 0; n < RG_NJ; ++n) acc[r][n] = (vecf)(0.0f);
-    for (uint d = 0; d < Dk; ++d) {
-      vecf bv[RG_NJ];
-#pragma unroll
-      for (uint n = 0; n < RG_NJ; ++n) bv[n] = VLOAD(n, qp + (size_t)d * RG_KT);
-#pragma unroll
-      for (uint r = 0; r < RG_RB; ++r) {
-        const vecf a = (vecf)(RG_A_KP(r, d));
-#pragma unroll
-        for (uint n = 0; n < RG_NJ; ++n) acc[r][n] = fma(a, bv[n], acc[r][n]);
-      }
-    }
-#pragma unroll
-    for (uint r = 0; r < RG_RB; ++r)
-#pragma unroll
-      for (uint n = 0; n < RG_NJ; ++n) VSTORE(acc[r][n], 0, &pt[r][n * RETCL_VW]);
-#pragma unroll
-    for (uint r = 0; r < RG_RB; ++r)
-#pragma unroll
-      for (uint n = 0; n < RG_NJ; ++n) acc[r][n] = (vecf)(0.0f);
-    for (uint d = 0; d < Dv; ++d) {
-      vecf bv[RG_NJ];
-#pragma unroll
-      for (uint n = 0; n < RG_NJ; ++n) bv[n] = VLOAD(n, op + (size_t)d * RG_KT);
-#pragma unroll
-      for (uint r = 0; r < RG_RB; ++r) {
-        const vecf a = (vecf)(RG_A_VP(r, d));
-#pragma unroll
-        for (uint n = 0; n < RG_NJ; ++n) acc[r][n] = fma(a, bv[n], acc[r][n]);
-      }
-    }
     const uint ni = min((uint)RG_KT, L - i0);
-    if (i0 >= jl && ni == RG_KT) {
-      /* Every query of the tile is at or after every key of the block:
-       * γ^(i-j) = γ^(i-jl) γ^(jl-j), both exponents >= 0. */
-#pragma unroll
-      for (uint n = 0; n < RG_NJ; ++n) {
-        const vecf qd = exp(((float)(i0 - jl + n * RETCL_VW) + RG_IOTA) * lg);
-        const vecf wv = has_F ? VLOAD(0, work + f_off + (size_t)bh * T + t0 + i0 + n * RETCL_VW)
-                              : (vecf)(w_scale);
-#pragma unroll
-        for (uint r = 0; r < RG_RB; ++r) {
-          const vecf m = rdec[r] * qd;
-          VSTORE(VLOAD(0, &pt[r][n * RETCL_VW]) * (m * wv), 0, &pt[r][n * RETCL_VW]);
-          VSTORE(acc[r][n] * m, 0, &dpt[r][n * RETCL_VW]);
-        }
-      }
-    } else {
-#pragma unroll
-      for (uint r = 0; r < RG_RB; ++r)
-#pragma unroll
-        for (uint n = 0; n < RG_NJ; ++n) VSTORE(acc[r][n], 0, &dpt[r][n * RETCL_VW]);
-      for (uint r = 0; r < RG_RB; ++r)
-        for (uint i = 0; i < RG_KT; ++i) {
-          const int gap = (int)(i0 + i) - (int)(j0 + r);
-          float m = 0.0f, wi = 0.0f;
-          if (gap >= 0 && i < ni) {
-            m = exp((float)gap * lg);
-            wi = rg_weight(work, f_off, has_F, w_scale, bh, T, t0 + i0 + i);
-          }
-          pt[r][i] *= m * wi;
-          dpt[r][i] *= m;
-        }
-    }
     __global const float *q0 = RG_ROW(Q, q, b, t0 + i0, h);
     __global const float *o0 = RG_ROW(dO, o, b, t0 + i0, h);
-    RG_PAIRS_BEGIN(Dk)
-      vecf a2[RG_RB][2];
-      RG_LOAD_ROWS(a2, RG_RB, dk0, dk_st, rows);
-      RG_PAIR(a2, RG_RB, ni, RG_A_DPT, RG_ONE, q0 + c0, q_st, w0, w1);
-      RG_STORE_ROWS(a2, dk0, dk_st, rows, 1.0f);
-    RG_PAIRS_END
-    RG_PAIRS_BEGIN(Dv)
-      vecf a2[RG_RB][2];
-      RG_LOAD_ROWS(a2, RG_RB, dv0, dv_st, rows);
-      RG_PAIR(a2, RG_RB, ni, RG_A_PT, RG_ONE, o0 + c0, o_st, w0, w1);
-      RG_STORE_ROWS(a2, dv0, dv_st, rows, 1.0f);
-    RG_PAIRS_END
+    for (uint joff = 0; joff < tile_keys; joff += RG_RB) {
+      const uint j0 = jt0 + joff, rows = min((uint)RG_RB, tile_keys - joff);
+      const uint jl = j0 + rows - 1; /* the block's last key */
+      __global const float *kp = kp_t + joff, *vp = vp_t + joff;
+      __global float *dk0 = RG_ROW(dK, dk, b, t0 + j0, h);
+      __global float *dv0 = RG_ROW(dV, dv, b, t0 + j0, h);
+      vecf acc[RG_RB][RG_NJ];
+#pragma unroll
+      for (uint r = 0; r < RG_RB; ++r)
+#pragma unroll
+        for (uint n = 0; n < RG_NJ; ++n) acc[r][n] = (vecf)(0.0f);
+      for (uint d = 0; d < Dk; ++d) {
+        vecf bv[RG_NJ];
+#pragma unroll
+        for (uint n = 0; n < RG_NJ; ++n) bv[n] = VLOAD(n, qp + (size_t)d * RG_KT);
+#pragma unroll
+        for (uint r = 0; r < RG_RB; ++r) {
+          const vecf a = (vecf)(RG_A_KP(r, d));
+#pragma unroll
+          for (uint n = 0; n < RG_NJ; ++n) acc[r][n] = fma(a, bv[n], acc[r][n]);
+        }
+      }
+#pragma unroll
+      for (uint r = 0; r < RG_RB; ++r)
+#pragma unroll
+        for (uint n = 0; n < RG_NJ; ++n) VSTORE(acc[r][n], 0, &pt[r][n * RETCL_VW]);
+#pragma unroll
+      for (uint r = 0; r < RG_RB; ++r)
+#pragma unroll
+        for (uint n = 0; n < RG_NJ; ++n) acc[r][n] = (vecf)(0.0f);
+      for (uint d = 0; d < Dv; ++d) {
+        vecf bv[RG_NJ];
+#pragma unroll
+        for (uint n = 0; n < RG_NJ; ++n) bv[n] = VLOAD(n, op + (size_t)d * RG_KT);
+#pragma unroll
+        for (uint r = 0; r < RG_RB; ++r) {
+          const vecf a = (vecf)(RG_A_VP(r, d));
+#pragma unroll
+          for (uint n = 0; n < RG_NJ; ++n) acc[r][n] = fma(a, bv[n], acc[r][n]);
+        }
+      }
+      if (i0 >= jl && ni == RG_KT) {
+        /* Every query of the tile is at or after every key of the block:
+         * γ^(i-j) = γ^(i-jl) γ^(jl-j), both exponents >= 0. */
+        float rdec[RG_RB];
+#pragma unroll
+        for (uint r = 0; r < RG_RB; ++r)
+          rdec[r] = rg_pow1((float)(rows - 1 - min(r, rows - 1)) * lg);
+#pragma unroll
+        for (uint n = 0; n < RG_NJ; ++n) {
+          const vecf qd = rg_pow(((float)(i0 - jl + n * RETCL_VW) + RG_IOTA) * lg);
+          const vecf wv = has_F ? VLOAD(0, work + f_off + (size_t)bh * T + t0 + i0 + n * RETCL_VW)
+                                : (vecf)(w_scale);
+#pragma unroll
+          for (uint r = 0; r < RG_RB; ++r) {
+            const vecf m = rdec[r] * qd;
+            VSTORE(VLOAD(0, &pt[r][n * RETCL_VW]) * (m * wv), 0, &pt[r][n * RETCL_VW]);
+            VSTORE(acc[r][n] * m, 0, &dpt[r][n * RETCL_VW]);
+          }
+        }
+      } else {
+        /* A tile across the diagonal or past the segment's end: γ^(i-j)
+         * for i >= j, else 0; no weight past the end. A vector of
+         * queries at a time. */
+#pragma unroll
+        for (uint n = 0; n < RG_NJ; ++n) {
+          const uint i1 = n * RETCL_VW;
+          const uint nl = ni > i1 ? min((uint)RETCL_VW, ni - i1) : 0u;
+          const vecf wv =
+              has_F ? load_block(work + f_off + (size_t)bh * T + t0 + i0 + i1, nl)
+                    : w_scale * step(RG_IOTA, (vecf)((float)nl - 0.5f));
+#pragma unroll
+          for (uint r = 0; r < RG_RB; ++r) {
+            const vecf gap = (float)(i0 + i1) - (float)(j0 + r) + RG_IOTA;
+            const vecf m = step((vecf)(0.0f), gap) * rg_pow(fmax(gap, (vecf)(0.0f)) * lg);
+            VSTORE(VLOAD(0, &pt[r][i1]) * (m * wv), 0, &pt[r][i1]);
+            VSTORE(acc[r][n] * m, 0, &dpt[r][i1]);
+          }
+        }
+      }
+      RG_PAIRS_BEGIN(Dk)
+        vecf a2[RG_RB][2];
+        RG_LOAD_ROWS(a2, RG_RB, dk0, dk_st, rows);
+        RG_PAIR(a2, RG_RB, ni, RG_A_DPT, RG_ONE, q0 + c0, q_st, w0, w1);
+        RG_STORE_ROWS(a2, dk0, dk_st, rows, 1.0f);
+      RG_PAIRS_END
+      RG_PAIRS_BEGIN(Dv)
+        vecf a2[RG_RB][2];
+        RG_LOAD_ROWS(a2, RG_RB, dv0, dv_st, rows);
+        RG_PAIR(a2, RG_RB, ni, RG_A_PT, RG_ONE, o0 + c0, o_st, w0, w1);
+        RG_STORE_ROWS(a2, dv0, dv_st, rows, 1.0f);
+      RG_PAIRS_END
+    }
   }
 #undef RG_A_KP
 #undef RG_A_VP
@@ -809,7 +866,7 @@ __kernel void retcl_retention_grad_dkdv(
   __global float *dvrow = RG_ROW(dV, dv, b, t, h);
   __local float *pt = tile, *dpt = tile + gy * RG_KT;
   if (live) {
-    const float zeta = exp((float)(L - 1 - j) * lg);
+    const float zeta = rg_pow1((float)(L - 1 - j) * lg);
     for (uint cb = lx; cb < nkb; cb += gx) {
       const uint c0 = cb * RETCL_VW, nc = min((uint)RETCL_VW, Dk - c0);
       vecf acc = (vecf)(0.0f);
@@ -841,7 +898,7 @@ __kernel void retcl_retention_grad_dkdv(
         __global const float *vr = RG_ROW(V, v, b, t0 + jr, h);
         for (uint d = 0; d < Dk; ++d) pv = fma(kr[d], qp[(size_t)d * RG_KT + i], pv);
         for (uint d = 0; d < Dv; ++d) dpv = fma(vr[d], op[(size_t)d * RG_KT + i], dpv);
-        const float m = exp((float)(i0 + i - jr) * lg);
+        const float m = rg_pow1((float)(i0 + i - jr) * lg);
         pv *= m * rg_weight(work, f_off, has_F, w_scale, bh, T, t0 + i0 + i);
         dpv *= m;
       }

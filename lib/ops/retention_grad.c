@@ -211,9 +211,20 @@ static retcl_status run_states(launch *l, cl_int mode, cl_int add,
   const cl_uint s0_off = (cl_uint)start.offset,
                 ds_in_off = (cl_uint)d_state_in.offset;
   const cl_uint C = (cl_uint)p->seg, Nc = (cl_uint)p->n_seg;
-  /* cpu: an item takes every row of its columns (K and V then stream
-   * through it once); gpu: kb rows per item, for more items. */
+  /* cpu: an item takes every row and as many pairs of column blocks as
+   * leave four items per compute unit (K and V then stream through few
+   * items); gpu: kb rows and one pair per item, for more items. */
   const cl_uint x_rows = p->cpu ? Dx : (cl_uint)p->kb;
+  const size_t n_pairs = blocks(Dy, 2 * p->vw), bh = p->f.d.batch * p->f.d.heads;
+  size_t groups = n_pairs;
+  if (p->cpu) {
+    const size_t want = 4 * (size_t)(l->ctx->limits.compute_units
+                                         ? l->ctx->limits.compute_units
+                                         : 1);
+    groups = bh >= want ? 1 : blocks(want, bh);
+    if (groups > n_pairs) groups = n_pairs;
+  }
+  const cl_uint pairs = (cl_uint)blocks(n_pairs, groups);
   const retcl_karg args[] = {
       TENSOR_ARGS(*x, X, x),           TENSOR_ARGS(*y, Y, y),
       RETCL_KARG("log_decay", l->log_decay), RETCL_KARG("ld_off", l->ld_off),
@@ -227,11 +238,12 @@ static retcl_status run_states(launch *l, cl_int mode, cl_int add,
       RETCL_KARG("H", l->H),           RETCL_KARG("Dx", Dx),
       RETCL_KARG("Dy", Dy),            RETCL_KARG("C", C),
       RETCL_KARG("n_chunks", Nc),      RETCL_KARG("x_rows", x_rows),
-      RETCL_KARG("mode", mode),        RETCL_KARG("add", add),
+      RETCL_KARG("pairs", pairs),      RETCL_KARG("mode", mode),
+      RETCL_KARG("add", add),
       RETCL_KARG("ts_state", l->ts_state),
       RETCL_KARG("position", l->position)};
-  const retcl_grid g = grid3(l, blocks(Dy, 2 * p->vw), blocks(Dx, x_rows),
-                             p->f.d.batch * p->f.d.heads);
+  const retcl_grid g =
+      grid3(l, blocks(n_pairs, pairs), blocks(Dx, x_rows), bh);
   return go(l, RETCL_KERNEL_RETENTION_GRAD_STATES, args, RETCL_NARGS(args),
             &g, 0);
 }
@@ -241,9 +253,8 @@ static retcl_status run_states(launch *l, cl_int mode, cl_int add,
 static retcl_grid rows_grid(const launch *l, size_t local_floats_per_row) {
   const retcl_retention_grad_plan *p = l->p;
   const size_t bhs = p->f.d.batch * p->f.d.heads * p->n_seg;
-  /* cpu: blocks of rb rows that never straddle a tile of kt */
-  if (p->cpu)
-    return grid3(l, 1, p->ntile * blocks(p->kt, p->rb), bhs);
+  /* cpu: a tile of kt rows per item (in blocks of rb) */
+  if (p->cpu) return grid3(l, 1, p->ntile, bhs);
   size_t limit = retcl__group_limit(l->ctx, RETCL_KERNEL_RETENTION_GRAD_DQ);
   const size_t l2 = retcl__group_limit(l->ctx, RETCL_KERNEL_RETENTION_GRAD_DKDV);
   if (l2 < limit) limit = l2;
