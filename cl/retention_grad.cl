@@ -114,6 +114,20 @@ inline size_t rg_panel(uint p_off, uint bhs, uint ntile, uint tile, uint D) {
  * for 2 NR fmas, all accumulators in registers. A(r, e) and W(e) are
  * macros of the caller: a row value (from a panel or a private tile, one
  * base register and constant displacements) and a weight per e. */
+/* The generic form: any widths. */
+#define RG_PAIR_ANY(acc, NR, ne, A, W, bp, ldb, w0, w1)                      \
+  for (uint e_ = 0; e_ < (ne); ++e_) {                                       \
+    __global const float *b_ = (bp) + (size_t)e_ * (ldb);                    \
+    const vecf b0_ = W(e_) * load_block(b_, (w0));                           \
+    const vecf b1_ = W(e_) * load_block(b_ + RETCL_VW, (w1));                \
+    _Pragma("unroll") for (uint r_ = 0; r_ < (NR); ++r_) {                   \
+      const vecf a_ = (vecf)(A(r_, e_));                                     \
+      acc[r_][0] = fma(a_, b0_, acc[r_][0]);                                 \
+      acc[r_][1] = fma(a_, b1_, acc[r_][1]);                                 \
+    }                                                                        \
+  }
+#if RETCL_CPU
+/* CPUs: whole vectors without the width tests when both blocks are full. */
 #define RG_PAIR(acc, NR, ne, A, W, bp, ldb, w0, w1)                          \
   do {                                                                       \
     if ((w0) == RETCL_VW && (w1) == RETCL_VW) {                              \
@@ -127,18 +141,16 @@ inline size_t rg_panel(uint p_off, uint bhs, uint ntile, uint tile, uint D) {
         }                                                                    \
       }                                                                      \
     } else {                                                                 \
-      for (uint e_ = 0; e_ < (ne); ++e_) {                                   \
-        __global const float *b_ = (bp) + (size_t)e_ * (ldb);                \
-        const vecf b0_ = W(e_) * load_block(b_, (w0));                       \
-        const vecf b1_ = W(e_) * load_block(b_ + RETCL_VW, (w1));            \
-        _Pragma("unroll") for (uint r_ = 0; r_ < (NR); ++r_) {               \
-          const vecf a_ = (vecf)(A(r_, e_));                                 \
-          acc[r_][0] = fma(a_, b0_, acc[r_][0]);                             \
-          acc[r_][1] = fma(a_, b1_, acc[r_][1]);                             \
-        }                                                                    \
-      }                                                                      \
+      RG_PAIR_ANY(acc, NR, ne, A, W, bp, ldb, w0, w1);                       \
     }                                                                        \
   } while (0)
+#else
+/* GPUs: one form (each variant costs the driver another compilation). */
+#define RG_PAIR(acc, NR, ne, A, W, bp, ldb, w0, w1)                          \
+  do {                                                                       \
+    RG_PAIR_ANY(acc, NR, ne, A, W, bp, ldb, w0, w1);                         \
+  } while (0)
+#endif
 
 /* Column pairs: c0 steps by 2 VW; w0, w1 the live widths (w1 may be 0). */
 #define RG_PAIRS_BEGIN(D)                                                    \
@@ -473,9 +485,11 @@ __kernel void retcl_retention_grad_states(
             RG_LOAD_ROWS(acc, RG_KB, nxt + (size_t)x0 * Dy, Dy, rows);
           }
           /* Rows past xb repeat the last real one (never stored). */
+#if RETCL_CPU
           if (rows == RG_KB)
             RG_PAIR(acc, RG_KB, nk, RG_A_X, RG_W, ybase + c0, y_st, w0, w1);
           else
+#endif
             RG_PAIR(acc, RG_KB, nk, RG_A_XC, RG_W, ybase + c0, y_st, w0, w1);
           RG_STORE_ROWS(acc, nxt + (size_t)x0 * Dy, Dy, rows, 1.0f);
         }

@@ -128,6 +128,7 @@ typedef struct launch {
   cl_int ts_state;   /* torchscale: α, β of the states */
   cl_float position;
   cl_uint f_off;
+  int cpu_device;  /* the device is a CPU */
   cl_uint wait_n; /* consumed by the first enqueue */
   const cl_event *wait;
   cl_event *event; /* set by the last enqueue */
@@ -142,9 +143,13 @@ static retcl_status go(launch *l, retcl_kernel_id id, const retcl_karg *args,
   return st;
 }
 
-/* CPU access: one work-item per group; GPUs: the driver's choice. */
+/* Kernels whose work-items do not cooperate: one work-item per group on
+ * the CPU access pattern, and on any CPU device (where PoCL, left to
+ * choose, compiles one more variant of a kernel for every group shape it
+ * picks: a test's many shapes cost minutes); the driver's choice on a
+ * GPU. */
 static retcl_grid grid3(const launch *l, size_t g0, size_t g1, size_t g2) {
-  return retcl__grid(l->p->cpu, 3, g0, g1, g2);
+  return retcl__grid(l->p->cpu || l->cpu_device, 3, g0, g1, g2);
 }
 
 static size_t blocks(size_t n, size_t w) { return (n + w - 1) / w; }
@@ -438,6 +443,7 @@ retcl_status retcl__retention_grad_enqueue(
   l.ts_state = p->ts;
   l.position = (cl_float)d->position;
   l.f_off = (cl_uint)p->off_F;
+  l.cpu_device = (ctx->identity.type & CL_DEVICE_TYPE_CPU) != 0;
   l.wait_n = num_wait;
   l.wait = wait;
   l.event = event;
