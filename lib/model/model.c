@@ -6,8 +6,8 @@
  * when they are made). */
 #include "io/checkpoint.h"
 #include "model/ffn.h"
+#include "model/model.h"
 #include "model/msr.h"
-#include "model/weights.h"
 #include "ops/elementwise.h"
 #include "ops/group_norm.h"
 #include "ops/limits.h"
@@ -21,35 +21,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* One layer's weights, as places in the model's parameter vector
- * (model/weights.h). */
-typedef struct layer_weights {
-  retcl_msr_weights msr;
-  retcl_buffer ret_norm, ffn_norm;
-  retcl_ffn_weights ffn;
-} layer_weights;
-
-struct retcl_model {
-  retcl_context *ctx;
-  retcl_model_config cfg;
-  retcl__weight_layout layout;
-  cl_mem params;    /* every trainable tensor, layout.total floats */
-  cl_mem log_decay; /* [H], not trained */
-  retcl_buffer embed, emb_norm, final_norm, out_proj; /* in params; emb_norm
-                       absent (mem NULL) unless enabled; out_proj is embed
-                       when tied */
-  layer_weights *layers;
-  retcl_rotation *rot;
-  size_t weight_bytes;
-};
-
-struct retcl_decode_state {
-  const retcl_model *model;
-  size_t batch, position;
-  cl_mem states; /* [L, B, H, Dk, Dv] */
-  size_t layer_elems;
-};
-
 static const char *OP_LOAD = "retcl_model_load";
 static const char *OP_FWD = "retcl_model_forward";
 
@@ -58,6 +29,9 @@ void retcl_model_destroy(retcl_model *m) {
   if (m->params) clReleaseMemObject(m->params);
   if (m->log_decay) clReleaseMemObject(m->log_decay);
   free(m->layers);
+  free(m->theta);
+  free(m->log_decay_host);
+  retcl__train_tape_free(m);
   retcl__weight_layout_free(&m->layout);
   retcl_rotation_destroy(m->rot);
   free(m);
@@ -144,8 +118,13 @@ static retcl_status build_model(retcl_model *m, const retcl__checkpoint *ck) {
   m->out_proj = o->out_proj != RETCL_NO_TENSOR
                     ? retcl_buf(m->params, o->out_proj)
                     : m->embed;
-  float *lg = malloc(H * sizeof *lg);
-  if (!lg) return retcl__fail(m->ctx, RETCL_ERROR_OUT_OF_MEMORY, "%s: host", OP_LOAD);
+  /* Host copies of the decays and angles stay with the model, so that
+   * retcl_model_save writes what this model runs. */
+  const size_t Dk = d / H;
+  float *lg = m->log_decay_host = malloc(H * sizeof *lg);
+  float *theta = m->theta = malloc(Dk / 2 * sizeof *theta);
+  if (!lg || !theta)
+    return retcl__fail(m->ctx, RETCL_ERROR_OUT_OF_MEMORY, "%s: host", OP_LOAD);
   if (ck->decay)
     memcpy(lg, ck->decay, H * sizeof *lg);
   else
@@ -153,19 +132,18 @@ static retcl_status build_model(retcl_model *m, const retcl__checkpoint *ck) {
   m->log_decay = clCreateBuffer(m->ctx->cl_ctx,
                                 CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR,
                                 H * sizeof(float), lg, &err);
-  free(lg);
   if (!m->log_decay)
     return retcl__cl_fail(m->ctx, "retcl_model_load: clCreateBuffer(decay)",
                           err);
-  const size_t Dk = d / H;
-  float *theta = NULL;
-  if (ck->angle) {
-    theta = malloc(Dk / 2 * sizeof *theta);
-    if (!theta) return retcl__fail(m->ctx, RETCL_ERROR_OUT_OF_MEMORY, "%s: host", OP_LOAD);
-    for (size_t i = 0; i < Dk / 2; ++i) theta[i] = ck->angle[2 * i];
-  }
-  st = retcl_rotation_create(m->ctx, Dk, theta, 0.0f, &m->rot);
-  free(theta);
+  for (size_t i = 0; i < Dk / 2; ++i)
+    theta[i] = ck->angle ? ck->angle[2 * i]
+               : Dk / 2 < 2
+                   ? 1.0f
+                   : (float)pow(10000.0, -(double)i / (double)(Dk / 2 - 1));
+  /* Without angles in the file the plan makes its own (the same formula,
+   * in its fixed point). */
+  st = retcl_rotation_create(m->ctx, Dk, ck->angle ? theta : NULL, 0.0f,
+                             &m->rot);
   if (st) return st;
   m->layers = calloc(c->layers, sizeof *m->layers);
   if (!m->layers) return retcl__fail(m->ctx, RETCL_ERROR_OUT_OF_MEMORY, "%s: host", OP_LOAD);
