@@ -225,7 +225,8 @@ RETCL_API size_t retcl_context_workspace_bytes(const retcl_context *ctx);
  * anything (so a failed build never leaves a call half done); this moves
  * all builds, and their failures, to one known point. retcl_model_load
  * calls it. RETCL_ERROR_BUILD_FAILED carries the build log in
- * retcl_last_error(ctx). Blocks (compilation). Per context.
+ * retcl_last_error(ctx), or names the record's clblast parameters that
+ * CLBlast's kernels cannot run. Blocks (compilation). Per context.
  */
 RETCL_API retcl_status retcl_context_prepare(retcl_context *ctx);
 
@@ -245,12 +246,17 @@ RETCL_API const char *retcl_context_vendor(const retcl_context *ctx);
  *    "retention": {"rb": 8, "access": "cpu"}, "linear": {"wg": 64}}
  * A bad file makes retcl_context_create/_wrap fail with
  * RETCL_ERROR_FORMAT (or RETCL_ERROR_IO) and a message naming the key.
+ * The "clblast" family holds the kernel parameters RetCL hands to
+ * CLBlast (CLBlastOverrideParameters; -1: CLBlast's database): a set given
+ * in part fails creation, one CLBlast's kernels cannot run fails the
+ * prepare step with RETCL_ERROR_BUILD_FAILED (docs/design.md §3).
  * docs/api.md lists every parameter; `retcl params` prints a device's. */
 
 /** One parameter of a context's record. */
 typedef struct retcl_param_info {
   const char *family;     /**< "rotation", "retention", "group_norm",
-                               "elementwise" or "linear" */
+                               "elementwise", "linear", "gemm" or
+                               "clblast" (CLBlast's kernel parameters) */
   const char *key;        /**< "rb", "access", ... */
   long value;
   const char *value_name; /**< "cpu"/"gpu" for access patterns, else NULL */
