@@ -246,24 +246,26 @@ size_t retcl_decode_state_bytes(const retcl_decode_state *s) {
 
 /* ---- forward ------------------------------------------------------------ */
 
-static retcl_status check_forward(retcl_model *m, retcl_decode_state *s,
-                                  const int32_t *tokens, size_t B, size_t T,
-                                  retcl_algorithm algo, size_t chunk) {
+retcl_status retcl__model_check_forward(retcl_model *m, const char *op,
+                                        retcl_decode_state *s,
+                                        const int32_t *tokens, size_t B,
+                                        size_t T, retcl_algorithm algo,
+                                        size_t chunk) {
   retcl_context *ctx = m->ctx;
   retcl_status st;
   if (!tokens)
     return retcl__fail(ctx, RETCL_ERROR_INVALID_ARGUMENT, "%s: tokens is NULL",
-                       OP_FWD);
-  if ((st = retcl__check_dim(ctx, OP_FWD, "batch", B, 1, 1 << 20)) ||
-      (st = retcl__check_dim(ctx, OP_FWD, "tokens_len", T, 1, 1 << 24)))
+                       op);
+  if ((st = retcl__check_dim(ctx, op, "batch", B, 1, 1 << 20)) ||
+      (st = retcl__check_dim(ctx, op, "tokens_len", T, 1, 1 << 24)))
     return st;
   if (algo != RETCL_ALGO_PARALLEL && algo != RETCL_ALGO_RECURRENT &&
       algo != RETCL_ALGO_CHUNKWISE)
     return retcl__fail(ctx, RETCL_ERROR_INVALID_ARGUMENT,
-                       "%s: algorithm = %d is not a retcl_algorithm", OP_FWD,
+                       "%s: algorithm = %d is not a retcl_algorithm", op,
                        (int)algo);
   if (algo == RETCL_ALGO_CHUNKWISE &&
-      (st = retcl__check_dim(ctx, OP_FWD, "chunk_size", chunk, 0,
+      (st = retcl__check_dim(ctx, op, "chunk_size", chunk, 0,
                              RETCL_MAX_CHUNK)))
     return st;
   for (size_t i = 0; i < B * T; ++i)
@@ -271,27 +273,28 @@ static retcl_status check_forward(retcl_model *m, retcl_decode_state *s,
       return retcl__fail(ctx, RETCL_ERROR_INVALID_ARGUMENT,
                          "%s: tokens[%zu] = %d is outside the vocabulary [0, "
                          "%zu)",
-                         OP_FWD, i, (int)tokens[i], m->cfg.vocab_size);
+                         op, i, (int)tokens[i], m->cfg.vocab_size);
   if (s) {
     if (s->model != m)
       return retcl__fail(ctx, RETCL_ERROR_INVALID_ARGUMENT,
-                         "%s: state belongs to another model", OP_FWD);
+                         "%s: state belongs to another model", op);
     if (s->batch != B)
       return retcl__fail(ctx, RETCL_ERROR_INVALID_ARGUMENT,
                          "%s: state holds %zu sequences but batch is %zu",
-                         OP_FWD, s->batch, B);
+                         op, s->batch, B);
     if (s->position > 0 && algo != RETCL_ALGO_RECURRENT)
       return retcl__fail(ctx, RETCL_ERROR_UNSUPPORTED,
                          "%s: continuing a state at position %zu needs "
                          "RETCL_ALGO_RECURRENT (torchscale's parallel and "
                          "chunkwise forms start from an empty state)",
-                         OP_FWD, s->position);
+                         op, s->position);
   }
   return RETCL_SUCCESS;
 }
 
 /* The RMSNorm (with weight) of `rows` rows of the model width. */
-static retcl_group_norm_desc rms_desc(const retcl_model *m, size_t rows) {
+retcl_group_norm_desc retcl__model_rms_desc(const retcl_model *m,
+                                            size_t rows) {
   return (retcl_group_norm_desc){1, rows, 1, m->cfg.embed_dim,
                                  RETCL_LAYOUT_TOKEN_MAJOR, RETCL_NORM_RMS,
                                  RETCL_GATE_NONE, m->cfg.layernorm_eps};
@@ -334,7 +337,8 @@ static retcl_status forward(retcl_model *m, retcl_decode_state *state,
   if (!m) return RETCL_ERROR_INVALID_ARGUMENT;
   retcl_context *ctx = m->ctx;
   retcl__clear_error(ctx);
-  retcl_status st = check_forward(m, state, tokens, B, T, algo, chunk);
+  retcl_status st =
+      retcl__model_check_forward(m, OP_FWD, state, tokens, B, T, algo, chunk);
   if (st) return st;
   const retcl_model_config *c = &m->cfg;
   const size_t d = c->embed_dim, V = c->vocab_size;
@@ -351,7 +355,7 @@ static retcl_status forward(retcl_model *m, retcl_decode_state *state,
                              chunk ? chunk : c->chunk_size, pos0,
                              c->layernorm_eps};
   retcl_msr_plan plan;
-  const retcl_group_norm_desc norm = rms_desc(m, bt);
+  const retcl_group_norm_desc norm = retcl__model_rms_desc(m, bt);
   const model_layout o = layout_for(c, B, T, last_only);
   if ((st = retcl__msr_plan(ctx, OP_FWD, &md, m->rot, pos0 > 0, state != NULL,
                             &plan)) ||

@@ -39,6 +39,17 @@ struct retcl_decode_state {
   size_t layer_elems;
 };
 
+/* Checks of a forward's arguments shared by the inference and training
+ * forwards (messages name op). */
+retcl_status retcl__model_check_forward(retcl_model *m, const char *op,
+                                        retcl_decode_state *s,
+                                        const int32_t *tokens, size_t B,
+                                        size_t T, retcl_algorithm algo,
+                                        size_t chunk);
+/* The RMSNorm (with weight) of `rows` rows of the model width. */
+retcl_group_norm_desc retcl__model_rms_desc(const retcl_model *m,
+                                            size_t rows);
+
 /* Release what a training forward kept (model_train.c). */
 void retcl__train_tape_free(retcl_model *m);
 
