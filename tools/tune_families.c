@@ -232,9 +232,10 @@ static tune_verdict gemm_check(void *p, size_t i, char *why, size_t cap) {
   return product_check(&gemm_products[i], gemm_shapes[i].what, p, i, why, cap);
 }
 
-/* The search of the first gemm tuner, unchanged: on CPUs the work-item
- * block and both register tiles, on GPUs the local-memory tile. The
- * backend is pinned to RetCL's (CLBlast has its own tuner). */
+/* On CPUs the shapes (512 rows, above gemm.pack_rows) run the packed
+ * panels: the work-item block, the broadcast tile (mb rows by nv vectors)
+ * and the k block; on GPUs the local-memory tile. The backend is pinned
+ * to RetCL's (CLBlast has its own tuner). */
 const tune_family tune_family_gemm = {
     "gemm",
     "RetCL's GEMM: FFN projections and their gradients",
@@ -244,13 +245,12 @@ const tune_family tune_family_gemm = {
     0,
     {{3,
       {{"wg", 2, {8, 16}}, {"wpt", 3, {2, 4, 8}}, {"tk", 3, {8, 16, 32}}}},
-     {6,
-      {{"bm", 3, {16, 32, 64}},
-       {"bn", 3, {32, 64, 128}},
-       {"mr", 3, {2, 4, 6}},
-       {"nr", 2, {2, 4}},
-       {"nv", 3, {1, 2, 3}},
-       {"mb", 3, {4, 6, 8}}}}},
+     {5,
+      {{"bm", 3, {32, 64, 128}},
+       {"bn", 3, {64, 128, 256}},
+       {"mb", 3, {4, 6, 8}},
+       {"nv", 3, {1, 2, 4}},
+       {"kc", 3, {128, 256, 512}}}}},
     N_GEMM,
     gemm_shapes,
     gemm_setup,
