@@ -792,6 +792,20 @@ RETCL_API retcl_status retcl_model_save_tensors(
     const char *const *scalar_names, const float *scalars,
     size_t scalar_count);
 
+/**
+ * The reverse of retcl_model_save_tensors: read every tensor of the
+ * parameter vector, by name, from the safetensors file at path (F32, F16
+ * or BF16; other tensors in the file are ignored) into `values`
+ * (param_count floats from its offset). A file lacking a tensor, or with
+ * one of another size, fails naming it and leaves values untouched. For
+ * resuming an optimizer's moments, say. Blocks. Errors: INVALID_ARGUMENT,
+ * BUFFER_TOO_SMALL, IO, FORMAT, OUT_OF_MEMORY, OPENCL. Per context (the
+ * model's).
+ */
+RETCL_API retcl_status retcl_model_load_tensors(retcl_model *model,
+                                                const char *path,
+                                                retcl_buffer values);
+
 /** Opaque: per-layer retention states of `batch` sequences and the number
  *  of tokens they have absorbed. Its size does not depend on that number. */
 typedef struct retcl_decode_state retcl_decode_state;

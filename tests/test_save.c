@@ -1,7 +1,8 @@
 /* test_save.c - the parameter vector seen from outside: tensor names,
  * shapes and offsets, retcl_model_save's folder loading back to the same
  * model (same logits bit for bit in f32; within the rounding in 16-bit),
- * retcl_model_save_tensors' file, and rejected calls. */
+ * retcl_model_save_tensors' file read back by retcl_model_load_tensors,
+ * and rejected calls. */
 #define _DEFAULT_SOURCE
 #include <math.h>
 #include <stdio.h>
@@ -149,6 +150,33 @@ START_TEST(save_tensors_file_and_rejections) {
   ck_assert_int_eq(stat(path, &info), 0);
   ck_assert_uint_eq((uint64_t)info.st_size,
                     8 + header + 4 * (retcl_model_param_count(m) + 1));
+  /* Read back into a poisoned buffer: the same floats. */
+  const size_t n = retcl_model_param_count(m);
+  cl_mem back = tu_poisoned(ctx, n);
+  tu_ok(ctx, retcl_model_load_tensors(m, path, retcl_buf(back, 0)));
+  float *want = tu_alloc(n), *got = tu_alloc(n);
+  tu_download(ctx, retcl_model_params(m).mem, 0, want, n);
+  tu_download(ctx, back, 0, got, n);
+  ck_assert_int_eq(memcmp(want, got, n * sizeof *got), 0);
+  /* A file without the model's tensors fails naming one, untouched. */
+  retcl_model_config big = c;
+  big.layers = 3;
+  char dir3[256];
+  snprintf(dir3, sizeof dir3, "%s", temp_dir());
+  tu_ok(ctx, retcl_checkpoint_write_random(&big, 5, RETCL_DTYPE_F32, dir3));
+  retcl_model *m3 = NULL;
+  tu_ok(ctx, retcl_model_load(ctx, dir3, &m3));
+  cl_mem big_buf = tu_poisoned(ctx, retcl_model_param_count(m3));
+  tu_assert_status(ctx, retcl_model_load_tensors(m3, path, retcl_buf(big_buf, 0)),
+                   RETCL_ERROR_FORMAT);
+  ck_assert_ptr_nonnull(strstr(retcl_last_error(ctx), "layers.2."));
+  tu_download(ctx, big_buf, 0, got, 16);
+  for (size_t i = 0; i < 16; ++i) ck_assert(isnan(got[i]));
+  clReleaseMemObject(big_buf);
+  clReleaseMemObject(back);
+  retcl_model_destroy(m3);
+  ref_checkpoint_remove(dir3);
+  free(want), free(got);
   /* A buffer shorter than the vector, and NULLs, are refused. */
   cl_int err;
   cl_mem small = clCreateBuffer(retcl_context_cl_context(ctx),

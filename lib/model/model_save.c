@@ -3,6 +3,7 @@
  * any vector laid out like it: a gradient, an optimizer moment) as
  * safetensors; retcl_model_save writes a checkpoint folder that
  * retcl_model_load reads back to the same model. */
+#include "io/safetensors.h"
 #include "io/safetensors_write.h"
 #include "model/model.h"
 #include "runtime/context.h"
@@ -168,6 +169,54 @@ retcl_status retcl_model_save(retcl_model *model, const char *dir,
   free(t);
   free(path);
   free(angle);
+  free(host);
+  return st;
+}
+
+retcl_status retcl_model_load_tensors(retcl_model *model, const char *path,
+                                      retcl_buffer values) {
+  const char *op = "retcl_model_load_tensors";
+  if (!model) return RETCL_ERROR_INVALID_ARGUMENT;
+  retcl_context *ctx = model->ctx;
+  retcl__clear_error(ctx);
+  if (!path)
+    return retcl__fail(ctx, RETCL_ERROR_INVALID_ARGUMENT, "%s: path is NULL",
+                       op);
+  const size_t total = model->layout.total;
+  retcl_status st = retcl__check_buffer(ctx, op, "values", values, total);
+  if (st) return st;
+  /* Read every tensor to the host first: a file that lacks one, or holds
+   * one of another shape, leaves values untouched. */
+  float *host = malloc(total * sizeof *host);
+  if (!host)
+    return retcl__fail(ctx, RETCL_ERROR_OUT_OF_MEMORY,
+                       "%s: host allocation for %zu floats", op, total);
+  retcl__safetensors file;
+  if ((st = retcl__st_open(ctx, path, &file))) {
+    free(host);
+    return st;
+  }
+  for (size_t i = 0; !st && i < model->layout.count; ++i) {
+    const retcl__tensor *want = &model->layout.tensors[i];
+    const size_t elems = want->cols ? want->rows * want->cols : want->rows;
+    const retcl__st_tensor *t = retcl__st_find(&file, want->name);
+    if (!t)
+      st = retcl__fail(ctx, RETCL_ERROR_FORMAT, "%s: %s has no tensor %s", op,
+                       path, want->name);
+    else if (t->elems != elems)
+      st = retcl__fail(ctx, RETCL_ERROR_FORMAT,
+                       "%s: %s: tensor %s has %zu elements, the model's %zu",
+                       op, path, want->name, t->elems, elems);
+    else
+      st = retcl__st_read_f32(ctx, &file, t, host + want->offset);
+  }
+  retcl__st_close(&file);
+  if (!st) {
+    const cl_int err = clEnqueueWriteBuffer(
+        ctx->queue, values.mem, CL_TRUE, values.offset * sizeof(float),
+        total * sizeof(float), host, 0, NULL, NULL);
+    if (err != CL_SUCCESS) st = retcl__cl_fail(ctx, "clEnqueueWriteBuffer", err);
+  }
   free(host);
   return st;
 }
