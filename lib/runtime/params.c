@@ -237,6 +237,12 @@ static const level_entry levels[] = {
      * AVX-512): 64 x 128 outputs per work-item, 4 x 4 register tiles. */
     {MATCH_VENDOR, 0, RETCL_VENDOR_POCL, NULL, RETCL_P_GEMM_BM, 64},
     {MATCH_VENDOR, 0, RETCL_VENDOR_POCL, NULL, RETCL_P_GEMM_BN, 128},
+    /* The packed panels (products of gemm.pack_rows rows and more): 4 rows
+     * by 4 vectors per broadcast tile, k blocks of 128 (retcl tune
+     * --family gemm --budget 4m, then interleaved A/B over five shapes:
+     * nn and tn 1.1-1.4x the 4 x 2 tile with k blocks of 256, nt even). */
+    {MATCH_VENDOR, 0, RETCL_VENDOR_POCL, NULL, RETCL_P_GEMM_NV, 4},
+    {MATCH_VENDOR, 0, RETCL_VENDOR_POCL, NULL, RETCL_P_GEMM_KC, 128},
 };
 
 static int level_matches(const level_entry *e, const retcl_device_identity *d,
