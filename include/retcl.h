@@ -395,6 +395,27 @@ RETCL_API retcl_status retcl_rotate(retcl_context *ctx,
                                     const cl_event *event_wait_list,
                                     cl_event *event);
 
+/**
+ * Gradient of retcl_rotate: d_in = Θᵀ d_out, each (b, t, h) row of
+ * head_dim values of d_out rotated by the opposite angle, -n·θ_i, at
+ * position n = pos0 + t (docs/design.md §1.7). With an xPos plan each pair
+ * is multiplied by the same factor as in the forward for desc->is_key (the
+ * factor is diagonal, so it is its own transpose). desc is the forward's.
+ * Without xPos the map is orthogonal: the backward of a forward returns its
+ * input up to rounding. d_out and d_in may be the same buffer at the same
+ * offset (in place); other overlaps are refused. Non-blocking. Errors:
+ * INVALID_ARGUMENT, INVALID_SIZE, BUFFER_TOO_SMALL, CONTEXT_MISMATCH,
+ * OPENCL, BUILD_FAILED. Per context.
+ */
+RETCL_API retcl_status retcl_rotate_backward(retcl_context *ctx,
+                                             const retcl_rotation *rot,
+                                             const retcl_rotation_desc *desc,
+                                             retcl_buffer d_out,
+                                             retcl_buffer d_in,
+                                             cl_uint num_events_in_wait_list,
+                                             const cl_event *event_wait_list,
+                                             cl_event *event);
+
 /* ------------------------------------------------------------------------ */
 /* Retention (docs/design.md §1.3, 1.4)                                              */
 /* ------------------------------------------------------------------------ */
