@@ -295,13 +295,22 @@ typedef struct gn_bwd {
  * rows of the layout (heads fastest in token-major, slices in head-major). */
 static void gn_segment_of(uint s, uint slices, uint heads, int head_major,
                           uint *p, uint *h) {
+  /* Remainders as s − q·d: a `%` beside its `/` becomes an LLVM `freeze`
+   * that oclgrind 21.10's uninitialised-value checker cannot run. */
   if (head_major) {
-    *p = s % slices;
     *h = s / slices;
+    *p = s - *h * slices;
   } else {
-    *h = s % heads;
     *p = s / heads;
+    *h = s - *p * heads;
   }
+}
+
+/* Batch entry and token of position pos = b·tokens + t (as above). */
+static uint gn_row_at(uint pos, uint tokens, uint stride_b, uint stride_t,
+                      uint stride_h, uint h) {
+  const uint b = pos / tokens;
+  return RETCL_AT(0u, stride_b, stride_t, stride_h, b, pos - b * tokens, h);
 }
 
 /* ---- row path: one work-item per segment, rows in order ---------------- */
@@ -469,8 +478,8 @@ __kernel void retcl_group_norm_gate_backward(
     const uint end = min(positions - p * slice_rows, slice_rows);
     for (uint j = 0; j < end; ++j) {
       const uint pos = p * slice_rows + j;
-      const uint at = RETCL_AT(0u, stride_b, stride_t, stride_h, pos / tokens,
-                               pos % tokens, h);
+      const uint at =
+          gn_row_at(pos, tokens, stride_b, stride_t, stride_h, h);
       a.first = j == 0;
       gn_row_backward(x + x_off + at, g + g_off + at, w + w_off + ch,
                       bias + b_off + ch, dout + dout_off + at,
@@ -491,9 +500,9 @@ __kernel void retcl_group_norm_gate_backward(
   for (uint j = 0; j < slice_rows; ++j) {
     const uint pos = p * slice_rows + j;
     const int row_valid = valid && pos < positions;
-    const uint at = row_valid ? RETCL_AT(0u, stride_b, stride_t, stride_h,
-                                         pos / tokens, pos % tokens, h)
-                              : 0u;
+    const uint at =
+        row_valid ? gn_row_at(pos, tokens, stride_b, stride_t, stride_h, h)
+                  : 0u;
     a.first = j == 0;
     gn_group_backward(x + x_off + at, g + g_off + at, w + w_off + ch,
                       bias + b_off + ch, dout + dout_off + at,

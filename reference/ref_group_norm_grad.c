@@ -31,7 +31,8 @@ static double act_and_grad(retcl_gate act, double g, double *da) {
   }
   if (act == RETCL_GATE_GELU) {
     const double cdf = 0.5 * (1.0 + erf(g / sqrt(2.0)));
-    const double pdf = exp(-0.5 * g * g) * 0.398942280401432677939946; /* 1/√(2π) */
+    /* φ(g) = e^(−g²/2) / √(2π) */
+    const double pdf = exp(-0.5 * g * g) * 0.398942280401432677939946;
     *da = cdf + g * pdf;
     return g * cdf;
   }

@@ -355,8 +355,8 @@ retcl_status retcl__group_norm_backward_enqueue(
     const size_t items = 4 * (size_t)ctx->limits.compute_units;
     per_item = (cl_uint)((channels + items - 1) / items);
   }
-  if (!has_w || !want_dw) d_weight = retcl_buf(workspace, 0);
-  if (!has_b || !want_db) d_bias = retcl_buf(workspace, 0);
+  if (!want_dw) d_weight = retcl_buf(workspace, 0);
+  if (!want_db) d_bias = retcl_buf(workspace, 0);
   const cl_uint dw_off = (cl_uint)d_weight.offset;
   const cl_uint db_off = (cl_uint)d_bias.offset;
   const cl_uint nchan = (cl_uint)channels;
