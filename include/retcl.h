@@ -401,6 +401,27 @@ RETCL_API retcl_status retcl_rotate(retcl_context *ctx,
                                     const cl_event *event_wait_list,
                                     cl_event *event);
 
+/**
+ * Gradient of retcl_rotate: d_in = Θᵀ d_out, each (b, t, h) row of
+ * head_dim values of d_out rotated by the opposite angle, -n·θ_i, at
+ * position n = pos0 + t (docs/design.md §1.7). With an xPos plan each pair
+ * is multiplied by the same factor as in the forward for desc->is_key (the
+ * factor is diagonal, so it is its own transpose). desc is the forward's.
+ * Without xPos the map is orthogonal: the backward of a forward returns its
+ * input up to rounding. d_out and d_in may be the same buffer at the same
+ * offset (in place); other overlaps are refused. Non-blocking. Errors:
+ * INVALID_ARGUMENT, INVALID_SIZE, BUFFER_TOO_SMALL, CONTEXT_MISMATCH,
+ * OPENCL, BUILD_FAILED. Per context.
+ */
+RETCL_API retcl_status retcl_rotate_backward(retcl_context *ctx,
+                                             const retcl_rotation *rot,
+                                             const retcl_rotation_desc *desc,
+                                             retcl_buffer d_out,
+                                             retcl_buffer d_in,
+                                             cl_uint num_events_in_wait_list,
+                                             const cl_event *event_wait_list,
+                                             cl_event *event);
+
 /* ------------------------------------------------------------------------ */
 /* Retention (docs/design.md §1.3, 1.4)                                              */
 /* ------------------------------------------------------------------------ */
@@ -516,6 +537,37 @@ RETCL_API retcl_status retcl_group_norm_gate(retcl_context *ctx,
                                              cl_uint num_events_in_wait_list,
                                              const cl_event *event_wait_list,
                                              cl_event *event);
+
+/**
+ * Gradient of retcl_group_norm_gate (docs/design.md §1.7). desc, x, gate,
+ * weight and bias are the forward's (weight, bias optional as there; gate
+ * unread with RETCL_GATE_NONE); d_out is the gradient of its out. Writes
+ *   dx       (required) the gradient of x;
+ *   d_gate   the gradient of gate: required unless the gate is NONE, then
+ *            ignored;
+ *   d_weight, d_bias (optional, H*Dv floats each) the gradients of weight
+ *            and bias, summed over every (b, t) row. Each may be given
+ *            only when the forward had that parameter. They are overwritten
+ *            (not accumulated) and reduced in a fixed order through partial
+ *            sums of group_norm.grad_rows tokens (no atomics): two calls
+ *            with the same inputs and parameter record give bitwise equal
+ *            results.
+ * The model's RMSNorm with weight is this op with heads 1, head_dim d,
+ * RETCL_NORM_RMS, RETCL_GATE_NONE. dx may be the same buffer and offset as
+ * d_out, and d_gate the same as gate (in place); every other overlap of an
+ * output with any argument is refused. With d_weight or d_bias the partial
+ * sums live in a scratch buffer of the context (grown on demand). Non-blocking
+ * (one kernel, two with d_weight or d_bias). Errors: INVALID_ARGUMENT,
+ * INVALID_SIZE, BUFFER_TOO_SMALL, CONTEXT_MISMATCH, OUT_OF_MEMORY,
+ * BUILD_FAILED, OPENCL. Per context.
+ */
+RETCL_API retcl_status retcl_group_norm_gate_backward(
+    retcl_context *ctx, const retcl_group_norm_desc *desc, retcl_buffer x,
+    retcl_buffer gate, retcl_buffer weight, retcl_buffer bias,
+    retcl_buffer d_out, retcl_buffer dx, retcl_buffer d_gate,
+    retcl_buffer d_weight, retcl_buffer d_bias,
+    cl_uint num_events_in_wait_list, const cl_event *event_wait_list,
+    cl_event *event);
 
 /* ------------------------------------------------------------------------ */
 /* Dense projections                                                        */

@@ -2,10 +2,12 @@
  * double-precision CPU references written from the formulas of docs/design.md,
  * independently of lib/ and cl/. One header per piece:
  *   ref_util.h        tensor indexing, float <-> double helpers
- *   ref_rotation.h    rotation Θ and xPos (docs/design.md §1.1)
+ *   ref_rotation.h    rotation Θ and xPos (docs/design.md §1.1), and its
+ *                     transpose (the gradient, 1.7)
  *   ref_retention.h   raw (1.3) and torchscale (1.4) retention, all three
  *                     algorithms
  *   ref_group_norm.h  group norm fused with the gate (1.5)
+ *   ref_group_norm_grad.h  its analytic gradient (1.7)
  *   ref_layer.h       torch Linear and the multi-scale retention layer (1.6)
  *   ref_gemm.h        the dense products nt, nn, tn (1.9) and their bound
  *   ref_model.h       the RetNet decoder (1.6) and its random weights
@@ -19,6 +21,7 @@
 #include "ref_checkpoint.h"
 #include "ref_gemm.h"
 #include "ref_group_norm.h"
+#include "ref_group_norm_grad.h"
 #include "ref_layer.h"
 #include "ref_model.h"
 #include "ref_retention.h"

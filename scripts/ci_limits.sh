@@ -250,6 +250,7 @@ expect_wg16() { # KERNEL-REGEX WHAT
   fi
 }
 expect_wg16 '^retcl_group_norm_gate$' "the group norm"
+expect_wg16 '^retcl_group_norm_gate_backward$' "the group norm backward"
 expect_wg16 '^retcl_linear_grouped_' "the projections"
 expect_wg16 '^retcl_gemm_' "the GEMM"
 

@@ -7,11 +7,12 @@
 # Two passes, each in both access patterns (RETCL_KERNEL_PATHS=cpu, gpu):
 #
 #  A. --check-api --data-races (out-of-bounds checking is always on):
-#     test_rotation, test_retention, test_group_norm, test_layer, test_model
-#     in full, with the default kernel optimisation. Afterwards every
+#     test_rotation, test_rotation_grad, test_retention, test_group_norm,
+#     test_group_norm_grad, test_layer, test_model in full, with the default
+#     kernel optimisation. Afterwards every
 #     RetCL kernel must have run at least once in each pattern.
-#  B. --check-api --uninitialized: test_rotation and test_group_norm in
-#     full and test_retention's "torchscale" and "invalid" cases in both
+#  B. --check-api --uninitialized: test_rotation, test_rotation_grad,
+#     test_group_norm and test_group_norm_grad in full and test_retention's "torchscale" and "invalid" cases in both
 #     patterns; test_retention's "raw" case and test_layer in the CPU
 #     patterns (the projection kernels the layer adds do not depend on the
 #     pattern).
@@ -76,7 +77,8 @@ if ! command -v oclgrind >/dev/null 2>&1; then
   echo "ci_oclgrind: oclgrind not found (apt-get install oclgrind)" >&2
   exit 1
 fi
-for t in rotation retention group_norm layer model; do
+for t in rotation rotation_grad retention group_norm group_norm_grad layer \
+         model; do
   if [ ! -x "$BUILD/tests/test_$t" ]; then
     echo "ci_oclgrind: $BUILD/tests/test_$t missing; run scripts/test.sh" >&2
     exit 1
@@ -403,7 +405,8 @@ echo "ci_oclgrind: self-test: out-of-bounds, data-race and uninitialised" \
 
 # ---- pass A: out-of-bounds, data races, API ---------------------------------
 start_all=$SECONDS
-suites=(rotation retention group_norm linear gemm layer model)
+suites=(rotation rotation_grad retention group_norm group_norm_grad linear gemm
+        layer model)
 for paths in cpu gpu; do
   for t in "${suites[@]}"; do
     og "test_$t $paths" A "" "$BUILD/tests/test_$t" RETCL_KERNEL_PATHS=$paths
@@ -418,6 +421,10 @@ for paths in cpu gpu; do
     RETCL_KERNEL_PATHS=$paths
   og "test_group_norm $paths" B "$opt_on" "$BUILD/tests/test_group_norm" \
     RETCL_KERNEL_PATHS=$paths
+  og "test_rotation_grad $paths" B "$opt_on" \
+    "$BUILD/tests/test_rotation_grad" RETCL_KERNEL_PATHS=$paths
+  og "test_group_norm_grad $paths" B "$opt_on" \
+    "$BUILD/tests/test_group_norm_grad" RETCL_KERNEL_PATHS=$paths
   for case in torchscale invalid; do
     og "test_retention:$case $paths" B "$opt_off" \
       "$BUILD/tests/test_retention" RETCL_KERNEL_PATHS=$paths CK_RUN_CASE=$case

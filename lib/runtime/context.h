@@ -13,6 +13,8 @@ typedef enum retcl_workspace_id {
   RETCL_WORKSPACE_LAYER,         /* Q, K, V, G, retention output */
   RETCL_WORKSPACE_MODEL,         /* residual stream, FFN, tokens, logits */
   RETCL_WORKSPACE_GEMM,          /* packed panels of op(A) and op(B) */
+  RETCL_WORKSPACE_NORM_GRAD,     /* group norm backward: partial d_weight,
+                                    d_bias sums */
   RETCL_WORKSPACE_COUNT
 } retcl_workspace_id;
 

@@ -50,6 +50,10 @@ static const kernel_info kernels[RETCL_KERNEL_COUNT] = {
                                           "retcl_retention_recurrent"},
     [RETCL_KERNEL_GROUP_NORM_GATE] = {RETCL_FAMILY_GROUP_NORM,
                                       "retcl_group_norm_gate"},
+    [RETCL_KERNEL_GROUP_NORM_GATE_BACKWARD] = {
+        RETCL_FAMILY_GROUP_NORM, "retcl_group_norm_gate_backward"},
+    [RETCL_KERNEL_GROUP_NORM_GRAD_REDUCE] = {RETCL_FAMILY_GROUP_NORM,
+                                             "retcl_group_norm_grad_reduce"},
     [RETCL_KERNEL_EMBED] = {RETCL_FAMILY_ELEMENTWISE, "retcl_embed"},
     [RETCL_KERNEL_RESIDUAL] = {RETCL_FAMILY_ELEMENTWISE, "retcl_residual"},
     [RETCL_KERNEL_GLU] = {RETCL_FAMILY_ELEMENTWISE, "retcl_glu"},
