@@ -13,6 +13,7 @@ typedef enum retcl_workspace_id {
   RETCL_WORKSPACE_LAYER,         /* Q, K, V, G, retention output */
   RETCL_WORKSPACE_MODEL,         /* residual stream, FFN, tokens, logits */
   RETCL_WORKSPACE_GEMM,          /* packed panels of op(A) and op(B) */
+  RETCL_WORKSPACE_TRAIN_OPS,     /* per-row losses, gradient-norm partials */
   RETCL_WORKSPACE_COUNT
 } retcl_workspace_id;
 
