@@ -13,7 +13,9 @@
  * inv_count = 1 / (number of counted rows), or 0 when every row is ignored
  * (then the loss and every gradient are 0). d_logits may be logits itself:
  * each row's x_t is read first, and the gradient is written only after the
- * row's max and sum are complete.
+ * row's max and sum are complete; on the gpu pattern each lane reads and
+ * writes only its own columns (j ≡ lane mod lanes), so no global value is
+ * shared between lanes.
  *
  * Access patterns (loss.access): cpu gives a work-item a row, walked in
  * vectors of RETCL_VW floats; gpu gives a work-group a row, its lanes
@@ -67,6 +69,7 @@ __kernel void retcl_cross_entropy_rows(__global const float *logits,
                                        __local float *part) {
 #if RETCL_CPU
   const uint row = get_global_id(0);
+  (void)part; /* the gpu pattern's */
 #else
   const uint row = get_group_id(0);
   const uint lid = get_local_id(0), lanes = get_local_size(0);
@@ -90,9 +93,9 @@ __kernel void retcl_cross_entropy_rows(__global const float *logits,
 #endif
     return;
   }
+#if RETCL_CPU
   /* The target's logit, before anything is written (d may be x). */
   const float xt = x[t];
-#if RETCL_CPU
   uint j = 0;
   vecf vm = (vecf)(-INFINITY);
   for (; j + RETCL_VW <= vocab; j += RETCL_VW) vm = fmax(vm, VLOAD(0, x + j));
@@ -111,13 +114,17 @@ __kernel void retcl_cross_entropy_rows(__global const float *logits,
   for (; j < vocab; ++j) d[j] = exp(x[j] - m) * r;
   d[t] = exp(xt - m) * r - inv_count;
 #else
+  /* The lane that owns column t (and writes d[t]) reads the target's logit
+   * first and writes the row's loss: no lane touches another's columns. */
+  const uint owner = (uint)t % lanes;
+  const float xt = lid == owner ? x[t] : 0.0f;
   float m = -INFINITY;
   for (uint j = lid; j < vocab; j += lanes) m = fmax(m, x[j]);
   m = group_combine(part, m, 1);
   float s = 0.0f;
   for (uint j = lid; j < vocab; j += lanes) s += exp(x[j] - m);
   s = group_combine(part, s, 0);
-  if (lid == 0) row_loss[row] = (m - xt) + log(s);
+  if (lid == owner) row_loss[row] = (m - xt) + log(s);
   if (!has_d) return;
   const float r = inv_count / s;
   for (uint j = lid; j < vocab; j += lanes)
@@ -134,6 +141,7 @@ __kernel void retcl_cross_entropy_mean(__global const float *row_loss,
                                        __global float *loss, uint loss_off,
                                        __local float *part) {
 #if RETCL_CPU
+  (void)part; /* the gpu pattern's */
   float total = 0.0f;
   for (uint b = 0; b < rows; b += 256) {
     const uint e = min(rows, b + 256);

@@ -46,6 +46,7 @@ __kernel void retcl_grad_norm_partial(__global const float *grad, uint g_off,
                                       __global float *partial, uint part_off,
                                       __local float *part) {
 #if RETCL_CPU
+  (void)part; /* the gpu pattern's */
   const uint k = get_global_id(0);
   const uint begin = k * chunk;
   if (begin >= n) return;
@@ -84,6 +85,7 @@ __kernel void retcl_grad_norm_finish(__global const float *partial,
                                      __global float *norm_out, uint norm_off,
                                      int has_norm_out, __local float *part) {
 #if RETCL_CPU
+  (void)part; /* the gpu pattern's */
   float total = 0.0f;
   for (uint b = 0; b < count; b += 256) {
     const uint e = min(count, b + 256);
