@@ -225,7 +225,8 @@ RETCL_API size_t retcl_context_workspace_bytes(const retcl_context *ctx);
  * anything (so a failed build never leaves a call half done); this moves
  * all builds, and their failures, to one known point. retcl_model_load
  * calls it. RETCL_ERROR_BUILD_FAILED carries the build log in
- * retcl_last_error(ctx). Blocks (compilation). Per context.
+ * retcl_last_error(ctx), or names the record's clblast parameters that
+ * CLBlast's kernels cannot run. Blocks (compilation). Per context.
  */
 RETCL_API retcl_status retcl_context_prepare(retcl_context *ctx);
 
@@ -245,12 +246,18 @@ RETCL_API const char *retcl_context_vendor(const retcl_context *ctx);
  *    "retention": {"rb": 8, "access": "cpu"}, "linear": {"wg": 64}}
  * A bad file makes retcl_context_create/_wrap fail with
  * RETCL_ERROR_FORMAT (or RETCL_ERROR_IO) and a message naming the key.
+ * The "clblast" family holds the kernel parameters RetCL hands to
+ * CLBlast (CLBlastOverrideParameters; -1: CLBlast's database): a set given
+ * in part fails creation, one CLBlast's kernels cannot run fails the
+ * prepare step with RETCL_ERROR_BUILD_FAILED (docs/design.md §3).
  * docs/api.md lists every parameter; `retcl params` prints a device's. */
 
 /** One parameter of a context's record. */
 typedef struct retcl_param_info {
   const char *family;     /**< "rotation", "retention", "group_norm",
-                               "elementwise" or "linear" */
+                               "elementwise", "linear", "gemm", "loss",
+                               "optimizer" or "clblast" (CLBlast's kernel
+                               parameters) */
   const char *key;        /**< "rb", "access", ... */
   long value;
   const char *value_name; /**< "cpu"/"gpu" for access patterns, else NULL */
@@ -912,6 +919,72 @@ RETCL_API retcl_status retcl_model_get_config(const retcl_model *model,
 /** Bytes of device memory held by the model's weights. Thread-safe: fixed
  *  at load. */
 RETCL_API size_t retcl_model_weight_bytes(const retcl_model *model);
+
+/* The parameter vector. Every trainable tensor lives in one device buffer
+ * of fp32, back to back in torchscale's state-dict order (embedding, its
+ * optional norm, each layer's q, k, v, g, out projections, retention norm,
+ * fc1, gate, fc2, FFN norm, then the final norm and the untied output
+ * projection). A gradient, an optimizer moment or a saved copy is a buffer
+ * of the same length laid out the same way. The rotation angles and decays
+ * are not trained and are not in it. */
+
+/** One tensor of the parameter vector. name is torchscale's (valid while
+ *  the model lives); cols 0 marks a vector of rows floats; offset counts
+ *  floats from the start of the vector. */
+typedef struct retcl_tensor_info {
+  const char *name;
+  size_t rows, cols;
+  size_t offset;
+} retcl_tensor_info;
+
+/** Number of tensors in the parameter vector (0 for NULL). Thread-safe. */
+RETCL_API size_t retcl_model_tensor_count(const retcl_model *model);
+/** Tensor `index` (0 .. count-1). Errors: INVALID_ARGUMENT. Thread-safe. */
+RETCL_API retcl_status retcl_model_tensor_info(const retcl_model *model,
+                                               size_t index,
+                                               retcl_tensor_info *info);
+/** Floats in the parameter vector. Thread-safe. */
+RETCL_API size_t retcl_model_param_count(const retcl_model *model);
+/** The device buffer holding the parameter vector (read-write: training
+ *  updates it in place; the model owns it). Thread-safe. */
+RETCL_API retcl_buffer retcl_model_params(const retcl_model *model);
+
+/**
+ * Write a checkpoint folder dir (created if missing) that retcl_model_load
+ * reads back to this model: config.json and model.safetensors in dtype
+ * (16-bit types round to nearest even), with the current weights, the
+ * rotation angles and the decays. Blocks. Errors: INVALID_ARGUMENT, IO,
+ * OUT_OF_MEMORY, OPENCL. Per context (the model's).
+ */
+RETCL_API retcl_status retcl_model_save(retcl_model *model, const char *dir,
+                                        retcl_dtype dtype);
+
+/**
+ * Write `values`, a vector laid out like the parameter vector (a gradient,
+ * say; param_count floats from its offset), as a safetensors file at path,
+ * fp32, each tensor under the model's tensor name, after scalar_count
+ * one-element tensors named scalar_names[i] holding scalars[i] (a loss,
+ * say). Blocks. Errors: INVALID_ARGUMENT, BUFFER_TOO_SMALL, IO,
+ * OUT_OF_MEMORY, OPENCL. Per context (the model's).
+ */
+RETCL_API retcl_status retcl_model_save_tensors(
+    retcl_model *model, retcl_buffer values, const char *path,
+    const char *const *scalar_names, const float *scalars,
+    size_t scalar_count);
+
+/**
+ * The reverse of retcl_model_save_tensors: read every tensor of the
+ * parameter vector, by name, from the safetensors file at path (F32, F16
+ * or BF16; other tensors in the file are ignored) into `values`
+ * (param_count floats from its offset). A file lacking a tensor, or with
+ * one of another size, fails naming it and leaves values untouched. For
+ * resuming an optimizer's moments, say. Blocks. Errors: INVALID_ARGUMENT,
+ * BUFFER_TOO_SMALL, IO, FORMAT, OUT_OF_MEMORY, OPENCL. Per context (the
+ * model's).
+ */
+RETCL_API retcl_status retcl_model_load_tensors(retcl_model *model,
+                                                const char *path,
+                                                retcl_buffer values);
 
 /** Opaque: per-layer retention states of `batch` sequences and the number
  *  of tokens they have absorbed. Its size does not depend on that number. */

@@ -38,6 +38,7 @@ struct retcl_context {
   int kernel_args_checked[RETCL_KERNEL_COUNT];   /* see retcl__launch */
   cl_mem workspace[RETCL_WORKSPACE_COUNT];       /* see retcl__workspace() */
   size_t workspace_bytes[RETCL_WORKSPACE_COUNT];
+  int clblast_ready; /* the clblast family is prepared (runtime/clblast.c) */
   retcl_log_fn log_fn;
   void *log_user;
   char error[8192];

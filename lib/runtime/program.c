@@ -4,6 +4,7 @@
  * retcl_context_prepare build everything up front. */
 #include "runtime/program.h"
 
+#include "runtime/clblast.h"
 #include "runtime/context.h"
 #include "runtime/status.h"
 #include "runtime/validate.h"
@@ -32,6 +33,8 @@ static const char *const sources[RETCL_FAMILY_COUNT] = {
     [RETCL_FAMILY_GEMM] = retcl_cl_gemm,
     [RETCL_FAMILY_LOSS] = retcl_cl_loss,
     [RETCL_FAMILY_OPTIMIZER] = retcl_cl_optimizer,
+    /* RETCL_FAMILY_CLBLAST: no program of RetCL's; its prepare step is
+     * retcl__clblast_prepare. */
 };
 
 typedef struct kernel_info {
@@ -158,8 +161,14 @@ static retcl_status create_kernels(retcl_context *ctx, retcl_family f) {
 }
 
 retcl_status retcl__prepare(retcl_context *ctx, unsigned mask) {
+  /* The clblast family first: its checks take microseconds, the builds
+   * seconds. */
+  if (mask & RETCL_FAMILY_BIT(RETCL_FAMILY_CLBLAST)) {
+    retcl_status st = retcl__clblast_prepare(ctx);
+    if (st) return st;
+  }
   for (int f = 0; f < RETCL_FAMILY_COUNT; ++f) {
-    if (!(mask & RETCL_FAMILY_BIT(f))) continue;
+    if (!(mask & RETCL_FAMILY_BIT(f)) || f == RETCL_FAMILY_CLBLAST) continue;
     retcl_status st;
     if (!ctx->programs[f] && (st = build_program(ctx, (retcl_family)f)))
       return st;

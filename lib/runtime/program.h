@@ -47,7 +47,9 @@ typedef enum retcl_kernel_id {
 #define RETCL_ALL_FAMILIES ((1u << RETCL_FAMILY_COUNT) - 1u)
 
 /* Build the programs of the families in `mask` that are not built yet and
- * create their kernels; on failure the message carries the build log. */
+ * create their kernels; on failure the message carries the build log. The
+ * clblast family has no program: its step checks the record's CLBlast
+ * parameters and hands them to CLBlast (runtime/clblast.c). */
 retcl_status retcl__prepare(retcl_context *ctx, unsigned mask);
 
 /* Name of a kernel, as in its cl/ file. */
