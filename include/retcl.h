@@ -255,8 +255,9 @@ RETCL_API const char *retcl_context_vendor(const retcl_context *ctx);
 /** One parameter of a context's record. */
 typedef struct retcl_param_info {
   const char *family;     /**< "rotation", "retention", "group_norm",
-                               "elementwise", "linear", "gemm" or
-                               "clblast" (CLBlast's kernel parameters) */
+                               "elementwise", "linear", "gemm", "loss",
+                               "optimizer" or "clblast" (CLBlast's kernel
+                               parameters) */
   const char *key;        /**< "rb", "access", ... */
   long value;
   const char *value_name; /**< "cpu"/"gpu" for access patterns, else NULL */
@@ -706,13 +707,192 @@ RETCL_API retcl_status retcl_msr_forward(retcl_context *ctx,
                                          cl_event *event);
 
 /* ------------------------------------------------------------------------ */
-/* RetNet models (docs/design.md §1.6): configuration and checkpoints                */
+/* Training: loss, elementwise backward, optimizer (docs/design.md §1.7)     */
 /* ------------------------------------------------------------------------ */
 
+/** The activation of a GLU feed-forward (the model's activation_fn). */
 typedef enum retcl_activation {
   RETCL_ACT_GELU = 0,  /**< erf form (torchscale's default) */
   RETCL_ACT_SWISH = 1  /**< x · sigmoid(x) ("swish" / "silu") */
 } retcl_activation;
+
+/**
+ * Gradient of the GLU product h = act(a) ⊙ g over n floats:
+ * d_a = d_h ⊙ g ⊙ act'(a) and d_g = d_h ⊙ act(a), with gelu'(x) =
+ * Φ(x) + x φ(x) and swish'(x) = σ(x) (1 + x (1 − σ(x))). act(a) is
+ * recomputed from a, so only the forward's inputs need to be kept.
+ * d_a and d_g may each be one of a, g, d_h exactly (same buffer and offset:
+ * the kernel reads an element's inputs before it writes its outputs), so
+ * d_a == a and d_g == g computes the gradient in place; any other overlap,
+ * and d_a overlapping d_g, is refused. Non-blocking. Errors:
+ * INVALID_ARGUMENT (NULL buffer, unknown act, overlap, wait list),
+ * INVALID_SIZE (n 0 or beyond 32-bit indexing), BUFFER_TOO_SMALL,
+ * CONTEXT_MISMATCH, BUILD_FAILED, OPENCL; on any of them nothing is
+ * enqueued and no buffer is touched. Per context.
+ */
+RETCL_API retcl_status retcl_glu_backward(retcl_context *ctx, size_t n,
+                                          retcl_activation act, retcl_buffer a,
+                                          retcl_buffer g, retcl_buffer d_h,
+                                          retcl_buffer d_a, retcl_buffer d_g,
+                                          cl_uint num_events_in_wait_list,
+                                          const cl_event *event_wait_list,
+                                          cl_event *event);
+
+/**
+ * Gradient of the embedding lookup x[i, :] = scale · table[tokens[i], :]
+ * (i < count, dim floats per row): for every vocabulary row v,
+ *   d_table[v, :] = (accumulate ? d_table[v, :] : 0)
+ *                   + scale · Σ_{i : tokens[i] = v} d_x[i, :].
+ * accumulate != 0 adds to d_table and leaves rows no token names as they
+ * are (a tied embedding sums its two uses: the output projection's
+ * gradient first, then this call); accumulate == 0 overwrites every row,
+ * rows no token names becoming 0. tokens is a host array, copied at the
+ * call. Deterministic: the positions of each token are summed in
+ * increasing order (the host sorts them; no atomics), so two calls give
+ * bitwise equal results. d_x [count, dim] and d_table [vocab, dim] must
+ * not overlap. Non-blocking. Errors: INVALID_ARGUMENT (NULL tokens or
+ * buffer, a token id outside [0, vocab): the message names the position;
+ * a non-finite scale, overlap, wait list), INVALID_SIZE (a size 0 or
+ * beyond 32-bit indexing), BUFFER_TOO_SMALL, CONTEXT_MISMATCH,
+ * OUT_OF_MEMORY, BUILD_FAILED, OPENCL; on any of them nothing is
+ * enqueued and d_table is untouched. Per context.
+ */
+RETCL_API retcl_status retcl_embedding_backward(
+    retcl_context *ctx, size_t count, const int32_t *tokens, size_t vocab,
+    size_t dim, float scale, retcl_buffer d_x, int accumulate,
+    retcl_buffer d_table, cl_uint num_events_in_wait_list,
+    const cl_event *event_wait_list, cl_event *event);
+
+/**
+ * Mean cross-entropy of logits [rows, vocab] against targets (a host array
+ * of rows ids, copied at the call), leaving out every row whose target is
+ * ignore_index (padding; torch uses -100):
+ *   loss = (1/N) Σ_{counted r} −log softmax(logits_r)[targets[r]],
+ * N the number of counted rows, computed stably as
+ * (max_j x_j − x_t) + log Σ_j exp(x_j − max_j x_j) (no overflow for
+ * logits of any size). loss is one float in a device buffer, summed over
+ * the rows in a fixed order (two runs give the same bits). d_logits is
+ * optional (mem NULL: not computed); when given it receives
+ * (softmax(logits_r) − onehot(targets[r])) / N for counted rows and 0 for
+ * ignored ones, and it may be logits itself (same buffer and offset: the
+ * gradient replaces the logits in place); no other overlap is allowed, and
+ * loss may overlap neither. When every row is ignored, loss is 0 and
+ * d_logits all 0. Uses a workspace of rows floats held by the context.
+ * Non-blocking. Errors: INVALID_ARGUMENT (NULL targets or buffer, a target
+ * outside [0, vocab) that is not ignore_index: the message names the row;
+ * overlap, wait list), INVALID_SIZE, BUFFER_TOO_SMALL, CONTEXT_MISMATCH,
+ * OUT_OF_MEMORY, BUILD_FAILED, OPENCL; on any of them nothing is enqueued
+ * and loss and d_logits are untouched. Per context.
+ */
+RETCL_API retcl_status retcl_cross_entropy(retcl_context *ctx, size_t rows,
+                                           size_t vocab, retcl_buffer logits,
+                                           const int32_t *targets,
+                                           int32_t ignore_index,
+                                           retcl_buffer loss,
+                                           retcl_buffer d_logits,
+                                           cl_uint num_events_in_wait_list,
+                                           const cl_event *event_wait_list,
+                                           cl_event *event);
+
+/** AdamW hyper-parameters (decoupled weight decay, as torch.optim.AdamW).
+ *  Every field means what it says; zero is a value, not a default. */
+typedef struct retcl_adamw {
+  float lr;           /**< learning rate of this step (>= 0) */
+  float beta1, beta2; /**< moment decays, each in [0, 1) */
+  float eps;          /**< > 0, added to sqrt(v̂) */
+  float weight_decay; /**< decoupled: p ← p·(1 − lr·weight_decay) (>= 0) */
+  float clip_norm;    /**< > 0: scale the gradient by
+                           min(1, clip_norm / (‖g‖ + 1e-6)) first, ‖g‖ the
+                           L2 norm over every tensor of the step; 0: none */
+} retcl_adamw;
+
+/** torch.optim.AdamW's defaults: lr 1e-3, beta1 0.9, beta2 0.999,
+ *  eps 1e-8, weight_decay 0.01; clip_norm 0 (no clipping). NULL is a
+ *  no-op. Thread-safe. */
+RETCL_API void retcl_adamw_default(retcl_adamw *opt);
+
+/**
+ * One AdamW step on the device over n floats, step counting from 1:
+ *   g = grad · c           (c the clip factor above, 1 without clipping)
+ *   m ← β1 m + (1 − β1) g,   v ← β2 v + (1 − β2) g²
+ *   param ← param · (1 − lr·wd) − (lr / (1 − β1^step)) · m /
+ *           (sqrt(v) / sqrt(1 − β2^step) + eps)
+ * (torch.optim.AdamW's arithmetic; the step's constants are computed in
+ * double on the host). grad is read, not changed. The optimizer's state is
+ * m, v (n floats each, zero before step 1) and the step number: plain
+ * buffers the caller owns and may save beside a checkpoint, so training
+ * resumes exactly. The gradient norm is a deterministic two-pass
+ * reduction (fixed ranges, then their sums in a fixed order); clipping
+ * then costs no extra pass over memory. grad_norm_out, optional (one
+ * float), receives ‖grad‖ before clipping. No two of param, grad, m, v
+ * and grad_norm_out may overlap. Uses a workspace held by the context when
+ * clipping or reporting the norm. Non-blocking. Errors: INVALID_ARGUMENT
+ * (opt NULL, a hyper-parameter out of its range, step 0, NULL buffer,
+ * overlap, wait list), INVALID_SIZE, BUFFER_TOO_SMALL, CONTEXT_MISMATCH,
+ * OUT_OF_MEMORY, BUILD_FAILED, OPENCL; on any of them nothing is
+ * enqueued and every buffer is untouched. Per context.
+ */
+RETCL_API retcl_status retcl_adamw_step(retcl_context *ctx,
+                                        const retcl_adamw *opt, size_t step,
+                                        size_t n, retcl_buffer param,
+                                        retcl_buffer grad, retcl_buffer m,
+                                        retcl_buffer v,
+                                        retcl_buffer grad_norm_out,
+                                        cl_uint num_events_in_wait_list,
+                                        const cl_event *event_wait_list,
+                                        cl_event *event);
+
+/** One tensor of a retcl_adamw_step_many call: n floats of each. */
+typedef struct retcl_adamw_tensor {
+  retcl_buffer param, grad, m, v;
+  size_t n;
+} retcl_adamw_tensor;
+
+/**
+ * retcl_adamw_step over count tensors at once (a model's weights, each in
+ * its own buffer): the clip norm is the global L2 norm over all of their
+ * gradients, and grad_norm_out receives it. The result is the same as one
+ * retcl_adamw_step over the tensors laid end to end, up to the order of
+ * the norm's partial sums. No buffer of any tensor may overlap another.
+ * Errors: as retcl_adamw_step, the message naming the tensor
+ * (tensors[i].grad ...); INVALID_ARGUMENT also for count 0 or tensors
+ * NULL. Per context.
+ */
+RETCL_API retcl_status retcl_adamw_step_many(
+    retcl_context *ctx, const retcl_adamw *opt, size_t step, size_t count,
+    const retcl_adamw_tensor *tensors, retcl_buffer grad_norm_out,
+    cl_uint num_events_in_wait_list, const cl_event *event_wait_list,
+    cl_event *event);
+
+/**
+ * norm_out (one float) = sqrt(Σ grad[i]²) over n floats, by the same
+ * deterministic reduction as the clipping of retcl_adamw_step (for
+ * logging, or a caller's own clipping). norm_out may not overlap grad.
+ * Non-blocking. Errors: INVALID_ARGUMENT, INVALID_SIZE, BUFFER_TOO_SMALL,
+ * CONTEXT_MISMATCH, OUT_OF_MEMORY, BUILD_FAILED, OPENCL. Per context.
+ */
+RETCL_API retcl_status retcl_grad_norm(retcl_context *ctx, size_t n,
+                                       retcl_buffer grad, retcl_buffer norm_out,
+                                       cl_uint num_events_in_wait_list,
+                                       const cl_event *event_wait_list,
+                                       cl_event *event);
+
+/**
+ * Learning rate of step `step` (counting from 1, as retcl_adamw_step):
+ * linear warm-up peak_lr · step / warmup while step < warmup, then a
+ * cosine from peak_lr at step = warmup down to floor = peak_lr · floor_ratio
+ * at step = total,
+ *   floor + (peak_lr − floor) · (1 + cos(π (step − warmup) / (total − warmup))) / 2,
+ * and floor from step = total on (also when total <= warmup). warmup 0
+ * starts at the peak. NaN for a negative or non-finite peak_lr or a
+ * floor_ratio outside [0, 1]. Thread-safe, no context needed.
+ */
+RETCL_API double retcl_lr_schedule(double peak_lr, size_t step, size_t warmup,
+                                   size_t total, double floor_ratio);
+
+/* ------------------------------------------------------------------------ */
+/* RetNet models (docs/design.md §1.6): configuration and checkpoints                */
+/* ------------------------------------------------------------------------ */
 
 /** A RetNet decoder's shape, with torchscale's RetNetConfig field names in
  *  the comments (config.json uses those names). */

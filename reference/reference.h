@@ -12,6 +12,8 @@
  *   ref_gemm.h        the dense products nt, nn, tn (1.9) and their bound
  *   ref_model.h       the RetNet decoder (1.6) and its random weights
  *   ref_checkpoint.h  a reference model written as a checkpoint folder
+ *   ref_train_ops.h   GLU, embedding and cross-entropy gradients, the
+ *                     gradient norm, AdamW and the schedule (1.7)
  * Tensors use the library's layouts (retcl_layout); states are
  * [B, H, Dk, Dv]. The references abort on out-of-memory: they are oracles
  * for small shapes, not production code. */
@@ -26,6 +28,7 @@
 #include "ref_model.h"
 #include "ref_retention.h"
 #include "ref_rotation.h"
+#include "ref_train_ops.h"
 #include "ref_util.h"
 
 #endif

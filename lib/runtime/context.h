@@ -15,6 +15,7 @@ typedef enum retcl_workspace_id {
   RETCL_WORKSPACE_GEMM,          /* packed panels of op(A) and op(B) */
   RETCL_WORKSPACE_NORM_GRAD,     /* group norm backward: partial d_weight,
                                     d_bias sums */
+  RETCL_WORKSPACE_TRAIN_OPS,     /* per-row losses, gradient-norm partials */
   RETCL_WORKSPACE_COUNT
 } retcl_workspace_id;
 

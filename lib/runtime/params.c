@@ -22,6 +22,8 @@ static const char *const family_names[RETCL_FAMILY_COUNT] = {
     [RETCL_FAMILY_ELEMENTWISE] = "elementwise",
     [RETCL_FAMILY_LINEAR] = "linear",
     [RETCL_FAMILY_GEMM] = "gemm",
+    [RETCL_FAMILY_LOSS] = "loss",
+    [RETCL_FAMILY_OPTIMIZER] = "optimizer",
     [RETCL_FAMILY_CLBLAST] = "clblast",
 };
 
@@ -130,6 +132,27 @@ static const param_spec specs[RETCL_PARAM_COUNT] = {
         NULL, "outputs per item along each side (gpu; tile = wg x wpt)"},
     [RETCL_P_GEMM_TK] = {RETCL_FAMILY_GEMM, "tk", "RETCL_GEMM_TK", 16, 1, 256,
         NULL, "k per local-memory tile (gpu)"},
+    [RETCL_P_LOSS_ACCESS] = {RETCL_FAMILY_LOSS, "access", "RETCL_CPU",
+        RETCL_ACCESS_GPU, 0, 1, access_names,
+        "cpu: a work-item per row; gpu: a work-group per row"},
+    [RETCL_P_LOSS_VW] = {RETCL_FAMILY_LOSS, "vw", "RETCL_VW", 8, 1, 16, NULL,
+        "floats per vector along a row (cpu; 8 or 16)"},
+    [RETCL_P_LOSS_GROUP_ITEMS] = {RETCL_FAMILY_LOSS, "group_items", NULL, 256,
+        1, 4096, NULL, "most work-items per group sharing a row (gpu)"},
+    [RETCL_P_OPTIMIZER_ACCESS] = {RETCL_FAMILY_OPTIMIZER, "access",
+        "RETCL_CPU", RETCL_ACCESS_GPU, 0, 1, access_names,
+        "cpu: a contiguous range per item; gpu: one element per item"},
+    [RETCL_P_OPTIMIZER_VW] = {RETCL_FAMILY_OPTIMIZER, "vw", "RETCL_VW", 8, 1,
+        16, NULL, "floats per vector (cpu; 8 or 16)"},
+    [RETCL_P_OPTIMIZER_PER_ITEM] = {RETCL_FAMILY_OPTIMIZER, "per_item", NULL,
+        1024, 1, 1 << 24, NULL,
+        "elements per work-item in the update and norm (cpu)"},
+    [RETCL_P_OPTIMIZER_GROUP_ITEMS] = {RETCL_FAMILY_OPTIMIZER, "group_items",
+        NULL, 256, 1, 4096, NULL,
+        "most work-items per group of the gradient norm (gpu)"},
+    [RETCL_P_OPTIMIZER_NORM_GROUPS] = {RETCL_FAMILY_OPTIMIZER, "norm_groups",
+        NULL, 512, 1, 1 << 20, NULL,
+        "most work-groups (partial sums) per tensor in the norm (gpu)"},
     /* CLBlast's kernel parameters (runtime/clblast.c hands them to
      * CLBlastOverrideParameters), keys named after CLBlast's, lower case.
      * -1 (RETCL_CLBLAST_DATABASE) everywhere: CLBlast's own database, which
@@ -232,6 +255,10 @@ static const level_entry levels[] = {
      * 15-20 GFLOP/s where cl/gemm.cl's cpu kernels run 60-135. */
     {MATCH_TYPE, CL_DEVICE_TYPE_CPU, 0, NULL, RETCL_P_GEMM_BACKEND,
      RETCL_BACKEND_RETCL},
+    {MATCH_TYPE, CL_DEVICE_TYPE_CPU, 0, NULL, RETCL_P_LOSS_ACCESS,
+     RETCL_ACCESS_CPU},
+    {MATCH_TYPE, CL_DEVICE_TYPE_CPU, 0, NULL, RETCL_P_OPTIMIZER_ACCESS,
+     RETCL_ACCESS_CPU},
     {MATCH_VENDOR, 0, RETCL_VENDOR_POCL, NULL, RETCL_P_ELEMENTWISE_PER_ITEM,
      256},
     {MATCH_VENDOR, 0, RETCL_VENDOR_POCL, NULL, RETCL_P_LINEAR_ITEMS_PER_UNIT,
@@ -313,7 +340,9 @@ static void apply_device_queries(const retcl_device_identity *dev,
       {RETCL_P_RETENTION_VW, RETCL_P_RETENTION_ACCESS},
       {RETCL_P_ELEMENTWISE_VW, RETCL_P_ELEMENTWISE_ACCESS},
       {RETCL_P_LINEAR_VW, RETCL_P_LINEAR_ACCESS},
-      {RETCL_P_GEMM_VW, RETCL_P_GEMM_ACCESS}};
+      {RETCL_P_GEMM_VW, RETCL_P_GEMM_ACCESS},
+      {RETCL_P_LOSS_VW, RETCL_P_LOSS_ACCESS},
+      {RETCL_P_OPTIMIZER_VW, RETCL_P_OPTIMIZER_ACCESS}};
   fit_gemm_tile(dev, p);
   if (dev->preferred_float < 16) return;
   for (size_t i = 0; i < sizeof vw / sizeof vw[0]; ++i)
@@ -435,8 +464,8 @@ static retcl_status apply_file(retcl_context *ctx,
       st = retcl__fail(ctx, RETCL_ERROR_FORMAT,
                        "RETCL_PARAMS %s: \"%s\" is %s", path, fam->string,
                        f < 0 ? "not a kernel family (rotation, retention, "
-                               "group_norm, elementwise, linear, gemm, "
-                               "clblast)"
+                               "group_norm, elementwise, linear, gemm, loss, "
+                               "optimizer, clblast)"
                              : "not an object of parameters");
       break;
     }

@@ -21,6 +21,8 @@ typedef enum retcl_family {
   RETCL_FAMILY_ELEMENTWISE,
   RETCL_FAMILY_LINEAR,
   RETCL_FAMILY_GEMM,
+  RETCL_FAMILY_LOSS,
+  RETCL_FAMILY_OPTIMIZER,
   /* No program of RetCL's: the parameters RetCL hands to CLBlast for its
    * SGEMM (clblast.c). */
   RETCL_FAMILY_CLBLAST,
@@ -66,6 +68,14 @@ typedef enum retcl_param_id {
   RETCL_P_GEMM_WG,
   RETCL_P_GEMM_WPT,
   RETCL_P_GEMM_TK,
+  RETCL_P_LOSS_ACCESS,
+  RETCL_P_LOSS_VW,
+  RETCL_P_LOSS_GROUP_ITEMS,
+  RETCL_P_OPTIMIZER_ACCESS,
+  RETCL_P_OPTIMIZER_VW,
+  RETCL_P_OPTIMIZER_PER_ITEM,
+  RETCL_P_OPTIMIZER_GROUP_ITEMS,
+  RETCL_P_OPTIMIZER_NORM_GROUPS,
   /* CLBlast's Xgemm kernel (its indirect GEMM), in CLBlast's order. */
   RETCL_P_CLBLAST_GEMMK,
   RETCL_P_CLBLAST_KREG,
