@@ -261,6 +261,22 @@ double bench_retention_flops(size_t B, size_t T_, size_t H, size_t Dk,
   }
 }
 
+double bench_retention_backward_flops(size_t B, size_t T_, size_t H,
+                                      size_t Dk, size_t Dv, retcl_algorithm a,
+                                      size_t chunk, int state) {
+  const double bh = (double)B * (double)H, T = (double)T_;
+  const double dk = (double)Dk, dv = (double)Dv;
+  switch (a) {
+    case RETCL_ALGO_PARALLEL:
+      return bh * (T * (T + 1) / 2 * 2 * (3 * dk + 2 * dv) +
+                   (state ? 8 * T * dk * dv : 0));
+    case RETCL_ALGO_RECURRENT:
+      return bh * T * 10 * dk * dv;
+    default:
+      return bh * T * (2 * (double)chunk * (3 * dk + 2 * dv) + 10 * dk * dv);
+  }
+}
+
 double bench_op_bytes(const bench_op_job *j) {
   const double btH = (double)j->B * (double)j->T * (double)j->H;
   const double f = sizeof(float);
@@ -269,6 +285,12 @@ double bench_op_bytes(const bench_op_job *j) {
       return 2.0 * btH * (double)j->Dk * f;
     case BENCH_OP_GROUP_NORM:
       return 3.0 * btH * (double)j->Dv * f;
+    case BENCH_OP_RETENTION_BACKWARD:
+      return (btH * (4.0 * (double)j->Dk + 3.0 * (double)j->Dv) +
+              (j->state ? 4.0 * (double)j->B * (double)j->H * (double)j->Dk *
+                              (double)j->Dv
+                        : 0)) *
+             f;
     default:
       return (btH * (2.0 * (double)j->Dk + 2.0 * (double)j->Dv) +
               (j->state ? 2.0 * (double)j->B * (double)j->H * (double)j->Dk *
@@ -302,12 +324,16 @@ static cl_mem decay_buffer(retcl_context *ctx, size_t H, char *err,
 void bench_op_job_release(bench_op_job *j) {
   for (int i = 0; i < 4; ++i)
     if (j->in[i]) clReleaseMemObject(j->in[i]);
-  cl_mem rest[] = {j->out, j->state_in, j->state_out};
-  for (int i = 0; i < 3; ++i)
+  cl_mem rest[] = {j->out,     j->state_in, j->state_out, j->grad[0],
+                   j->grad[1], j->grad[2],  j->grad[3],    j->d_state_out,
+                   j->d_state_in};
+  for (int i = 0; i < 9; ++i)
     if (rest[i]) clReleaseMemObject(rest[i]);
   retcl_rotation_destroy(j->rot);
   memset(j->in, 0, sizeof j->in);
+  memset(j->grad, 0, sizeof j->grad);
   j->out = j->state_in = j->state_out = NULL;
+  j->d_state_out = j->d_state_in = NULL;
   j->rot = NULL;
 }
 
@@ -343,6 +369,14 @@ int bench_op_job_init(bench_op_job *j, retcl_context *ctx, bench_op op,
     if (ok && state)
       ok = (j->state_in = bench_random_buffer(ctx, ns, -1, 1, 7, err, errlen)) &&
            (j->state_out = bench_buffer(ctx, ns, err, errlen));
+    if (ok && op == BENCH_OP_RETENTION_BACKWARD)
+      ok = (j->grad[0] = bench_random_buffer(ctx, nv, -1, 1, 8, err, errlen)) &&
+           (j->grad[1] = bench_buffer(ctx, nk, err, errlen)) &&
+           (j->grad[2] = bench_buffer(ctx, nk, err, errlen)) &&
+           (j->grad[3] = bench_buffer(ctx, nv, err, errlen));
+    if (ok && op == BENCH_OP_RETENTION_BACKWARD && state)
+      ok = (j->d_state_out = bench_random_buffer(ctx, ns, -1, 1, 9, err, errlen)) &&
+           (j->d_state_in = bench_buffer(ctx, ns, err, errlen));
   }
   if (!ok) bench_op_job_release(j);
   return !ok;
@@ -374,12 +408,24 @@ int bench_op_enqueue(void *arg, cl_event *ev, char *err, size_t errlen) {
     d.chunk_size = j->chunk;
     /* Dk^-1/2 keeps q.k of unit-range inputs O(1), as in a real layer. */
     d.scale = (float)(1.0 / sqrt((double)j->Dk));
-    st = retcl_retention(
-        j->ctx, &d, retcl_buf(j->in[0], 0), retcl_buf(j->in[1], 0),
-        retcl_buf(j->in[2], 0), retcl_buf(j->in[3], 0),
-        j->state_in ? retcl_buf(j->state_in, 0) : retcl_no_buf(),
-        j->state_out ? retcl_buf(j->state_out, 0) : retcl_no_buf(),
-        retcl_buf(j->out, 0), 0, NULL, ev);
+    if (j->op == BENCH_OP_RETENTION_BACKWARD)
+      st = retcl_retention_backward(
+          j->ctx, &d, retcl_buf(j->in[0], 0), retcl_buf(j->in[1], 0),
+          retcl_buf(j->in[2], 0), retcl_buf(j->in[3], 0),
+          j->state_in ? retcl_buf(j->state_in, 0) : retcl_no_buf(),
+          retcl_buf(j->grad[0], 0),
+          j->d_state_out ? retcl_buf(j->d_state_out, 0) : retcl_no_buf(),
+          retcl_buf(j->grad[1], 0), retcl_buf(j->grad[2], 0),
+          retcl_buf(j->grad[3], 0),
+          j->d_state_in ? retcl_buf(j->d_state_in, 0) : retcl_no_buf(), 0,
+          NULL, ev);
+    else
+      st = retcl_retention(
+          j->ctx, &d, retcl_buf(j->in[0], 0), retcl_buf(j->in[1], 0),
+          retcl_buf(j->in[2], 0), retcl_buf(j->in[3], 0),
+          j->state_in ? retcl_buf(j->state_in, 0) : retcl_no_buf(),
+          j->state_out ? retcl_buf(j->state_out, 0) : retcl_no_buf(),
+          retcl_buf(j->out, 0), 0, NULL, ev);
   }
   if (st != RETCL_SUCCESS) {
     set_err(err, errlen, "%s: %s", retcl_status_string(st),

@@ -105,7 +105,8 @@ typedef enum bench_op {
   BENCH_OP_ROTATE = 0,     /* retcl_rotate, out of place, queries */
   BENCH_OP_GROUP_NORM = 1, /* retcl_group_norm_gate: RMS, swish, no affine
                               (torchscale's configuration) */
-  BENCH_OP_RETENTION = 2   /* retcl_retention, raw form, scale Dk^-1/2 */
+  BENCH_OP_RETENTION = 2,  /* retcl_retention, raw form, scale Dk^-1/2 */
+  BENCH_OP_RETENTION_BACKWARD = 3 /* retcl_retention_backward of that call */
 } bench_op;
 
 typedef struct bench_op_job {
@@ -117,6 +118,9 @@ typedef struct bench_op_job {
   int state;                  /* retention: initial and final state given */
   retcl_rotation *rot;
   cl_mem in[4], out, state_in, state_out; /* q, k, v, log decay / x, gate */
+  /* backward: d_out, dq, dk, dv; with state, d_state_out and d_state_in
+   * (state_in above is the forward's initial state) */
+  cl_mem grad[4], d_state_out, d_state_in;
 } bench_op_job;
 
 /* Create the op's inputs and outputs. 0, or non-zero with err filled (the
@@ -136,9 +140,23 @@ int bench_op_enqueue(void *job, cl_event *event, char *err, size_t errlen);
 double bench_retention_flops(size_t B, size_t T, size_t H, size_t Dk,
                              size_t Dv, retcl_algorithm a, size_t chunk,
                              int state);
+/* FLOP count of one retention backward (docs/bench-json.md): the
+ * products a backward cannot avoid, counted as the forward counts its
+ * own. chunkwise B*H*T*(2C(3Dk+2Dv) + 10 Dk Dv) (scores Q Kᵀ and dO Vᵀ,
+ * dq, dk, dv per chunk pair; five state products: the chunk states, their
+ * gradients, and the cross terms of dq, dk and dv); parallel
+ * B*H*(T(T+1)/2)*2(3Dk+2Dv), plus B*H*8*T*Dk*Dv with states (dq's and
+ * dk's, dv's initial- and final-state terms, d_state_in); recurrent
+ * B*H*T*10*Dk*Dv (state and dq going forward, gradient, dk and dv going
+ * back). */
+double bench_retention_backward_flops(size_t B, size_t T, size_t H, size_t Dk,
+                                      size_t Dv, retcl_algorithm a,
+                                      size_t chunk, int state);
 /* Bytes the op must move at least: rotation reads and writes B*T*H*Dk
  * floats; group norm + gate reads x and the gate and writes out
- * (3 B*T*H*Dv); retention reads q, k, v and writes out (plus the states). */
+ * (3 B*T*H*Dv); retention reads q, k, v and writes out (plus the states);
+ * its backward reads q, k, v, d_out and writes dq, dk, dv (plus the
+ * states and their gradients). */
 double bench_op_bytes(const bench_op_job *j);
 /* "parallel", "recurrent", "chunkwise". */
 const char *bench_algorithm_name(retcl_algorithm a);

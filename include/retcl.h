@@ -499,6 +499,48 @@ RETCL_API retcl_status retcl_retention(retcl_context *ctx,
                                        const cl_event *event_wait_list,
                                        cl_event *event);
 
+/**
+ * The gradient of retcl_retention with the same desc (algorithm, form,
+ * chunk_size, scale, position, layout) and inputs (docs/design.md §1.7):
+ * given d_out = dL/d out [B,T,H,Dv] (same layout as out) and optionally
+ * d_state_out = dL/d state_out [B,H,Dk,Dv], writes dq, dk [B,T,H,Dk],
+ * dv [B,T,H,Dv] and optionally d_state_in = dL/d state_in. Outputs are
+ * written, not accumulated.
+ *
+ * q, k, v, log_decay and state_in are exactly what the forward was given
+ * (state_in absent if it had none); nothing else of the forward is needed:
+ * the chunk states are recomputed (in fp32), and in torchscale form the
+ * per-row normalisers (the mask's row sums, a_t, a_i, r; c_n of the
+ * recurrent form) are recomputed from q and k as the forward computes them
+ * and held constant, as torchscale detaches them, so the result is
+ * torchscale's autograd gradient. No gradient flows to log_decay.
+ *
+ * d_state_out: optional; absent means the final state does not enter the
+ *              loss. In torchscale form it is the gradient of the state the
+ *              forward returns (S_n / sqrt(c_n)).
+ * d_state_in:  optional, only when state_in is given (INVALID_ARGUMENT
+ *              otherwise). May be the same buffer and offset as d_state_out
+ *              (updated in place, so a sequence fed in pieces runs its
+ *              backward piece by piece); no other overlap is allowed.
+ * dq, dk, dv must not overlap each other or any input.
+ *
+ * Every algorithm and form the forward accepts is accepted (torchscale
+ * parallel and chunkwise without state_in, as in the forward: UNSUPPORTED
+ * otherwise). Uses a scratch buffer held by the context (grown on demand,
+ * reused; separate from retcl_retention's): do not run two retention
+ * backward calls on one context from different queues. Two calls with the
+ * same inputs give bitwise equal results. Non-blocking. Errors:
+ * INVALID_ARGUMENT, INVALID_SIZE, BUFFER_TOO_SMALL, CONTEXT_MISMATCH,
+ * UNSUPPORTED, OUT_OF_MEMORY, BUILD_FAILED, OPENCL. Per context.
+ */
+RETCL_API retcl_status retcl_retention_backward(
+    retcl_context *ctx, const retcl_retention_desc *desc, retcl_buffer q,
+    retcl_buffer k, retcl_buffer v, retcl_buffer log_decay,
+    retcl_buffer state_in, retcl_buffer d_out, retcl_buffer d_state_out,
+    retcl_buffer dq, retcl_buffer dk, retcl_buffer dv,
+    retcl_buffer d_state_in, cl_uint num_events_in_wait_list,
+    const cl_event *event_wait_list, cl_event *event);
+
 /* ------------------------------------------------------------------------ */
 /* Group norm fused with the gate (docs/design.md §1.5)                              */
 /* ------------------------------------------------------------------------ */

@@ -6,6 +6,8 @@
  *                     transpose (the gradient, 1.7)
  *   ref_retention.h   raw (1.3) and torchscale (1.4) retention, all three
  *                     algorithms
+ *   ref_retention_grad.h  their analytic backward (1.7), and torchscale's
+ *                     forward with its normalisers held fixed
  *   ref_group_norm.h  group norm fused with the gate (1.5)
  *   ref_group_norm_grad.h  its analytic gradient (1.7)
  *   ref_layer.h       torch Linear and the multi-scale retention layer (1.6)
@@ -27,6 +29,7 @@
 #include "ref_layer.h"
 #include "ref_model.h"
 #include "ref_retention.h"
+#include "ref_retention_grad.h"
 #include "ref_rotation.h"
 #include "ref_train_ops.h"
 #include "ref_util.h"

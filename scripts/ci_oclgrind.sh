@@ -7,8 +7,9 @@
 # Two passes, each in both access patterns (RETCL_KERNEL_PATHS=cpu, gpu):
 #
 #  A. --check-api --data-races (out-of-bounds checking is always on):
-#     test_rotation, test_rotation_grad, test_retention, test_group_norm,
-#     test_group_norm_grad, test_layer, test_model, test_train_ops in full,
+#     test_rotation, test_rotation_grad, test_retention,
+#     test_retention_grad, test_group_norm, test_group_norm_grad,
+#     test_linear, test_gemm, test_layer, test_model, test_train_ops in full,
 #     with the default kernel optimisation. Afterwards every
 #     RetCL kernel must have run at least once in each pattern.
 #  B. --check-api --uninitialized: test_rotation, test_rotation_grad,
@@ -79,8 +80,8 @@ if ! command -v oclgrind >/dev/null 2>&1; then
   echo "ci_oclgrind: oclgrind not found (apt-get install oclgrind)" >&2
   exit 1
 fi
-for t in rotation rotation_grad retention group_norm group_norm_grad layer \
-         model; do
+for t in rotation rotation_grad retention retention_grad group_norm \
+         group_norm_grad layer model; do
   if [ ! -x "$BUILD/tests/test_$t" ]; then
     echo "ci_oclgrind: $BUILD/tests/test_$t missing; run scripts/test.sh" >&2
     exit 1
@@ -407,8 +408,8 @@ echo "ci_oclgrind: self-test: out-of-bounds, data-race and uninitialised" \
 
 # ---- pass A: out-of-bounds, data races, API ---------------------------------
 start_all=$SECONDS
-suites=(rotation rotation_grad retention group_norm group_norm_grad linear gemm
-        layer model train_ops)
+suites=(rotation rotation_grad retention retention_grad group_norm
+        group_norm_grad linear gemm layer model train_ops)
 for paths in cpu gpu; do
   for t in "${suites[@]}"; do
     og "test_$t $paths" A "" "$BUILD/tests/test_$t" RETCL_KERNEL_PATHS=$paths

@@ -213,6 +213,35 @@ int checks_compute(const suite_options *o, check *c, int max) {
                worst->K);
     }
   }
+  /* The retention backward at issue 11's shape: B 1, H 8, Dk = Dv = 128,
+   * T 4096 (kernels suite, T series); the better algorithm is the value,
+   * each one's fraction in the note. */
+  {
+    double best = NAN, frac[3] = {NAN, NAN, NAN};
+    for (int i = 0; i < rec_count(); ++i) {
+      const rec *r = rec_at(i);
+      if (strcmp(r->suite, "kernels") || strcmp(r->op, "retention_backward") ||
+          r->sweep[0] || r->B != 1 || r->H != 8 || r->Dk != 128 ||
+          r->Dv != 128 || r->T != 4096 || r->status != REC_OK ||
+          !g_yard.fma.ok)
+        continue;
+      const double f = rec_gflops(r) / g_yard.fma.gflops;
+      for (int a = 0; a < 3; ++a)
+        if (!strcmp(r->algorithm,
+                    bench_algorithm_name((retcl_algorithm)a)))
+          frac[a] = f;
+      if (!(best >= f)) best = f;
+    }
+    k = add(c, &n, max, "retention_bwd_fraction_of_fma_peak",
+            "retention backward GFLOP/s / FMA peak, B 1, H 8, Dk = Dv = 128, "
+            "T 4096, raw form: the better algorithm",
+            best, ">= 0.30", best >= 0.30);
+    if (k && isfinite(best))
+      snprintf(k->note, sizeof k->note,
+               "parallel %.3f, recurrent %.3f, chunkwise %.3f (chunk %zu)",
+               frac[RETCL_ALGO_PARALLEL], frac[RETCL_ALGO_RECURRENT],
+               frac[RETCL_ALGO_CHUNKWISE], o->chunk);
+  }
   /* a smoke test's sizes are not the targets' */
   if (o->quick)
     for (int i = 0; i < n; ++i) {

@@ -257,8 +257,9 @@ int write_json(const char *path, const suite_options *o,
   fputs("\n ", f);
   open_obj(&w, "options");
   jbool(&w, "quick", o->quick);
-  static const char *const ops[] = {"rotate", "group_norm", "retention"};
-  jnames(&w, "ops", o->ops, ops, 3);
+  static const char *const ops[] = {"rotate", "group_norm", "retention",
+                                    "retention_backward"};
+  jnames(&w, "ops", o->ops, ops, 4);
   jbool(&w, "no_sgemm", o->no_sgemm);
   jint(&w, "repeats", o->repeats);
   jint(&w, "prefill_repeats", o->prefill_repeats);

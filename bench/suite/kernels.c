@@ -1,10 +1,11 @@
-/* kernels.c - the kernels suite: rotation, group norm + gate and retention
- * by each algorithm, over T = 128 ... 16384 and a few head shapes, each
- * timed with profiling events (bench_time) and read against the
- * yardsticks: GB/s x copy for the memory-bound ops, GFLOP/s, % of the FMA
- * peak and x SGEMM for retention. After the T series, two sweeps of one
- * configuration each: "batch" (B > 1, every op) and "state" (retention
- * with an initial and a final state: a prefill handing over to decode).
+/* kernels.c - the kernels suite: rotation, group norm + gate, retention
+ * by each algorithm and its backward, over T = 128 ... 16384 and a few
+ * head shapes, each timed with profiling events (bench_time) and read
+ * against the yardsticks: GB/s x copy for the memory-bound ops, GFLOP/s,
+ * % of the FMA peak and x SGEMM for retention and its backward. After the
+ * T series, two sweeps of one configuration each: "batch" (B > 1, every
+ * op) and "state" (retention with an initial and a final state: a prefill
+ * handing over to decode; the backward with the gradients of both).
  * --ops picks the ops. */
 #include <string.h>
 
@@ -84,12 +85,16 @@ static void describe(rec *r, bench_op op, size_t B, size_t T,
     snprintf(r->name, sizeof r->name, "rms+swish %sH%zu Dv%zu T%zu", bs, s->H,
              s->Dv, T);
   } else {
-    snprintf(r->op, sizeof r->op, "retention");
+    const int bwd = op == BENCH_OP_RETENTION_BACKWARD;
+    snprintf(r->op, sizeof r->op, bwd ? "retention_backward" : "retention");
     snprintf(r->algorithm, sizeof r->algorithm, "%s", bench_algorithm_name(a));
     r->chunk = a == RETCL_ALGO_CHUNKWISE ? chunk : 0;
     snprintf(r->name, sizeof r->name, "%-9s %sH%zu Dk%zu Dv%zu T%zu%s",
              r->algorithm, bs, s->H, s->Dk, s->Dv, T, state ? " +state" : "");
-    r->flop = bench_retention_flops(B, T, s->H, s->Dk, s->Dv, a, chunk, state);
+    r->flop = bwd ? bench_retention_backward_flops(B, T, s->H, s->Dk, s->Dv, a,
+                                                   chunk, state)
+                  : bench_retention_flops(B, T, s->H, s->Dk, s->Dv, a, chunk,
+                                          state);
   }
 }
 
@@ -140,7 +145,9 @@ int suite_kernels(retcl_context *ctx, const suite_options *o) {
   make_plan(o, &p);
   run_t x = {ctx, o, {o->warmup, o->repeats, o->max_seconds, o->timer}, 0, 0};
   const int mem = !!(o->ops & OP_ROTATE) + !!(o->ops & OP_GROUP_NORM);
-  const int ret = o->ops & OP_RETENTION ? 3 : 0; /* three algorithms */
+  /* three algorithms each, forward and backward */
+  const int ret = (o->ops & OP_RETENTION ? 3 : 0) +
+                  (o->ops & OP_RETENTION_BACKWARD ? 3 : 0);
   /* the T series; the batch sweep (every op); the state sweep (retention) */
   x.total = p.nshapes * p.nT * (mem + ret) + mem + ret + ret;
 
@@ -160,51 +167,54 @@ int suite_kernels(retcl_context *ctx, const suite_options *o) {
     measure(&x, mem_ops[k], p.batch->B, p.batch->T, &p.batch->s,
             RETCL_ALGO_CHUNKWISE, 0, "batch", "memory", NULL);
   }
-  if (!(o->ops & OP_RETENTION)) {
-    progress_clear();
-    return 0;
-  }
-
-  char title[128];
-  snprintf(title, sizeof title,
-           "kernels: retention (raw form, token-major, chunk %zu)", o->chunk);
-  table_header(title, "compute");
-  for (int si = 0; si < p.nshapes; ++si) {
-    /* A run predicted (from the previous T: parallel grows as T^2, the
-     * others as T) to take over 4x the per-configuration budget is
-     * skipped, so one slow form cannot stretch the suite to many minutes. */
-    double last_ms[3] = {0, 0, 0};
-    size_t last_T[3] = {0, 0, 0};
-    for (int ti = 0; ti < p.nT; ++ti)
-      for (int a = 0; a < 3; ++a) {
-        const head_shape *s = &p.shapes[si];
-        double pred_s = 0;
-        if (last_ms[a] > 0) {
-          const double ratio = (double)p.Ts[ti] / (double)last_T[a];
-          pred_s = last_ms[a] * 1e-3 *
-                   (algos[a] == RETCL_ALGO_PARALLEL ? ratio * ratio : ratio);
+  static const bench_op ret_ops[] = {BENCH_OP_RETENTION,
+                                      BENCH_OP_RETENTION_BACKWARD};
+  static const int ret_bits[] = {OP_RETENTION, OP_RETENTION_BACKWARD};
+  for (int q = 0; q < 2; ++q) {
+    if (!(o->ops & ret_bits[q])) continue;
+    const bench_op op = ret_ops[q];
+    char title[128];
+    snprintf(title, sizeof title,
+             "kernels: retention%s (raw form, token-major, chunk %zu)",
+             q ? " backward" : "", o->chunk);
+    table_header(title, "compute");
+    for (int si = 0; si < p.nshapes; ++si) {
+      /* A run predicted (from the previous T: parallel grows as T^2, the
+       * others as T) to take over 4x the per-configuration budget is
+       * skipped, so one slow form cannot stretch the suite to many
+       * minutes. */
+      double last_ms[3] = {0, 0, 0};
+      size_t last_T[3] = {0, 0, 0};
+      for (int ti = 0; ti < p.nT; ++ti)
+        for (int a = 0; a < 3; ++a) {
+          const head_shape *s = &p.shapes[si];
+          double pred_s = 0;
+          if (last_ms[a] > 0) {
+            const double ratio = (double)p.Ts[ti] / (double)last_T[a];
+            pred_s = last_ms[a] * 1e-3 *
+                     (algos[a] == RETCL_ALGO_PARALLEL ? ratio * ratio : ratio);
+          }
+          char skip[160] = "";
+          if (last_T[a] > 0 && last_ms[a] == 0)
+            snprintf(skip, sizeof skip,
+                     "a smaller T of this series was skipped or failed");
+          else if (pred_s > 4 * o->max_seconds)
+            snprintf(skip, sizeof skip,
+                     "predicted %.3g s per run > 4 x --max-seconds %g", pred_s,
+                     o->max_seconds);
+          const rec *r = measure(&x, op, 1, p.Ts[ti], s, algos[a], 0, "",
+                                 "compute", skip[0] ? skip : NULL);
+          last_T[a] = p.Ts[ti];
+          last_ms[a] = r->status == REC_OK ? r->st.median_ms : 0;
         }
-        char skip[160] = "";
-        if (last_T[a] > 0 && last_ms[a] == 0)
-          snprintf(skip, sizeof skip,
-                   "a smaller T of this series was skipped or failed");
-        else if (pred_s > 4 * o->max_seconds)
-          snprintf(skip, sizeof skip,
-                   "predicted %.3g s per run > 4 x --max-seconds %g", pred_s,
-                   o->max_seconds);
-        const rec *r = measure(&x, BENCH_OP_RETENTION, 1, p.Ts[ti], s,
-                               algos[a], 0, "", "compute",
-                               skip[0] ? skip : NULL);
-        last_T[a] = p.Ts[ti];
-        last_ms[a] = r->status == REC_OK ? r->st.median_ms : 0;
-      }
+    }
+    for (int a = 0; a < 3; ++a)
+      measure(&x, op, p.batch->B, p.batch->T, &p.batch->s, algos[a], 0,
+              "batch", "compute", NULL);
+    for (int a = 0; a < 3; ++a)
+      measure(&x, op, p.state->B, p.state->T, &p.state->s, algos[a], 1,
+              "state", "compute", NULL);
   }
-  for (int a = 0; a < 3; ++a)
-    measure(&x, BENCH_OP_RETENTION, p.batch->B, p.batch->T, &p.batch->s,
-            algos[a], 0, "batch", "compute", NULL);
-  for (int a = 0; a < 3; ++a)
-    measure(&x, BENCH_OP_RETENTION, p.state->B, p.state->T, &p.state->s,
-            algos[a], 1, "state", "compute", NULL);
   progress_clear();
   return 0;
 }

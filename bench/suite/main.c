@@ -32,7 +32,7 @@ static void usage(FILE *f) {
     "  --timer events|host     kernels: profiling events (default) or host\n"
     "                          clock\n"
     "  --ops LIST              kernels: comma list of rotate, group_norm,\n"
-    "                          retention (default all)\n"
+    "                          retention, retention_backward (default all)\n"
     "  --tf-fill synthetic|prefill  decode: how the baseline's KV cache gets\n"
     "                          its context: constant keys and values\n"
     "                          (default; a step's cost does not depend on\n"
@@ -89,9 +89,11 @@ static int parse_suites(const char *v, int *out) {
 }
 
 static int parse_ops(const char *v, int *out) {
-  static const char *const names[] = {"rotate", "group_norm", "retention"};
-  static const int bits[] = {OP_ROTATE, OP_GROUP_NORM, OP_RETENTION};
-  return parse_list(v, names, bits, 3, out);
+  static const char *const names[] = {"rotate", "group_norm", "retention",
+                                      "retention_backward"};
+  static const int bits[] = {OP_ROTATE, OP_GROUP_NORM, OP_RETENTION,
+                             OP_RETENTION_BACKWARD};
+  return parse_list(v, names, bits, 4, out);
 }
 
 static int parse_num(const char *v, double *out) {
@@ -123,7 +125,7 @@ static int parse_args(int argc, char **argv, suite_options *o) {
   o->max_seconds = o->max_fill = o->max_prefill = o->max_gemm = -1;
   o->d = 512, o->heads = 4, o->ffn = 1024, o->layers = 4, o->vocab = 1000;
   o->chunk = 64, o->steps = 24;
-  o->ops = OP_ROTATE | OP_GROUP_NORM | OP_RETENTION;
+  o->ops = OP_ROTATE | OP_GROUP_NORM | OP_RETENTION | OP_RETENTION_BACKWARD;
   o->min_context = 512, o->max_context = 16384, o->batch_context = 512;
   o->target_context = 8192, o->target_batch = 8;
   o->max_T = 16384, o->kernel_max_T = 16384;

@@ -25,6 +25,7 @@
 #define OP_ROTATE 1
 #define OP_GROUP_NORM 2
 #define OP_RETENTION 4
+#define OP_RETENTION_BACKWARD 8
 
 typedef struct suite_options {
   int suites;            /* SUITE_* bits */

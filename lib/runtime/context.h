@@ -16,6 +16,7 @@ typedef enum retcl_workspace_id {
   RETCL_WORKSPACE_NORM_GRAD,     /* group norm backward: partial d_weight,
                                     d_bias sums */
   RETCL_WORKSPACE_TRAIN_OPS,     /* per-row losses, gradient-norm partials */
+  RETCL_WORKSPACE_RETENTION_GRAD, /* retention backward: panels, states */
   RETCL_WORKSPACE_COUNT
 } retcl_workspace_id;
 

@@ -18,6 +18,7 @@
 static const char *const family_names[RETCL_FAMILY_COUNT] = {
     [RETCL_FAMILY_ROTATION] = "rotation",
     [RETCL_FAMILY_RETENTION] = "retention",
+    [RETCL_FAMILY_RETENTION_GRAD] = "retention_grad",
     [RETCL_FAMILY_GROUP_NORM] = "group_norm",
     [RETCL_FAMILY_ELEMENTWISE] = "elementwise",
     [RETCL_FAMILY_LINEAR] = "linear",
@@ -66,6 +67,27 @@ static const param_spec specs[RETCL_PARAM_COUNT] = {
         256, NULL, "keys per score tile in chunk_output"},
     [RETCL_P_RETENTION_CHUNK] = {RETCL_FAMILY_RETENTION, "chunk", NULL, 64, 1,
         RETCL_MAX_CHUNK, NULL, "chunk size that chunk_size = 0 means"},
+    [RETCL_P_RETENTION_GRAD_ACCESS] = {RETCL_FAMILY_RETENTION_GRAD, "access",
+        "RETCL_CPU", RETCL_ACCESS_GPU, 0, 1, access_names,
+        "cpu: register tiles per item; gpu: score tiles in local memory"},
+    [RETCL_P_RETENTION_GRAD_VW] = {RETCL_FAMILY_RETENTION_GRAD, "vw",
+        "RETCL_VW", 8, 1, 16, NULL,
+        "floats per column block (OpenCL vector: 8 or 16)"},
+    [RETCL_P_RETENTION_GRAD_RB] = {RETCL_FAMILY_RETENTION_GRAD, "rb",
+        "RETCL_RG_RB", 8, 1, 32, NULL,
+        "rows per register tile of the dq/dkdv scores and sweeps (cpu)"},
+    [RETCL_P_RETENTION_GRAD_NJ] = {RETCL_FAMILY_RETENTION_GRAD, "nj",
+        "RETCL_RG_NJ", 2, 1, 8, NULL,
+        "vectors per score tile (tile = nj x vw tokens)"},
+    [RETCL_P_RETENTION_GRAD_KB] = {RETCL_FAMILY_RETENTION_GRAD, "kb",
+        "RETCL_RG_KB", 8, 1, 64, NULL, "state rows per work-item of the chunk states"},
+    [RETCL_P_RETENTION_GRAD_RKB] = {RETCL_FAMILY_RETENTION_GRAD, "rkb", NULL,
+        16, 1, RETCL_MAX_HEAD_DIM, NULL,
+        "state rows per work-item of the recurrent sweeps"},
+    [RETCL_P_RETENTION_GRAD_GX] = {RETCL_FAMILY_RETENTION_GRAD, "gx", NULL, 16,
+        1, 1024, NULL, "work-items per row of a dq/dkdv group (gpu)"},
+    [RETCL_P_RETENTION_GRAD_GY] = {RETCL_FAMILY_RETENTION_GRAD, "gy", NULL, 4,
+        1, 1024, NULL, "rows per dq/dkdv work-group (gpu)"},
     [RETCL_P_GROUP_NORM_ACCESS] = {RETCL_FAMILY_GROUP_NORM, "access",
         "RETCL_CPU", RETCL_ACCESS_GPU, 0, 1, access_names,
         "cpu: an item per row; gpu: lanes of a group share a row"},
@@ -243,6 +265,12 @@ typedef struct level_entry {
 static const level_entry levels[] = {
     {MATCH_TYPE, CL_DEVICE_TYPE_CPU, 0, NULL, RETCL_P_RETENTION_ACCESS,
      RETCL_ACCESS_CPU},
+    {MATCH_TYPE, CL_DEVICE_TYPE_CPU, 0, NULL, RETCL_P_RETENTION_GRAD_ACCESS,
+     RETCL_ACCESS_CPU},
+    /* One work-item per (b, h) walks every state row in the recurrent
+     * sweeps: no partial sums of dv to add up. */
+    {MATCH_TYPE, CL_DEVICE_TYPE_CPU, 0, NULL, RETCL_P_RETENTION_GRAD_RKB,
+     RETCL_MAX_HEAD_DIM},
     {MATCH_TYPE, CL_DEVICE_TYPE_CPU, 0, NULL, RETCL_P_GROUP_NORM_ACCESS,
      RETCL_ACCESS_CPU},
     {MATCH_TYPE, CL_DEVICE_TYPE_CPU, 0, NULL, RETCL_P_ELEMENTWISE_ACCESS,
@@ -338,6 +366,7 @@ static void apply_device_queries(const retcl_device_identity *dev,
                                  retcl_params *p) {
   static const retcl_param_id vw[][2] = {
       {RETCL_P_RETENTION_VW, RETCL_P_RETENTION_ACCESS},
+      {RETCL_P_RETENTION_GRAD_VW, RETCL_P_RETENTION_GRAD_ACCESS},
       {RETCL_P_ELEMENTWISE_VW, RETCL_P_ELEMENTWISE_ACCESS},
       {RETCL_P_LINEAR_VW, RETCL_P_LINEAR_ACCESS},
       {RETCL_P_GEMM_VW, RETCL_P_GEMM_ACCESS},
@@ -464,8 +493,8 @@ static retcl_status apply_file(retcl_context *ctx,
       st = retcl__fail(ctx, RETCL_ERROR_FORMAT,
                        "RETCL_PARAMS %s: \"%s\" is %s", path, fam->string,
                        f < 0 ? "not a kernel family (rotation, retention, "
-                               "group_norm, elementwise, linear, gemm, loss, "
-                               "optimizer, clblast)"
+                               "retention_grad, group_norm, elementwise, "
+                               "linear, gemm, loss, optimizer, clblast)"
                              : "not an object of parameters");
       break;
     }

@@ -17,6 +17,7 @@
 extern const char retcl_cl_common[];
 extern const char retcl_cl_rotation[];
 extern const char retcl_cl_retention[];
+extern const char retcl_cl_retention_grad[];
 extern const char retcl_cl_group_norm[];
 extern const char retcl_cl_elementwise[];
 extern const char retcl_cl_linear[];
@@ -27,6 +28,7 @@ extern const char retcl_cl_optimizer[];
 static const char *const sources[RETCL_FAMILY_COUNT] = {
     [RETCL_FAMILY_ROTATION] = retcl_cl_rotation,
     [RETCL_FAMILY_RETENTION] = retcl_cl_retention,
+    [RETCL_FAMILY_RETENTION_GRAD] = retcl_cl_retention_grad,
     [RETCL_FAMILY_GROUP_NORM] = retcl_cl_group_norm,
     [RETCL_FAMILY_ELEMENTWISE] = retcl_cl_elementwise,
     [RETCL_FAMILY_LINEAR] = retcl_cl_linear,
@@ -52,6 +54,17 @@ static const kernel_info kernels[RETCL_KERNEL_COUNT] = {
                                              "retcl_retention_chunk_output"},
     [RETCL_KERNEL_RETENTION_RECURRENT] = {RETCL_FAMILY_RETENTION,
                                           "retcl_retention_recurrent"},
+#define RG_KERNEL(ID, NAME) \
+    [RETCL_KERNEL_RETENTION_GRAD_##ID] = {RETCL_FAMILY_RETENTION_GRAD, NAME}
+    RG_KERNEL(PANELS, "retcl_retention_grad_panels"),
+    RG_KERNEL(ROW_FACTOR, "retcl_retention_grad_row_factor"),
+    RG_KERNEL(STATES, "retcl_retention_grad_states"),
+    RG_KERNEL(DQ, "retcl_retention_grad_dq"),
+    RG_KERNEL(DKDV, "retcl_retention_grad_dkdv"),
+    RG_KERNEL(REC_DQ, "retcl_retention_grad_rec_dq"),
+    RG_KERNEL(REC_DKDV, "retcl_retention_grad_rec_dkdv"),
+    RG_KERNEL(REDUCE, "retcl_retention_grad_reduce"),
+#undef RG_KERNEL
     [RETCL_KERNEL_GROUP_NORM_GATE] = {RETCL_FAMILY_GROUP_NORM,
                                       "retcl_group_norm_gate"},
     [RETCL_KERNEL_GROUP_NORM_GATE_BACKWARD] = {
