@@ -1141,6 +1141,67 @@ RETCL_API retcl_status retcl_model_forward_last(retcl_model *model,
                                                 size_t chunk_size,
                                                 float *last_logits);
 
+/* ------------------------------------------------------------------------ */
+/* Training a model (docs/design.md §1.7; docs/training.md)                  */
+/* ------------------------------------------------------------------------ */
+
+/** How retcl_model_forward_train runs; retcl_train_options_default fills
+ *  in the defaults. */
+typedef struct retcl_train_options {
+  /** Retention form of the forward (and so of its gradient): parallel,
+   *  chunkwise (default) or recurrent. */
+  retcl_algorithm algorithm;
+  /** Chunkwise: tokens per chunk; 0 takes the config's. */
+  size_t chunk_size;
+  /** 0 (default): keep every layer's intermediates for the backward.
+   *  1: keep only each layer's input and recompute the rest during the
+   *  backward: memory (L + 1)·B·T·d floats of layer inputs plus one
+   *  layer's intermediates, instead of L layers' worth, for one more
+   *  forward's time. */
+  int recompute;
+  /** Targets (next tokens) equal to it are not counted in the loss
+   *  (padding); negative (default -1): every target counts. */
+  int32_t ignore_index;
+} retcl_train_options;
+
+/** Chunkwise, chunk from the config, no recomputation, no ignore index.
+ *  Thread-safe. */
+RETCL_API void retcl_train_options_default(retcl_train_options *options);
+
+/**
+ * The training forward of tokens [batch, tokens_len] (host ids, copied):
+ * *loss (host) = the mean over every sequence's positions i = 0 ..
+ * tokens_len − 2 (those whose target is not the ignore index) of the
+ * cross-entropy of the logits at i against token i + 1 — per sequence
+ * torch's cross_entropy(logits[:-1], tokens[1:]). The model keeps what
+ * retcl_model_backward needs (its training memory, see
+ * retcl_model_train_bytes) until the next training forward or its
+ * destruction. options NULL: the defaults. tokens_len must be >= 2.
+ * Blocks until the loss is on the host. Errors: INVALID_ARGUMENT (a token
+ * out of range, NULL), INVALID_SIZE, OUT_OF_MEMORY, OPENCL. Per context
+ * (the model's).
+ */
+RETCL_API retcl_status retcl_model_forward_train(
+    retcl_model *model, const int32_t *tokens, size_t batch,
+    size_t tokens_len, const retcl_train_options *options, float *loss);
+
+/**
+ * The gradient of the last retcl_model_forward_train's loss with respect
+ * to every weight, written (not added) into grads: a buffer laid out like
+ * the parameter vector (retcl_model_param_count floats from its offset,
+ * not overlapping the parameters). A tied embedding's gradient is the sum
+ * of its two uses. Every gradient is reduced in a fixed order: two calls
+ * give bitwise equal results. Non-blocking (retcl_finish waits). Errors:
+ * INVALID_ARGUMENT (no training forward yet, overlap), BUFFER_TOO_SMALL,
+ * CONTEXT_MISMATCH, OUT_OF_MEMORY, OPENCL. Per context (the model's).
+ */
+RETCL_API retcl_status retcl_model_backward(retcl_model *model,
+                                            retcl_buffer grads);
+
+/** Bytes of device memory the model holds for training (what the last
+ *  training forward kept); 0 before the first. Per context. */
+RETCL_API size_t retcl_model_train_bytes(const retcl_model *model);
+
 /** Sampling settings: temperature 0 is greedy (argmax, lowest id on ties);
  *  otherwise softmax(logits / temperature) restricted to the top_k most
  *  likely ids (0 = all). */

@@ -45,6 +45,8 @@ extern const cli_command cli_cmd_generate;
 extern const cli_command cli_cmd_selftest;
 extern const cli_command cli_cmd_params;
 extern const cli_command cli_cmd_tune;
+extern const cli_command cli_cmd_grad;
+extern const cli_command cli_cmd_train;
 
 /* ---- errors -------------------------------------------------------------
  * Runtime errors are one line on stderr, "retcl: error: ...". */
