@@ -14,7 +14,8 @@
 
 typedef struct train_opts {
   const char *model_dir, *resume, *data, *out, *mode, *device, *platform;
-  size_t steps, batch, seq, warmup, chunk, log_every, eval_every, save_every;
+  size_t steps, stop_at, batch, seq, warmup, chunk, log_every, eval_every,
+      save_every;
   double lr, clip, weight_decay, min_lr_ratio, beta1, beta2, eps;
   uint64_t seed;
   int recompute;
@@ -28,7 +29,8 @@ static void train_usage(FILE *out) {
           "                   [--weight-decay D] [--min-lr-ratio R]\n"
           "                   [--mode parallel|chunkwise|recurrent] [--chunk C]\n"
           "                   [--recompute] [--log-every K] [--eval-every E]\n"
-          "                   [--save-every S] [--seed N] [--device D]\n"
+          "                   [--save-every S] [--stop-at K] [--seed N]\n"
+          "                   [--device D]\n"
           "                   [--platform P]\n"
           "\n"
           "Train the checkpoint in DIR on FILE: its bytes when the model's\n"
@@ -58,6 +60,9 @@ static void train_usage(FILE *out) {
           "  --log-every K    progress line every K steps (10)\n"
           "  --eval-every E   held-out loss every E steps and at the end (200)\n"
           "  --save-every S   also write DIR2 every S steps (0: at the end)\n"
+          "  --stop-at K      stop after step K (written to DIR2) as if\n"
+          "                   interrupted: the schedule still runs to N, and\n"
+          "                   --resume DIR2 --steps N finishes the run\n"
           "  --seed N         batch sampling generator seed (1)\n");
 }
 
@@ -269,7 +274,9 @@ static int train_loop(const train_opts *o, retcl_context *ctx,
   size_t window_tokens = 0;
   double loss_sum = 0;
   size_t loss_n = 0;
-  while (!rc && step < o->steps) {
+  const size_t last = o->stop_at && o->stop_at < o->steps ? o->stop_at
+                                                         : o->steps;
+  while (!rc && step < last) {
     ++step;
     draw_batch(c, B, T, &rng, batch);
     float loss;
@@ -288,7 +295,7 @@ static int train_loop(const train_opts *o, retcl_context *ctx,
     }
     loss_sum += loss, ++loss_n;
     window_tokens += B * T;
-    if (step % o->log_every == 0 || step == o->steps) {
+    if (step % o->log_every == 0 || step == last) {
       float g = NAN;
       cl_int err = clEnqueueReadBuffer(retcl_context_queue(ctx), norm, CL_TRUE,
                                        0, sizeof g, &g, 0, NULL, NULL);
@@ -309,7 +316,7 @@ static int train_loop(const train_opts *o, retcl_context *ctx,
       fflush(stdout);
       window_t0 = now, window_tokens = 0, loss_sum = 0, loss_n = 0;
     }
-    if (step % o->eval_every == 0 || step == o->steps) {
+    if (step % o->eval_every == 0 || step == last) {
       double held;
       if ((st = held_out_loss(model, c, B, T, &topt, batch, &held))) {
         rc = cli_fail(ctx, st, "the held-out evaluation");
@@ -320,7 +327,7 @@ static int train_loop(const train_opts *o, retcl_context *ctx,
       fflush(stdout);
       window_t0 = cli_now();
     }
-    if ((o->save_every && step % o->save_every == 0) || step == o->steps)
+    if ((o->save_every && step % o->save_every == 0) || step == last)
       rc = save_all(ctx, model, o->out, m, v, step, rng.state);
   }
   (void)V;
@@ -357,6 +364,7 @@ static int train_run(int argc, char **argv) {
       {"log-every", CLI_OPT_SIZE, &o.log_every},
       {"eval-every", CLI_OPT_SIZE, &o.eval_every},
       {"save-every", CLI_OPT_SIZE, &o.save_every},
+      {"stop-at", CLI_OPT_SIZE, &o.stop_at},
       {"seed", CLI_OPT_U64, &o.seed},
       {"device", CLI_OPT_STRING, &o.device},
       {"platform", CLI_OPT_STRING, &o.platform},
