@@ -128,6 +128,22 @@ static int read_corpus(const char *path, size_t vocab, corpus *c) {
   return CLI_EXIT_OK;
 }
 
+/* The yardstick a model must beat to have learnt more than token
+ * frequencies: the cross-entropy of the held-out part, in nats per token,
+ * under the training part's unigram frequencies (add-one smoothed, so an
+ * unseen token costs a finite amount). */
+static double unigram_cross_entropy(const corpus *c, size_t vocab) {
+  double *count = calloc(vocab, sizeof *count);
+  if (!count) return NAN;
+  for (size_t i = 0; i < c->train; ++i) count[c->ids[i]] += 1;
+  const double total = (double)c->train + (double)vocab;
+  double sum = 0;
+  for (size_t i = c->train; i < c->count; ++i)
+    sum -= log((count[c->ids[i]] + 1) / total);
+  free(count);
+  return sum / (double)(c->count - c->train);
+}
+
 /* ---- train state ------------------------------------------------------------ */
 
 static char *path_in(const char *dir, const char *file) {
@@ -413,8 +429,12 @@ static int train_run(int argc, char **argv) {
     char dev[256], desc[256];
     printf("device:  %s\n", cli_device_description(ctx, dev, sizeof dev));
     printf("model:   %s\n", cli_model_description(&cfg, desc, sizeof desc));
+    const double uni = unigram_cross_entropy(&c, cfg.vocab_size);
     printf("data:    %s, %zu tokens (%zu for training, %zu held out)\n",
            o.data, c.count, c.train, c.count - c.train);
+    printf("         held-out loss of the training part's unigram "
+           "frequencies: %.4f (%.3f bits per token), the bar to beat\n",
+           uni, uni / log(2.0));
     printf("steps:   %zu of %zu windows x %zu tokens, mode %s\n", o.steps,
            o.batch, o.seq, o.mode);
     rc = train_loop(&o, ctx, model, &c, cfg.vocab_size);
