@@ -13,11 +13,14 @@
 
 #include "model/msr.h"
 #include "ops/elementwise.h"
+#include "ops/embedding_grad.h"
 #include "ops/gemm.h"
 #include "ops/group_norm.h"
 #include "ops/limits.h"
 #include "ops/linear.h"
+#include "ops/loss.h"
 #include "ops/retention.h"
+#include "ops/retention_grad.h"
 #include "ops/rotation.h"
 #include "runtime/context.h"
 #include "runtime/status.h"
@@ -52,6 +55,10 @@ typedef struct retcl__train_tape {
   grad_slots gs;
   int32_t *tokens; /* host copy, for the embedding's gradient */
   retcl_msr_plan plan;
+  /* The backward's plans: the model's RMSNorms (with their weight's
+   * gradient), the layer's gated group norm, retention. */
+  retcl_group_norm_grad_plan rms_grad, gate_grad;
+  retcl_retention_grad_plan ret_grad;
   int ready;       /* a forward_train has run since the last change */
 } retcl__train_tape;
 
@@ -235,10 +242,10 @@ static retcl_status rms_backward(retcl_model *m, retcl_buffer x,
                                  retcl_buffer weight, retcl_buffer d_out,
                                  retcl_buffer dx, retcl_buffer d_weight) {
   const retcl_group_norm_desc rms = retcl__model_rms_desc(m, m->tape->bt);
-  return retcl_group_norm_gate_backward(m->ctx, &rms, x, retcl_no_buf(), weight,
-                                        retcl_no_buf(), d_out, dx,
-                                        retcl_no_buf(), d_weight,
-                                        retcl_no_buf(), 0, NULL, NULL);
+  return retcl__group_norm_backward_enqueue(
+      m->ctx, &rms, &m->tape->rms_grad, x, retcl_no_buf(), weight,
+      retcl_no_buf(), d_out, dx, retcl_no_buf(), d_weight, retcl_no_buf(),
+      m->ctx->workspace[RETCL_WORKSPACE_NORM_GRAD], 0, NULL, NULL);
 }
 
 /* One block's backward: on entry G.dx holds dL/d(block output), on exit
@@ -267,9 +274,9 @@ static retcl_status layer_backward(retcl_model *m, size_t l, retcl_buffer x_in,
                        TEMP(dh))) ||
       (st = weight_grad(ctx, d, f, bt, 1.0f, TEMP(dx), SAVED(h),
                         grad_at(grads, w->ffn.fc2, m))) ||
-      (st = retcl_glu_backward(ctx, bt * f, c->activation, SAVED(a),
-                               SAVED(gate), TEMP(dh), TEMP(da), TEMP(dgate), 0,
-                               NULL, NULL)) ||
+      (st = retcl__glu_backward_enqueue(ctx, bt * f, c->activation, SAVED(a),
+                                        SAVED(gate), TEMP(dh), TEMP(da),
+                                        TEMP(dgate), 0, NULL, NULL)) ||
       (st = input_grad(ctx, bt, f, d, 1.0f, TEMP(da), fc1, 0.0f, TEMP(dn))) ||
       (st = input_grad(ctx, bt, f, d, 1.0f, TEMP(dgate), gate, 1.0f,
                        TEMP(dn))) ||
@@ -282,23 +289,26 @@ static retcl_status layer_backward(retcl_model *m, size_t l, retcl_buffer x_in,
       (st = retcl__residual(ctx, bt * d, alpha, TEMP(dx), TEMP(dpart))))
     return st;
   /* Retention: y1 = out_proj(gate_norm(retention(rot Q, rot K, V), G)). */
-  const retcl_retention_desc *rd = &t->plan.retention.d;
   if ((st = input_grad(ctx, bt, d, dv, 1.0f, TEMP(dx), w->msr.out_proj, 0.0f,
                        TEMP(dz))) ||
       (st = weight_grad(ctx, d, dv, bt, 1.0f, TEMP(dx), SAVED(z),
                         grad_at(grads, w->msr.out_proj, m))) ||
-      (st = retcl_group_norm_gate_backward(
-           ctx, &t->plan.norm, SAVED(o), SAVED(g), retcl_no_buf(),
-           retcl_no_buf(), TEMP(dz), TEMP(d_o), TEMP(dg), retcl_no_buf(),
-           retcl_no_buf(), 0, NULL, NULL)) ||
-      (st = retcl_retention_backward(
-           ctx, rd, SAVED(q), SAVED(k), SAVED(v), retcl_buf(m->log_decay, 0),
-           retcl_no_buf(), TEMP(d_o), retcl_no_buf(), TEMP(dq), TEMP(dk),
-           TEMP(dv), retcl_no_buf(), 0, NULL, NULL)) ||
-      (st = retcl_rotate_backward(ctx, m->rot, &t->plan.rot_q, TEMP(dq),
-                                  TEMP(dq), 0, NULL, NULL)) ||
-      (st = retcl_rotate_backward(ctx, m->rot, &t->plan.rot_k, TEMP(dk),
-                                  TEMP(dk), 0, NULL, NULL)) ||
+      (st = retcl__group_norm_backward_enqueue(
+           ctx, &t->plan.norm, &t->gate_grad, SAVED(o), SAVED(g),
+           retcl_no_buf(), retcl_no_buf(), TEMP(dz), TEMP(d_o), TEMP(dg),
+           retcl_no_buf(), retcl_no_buf(),
+           ctx->workspace[RETCL_WORKSPACE_NORM_GRAD], 0, NULL, NULL)) ||
+      (st = retcl__retention_grad_enqueue(
+           ctx, &t->ret_grad, SAVED(q), SAVED(k), SAVED(v),
+           retcl_buf(m->log_decay, 0), retcl_no_buf(), TEMP(d_o),
+           retcl_no_buf(), TEMP(dq), TEMP(dk), TEMP(dv), retcl_no_buf(),
+           ctx->workspace[RETCL_WORKSPACE_RETENTION_GRAD], 0, NULL, NULL)) ||
+      (st = retcl__rotate_backward_enqueue(ctx, m->rot, &t->plan.rot_q,
+                                           TEMP(dq), TEMP(dq), 0, NULL,
+                                           NULL)) ||
+      (st = retcl__rotate_backward_enqueue(ctx, m->rot, &t->plan.rot_k,
+                                           TEMP(dk), TEMP(dk), 0, NULL,
+                                           NULL)) ||
       (st = input_grad(ctx, bt, d, d, 1.0f, TEMP(dq), w->msr.q_proj, 0.0f,
                        TEMP(dn))) ||
       (st = input_grad(ctx, bt, d, d, k_scale, TEMP(dk), w->msr.k_proj, 1.0f,
@@ -389,7 +399,17 @@ retcl_status retcl_model_forward_train(retcl_model *m, const int32_t *tokens,
                              RETCL_FORM_TORCHSCALE,
                              opt.chunk_size ? opt.chunk_size : c->chunk_size,
                              0, c->layernorm_eps};
-  if ((st = retcl__msr_plan(ctx, OP_TRAIN, &md, m->rot, 0, 0, &next.plan)))
+  const float emb_scale = c->no_scale_embedding ? 1.0f : (float)sqrt((double)d);
+  const retcl_group_norm_desc rms = retcl__model_rms_desc(m, bt);
+  if ((st = retcl__msr_plan(ctx, OP_TRAIN, &md, m->rot, 0, 0, &next.plan)) ||
+      (st = retcl__group_norm_backward_plan(ctx, OP_TRAIN, &rms, 1, 0,
+                                            &next.rms_grad)) ||
+      (st = retcl__group_norm_backward_plan(ctx, OP_TRAIN, &next.plan.norm, 0,
+                                            0, &next.gate_grad)) ||
+      (st = retcl__retention_grad_plan(ctx, OP_TRAIN, &next.plan.retention.d,
+                                       0, 0, 0, &next.ret_grad)) ||
+      (st = retcl__embedding_backward_check(ctx, OP_TRAIN, bt, tokens, V, d,
+                                            emb_scale)))
     return st;
   const size_t floats = plan_tape(m, &next);
   if (floats > RETCL_MAX_INDEX)
@@ -412,17 +432,33 @@ retcl_status retcl_model_forward_train(retcl_model *m, const int32_t *tokens,
   for (size_t b = 0; b < B; ++b)
     for (size_t i = 0; i < T; ++i)
       targets[b * T + i] = i + 1 < T ? tokens[b * T + i + 1] : none;
+  size_t counted = 0;
+  if ((st = retcl__cross_entropy_check(ctx, OP_TRAIN, bt, V, targets, none,
+                                       &counted))) {
+    free(host_tokens), free(targets);
+    return st;
+  }
   const size_t widest_out = V > f ? (V > d ? V : d) : (f > d ? f : d);
   const size_t widest_in = (V > bt ? V : bt) > widest_out
                                ? (V > bt ? V : bt)
                                : widest_out;
-  cl_mem scratch = NULL;
+  /* Every workspace of the forward and of the backward, now. */
+  const size_t norm_ws = next.rms_grad.workspace_floats >
+                                 next.gate_grad.workspace_floats
+                             ? next.rms_grad.workspace_floats
+                             : next.gate_grad.workspace_floats;
+  cl_mem scratch = NULL, unused, loss_ws = NULL;
   if ((st = retcl__gemm_reserve(ctx, widest_in, widest_in, widest_in)) ||
       (st = retcl__linear_reserve(ctx, bt, widest_out, widest_out)) ||
       (next.plan.retention.scratch &&
        (st = retcl__workspace(ctx, RETCL_WORKSPACE_RETENTION,
                               next.plan.retention.scratch * sizeof(float),
-                              &scratch)))) {
+                              &scratch))) ||
+      (st = retcl__workspace(ctx, RETCL_WORKSPACE_NORM_GRAD,
+                             norm_ws * sizeof(float), &unused)) ||
+      (st = retcl__workspace(ctx, RETCL_WORKSPACE_RETENTION_GRAD,
+                             next.ret_grad.scratch * sizeof(float), &unused)) ||
+      (st = retcl__cross_entropy_reserve(ctx, bt, &loss_ws))) {
     free(host_tokens), free(targets);
     return st;
   }
@@ -458,12 +494,16 @@ retcl_status retcl_model_forward_train(retcl_model *m, const int32_t *tokens,
   cl_int err = CL_SUCCESS;
   cl_mem tok = clCreateBuffer(ctx->cl_ctx, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR,
                               bt * sizeof(int32_t), host_tokens, &err);
-  if (!tok) {
-    free(targets);
+  cl_mem tgt = tok ? clCreateBuffer(ctx->cl_ctx,
+                                    CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR,
+                                    bt * sizeof(int32_t), targets, &err)
+                   : NULL;
+  free(targets);
+  if (!tgt) {
+    if (tok) clReleaseMemObject(tok);
+    t->ready = 0;
     return retcl__cl_fail(ctx, "clCreateBuffer(tokens)", err);
   }
-  const float emb_scale = c->no_scale_embedding ? 1.0f : (float)sqrt((double)d);
-  const retcl_group_norm_desc rms = retcl__model_rms_desc(m, bt);
   const retcl_buffer x0 = at(mem, t->xs);
   st = retcl__embed(ctx, tok, bt, m->embed, d, emb_scale,
                     m->emb_norm.mem ? at(mem, t->e) : x0);
@@ -485,10 +525,10 @@ retcl_status retcl_model_forward_train(retcl_model *m, const int32_t *tokens,
     st = retcl__linear_enqueue(ctx, bt, V, d, 1.0f, at(mem, t->hL),
                                m->out_proj, 0.0f, at(mem, t->logits));
   if (!st)
-    st = retcl_cross_entropy(ctx, bt, V, at(mem, t->logits), targets, none,
-                             at(mem, t->loss), at(mem, t->logits), 0, NULL,
-                             NULL);
-  free(targets);
+    st = retcl__cross_entropy_enqueue(ctx, bt, V, at(mem, t->logits), tgt, 0,
+                                      none, counted, at(mem, t->loss),
+                                      at(mem, t->logits), loss_ws);
+  clReleaseMemObject(tgt); /* alive until the launch that reads it ran */
   if (!st) {
     err = clEnqueueReadBuffer(ctx->queue, mem, CL_TRUE, t->loss * sizeof(float),
                               sizeof(float), loss, 0, NULL, NULL);
@@ -523,6 +563,13 @@ retcl_status retcl_model_backward(retcl_model *m, retcl_buffer grads) {
                              t->plan.retention.scratch * sizeof(float),
                              &scratch)))
     return st;
+  /* The embedding gradient's index of tokens (a device buffer) is the one
+   * thing the backward allocates: made before anything is enqueued. */
+  cl_mem index = NULL;
+  cl_uint index_rows = 0;
+  if ((st = retcl__embedding_index(ctx, OP_BACK, bt, t->tokens, V,
+                                   c->share_embed, &index, &index_rows)))
+    return st;
   const grad_slots *g = &t->gs;
   const retcl_buffer dx = at(mem, t->grads + g->dx),
                      dn = at(mem, t->grads + g->dn),
@@ -537,24 +584,28 @@ retcl_status retcl_model_backward(retcl_model *m, retcl_buffer grads) {
                     grad_at(grads, m->out_proj, m))) ||
       (st = rms_backward(m, at(mem, t->xs + L * bt * d), m->final_norm, dn,
                          dx, grad_at(grads, m->final_norm, m))))
-    return st;
+    goto done;
   for (size_t l = L; l-- > 0;) {
     const retcl_buffer x_in = at(mem, t->xs + l * bt * d);
     const size_t S = t->layers + (t->opt.recompute ? 0 : l) * t->ls.total;
     if (t->opt.recompute &&
         (st = layer_forward(m, l, x_in, S, dpart, scratch)))
-      return st;
-    if ((st = layer_backward(m, l, x_in, S, grads))) return st;
+      goto done;
+    if ((st = layer_backward(m, l, x_in, S, grads))) goto done;
   }
   retcl_buffer d_embedded = dx;
   if (m->emb_norm.mem) {
     if ((st = rms_backward(m, at(mem, t->e), m->emb_norm, dx, dpart,
                            grad_at(grads, m->emb_norm, m))))
-      return st;
+      goto done;
     d_embedded = dpart;
   }
   const float emb_scale = c->no_scale_embedding ? 1.0f : (float)sqrt((double)d);
-  return retcl_embedding_backward(ctx, bt, t->tokens, V, d, emb_scale,
-                                  d_embedded, c->share_embed,
-                                  grad_at(grads, m->embed, m), 0, NULL, NULL);
+  st = retcl__embedding_backward_enqueue(ctx, index, index_rows, d, emb_scale,
+                                         d_embedded, c->share_embed,
+                                         grad_at(grads, m->embed, m), 0, NULL,
+                                         NULL);
+done:
+  clReleaseMemObject(index); /* alive until the launch that reads it ran */
+  return st;
 }
