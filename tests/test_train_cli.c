@@ -56,12 +56,17 @@ static void setup(char *model, char *data) {
   fclose(f);
 }
 
-/* The held-out losses printed by a train run, in order. */
-static size_t held_out(const char *out, double *loss, size_t cap) {
+/* The held-out losses of a train run's "eval" lines, in order; *bar: the
+ * unigram yardstick it prints first. */
+static size_t held_out(const char *out, double *loss, size_t cap,
+                       double *bar) {
+  const char *b = strstr(out, "unigram frequencies: ");
+  *bar = b ? strtod(b + strlen("unigram frequencies: "), NULL) : NAN;
   size_t n = 0;
-  for (const char *p = out; (p = strstr(p, "held-out loss ")) && n < cap;
-       ++p)
-    loss[n++] = strtod(p + strlen("held-out loss "), NULL);
+  for (const char *p = out; (p = strstr(p, "\neval ")) && n < cap; ++p) {
+    const char *l = strstr(p, "held-out loss ");
+    if (l) loss[n++] = strtod(l + strlen("held-out loss "), NULL);
+  }
   return n;
 }
 
@@ -80,12 +85,15 @@ START_TEST(train_learns_and_resumes_exactly) {
   tu_cli_result r;
   train("--model", model, data, "40", a, &r);
   ck_assert_msg(r.status == 0, "train: %s%s", r.out, r.err);
-  double loss[8];
-  const size_t n = held_out(r.out, loss, 8);
+  double loss[8], bar;
+  const size_t n = held_out(r.out, loss, 8, &bar);
   ck_assert_uint_eq(n, 4); /* steps 10, 20, 30, 40 */
   ck_assert_msg(loss[3] < 0.8 * loss[0],
                 "held-out loss did not fall: %.4f then %.4f", loss[0],
                 loss[3]);
+  /* And it has learnt more than the byte frequencies of the text. */
+  ck_assert_msg(loss[3] < bar, "held-out loss %.4f is not below the "
+                               "unigram bar %.4f", loss[3], bar);
   ck_assert_ptr_nonnull(strstr(r.out, "tokens/s"));
   ck_assert_ptr_nonnull(strstr(r.out, "device memory"));
   tu_cli_result_free(&r);
