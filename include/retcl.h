@@ -254,8 +254,9 @@ RETCL_API const char *retcl_context_vendor(const retcl_context *ctx);
 
 /** One parameter of a context's record. */
 typedef struct retcl_param_info {
-  const char *family;     /**< "rotation", "retention", "group_norm",
-                               "elementwise", "linear", "gemm", "loss",
+  const char *family;     /**< "rotation", "retention", "retention_grad",
+                               "group_norm", "elementwise", "linear",
+                               "gemm", "loss",
                                "optimizer" or "clblast" (CLBlast's kernel
                                parameters) */
   const char *key;        /**< "rb", "access", ... */

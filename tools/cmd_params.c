@@ -112,8 +112,9 @@ static int params_run(int argc, char **argv) {
     print_json(ctx);
   else if (defines && !print_defines(ctx, defines))
     rc = cli_usage_error("params", "--defines %s: no such kernel family "
-                         "(rotation, retention, group_norm, elementwise, "
-                         "linear, gemm, clblast)", defines);
+                         "(rotation, retention, retention_grad, group_norm, "
+                         "elementwise, linear, gemm, loss, optimizer, "
+                         "clblast)", defines);
   else if (!defines)
     print_table(ctx);
   retcl_context_destroy(ctx);

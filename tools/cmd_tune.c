@@ -548,9 +548,9 @@ static int tune_run(int argc, char **argv) {
       chosen[n_chosen++] = families[i];
   if (!n_chosen)
     return cli_usage_error("tune",
-                           "--family %s: not a kernel family (rotation, "
-                           "retention, group_norm, elementwise, linear, gemm, "
-                           "or all)",
+                           "--family %s: not a family retcl tune searches "
+                           "(rotation, retention, group_norm, elementwise, "
+                           "linear, gemm, or all)",
                            family);
   const double budget = parse_budget(budget_text);
   if (budget < 0)
