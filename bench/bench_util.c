@@ -329,6 +329,8 @@ void bench_op_job_release(bench_op_job *j) {
                    j->d_state_in};
   for (int i = 0; i < 9; ++i)
     if (rest[i]) clReleaseMemObject(rest[i]);
+  for (int i = 0; i < 4; ++i)
+    if (j->grad[i]) clReleaseMemObject(j->grad[i]);
   retcl_rotation_destroy(j->rot);
   memset(j->in, 0, sizeof j->in);
   memset(j->grad, 0, sizeof j->grad);
@@ -341,9 +343,18 @@ int bench_op_job_init(bench_op_job *j, retcl_context *ctx, bench_op op,
                       size_t B, size_t T, size_t H, size_t Dk, size_t Dv,
                       retcl_algorithm algorithm, size_t chunk, int state,
                       char *err, size_t errlen) {
+  return bench_op_job_init_form(j, ctx, op, B, T, H, Dk, Dv, algorithm, chunk,
+                                state, 0, err, errlen);
+}
+
+int bench_op_job_init_form(bench_op_job *j, retcl_context *ctx, bench_op op,
+                           size_t B, size_t T, size_t H, size_t Dk, size_t Dv,
+                           retcl_algorithm algorithm, size_t chunk, int state,
+                           int torchscale, char *err, size_t errlen) {
   memset(j, 0, sizeof *j);
   j->ctx = ctx, j->op = op, j->B = B, j->T = T, j->H = H, j->Dk = Dk;
   j->Dv = Dv, j->algorithm = algorithm, j->chunk = chunk, j->state = state;
+  j->torchscale = torchscale;
   const size_t nk = B * T * H * Dk, nv = B * T * H * Dv;
   int ok = 1;
   if (op == BENCH_OP_ROTATE) {
@@ -361,8 +372,10 @@ int bench_op_job_init(bench_op_job *j, retcl_context *ctx, bench_op op,
          (j->out = bench_buffer(ctx, nv, err, errlen));
   } else {
     const size_t ns = B * H * Dk * Dv;
+    /* torchscale form: k arrives scaled by Dk^-1/2, as the layer makes it */
+    const float ks = torchscale ? (float)(1.0 / sqrt((double)Dk)) : 1.0f;
     ok = (j->in[0] = bench_random_buffer(ctx, nk, -1, 1, 4, err, errlen)) &&
-         (j->in[1] = bench_random_buffer(ctx, nk, -1, 1, 5, err, errlen)) &&
+         (j->in[1] = bench_random_buffer(ctx, nk, -ks, ks, 5, err, errlen)) &&
          (j->in[2] = bench_random_buffer(ctx, nv, -1, 1, 6, err, errlen)) &&
          (j->in[3] = decay_buffer(ctx, H, err, errlen)) &&
          (j->out = bench_buffer(ctx, nv, err, errlen));
@@ -404,10 +417,11 @@ int bench_op_enqueue(void *arg, cl_event *ev, char *err, size_t errlen) {
     d.key_dim = j->Dk, d.value_dim = j->Dv;
     d.layout = RETCL_LAYOUT_TOKEN_MAJOR;
     d.algorithm = j->algorithm;
-    d.form = RETCL_FORM_RAW;
+    d.form = j->torchscale ? RETCL_FORM_TORCHSCALE : RETCL_FORM_RAW;
     d.chunk_size = j->chunk;
-    /* Dk^-1/2 keeps q.k of unit-range inputs O(1), as in a real layer. */
-    d.scale = (float)(1.0 / sqrt((double)j->Dk));
+    /* Dk^-1/2 keeps q.k of unit-range inputs O(1), as in a real layer
+     * (torchscale form: k carries it already) */
+    if (!j->torchscale) d.scale = (float)(1.0 / sqrt((double)j->Dk));
     if (j->op == BENCH_OP_RETENTION_BACKWARD)
       st = retcl_retention_backward(
           j->ctx, &d, retcl_buf(j->in[0], 0), retcl_buf(j->in[1], 0),

@@ -116,6 +116,8 @@ typedef struct bench_op_job {
   retcl_algorithm algorithm;  /* retention */
   size_t chunk;               /* retention, chunkwise */
   int state;                  /* retention: initial and final state given */
+  int torchscale;             /* retention: torchscale form (k carries
+                                 Dk^-1/2) instead of raw */
   retcl_rotation *rot;
   cl_mem in[4], out, state_in, state_out; /* q, k, v, log decay / x, gate */
   /* backward: d_out, dq, dk, dv; with state, d_state_out and d_state_in
@@ -129,6 +131,13 @@ int bench_op_job_init(bench_op_job *j, retcl_context *ctx, bench_op op,
                       size_t B, size_t T, size_t H, size_t Dk, size_t Dv,
                       retcl_algorithm algorithm, size_t chunk, int state,
                       char *err, size_t errlen);
+/* The same for retention and its backward in either form (torchscale != 0:
+ * torchscale's, whose parallel and chunkwise forms take no state, so state
+ * must be 0 then). */
+int bench_op_job_init_form(bench_op_job *j, retcl_context *ctx, bench_op op,
+                           size_t B, size_t T, size_t H, size_t Dk, size_t Dv,
+                           retcl_algorithm algorithm, size_t chunk, int state,
+                           int torchscale, char *err, size_t errlen);
 void bench_op_job_release(bench_op_job *j);
 /* bench_enqueue_fn for a bench_op_job. */
 int bench_op_enqueue(void *job, cl_event *event, char *err, size_t errlen);

@@ -18,6 +18,10 @@ when some file has the records it needs:
                           head shape, with the CLBlast SGEMM yardstick line
                           (the T series; the kernels suite's batch and state
                           sweeps are in the --markdown tables)
+  train.png               train suite: tokens/s of a training step and its
+                          peak device memory vs T, parallel and chunkwise,
+                          with and without recomputation (the retention
+                          backward alone is in the --markdown tables)
 
 The JSON schema is docs/bench-json.md. Only matplotlib is needed; the
 library itself never depends on Python.
@@ -385,6 +389,58 @@ def plot_kernels(runs, out):
     save(fig, out, "kernels_gflops.png")
 
 
+def train_series(d):
+    """((algorithm, recompute), records sorted by T) of the train suite's
+    training steps."""
+    recs = ok(d["results"], suite="train", op="train_step")
+    for key in [("chunkwise", False), ("chunkwise", True),
+                ("parallel", False), ("parallel", True)]:
+        rs = sorted([r for r in recs
+                     if (r["algorithm"], bool(r.get("recompute"))) == key],
+                    key=lambda r: r["T"])
+        if rs:
+            yield key, rs
+
+
+def plot_train(runs, out):
+    """Left: tokens/s of a training step vs T. Right: its peak device
+    memory vs T (linear axes: linear growth is a straight line)."""
+    multi = len(runs) > 1
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 4.5))
+    drawn = False
+    for di, (dev, d) in enumerate(runs):
+        for (algo, rc), rs in train_series(d):
+            label = series_label(algo + (" + recompute" if rc else ""), dev,
+                                 multi)
+            st = dict(color=ALGO_COLOR[algo],
+                      marker=DEVICE_MARKERS[di % len(DEVICE_MARKERS)],
+                      linestyle="--" if rc else "-",
+                      markerfacecolor="white" if rc else ALGO_COLOR[algo])
+            Ts = [r["T"] for r in rs]
+            ax.plot(Ts, [r["tokens_per_s"] for r in rs], label=label, **st)
+            bx.plot(Ts, [r["memory"]["total_bytes"] / MIB for r in rs],
+                    label=label, **st)
+            drawn = True
+    if not drawn:
+        plt.close(fig)
+        return
+    log2_axis(ax)
+    ax.set_xlabel("T (tokens, batch 1)")
+    ax.set_ylabel("tokens/s of a training step")
+    ax.set_ylim(bottom=0)
+    ax.set_title("Training step throughput")
+    bx.set_xlim(left=0)
+    bx.set_ylim(bottom=0)
+    bx.set_xlabel("T (tokens, batch 1)")
+    bx.set_ylabel("peak MiB: weights + gradient + tape + workspace")
+    bx.set_title("Training step peak device memory")
+    for a in (ax, bx):
+        a.grid(True, which="both", alpha=0.3)
+        a.legend(fontsize=8)
+    fig.suptitle(f"Training (forward_train + backward), {model_caption(runs)}")
+    save(fig, out, "train.png")
+
+
 def fmt_ms(r, scale=1.0, digits=1):
     return (f"{r['median_ms'] * scale:.{digits}f} "
             f"({r['min_ms'] * scale:.{digits}f}–{r['max_ms'] * scale:.{digits}f})")
@@ -441,9 +497,29 @@ def kernel_cells(r):
             g("ratio_to_copy", "{:.2f}")]
 
 
+def train_head(r):
+    return [r["algorithm"] + (" + recompute" if r.get("recompute") else ""),
+            r["T"]]
+
+
+def train_cells(r):
+    m = r["memory"]
+    g = r.get("fraction_of_fma_peak")
+    return [fmt_ms(r, 1e-3, 2), r["n"], f"{r['tokens_per_s']:.0f}",
+            f"{r['gflops']:.1f}", "" if g is None else f"{100 * g:.1f}",
+            f"{m['total_bytes'] / MIB:.1f}",
+            f"{m['weights_bytes'] / MIB:.1f} / {m['grads_bytes'] / MIB:.1f} / "
+            f"{m['train_bytes'] / MIB:.1f} / {m['workspace_bytes'] / MIB:.1f}"]
+
+
+def train_retention_head(r):
+    return [r["op"].replace("_", " "), r["algorithm"], r["H"], r["Dk"],
+            r["T"]]
+
+
 def markdown(runs):
-    """Markdown tables of every run: yardsticks, checks, decode, prefill and
-    kernels, for docs/benchmarks.md."""
+    """Markdown tables of every run: yardsticks, checks, decode, prefill,
+    kernels and train, for docs/benchmarks.md."""
     out = []
     w = out.append
     for dev, d in runs:
@@ -483,6 +559,18 @@ def markdown(runs):
               ["op", "H", "Dk", "Dv", "T", "ms median (min–max)", "GFLOP/s",
                "% FMA peak", "× SGEMM", "GB/s", "× copy"],
               kernel_head, kernel_cells)
+        table(w, [r for r in recs if r["suite"] == "train"
+                  and r["op"] != "train_step"],
+              ["op (torchscale form)", "algorithm", "H", "Dk = Dv", "T",
+               "ms median (min–max)", "GFLOP/s", "% FMA peak", "× SGEMM",
+               "GB/s", "× copy"],
+              train_retention_head, kernel_cells)
+        table(w, [r for r in recs if r["suite"] == "train"
+                  and r["op"] == "train_step"],
+              ["form", "T", "step s median (min–max)", "n", "tokens/s",
+               "GFLOP/s (model)", "% FMA peak", "peak MiB",
+               "weights / gradient / tape / workspace"],
+              train_head, train_cells)
     return "\n".join(out)
 
 
@@ -500,7 +588,8 @@ def main():
             f.write(markdown(runs) + "\n")
         print("wrote", a.markdown)
     for f in (plot_decode_latency, plot_decode_memory, plot_decode_throughput,
-              plot_prefill_time, plot_prefill_memory, plot_kernels):
+              plot_prefill_time, plot_prefill_memory, plot_kernels,
+              plot_train):
         f(runs, a.out)
 
 

@@ -228,3 +228,314 @@ __kernel void retcl_group_norm_gate(
                 row_len, kind, gate, has_w, has_b, eps, part, lid - lane,
                 lane, lanes);
 }
+
+/* ==== backward (docs/design.md §1.7) ======================================
+ *
+ * Per row, with ŷ = (x − μ)·r the normalised values (μ = 0 for RMS),
+ * r = 1/sqrt(mean((x − μ)²) + eps), y = ŷ·w + b and out = act(g)·y:
+ *   d_gate = d_out · y · act'(g)
+ *   dy     = d_out · act(g)                  (d_out without a gate)
+ *   dŷ     = dy · w                          (dy without a weight)
+ *   dx     = r · (dŷ − mean(dŷ) − ŷ · mean(dŷ·ŷ))   (RMS: no mean(dŷ) term)
+ *   d_weight += dy · ŷ,  d_bias += dy        (summed over all B·T rows)
+ * The statistics are recomputed exactly as the forward computes them.
+ *
+ * Three sweeps over a row: the forward's statistics (one or two), then one
+ * that forms dŷ, writes d_gate and the weight partial sums and sums dŷ and
+ * dŷ·ŷ, keeping dŷ in dx; a last one turns dx into the gradient. Every
+ * element is read and written by one work-item only (the same lane in all
+ * sweeps), so dx may be d_out and d_gate may be gate (in place): each is
+ * read before it is written, and neither is read afterwards.
+ *
+ * Weight gradients are reduced without atomics, in a fixed order: the B·T
+ * positions are cut into `slices` runs of `slice_rows` consecutive
+ * positions; one work-item (row path) or one lane group (group path) takes
+ * a (slice, head) segment, walks its rows in order and accumulates
+ * dy·ŷ and dy per channel into its own row of partial sums, `part`
+ * ([slices, H·D] for each). retcl_group_norm_grad_reduce then sums the
+ * slices of each channel in slice order. Nothing depends on scheduling, so
+ * two runs give bitwise equal results. */
+
+#define GN_INV_SQRT_2PI 0.398942280401432678f
+
+/* act(g), and act'(g) in *da. Swish: σ = 1/(1 + e^-g), act = g·σ,
+ * act' = σ + g·σ·(1 − σ); for very negative g, e^-g overflows, σ = 0 and
+ * both are 0, the limits. Gelu: Φ = erfc(−g/√2)/2, act = g·Φ,
+ * act' = Φ + g·φ(g) with φ(g) = e^(−g²/2)/√(2π). */
+static float gn_act_d(float g, int gate, float *da) {
+  if (gate == GN_GATE_SWISH) {
+    const float s = 1.0f / (1.0f + exp(-g));
+    *da = s + g * s * (1.0f - s);
+    return g * s;
+  }
+  const float phi = 0.5f * erfc(-g * M_SQRT1_2_F);
+  *da = phi + g * exp(-0.5f * g * g) * GN_INV_SQRT_2PI;
+  return g * phi;
+}
+
+static float8 gn_act_d8(float8 g, int gate, float8 *da) {
+  if (gate == GN_GATE_SWISH) {
+    const float8 s = 1.0f / (1.0f + exp(-g));
+    *da = s + g * s * (1.0f - s);
+    return g * s;
+  }
+  const float8 phi = 0.5f * erfc(-g * M_SQRT1_2_F);
+  *da = phi + g * exp(-0.5f * g * g) * GN_INV_SQRT_2PI;
+  return g * phi;
+}
+
+/* What one row of the backward needs besides its pointers. */
+typedef struct gn_bwd {
+  int kind, gate, has_w, has_b, want_dw, want_db;
+  int first; /* the segment's first row: partial sums start here */
+  float eps;
+} gn_bwd;
+
+/* Segment s: slice p and head h, neighbouring segments on neighbouring
+ * rows of the layout (heads fastest in token-major, slices in head-major). */
+static void gn_segment_of(uint s, uint slices, uint heads, int head_major,
+                          uint *p, uint *h) {
+  /* Remainders as s − q·d: a `%` beside its `/` becomes an LLVM `freeze`
+   * that oclgrind 21.10's uninitialised-value checker cannot run. */
+  if (head_major) {
+    *h = s / slices;
+    *p = s - *h * slices;
+  } else {
+    *p = s / heads;
+    *h = s - *p * heads;
+  }
+}
+
+/* Batch entry and token of position pos = b·tokens + t (as above). */
+static uint gn_row_at(uint pos, uint tokens, uint stride_b, uint stride_t,
+                      uint stride_h, uint h) {
+  const uint b = pos / tokens;
+  return RETCL_AT(0u, stride_b, stride_t, stride_h, b, pos - b * tokens, h);
+}
+
+/* ---- row path: one work-item per segment, rows in order ---------------- */
+
+static void gn_row_backward(__global const float *x, __global const float *g,
+                            __global const float *w,
+                            __global const float *bias,
+                            __global const float *dout, __global float *dx,
+                            __global float *dg, __global float *pw,
+                            __global float *pb, uint n, gn_bwd a) {
+  float shift = 0.0f, mu = 0.0f;
+  if (a.kind == GN_NORM_LAYER) {
+    shift = x[0];
+    mu = gn_sum_shifted(x, n, shift) / (float)n;
+  }
+  const float rstd =
+      rsqrt(gn_sum_sq_centred(x, n, shift, mu) / (float)n + a.eps);
+  const uint n8 = n / 8;
+  float8 s1 = (float8)(0.0f), s2 = (float8)(0.0f);
+  for (uint i = 0; i < n8; ++i) {
+    const float8 yh = ((vload8(i, x) - shift) - mu) * rstd;
+    float8 dy = vload8(i, dout);
+    if (a.gate != GN_GATE_NONE) {
+      float8 da;
+      const float8 act = gn_act_d8(vload8(i, g), a.gate, &da);
+      float8 y = yh;
+      if (a.has_w) y *= vload8(i, w);
+      if (a.has_b) y += vload8(i, bias);
+      vstore8(dy * y * da, i, dg);
+      dy *= act;
+    }
+    if (a.want_dw)
+      vstore8(a.first ? dy * yh : vload8(i, pw) + dy * yh, i, pw);
+    if (a.want_db) vstore8(a.first ? dy : vload8(i, pb) + dy, i, pb);
+    const float8 dyh = a.has_w ? dy * vload8(i, w) : dy;
+    s1 += dyh;
+    s2 += dyh * yh;
+    vstore8(dyh, i, dx);
+  }
+  float t1 = 0.0f, t2 = 0.0f;
+  for (uint d = n8 * 8; d < n; ++d) {
+    const float yh = ((x[d] - shift) - mu) * rstd;
+    float dy = dout[d];
+    if (a.gate != GN_GATE_NONE) {
+      float da;
+      const float act = gn_act_d(g[d], a.gate, &da);
+      float y = yh;
+      if (a.has_w) y *= w[d];
+      if (a.has_b) y += bias[d];
+      dg[d] = dy * y * da;
+      dy *= act;
+    }
+    if (a.want_dw) pw[d] = a.first ? dy * yh : pw[d] + dy * yh;
+    if (a.want_db) pb[d] = a.first ? dy : pb[d] + dy;
+    const float dyh = a.has_w ? dy * w[d] : dy;
+    t1 += dyh;
+    t2 += dyh * yh;
+    dx[d] = dyh;
+  }
+  const float m1 =
+      a.kind == GN_NORM_LAYER ? (gn_hsum8(s1) + t1) / (float)n : 0.0f;
+  const float m2 = (gn_hsum8(s2) + t2) / (float)n;
+  for (uint i = 0; i < n8; ++i) {
+    const float8 yh = ((vload8(i, x) - shift) - mu) * rstd;
+    vstore8(((vload8(i, dx) - m1) - yh * m2) * rstd, i, dx);
+  }
+  for (uint d = n8 * 8; d < n; ++d) {
+    const float yh = ((x[d] - shift) - mu) * rstd;
+    dx[d] = ((dx[d] - m1) - yh * m2) * rstd;
+  }
+}
+
+/* ---- group path: `lanes` work-items per segment ------------------------ */
+
+/* n is the row length, or 0 for a row past the end (the lane still takes
+ * part in the barriers but touches no memory). */
+static void gn_group_backward(__global const float *x, __global const float *g,
+                              __global const float *w,
+                              __global const float *bias,
+                              __global const float *dout, __global float *dx,
+                              __global float *dg, __global float *pw,
+                              __global float *pb, uint n, uint row_len,
+                              gn_bwd a, __local float *part, uint base,
+                              uint lane, uint lanes) {
+  float shift = 0.0f, mu = 0.0f;
+  if (a.kind == GN_NORM_LAYER) {
+    shift = n ? x[0] : 0.0f;
+    float s = 0.0f;
+    for (uint d = lane; d < n; d += lanes) s += x[d] - shift;
+    mu = gn_segment_sum(part, base, lane, lanes, s) / (float)row_len;
+  }
+  float ss = 0.0f;
+  for (uint d = lane; d < n; d += lanes) {
+    const float v = (x[d] - shift) - mu;
+    ss += v * v;
+  }
+  const float rstd = rsqrt(
+      gn_segment_sum(part, base, lane, lanes, ss) / (float)row_len + a.eps);
+  float s1 = 0.0f, s2 = 0.0f;
+  for (uint d = lane; d < n; d += lanes) {
+    const float yh = ((x[d] - shift) - mu) * rstd;
+    float dy = dout[d];
+    if (a.gate != GN_GATE_NONE) {
+      float da;
+      const float act = gn_act_d(g[d], a.gate, &da);
+      float y = yh;
+      if (a.has_w) y *= w[d];
+      if (a.has_b) y += bias[d];
+      dg[d] = dy * y * da;
+      dy *= act;
+    }
+    if (a.want_dw) pw[d] = a.first ? dy * yh : pw[d] + dy * yh;
+    if (a.want_db) pb[d] = a.first ? dy : pb[d] + dy;
+    const float dyh = a.has_w ? dy * w[d] : dy;
+    s1 += dyh;
+    s2 += dyh * yh;
+    dx[d] = dyh;
+  }
+  const float m2 =
+      gn_segment_sum(part, base, lane, lanes, s2) / (float)row_len;
+  const float m1 =
+      a.kind == GN_NORM_LAYER
+          ? gn_segment_sum(part, base, lane, lanes, s1) / (float)row_len
+          : 0.0f;
+  for (uint d = lane; d < n; d += lanes) {
+    const float yh = ((x[d] - shift) - mu) * rstd;
+    dx[d] = ((dx[d] - m1) - yh * m2) * rstd;
+  }
+}
+
+/* The forward's tensors and d_out, dx, d_gate in the same layout (g, dg
+ * unused with gate == NONE); w, bias: H*D floats, read when has_w / has_b;
+ * part: the partial sums of d_weight (at pw_off) and d_bias (at pb_off),
+ * [slices, heads*row_len] each, written when want_dw / want_db.
+ * Segment s covers head h and the positions [p·slice_rows,
+ * min((p+1)·slice_rows, positions)) of slice p, positions numbered
+ * b·tokens + t. lanes == 0: one work-item per segment (row path); lanes > 0
+ * (a power of two): that many neighbouring work-items per segment, a
+ * work-group holding local_size / lanes segments (group path). */
+__kernel void retcl_group_norm_gate_backward(
+    __global const float *x, uint x_off, __global const float *g, uint g_off,
+    __global const float *w, uint w_off, __global const float *bias,
+    uint b_off, __global const float *dout, uint dout_off, __global float *dx,
+    uint dx_off, __global float *dg, uint dg_off, __global float *part,
+    uint pw_off, uint pb_off, uint stride_b, uint stride_t, uint stride_h,
+    uint tokens, uint heads, int head_major, uint positions, uint slice_rows,
+    uint slices, uint row_len, int kind, int gate, int has_w, int has_b,
+    int want_dw, int want_db, float eps, uint lanes, __local float *red) {
+  gn_bwd a;
+  a.kind = kind;
+  a.gate = gate;
+  a.has_w = has_w;
+  a.has_b = has_b;
+  a.want_dw = want_dw;
+  a.want_db = want_db;
+  a.eps = eps;
+  const uint segments = slices * heads;
+  uint p, h;
+  if (lanes == 0) {
+    const size_t s = get_global_id(0);
+    if (s >= segments) return;
+    gn_segment_of((uint)s, slices, heads, head_major, &p, &h);
+    const uint ch = h * row_len;
+    const uint prow = p * (heads * row_len) + ch;
+    const uint end = min(positions - p * slice_rows, slice_rows);
+    for (uint j = 0; j < end; ++j) {
+      const uint pos = p * slice_rows + j;
+      const uint at =
+          gn_row_at(pos, tokens, stride_b, stride_t, stride_h, h);
+      a.first = j == 0;
+      gn_row_backward(x + x_off + at, g + g_off + at, w + w_off + ch,
+                      bias + b_off + ch, dout + dout_off + at,
+                      dx + dx_off + at, dg + dg_off + at,
+                      part + pw_off + prow, part + pb_off + prow, row_len, a);
+    }
+    return;
+  }
+  const uint lid = (uint)get_local_id(0);
+  const uint lane = lid & (lanes - 1);
+  const size_t s = get_group_id(0) * (get_local_size(0) / lanes) + lid / lanes;
+  const int valid = s < segments;
+  gn_segment_of(valid ? (uint)s : 0u, slices, heads, head_major, &p, &h);
+  const uint ch = h * row_len;
+  const uint prow = p * (heads * row_len) + ch;
+  /* Every lane of a group runs slice_rows iterations (the barriers),
+   * whether or not its row exists. */
+  for (uint j = 0; j < slice_rows; ++j) {
+    const uint pos = p * slice_rows + j;
+    const int row_valid = valid && pos < positions;
+    const uint at =
+        row_valid ? gn_row_at(pos, tokens, stride_b, stride_t, stride_h, h)
+                  : 0u;
+    a.first = j == 0;
+    gn_group_backward(x + x_off + at, g + g_off + at, w + w_off + ch,
+                      bias + b_off + ch, dout + dout_off + at,
+                      dx + dx_off + at, dg + dg_off + at,
+                      part + pw_off + prow, part + pb_off + prow,
+                      row_valid ? row_len : 0u, row_len, a, red, lid - lane,
+                      lane, lanes);
+  }
+}
+
+/* d_weight[c] = Σ_p part[pw_off + p·channels + c] and the same for d_bias,
+ * slices summed in order p = 0, 1, ... (the fixed order that makes the
+ * result reproducible). Work-item i takes channels [i·per_item,
+ * (i+1)·per_item): a contiguous range on CPUs, one channel (neighbouring
+ * items on neighbouring addresses) on GPUs. */
+__kernel void retcl_group_norm_grad_reduce(
+    __global const float *part, uint pw_off, uint pb_off, uint slices,
+    uint channels, __global float *dw, uint dw_off, __global float *db,
+    uint db_off, int want_dw, int want_db, uint per_item) {
+  const size_t first = get_global_id(0) * (size_t)per_item;
+  if (first >= channels) return;
+  const uint c0 = (uint)first;
+  const uint c1 = channels - c0 < per_item ? channels : c0 + per_item;
+  for (uint c = c0; c < c1; ++c) {
+    if (want_dw) {
+      float acc = part[pw_off + c];
+      for (uint p = 1; p < slices; ++p) acc += part[pw_off + p * channels + c];
+      dw[dw_off + c] = acc;
+    }
+    if (want_db) {
+      float acc = part[pb_off + c];
+      for (uint p = 1; p < slices; ++p) acc += part[pb_off + p * channels + c];
+      db[db_off + c] = acc;
+    }
+  }
+}

@@ -10,14 +10,24 @@
 #define RETCL_TWO_PI_F 6.28318530717958647692f
 
 /* One work-item per (pair i, token t): the angle, its sine and cosine are
- * computed once and applied to that pair in every batch and head. */
+ * computed once and applied to that pair in every batch and head.
+ *
+ * inverse = 0 is the forward map, out = f·R(φ)·in; inverse = 1 its
+ * transpose, out = f·R(-φ)·in, the gradient of the forward. The xPos
+ * factor f = ζ_i^(±n/β) scales both values of a pair alike (a diagonal
+ * map, its own transpose), so the transpose keeps the forward's f: the
+ * caller passes the forward's xpos_sign. sin(-φ) = -sin(φ) exactly, so
+ * the transpose negates the sine rather than the angle, and the unscaled
+ * backward of a forward returns the input up to the rounding of the two
+ * products. */
 __kernel void retcl_rotate(__global const float *in, uint in_off,
                            __global float *out, uint out_off,
                            uint stride_b, uint stride_t, uint stride_h,
                            uint batch, uint heads, uint tokens, ulong pos0,
                            __global const ulong *turn_rate,
                            __global const float *log_zeta,
-                           int use_xpos, float inv_scale_base, float xpos_sign) {
+                           int use_xpos, float inv_scale_base, float xpos_sign,
+                           int inverse) {
   const uint i = get_global_id(0);
   const uint t = get_global_id(1);
   if (t >= tokens) return; /* the grid is rounded up to whole groups */
@@ -25,7 +35,8 @@ __kernel void retcl_rotate(__global const float *in, uint in_off,
   const ulong turns = n * turn_rate[i];
   const float frac = (float)(int)(uint)(turns >> 32) * 0x1.0p-32f;
   float c;
-  const float s = sincos(frac * RETCL_TWO_PI_F, &c);
+  float s = sincos(frac * RETCL_TWO_PI_F, &c);
+  if (inverse) s = -s;
   float scale = 1.0f;
   if (use_xpos) scale = exp(xpos_sign * (float)n * inv_scale_base * log_zeta[i]);
   const float cs = c * scale, sn = s * scale;

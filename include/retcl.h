@@ -225,7 +225,8 @@ RETCL_API size_t retcl_context_workspace_bytes(const retcl_context *ctx);
  * anything (so a failed build never leaves a call half done); this moves
  * all builds, and their failures, to one known point. retcl_model_load
  * calls it. RETCL_ERROR_BUILD_FAILED carries the build log in
- * retcl_last_error(ctx). Blocks (compilation). Per context.
+ * retcl_last_error(ctx), or names the record's clblast parameters that
+ * CLBlast's kernels cannot run. Blocks (compilation). Per context.
  */
 RETCL_API retcl_status retcl_context_prepare(retcl_context *ctx);
 
@@ -245,12 +246,19 @@ RETCL_API const char *retcl_context_vendor(const retcl_context *ctx);
  *    "retention": {"rb": 8, "access": "cpu"}, "linear": {"wg": 64}}
  * A bad file makes retcl_context_create/_wrap fail with
  * RETCL_ERROR_FORMAT (or RETCL_ERROR_IO) and a message naming the key.
+ * The "clblast" family holds the kernel parameters RetCL hands to
+ * CLBlast (CLBlastOverrideParameters; -1: CLBlast's database): a set given
+ * in part fails creation, one CLBlast's kernels cannot run fails the
+ * prepare step with RETCL_ERROR_BUILD_FAILED (docs/design.md §3).
  * docs/api.md lists every parameter; `retcl params` prints a device's. */
 
 /** One parameter of a context's record. */
 typedef struct retcl_param_info {
-  const char *family;     /**< "rotation", "retention", "group_norm",
-                               "elementwise" or "linear" */
+  const char *family;     /**< "rotation", "retention", "retention_grad",
+                               "group_norm", "elementwise", "linear",
+                               "gemm", "loss",
+                               "optimizer" or "clblast" (CLBlast's kernel
+                               parameters) */
   const char *key;        /**< "rb", "access", ... */
   long value;
   const char *value_name; /**< "cpu"/"gpu" for access patterns, else NULL */
@@ -394,6 +402,27 @@ RETCL_API retcl_status retcl_rotate(retcl_context *ctx,
                                     cl_uint num_events_in_wait_list,
                                     const cl_event *event_wait_list,
                                     cl_event *event);
+
+/**
+ * Gradient of retcl_rotate: d_in = Θᵀ d_out, each (b, t, h) row of
+ * head_dim values of d_out rotated by the opposite angle, -n·θ_i, at
+ * position n = pos0 + t (docs/design.md §1.7). With an xPos plan each pair
+ * is multiplied by the same factor as in the forward for desc->is_key (the
+ * factor is diagonal, so it is its own transpose). desc is the forward's.
+ * Without xPos the map is orthogonal: the backward of a forward returns its
+ * input up to rounding. d_out and d_in may be the same buffer at the same
+ * offset (in place); other overlaps are refused. Non-blocking. Errors:
+ * INVALID_ARGUMENT, INVALID_SIZE, BUFFER_TOO_SMALL, CONTEXT_MISMATCH,
+ * OPENCL, BUILD_FAILED. Per context.
+ */
+RETCL_API retcl_status retcl_rotate_backward(retcl_context *ctx,
+                                             const retcl_rotation *rot,
+                                             const retcl_rotation_desc *desc,
+                                             retcl_buffer d_out,
+                                             retcl_buffer d_in,
+                                             cl_uint num_events_in_wait_list,
+                                             const cl_event *event_wait_list,
+                                             cl_event *event);
 
 /* ------------------------------------------------------------------------ */
 /* Retention (docs/design.md §1.3, 1.4)                                              */
@@ -553,6 +582,37 @@ RETCL_API retcl_status retcl_group_norm_gate(retcl_context *ctx,
                                              const cl_event *event_wait_list,
                                              cl_event *event);
 
+/**
+ * Gradient of retcl_group_norm_gate (docs/design.md §1.7). desc, x, gate,
+ * weight and bias are the forward's (weight, bias optional as there; gate
+ * unread with RETCL_GATE_NONE); d_out is the gradient of its out. Writes
+ *   dx       (required) the gradient of x;
+ *   d_gate   the gradient of gate: required unless the gate is NONE, then
+ *            ignored;
+ *   d_weight, d_bias (optional, H*Dv floats each) the gradients of weight
+ *            and bias, summed over every (b, t) row. Each may be given
+ *            only when the forward had that parameter. They are overwritten
+ *            (not accumulated) and reduced in a fixed order through partial
+ *            sums of group_norm.grad_rows tokens (no atomics): two calls
+ *            with the same inputs and parameter record give bitwise equal
+ *            results.
+ * The model's RMSNorm with weight is this op with heads 1, head_dim d,
+ * RETCL_NORM_RMS, RETCL_GATE_NONE. dx may be the same buffer and offset as
+ * d_out, and d_gate the same as gate (in place); every other overlap of an
+ * output with any argument is refused. With d_weight or d_bias the partial
+ * sums live in a scratch buffer of the context (grown on demand). Non-blocking
+ * (one kernel, two with d_weight or d_bias). Errors: INVALID_ARGUMENT,
+ * INVALID_SIZE, BUFFER_TOO_SMALL, CONTEXT_MISMATCH, OUT_OF_MEMORY,
+ * BUILD_FAILED, OPENCL. Per context.
+ */
+RETCL_API retcl_status retcl_group_norm_gate_backward(
+    retcl_context *ctx, const retcl_group_norm_desc *desc, retcl_buffer x,
+    retcl_buffer gate, retcl_buffer weight, retcl_buffer bias,
+    retcl_buffer d_out, retcl_buffer dx, retcl_buffer d_gate,
+    retcl_buffer d_weight, retcl_buffer d_bias,
+    cl_uint num_events_in_wait_list, const cl_event *event_wait_list,
+    cl_event *event);
+
 /* ------------------------------------------------------------------------ */
 /* Dense projections                                                        */
 /* ------------------------------------------------------------------------ */
@@ -690,13 +750,192 @@ RETCL_API retcl_status retcl_msr_forward(retcl_context *ctx,
                                          cl_event *event);
 
 /* ------------------------------------------------------------------------ */
-/* RetNet models (docs/design.md §1.6): configuration and checkpoints                */
+/* Training: loss, elementwise backward, optimizer (docs/design.md §1.7)     */
 /* ------------------------------------------------------------------------ */
 
+/** The activation of a GLU feed-forward (the model's activation_fn). */
 typedef enum retcl_activation {
   RETCL_ACT_GELU = 0,  /**< erf form (torchscale's default) */
   RETCL_ACT_SWISH = 1  /**< x · sigmoid(x) ("swish" / "silu") */
 } retcl_activation;
+
+/**
+ * Gradient of the GLU product h = act(a) ⊙ g over n floats:
+ * d_a = d_h ⊙ g ⊙ act'(a) and d_g = d_h ⊙ act(a), with gelu'(x) =
+ * Φ(x) + x φ(x) and swish'(x) = σ(x) (1 + x (1 − σ(x))). act(a) is
+ * recomputed from a, so only the forward's inputs need to be kept.
+ * d_a and d_g may each be one of a, g, d_h exactly (same buffer and offset:
+ * the kernel reads an element's inputs before it writes its outputs), so
+ * d_a == a and d_g == g computes the gradient in place; any other overlap,
+ * and d_a overlapping d_g, is refused. Non-blocking. Errors:
+ * INVALID_ARGUMENT (NULL buffer, unknown act, overlap, wait list),
+ * INVALID_SIZE (n 0 or beyond 32-bit indexing), BUFFER_TOO_SMALL,
+ * CONTEXT_MISMATCH, BUILD_FAILED, OPENCL; on any of them nothing is
+ * enqueued and no buffer is touched. Per context.
+ */
+RETCL_API retcl_status retcl_glu_backward(retcl_context *ctx, size_t n,
+                                          retcl_activation act, retcl_buffer a,
+                                          retcl_buffer g, retcl_buffer d_h,
+                                          retcl_buffer d_a, retcl_buffer d_g,
+                                          cl_uint num_events_in_wait_list,
+                                          const cl_event *event_wait_list,
+                                          cl_event *event);
+
+/**
+ * Gradient of the embedding lookup x[i, :] = scale · table[tokens[i], :]
+ * (i < count, dim floats per row): for every vocabulary row v,
+ *   d_table[v, :] = (accumulate ? d_table[v, :] : 0)
+ *                   + scale · Σ_{i : tokens[i] = v} d_x[i, :].
+ * accumulate != 0 adds to d_table and leaves rows no token names as they
+ * are (a tied embedding sums its two uses: the output projection's
+ * gradient first, then this call); accumulate == 0 overwrites every row,
+ * rows no token names becoming 0. tokens is a host array, copied at the
+ * call. Deterministic: the positions of each token are summed in
+ * increasing order (the host sorts them; no atomics), so two calls give
+ * bitwise equal results. d_x [count, dim] and d_table [vocab, dim] must
+ * not overlap. Non-blocking. Errors: INVALID_ARGUMENT (NULL tokens or
+ * buffer, a token id outside [0, vocab): the message names the position;
+ * a non-finite scale, overlap, wait list), INVALID_SIZE (a size 0 or
+ * beyond 32-bit indexing), BUFFER_TOO_SMALL, CONTEXT_MISMATCH,
+ * OUT_OF_MEMORY, BUILD_FAILED, OPENCL; on any of them nothing is
+ * enqueued and d_table is untouched. Per context.
+ */
+RETCL_API retcl_status retcl_embedding_backward(
+    retcl_context *ctx, size_t count, const int32_t *tokens, size_t vocab,
+    size_t dim, float scale, retcl_buffer d_x, int accumulate,
+    retcl_buffer d_table, cl_uint num_events_in_wait_list,
+    const cl_event *event_wait_list, cl_event *event);
+
+/**
+ * Mean cross-entropy of logits [rows, vocab] against targets (a host array
+ * of rows ids, copied at the call), leaving out every row whose target is
+ * ignore_index (padding; torch uses -100):
+ *   loss = (1/N) Σ_{counted r} −log softmax(logits_r)[targets[r]],
+ * N the number of counted rows, computed stably as
+ * (max_j x_j − x_t) + log Σ_j exp(x_j − max_j x_j) (no overflow for
+ * logits of any size). loss is one float in a device buffer, summed over
+ * the rows in a fixed order (two runs give the same bits). d_logits is
+ * optional (mem NULL: not computed); when given it receives
+ * (softmax(logits_r) − onehot(targets[r])) / N for counted rows and 0 for
+ * ignored ones, and it may be logits itself (same buffer and offset: the
+ * gradient replaces the logits in place); no other overlap is allowed, and
+ * loss may overlap neither. When every row is ignored, loss is 0 and
+ * d_logits all 0. Uses a workspace of rows floats held by the context.
+ * Non-blocking. Errors: INVALID_ARGUMENT (NULL targets or buffer, a target
+ * outside [0, vocab) that is not ignore_index: the message names the row;
+ * overlap, wait list), INVALID_SIZE, BUFFER_TOO_SMALL, CONTEXT_MISMATCH,
+ * OUT_OF_MEMORY, BUILD_FAILED, OPENCL; on any of them nothing is enqueued
+ * and loss and d_logits are untouched. Per context.
+ */
+RETCL_API retcl_status retcl_cross_entropy(retcl_context *ctx, size_t rows,
+                                           size_t vocab, retcl_buffer logits,
+                                           const int32_t *targets,
+                                           int32_t ignore_index,
+                                           retcl_buffer loss,
+                                           retcl_buffer d_logits,
+                                           cl_uint num_events_in_wait_list,
+                                           const cl_event *event_wait_list,
+                                           cl_event *event);
+
+/** AdamW hyper-parameters (decoupled weight decay, as torch.optim.AdamW).
+ *  Every field means what it says; zero is a value, not a default. */
+typedef struct retcl_adamw {
+  float lr;           /**< learning rate of this step (>= 0) */
+  float beta1, beta2; /**< moment decays, each in [0, 1) */
+  float eps;          /**< > 0, added to sqrt(v̂) */
+  float weight_decay; /**< decoupled: p ← p·(1 − lr·weight_decay) (>= 0) */
+  float clip_norm;    /**< > 0: scale the gradient by
+                           min(1, clip_norm / (‖g‖ + 1e-6)) first, ‖g‖ the
+                           L2 norm over every tensor of the step; 0: none */
+} retcl_adamw;
+
+/** torch.optim.AdamW's defaults: lr 1e-3, beta1 0.9, beta2 0.999,
+ *  eps 1e-8, weight_decay 0.01; clip_norm 0 (no clipping). NULL is a
+ *  no-op. Thread-safe. */
+RETCL_API void retcl_adamw_default(retcl_adamw *opt);
+
+/**
+ * One AdamW step on the device over n floats, step counting from 1:
+ *   g = grad · c           (c the clip factor above, 1 without clipping)
+ *   m ← β1 m + (1 − β1) g,   v ← β2 v + (1 − β2) g²
+ *   param ← param · (1 − lr·wd) − (lr / (1 − β1^step)) · m /
+ *           (sqrt(v) / sqrt(1 − β2^step) + eps)
+ * (torch.optim.AdamW's arithmetic; the step's constants are computed in
+ * double on the host). grad is read, not changed. The optimizer's state is
+ * m, v (n floats each, zero before step 1) and the step number: plain
+ * buffers the caller owns and may save beside a checkpoint, so training
+ * resumes exactly. The gradient norm is a deterministic two-pass
+ * reduction (fixed ranges, then their sums in a fixed order); clipping
+ * then costs no extra pass over memory. grad_norm_out, optional (one
+ * float), receives ‖grad‖ before clipping. No two of param, grad, m, v
+ * and grad_norm_out may overlap. Uses a workspace held by the context when
+ * clipping or reporting the norm. Non-blocking. Errors: INVALID_ARGUMENT
+ * (opt NULL, a hyper-parameter out of its range, step 0, NULL buffer,
+ * overlap, wait list), INVALID_SIZE, BUFFER_TOO_SMALL, CONTEXT_MISMATCH,
+ * OUT_OF_MEMORY, BUILD_FAILED, OPENCL; on any of them nothing is
+ * enqueued and every buffer is untouched. Per context.
+ */
+RETCL_API retcl_status retcl_adamw_step(retcl_context *ctx,
+                                        const retcl_adamw *opt, size_t step,
+                                        size_t n, retcl_buffer param,
+                                        retcl_buffer grad, retcl_buffer m,
+                                        retcl_buffer v,
+                                        retcl_buffer grad_norm_out,
+                                        cl_uint num_events_in_wait_list,
+                                        const cl_event *event_wait_list,
+                                        cl_event *event);
+
+/** One tensor of a retcl_adamw_step_many call: n floats of each. */
+typedef struct retcl_adamw_tensor {
+  retcl_buffer param, grad, m, v;
+  size_t n;
+} retcl_adamw_tensor;
+
+/**
+ * retcl_adamw_step over count tensors at once (a model's weights, each in
+ * its own buffer): the clip norm is the global L2 norm over all of their
+ * gradients, and grad_norm_out receives it. The result is the same as one
+ * retcl_adamw_step over the tensors laid end to end, up to the order of
+ * the norm's partial sums. No buffer of any tensor may overlap another.
+ * Errors: as retcl_adamw_step, the message naming the tensor
+ * (tensors[i].grad ...); INVALID_ARGUMENT also for count 0 or tensors
+ * NULL. Per context.
+ */
+RETCL_API retcl_status retcl_adamw_step_many(
+    retcl_context *ctx, const retcl_adamw *opt, size_t step, size_t count,
+    const retcl_adamw_tensor *tensors, retcl_buffer grad_norm_out,
+    cl_uint num_events_in_wait_list, const cl_event *event_wait_list,
+    cl_event *event);
+
+/**
+ * norm_out (one float) = sqrt(Σ grad[i]²) over n floats, by the same
+ * deterministic reduction as the clipping of retcl_adamw_step (for
+ * logging, or a caller's own clipping). norm_out may not overlap grad.
+ * Non-blocking. Errors: INVALID_ARGUMENT, INVALID_SIZE, BUFFER_TOO_SMALL,
+ * CONTEXT_MISMATCH, OUT_OF_MEMORY, BUILD_FAILED, OPENCL. Per context.
+ */
+RETCL_API retcl_status retcl_grad_norm(retcl_context *ctx, size_t n,
+                                       retcl_buffer grad, retcl_buffer norm_out,
+                                       cl_uint num_events_in_wait_list,
+                                       const cl_event *event_wait_list,
+                                       cl_event *event);
+
+/**
+ * Learning rate of step `step` (counting from 1, as retcl_adamw_step):
+ * linear warm-up peak_lr · step / warmup while step < warmup, then a
+ * cosine from peak_lr at step = warmup down to floor = peak_lr · floor_ratio
+ * at step = total,
+ *   floor + (peak_lr − floor) · (1 + cos(π (step − warmup) / (total − warmup))) / 2,
+ * and floor from step = total on (also when total <= warmup). warmup 0
+ * starts at the peak. NaN for a negative or non-finite peak_lr or a
+ * floor_ratio outside [0, 1]. Thread-safe, no context needed.
+ */
+RETCL_API double retcl_lr_schedule(double peak_lr, size_t step, size_t warmup,
+                                   size_t total, double floor_ratio);
+
+/* ------------------------------------------------------------------------ */
+/* RetNet models (docs/design.md §1.6): configuration and checkpoints                */
+/* ------------------------------------------------------------------------ */
 
 /** A RetNet decoder's shape, with torchscale's RetNetConfig field names in
  *  the comments (config.json uses those names). */
@@ -776,6 +1015,72 @@ RETCL_API retcl_status retcl_model_get_config(const retcl_model *model,
  *  at load. */
 RETCL_API size_t retcl_model_weight_bytes(const retcl_model *model);
 
+/* The parameter vector. Every trainable tensor lives in one device buffer
+ * of fp32, back to back in torchscale's state-dict order (embedding, its
+ * optional norm, each layer's q, k, v, g, out projections, retention norm,
+ * fc1, gate, fc2, FFN norm, then the final norm and the untied output
+ * projection). A gradient, an optimizer moment or a saved copy is a buffer
+ * of the same length laid out the same way. The rotation angles and decays
+ * are not trained and are not in it. */
+
+/** One tensor of the parameter vector. name is torchscale's (valid while
+ *  the model lives); cols 0 marks a vector of rows floats; offset counts
+ *  floats from the start of the vector. */
+typedef struct retcl_tensor_info {
+  const char *name;
+  size_t rows, cols;
+  size_t offset;
+} retcl_tensor_info;
+
+/** Number of tensors in the parameter vector (0 for NULL). Thread-safe. */
+RETCL_API size_t retcl_model_tensor_count(const retcl_model *model);
+/** Tensor `index` (0 .. count-1). Errors: INVALID_ARGUMENT. Thread-safe. */
+RETCL_API retcl_status retcl_model_tensor_info(const retcl_model *model,
+                                               size_t index,
+                                               retcl_tensor_info *info);
+/** Floats in the parameter vector. Thread-safe. */
+RETCL_API size_t retcl_model_param_count(const retcl_model *model);
+/** The device buffer holding the parameter vector (read-write: training
+ *  updates it in place; the model owns it). Thread-safe. */
+RETCL_API retcl_buffer retcl_model_params(const retcl_model *model);
+
+/**
+ * Write a checkpoint folder dir (created if missing) that retcl_model_load
+ * reads back to this model: config.json and model.safetensors in dtype
+ * (16-bit types round to nearest even), with the current weights, the
+ * rotation angles and the decays. Blocks. Errors: INVALID_ARGUMENT, IO,
+ * OUT_OF_MEMORY, OPENCL. Per context (the model's).
+ */
+RETCL_API retcl_status retcl_model_save(retcl_model *model, const char *dir,
+                                        retcl_dtype dtype);
+
+/**
+ * Write `values`, a vector laid out like the parameter vector (a gradient,
+ * say; param_count floats from its offset), as a safetensors file at path,
+ * fp32, each tensor under the model's tensor name, after scalar_count
+ * one-element tensors named scalar_names[i] holding scalars[i] (a loss,
+ * say). Blocks. Errors: INVALID_ARGUMENT, BUFFER_TOO_SMALL, IO,
+ * OUT_OF_MEMORY, OPENCL. Per context (the model's).
+ */
+RETCL_API retcl_status retcl_model_save_tensors(
+    retcl_model *model, retcl_buffer values, const char *path,
+    const char *const *scalar_names, const float *scalars,
+    size_t scalar_count);
+
+/**
+ * The reverse of retcl_model_save_tensors: read every tensor of the
+ * parameter vector, by name, from the safetensors file at path (F32, F16
+ * or BF16; other tensors in the file are ignored) into `values`
+ * (param_count floats from its offset). A file lacking a tensor, or with
+ * one of another size, fails naming it and leaves values untouched. For
+ * resuming an optimizer's moments, say. Blocks. Errors: INVALID_ARGUMENT,
+ * BUFFER_TOO_SMALL, IO, FORMAT, OUT_OF_MEMORY, OPENCL. Per context (the
+ * model's).
+ */
+RETCL_API retcl_status retcl_model_load_tensors(retcl_model *model,
+                                                const char *path,
+                                                retcl_buffer values);
+
 /** Opaque: per-layer retention states of `batch` sequences and the number
  *  of tokens they have absorbed. Its size does not depend on that number. */
 typedef struct retcl_decode_state retcl_decode_state;
@@ -836,6 +1141,67 @@ RETCL_API retcl_status retcl_model_forward_last(retcl_model *model,
                                                 retcl_algorithm algorithm,
                                                 size_t chunk_size,
                                                 float *last_logits);
+
+/* ------------------------------------------------------------------------ */
+/* Training a model (docs/design.md §1.7; docs/training.md)                  */
+/* ------------------------------------------------------------------------ */
+
+/** How retcl_model_forward_train runs; retcl_train_options_default fills
+ *  in the defaults. */
+typedef struct retcl_train_options {
+  /** Retention form of the forward (and so of its gradient): parallel,
+   *  chunkwise (default) or recurrent. */
+  retcl_algorithm algorithm;
+  /** Chunkwise: tokens per chunk; 0 takes the config's. */
+  size_t chunk_size;
+  /** 0 (default): keep every layer's intermediates for the backward.
+   *  1: keep only each layer's input and recompute the rest during the
+   *  backward: memory (L + 1)·B·T·d floats of layer inputs plus one
+   *  layer's intermediates, instead of L layers' worth, for one more
+   *  forward's time. */
+  int recompute;
+  /** Targets (next tokens) equal to it are not counted in the loss
+   *  (padding); negative (default -1): every target counts. */
+  int32_t ignore_index;
+} retcl_train_options;
+
+/** Chunkwise, chunk from the config, no recomputation, no ignore index.
+ *  Thread-safe. */
+RETCL_API void retcl_train_options_default(retcl_train_options *options);
+
+/**
+ * The training forward of tokens [batch, tokens_len] (host ids, copied):
+ * *loss (host) = the mean over every sequence's positions i = 0 ..
+ * tokens_len − 2 (those whose target is not the ignore index) of the
+ * cross-entropy of the logits at i against token i + 1 — per sequence
+ * torch's cross_entropy(logits[:-1], tokens[1:]). The model keeps what
+ * retcl_model_backward needs (its training memory, see
+ * retcl_model_train_bytes) until the next training forward or its
+ * destruction. options NULL: the defaults. tokens_len must be >= 2.
+ * Blocks until the loss is on the host. Errors: INVALID_ARGUMENT (a token
+ * out of range, NULL), INVALID_SIZE, OUT_OF_MEMORY, OPENCL. Per context
+ * (the model's).
+ */
+RETCL_API retcl_status retcl_model_forward_train(
+    retcl_model *model, const int32_t *tokens, size_t batch,
+    size_t tokens_len, const retcl_train_options *options, float *loss);
+
+/**
+ * The gradient of the last retcl_model_forward_train's loss with respect
+ * to every weight, written (not added) into grads: a buffer laid out like
+ * the parameter vector (retcl_model_param_count floats from its offset,
+ * not overlapping the parameters). A tied embedding's gradient is the sum
+ * of its two uses. Every gradient is reduced in a fixed order: two calls
+ * give bitwise equal results. Non-blocking (retcl_finish waits). Errors:
+ * INVALID_ARGUMENT (no training forward yet, overlap), BUFFER_TOO_SMALL,
+ * CONTEXT_MISMATCH, OUT_OF_MEMORY, OPENCL. Per context (the model's).
+ */
+RETCL_API retcl_status retcl_model_backward(retcl_model *model,
+                                            retcl_buffer grads);
+
+/** Bytes of device memory the model holds for training (what the last
+ *  training forward kept); 0 before the first. Per context. */
+RETCL_API size_t retcl_model_train_bytes(const retcl_model *model);
 
 /** Sampling settings: temperature 0 is greedy (argmax, lowest id on ties);
  *  otherwise softmax(logits / temperature) restricted to the top_k most

@@ -1,4 +1,5 @@
-/* ref_rotation.c - rotation Θ in long double angles (docs/design.md §1.1). */
+/* ref_rotation.c - rotation Θ in long double angles (docs/design.md §1.1)
+ * and its transpose, the rotation's gradient (§1.7). */
 #include "ref_rotation.h"
 
 #include <math.h>
@@ -6,9 +7,13 @@
 
 #include "ref_util.h"
 
-void ref_rotate_d(const double *in, double *out, size_t B, size_t T, size_t H,
-                  size_t D, retcl_layout layout, size_t pos0,
-                  const float *theta, double xpos_scale_base, int is_key) {
+/* Θ (transpose 0) or Θᵀ (transpose 1). Per pair the forward is the 2×2
+ * map f·[[c, −s], [s, c]], f the xPos factor; its transpose is
+ * f·[[c, s], [−s, c]]. */
+static void rotate_map(const double *in, double *out, size_t B, size_t T,
+                       size_t H, size_t D, retcl_layout layout, size_t pos0,
+                       const float *theta, double xpos_scale_base, int is_key,
+                       int transpose) {
   const size_t pairs = D / 2;
   for (size_t i = 0; i < pairs; ++i) {
     const long double th =
@@ -19,7 +24,8 @@ void ref_rotate_d(const double *in, double *out, size_t B, size_t T, size_t H,
     const double zeta = (2.0 * (double)i + 0.4 * (double)D) / (1.4 * (double)D);
     for (size_t t = 0; t < T; ++t) {
       const long double n = (long double)(pos0 + t);
-      const double c = (double)cosl(n * th), s = (double)sinl(n * th);
+      const double c = (double)cosl(n * th);
+      const double s = (transpose ? -1.0 : 1.0) * (double)sinl(n * th);
       const double scale =
           xpos_scale_base > 0
               ? pow(zeta, (is_key ? -1.0 : 1.0) * (double)n / xpos_scale_base)
@@ -34,6 +40,31 @@ void ref_rotate_d(const double *in, double *out, size_t B, size_t T, size_t H,
         }
     }
   }
+}
+
+void ref_rotate_d(const double *in, double *out, size_t B, size_t T, size_t H,
+                  size_t D, retcl_layout layout, size_t pos0,
+                  const float *theta, double xpos_scale_base, int is_key) {
+  rotate_map(in, out, B, T, H, D, layout, pos0, theta, xpos_scale_base, is_key,
+             0);
+}
+
+void ref_rotate_backward_d(const double *d_out, double *d_in, size_t B,
+                           size_t T, size_t H, size_t D, retcl_layout layout,
+                           size_t pos0, const float *theta,
+                           double xpos_scale_base, int is_key) {
+  rotate_map(d_out, d_in, B, T, H, D, layout, pos0, theta, xpos_scale_base,
+             is_key, 1);
+}
+
+void ref_rotate_backward(const float *d_out, double *d_in, size_t B, size_t T,
+                         size_t H, size_t D, retcl_layout layout, size_t pos0,
+                         const float *theta, double xpos_scale_base,
+                         int is_key) {
+  double *g = ref_widen(d_out, B * T * H * D);
+  ref_rotate_backward_d(g, d_in, B, T, H, D, layout, pos0, theta,
+                        xpos_scale_base, is_key);
+  free(g);
 }
 
 void ref_rotate(const float *in, double *out, size_t B, size_t T, size_t H,

@@ -21,4 +21,18 @@ void ref_rotate(const float *in, double *out, size_t B, size_t T, size_t H,
                 size_t D, retcl_layout layout, size_t pos0, const float *theta,
                 double xpos_scale_base, int is_key);
 
+/* The gradient of ref_rotate_d with respect to its input, written
+ * analytically: the map is linear, so d_in = Θᵀ d_out, each pair turned by
+ * −n·θ_i and multiplied by the same xPos factor as the forward (for
+ * is_key). d_in may equal d_out. */
+void ref_rotate_backward_d(const double *d_out, double *d_in, size_t B,
+                           size_t T, size_t H, size_t D, retcl_layout layout,
+                           size_t pos0, const float *theta,
+                           double xpos_scale_base, int is_key);
+/* The same on float cotangents. */
+void ref_rotate_backward(const float *d_out, double *d_in, size_t B, size_t T,
+                         size_t H, size_t D, retcl_layout layout, size_t pos0,
+                         const float *theta, double xpos_scale_base,
+                         int is_key);
+
 #endif

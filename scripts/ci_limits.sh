@@ -16,7 +16,8 @@
 # capped at 256 bytes, which must shrink its work-groups below 64: proof
 # that the cap reaches the launch code rather than happening to fit, and
 # 4. the same with RETCL_MAX_WORK_GROUP_SIZE=16 (RetCL's work-group cap for
-# devices without a knob of their own), whose groups must have 16 items.
+# devices without a knob of their own), whose groups must have 16 items
+# (group norm, projections, GEMM, cross-entropy, gradient norm).
 #
 # Every kernel launch is recorded by a small LD_PRELOAD library (built
 # here): kernel name, local work size and the kernel's local memory
@@ -215,7 +216,7 @@ judge "CPU patterns" "$work/cpu.log" $LOCAL_CAP
 
 # 2. The kernel suites with the GPU access patterns (those of
 # scripts/test.sh, and the Transformer baseline's when it is built).
-kernel_suites='rotation|retention|group_norm|linear|gemm|layer|model'
+kernel_suites='rotation|retention|group_norm|linear|gemm|layer|model|train_ops'
 for f in tests/baseline/test_*.c; do
   if [ -e "$f" ]; then kernel_suites="$kernel_suites|$(basename "$f" .c)"; fi
 done
@@ -232,10 +233,11 @@ run "group norm, GPU patterns, local memory $TIGHT_LOCAL_CAP bytes" \
 judge "tight local memory" "$work/tight.log" $TIGHT_LOCAL_CAP
 
 # 4. Work-groups capped below PoCL's limit by RetCL's own knob.
-run "group norm and projections, GPU patterns, RETCL_MAX_WORK_GROUP_SIZE=16" \
+run "group norm, projections, training ops, GPU patterns, RETCL_MAX_WORK_GROUP_SIZE=16" \
   "$work/wg16.log" POCL_MAX_WORK_GROUP_SIZE=$WG_CAP \
   RETCL_MAX_WORK_GROUP_SIZE=16 RETCL_KERNEL_PATHS=gpu -- \
-  ctest --test-dir "$BUILD" --output-on-failure -j1 -R 'group_norm|linear|gemm'
+  ctest --test-dir "$BUILD" --output-on-failure -j1 \
+  -R 'group_norm|linear|gemm|train_ops'
 judge "work-groups of 16" "$work/wg16.log" $LOCAL_CAP
 # Each family's largest work-group under the cap of 16 items must be 16:
 # the cap was felt and honoured (the GEMM's: 4 x 4).
@@ -250,8 +252,11 @@ expect_wg16() { # KERNEL-REGEX WHAT
   fi
 }
 expect_wg16 '^retcl_group_norm_gate$' "the group norm"
+expect_wg16 '^retcl_group_norm_gate_backward$' "the group norm backward"
 expect_wg16 '^retcl_linear_grouped_' "the projections"
 expect_wg16 '^retcl_gemm_' "the GEMM"
+expect_wg16 '^retcl_cross_entropy_rows$' "the cross-entropy"
+expect_wg16 '^retcl_grad_norm_partial$' "the gradient norm"
 
 # The caps must have been felt: in run 2 the group norm's groups reach the
 # 64-item limit, in run 3 its local memory (one float per work-item) stays

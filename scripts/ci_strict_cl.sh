@@ -78,8 +78,9 @@ if [ ! -x "$RETCL_BIN" ]; then
 fi
 export POCL_DEVICES="${POCL_DEVICES:-pthread}"
 for vw in 8 16; do
-  printf '{"retention": {"vw": %s}, "retention_grad": {"vw": %s}, "elementwise": {"vw": %s}, "linear": {"vw": %s}}' \
-    "$vw" "$vw" "$vw" "$vw" >"$work/params.json"
+  printf '{"retention": {"vw": %s}, "retention_grad": {"vw": %s}, "elementwise": {"vw": %s},
+          "linear": {"vw": %s}, "loss": {"vw": %s}, "optimizer": {"vw": %s}}' \
+    "$vw" "$vw" "$vw" "$vw" "$vw" "$vw" >"$work/params.json"
   for paths in cpu gpu; do
     for f in cl/*.cl; do
       family="$(basename "$f" .cl)"

@@ -291,3 +291,25 @@ const char *cli_format_bytes(uint64_t bytes, char *buf, size_t cap) {
     snprintf(buf, cap, "%.1f %s", v, units[u]);
   return buf;
 }
+
+int cli_text_tokens(const char *cmd, const char *opt, const char *text,
+                    int32_t **tokens, size_t *count) {
+  const size_t n = strlen(text);
+  if (!n) return cli_usage_error(cmd, "--%s is empty", opt);
+  int32_t *t = malloc(n * sizeof *t);
+  if (!t) return cli_error("out of memory");
+  for (size_t i = 0; i < n; ++i) t[i] = (unsigned char)text[i];
+  *tokens = t;
+  *count = n;
+  return CLI_EXIT_OK;
+}
+
+void cli_print_text(FILE *out, const int32_t *tokens, size_t count) {
+  for (size_t i = 0; i < count; ++i) {
+    const int c = tokens[i];
+    if (c == '\n' || c == '\t' || (c >= 32 && c < 127))
+      fputc(c, out);
+    else
+      fprintf(out, "\\x%02X", (unsigned)c & 0xFFu);
+  }
+}

@@ -45,6 +45,8 @@ extern const cli_command cli_cmd_generate;
 extern const cli_command cli_cmd_selftest;
 extern const cli_command cli_cmd_params;
 extern const cli_command cli_cmd_tune;
+extern const cli_command cli_cmd_grad;
+extern const cli_command cli_cmd_train;
 
 /* ---- errors -------------------------------------------------------------
  * Runtime errors are one line on stderr, "retcl: error: ...". */
@@ -94,6 +96,14 @@ int cli_parse_options(const char *cmd, int argc, char **argv,
  * CLI_EXIT_OK or CLI_EXIT_USAGE (or CLI_EXIT_ERROR when out of memory). */
 int cli_parse_tokens(const char *cmd, const char *opt, const char *list,
                      int32_t **tokens, size_t *count);
+
+/* The bytes of text as token ids 0..255 (a byte-level model's input) into
+ * a new malloc'd array; an empty text is a usage error for --<opt>. */
+int cli_text_tokens(const char *cmd, const char *opt, const char *text,
+                    int32_t **tokens, size_t *count);
+/* Token ids 0..255 as text on out: printable bytes and newlines as they
+ * are, any other byte as \xHH. */
+void cli_print_text(FILE *out, const int32_t *tokens, size_t count);
 
 /* "parallel" | "chunkwise" | "recurrent" -> *algo; 0 if none of them. */
 int cli_parse_algorithm(const char *name, retcl_algorithm *algo);

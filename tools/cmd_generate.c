@@ -1,4 +1,5 @@
-/* cmd_generate.c - `retcl generate`: RetNet text generation in token ids.
+/* cmd_generate.c - `retcl generate`: RetNet text generation, in token ids
+ * or, for a byte-level model, in text.
  * The prompt is prefilled in one call (parallel, chunkwise or recurrent
  * form) into a decode state; then each new token is sampled from the last
  * logits and fed back with one recurrent step. The state has the same size
@@ -11,7 +12,7 @@
 #include "cli.h"
 
 typedef struct gen_opts {
-  const char *model_dir, *prompt, *mode, *device, *platform;
+  const char *model_dir, *prompt, *text, *mode, *device, *platform;
   size_t max_new, chunk, top_k;
   int max_new_set;
   double temperature;
@@ -20,7 +21,8 @@ typedef struct gen_opts {
 
 static void generate_usage(FILE *out) {
   fprintf(out,
-          "usage: retcl generate --model DIR --prompt ID,ID,... --max-new N\n"
+          "usage: retcl generate --model DIR (--prompt ID,ID,... | --text S)\n"
+          "                      --max-new N\n"
           "                      [--temperature X] [--top-k K] [--seed S]\n"
           "                      [--mode parallel|chunkwise|recurrent]\n"
           "                      [--chunk C] [--device D] [--platform P]\n"
@@ -33,7 +35,10 @@ static void generate_usage(FILE *out) {
           "warm-up before anything is timed.\n"
           "\n"
           "  --model DIR       checkpoint folder (required)\n"
-          "  --prompt LIST     comma-separated token ids (required)\n"
+          "  --prompt LIST     comma-separated token ids\n"
+          "  --text S          the prompt as text, one token per byte (a model\n"
+          "                    with a vocabulary of 256, such as `retcl train`\n"
+          "                    makes from text); the output is text too\n"
           "  --max-new N       tokens to generate (required)\n"
           "  --temperature X   0 (default) is greedy: the most likely token;\n"
           "                    above 0, sample softmax(logits / X)\n"
@@ -55,6 +60,7 @@ typedef struct gen {
   gen_opts o;
   retcl_algorithm algo;
   int32_t *prompt;
+  int32_t *made; /* the generated tokens, for --text */
   size_t T, V;
   retcl_context *ctx;
   retcl_model *model;
@@ -110,12 +116,22 @@ static int generate(gen *g) {
 
   uint64_t rng = g->o.seed;
   const float *row = g->logits;
-  printf("%-9s", "tokens:");
+  printf("%-9s", g->made ? "text:" : "tokens:");
+  if (g->made) {
+    putchar(' ');
+    cli_print_text(stdout, g->prompt, g->T);
+    printf("[");
+  }
   for (size_t i = 0; i < g->o.max_new; ++i) {
     int32_t tok = 0;
     int rc = sample(g, row, &rng, &tok);
     if (rc) return rc;
-    printf(" %d", (int)tok);
+    if (g->made) {
+      g->made[i] = tok;
+      cli_print_text(stdout, &tok, 1);
+    } else {
+      printf(" %d", (int)tok);
+    }
     fflush(stdout); /* the point of streaming: see each token as it comes */
     if (i + 1 == g->o.max_new) break;
     t0 = cli_now();
@@ -128,7 +144,8 @@ static int generate(gen *g) {
     }
     ++g->steps;
   }
-  printf("%s\n", g->o.max_new ? "" : " (none)");
+  if (g->made) putchar(']');
+  printf("%s\n", g->o.max_new || g->made ? "" : " (none)");
   return CLI_EXIT_OK;
 }
 
@@ -186,6 +203,7 @@ static int generate_run(int argc, char **argv) {
   const cli_option opts[] = {
       {"model", CLI_OPT_STRING, &o->model_dir},
       {"prompt", CLI_OPT_STRING, &o->prompt},
+      {"text", CLI_OPT_STRING, &o->text},
       {"max-new", CLI_OPT_SIZE, &o->max_new},
       {"temperature", CLI_OPT_DOUBLE, &o->temperature},
       {"top-k", CLI_OPT_SIZE, &o->top_k},
@@ -204,8 +222,8 @@ static int generate_run(int argc, char **argv) {
   if (parsed != CLI_PARSE_OK) return CLI_EXIT_USAGE;
   if (!o->model_dir)
     return cli_usage_error("generate", "--model DIR is required");
-  if (!o->prompt)
-    return cli_usage_error("generate", "--prompt LIST is required");
+  if (!o->prompt == !o->text)
+    return cli_usage_error("generate", "give one of --prompt LIST and --text S");
   if (o->max_new == SIZE_MAX)
     return cli_usage_error("generate", "--max-new N is required");
   /* The sampler takes a float: 1e300 would become inf there. */
@@ -219,7 +237,10 @@ static int generate_run(int argc, char **argv) {
                            "--mode is parallel, chunkwise or recurrent, not "
                            "'%s'",
                            o->mode);
-  int rc = cli_parse_tokens("generate", "prompt", o->prompt, &g.prompt, &g.T);
+  int rc = o->text ? cli_text_tokens("generate", "text", o->text, &g.prompt,
+                                     &g.T)
+                   : cli_parse_tokens("generate", "prompt", o->prompt,
+                                      &g.prompt, &g.T);
   if (rc) return rc;
 
   rc = cli_open_model(o->platform, o->device, o->model_dir, &g.ctx, &g.model,
@@ -229,6 +250,13 @@ static int generate_run(int argc, char **argv) {
     g.V = g.cfg.vocab_size;
     if (!(g.logits = malloc(g.V * sizeof *g.logits)))
       rc = cli_error("out of host memory for %zu logits", g.V);
+    else if (o->text && g.V != 256)
+      rc = cli_error("--text needs a byte-level model (vocabulary 256); %s "
+                     "has %zu: give token ids with --prompt",
+                     o->model_dir, g.V);
+    else if (o->text && !(g.made = malloc((o->max_new ? o->max_new : 1) *
+                                          sizeof *g.made)))
+      rc = cli_error("out of host memory");
   }
   if (!rc) rc = warm_up(&g);
   if (!rc) {
@@ -239,6 +267,7 @@ static int generate_run(int argc, char **argv) {
   retcl_decode_state_destroy(g.state);
   free(g.logits);
   free(g.prompt);
+  free(g.made);
   cli_close_model(g.ctx, g.model);
   return rc;
 }

@@ -63,7 +63,15 @@ static void print_table(const retcl_context *ctx) {
   printf("device:  %s\nvendor:  %s\n\n", cli_device_description(ctx, desc,
                                                              sizeof desc),
          retcl_context_vendor(ctx));
-  printf("%-24s %-8s %-20s %s\n", "parameter", "value", "from", "what");
+  /* The name column as wide as the longest family.key. */
+  int width = 24;
+  for (size_t i = 0; i < retcl_param_count(); ++i) {
+    retcl_param_info p;
+    retcl_param_get(ctx, i, &p);
+    const int n = (int)(strlen(p.family) + 1 + strlen(p.key));
+    if (n > width) width = n;
+  }
+  printf("%-*s %-8s %-20s %s\n", width, "parameter", "value", "from", "what");
   for (size_t i = 0; i < retcl_param_count(); ++i) {
     retcl_param_info p;
     retcl_param_get(ctx, i, &p);
@@ -73,7 +81,7 @@ static void print_table(const retcl_context *ctx) {
       snprintf(value, sizeof value, "%s", p.value_name);
     else
       snprintf(value, sizeof value, "%ld", p.value);
-    printf("%-24s %-8s %-20s %s\n", name, value, p.source, p.help);
+    printf("%-*s %-8s %-20s %s\n", width, name, value, p.source, p.help);
   }
 }
 
@@ -104,8 +112,9 @@ static int params_run(int argc, char **argv) {
     print_json(ctx);
   else if (defines && !print_defines(ctx, defines))
     rc = cli_usage_error("params", "--defines %s: no such kernel family "
-                         "(rotation, retention, group_norm, elementwise, "
-                         "linear)", defines);
+                         "(rotation, retention, retention_grad, group_norm, "
+                         "elementwise, linear, gemm, loss, optimizer, "
+                         "clblast)", defines);
   else if (!defines)
     print_table(ctx);
   retcl_context_destroy(ctx);

@@ -15,13 +15,14 @@
 #define RUN_LIST_MAX 20
 
 typedef struct run_opts {
-  const char *model_dir, *tokens, *mode, *logits_path, *device, *platform;
+  const char *model_dir, *tokens, *text, *mode, *logits_path, *device,
+      *platform;
   size_t chunk;
 } run_opts;
 
 static void run_usage(FILE *out) {
   fprintf(out,
-          "usage: retcl run --model DIR --tokens ID,ID,...\n"
+          "usage: retcl run --model DIR (--tokens ID,ID,... | --text S)\n"
           "                 [--mode parallel|chunkwise|recurrent] [--chunk C]\n"
           "                 [--logits FILE.npy] [--device D] [--platform P]\n"
           "\n"
@@ -32,7 +33,10 @@ static void run_usage(FILE *out) {
           "kernels before the timed run.\n"
           "\n"
           "  --model DIR     checkpoint folder (required)\n"
-          "  --tokens LIST   comma-separated token ids, e.g. 5,17,3 (required)\n"
+          "  --tokens LIST   comma-separated token ids, e.g. 5,17,3\n"
+          "  --text S        the input as text, one token per byte (a model\n"
+          "                  with a vocabulary of 256); also prints the text\n"
+          "                  of the predicted next bytes\n"
           "  --mode M        parallel, chunkwise (default) or recurrent; the\n"
           "                  recurrent mode feeds the tokens one at a time\n"
           "                  through a decode state, as generation does\n"
@@ -103,6 +107,7 @@ static int run_run(int argc, char **argv) {
   const cli_option opts[] = {
       {"model", CLI_OPT_STRING, &o.model_dir},
       {"tokens", CLI_OPT_STRING, &o.tokens},
+      {"text", CLI_OPT_STRING, &o.text},
       {"mode", CLI_OPT_STRING, &o.mode},
       {"chunk", CLI_OPT_SIZE, &o.chunk},
       {"logits", CLI_OPT_STRING, &o.logits_path},
@@ -117,14 +122,16 @@ static int run_run(int argc, char **argv) {
   }
   if (parsed != CLI_PARSE_OK) return CLI_EXIT_USAGE;
   if (!o.model_dir) return cli_usage_error("run", "--model DIR is required");
-  if (!o.tokens) return cli_usage_error("run", "--tokens LIST is required");
+  if (!o.tokens == !o.text)
+    return cli_usage_error("run", "give one of --tokens LIST and --text S");
   retcl_algorithm algo;
   if (!cli_parse_algorithm(o.mode, &algo))
     return cli_usage_error(
         "run", "--mode is parallel, chunkwise or recurrent, not '%s'", o.mode);
   int32_t *tok = NULL;
   size_t T = 0;
-  int rc = cli_parse_tokens("run", "tokens", o.tokens, &tok, &T);
+  int rc = o.text ? cli_text_tokens("run", "text", o.text, &tok, &T)
+                  : cli_parse_tokens("run", "tokens", o.tokens, &tok, &T);
   if (rc) return rc;
 
   retcl_context *ctx = NULL;
@@ -136,6 +143,10 @@ static int run_run(int argc, char **argv) {
   retcl_model_config cfg;
   if (!rc) retcl_model_get_config(model, &cfg);
   const size_t V = rc ? 0 : cfg.vocab_size;
+  if (!rc && o.text && V != 256)
+    rc = cli_error("--text needs a byte-level model (vocabulary 256); %s has "
+                   "%zu: give token ids with --tokens",
+                   o.model_dir, V);
   if (!rc && T > SIZE_MAX / sizeof(float) / V)
     rc = cli_error("%zu tokens x vocab %zu logits do not fit in memory", T, V);
   if (!rc && !(logits = malloc(T * V * sizeof *logits)))
@@ -178,6 +189,17 @@ static int run_run(int argc, char **argv) {
            "kernels)\n",
            "time:", 1e3 * warm_s, (double)T / warm_s, 1e3 * first_s);
     print_positions(tok, T, logits, V);
+    if (o.text) {
+      /* What the model expects after each prefix, as text. */
+      printf("\n%-9s ", "text:");
+      cli_print_text(stdout, tok, T);
+      printf("\n%-9s ", "next:");
+      for (size_t t = 0; t < T; ++t) {
+        const int32_t best = (int32_t)argmax(logits + t * V, V);
+        cli_print_text(stdout, &best, 1);
+      }
+      putchar('\n');
+    }
   }
   if (!rc && o.logits_path) {
     int err = npy_write_f32_2d(o.logits_path, logits, T, V);

@@ -16,6 +16,8 @@ static const cli_command *const commands[] = {
     &cli_cmd_selftest,
     &cli_cmd_params,
     &cli_cmd_tune,
+    &cli_cmd_grad,
+    &cli_cmd_train,
 };
 #define NUM_COMMANDS (sizeof commands / sizeof commands[0])
 

@@ -72,6 +72,147 @@ static check *add(check *c, int *n, int max, const char *name, const char *what,
   return k;
 }
 
+/* ---- train suite ---------------------------------------------------------- */
+
+/* The OK train_step record of (algo, recompute) at T. */
+static const rec *find_train(const char *algo, int recompute, size_t T) {
+  for (int i = 0; i < rec_count(); ++i) {
+    const rec *r = rec_at(i);
+    if (!strcmp(r->suite, "train") && !strcmp(r->op, "train_step") &&
+        !strcmp(r->algorithm, algo) && r->recompute == recompute &&
+        r->T == T && r->status == REC_OK)
+      return r;
+  }
+  return NULL;
+}
+
+/* What a training step holds that grows with T: everything but the
+ * weights and their gradient (the tape and the workspaces). */
+static double train_extra(const rec *r) {
+  return (double)(rec_mem_total(r) - r->mem.weights - r->mem.grads);
+}
+
+/* Least-squares slope of log(train_extra) against log T for one series,
+ * and the records at its smallest and largest T. */
+static double train_growth(const char *algo, int recompute, int *npts,
+                           const rec **lo, const rec **hi) {
+  double sx = 0, sy = 0, sxx = 0, sxy = 0;
+  int n = 0;
+  *lo = *hi = NULL;
+  for (int i = 0; i < rec_count(); ++i) {
+    const rec *r = rec_at(i);
+    if (strcmp(r->suite, "train") || strcmp(r->op, "train_step") ||
+        strcmp(r->algorithm, algo) || r->recompute != recompute ||
+        r->status != REC_OK)
+      continue;
+    const double extra = train_extra(r);
+    if (!(extra > 0)) continue;
+    const double x = log((double)r->T), y = log(extra);
+    sx += x, sy += y, sxx += x * x, sxy += x * y;
+    if (!*lo || r->T < (*lo)->T) *lo = r;
+    if (!*hi || r->T > (*hi)->T) *hi = r;
+    ++n;
+  }
+  *npts = n;
+  if (n < 2) return NAN;
+  return (n * sxy - sx * sy) / (n * sxx - sx * sx);
+}
+
+static int train_checks(const suite_options *o, check *c, int n, int max) {
+  char what[256], name[64];
+  check *k;
+  double v;
+  /* training memory against T, each series */
+  static const struct {
+    const char *algo;
+    int recompute;
+  } ser[4] = {{"chunkwise", 0}, {"chunkwise", 1}, {"parallel", 0},
+              {"parallel", 1}};
+  for (int i = 0; i < 4; ++i) {
+    const int chunked = !strcmp(ser[i].algo, "chunkwise");
+    int np;
+    const rec *lo, *hi;
+    v = train_growth(ser[i].algo, ser[i].recompute, &np, &lo, &hi);
+    snprintf(name, sizeof name, "train_memory_exponent_%s%s", ser[i].algo,
+             ser[i].recompute ? "_recompute" : "");
+    snprintf(what, sizeof what,
+             "exponent e of training-step memory (peak - weights - "
+             "gradient) ~ T^e, %s%s, batch 1",
+             ser[i].algo,
+             ser[i].recompute ? " with recomputation" : ", no recomputation");
+    k = add(c, &n, max, name, what, v,
+            chunked ? "<= 1.25 (linear)" : "informational", chunked ? v <= 1.25 : -1);
+    if (k && np >= 2)
+      snprintf(k->note, sizeof k->note,
+               "fit over %d points, T %zu..%zu; that memory at T %zu / at T "
+               "%zu: %.2f (linear: %.0f); peak %.1f / %.1f MiB",
+               np, lo->T, hi->T, hi->T, lo->T, train_extra(hi) / train_extra(lo),
+               (double)hi->T / (double)lo->T,
+               (double)rec_mem_total(hi) / 1048576.0,
+               (double)rec_mem_total(lo) / 1048576.0);
+  }
+  /* the retention backward against the FMA peak */
+  static const char *const ralgos[2] = {"chunkwise", "parallel"};
+  for (int a = 0; a < 2; ++a) {
+    const rec *bw = NULL, *fw = NULL;
+    for (int i = 0; i < rec_count(); ++i) {
+      const rec *r = rec_at(i);
+      if (strcmp(r->suite, "train") || strcmp(r->algorithm, ralgos[a]) ||
+          r->status != REC_OK)
+        continue;
+      if (!strcmp(r->op, "retention_backward")) bw = r;
+      if (!strcmp(r->op, "retention")) fw = r;
+    }
+    v = bw && g_yard.fma.ok ? rec_gflops(bw) / g_yard.fma.gflops : NAN;
+    snprintf(name, sizeof name, "retention_backward_fma_fraction_%s",
+             ralgos[a]);
+    if (bw)
+      snprintf(what, sizeof what,
+               "retention backward (torchscale, %s) GFLOP/s / FMA peak at B "
+               "%zu, H %zu, D %zu, T %zu; flop = 2 x the forward's",
+               ralgos[a], bw->B, bw->H, bw->Dk, bw->T);
+    else
+      snprintf(what, sizeof what,
+               "retention backward (torchscale, %s) GFLOP/s / FMA peak", ralgos[a]);
+    k = add(c, &n, max, name, what, v, ">= 0.30", v >= 0.30);
+    if (k && bw && fw)
+      snprintf(k->note, sizeof k->note,
+               "%.1f GFLOP/s; backward %.1f ms, forward %.1f ms (%.2f x; "
+               "forward %.1f%% of the peak)",
+               rec_gflops(bw), bw->st.median_ms, fw->st.median_ms,
+               bw->st.median_ms / fw->st.median_ms,
+               g_yard.fma.ok ? 100 * rec_gflops(fw) / g_yard.fma.gflops : NAN);
+  }
+  /* a training step at T 2048 in model arithmetic: the best of the four
+   * configurations, each in the note */
+  const size_t Tt = o->quick ? 128 : 2048;
+  const rec *best = NULL;
+  char note[256] = "";
+  size_t len = 0;
+  for (int i = 0; i < 4; ++i) {
+    const rec *r = find_train(ser[i].algo, ser[i].recompute, Tt);
+    if (!r || !g_yard.fma.ok) continue;
+    if (!best || rec_gflops(r) > rec_gflops(best)) best = r;
+    if (len < sizeof note)
+      len += (size_t)snprintf(note + len, sizeof note - len, "%s%s%s %.3f",
+                              len ? "; " : "", ser[i].algo,
+                              ser[i].recompute ? "+recompute" : "",
+                              rec_gflops(r) / g_yard.fma.gflops);
+  }
+  v = best ? rec_gflops(best) / g_yard.fma.gflops : NAN;
+  snprintf(what, sizeof what,
+           "training step GFLOP/s (model arithmetic: 3 x the forward's "
+           "projections) / FMA peak, d %zu, L %zu, T %zu, batch 1: best form",
+           o->d, o->layers, Tt);
+  k = add(c, &n, max, "train_step_fma_fraction", what, v, ">= 0.25",
+          v >= 0.25);
+  if (k && best)
+    snprintf(k->note, sizeof k->note, "best: %s%s (%.2f s per step); %s",
+             best->algorithm, best->recompute > 0 ? "+recompute" : "",
+             best->st.median_ms * 1e-3, note);
+  return n;
+}
+
 int checks_compute(const suite_options *o, check *c, int max) {
   int n = 0;
   char what[256];
@@ -242,6 +383,7 @@ int checks_compute(const suite_options *o, check *c, int max) {
                frac[RETCL_ALGO_PARALLEL], frac[RETCL_ALGO_RECURRENT],
                frac[RETCL_ALGO_CHUNKWISE], o->chunk);
   }
+  n = train_checks(o, c, n, max);
   /* a smoke test's sizes are not the targets' */
   if (o->quick)
     for (int i = 0; i < n; ++i) {
@@ -258,8 +400,8 @@ void checks_print(const check *c, int n) {
     const char *verdict = c[i].met < 0    ? (isfinite(c[i].value) ? "info" : "n/a")
                           : c[i].met ? "MET"
                                       : "NOT MET";
-    printf("%-8s %-34s %10.3f  target %-28s %s\n", verdict, c[i].name,
+    printf("%-8s %-41s %10.3f  target %-28s %s\n", verdict, c[i].name,
            c[i].value, c[i].target, c[i].what);
-    if (c[i].note[0]) printf("%-8s %-34s %s\n", "", "", c[i].note);
+    if (c[i].note[0]) printf("%-8s %-41s %s\n", "", "", c[i].note);
   }
 }

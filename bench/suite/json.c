@@ -194,6 +194,8 @@ static void record(jw *w, const rec *r) {
   jint(w, "weights_bytes", r->mem.weights);
   jint(w, "cache_bytes", r->mem.cache);
   jint(w, "workspace_bytes", r->mem.workspace);
+  jint(w, "grads_bytes", r->mem.grads);
+  jint(w, "train_bytes", r->mem.train);
   jint(w, "total_bytes", rec_mem_total(r));
   close_obj(w);
   jstr(w, "fill", r->fill);
@@ -206,6 +208,8 @@ static void record(jw *w, const rec *r) {
   jstr(w, "projection", r->proj);
   jnum(w, "ratio_to_clblast", r->ratio_clblast, r->ratio_clblast > 0);
   jnum(w, "ratio_to_openblas", r->ratio_openblas, r->ratio_openblas > 0);
+  jbool(w, "recompute", r->recompute);
+  jstr(w, "form", r->form);
   close_obj(w);
 }
 
@@ -229,8 +233,9 @@ int write_json(const char *path, const suite_options *o,
   jstr(&w, "date", date);
   jnum(&w, "wall_seconds", wall_s, 1);
   fputs("\n ", f);
-  static const char *const suites[] = {"kernels", "decode", "prefill", "gemm"};
-  jnames(&w, "suites", o->suites, suites, 4);
+  static const char *const suites[] = {"kernels", "decode", "prefill", "gemm",
+                                       "train"};
+  jnames(&w, "suites", o->suites, suites, 5);
   fputs("\n ", f);
   open_obj(&w, "device");
   jstr(&w, "platform", dev->platform);
@@ -271,11 +276,12 @@ int write_json(const char *path, const suite_options *o,
   jnum(&w, "max_fill_seconds", o->max_fill, 1);
   jnum(&w, "max_prefill_seconds", o->max_prefill, 1);
   jnum(&w, "max_gemm_seconds", o->max_gemm, 1);
+  jnum(&w, "max_train_seconds", o->max_train, 1);
   static const size_field sizes[] = {
       SF("batch_context", batch_context), SF("target_context", target_context),
       SF("target_batch", target_batch),   SF("min_context", min_context),
       SF("max_context", max_context),     SF("max_prefill_T", max_T),
-      SF("kernel_max_T", kernel_max_T)};
+      SF("kernel_max_T", kernel_max_T),   SF("max_train_T", max_train_T)};
   jsizes(&w, o, sizes, sizeof sizes / sizeof sizes[0]);
   close_obj(&w);
   fputs("\n ", f);

@@ -2,7 +2,8 @@
  * device and writes one JSON file (docs/bench-json.md) plus readable tables
  * on stdout and a progress line on stderr.
  *
- *   retcl-bench --suite kernels|decode|prefill|gemm|all [--json FILE] [--quick]
+ *   retcl-bench --suite kernels|decode|prefill|gemm|train|all [--json FILE]
+ *               [--quick]
  *
  * The yardsticks (fp32 FMA peak, CLBlast SGEMM, copy bandwidth) are
  * measured first, in the same run and on the same device, so every rate
@@ -18,15 +19,16 @@
 
 static void usage(FILE *f) {
   fprintf(f,
-    "usage: retcl-bench --suite kernels|decode|prefill|gemm|all [options]\n"
+    "usage: retcl-bench --suite kernels|decode|prefill|gemm|train|all "
+    "[options]\n"
     "  --suite LIST            comma list of kernels, decode, prefill, gemm,\n"
-    "                          or all\n"
+    "                          train, or all\n"
     "  --json FILE             write every result, the device and the\n"
     "                          yardsticks to FILE (docs/bench-json.md)\n"
     "  --quick                 small shapes and model: a smoke test (seconds)\n"
     "  --repeats N             kernels: timed runs per configuration (5);\n"
     "                          gemm: interleaved rounds at most (5);\n"
-    "                          prefill: at most N runs (3)\n"
+    "                          prefill, train: at most N runs (3)\n"
     "  --warmup N              kernels: untimed runs first (2)\n"
     "  --steps N               decode: timed steps per configuration (24)\n"
     "  --timer events|host     kernels: profiling events (default) or host\n"
@@ -47,6 +49,10 @@ static void usage(FILE *f) {
     "  --max-gemm-seconds S    gemm: one run of a backend (predicted from\n"
     "                          fewer rows of the shape); rounds stop once a\n"
     "                          configuration has taken S (15; --quick 2)\n"
+    "  --max-train-seconds S   train: one training step (predicted from the\n"
+    "                          two previous T); further steps only while a\n"
+    "                          configuration's steps stay within S/2 (120;\n"
+    "                          --quick 10)\n"
     "sizes:\n"
     "  --min-context N         decode: first context of the sweep (512)\n"
     "  --max-context N         decode: context sweep --min-context .. N\n"
@@ -56,7 +62,8 @@ static void usage(FILE *f) {
     "  --target-batch N        decode: the headline point's batch (8)\n"
     "  --max-prefill-T N       prefill: T = 512 .. N (16384)\n"
     "  --kernel-max-T N        kernels: T = 128 .. N (16384)\n"
-    "model (decode, prefill): --embed-dim 512 --heads 4 --ffn-dim 1024\n"
+    "  --max-train-T N         train: T = 512 .. N (8192; --quick 64 .. 128)\n"
+    "model (decode, prefill, train): --embed-dim 512 --heads 4 --ffn-dim 1024\n"
     "  --layers 4 --vocab 1000 --chunk 64 (value dim = embed dim, fp32)\n"
     "yardsticks: --sgemm-n 1024 --copy-mib 64, --no-sgemm to skip SGEMM\n"
     "Device: RETCL_DEVICE / RETCL_PLATFORM (index or name substring).\n");
@@ -80,12 +87,12 @@ static int parse_list(const char *v, const char *const *names, const int *bits,
 
 static int parse_suites(const char *v, int *out) {
   static const char *const names[] = {"kernels", "decode", "prefill", "gemm",
-                                      "all"};
+                                      "train",   "all"};
   static const int bits[] = {SUITE_KERNELS, SUITE_DECODE, SUITE_PREFILL,
-                             SUITE_GEMM,
+                             SUITE_GEMM, SUITE_TRAIN,
                              SUITE_KERNELS | SUITE_DECODE | SUITE_PREFILL |
-                                 SUITE_GEMM};
-  return parse_list(v, names, bits, 5, out);
+                                 SUITE_GEMM | SUITE_TRAIN};
+  return parse_list(v, names, bits, 6, out);
 }
 
 static int parse_ops(const char *v, int *out) {
@@ -114,7 +121,8 @@ static const size_opt size_opts[] = {
     SO("--max-context", max_context),
     SO("--batch-context", batch_context), SO("--target-context", target_context),
     SO("--target-batch", target_batch), SO("--max-prefill-T", max_T),
-    SO("--kernel-max-T", kernel_max_T), SO("--embed-dim", d),
+    SO("--kernel-max-T", kernel_max_T), SO("--max-train-T", max_train_T),
+    SO("--embed-dim", d),
     SO("--heads", heads), SO("--ffn-dim", ffn), SO("--layers", layers),
     SO("--vocab", vocab), SO("--chunk", chunk), SO("--sgemm-n", sgemm_n),
     SO("--copy-mib", copy_mib)};
@@ -123,12 +131,13 @@ static int parse_args(int argc, char **argv, suite_options *o) {
   memset(o, 0, sizeof *o);
   o->repeats = -1, o->warmup = 2, o->tf_synthetic = 1;
   o->max_seconds = o->max_fill = o->max_prefill = o->max_gemm = -1;
+  o->max_train = -1;
   o->d = 512, o->heads = 4, o->ffn = 1024, o->layers = 4, o->vocab = 1000;
   o->chunk = 64, o->steps = 24;
   o->ops = OP_ROTATE | OP_GROUP_NORM | OP_RETENTION | OP_RETENTION_BACKWARD;
   o->min_context = 512, o->max_context = 16384, o->batch_context = 512;
   o->target_context = 8192, o->target_batch = 8;
-  o->max_T = 16384, o->kernel_max_T = 16384;
+  o->max_T = 16384, o->kernel_max_T = 16384, o->max_train_T = 8192;
   o->sgemm_n = 1024, o->copy_mib = 64;
   size_t len = 0;
   for (int i = 0; i < argc && len + 2 < sizeof o->command; ++i)
@@ -195,7 +204,8 @@ static int parse_args(int argc, char **argv, suite_options *o) {
       o->timer = v[0] == 'h' ? BENCH_TIMER_HOST : BENCH_TIMER_EVENTS;
     } else if (!strcmp(a, "--max-seconds") || !strcmp(a, "--max-fill-seconds") ||
                !strcmp(a, "--max-prefill-seconds") ||
-               !strcmp(a, "--max-gemm-seconds")) {
+               !strcmp(a, "--max-gemm-seconds") ||
+               !strcmp(a, "--max-train-seconds")) {
       if (parse_num(v, &x) || x <= 0) {
         fprintf(stderr, "retcl-bench: bad %s '%s'\n", a, v);
         return 1;
@@ -203,6 +213,7 @@ static int parse_args(int argc, char **argv, suite_options *o) {
       *(a[6] == 's'   ? &o->max_seconds
         : a[6] == 'f' ? &o->max_fill
         : a[6] == 'g' ? &o->max_gemm
+        : a[6] == 't' ? &o->max_train
                       : &o->max_prefill) = x;
     } else {
       fprintf(stderr, "retcl-bench: unknown option '%s'\n", a);
@@ -221,6 +232,7 @@ static int parse_args(int argc, char **argv, suite_options *o) {
     o->min_context = 64, o->max_context = 256, o->batch_context = 128;
     o->target_context = 256, o->target_batch = 4;
     o->max_T = 256, o->kernel_max_T = 512, o->steps = 6;
+    o->max_train_T = 128;
   }
   /* a prefill run is long (seconds to minutes): fewer repeats there */
   o->prefill_repeats = o->repeats > 0 ? o->repeats : 3;
@@ -229,6 +241,7 @@ static int parse_args(int argc, char **argv, suite_options *o) {
   if (o->max_fill < 0) o->max_fill = o->quick ? 30 : 600;
   if (o->max_prefill < 0) o->max_prefill = o->quick ? 10 : 150;
   if (o->max_gemm < 0) o->max_gemm = o->quick ? 2 : 15;
+  if (o->max_train < 0) o->max_train = o->quick ? 10 : 120;
   if (o->d % o->heads || (o->d / o->heads) % 2) {
     fprintf(stderr, "retcl-bench: --embed-dim must be --heads x an even head "
                     "dim\n");
@@ -321,10 +334,11 @@ int main(int argc, char **argv) {
   if (o.suites & SUITE_KERNELS) suite_kernels(ctx, &o);
   if (o.suites & SUITE_GEMM) suite_gemm(ctx, &o);
   /* the model suites make contexts of their own (memory accounting) */
-  if (o.suites & (SUITE_DECODE | SUITE_PREFILL)) {
+  if (o.suites & (SUITE_DECODE | SUITE_PREFILL | SUITE_TRAIN)) {
     retcl_context_destroy(ctx);
     if (o.suites & SUITE_DECODE) suite_decode(&o);
     if (o.suites & SUITE_PREFILL) suite_prefill(&o);
+    if (o.suites & SUITE_TRAIN) suite_train(&o);
     ctx = bench_context_create();
   }
   if (ctx) {

@@ -33,6 +33,8 @@ rec *rec_new(const char *suite) {
   memset(r, 0, sizeof *r);
   r->suite = suite;
   r->mem.weights = r->mem.cache = r->mem.workspace = -1;
+  r->mem.grads = r->mem.train = -1;
+  r->recompute = -1;
   return r;
 }
 
@@ -55,8 +57,16 @@ double rec_tokens_per_s(const rec *r) {
              : 0;
 }
 /* Decode: what the model holds to go on (weights + state or KV cache).
- * Prefill: everything held after the call, temporaries included. */
+ * Prefill: everything held after the call, temporaries included.
+ * Train: everything a training step holds: weights, their gradient, the
+ * training forward's tape and the context's workspaces. */
 long long rec_mem_total(const rec *r) {
+  if (!strcmp(r->suite, "train")) {
+    const rec_memory *m = &r->mem;
+    if (m->weights < 0 || m->grads < 0 || m->train < 0 || m->workspace < 0)
+      return -1;
+    return m->weights + m->grads + m->train + m->workspace;
+  }
   if (r->mem.weights < 0 || r->mem.cache < 0) return -1;
   long long t = r->mem.weights + r->mem.cache;
   if (!strcmp(r->suite, "prefill")) t += r->mem.workspace > 0 ? r->mem.workspace : 0;
@@ -145,6 +155,11 @@ void table_header(const char *title, const char *kind) {
     printf("%-11s %6s %5s %3s %9s %8s %8s %9s %8s %8s %8s %7s %5s %6s\n",
            "model", "ctx", "batch", "n", "ms/step", "min", "max", "tok/s",
            "weights", "cache", "total", "GB/s", "xcopy", "fill s");
+  else if (!strcmp(kind, "train"))
+    printf("%-21s %6s %3s %9s %9s %9s %8s %8s %6s %8s %8s %9s %9s %9s\n",
+           "form", "T", "n", "median s", "min s", "max s", "tok/s",
+           "GFLOP/s", "%FMA", "weights", "grads", "tape", "workspace",
+           "peak MiB");
   else
     printf("%-21s %6s %3s %10s %10s %10s %8s %8s %6s %8s %8s %9s %9s\n",
            "model", "T", "n", "median ms", "min ms", "max ms", "tok/s",
@@ -188,6 +203,22 @@ void table_row(const rec *r, const char *kind) {
              g / cp);
       if (!strcmp(r->fill, "synthetic")) printf("%6s\n", "synth");
       else printf("%6.1f\n", r->fill_s);
+    }
+  } else if (!strcmp(kind, "train")) {
+    char label[64];
+    snprintf(label, sizeof label, "%s%s", r->algorithm,
+             r->recompute > 0 ? " recompute" : "");
+    printf("%-21s %6zu ", label, r->T);
+    if (r->status != REC_OK) {
+      row_failed(r);
+    } else {
+      const double g = rec_gflops(r);
+      printf("%3d %9.3f %9.3f %9.3f %8.1f %8.2f %5.1f%% %7.1fM %7.1fM %8.1fM "
+             "%8.1fM %9.1f\n",
+             s->n, s->median_ms * 1e-3, s->min_ms * 1e-3, s->max_ms * 1e-3,
+             rec_tokens_per_s(r), g, 100 * g / fma, mib(r->mem.weights),
+             mib(r->mem.grads), mib(r->mem.train), mib(r->mem.workspace),
+             mib(rec_mem_total(r)));
     }
   } else {
     char label[64];

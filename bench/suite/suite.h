@@ -20,6 +20,7 @@
 #define SUITE_DECODE 2
 #define SUITE_PREFILL 4
 #define SUITE_GEMM 8
+#define SUITE_TRAIN 16
 
 /* kernels suite: which ops (--ops) */
 #define OP_ROTATE 1
@@ -43,6 +44,9 @@ typedef struct suite_options {
   double max_prefill;    /* prefill: one predicted run */
   double max_gemm;       /* gemm: one predicted run, and the time of a
                             configuration's rounds */
+  double max_train;      /* train: one predicted training step; further
+                            steps only while a configuration's timed steps
+                            stay within half of it */
   /* model shape (decode, prefill) */
   size_t d, heads, ffn, layers, vocab, chunk;
   size_t steps;          /* decode: timed steps per configuration */
@@ -52,6 +56,7 @@ typedef struct suite_options {
   size_t min_context;    /* decode: first context of the sweep */
   size_t max_context;    /* decode: last context of the sweep */
   size_t max_T;          /* prefill: largest T */
+  size_t max_train_T;    /* train: largest T */
   size_t kernel_max_T;   /* kernels: largest T */
   size_t sgemm_n, copy_mib;
   char command[1024];    /* the command line, for the JSON */
@@ -66,11 +71,16 @@ typedef struct rec_memory {
   long long weights;   /* model weights */
   long long cache;     /* RetNet decode state / Transformer KV cache */
   long long workspace; /* temporaries held (they grow to the largest call) */
+  long long grads;     /* train: the gradient buffer (one per weight) */
+  long long train;     /* train: what the training forward keeps for the
+                          backward (retcl_model_train_bytes) */
 } rec_memory;
 
 typedef struct rec {
   const char *suite;     /* "kernels", "decode", "prefill" */
-  char op[24];           /* rotate, group_norm_gate, retention, decode, prefill */
+  char op[24];           /* rotate, group_norm_gate, retention, decode,
+                            prefill; train: train_step, retention,
+                            retention_backward */
   char model[16];        /* retnet, transformer, "" (kernels) */
   char algorithm[16];    /* parallel, recurrent, chunkwise, "" */
   char sweep[16];        /* decode: context, batch, target; kernels: batch
@@ -100,6 +110,11 @@ typedef struct rec {
   char proj[16];         /* "qkvg/fc1gate", "out", "fc2", "output" */
   double ratio_clblast;  /* gflops / CLBlast's of the same product, 0 = n/a */
   double ratio_openblas; /* gflops / OpenBLAS's of the same product */
+  /* train suite */
+  int recompute;         /* train_step: retcl_train_options.recompute (0,
+                            1); -1 = n/a */
+  char form[12];         /* train suite's retention records: "torchscale";
+                            "" elsewhere */
 } rec;
 
 rec *rec_new(const char *suite);
@@ -111,7 +126,9 @@ double rec_gflops(const rec *r);
 double rec_gbs(const rec *r);
 double rec_tokens_per_s(const rec *r);
 long long rec_mem_total(const rec *r); /* weights + cache (+ workspace for
-                                           prefill records); -1 = n/a */
+                                           prefill records); train: weights
+                                           + grads + train + workspace;
+                                           -1 = n/a */
 
 /* ---- yardsticks --------------------------------------------------------- */
 
@@ -154,7 +171,7 @@ void table_header(const char *title, const char *kind);
 void table_row(const rec *r, const char *kind);
 
 /* kind: "compute" (retention), "memory" (rotate, norm), "decode",
- * "prefill". */
+ * "prefill", "train". */
 
 int write_json(const char *path, const suite_options *o,
                const bench_device_info *dev, double wall_s);
@@ -177,6 +194,7 @@ int suite_kernels(retcl_context *ctx, const suite_options *o);
 int suite_decode(const suite_options *o);
 int suite_prefill(const suite_options *o);
 int suite_gemm(retcl_context *ctx, const suite_options *o);
+int suite_train(const suite_options *o);
 /* Before anything else: when OpenBLAS fell back to generic kernels for an
  * unknown CPU, exec the program again with OPENBLAS_CORETYPE set. */
 void suite_gemm_openblas_core(char **argv);

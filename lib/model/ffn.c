@@ -16,12 +16,13 @@ retcl_status retcl__ffn_enqueue(retcl_context *ctx,
                                 retcl_buffer y) {
   const retcl_buffer a = work, g = retcl_buf(work.mem, work.offset + rows * f);
   /* a and g lie back to back, as fc1 and gate do in w->fc1_gate. */
-  const retcl_projection in[2] = {{retcl_buf(w->fc1_gate, 0), a, f, 1.0f},
-                                  {retcl_buf(w->fc1_gate, f * d), g, f, 1.0f}};
+  const retcl_projection in[2] = {
+      {w->fc1_gate, a, f, 1.0f},
+      {retcl_buf(w->fc1_gate.mem, w->fc1_gate.offset + f * d), g, f, 1.0f}};
   retcl_status st;
   if ((st = retcl__linear_many_enqueue(ctx, rows, d, h, 2, in)) ||
       (st = retcl__glu(ctx, rows * f, act, a, g)))
     return st;
-  return retcl__linear_enqueue(ctx, rows, d, f, 1.0f, a, retcl_buf(w->fc2, 0),
+  return retcl__linear_enqueue(ctx, rows, d, f, 1.0f, a, w->fc2,
                                0.0f, y);
 }

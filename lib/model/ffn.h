@@ -5,11 +5,11 @@
 
 #include "retcl.h"
 
-/* fc1 and gate stacked in one buffer (fc1 first), so the two projections
- * of h run as one launch when decoding; fc2 [d, f]. */
+/* fc1 and gate stacked (fc1 first), so the two projections of h run as
+ * one launch when decoding; fc2 [d, f]. */
 typedef struct retcl_ffn_weights {
-  cl_mem fc1_gate; /* [2f, d] */
-  cl_mem fc2;      /* [d, f] */
+  retcl_buffer fc1_gate; /* [2f, d] */
+  retcl_buffer fc2;      /* [d, f] */
 } retcl_ffn_weights;
 
 /* Floats of workspace a call over `rows` rows needs (a and g, [rows, f]). */

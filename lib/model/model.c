@@ -6,6 +6,7 @@
  * when they are made). */
 #include "io/checkpoint.h"
 #include "model/ffn.h"
+#include "model/model.h"
 #include "model/msr.h"
 #include "ops/elementwise.h"
 #include "ops/group_norm.h"
@@ -20,104 +21,62 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* q, k, v, g share one buffer, stacked in that order, and so do fc1 and
- * gate: the projections of one input then run as one launch when decoding
- * (retcl__linear_many_enqueue). */
-typedef struct layer_weights {
-  retcl_msr_weights msr;
-  cl_mem qkvg, o, ret_norm, ffn_norm;
-  retcl_ffn_weights ffn;
-} layer_weights;
-
-struct retcl_model {
-  retcl_context *ctx;
-  retcl_model_config cfg;
-  cl_mem embed, emb_norm, final_norm, out_proj, log_decay;
-  layer_weights *layers;
-  retcl_rotation *rot;
-  size_t weight_bytes;
-};
-
-struct retcl_decode_state {
-  const retcl_model *model;
-  size_t batch, position;
-  cl_mem states; /* [L, B, H, Dk, Dv] */
-  size_t layer_elems;
-};
-
 static const char *OP_LOAD = "retcl_model_load";
 static const char *OP_FWD = "retcl_model_forward";
 
 void retcl_model_destroy(retcl_model *m) {
   if (!m) return;
-  cl_mem top[] = {m->embed, m->emb_norm, m->final_norm, m->out_proj,
-                  m->log_decay};
-  for (size_t i = 0; i < sizeof top / sizeof top[0]; ++i)
-    if (top[i]) clReleaseMemObject(top[i]);
-  if (m->layers)
-    for (size_t l = 0; l < m->cfg.layers; ++l) {
-      layer_weights *w = &m->layers[l];
-      cl_mem all[] = {w->qkvg,         w->o,       w->ret_norm,
-                      w->ffn.fc1_gate, w->ffn.fc2, w->ffn_norm};
-      for (size_t i = 0; i < sizeof all / sizeof all[0]; ++i)
-        if (all[i]) clReleaseMemObject(all[i]);
-    }
+  if (m->params) clReleaseMemObject(m->params);
+  if (m->log_decay) clReleaseMemObject(m->log_decay);
   free(m->layers);
+  free(m->theta);
+  free(m->log_decay_host);
+  retcl__train_tape_free(m);
+  retcl__weight_layout_free(&m->layout);
   retcl_rotation_destroy(m->rot);
   free(m);
 }
 
-/* One read-only buffer holding the count host arrays back to back. */
-static retcl_status upload_stack(retcl_model *m, const char *what,
-                                 const float *const *host, const size_t *n,
-                                 size_t count, cl_mem *out) {
-  size_t total = 0;
-  for (size_t i = 0; i < count; ++i) total += n[i];
-  cl_int err = CL_SUCCESS;
+/* n host floats into the parameter vector at `offset` (blocking: the
+ * host copies are freed right after loading). */
+static retcl_status put(retcl_model *m, const char *what, const float *host,
+                        size_t offset, size_t n) {
+  const cl_int err = clEnqueueWriteBuffer(
+      m->ctx->queue, m->params, CL_TRUE, offset * sizeof(float),
+      n * sizeof(float), host, 0, NULL, NULL);
+  if (err == CL_SUCCESS) return RETCL_SUCCESS;
   char call[160];
-  *out = clCreateBuffer(m->ctx->cl_ctx, CL_MEM_READ_ONLY, total * sizeof(float),
-                        NULL, &err);
-  for (size_t i = 0, at = 0; *out && err == CL_SUCCESS && i < count;
-       at += n[i++])
-    err = clEnqueueWriteBuffer(m->ctx->queue, *out, CL_TRUE, at * sizeof(float),
-                               n[i] * sizeof(float), host[i], 0, NULL, NULL);
-  if (!*out || err != CL_SUCCESS) {
-    snprintf(call, sizeof call, "%s: uploading %s", OP_LOAD, what);
-    return retcl__cl_fail(m->ctx, call, err);
-  }
-  m->weight_bytes += total * sizeof(float);
-  return RETCL_SUCCESS;
+  snprintf(call, sizeof call, "%s: uploading %s", OP_LOAD, what);
+  return retcl__cl_fail(m->ctx, call, err);
 }
 
-/* A read-only device copy of n host floats. */
-static retcl_status upload(retcl_model *m, const char *what, const float *host,
-                           size_t n, cl_mem *out) {
-  return upload_stack(m, what, &host, &n, 1, out);
-}
-
-static retcl_status upload_layer(retcl_model *m, const retcl__layer_host *h,
-                                 layer_weights *w) {
+static retcl_status put_layer(retcl_model *m, size_t l,
+                              const retcl__layer_host *h) {
   const retcl_model_config *c = &m->cfg;
   const size_t d = c->embed_dim, dv = c->value_embed_dim, f = c->ffn_dim;
-  const float *const qkvg[] = {h->wq, h->wk, h->wv, h->wg};
-  const size_t qkvg_n[] = {d * d, d * d, dv * d, dv * d};
-  const float *const fc1_gate[] = {h->fc1, h->gate};
-  const size_t fc1_gate_n[] = {f * d, f * d};
+  const retcl__layer_offsets *o = &m->layout.layers[l];
   retcl_status st;
-  if ((st = upload_stack(m, "q_proj, k_proj, v_proj, g_proj", qkvg, qkvg_n, 4,
-                         &w->qkvg)) ||
-      (st = upload(m, "out_proj", h->wo, d * dv, &w->o)) ||
-      (st = upload(m, "retention_layer_norm", h->ret_norm, d, &w->ret_norm)) ||
-      (st = upload_stack(m, "fc1, ffn.gate", fc1_gate, fc1_gate_n, 2,
-                         &w->ffn.fc1_gate)) ||
-      (st = upload(m, "fc2", h->fc2, d * f, &w->ffn.fc2)) ||
-      (st = upload(m, "final_layer_norm", h->ffn_norm, d, &w->ffn_norm)))
+  if ((st = put(m, "q_proj", h->wq, o->q, d * d)) ||
+      (st = put(m, "k_proj", h->wk, o->k, d * d)) ||
+      (st = put(m, "v_proj", h->wv, o->v, dv * d)) ||
+      (st = put(m, "g_proj", h->wg, o->g, dv * d)) ||
+      (st = put(m, "out_proj", h->wo, o->o, d * dv)) ||
+      (st = put(m, "retention_layer_norm", h->ret_norm, o->ret_norm, d)) ||
+      (st = put(m, "fc1", h->fc1, o->fc1, f * d)) ||
+      (st = put(m, "ffn.gate", h->gate, o->gate, f * d)) ||
+      (st = put(m, "fc2", h->fc2, o->fc2, d * f)) ||
+      (st = put(m, "final_layer_norm", h->ffn_norm, o->ffn_norm, d)))
     return st;
-  w->msr.q_proj = retcl_buf(w->qkvg, 0);
-  w->msr.k_proj = retcl_buf(w->qkvg, d * d);
-  w->msr.v_proj = retcl_buf(w->qkvg, 2 * d * d);
-  w->msr.g_proj = retcl_buf(w->qkvg, 2 * d * d + dv * d);
-  w->msr.out_proj = retcl_buf(w->o, 0);
+  layer_weights *w = &m->layers[l];
+  w->msr.q_proj = retcl_buf(m->params, o->q);
+  w->msr.k_proj = retcl_buf(m->params, o->k);
+  w->msr.v_proj = retcl_buf(m->params, o->v);
+  w->msr.g_proj = retcl_buf(m->params, o->g);
+  w->msr.out_proj = retcl_buf(m->params, o->o);
+  w->ret_norm = retcl_buf(m->params, o->ret_norm);
+  w->ffn_norm = retcl_buf(m->params, o->ffn_norm);
+  w->ffn.fc1_gate = retcl_buf(m->params, o->fc1);
+  w->ffn.fc2 = retcl_buf(m->params, o->fc2);
   return RETCL_SUCCESS;
 }
 
@@ -127,38 +86,69 @@ static retcl_status build_model(retcl_model *m, const retcl__checkpoint *ck) {
   const retcl_model_config *c = &m->cfg;
   const size_t d = c->embed_dim, V = c->vocab_size, H = c->heads;
   retcl_status st;
-  if ((st = upload(m, "embed_tokens", ck->embed, V * d, &m->embed)) ||
-      (st = upload(m, "layer_norm", ck->final_norm, d, &m->final_norm)))
+  if ((st = retcl__weight_layout_make(m->ctx, c, &m->layout))) return st;
+  const retcl__weight_layout *o = &m->layout;
+  if (o->total > RETCL_MAX_INDEX)
+    return retcl__fail(m->ctx, RETCL_ERROR_INVALID_SIZE,
+                       "%s: the model has %zu weights; the kernels index at "
+                       "most %zu floats in one buffer",
+                       OP_LOAD, o->total, (size_t)RETCL_MAX_INDEX);
+  cl_int err = CL_SUCCESS;
+  /* Read-write: training updates the weights in place. */
+  m->params = clCreateBuffer(m->ctx->cl_ctx, CL_MEM_READ_WRITE,
+                             o->total * sizeof(float), NULL, &err);
+  if (!m->params)
+    return retcl__cl_fail(m->ctx, "retcl_model_load: clCreateBuffer(weights)",
+                          err);
+  m->weight_bytes = o->total * sizeof(float);
+  if ((st = put(m, "embed_tokens", ck->embed, o->embed, V * d)) ||
+      (st = put(m, "layer_norm", ck->final_norm, o->final_norm, d)))
     return st;
-  if (ck->emb_norm &&
-      (st = upload(m, "layernorm_embedding", ck->emb_norm, d, &m->emb_norm)))
+  if (o->emb_norm != RETCL_NO_TENSOR &&
+      (st = put(m, "layernorm_embedding", ck->emb_norm, o->emb_norm, d)))
     return st;
-  if (!c->share_embed &&
-      (st = upload(m, "output_projection", ck->out_proj, V * d, &m->out_proj)))
+  if (o->out_proj != RETCL_NO_TENSOR &&
+      (st = put(m, "output_projection", ck->out_proj, o->out_proj, V * d)))
     return st;
-  float *lg = malloc(H * sizeof *lg);
-  if (!lg) return retcl__fail(m->ctx, RETCL_ERROR_OUT_OF_MEMORY, "%s: host", OP_LOAD);
+  m->embed = retcl_buf(m->params, o->embed);
+  m->final_norm = retcl_buf(m->params, o->final_norm);
+  m->emb_norm = o->emb_norm != RETCL_NO_TENSOR
+                    ? retcl_buf(m->params, o->emb_norm)
+                    : retcl_no_buf();
+  m->out_proj = o->out_proj != RETCL_NO_TENSOR
+                    ? retcl_buf(m->params, o->out_proj)
+                    : m->embed;
+  /* Host copies of the decays and angles stay with the model, so that
+   * retcl_model_save writes what this model runs. */
+  const size_t Dk = d / H;
+  float *lg = m->log_decay_host = malloc(H * sizeof *lg);
+  float *theta = m->theta = malloc(Dk / 2 * sizeof *theta);
+  if (!lg || !theta)
+    return retcl__fail(m->ctx, RETCL_ERROR_OUT_OF_MEMORY, "%s: host", OP_LOAD);
   if (ck->decay)
     memcpy(lg, ck->decay, H * sizeof *lg);
   else
     retcl_default_log_decay(H, lg);
-  st = upload(m, "decay", lg, H, &m->log_decay);
-  free(lg);
-  if (st) return st;
-  const size_t Dk = d / H;
-  float *theta = NULL;
-  if (ck->angle) {
-    theta = malloc(Dk / 2 * sizeof *theta);
-    if (!theta) return retcl__fail(m->ctx, RETCL_ERROR_OUT_OF_MEMORY, "%s: host", OP_LOAD);
-    for (size_t i = 0; i < Dk / 2; ++i) theta[i] = ck->angle[2 * i];
-  }
-  st = retcl_rotation_create(m->ctx, Dk, theta, 0.0f, &m->rot);
-  free(theta);
+  m->log_decay = clCreateBuffer(m->ctx->cl_ctx,
+                                CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR,
+                                H * sizeof(float), lg, &err);
+  if (!m->log_decay)
+    return retcl__cl_fail(m->ctx, "retcl_model_load: clCreateBuffer(decay)",
+                          err);
+  for (size_t i = 0; i < Dk / 2; ++i)
+    theta[i] = ck->angle ? ck->angle[2 * i]
+               : Dk / 2 < 2
+                   ? 1.0f
+                   : (float)pow(10000.0, -(double)i / (double)(Dk / 2 - 1));
+  /* Without angles in the file the plan makes its own (the same formula,
+   * in its fixed point). */
+  st = retcl_rotation_create(m->ctx, Dk, ck->angle ? theta : NULL, 0.0f,
+                             &m->rot);
   if (st) return st;
   m->layers = calloc(c->layers, sizeof *m->layers);
   if (!m->layers) return retcl__fail(m->ctx, RETCL_ERROR_OUT_OF_MEMORY, "%s: host", OP_LOAD);
   for (size_t l = 0; l < c->layers; ++l)
-    if ((st = upload_layer(m, &ck->layers[l], &m->layers[l]))) return st;
+    if ((st = put_layer(m, l, &ck->layers[l]))) return st;
   return RETCL_SUCCESS;
 }
 
@@ -256,24 +246,26 @@ size_t retcl_decode_state_bytes(const retcl_decode_state *s) {
 
 /* ---- forward ------------------------------------------------------------ */
 
-static retcl_status check_forward(retcl_model *m, retcl_decode_state *s,
-                                  const int32_t *tokens, size_t B, size_t T,
-                                  retcl_algorithm algo, size_t chunk) {
+retcl_status retcl__model_check_forward(retcl_model *m, const char *op,
+                                        retcl_decode_state *s,
+                                        const int32_t *tokens, size_t B,
+                                        size_t T, retcl_algorithm algo,
+                                        size_t chunk) {
   retcl_context *ctx = m->ctx;
   retcl_status st;
   if (!tokens)
     return retcl__fail(ctx, RETCL_ERROR_INVALID_ARGUMENT, "%s: tokens is NULL",
-                       OP_FWD);
-  if ((st = retcl__check_dim(ctx, OP_FWD, "batch", B, 1, 1 << 20)) ||
-      (st = retcl__check_dim(ctx, OP_FWD, "tokens_len", T, 1, 1 << 24)))
+                       op);
+  if ((st = retcl__check_dim(ctx, op, "batch", B, 1, 1 << 20)) ||
+      (st = retcl__check_dim(ctx, op, "tokens_len", T, 1, 1 << 24)))
     return st;
   if (algo != RETCL_ALGO_PARALLEL && algo != RETCL_ALGO_RECURRENT &&
       algo != RETCL_ALGO_CHUNKWISE)
     return retcl__fail(ctx, RETCL_ERROR_INVALID_ARGUMENT,
-                       "%s: algorithm = %d is not a retcl_algorithm", OP_FWD,
+                       "%s: algorithm = %d is not a retcl_algorithm", op,
                        (int)algo);
   if (algo == RETCL_ALGO_CHUNKWISE &&
-      (st = retcl__check_dim(ctx, OP_FWD, "chunk_size", chunk, 0,
+      (st = retcl__check_dim(ctx, op, "chunk_size", chunk, 0,
                              RETCL_MAX_CHUNK)))
     return st;
   for (size_t i = 0; i < B * T; ++i)
@@ -281,27 +273,28 @@ static retcl_status check_forward(retcl_model *m, retcl_decode_state *s,
       return retcl__fail(ctx, RETCL_ERROR_INVALID_ARGUMENT,
                          "%s: tokens[%zu] = %d is outside the vocabulary [0, "
                          "%zu)",
-                         OP_FWD, i, (int)tokens[i], m->cfg.vocab_size);
+                         op, i, (int)tokens[i], m->cfg.vocab_size);
   if (s) {
     if (s->model != m)
       return retcl__fail(ctx, RETCL_ERROR_INVALID_ARGUMENT,
-                         "%s: state belongs to another model", OP_FWD);
+                         "%s: state belongs to another model", op);
     if (s->batch != B)
       return retcl__fail(ctx, RETCL_ERROR_INVALID_ARGUMENT,
                          "%s: state holds %zu sequences but batch is %zu",
-                         OP_FWD, s->batch, B);
+                         op, s->batch, B);
     if (s->position > 0 && algo != RETCL_ALGO_RECURRENT)
       return retcl__fail(ctx, RETCL_ERROR_UNSUPPORTED,
                          "%s: continuing a state at position %zu needs "
                          "RETCL_ALGO_RECURRENT (torchscale's parallel and "
                          "chunkwise forms start from an empty state)",
-                         OP_FWD, s->position);
+                         op, s->position);
   }
   return RETCL_SUCCESS;
 }
 
 /* The RMSNorm (with weight) of `rows` rows of the model width. */
-static retcl_group_norm_desc rms_desc(const retcl_model *m, size_t rows) {
+retcl_group_norm_desc retcl__model_rms_desc(const retcl_model *m,
+                                            size_t rows) {
   return (retcl_group_norm_desc){1, rows, 1, m->cfg.embed_dim,
                                  RETCL_LAYOUT_TOKEN_MAJOR, RETCL_NORM_RMS,
                                  RETCL_GATE_NONE, m->cfg.layernorm_eps};
@@ -309,10 +302,10 @@ static retcl_group_norm_desc rms_desc(const retcl_model *m, size_t rows) {
 
 /* y = RMSNorm(x) * weight over rows of the model width (§1.6). */
 static retcl_status rms_norm(retcl_model *m, const retcl_group_norm_desc *d,
-                             retcl_buffer x, cl_mem weight, retcl_buffer y) {
-  return retcl__group_norm_enqueue(m->ctx, d, x, retcl_no_buf(),
-                                   retcl_buf(weight, 0), retcl_no_buf(), y, 0,
-                                   NULL, NULL);
+                             retcl_buffer x, retcl_buffer weight,
+                             retcl_buffer y) {
+  return retcl__group_norm_enqueue(m->ctx, d, x, retcl_no_buf(), weight,
+                                   retcl_no_buf(), y, 0, NULL, NULL);
 }
 
 /* Offsets (in floats) of a forward's activations in the model workspace. */
@@ -344,7 +337,8 @@ static retcl_status forward(retcl_model *m, retcl_decode_state *state,
   if (!m) return RETCL_ERROR_INVALID_ARGUMENT;
   retcl_context *ctx = m->ctx;
   retcl__clear_error(ctx);
-  retcl_status st = check_forward(m, state, tokens, B, T, algo, chunk);
+  retcl_status st =
+      retcl__model_check_forward(m, OP_FWD, state, tokens, B, T, algo, chunk);
   if (st) return st;
   const retcl_model_config *c = &m->cfg;
   const size_t d = c->embed_dim, V = c->vocab_size;
@@ -361,7 +355,7 @@ static retcl_status forward(retcl_model *m, retcl_decode_state *state,
                              chunk ? chunk : c->chunk_size, pos0,
                              c->layernorm_eps};
   retcl_msr_plan plan;
-  const retcl_group_norm_desc norm = rms_desc(m, bt);
+  const retcl_group_norm_desc norm = retcl__model_rms_desc(m, bt);
   const model_layout o = layout_for(c, B, T, last_only);
   if ((st = retcl__msr_plan(ctx, OP_FWD, &md, m->rot, pos0 > 0, state != NULL,
                             &plan)) ||
@@ -399,10 +393,11 @@ static retcl_status forward(retcl_model *m, retcl_decode_state *state,
   if (!tok) return retcl__cl_fail(ctx, "clCreateBuffer(tokens)", err);
 
   const float emb_scale = c->no_scale_embedding ? 1.0f : (float)sqrt((double)d);
-  st = retcl__embed(ctx, tok, bt, retcl_buf(m->embed, 0), d, emb_scale, x);
+  st = retcl__embed(ctx, tok, bt, m->embed, d, emb_scale, x);
   clReleaseMemObject(tok); /* stays alive until the kernel has run */
   if (st) return st;
-  if (m->emb_norm && (st = rms_norm(m, &norm, x, m->emb_norm, x))) return st;
+  if (m->emb_norm.mem && (st = rms_norm(m, &norm, x, m->emb_norm, x)))
+    return st;
 
   for (size_t l = 0; l < c->layers; ++l) {
     const layer_weights *w = &m->layers[l];
@@ -437,9 +432,8 @@ static retcl_status forward(retcl_model *m, retcl_decode_state *state,
         if (err != CL_SUCCESS) return retcl__cl_fail(ctx, "clEnqueueCopyBuffer", err);
       }
     }
-    cl_mem out_w = c->share_embed ? m->embed : m->out_proj;
     if ((st = retcl__linear_enqueue(ctx, logit_rows, V, d, 1.0f, rows,
-                                    retcl_buf(out_w, 0), 0.0f, lo)))
+                                    m->out_proj, 0.0f, lo)))
       return st;
     err = clEnqueueReadBuffer(ctx->queue, ws, CL_TRUE, o.logits * sizeof(float),
                               logit_rows * V * sizeof(float), logits, 0, NULL,

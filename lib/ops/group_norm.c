@@ -209,3 +209,232 @@ retcl_status retcl_group_norm_gate(retcl_context *ctx,
                                    num_events_in_wait_list, event_wait_list,
                                    event);
 }
+
+/* ==== backward ============================================================ */
+
+#define OP_BWD "retcl_group_norm_gate_backward"
+
+retcl_status retcl__group_norm_backward_plan(retcl_context *ctx,
+                                             const char *op,
+                                             const retcl_group_norm_desc *desc,
+                                             int want_dw, int want_db,
+                                             retcl_group_norm_grad_plan *plan) {
+  retcl_status st = retcl__group_norm_check(ctx, op, desc);
+  if (st) return st;
+  const size_t positions = retcl__mul(desc->batch, desc->tokens);
+  const size_t channels = retcl__mul(desc->heads, desc->head_dim);
+  plan->want_dw = want_dw;
+  plan->want_db = want_db;
+  /* Without weight gradients every row is a segment of its own; with them
+   * group_norm.grad_rows positions share one row of partial sums. */
+  size_t rows = 1;
+  if (want_dw || want_db) {
+    rows = (size_t)retcl__param(ctx, RETCL_P_GROUP_NORM_GRAD_ROWS);
+    if (rows > positions) rows = positions;
+  }
+  plan->slice_rows = rows;
+  plan->slices = positions / rows + (positions % rows != 0);
+  const size_t per = retcl__mul(plan->slices, channels);
+  plan->workspace_floats =
+      retcl__mul(per, (size_t)(want_dw != 0) + (size_t)(want_db != 0));
+  /* The kernels index the partial sums with 32-bit integers. */
+  if (plan->workspace_floats > RETCL_MAX_INDEX)
+    return retcl__fail(ctx, RETCL_ERROR_INVALID_SIZE,
+                       "%s: the partial sums of d_weight and d_bias need %zu "
+                       "floats, more than 32-bit indices reach; raise "
+                       "group_norm.grad_rows (%zu)",
+                       op, plan->workspace_floats, rows);
+  return RETCL_SUCCESS;
+}
+
+/* Each output may coincide exactly with one input (dx with d_out, d_gate
+ * with gate) and overlap nothing else. */
+static retcl_status check_backward_overlaps(retcl_context *ctx,
+                                            const retcl_buffer *buf,
+                                            const size_t *elems) {
+  /* The order of the public call's arguments. */
+  static const char *const names[] = {"x",    "gate",  "weight",
+                                      "bias", "d_out", "dx",
+                                      "d_gate", "d_weight", "d_bias"};
+  enum { X, GATE, W, B, DOUT, DX, DGATE, DW, DB, N };
+  for (int o = DX; o < N; ++o)
+    for (int i = 0; i < N; ++i) {
+      if (i == o || (i > DX - 1 && i < o)) continue; /* each pair once */
+      if (!retcl__overlaps(buf[o], elems[o], buf[i], elems[i])) continue;
+      const int same = buf[o].offset == buf[i].offset;
+      if (same && ((o == DX && i == DOUT) || (o == DGATE && i == GATE)))
+        continue;
+      return retcl__fail(ctx, RETCL_ERROR_INVALID_ARGUMENT,
+                         "%s: %s overlaps %s%s", OP_BWD, names[o], names[i],
+                         (o == DX && i == DOUT) || (o == DGATE && i == GATE)
+                             ? " (only the exact same range is allowed)"
+                             : "");
+    }
+  return RETCL_SUCCESS;
+}
+
+retcl_status retcl__group_norm_backward_enqueue(
+    retcl_context *ctx, const retcl_group_norm_desc *desc,
+    const retcl_group_norm_grad_plan *plan, retcl_buffer x, retcl_buffer gate,
+    retcl_buffer weight, retcl_buffer bias, retcl_buffer d_out,
+    retcl_buffer dx, retcl_buffer d_gate, retcl_buffer d_weight,
+    retcl_buffer d_bias, cl_mem workspace, cl_uint num_wait,
+    const cl_event *wait, cl_event *event) {
+  const size_t segments = plan->slices * desc->heads;
+  const size_t channels = desc->heads * desc->head_dim;
+  const int cpu = retcl__cpu_access(ctx, RETCL_P_GROUP_NORM_ACCESS);
+  const size_t limit =
+      retcl__group_limit(ctx, RETCL_KERNEL_GROUP_NORM_GATE_BACKWARD);
+  const gn_launch l = cpu ? plan_row_path(ctx, limit, segments)
+                          : plan_group_path(ctx, limit, segments,
+                                            desc->head_dim);
+  const int reduce = plan->want_dw || plan->want_db;
+
+  /* Absent tensors are bound to memory the kernel never touches through
+   * them (the flags say so). */
+  if (desc->gate == RETCL_GATE_NONE) {
+    gate = x;
+    d_gate = dx;
+  }
+  const cl_int has_w = weight.mem != NULL, has_b = bias.mem != NULL;
+  if (!has_w) weight = retcl_buf(x.mem, 0);
+  if (!has_b) bias = retcl_buf(x.mem, 0);
+  const cl_mem part = reduce ? workspace : dx.mem;
+  const cl_uint pw_off = 0;
+  const cl_uint pb_off =
+      plan->want_dw ? (cl_uint)(plan->slices * channels) : 0u;
+  const retcl_strides s = retcl__strides(desc->layout, desc->tokens,
+                                         desc->heads, desc->head_dim);
+  const cl_uint x_off = (cl_uint)x.offset, g_off = (cl_uint)gate.offset;
+  const cl_uint w_off = (cl_uint)weight.offset, b_off = (cl_uint)bias.offset;
+  const cl_uint dout_off = (cl_uint)d_out.offset, dx_off = (cl_uint)dx.offset;
+  const cl_uint dg_off = (cl_uint)d_gate.offset;
+  const cl_uint tokens = (cl_uint)desc->tokens, heads = (cl_uint)desc->heads;
+  const cl_int head_major = desc->layout == RETCL_LAYOUT_HEAD_MAJOR;
+  const cl_uint positions = (cl_uint)(desc->batch * desc->tokens);
+  const cl_uint slice_rows = (cl_uint)plan->slice_rows;
+  const cl_uint slices = (cl_uint)plan->slices;
+  const cl_uint row_len = (cl_uint)desc->head_dim;
+  const cl_int kind = (cl_int)desc->kind, gate_kind = (cl_int)desc->gate;
+  const cl_int want_dw = plan->want_dw != 0, want_db = plan->want_db != 0;
+  const cl_float eps = desc->eps > 0.0f ? desc->eps : DEFAULT_EPS;
+  const cl_uint lanes = l.lanes;
+  const size_t red_bytes = sizeof(cl_float) * (l.lanes ? l.local : 1);
+  const retcl_karg args[] = {
+      RETCL_KARG("x", x.mem),          RETCL_KARG("x_off", x_off),
+      RETCL_KARG("g", gate.mem),       RETCL_KARG("g_off", g_off),
+      RETCL_KARG("w", weight.mem),     RETCL_KARG("w_off", w_off),
+      RETCL_KARG("bias", bias.mem),    RETCL_KARG("b_off", b_off),
+      RETCL_KARG("dout", d_out.mem),   RETCL_KARG("dout_off", dout_off),
+      RETCL_KARG("dx", dx.mem),        RETCL_KARG("dx_off", dx_off),
+      RETCL_KARG("dg", d_gate.mem),    RETCL_KARG("dg_off", dg_off),
+      RETCL_KARG("part", part),        RETCL_KARG("pw_off", pw_off),
+      RETCL_KARG("pb_off", pb_off),    RETCL_KARG("stride_b", s.batch),
+      RETCL_KARG("stride_t", s.token), RETCL_KARG("stride_h", s.head),
+      RETCL_KARG("tokens", tokens),    RETCL_KARG("heads", heads),
+      RETCL_KARG("head_major", head_major),
+      RETCL_KARG("positions", positions),
+      RETCL_KARG("slice_rows", slice_rows),
+      RETCL_KARG("slices", slices),    RETCL_KARG("row_len", row_len),
+      RETCL_KARG("kind", kind),        RETCL_KARG("gate", gate_kind),
+      RETCL_KARG("has_w", has_w),      RETCL_KARG("has_b", has_b),
+      RETCL_KARG("want_dw", want_dw),  RETCL_KARG("want_db", want_db),
+      RETCL_KARG("eps", eps),          RETCL_KARG("lanes", lanes),
+      RETCL_KLOCAL("red", red_bytes)};
+  const retcl_grid grid = {1, {l.global, 1, 1}, {l.local, 1, 1}};
+  retcl_status st = retcl__launch(
+      ctx, RETCL_KERNEL_GROUP_NORM_GATE_BACKWARD, args, RETCL_NARGS(args),
+      &grid, num_wait, wait, reduce ? NULL : event);
+  if (st || !reduce) return st;
+
+  /* Second pass: the slices of each channel summed in order. cpu: about
+   * four contiguous ranges of channels per compute unit; gpu: a channel
+   * per work-item. */
+  cl_uint per_item = 1;
+  if (cpu) {
+    const size_t items = 4 * (size_t)ctx->limits.compute_units;
+    per_item = (cl_uint)((channels + items - 1) / items);
+  }
+  if (!want_dw) d_weight = retcl_buf(workspace, 0);
+  if (!want_db) d_bias = retcl_buf(workspace, 0);
+  const cl_uint dw_off = (cl_uint)d_weight.offset;
+  const cl_uint db_off = (cl_uint)d_bias.offset;
+  const cl_uint nchan = (cl_uint)channels;
+  const retcl_karg rargs[] = {
+      RETCL_KARG("part", workspace),     RETCL_KARG("pw_off", pw_off),
+      RETCL_KARG("pb_off", pb_off),      RETCL_KARG("slices", slices),
+      RETCL_KARG("channels", nchan),     RETCL_KARG("dw", d_weight.mem),
+      RETCL_KARG("dw_off", dw_off),      RETCL_KARG("db", d_bias.mem),
+      RETCL_KARG("db_off", db_off),      RETCL_KARG("want_dw", want_dw),
+      RETCL_KARG("want_db", want_db),    RETCL_KARG("per_item", per_item)};
+  const retcl_grid rgrid =
+      retcl__grid(cpu, 1, (channels + per_item - 1) / per_item, 1, 1);
+  return retcl__launch(ctx, RETCL_KERNEL_GROUP_NORM_GRAD_REDUCE, rargs,
+                       RETCL_NARGS(rargs), &rgrid, 0, NULL, event);
+}
+
+retcl_status retcl_group_norm_gate_backward(
+    retcl_context *ctx, const retcl_group_norm_desc *desc, retcl_buffer x,
+    retcl_buffer gate, retcl_buffer weight, retcl_buffer bias,
+    retcl_buffer d_out, retcl_buffer dx, retcl_buffer d_gate,
+    retcl_buffer d_weight, retcl_buffer d_bias,
+    cl_uint num_events_in_wait_list, const cl_event *event_wait_list,
+    cl_event *event) {
+  const char *op = OP_BWD;
+  retcl_status st = retcl__check_ctx(ctx);
+  if (st != RETCL_SUCCESS) return st;
+  if (!desc)
+    return retcl__fail(ctx, RETCL_ERROR_INVALID_ARGUMENT, "%s: desc is NULL",
+                       op);
+  retcl_group_norm_grad_plan plan;
+  if ((st = retcl__group_norm_backward_plan(ctx, op, desc,
+                                            d_weight.mem != NULL,
+                                            d_bias.mem != NULL, &plan)))
+    return st;
+  const int use_gate = desc->gate != RETCL_GATE_NONE;
+  const size_t elems = retcl__mul(
+      retcl__mul(retcl__mul(desc->batch, desc->tokens), desc->heads),
+      desc->head_dim);
+  const size_t channels = retcl__mul(desc->heads, desc->head_dim);
+  if (d_weight.mem && !weight.mem)
+    return retcl__fail(ctx, RETCL_ERROR_INVALID_ARGUMENT,
+                       "%s: d_weight is given but weight is not (the forward "
+                       "had no weight)",
+                       op);
+  if (d_bias.mem && !bias.mem)
+    return retcl__fail(ctx, RETCL_ERROR_INVALID_ARGUMENT,
+                       "%s: d_bias is given but bias is not (the forward had "
+                       "no bias)",
+                       op);
+  if ((st = retcl__check_buffer(ctx, op, "x", x, elems)) ||
+      (use_gate && (st = retcl__check_buffer(ctx, op, "gate", gate, elems))) ||
+      (st = retcl__check_optional_buffer(ctx, op, "weight", weight,
+                                         channels)) ||
+      (st = retcl__check_optional_buffer(ctx, op, "bias", bias, channels)) ||
+      (st = retcl__check_buffer(ctx, op, "d_out", d_out, elems)) ||
+      (st = retcl__check_buffer(ctx, op, "dx", dx, elems)) ||
+      (use_gate &&
+       (st = retcl__check_buffer(ctx, op, "d_gate", d_gate, elems))) ||
+      (st = retcl__check_optional_buffer(ctx, op, "d_weight", d_weight,
+                                         channels)) ||
+      (st = retcl__check_optional_buffer(ctx, op, "d_bias", d_bias,
+                                         channels)) ||
+      (st = retcl__check_wait_list(ctx, op, num_events_in_wait_list,
+                                   event_wait_list)))
+    return st;
+  if (!use_gate) gate = d_gate = retcl_no_buf();
+  const retcl_buffer bufs[] = {x, gate, weight, bias, d_out,
+                               dx, d_gate, d_weight, d_bias};
+  const size_t sizes[] = {elems, elems, channels, channels, elems,
+                          elems, elems, channels, channels};
+  cl_mem ws = NULL;
+  if ((st = check_backward_overlaps(ctx, bufs, sizes)) ||
+      (st = retcl__prepare(ctx, RETCL_FAMILY_BIT(RETCL_FAMILY_GROUP_NORM))) ||
+      (plan.workspace_floats &&
+       (st = retcl__workspace(ctx, RETCL_WORKSPACE_NORM_GRAD,
+                              plan.workspace_floats * sizeof(float), &ws))))
+    return st;
+  return retcl__group_norm_backward_enqueue(
+      ctx, desc, &plan, x, gate, weight, bias, d_out, dx, d_gate, d_weight,
+      d_bias, ws, num_events_in_wait_list, event_wait_list, event);
+}

@@ -4,45 +4,25 @@
  * products of decoding RetCL's weight-streaming kernels (cl/linear.cl),
  * since a GEMM tiled for large M reads the weights far below bandwidth.
  * Which one runs is the record's linear.row_limit, and for more rows its
- * gemm.backend: CLBlast or RetCL's GEMM (gemm.c). */
+ * gemm.backend: CLBlast (runtime/clblast.c, with the record's clblast
+ * parameters) or RetCL's GEMM (gemm.c). */
 #include "ops/linear.h"
 
 #include "ops/gemm.h"
 
+#include "runtime/clblast.h"
 #include "runtime/context.h"
 #include "runtime/events.h"
 #include "runtime/launch.h"
 #include "runtime/status.h"
 #include "runtime/validate.h"
 
-#include <clblast_c.h>
 #include <math.h>
 #include <stdio.h>
 
 /* Rows per streaming launch at most (the kernels exist for 1, 2, 4 and 8
  * rows); more rows run in groups of this many. */
 #define SKINNY_MAX_ROWS 8
-
-static retcl_status clblast_gemm(retcl_context *ctx, size_t M, size_t N,
-                                 size_t K, float alpha, retcl_buffer X,
-                                 retcl_buffer W, float beta, retcl_buffer Y) {
-  cl_command_queue queue = ctx->queue;
-  /* Row-major X[M,K] times W[N,K] transposed: W is a torch Linear weight. */
-  CLBlastStatusCode code = CLBlastSgemm(
-      CLBlastLayoutRowMajor, CLBlastTransposeNo, CLBlastTransposeYes, M, N, K,
-      alpha, X.mem, X.offset, K, W.mem, W.offset, K, beta, Y.mem, Y.offset, N,
-      &queue, NULL);
-  if (code != CLBlastSuccess)
-    return retcl__fail(ctx,
-                       code == CLBlastOpenCLOutOfResources ||
-                               code == CLBlastOpenCLOutOfHostMemory
-                           ? RETCL_ERROR_OUT_OF_MEMORY
-                           : RETCL_ERROR_OPENCL,
-                       "CLBlastSgemm(M=%zu, N=%zu, K=%zu) failed with CLBlast "
-                       "status %d",
-                       M, N, K, (int)code);
-  return RETCL_SUCCESS;
-}
 
 /* Kernel of the family starting at first (the 1-row kernel; the 2-, 4- and
  * 8-row ones follow it) for M rows: the smallest with at least M. */
@@ -125,7 +105,8 @@ static retcl_status gemm_stacked(retcl_context *ctx, size_t M, size_t blocks,
                          Yb = retcl_buf(Y.mem, Y.offset + b * M * nb);
       st = own ? retcl__gemm_enqueue(ctx, RETCL_GEMM_NT, M, nb, K, alpha[b], X,
                                      K, Wb, K, beta, Yb, nb, 0, NULL, NULL)
-               : clblast_gemm(ctx, M, nb, K, alpha[b], X, Wb, beta, Yb);
+               : retcl__clblast_sgemm_nt(ctx, M, nb, K, alpha[b], X, Wb,
+                                         beta, Yb);
       if (st) return st;
     }
     return RETCL_SUCCESS;
@@ -183,7 +164,8 @@ retcl_status retcl__linear_reserve(retcl_context *ctx, size_t M, size_t N,
 
 unsigned retcl__linear_families(void) {
   return RETCL_FAMILY_BIT(RETCL_FAMILY_LINEAR) |
-         RETCL_FAMILY_BIT(RETCL_FAMILY_GEMM);
+         RETCL_FAMILY_BIT(RETCL_FAMILY_GEMM) |
+         RETCL_FAMILY_BIT(RETCL_FAMILY_CLBLAST);
 }
 
 static const char *OP = "retcl_linear";

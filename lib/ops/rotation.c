@@ -1,5 +1,6 @@
-/* rotation.c - rotation plans and retcl_rotate (docs/design.md §1.1);
- * the kernel is cl/rotation.cl. */
+/* rotation.c - rotation plans, retcl_rotate and its transpose
+ * retcl_rotate_backward (docs/design.md §1.1, §1.7); the kernel is
+ * cl/rotation.cl. */
 #include "ops/rotation.h"
 
 #include "ops/limits.h"
@@ -141,12 +142,14 @@ retcl_status retcl__rotate_check(retcl_context *ctx, const char *op,
   return RETCL_SUCCESS;
 }
 
-retcl_status retcl__rotate_enqueue(retcl_context *ctx,
-                                   const retcl_rotation *rot,
-                                   const retcl_rotation_desc *desc,
-                                   retcl_buffer in, retcl_buffer out,
-                                   cl_uint num_wait, const cl_event *wait,
-                                   cl_event *event) {
+/* One launch of the kernel: the forward map (inverse 0) or its transpose
+ * (inverse 1) with the same angles and xPos factors. */
+static retcl_status rotate_launch(retcl_context *ctx,
+                                  const retcl_rotation *rot,
+                                  const retcl_rotation_desc *desc,
+                                  retcl_buffer in, retcl_buffer out,
+                                  int inverse_map, cl_uint num_wait,
+                                  const cl_event *wait, cl_event *event) {
   const retcl_strides s =
       retcl__strides(desc->layout, desc->tokens, desc->heads, rot->head_dim);
   const cl_uint in_off = (cl_uint)in.offset, out_off = (cl_uint)out.offset;
@@ -156,6 +159,7 @@ retcl_status retcl__rotate_enqueue(retcl_context *ctx,
   const cl_int use_xpos = rot->use_xpos;
   const cl_float inv_base = rot->inv_scale_base;
   const cl_float sign = desc->is_key ? -1.0f : 1.0f;
+  const cl_int inverse = inverse_map;
   const retcl_karg args[] = {
       RETCL_KARG("in", in.mem),          RETCL_KARG("in_off", in_off),
       RETCL_KARG("out", out.mem),        RETCL_KARG("out_off", out_off),
@@ -166,7 +170,7 @@ retcl_status retcl__rotate_enqueue(retcl_context *ctx,
       RETCL_KARG("turn_rate", rot->turn_rate),
       RETCL_KARG("log_zeta", rot->log_zeta),
       RETCL_KARG("use_xpos", use_xpos),  RETCL_KARG("inv_scale_base", inv_base),
-      RETCL_KARG("xpos_sign", sign)};
+      RETCL_KARG("xpos_sign", sign),     RETCL_KARG("inverse", inverse)};
   /* One item per (pair, token); rotation.group_tokens tokens per group, or
    * the driver's choice. */
   retcl_grid grid = {2, {rot->head_dim / 2, desc->tokens, 1}, {0, 0, 0}};
@@ -180,11 +184,34 @@ retcl_status retcl__rotate_enqueue(retcl_context *ctx,
                        &grid, num_wait, wait, event);
 }
 
-retcl_status retcl_rotate(retcl_context *ctx, const retcl_rotation *rot,
-                          const retcl_rotation_desc *desc, retcl_buffer in,
-                          retcl_buffer out, cl_uint num_events_in_wait_list,
-                          const cl_event *event_wait_list, cl_event *event) {
-  const char *op = "retcl_rotate";
+retcl_status retcl__rotate_enqueue(retcl_context *ctx,
+                                   const retcl_rotation *rot,
+                                   const retcl_rotation_desc *desc,
+                                   retcl_buffer in, retcl_buffer out,
+                                   cl_uint num_wait, const cl_event *wait,
+                                   cl_event *event) {
+  return rotate_launch(ctx, rot, desc, in, out, 0, num_wait, wait, event);
+}
+
+retcl_status retcl__rotate_backward_enqueue(retcl_context *ctx,
+                                            const retcl_rotation *rot,
+                                            const retcl_rotation_desc *desc,
+                                            retcl_buffer d_out,
+                                            retcl_buffer d_in, cl_uint num_wait,
+                                            const cl_event *wait,
+                                            cl_event *event) {
+  return rotate_launch(ctx, rot, desc, d_out, d_in, 1, num_wait, wait, event);
+}
+
+/* The public calls: checks, then one launch. src is read, dst written
+ * (in and out of the forward, d_out and d_in of the backward). */
+static retcl_status rotate_call(retcl_context *ctx, const char *op,
+                                const char *src_name, const char *dst_name,
+                                const retcl_rotation *rot,
+                                const retcl_rotation_desc *desc,
+                                retcl_buffer src, retcl_buffer dst,
+                                int inverse_map, cl_uint num_wait,
+                                const cl_event *wait, cl_event *event) {
   retcl_status st = retcl__check_ctx(ctx);
   if (st != RETCL_SUCCESS) return st;
   if (!rot || !desc)
@@ -194,18 +221,36 @@ retcl_status retcl_rotate(retcl_context *ctx, const retcl_rotation *rot,
   const size_t elems = retcl__mul(
       retcl__mul(retcl__mul(desc->batch, desc->tokens), desc->heads),
       rot->head_dim);
-  if ((st = retcl__check_buffer(ctx, op, "in", in, elems)) ||
-      (st = retcl__check_buffer(ctx, op, "out", out, elems)) ||
-      (st = retcl__check_wait_list(ctx, op, num_events_in_wait_list,
-                                   event_wait_list)))
+  if ((st = retcl__check_buffer(ctx, op, src_name, src, elems)) ||
+      (st = retcl__check_buffer(ctx, op, dst_name, dst, elems)) ||
+      (st = retcl__check_wait_list(ctx, op, num_wait, wait)))
     return st;
-  if (retcl__overlaps(in, elems, out, elems) && in.offset != out.offset)
+  if (retcl__overlaps(src, elems, dst, elems) && src.offset != dst.offset)
     return retcl__fail(ctx, RETCL_ERROR_INVALID_ARGUMENT,
-                       "%s: in and out overlap without being the same range",
-                       op);
+                       "%s: %s and %s overlap without being the same range",
+                       op, src_name, dst_name);
   if ((st = retcl__prepare(ctx, RETCL_FAMILY_BIT(RETCL_FAMILY_ROTATION))))
     return st;
-  return retcl__rotate_enqueue(ctx, rot, desc, in, out,
-                               num_events_in_wait_list, event_wait_list,
-                               event);
+  return rotate_launch(ctx, rot, desc, src, dst, inverse_map, num_wait, wait,
+                       event);
+}
+
+retcl_status retcl_rotate(retcl_context *ctx, const retcl_rotation *rot,
+                          const retcl_rotation_desc *desc, retcl_buffer in,
+                          retcl_buffer out, cl_uint num_events_in_wait_list,
+                          const cl_event *event_wait_list, cl_event *event) {
+  return rotate_call(ctx, "retcl_rotate", "in", "out", rot, desc, in, out, 0,
+                     num_events_in_wait_list, event_wait_list, event);
+}
+
+retcl_status retcl_rotate_backward(retcl_context *ctx,
+                                   const retcl_rotation *rot,
+                                   const retcl_rotation_desc *desc,
+                                   retcl_buffer d_out, retcl_buffer d_in,
+                                   cl_uint num_events_in_wait_list,
+                                   const cl_event *event_wait_list,
+                                   cl_event *event) {
+  return rotate_call(ctx, "retcl_rotate_backward", "d_out", "d_in", rot, desc,
+                     d_out, d_in, 1, num_events_in_wait_list, event_wait_list,
+                     event);
 }

@@ -18,5 +18,15 @@ retcl_status retcl__rotate_enqueue(retcl_context *ctx,
                                    retcl_buffer in, retcl_buffer out,
                                    cl_uint num_wait, const cl_event *wait,
                                    cl_event *event);
+/* Enqueue the transpose of a checked rotation: d_in = Θᵀ d_out (rotate by
+ * -θ, the same xPos factors as the forward for desc->is_key). d_in may be
+ * d_out (same offset). */
+retcl_status retcl__rotate_backward_enqueue(retcl_context *ctx,
+                                            const retcl_rotation *rot,
+                                            const retcl_rotation_desc *desc,
+                                            retcl_buffer d_out,
+                                            retcl_buffer d_in, cl_uint num_wait,
+                                            const cl_event *wait,
+                                            cl_event *event);
 
 #endif

@@ -13,6 +13,9 @@ typedef enum retcl_workspace_id {
   RETCL_WORKSPACE_LAYER,         /* Q, K, V, G, retention output */
   RETCL_WORKSPACE_MODEL,         /* residual stream, FFN, tokens, logits */
   RETCL_WORKSPACE_GEMM,          /* packed panels of op(A) and op(B) */
+  RETCL_WORKSPACE_NORM_GRAD,     /* group norm backward: partial d_weight,
+                                    d_bias sums */
+  RETCL_WORKSPACE_TRAIN_OPS,     /* per-row losses, gradient-norm partials */
   RETCL_WORKSPACE_RETENTION_GRAD, /* retention backward: panels, states */
   RETCL_WORKSPACE_COUNT
 } retcl_workspace_id;
@@ -38,6 +41,7 @@ struct retcl_context {
   int kernel_args_checked[RETCL_KERNEL_COUNT];   /* see retcl__launch */
   cl_mem workspace[RETCL_WORKSPACE_COUNT];       /* see retcl__workspace() */
   size_t workspace_bytes[RETCL_WORKSPACE_COUNT];
+  int clblast_ready; /* the clblast family is prepared (runtime/clblast.c) */
   retcl_log_fn log_fn;
   void *log_user;
   char error[8192];

@@ -3,6 +3,7 @@
  * RETCL_PARAMS file (docs/design.md §3). */
 #include "runtime/params.h"
 
+#include "runtime/clblast.h"
 #include "runtime/context.h"
 #include "ops/limits.h"
 #include "runtime/status.h"
@@ -22,6 +23,9 @@ static const char *const family_names[RETCL_FAMILY_COUNT] = {
     [RETCL_FAMILY_ELEMENTWISE] = "elementwise",
     [RETCL_FAMILY_LINEAR] = "linear",
     [RETCL_FAMILY_GEMM] = "gemm",
+    [RETCL_FAMILY_LOSS] = "loss",
+    [RETCL_FAMILY_OPTIMIZER] = "optimizer",
+    [RETCL_FAMILY_CLBLAST] = "clblast",
 };
 
 const char *retcl__family_name(retcl_family family) {
@@ -91,6 +95,9 @@ static const param_spec specs[RETCL_PARAM_COUNT] = {
         NULL, 256, 1, 4096, NULL, "most work-items per group (gpu access)"},
     [RETCL_P_GROUP_NORM_ROW_ITEMS] = {RETCL_FAMILY_GROUP_NORM, "row_items",
         NULL, 64, 1, 4096, NULL, "most rows per work-group (cpu access)"},
+    [RETCL_P_GROUP_NORM_GRAD_ROWS] = {RETCL_FAMILY_GROUP_NORM, "grad_rows",
+        NULL, 32, 1, 1 << 20, NULL,
+        "backward: tokens per partial sum of d_weight and d_bias"},
     [RETCL_P_ELEMENTWISE_ACCESS] = {RETCL_FAMILY_ELEMENTWISE, "access",
         "RETCL_CPU", RETCL_ACCESS_GPU, 0, 1, access_names,
         "cpu: a contiguous range per item; gpu: one element per item"},
@@ -147,6 +154,95 @@ static const param_spec specs[RETCL_PARAM_COUNT] = {
         NULL, "outputs per item along each side (gpu; tile = wg x wpt)"},
     [RETCL_P_GEMM_TK] = {RETCL_FAMILY_GEMM, "tk", "RETCL_GEMM_TK", 16, 1, 256,
         NULL, "k per local-memory tile (gpu)"},
+    [RETCL_P_LOSS_ACCESS] = {RETCL_FAMILY_LOSS, "access", "RETCL_CPU",
+        RETCL_ACCESS_GPU, 0, 1, access_names,
+        "cpu: a work-item per row; gpu: a work-group per row"},
+    [RETCL_P_LOSS_VW] = {RETCL_FAMILY_LOSS, "vw", "RETCL_VW", 8, 1, 16, NULL,
+        "floats per vector along a row (cpu; 8 or 16)"},
+    [RETCL_P_LOSS_GROUP_ITEMS] = {RETCL_FAMILY_LOSS, "group_items", NULL, 256,
+        1, 4096, NULL, "most work-items per group sharing a row (gpu)"},
+    [RETCL_P_OPTIMIZER_ACCESS] = {RETCL_FAMILY_OPTIMIZER, "access",
+        "RETCL_CPU", RETCL_ACCESS_GPU, 0, 1, access_names,
+        "cpu: a contiguous range per item; gpu: one element per item"},
+    [RETCL_P_OPTIMIZER_VW] = {RETCL_FAMILY_OPTIMIZER, "vw", "RETCL_VW", 8, 1,
+        16, NULL, "floats per vector (cpu; 8 or 16)"},
+    [RETCL_P_OPTIMIZER_PER_ITEM] = {RETCL_FAMILY_OPTIMIZER, "per_item", NULL,
+        1024, 1, 1 << 24, NULL,
+        "elements per work-item in the update and norm (cpu)"},
+    [RETCL_P_OPTIMIZER_GROUP_ITEMS] = {RETCL_FAMILY_OPTIMIZER, "group_items",
+        NULL, 256, 1, 4096, NULL,
+        "most work-items per group of the gradient norm (gpu)"},
+    [RETCL_P_OPTIMIZER_NORM_GROUPS] = {RETCL_FAMILY_OPTIMIZER, "norm_groups",
+        NULL, 512, 1, 1 << 20, NULL,
+        "most work-groups (partial sums) per tensor in the norm (gpu)"},
+    /* CLBlast's kernel parameters (runtime/clblast.c hands them to
+     * CLBlastOverrideParameters), keys named after CLBlast's, lower case.
+     * -1 (RETCL_CLBLAST_DATABASE) everywhere: CLBlast's own database, which
+     * holds vendor-tuned values for many GPUs. CLBlast takes each kernel's
+     * parameters only all together, so a record sets all of one kernel's or
+     * none (clblast.c checks at context creation); ranges are what the
+     * host accepts, and clblast.c checks the constraints of CLBlast's
+     * kernels and the device's limits before CLBlast runs. */
+#define CLBLAST_SPEC(id, key, hi, help)                                     \
+  [id] = {RETCL_FAMILY_CLBLAST, key, NULL, RETCL_CLBLAST_DATABASE,          \
+          RETCL_CLBLAST_DATABASE, hi, NULL, help " (-1: CLBlast's database)"}
+    CLBLAST_SPEC(RETCL_P_CLBLAST_GEMMK, "gemmk", 1,
+                 "Xgemm GEMMK: 0, the local-memory kernel (1 is refused)"),
+    CLBLAST_SPEC(RETCL_P_CLBLAST_KREG, "kreg", 64,
+                 "Xgemm KREG: k per register tile (GEMMK 1 only)"),
+    CLBLAST_SPEC(RETCL_P_CLBLAST_KWG, "kwg", 1024,
+                 "Xgemm KWG: k per tile of a work-group"),
+    CLBLAST_SPEC(RETCL_P_CLBLAST_KWI, "kwi", 1024,
+                 "Xgemm KWI: unroll of the KWG loop"),
+    CLBLAST_SPEC(RETCL_P_CLBLAST_MDIMA, "mdima", 1024,
+                 "Xgemm MDIMA: items along m loading A"),
+    CLBLAST_SPEC(RETCL_P_CLBLAST_MDIMC, "mdimc", 1024,
+                 "Xgemm MDIMC: work-group items along m"),
+    CLBLAST_SPEC(RETCL_P_CLBLAST_MWG, "mwg", 4096,
+                 "Xgemm MWG: rows of C per work-group"),
+    CLBLAST_SPEC(RETCL_P_CLBLAST_NDIMB, "ndimb", 1024,
+                 "Xgemm NDIMB: items along n loading B"),
+    CLBLAST_SPEC(RETCL_P_CLBLAST_NDIMC, "ndimc", 1024,
+                 "Xgemm NDIMC: work-group items along n"),
+    CLBLAST_SPEC(RETCL_P_CLBLAST_NWG, "nwg", 4096,
+                 "Xgemm NWG: columns of C per work-group"),
+    CLBLAST_SPEC(RETCL_P_CLBLAST_SA, "sa", 1,
+                 "Xgemm SA: 1 caches A in local memory"),
+    CLBLAST_SPEC(RETCL_P_CLBLAST_SB, "sb", 1,
+                 "Xgemm SB: 1 caches B in local memory"),
+    CLBLAST_SPEC(RETCL_P_CLBLAST_STRM, "strm", 1,
+                 "Xgemm STRM: 1 strided access along m"),
+    CLBLAST_SPEC(RETCL_P_CLBLAST_STRN, "strn", 1,
+                 "Xgemm STRN: 1 strided access along n"),
+    CLBLAST_SPEC(RETCL_P_CLBLAST_VWM, "vwm", 16,
+                 "Xgemm VWM: vector width along m (1, 2, 4, 8, 16)"),
+    CLBLAST_SPEC(RETCL_P_CLBLAST_VWN, "vwn", 16,
+                 "Xgemm VWN: vector width along n (1, 2, 4, 8, 16)"),
+    CLBLAST_SPEC(RETCL_P_CLBLAST_DIRECT_KWID, "direct_kwid", 1024,
+                 "XgemmDirect KWID: unroll of the k loop"),
+    CLBLAST_SPEC(RETCL_P_CLBLAST_DIRECT_MDIMAD, "direct_mdimad", 1024,
+                 "XgemmDirect MDIMAD: items along m loading A"),
+    CLBLAST_SPEC(RETCL_P_CLBLAST_DIRECT_MDIMCD, "direct_mdimcd", 1024,
+                 "XgemmDirect MDIMCD: work-group items along m"),
+    CLBLAST_SPEC(RETCL_P_CLBLAST_DIRECT_NDIMBD, "direct_ndimbd", 1024,
+                 "XgemmDirect NDIMBD: items along n loading B"),
+    CLBLAST_SPEC(RETCL_P_CLBLAST_DIRECT_NDIMCD, "direct_ndimcd", 1024,
+                 "XgemmDirect NDIMCD: work-group items along n"),
+    CLBLAST_SPEC(RETCL_P_CLBLAST_DIRECT_PADA, "direct_pada", 1,
+                 "XgemmDirect PADA: 1 pads A's local tile"),
+    CLBLAST_SPEC(RETCL_P_CLBLAST_DIRECT_PADB, "direct_padb", 1,
+                 "XgemmDirect PADB: 1 pads B's local tile"),
+    CLBLAST_SPEC(RETCL_P_CLBLAST_DIRECT_VWMD, "direct_vwmd", 16,
+                 "XgemmDirect VWMD: vector width along m (1, 2, 4, 8, 16)"),
+    CLBLAST_SPEC(RETCL_P_CLBLAST_DIRECT_VWND, "direct_vwnd", 16,
+                 "XgemmDirect VWND: vector width along n (1, 2, 4, 8, 16)"),
+    CLBLAST_SPEC(RETCL_P_CLBLAST_DIRECT_WGD, "direct_wgd", 1024,
+                 "XgemmDirect WGD: rows, columns and k per work-group tile"),
+    CLBLAST_SPEC(RETCL_P_CLBLAST_MIN_INDIRECT_SIZE, "xgemm_min_indirect_size",
+                 1 << 20,
+                 "products with m n k below its cube run XgemmDirect, the "
+                 "others Xgemm (0: always Xgemm)"),
+#undef CLBLAST_SPEC
 };
 
 /* A built-in override: where `match` applies, param takes value. */
@@ -187,6 +283,10 @@ static const level_entry levels[] = {
      * 15-20 GFLOP/s where cl/gemm.cl's cpu kernels run 60-135. */
     {MATCH_TYPE, CL_DEVICE_TYPE_CPU, 0, NULL, RETCL_P_GEMM_BACKEND,
      RETCL_BACKEND_RETCL},
+    {MATCH_TYPE, CL_DEVICE_TYPE_CPU, 0, NULL, RETCL_P_LOSS_ACCESS,
+     RETCL_ACCESS_CPU},
+    {MATCH_TYPE, CL_DEVICE_TYPE_CPU, 0, NULL, RETCL_P_OPTIMIZER_ACCESS,
+     RETCL_ACCESS_CPU},
     {MATCH_VENDOR, 0, RETCL_VENDOR_POCL, NULL, RETCL_P_ELEMENTWISE_PER_ITEM,
      256},
     {MATCH_VENDOR, 0, RETCL_VENDOR_POCL, NULL, RETCL_P_LINEAR_ITEMS_PER_UNIT,
@@ -195,6 +295,12 @@ static const level_entry levels[] = {
      * AVX-512): 64 x 128 outputs per work-item, 4 x 4 register tiles. */
     {MATCH_VENDOR, 0, RETCL_VENDOR_POCL, NULL, RETCL_P_GEMM_BM, 64},
     {MATCH_VENDOR, 0, RETCL_VENDOR_POCL, NULL, RETCL_P_GEMM_BN, 128},
+    /* The packed panels (products of gemm.pack_rows rows and more): 4 rows
+     * by 4 vectors per broadcast tile, k blocks of 128 (retcl tune
+     * --family gemm --budget 4m, then interleaved A/B over five shapes:
+     * nn and tn 1.1-1.4x the 4 x 2 tile with k blocks of 256, nt even). */
+    {MATCH_VENDOR, 0, RETCL_VENDOR_POCL, NULL, RETCL_P_GEMM_NV, 4},
+    {MATCH_VENDOR, 0, RETCL_VENDOR_POCL, NULL, RETCL_P_GEMM_KC, 128},
 };
 
 static int level_matches(const level_entry *e, const retcl_device_identity *d,
@@ -263,7 +369,9 @@ static void apply_device_queries(const retcl_device_identity *dev,
       {RETCL_P_RETENTION_GRAD_VW, RETCL_P_RETENTION_GRAD_ACCESS},
       {RETCL_P_ELEMENTWISE_VW, RETCL_P_ELEMENTWISE_ACCESS},
       {RETCL_P_LINEAR_VW, RETCL_P_LINEAR_ACCESS},
-      {RETCL_P_GEMM_VW, RETCL_P_GEMM_ACCESS}};
+      {RETCL_P_GEMM_VW, RETCL_P_GEMM_ACCESS},
+      {RETCL_P_LOSS_VW, RETCL_P_LOSS_ACCESS},
+      {RETCL_P_OPTIMIZER_VW, RETCL_P_OPTIMIZER_ACCESS}};
   fit_gemm_tile(dev, p);
   if (dev->preferred_float < 16) return;
   for (size_t i = 0; i < sizeof vw / sizeof vw[0]; ++i)
@@ -386,7 +494,7 @@ static retcl_status apply_file(retcl_context *ctx,
                        "RETCL_PARAMS %s: \"%s\" is %s", path, fam->string,
                        f < 0 ? "not a kernel family (rotation, retention, "
                                "retention_grad, group_norm, elementwise, "
-                               "linear, gemm)"
+                               "linear, gemm, loss, optimizer, clblast)"
                              : "not an object of parameters");
       break;
     }
@@ -422,6 +530,7 @@ retcl_status retcl__params_resolve(retcl_context *ctx,
   apply_kernel_paths(&p);
   apply_device_queries(dev, &p);
   retcl_status st = apply_file(ctx, dev, &p);
+  if (!st) st = retcl__clblast_check_record(ctx, &p);
   if (st) return st;
   *out = p;
   return RETCL_SUCCESS;
@@ -471,3 +580,5 @@ retcl_status retcl_param_get(const retcl_context *ctx, size_t index,
   info->help = s->help;
   return RETCL_SUCCESS;
 }
+
+const char *retcl__param_key(retcl_param_id id) { return specs[id].key; }

@@ -22,6 +22,11 @@ typedef enum retcl_family {
   RETCL_FAMILY_ELEMENTWISE,
   RETCL_FAMILY_LINEAR,
   RETCL_FAMILY_GEMM,
+  RETCL_FAMILY_LOSS,
+  RETCL_FAMILY_OPTIMIZER,
+  /* No program of RetCL's: the parameters RetCL hands to CLBlast for its
+   * SGEMM (clblast.c). */
+  RETCL_FAMILY_CLBLAST,
   RETCL_FAMILY_COUNT
 } retcl_family;
 
@@ -46,6 +51,7 @@ typedef enum retcl_param_id {
   RETCL_P_GROUP_NORM_ACCESS,
   RETCL_P_GROUP_NORM_GROUP_ITEMS,
   RETCL_P_GROUP_NORM_ROW_ITEMS,
+  RETCL_P_GROUP_NORM_GRAD_ROWS,
   RETCL_P_ELEMENTWISE_ACCESS,
   RETCL_P_ELEMENTWISE_VW,
   RETCL_P_ELEMENTWISE_PER_ITEM,
@@ -71,6 +77,44 @@ typedef enum retcl_param_id {
   RETCL_P_GEMM_WG,
   RETCL_P_GEMM_WPT,
   RETCL_P_GEMM_TK,
+  RETCL_P_LOSS_ACCESS,
+  RETCL_P_LOSS_VW,
+  RETCL_P_LOSS_GROUP_ITEMS,
+  RETCL_P_OPTIMIZER_ACCESS,
+  RETCL_P_OPTIMIZER_VW,
+  RETCL_P_OPTIMIZER_PER_ITEM,
+  RETCL_P_OPTIMIZER_GROUP_ITEMS,
+  RETCL_P_OPTIMIZER_NORM_GROUPS,
+  /* CLBlast's Xgemm kernel (its indirect GEMM), in CLBlast's order. */
+  RETCL_P_CLBLAST_GEMMK,
+  RETCL_P_CLBLAST_KREG,
+  RETCL_P_CLBLAST_KWG,
+  RETCL_P_CLBLAST_KWI,
+  RETCL_P_CLBLAST_MDIMA,
+  RETCL_P_CLBLAST_MDIMC,
+  RETCL_P_CLBLAST_MWG,
+  RETCL_P_CLBLAST_NDIMB,
+  RETCL_P_CLBLAST_NDIMC,
+  RETCL_P_CLBLAST_NWG,
+  RETCL_P_CLBLAST_SA,
+  RETCL_P_CLBLAST_SB,
+  RETCL_P_CLBLAST_STRM,
+  RETCL_P_CLBLAST_STRN,
+  RETCL_P_CLBLAST_VWM,
+  RETCL_P_CLBLAST_VWN,
+  /* CLBlast's XgemmDirect kernel (its single-kernel GEMM of small products). */
+  RETCL_P_CLBLAST_DIRECT_KWID,
+  RETCL_P_CLBLAST_DIRECT_MDIMAD,
+  RETCL_P_CLBLAST_DIRECT_MDIMCD,
+  RETCL_P_CLBLAST_DIRECT_NDIMBD,
+  RETCL_P_CLBLAST_DIRECT_NDIMCD,
+  RETCL_P_CLBLAST_DIRECT_PADA,
+  RETCL_P_CLBLAST_DIRECT_PADB,
+  RETCL_P_CLBLAST_DIRECT_VWMD,
+  RETCL_P_CLBLAST_DIRECT_VWND,
+  RETCL_P_CLBLAST_DIRECT_WGD,
+  /* CLBlast's choice between the two (its GemmRoutine entry). */
+  RETCL_P_CLBLAST_MIN_INDIRECT_SIZE,
   RETCL_PARAM_COUNT
 } retcl_param_id;
 
@@ -79,6 +123,10 @@ typedef enum retcl_param_id {
 enum { RETCL_ACCESS_GPU = 0, RETCL_ACCESS_CPU = 1 };
 /* Values of gemm.backend: who runs products of many rows. */
 enum { RETCL_BACKEND_CLBLAST = 0, RETCL_BACKEND_RETCL = 1 };
+/* Value of every clblast.* entry that leaves CLBlast's own database value
+ * (several CLBlast parameters take 0 as a real value: GEMMK, SA, SB, STRM,
+ * STRN, PADA, PADB, XGEMM_MIN_INDIRECT_SIZE). */
+enum { RETCL_CLBLAST_DATABASE = -1 };
 
 /* Where a value came from, lowest level first. */
 typedef enum retcl_param_source {
@@ -141,5 +189,8 @@ void retcl__params_defines(const retcl_params *p, retcl_family family,
 
 /* Name of a family ("retention"), as cl/<name>.cl and the JSON key. */
 const char *retcl__family_name(retcl_family family);
+
+/* Key of a parameter within its family ("rb"), as in the JSON file. */
+const char *retcl__param_key(retcl_param_id id);
 
 #endif

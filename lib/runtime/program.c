@@ -4,6 +4,7 @@
  * retcl_context_prepare build everything up front. */
 #include "runtime/program.h"
 
+#include "runtime/clblast.h"
 #include "runtime/context.h"
 #include "runtime/status.h"
 #include "runtime/validate.h"
@@ -21,6 +22,8 @@ extern const char retcl_cl_group_norm[];
 extern const char retcl_cl_elementwise[];
 extern const char retcl_cl_linear[];
 extern const char retcl_cl_gemm[];
+extern const char retcl_cl_loss[];
+extern const char retcl_cl_optimizer[];
 
 static const char *const sources[RETCL_FAMILY_COUNT] = {
     [RETCL_FAMILY_ROTATION] = retcl_cl_rotation,
@@ -30,6 +33,10 @@ static const char *const sources[RETCL_FAMILY_COUNT] = {
     [RETCL_FAMILY_ELEMENTWISE] = retcl_cl_elementwise,
     [RETCL_FAMILY_LINEAR] = retcl_cl_linear,
     [RETCL_FAMILY_GEMM] = retcl_cl_gemm,
+    [RETCL_FAMILY_LOSS] = retcl_cl_loss,
+    [RETCL_FAMILY_OPTIMIZER] = retcl_cl_optimizer,
+    /* RETCL_FAMILY_CLBLAST: no program of RetCL's; its prepare step is
+     * retcl__clblast_prepare. */
 };
 
 typedef struct kernel_info {
@@ -60,9 +67,17 @@ static const kernel_info kernels[RETCL_KERNEL_COUNT] = {
 #undef RG_KERNEL
     [RETCL_KERNEL_GROUP_NORM_GATE] = {RETCL_FAMILY_GROUP_NORM,
                                       "retcl_group_norm_gate"},
+    [RETCL_KERNEL_GROUP_NORM_GATE_BACKWARD] = {
+        RETCL_FAMILY_GROUP_NORM, "retcl_group_norm_gate_backward"},
+    [RETCL_KERNEL_GROUP_NORM_GRAD_REDUCE] = {RETCL_FAMILY_GROUP_NORM,
+                                             "retcl_group_norm_grad_reduce"},
     [RETCL_KERNEL_EMBED] = {RETCL_FAMILY_ELEMENTWISE, "retcl_embed"},
     [RETCL_KERNEL_RESIDUAL] = {RETCL_FAMILY_ELEMENTWISE, "retcl_residual"},
     [RETCL_KERNEL_GLU] = {RETCL_FAMILY_ELEMENTWISE, "retcl_glu"},
+    [RETCL_KERNEL_GLU_BACKWARD] = {RETCL_FAMILY_ELEMENTWISE,
+                                   "retcl_glu_backward"},
+    [RETCL_KERNEL_EMBEDDING_BACKWARD] = {RETCL_FAMILY_ELEMENTWISE,
+                                         "retcl_embedding_backward"},
     [RETCL_KERNEL_LINEAR_SKINNY_1] = {RETCL_FAMILY_LINEAR, "retcl_linear_skinny_1"},
     [RETCL_KERNEL_LINEAR_SKINNY_2] = {RETCL_FAMILY_LINEAR, "retcl_linear_skinny_2"},
     [RETCL_KERNEL_LINEAR_SKINNY_4] = {RETCL_FAMILY_LINEAR, "retcl_linear_skinny_4"},
@@ -77,6 +92,15 @@ static const kernel_info kernels[RETCL_KERNEL_COUNT] = {
     [RETCL_KERNEL_GEMM_PACK_A] = {RETCL_FAMILY_GEMM, "retcl_gemm_pack_a"},
     [RETCL_KERNEL_GEMM_PACK_B] = {RETCL_FAMILY_GEMM, "retcl_gemm_pack_b"},
     [RETCL_KERNEL_GEMM_PANELS] = {RETCL_FAMILY_GEMM, "retcl_gemm_panels"},
+    [RETCL_KERNEL_CROSS_ENTROPY_ROWS] = {RETCL_FAMILY_LOSS,
+                                         "retcl_cross_entropy_rows"},
+    [RETCL_KERNEL_CROSS_ENTROPY_MEAN] = {RETCL_FAMILY_LOSS,
+                                         "retcl_cross_entropy_mean"},
+    [RETCL_KERNEL_GRAD_NORM_PARTIAL] = {RETCL_FAMILY_OPTIMIZER,
+                                        "retcl_grad_norm_partial"},
+    [RETCL_KERNEL_GRAD_NORM_FINISH] = {RETCL_FAMILY_OPTIMIZER,
+                                       "retcl_grad_norm_finish"},
+    [RETCL_KERNEL_ADAMW] = {RETCL_FAMILY_OPTIMIZER, "retcl_adamw"},
 };
 
 const char *retcl__kernel_name(retcl_kernel_id id) { return kernels[id].name; }
@@ -154,8 +178,14 @@ static retcl_status create_kernels(retcl_context *ctx, retcl_family f) {
 }
 
 retcl_status retcl__prepare(retcl_context *ctx, unsigned mask) {
+  /* The clblast family first: its checks take microseconds, the builds
+   * seconds. */
+  if (mask & RETCL_FAMILY_BIT(RETCL_FAMILY_CLBLAST)) {
+    retcl_status st = retcl__clblast_prepare(ctx);
+    if (st) return st;
+  }
   for (int f = 0; f < RETCL_FAMILY_COUNT; ++f) {
-    if (!(mask & RETCL_FAMILY_BIT(f))) continue;
+    if (!(mask & RETCL_FAMILY_BIT(f)) || f == RETCL_FAMILY_CLBLAST) continue;
     retcl_status st;
     if (!ctx->programs[f] && (st = build_program(ctx, (retcl_family)f)))
       return st;

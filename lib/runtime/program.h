@@ -23,9 +23,13 @@ typedef enum retcl_kernel_id {
   RETCL_KERNEL_RETENTION_GRAD_REC_DKDV,
   RETCL_KERNEL_RETENTION_GRAD_REDUCE,
   RETCL_KERNEL_GROUP_NORM_GATE,
+  RETCL_KERNEL_GROUP_NORM_GATE_BACKWARD,
+  RETCL_KERNEL_GROUP_NORM_GRAD_REDUCE,
   RETCL_KERNEL_EMBED,
   RETCL_KERNEL_RESIDUAL,
   RETCL_KERNEL_GLU,
+  RETCL_KERNEL_GLU_BACKWARD,
+  RETCL_KERNEL_EMBEDDING_BACKWARD,
   RETCL_KERNEL_LINEAR_SKINNY_1,
   RETCL_KERNEL_LINEAR_SKINNY_2,
   RETCL_KERNEL_LINEAR_SKINNY_4,
@@ -40,6 +44,11 @@ typedef enum retcl_kernel_id {
   RETCL_KERNEL_GEMM_PACK_A,
   RETCL_KERNEL_GEMM_PACK_B,
   RETCL_KERNEL_GEMM_PANELS,
+  RETCL_KERNEL_CROSS_ENTROPY_ROWS,
+  RETCL_KERNEL_CROSS_ENTROPY_MEAN,
+  RETCL_KERNEL_GRAD_NORM_PARTIAL,
+  RETCL_KERNEL_GRAD_NORM_FINISH,
+  RETCL_KERNEL_ADAMW,
   RETCL_KERNEL_COUNT
 } retcl_kernel_id;
 
@@ -48,7 +57,9 @@ typedef enum retcl_kernel_id {
 #define RETCL_ALL_FAMILIES ((1u << RETCL_FAMILY_COUNT) - 1u)
 
 /* Build the programs of the families in `mask` that are not built yet and
- * create their kernels; on failure the message carries the build log. */
+ * create their kernels; on failure the message carries the build log. The
+ * clblast family has no program: its step checks the record's CLBlast
+ * parameters and hands them to CLBlast (runtime/clblast.c). */
 retcl_status retcl__prepare(retcl_context *ctx, unsigned mask);
 
 /* Name of a kernel, as in its cl/ file. */

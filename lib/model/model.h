@@ -1,0 +1,56 @@
+/* model.h - what a retcl_model and a decode state hold (model.c loads
+ * and runs them; model_save.c and model_train.c use them). Internal. */
+#ifndef RETCL_MODEL_MODEL_H
+#define RETCL_MODEL_MODEL_H
+
+#include "model/ffn.h"
+#include "model/weights.h"
+#include "retcl.h"
+
+/* One layer's weights, as places in the model's parameter vector
+ * (model/weights.h). */
+typedef struct layer_weights {
+  retcl_msr_weights msr;
+  retcl_buffer ret_norm, ffn_norm;
+  retcl_ffn_weights ffn;
+} layer_weights;
+
+struct retcl_model {
+  retcl_context *ctx;
+  retcl_model_config cfg;
+  retcl__weight_layout layout;
+  cl_mem params;    /* every trainable tensor, layout.total floats */
+  cl_mem log_decay; /* [H], not trained */
+  retcl_buffer embed, emb_norm, final_norm, out_proj; /* in params; emb_norm
+                       absent (mem NULL) unless enabled; out_proj is embed
+                       when tied */
+  layer_weights *layers;
+  retcl_rotation *rot;
+  float *theta;     /* [Dk/2] the rotation's angles, for saving */
+  float *log_decay_host; /* [H], for saving */
+  size_t weight_bytes;
+  struct retcl__train_tape *tape; /* model_train.c: what a backward needs */
+};
+
+struct retcl_decode_state {
+  const retcl_model *model;
+  size_t batch, position;
+  cl_mem states; /* [L, B, H, Dk, Dv] */
+  size_t layer_elems;
+};
+
+/* Checks of a forward's arguments shared by the inference and training
+ * forwards (messages name op). */
+retcl_status retcl__model_check_forward(retcl_model *m, const char *op,
+                                        retcl_decode_state *s,
+                                        const int32_t *tokens, size_t B,
+                                        size_t T, retcl_algorithm algo,
+                                        size_t chunk);
+/* The RMSNorm (with weight) of `rows` rows of the model width. */
+retcl_group_norm_desc retcl__model_rms_desc(const retcl_model *m,
+                                            size_t rows);
+
+/* Release what a training forward kept (model_train.c). */
+void retcl__train_tape_free(retcl_model *m);
+
+#endif
