@@ -329,8 +329,6 @@ void bench_op_job_release(bench_op_job *j) {
                    j->d_state_in};
   for (int i = 0; i < 9; ++i)
     if (rest[i]) clReleaseMemObject(rest[i]);
-  for (int i = 0; i < 4; ++i)
-    if (j->grad[i]) clReleaseMemObject(j->grad[i]);
   retcl_rotation_destroy(j->rot);
   memset(j->in, 0, sizeof j->in);
   memset(j->grad, 0, sizeof j->grad);
