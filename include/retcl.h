@@ -338,6 +338,36 @@ typedef enum retcl_layout {
   RETCL_LAYOUT_HEAD_MAJOR = 1
 } retcl_layout;
 
+/** A variable-length batch: `count` sequences packed back to back in one
+ *  token stream (the cu_seqlens convention of fla), for the ops and the
+ *  layer to run them in one call as if each ran alone (docs/api.md,
+ *  "Packed batches"). A desc with count 0 (the zero-initialised default)
+ *  describes a rectangular batch, as before.
+ *
+ *  When count > 0: desc->batch must be 1, desc->tokens is the stream's
+ *  length, the layout is RETCL_LAYOUT_TOKEN_MAJOR, and
+ *  offsets:     host array of count + 1 values, 0 = offsets[0] <= offsets[1]
+ *               <= ... <= offsets[count] = tokens; sequence i is tokens
+ *               offsets[i] .. offsets[i+1] - 1 (a sequence may be empty).
+ *  positions:   host array of count values, or NULL: the absolute position
+ *               of each sequence's first token (rotation angles start
+ *               there; in torchscale form it is the number of tokens the
+ *               sequence's state_in has absorbed). NULL means every
+ *               sequence starts at the desc's pos0 / position.
+ *  state_slots: host array of count values, or NULL: sequence i reads its
+ *               initial state from, and writes its final state to, slot
+ *               state_slots[i] of state_in / state_out (a slot is one
+ *               sequence's [H, Dk, Dv] state), or -1 for no state (starts
+ *               empty, final state not kept). No slot may appear twice.
+ *               NULL means slot i for sequence i.
+ *  The arrays are read during the call only. */
+typedef struct retcl_packing {
+  size_t count;
+  const size_t *offsets;
+  const size_t *positions;
+  const int32_t *state_slots;
+} retcl_packing;
+
 /* ------------------------------------------------------------------------ */
 /* Decay (docs/design.md §1.2)                                                       */
 /* ------------------------------------------------------------------------ */
@@ -386,6 +416,9 @@ typedef struct retcl_rotation_desc {
   size_t pos0;
   /** xPos only: 0 rotates queries (scale ζ^(n/base)), 1 keys (ζ^(-n/base)). */
   int is_key;
+  /** Packed sequences (count 0: a rectangular batch). Token t of sequence
+   *  i is at position positions[i] + (t - offsets[i]); state_slots unused. */
+  retcl_packing packing;
 } retcl_rotation_desc;
 
 /**
@@ -460,6 +493,11 @@ typedef struct retcl_retention_desc {
    *  (n in c_n = Σ_{j<n} γ^j). Must be 0 when state_in is absent and > 0
    *  when it is present. */
   size_t position;
+  /** Packed sequences (count 0: a rectangular batch); states are then
+   *  addressed by slot (retcl_packing). Every algorithm and form; the
+   *  torchscale parallel and chunkwise algorithms need every sequence with
+   *  a state_in slot at position 0 (they start from an empty state). */
+  retcl_packing packing;
 } retcl_retention_desc;
 
 /**
@@ -723,6 +761,9 @@ typedef struct retcl_msr_desc {
    *  number of tokens state_in has absorbed (torchscale form). */
   size_t pos0;
   float norm_eps;              /**< group norm eps; 0 selects 1e-6 */
+  /** Packed sequences (count 0: a rectangular batch): as retcl_retention,
+   *  x and y are then [tokens, d] (batch 1). */
+  retcl_packing packing;
 } retcl_msr_desc;
 
 /**
@@ -1141,6 +1182,82 @@ RETCL_API retcl_status retcl_model_forward_last(retcl_model *model,
                                                 retcl_algorithm algorithm,
                                                 size_t chunk_size,
                                                 float *last_logits);
+
+/* ------------------------------------------------------------------------ */
+/* Serving: packed batches and a pool of decode states (docs/api.md)        */
+/* ------------------------------------------------------------------------ */
+
+/** Opaque: `slots` decode states of one model, each one sequence's
+ *  per-layer retention states and the number of tokens it has absorbed
+ *  (its position; 0 = empty). Sequences of a running batch live in slots,
+ *  so they join and leave without anyone's state being copied. */
+typedef struct retcl_state_pool retcl_state_pool;
+
+/** A pool of `slots` empty slots (1 .. 2^20). Errors: INVALID_ARGUMENT,
+ *  INVALID_SIZE, OUT_OF_MEMORY, OPENCL. Per context (the model's). */
+RETCL_API retcl_status retcl_state_pool_create(retcl_model *model,
+                                               size_t slots,
+                                               retcl_state_pool **out);
+/** NULL is a no-op. Per context (the model's). */
+RETCL_API void retcl_state_pool_destroy(retcl_state_pool *pool);
+/** Number of slots (0 for NULL). Thread-safe: fixed at creation. */
+RETCL_API size_t retcl_state_pool_slots(const retcl_state_pool *pool);
+/** Bytes of device memory the pool holds: slots * L * H * Dk * Dv * 4.
+ *  Thread-safe: fixed at creation. */
+RETCL_API size_t retcl_state_pool_bytes(const retcl_state_pool *pool);
+/** Tokens absorbed by `slot` (0 when empty, or for a slot out of range).
+ *  Per context: a forward on the pool changes it. */
+RETCL_API size_t retcl_state_pool_position(const retcl_state_pool *pool,
+                                           size_t slot);
+/** Empty `slot` (its position becomes 0; nothing is enqueued): the next
+ *  sequence given it starts from an empty state. Errors: INVALID_ARGUMENT
+ *  (NULL, slot out of range). Per context (the model's). */
+RETCL_API retcl_status retcl_state_pool_reset(retcl_state_pool *pool,
+                                              size_t slot);
+
+/**
+ * Run the model on `sequences` token sequences of different lengths packed
+ * back to back: tokens [offsets[sequences]] (host), sequence i being
+ * tokens offsets[i] .. offsets[i+1] - 1 (offsets: host, sequences + 1
+ * values from 0, strictly increasing: every sequence has >= 1 token). Each
+ * sequence's results equal running it alone (retcl_model_forward with
+ * batch 1), with no cost for padding.
+ *
+ * pool, slots: NULL, NULL for stand-alone sequences. Otherwise slots
+ *            (host, `sequences` values) gives each sequence's slot in pool,
+ *            or -1 for none: sequence i continues slot slots[i] (from its
+ *            position; an empty slot starts fresh) and the slot is advanced
+ *            past it. No slot may appear twice. Continuing a non-empty slot
+ *            needs RETCL_ALGO_RECURRENT (as retcl_model_forward).
+ * logits:    NULL, or host [offsets[sequences], vocab_size] when last_only
+ *            is 0, or [sequences, vocab_size] (each sequence's last token)
+ *            when last_only is 1.
+ * Blocks until the logits are on the host. A failed call changes no slot.
+ * Errors: INVALID_ARGUMENT (a bad offset array, slot index, token id, a
+ * pool of another model), INVALID_SIZE, UNSUPPORTED, OUT_OF_MEMORY,
+ * OPENCL. Per context (the model's).
+ */
+RETCL_API retcl_status retcl_model_forward_packed(
+    retcl_model *model, retcl_state_pool *pool, const int32_t *slots,
+    const int32_t *tokens, const size_t *offsets, size_t sequences,
+    retcl_algorithm algorithm, size_t chunk_size, int last_only,
+    float *logits);
+
+/**
+ * One decoding step of a running batch: row r feeds token tokens[r] to the
+ * sequence in slot slots[r] and writes its next-token logits to row r of
+ * logits [rows, vocab_size] (host); slots[r] = -1 skips the row (its token
+ * is not read and its logits row is left as it was). The same work as a
+ * rectangular decode step of the rows that are not skipped, whatever their
+ * positions. No slot may appear twice. Blocks until the logits are on the
+ * host. A failed call changes no slot. Errors: INVALID_ARGUMENT,
+ * INVALID_SIZE, OUT_OF_MEMORY, OPENCL. Per context (the model's).
+ */
+RETCL_API retcl_status retcl_model_decode_step(retcl_model *model,
+                                               retcl_state_pool *pool,
+                                               const int32_t *slots,
+                                               const int32_t *tokens,
+                                               size_t rows, float *logits);
 
 /* ------------------------------------------------------------------------ */
 /* Training a model (docs/design.md §1.7; docs/training.md)                  */
