@@ -12,7 +12,7 @@
 
 /* out[r*width + i] = scale * table[tokens[r]*width + i] */
 __kernel void retcl_embed(__global const int *tokens,
-                          __global const float *table, uint table_off,
+                          __global const RETCL_WT *table, uint table_off,
                           __global float *out, uint out_off, uint rows,
                           uint width, float scale, uint per_item) {
   const uint n = rows * width;
@@ -20,7 +20,8 @@ __kernel void retcl_embed(__global const int *tokens,
   const uint end = min(n, begin + per_item);
   for (uint e = begin; e < end; ++e) {
     const uint r = e / width, i = e - r * width;
-    out[out_off + e] = scale * table[table_off + (uint)tokens[r] * width + i];
+    out[out_off + e] =
+        scale * RETCL_LOAD_W(table, table_off + (uint)tokens[r] * width + i);
   }
 }
 

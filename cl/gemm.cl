@@ -64,10 +64,13 @@
       *(c) += alpha * (value);                 \
   } while (0)
 
-#define GEMM_ARGS                                                           \
+/* BT: the element type of B: RETCL_WT (a weight, stored 16-bit in the
+ * 16-bit variants) for nt, float for nn and tn. */
+#define GEMM_ARGS_B(BT)                                                     \
   uint M, uint N, uint K, float alpha, __global const float *A, uint a_off, \
-      uint lda, __global const float *B, uint b_off, uint ldb, float beta,  \
+      uint lda, __global const BT *B, uint b_off, uint ldb, float beta,     \
       __global float *C, uint c_off, uint ldc
+#define GEMM_ARGS GEMM_ARGS_B(float)
 
 #if RETCL_CPU
 
@@ -83,7 +86,7 @@
   if (m0 >= M || n0 >= N) return;                                   \
   const uint m1 = min(M, m0 + RETCL_GEMM_BM), n1 = min(N, n0 + RETCL_GEMM_BN)
 
-__kernel void retcl_gemm_nt(GEMM_ARGS) {
+__kernel void retcl_gemm_nt(GEMM_ARGS_B(RETCL_WT)) {
   GEMM_BLOCK;
   A += a_off;
   B += b_off;
@@ -91,7 +94,8 @@ __kernel void retcl_gemm_nt(GEMM_ARGS) {
     for (uint nt = n0; nt < n1; nt += NR) {
       /* Rows past the block's end repeat its last row: computed, never
        * stored, and always inside the buffers. */
-      __global const float *a[MR], *b[NR];
+      __global const float *a[MR];
+      __global const RETCL_WT *b[NR];
       _Pragma("unroll") for (uint i = 0; i < MR; ++i)
           a[i] = A + (size_t)min(mt + i, m1 - 1) * lda;
       _Pragma("unroll") for (uint j = 0; j < NR; ++j)
@@ -106,7 +110,7 @@ __kernel void retcl_gemm_nt(GEMM_ARGS) {
         _Pragma("unroll") for (uint i = 0; i < MR; ++i) av[i] =
             VLOAD(0, a[i] + k);
         _Pragma("unroll") for (uint j = 0; j < NR; ++j) bv[j] =
-            VLOAD(0, b[j] + k);
+            RETCL_VLOAD_W(b[j] + k);
         _Pragma("unroll") for (uint i = 0; i < MR; ++i)
             _Pragma("unroll") for (uint j = 0; j < NR; ++j) acc[i][j] =
                 fma(av[i], bv[j], acc[i][j]);
@@ -117,7 +121,7 @@ __kernel void retcl_gemm_nt(GEMM_ARGS) {
       for (; k < K; ++k)
         _Pragma("unroll") for (uint i = 0; i < MR; ++i)
             _Pragma("unroll") for (uint j = 0; j < NR; ++j) tail[i][j] =
-                fma(a[i][k], b[j][k], tail[i][j]);
+                fma(a[i][k], RETCL_LOAD_W(b[j], k), tail[i][j]);
       _Pragma("unroll") for (uint i = 0; i < MR; ++i)
           _Pragma("unroll") for (uint j = 0; j < NR; ++j)
               if (mt + i < m1 && nt + j < n1)
@@ -195,8 +199,8 @@ RETCL_GEMM_BROADCAST(retcl_gemm_tn, GEMM_A_TN)
 /* One tile of outputs per work-group; A_AT and B_AT give the case's
  * indices, A_M_FAST / B_N_FAST whether m (n) is the contiguous dimension of
  * A (B) in global memory, so the staging loads run along it. */
-#define RETCL_GEMM_TILED(NAME, A_AT, B_AT, A_M_FAST, B_N_FAST)                \
-  __kernel void NAME(GEMM_ARGS) {                                            \
+#define RETCL_GEMM_TILED(NAME, BT, LOAD_B, A_AT, B_AT, A_M_FAST, B_N_FAST)    \
+  __kernel void NAME(GEMM_ARGS_B(BT)) {                                      \
     __local float as[TK][T + 1], bs[TK][T + 1];                              \
     const uint lx = get_local_id(0), ly = get_local_id(1);                   \
     const uint lid = ly * WG + lx;                                           \
@@ -217,7 +221,7 @@ RETCL_GEMM_BROADCAST(retcl_gemm_tn, GEMM_A_TN)
         const uint c = B_N_FAST ? e % T : e / TK,                            \
                    kb = B_N_FAST ? e / T : e % TK;                           \
         const uint n = n_base + c, kn = k0 + kb;                             \
-        bs[kb][c] = n < N && kn < K ? B[B_AT(kn, n)] : 0.0f;                 \
+        bs[kb][c] = n < N && kn < K ? LOAD_B(B, B_AT(kn, n)) : 0.0f; \
       }                                                                      \
       barrier(CLK_LOCAL_MEM_FENCE);                                          \
       for (uint kk = 0; kk < TK; ++kk) {                                     \
@@ -242,9 +246,11 @@ RETCL_GEMM_BROADCAST(retcl_gemm_tn, GEMM_A_TN)
     }                                                                        \
   }
 
-RETCL_GEMM_TILED(retcl_gemm_nt, GEMM_A_NT, GEMM_B_NT, 0, 0)
-RETCL_GEMM_TILED(retcl_gemm_nn, GEMM_A_NN, GEMM_B_NN, 0, 1)
-RETCL_GEMM_TILED(retcl_gemm_tn, GEMM_A_TN, GEMM_B_TN, 1, 1)
+/* B's loads by its element type (a weight's for nt). */
+#define GEMM_LOAD_F32(p, i) ((p)[i])
+RETCL_GEMM_TILED(retcl_gemm_nt, RETCL_WT, RETCL_LOAD_W, GEMM_A_NT, GEMM_B_NT, 0, 0)
+RETCL_GEMM_TILED(retcl_gemm_nn, float, GEMM_LOAD_F32, GEMM_A_NN, GEMM_B_NN, 0, 1)
+RETCL_GEMM_TILED(retcl_gemm_tn, float, GEMM_LOAD_F32, GEMM_A_TN, GEMM_B_TN, 1, 1)
 
 #undef T
 #undef TK
@@ -276,13 +282,14 @@ RETCL_GEMM_TILED(retcl_gemm_tn, GEMM_A_TN, GEMM_B_TN, 1, 1)
  * rows are read a vector at a time and the tile's columns written out, so
  * every global read and write is a whole vector (a scalar copy measured
  * 1-1.4 G floats/s on PoCL, 2-5x slower than this). rows[i] points at row
- * i of the source (VW floats from there are read); out + i VW receives
+ * i of the source (VW weights from there are read, widened to fp32: the
+ * panels are fp32 whatever the weights' storage); out + i VW receives
  * column i of the tile, for i < VW. */
-inline void transpose_tile(__global const float *const rows[RETCL_VW],
+inline void transpose_tile(__global const RETCL_WT *const rows[RETCL_VW],
                            __global float *out, uint out_stride) {
   float t[RETCL_VW][RETCL_VW];
   _Pragma("unroll") for (uint i = 0; i < RETCL_VW; ++i)
-      VSTORE(VLOAD(0, rows[i]), 0, t[i]);
+      VSTORE(RETCL_VLOAD_W(rows[i]), 0, t[i]);
   _Pragma("unroll") for (uint k = 0; k < RETCL_VW; ++k) {
     float col[RETCL_VW];
     _Pragma("unroll") for (uint i = 0; i < RETCL_VW; ++i) col[i] = t[i][k];
@@ -356,7 +363,7 @@ __kernel void retcl_gemm_pack_a(uint rows, uint depth, uint a_trans,
  * work-item per panel. B points at op(B)(0, 0) of the group; b_trans: B is
  * stored [n][k] (nt, a weight matrix) rather than [k][n]. */
 __kernel void retcl_gemm_pack_b(uint cols, uint depth, uint b_trans,
-                                __global const float *B, uint b_off,
+                                __global const RETCL_WT *B, uint b_off,
                                 uint ldb, __global float *Bp, uint bp_off) {
   const uint q = get_global_id(0);
   if (q * PANEL_NW >= cols) return;
@@ -368,14 +375,14 @@ __kernel void retcl_gemm_pack_b(uint cols, uint depth, uint b_trans,
      * tiles at a time; the last rows and k past the end are zeros. */
     const uint k_full = depth / RETCL_VW * RETCL_VW;
     for (uint v = 0; v < RETCL_GEMM_NV; ++v) {
-      __global const float *rows[RETCL_VW];
+      __global const RETCL_WT *rows[RETCL_VW];
       _Pragma("unroll") for (uint i = 0; i < RETCL_VW; ++i) rows[i] =
           B + (size_t)min(n0 + v * RETCL_VW + i, cols - 1) * ldb;
       const int full = n0 + (v + 1) * RETCL_VW <= cols;
       for (uint k0 = 0; k0 < depth; k0 += RETCL_VW) {
         __global float *o = out + (size_t)k0 * PANEL_NW + v * RETCL_VW;
         if (full && k0 < k_full) {
-          __global const float *at[RETCL_VW];
+          __global const RETCL_WT *at[RETCL_VW];
           _Pragma("unroll") for (uint i = 0; i < RETCL_VW; ++i) at[i] =
               rows[i] + k0;
           transpose_tile(at, o, PANEL_NW);
@@ -383,20 +390,21 @@ __kernel void retcl_gemm_pack_b(uint cols, uint depth, uint b_trans,
           for (uint k = k0; k < min(depth, k0 + RETCL_VW); ++k)
             for (uint i = 0; i < RETCL_VW; ++i)
               o[(size_t)(k - k0) * PANEL_NW + i] =
-                  n0 + v * RETCL_VW + i < cols ? rows[i][k] : 0.0f;
+                  n0 + v * RETCL_VW + i < cols ? RETCL_LOAD_W(rows[i], k)
+                                               : 0.0f;
         }
       }
     }
   } else if (live == PANEL_NW) {
     for (uint k = 0; k < depth; ++k)
       _Pragma("unroll") for (uint v = 0; v < RETCL_GEMM_NV; ++v)
-          VSTORE(VLOAD(v, B + (size_t)k * ldb + n0), 0,
+          VSTORE(RETCL_VLOAD_W(B + (size_t)k * ldb + n0 + v * RETCL_VW), 0,
                  out + (size_t)k * PANEL_NW + v * RETCL_VW);
   } else {
     for (uint k = 0; k < depth; ++k)
       for (uint j = 0; j < PANEL_NW; ++j)
         out[(size_t)k * PANEL_NW + j] =
-            j < live ? B[(size_t)k * ldb + n0 + j] : 0.0f;
+            j < live ? RETCL_LOAD_W(B, (size_t)k * ldb + n0 + j) : 0.0f;
   }
 }
 

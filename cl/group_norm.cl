@@ -112,7 +112,8 @@ static float gn_sum_sq_centred(__global const float *p, uint n, float shift,
 }
 
 static void gn_row_path(__global const float *x, __global const float *g,
-                        __global const float *w, __global const float *bias,
+                        __global const RETCL_WT *w,
+                        __global const RETCL_WT *bias,
                         __global float *out, uint n, int kind, int gate,
                         int has_w, int has_b, float eps) {
   float shift = 0.0f, mu = 0.0f;
@@ -125,15 +126,15 @@ static void gn_row_path(__global const float *x, __global const float *g,
   const uint n8 = n / 8;
   for (uint i = 0; i < n8; ++i) {
     float8 y = ((vload8(i, x) - shift) - mu) * rstd;
-    if (has_w) y *= vload8(i, w);
-    if (has_b) y += vload8(i, bias);
+    if (has_w) y *= RETCL_VLOAD8_W(i, w);
+    if (has_b) y += RETCL_VLOAD8_W(i, bias);
     if (gate != GN_GATE_NONE) y *= gn_act8(vload8(i, g), gate);
     vstore8(y, i, out);
   }
   for (uint d = n8 * 8; d < n; ++d) {
     float y = ((x[d] - shift) - mu) * rstd;
-    if (has_w) y *= w[d];
-    if (has_b) y += bias[d];
+    if (has_w) y *= RETCL_LOAD_W(w, d);
+    if (has_b) y += RETCL_LOAD_W(bias, d);
     if (gate != GN_GATE_NONE) y *= gn_act(g[d], gate);
     out[d] = y;
   }
@@ -163,7 +164,8 @@ static float gn_segment_sum(__local float *part, uint base, uint lane,
 /* n is the row length, or 0 for a work-item past the last row (it still
  * takes part in the barriers but touches no memory). */
 static void gn_group_path(__global const float *x, __global const float *g,
-                          __global const float *w, __global const float *bias,
+                          __global const RETCL_WT *w,
+                          __global const RETCL_WT *bias,
                           __global float *out, uint n, uint row_len, int kind,
                           int gate, int has_w, int has_b, float eps,
                           __local float *part, uint base, uint lane,
@@ -184,8 +186,8 @@ static void gn_group_path(__global const float *x, __global const float *g,
       rsqrt(gn_segment_sum(part, base, lane, lanes, ss) / (float)row_len + eps);
   for (uint d = lane; d < n; d += lanes) {
     float y = ((x[d] - shift) - mu) * rstd;
-    if (has_w) y *= w[d];
-    if (has_b) y += bias[d];
+    if (has_w) y *= RETCL_LOAD_W(w, d);
+    if (has_b) y += RETCL_LOAD_W(bias, d);
     if (gate != GN_GATE_NONE) y *= gn_act(g[d], gate);
     out[d] = y;
   }
@@ -198,7 +200,7 @@ static void gn_group_path(__global const float *x, __global const float *g,
  * for the shift before the fenced barrier that precedes any write. */
 __kernel void retcl_group_norm_gate(
     __global const float *x, uint x_off, __global const float *g, uint g_off,
-    __global const float *w, uint w_off, __global const float *bias,
+    __global const RETCL_WT *w, uint w_off, __global const RETCL_WT *bias,
     uint b_off, __global float *out, uint out_off, uint stride_b,
     uint stride_t, uint stride_h, uint tokens, uint heads, int head_major,
     uint rows, uint row_len, int kind, int gate, int has_w, int has_b,

@@ -39,7 +39,7 @@ inline float block_alpha(float4 alpha, uint r, uint nb) {
 
 #define RETCL_LINEAR_SKINNY(MR, S)                                           \
   __kernel void retcl_linear_skinny_##MR(                                    \
-      __global const float *X, uint x_off, __global const float *W,          \
+      __global const float *X, uint x_off, __global const RETCL_WT *W,       \
       uint w_off, __global float *Y, uint y_off, uint M, uint N, uint K,     \
       uint nb, uint bstride, float4 alpha, uint cols_per_item) {             \
     const uint n0 = get_global_id(0) * cols_per_item;                        \
@@ -50,7 +50,7 @@ inline float block_alpha(float4 alpha, uint r, uint nb) {
       /* Row i of each part; past the range's end, the last row again        \
        * (computed, not stored). */                                          \
       uint row[S];                                                           \
-      __global const float *w[S];                                            \
+      __global const RETCL_WT *w[S];                                         \
       vecf acc[S][MR];                                                       \
       float tail[S][MR];                                                     \
       _Pragma("unroll") for (uint s = 0; s < S; ++s) {                       \
@@ -65,7 +65,7 @@ inline float block_alpha(float4 alpha, uint r, uint nb) {
       for (; k + RETCL_VW <= K; k += RETCL_VW) {                             \
         vecf wv[S];                                                          \
         _Pragma("unroll") for (uint s = 0; s < S; ++s) wv[s] =               \
-            VLOAD(0, w[s] + k);                                              \
+            RETCL_VLOAD_W(w[s] + k);                                         \
         _Pragma("unroll") for (uint m = 0; m < MR; ++m) {                    \
           const vecf xv = VLOAD(0, X + x_off + min(m, last) * K + k);        \
           _Pragma("unroll") for (uint s = 0; s < S; ++s) acc[s][m] =         \
@@ -76,7 +76,7 @@ inline float block_alpha(float4 alpha, uint r, uint nb) {
         _Pragma("unroll") for (uint m = 0; m < MR; ++m) {                    \
           const float xk = X[x_off + min(m, last) * K + k];                  \
           _Pragma("unroll") for (uint s = 0; s < S; ++s) tail[s][m] =        \
-              fma(w[s][k], xk, tail[s][m]);                                  \
+              fma(RETCL_LOAD_W(w[s], k), xk, tail[s][m]);                    \
         }                                                                    \
       _Pragma("unroll") for (uint s = 0; s < S; ++s)                         \
           if (n0 + s * part + i < n1) {                                      \
@@ -103,18 +103,18 @@ RETCL_LINEAR_SKINNY(8, 2)
 
 #define RETCL_LINEAR_GROUPED(MR)                                             \
   __kernel void retcl_linear_grouped_##MR(                                   \
-      __global const float *X, uint x_off, __global const float *W,          \
+      __global const float *X, uint x_off, __global const RETCL_WT *W,       \
       uint w_off, __global float *Y, uint y_off, uint M, uint N, uint K,     \
       uint nb, uint bstride, float4 alpha) {                                 \
     __local float part[MR][RETCL_LINEAR_WG];                                 \
     (void)N; /* same arguments as the CPU kernel; N groups */                \
     const uint n = get_group_id(0), lid = get_local_id(0);                   \
     const uint wg = get_local_size(0), last = M - 1;                         \
-    __global const float *w = W + w_off + (size_t)n * K;                     \
+    __global const RETCL_WT *w = W + w_off + (size_t)n * K;                  \
     float acc[MR];                                                           \
     _Pragma("unroll") for (uint m = 0; m < MR; ++m) acc[m] = 0.0f;           \
     for (uint k = lid; k < K; k += wg) {                                     \
-      const float wk = w[k];                                                 \
+      const float wk = RETCL_LOAD_W(w, k);                                   \
       _Pragma("unroll") for (uint m = 0; m < MR; ++m) acc[m] =               \
           fma(wk, X[x_off + min(m, last) * K + k], acc[m]);                  \
     }                                                                        \

@@ -314,18 +314,47 @@ RETCL_API void retcl_set_log_callback(retcl_context *ctx, retcl_log_fn fn,
 /* Buffers and layouts                                                      */
 /* ------------------------------------------------------------------------ */
 
-/** A cl_mem of floats plus an offset counted in floats. A buffer with
- *  mem == NULL means "absent" where an argument is optional. */
+/** Element types: of a checkpoint's tensors, and of a buffer's storage. */
+typedef enum retcl_dtype {
+  RETCL_DTYPE_F32 = 0,
+  RETCL_DTYPE_F16 = 1, /**< IEEE binary16 */
+  RETCL_DTYPE_BF16 = 2 /**< bfloat16: the high 16 bits of an fp32 */
+} retcl_dtype;
+
+/** A cl_mem plus an offset counted in elements of `type`. A buffer with
+ *  mem == NULL means "absent" where an argument is optional.
+ *
+ *  Storage types: every buffer is fp32 (type RETCL_DTYPE_F32 = 0, what
+ *  `{mem, offset}` initialisers and retcl_buf give) except WEIGHT
+ *  arguments, which may also be F16 or BF16 (retcl_buf_typed): the kernels
+ *  read them in that form, widen each value exactly to fp32 and compute in
+ *  fp32. The weight arguments are retcl_linear's w, retcl_linear_many's
+ *  proj[i].w, retcl_gemm's b in the RETCL_GEMM_NT case, retcl_msr_forward's
+ *  projections and retcl_group_norm_gate's weight and bias; any other
+ *  argument given a 16-bit buffer is rejected (INVALID_ARGUMENT, nothing
+ *  written). States and activations are always fp32. */
 typedef struct retcl_buffer {
   cl_mem mem;
   size_t offset;
+  retcl_dtype type;
 } retcl_buffer;
 
-/** Convenience constructor. */
+/** Convenience constructor (fp32). */
 static inline retcl_buffer retcl_buf(cl_mem mem, size_t offset) {
   retcl_buffer b;
   b.mem = mem;
   b.offset = offset;
+  b.type = RETCL_DTYPE_F32;
+  return b;
+}
+/** A buffer of `type` elements, offset counted in elements (2 bytes each
+ *  for F16 and BF16). */
+static inline retcl_buffer retcl_buf_typed(cl_mem mem, size_t offset,
+                                           retcl_dtype type) {
+  retcl_buffer b;
+  b.mem = mem;
+  b.offset = offset;
+  b.type = type;
   return b;
 }
 /** The absent optional buffer. */
@@ -1001,13 +1030,6 @@ typedef struct retcl_model_config {
  *  be set. Thread-safe. */
 RETCL_API void retcl_model_config_default(retcl_model_config *cfg);
 
-/** Tensor element types a checkpoint may hold. */
-typedef enum retcl_dtype {
-  RETCL_DTYPE_F32 = 0,
-  RETCL_DTYPE_F16 = 1,
-  RETCL_DTYPE_BF16 = 2
-} retcl_dtype;
-
 /**
  * Write a random-weight checkpoint into folder dir (created if missing):
  * config.json with torchscale's field names and model.safetensors with
@@ -1048,6 +1070,38 @@ RETCL_API retcl_status retcl_model_load(retcl_context *ctx, const char *dir,
                                         retcl_model **out);
 /** NULL is a no-op. Per context (the model's). */
 RETCL_API void retcl_model_destroy(retcl_model *model);
+/** How a model keeps its weights on the device (retcl_model_load_as).
+ *  Activations, states and arithmetic stay fp32 in every case. */
+typedef enum retcl_storage {
+  RETCL_STORAGE_F32 = 0,  /**< fp32 (what retcl_model_load does; training
+                               needs it) */
+  RETCL_STORAGE_F16 = 1,  /**< IEEE binary16, rounded to nearest even */
+  RETCL_STORAGE_BF16 = 2, /**< bfloat16, rounded to nearest even */
+  RETCL_STORAGE_KEEP = 3  /**< the checkpoint's own type: that of its
+                               embed_tokens.weight (a file mixing types has
+                               every tensor converted to it) */
+} retcl_storage;
+
+/**
+ * retcl_model_load with the weights stored as `storage` says: 16-bit
+ * storage halves the device memory of the weights and the bytes a decode
+ * step streams; every kernel reading them widens each value exactly and
+ * accumulates in fp32. Converting an fp32 value to 16 bits rounds to
+ * nearest even (overflow to ±inf, NaN stays NaN). The parameter vector
+ * then holds 16-bit values (retcl_model_params is typed,
+ * retcl_model_weight_bytes counts real bytes); a 16-bit model runs every
+ * forward and decode entry point and retcl_model_save (values widened),
+ * but training entry points fail with UNSUPPORTED (load with
+ * RETCL_STORAGE_F32 to train). Errors: those of retcl_model_load, and
+ * INVALID_ARGUMENT for a storage that is not a retcl_storage. Per context.
+ */
+RETCL_API retcl_status retcl_model_load_as(retcl_context *ctx,
+                                           const char *dir,
+                                           retcl_storage storage,
+                                           retcl_model **out);
+/** The element type of the model's weights on the device (F32 for NULL).
+ *  Thread-safe: fixed at load. */
+RETCL_API retcl_dtype retcl_model_weight_type(const retcl_model *model);
 /** The configuration the model was loaded with. Thread-safe: fixed at
  *  load. */
 RETCL_API retcl_status retcl_model_get_config(const retcl_model *model,
@@ -1065,8 +1119,8 @@ RETCL_API size_t retcl_model_weight_bytes(const retcl_model *model);
  * are not trained and are not in it. */
 
 /** One tensor of the parameter vector. name is torchscale's (valid while
- *  the model lives); cols 0 marks a vector of rows floats; offset counts
- *  floats from the start of the vector. */
+ *  the model lives); cols 0 marks a vector of rows elements; offset counts
+ *  elements (of retcl_model_weight_type) from the start of the vector. */
 typedef struct retcl_tensor_info {
   const char *name;
   size_t rows, cols;
@@ -1079,10 +1133,11 @@ RETCL_API size_t retcl_model_tensor_count(const retcl_model *model);
 RETCL_API retcl_status retcl_model_tensor_info(const retcl_model *model,
                                                size_t index,
                                                retcl_tensor_info *info);
-/** Floats in the parameter vector. Thread-safe. */
+/** Elements in the parameter vector. Thread-safe. */
 RETCL_API size_t retcl_model_param_count(const retcl_model *model);
 /** The device buffer holding the parameter vector (read-write: training
- *  updates it in place; the model owns it). Thread-safe. */
+ *  updates it in place; the model owns it), typed with the model's weight
+ *  type (16-bit for a model loaded with 16-bit storage). Thread-safe. */
 RETCL_API retcl_buffer retcl_model_params(const retcl_model *model);
 
 /**

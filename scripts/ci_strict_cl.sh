@@ -12,7 +12,9 @@
 #                           family's parameter record (`retcl params
 #                           --defines FAMILY`, the only place they are
 #                           written) for both access patterns and vector
-#                           widths 8 and 16; needs the build (RETCL_BIN,
+#                           widths 8 and 16, and for the families that
+#                           read weights each weight storage type
+#                           (-DRETCL_WTYPE=1 f16, 2 bf16); needs the build (RETCL_BIN,
 #                           default build/tools/retcl) and an OpenCL device
 #   bench/fma_peak.cl       for W = 1, 2, 4, 8, 16 and FMA = fma, mad (the
 #                           options bench/yardsticks.c builds it with)
@@ -90,6 +92,15 @@ for vw in 8 16; do
                  "$RETCL_BIN" params --defines "$family")"
       # shellcheck disable=SC2086 # one word per definition
       compile "$f" "$work/$family.cl" $defines
+      # The families reading weights also build 16-bit weight variants
+      # (lib/runtime/program.h RETCL_WEIGHT_FAMILIES): f16 and bf16.
+      case "$family" in
+        linear|gemm|elementwise|group_norm)
+          for wt in 1 2; do
+            # shellcheck disable=SC2086
+            compile "$f" "$work/$family.cl" $defines -DRETCL_WTYPE=$wt
+          done ;;
+      esac
     done
   done
 done

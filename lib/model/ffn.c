@@ -4,6 +4,7 @@
 
 #include "ops/elementwise.h"
 #include "ops/linear.h"
+#include "runtime/validate.h"
 
 size_t retcl__ffn_workspace(size_t rows, size_t ffn_dim) {
   return 2 * rows * ffn_dim;
@@ -18,7 +19,7 @@ retcl_status retcl__ffn_enqueue(retcl_context *ctx,
   /* a and g lie back to back, as fc1 and gate do in w->fc1_gate. */
   const retcl_projection in[2] = {
       {w->fc1_gate, a, f, 1.0f},
-      {retcl_buf(w->fc1_gate.mem, w->fc1_gate.offset + f * d), g, f, 1.0f}};
+      {retcl__sub(w->fc1_gate, f * d), g, f, 1.0f}};
   retcl_status st;
   if ((st = retcl__linear_many_enqueue(ctx, rows, d, h, 2, in)) ||
       (st = retcl__glu(ctx, rows * f, act, a, g)))

@@ -133,11 +133,11 @@ static retcl_status check_buffers(retcl_context *ctx, const retcl_msr_plan *p,
   retcl_status st;
   if ((st = retcl__check_buffer(ctx, OP, "x", x, retcl__mul(bt, dm))) ||
       (st = retcl__check_buffer(ctx, OP, "y", y, retcl__mul(bt, dm))) ||
-      (st = retcl__check_buffer(ctx, OP, "weights->q_proj", w->q_proj, dm * dm)) ||
-      (st = retcl__check_buffer(ctx, OP, "weights->k_proj", w->k_proj, dm * dm)) ||
-      (st = retcl__check_buffer(ctx, OP, "weights->v_proj", w->v_proj, dv * dm)) ||
-      (st = retcl__check_buffer(ctx, OP, "weights->g_proj", w->g_proj, dv * dm)) ||
-      (st = retcl__check_buffer(ctx, OP, "weights->out_proj", w->out_proj, dm * dv)) ||
+      (st = retcl__check_weight(ctx, OP, "weights->q_proj", w->q_proj, dm * dm)) ||
+      (st = retcl__check_weight(ctx, OP, "weights->k_proj", w->k_proj, dm * dm)) ||
+      (st = retcl__check_weight(ctx, OP, "weights->v_proj", w->v_proj, dv * dm)) ||
+      (st = retcl__check_weight(ctx, OP, "weights->g_proj", w->g_proj, dv * dm)) ||
+      (st = retcl__check_weight(ctx, OP, "weights->out_proj", w->out_proj, dm * dv)) ||
       (st = retcl__check_buffer(ctx, OP, "log_decay", log_decay, p->d.heads)) ||
       (st = retcl__check_optional_buffer(ctx, OP, "state_in", state_in, state)) ||
       (st = retcl__check_optional_buffer(ctx, OP, "state_out", state_out, state)))
@@ -171,7 +171,11 @@ retcl_status retcl_msr_forward(retcl_context *ctx, const retcl_msr_desc *desc,
                                    event_wait_list)) ||
       (st = check_buffers(ctx, &plan, w, log_decay, x, state_in, state_out,
                           y)) ||
-      (st = retcl__prepare(ctx, retcl__msr_families())) ||
+      (st = retcl__prepare_typed(ctx, retcl__msr_families(), w->q_proj.type)) ||
+      (st = retcl__prepare_typed(ctx, retcl__msr_families(), w->k_proj.type)) ||
+      (st = retcl__prepare_typed(ctx, retcl__msr_families(), w->v_proj.type)) ||
+      (st = retcl__prepare_typed(ctx, retcl__msr_families(), w->g_proj.type)) ||
+      (st = retcl__prepare_typed(ctx, retcl__msr_families(), w->out_proj.type)) ||
       (st = retcl__msr_reserve(ctx, &plan)) ||
       (st = retcl__workspace(ctx, RETCL_WORKSPACE_LAYER,
                              plan.layer_floats * sizeof(float), &layer)) ||

@@ -17,15 +17,25 @@ static cl_uint per_item(const retcl_context *ctx) {
              : 1u;
 }
 
-static retcl_status launch_after(retcl_context *ctx, retcl_kernel_id id,
-                                 const retcl_karg *args, size_t nargs,
-                                 size_t n, cl_uint per, cl_uint num_wait,
-                                 const cl_event *wait, cl_event *event) {
+static retcl_status launch_typed(retcl_context *ctx, retcl_kernel_id id,
+                                 retcl_dtype wtype, const retcl_karg *args,
+                                 size_t nargs, size_t n, cl_uint per,
+                                 cl_uint num_wait, const cl_event *wait,
+                                 cl_event *event) {
   const size_t items = (n + per - 1) / per;
   if (items == 0) return RETCL_SUCCESS;
   const retcl_grid grid = retcl__grid(
       retcl__cpu_access(ctx, RETCL_P_ELEMENTWISE_ACCESS), 1, items, 1, 1);
-  return retcl__launch(ctx, id, args, nargs, &grid, num_wait, wait, event);
+  return retcl__launch_typed(ctx, id, wtype, args, nargs, &grid, num_wait,
+                             wait, event);
+}
+
+static retcl_status launch_after(retcl_context *ctx, retcl_kernel_id id,
+                                 const retcl_karg *args, size_t nargs,
+                                 size_t n, cl_uint per, cl_uint num_wait,
+                                 const cl_event *wait, cl_event *event) {
+  return launch_typed(ctx, id, RETCL_DTYPE_F32, args, nargs, n, per, num_wait,
+                      wait, event);
 }
 
 static retcl_status launch(retcl_context *ctx, retcl_kernel_id id,
@@ -46,8 +56,9 @@ retcl_status retcl__embed(retcl_context *ctx, cl_mem tokens, size_t rows,
       RETCL_KARG("out_off", out_off),     RETCL_KARG("rows", rows_u),
       RETCL_KARG("width", width_u),       RETCL_KARG("scale", scale),
       RETCL_KARG("per_item", per)};
-  return launch(ctx, RETCL_KERNEL_EMBED, args, RETCL_NARGS(args), rows * width,
-                per);
+  /* The table is a weight: the variant of its storage type reads it. */
+  return launch_typed(ctx, RETCL_KERNEL_EMBED, table.type, args,
+                      RETCL_NARGS(args), rows * width, per, 0, NULL, NULL);
 }
 
 retcl_status retcl__residual(retcl_context *ctx, size_t n, float alpha,

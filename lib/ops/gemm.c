@@ -78,11 +78,11 @@ typedef struct launch_chain {
 } launch_chain;
 
 static retcl_status chain_launch(retcl_context *ctx, launch_chain *chain,
-                                 retcl_kernel_id id, const retcl_karg *args,
-                                 size_t n, const retcl_grid *grid,
-                                 cl_event *event) {
-  retcl_status st = retcl__launch(ctx, id, args, n, grid, chain->num_wait,
-                                  chain->wait, event);
+                                 retcl_kernel_id id, retcl_dtype wtype,
+                                 const retcl_karg *args, size_t n,
+                                 const retcl_grid *grid, cl_event *event) {
+  retcl_status st = retcl__launch_typed(ctx, id, wtype, args, n, grid,
+                                        chain->num_wait, chain->wait, event);
   chain->num_wait = 0;
   chain->wait = NULL;
   return st;
@@ -106,7 +106,10 @@ static retcl_status pack(retcl_context *ctx, launch_chain *chain,
       RETCL_KARG(is_a ? "Ap" : "Bp", ws),
       RETCL_KARG(is_a ? "ap_off" : "bp_off", ws_off)};
   const retcl_grid grid = retcl__grid(1, 1, (extent + panel - 1) / panel, 1, 1);
-  return chain_launch(ctx, chain, id, args, RETCL_NARGS(args), &grid, NULL);
+  /* pack_b widens a 16-bit B (a weight) into fp32 panels; pack_a's A is
+   * always fp32. */
+  return chain_launch(ctx, chain, id, is_a ? RETCL_DTYPE_F32 : src.type, args,
+                      RETCL_NARGS(args), &grid, NULL);
 }
 
 /* C = alpha op(A) op(B) + beta C in groups of mg x ng x kg: for each group
@@ -161,8 +164,9 @@ static retcl_status gemm_packed(retcl_context *ctx, retcl_gemm_case op,
         const retcl_grid grid =
             retcl__grid(1, 2, (nn + item_cols - 1) / item_cols,
                         (mn + item_rows - 1) / item_rows, 1);
-        if ((st = chain_launch(ctx, &chain, RETCL_KERNEL_GEMM_PANELS, args,
-                               RETCL_NARGS(args), &grid, last ? event : NULL)))
+        if ((st = chain_launch(ctx, &chain, RETCL_KERNEL_GEMM_PANELS,
+                               RETCL_DTYPE_F32, args, RETCL_NARGS(args), &grid,
+                               last ? event : NULL)))
           return st;
       }
     }
@@ -207,20 +211,22 @@ retcl_status retcl__gemm_enqueue(retcl_context *ctx, retcl_gemm_case op,
                         {(N + tile - 1) / tile * wg, (M + tile - 1) / tile * wg, 1},
                         {wg, wg, 1}};
   }
-  return retcl__launch(ctx, kernel_of[op], args, RETCL_NARGS(args), &grid,
-                       num_wait, wait, event);
+  /* A 16-bit B (a weight, nt only) runs the variant of its type. */
+  return retcl__launch_typed(ctx, kernel_of[op], B.type, args,
+                             RETCL_NARGS(args), &grid, num_wait, wait, event);
 }
 
 /* One operand: `rows` rows of `cols` floats, `ld` apart. */
 static retcl_status check_matrix(retcl_context *ctx, const char *name,
                                  retcl_buffer buf, size_t rows, size_t cols,
-                                 size_t ld, const char *ld_name) {
+                                 size_t ld, const char *ld_name, int weight) {
   if (ld < cols)
     return retcl__fail(ctx, RETCL_ERROR_INVALID_SIZE,
                        "%s: %s = %zu is shorter than a row of %s (%zu floats)",
                        OP, ld_name, ld, name, cols);
-  return retcl__check_buffer(ctx, OP, name, buf,
-                             retcl__mul(rows - 1, ld) + cols);
+  const size_t elems = retcl__mul(rows - 1, ld) + cols;
+  return weight ? retcl__check_weight(ctx, OP, name, buf, elems)
+                : retcl__check_buffer(ctx, OP, name, buf, elems);
 }
 
 retcl_status retcl_gemm(retcl_context *ctx, retcl_gemm_case op, size_t M,
@@ -249,9 +255,11 @@ retcl_status retcl_gemm(retcl_context *ctx, retcl_gemm_case op, size_t M,
                a_cols = op == RETCL_GEMM_TN ? M : K,
                b_rows = op == RETCL_GEMM_NT ? N : K,
                b_cols = op == RETCL_GEMM_NT ? K : N;
-  if ((st = check_matrix(ctx, "a", a, a_rows, a_cols, lda, "lda")) ||
-      (st = check_matrix(ctx, "b", b, b_rows, b_cols, ldb, "ldb")) ||
-      (st = check_matrix(ctx, "c", c, M, N, ldc, "ldc")) ||
+  /* b may be a 16-bit weight in the nt case (x Wᵀ) only. */
+  if ((st = check_matrix(ctx, "a", a, a_rows, a_cols, lda, "lda", 0)) ||
+      (st = check_matrix(ctx, "b", b, b_rows, b_cols, ldb, "ldb",
+                         op == RETCL_GEMM_NT)) ||
+      (st = check_matrix(ctx, "c", c, M, N, ldc, "ldc", 0)) ||
       (st = retcl__check_wait_list(ctx, OP, num_events_in_wait_list,
                                    event_wait_list)))
     return st;
@@ -262,7 +270,8 @@ retcl_status retcl_gemm(retcl_context *ctx, retcl_gemm_case op, size_t M,
       retcl__overlaps(c, c_span, b, b_span))
     return retcl__fail(ctx, RETCL_ERROR_INVALID_ARGUMENT, "%s: c overlaps %s",
                        OP, retcl__overlaps(c, c_span, a, a_span) ? "a" : "b");
-  if ((st = retcl__prepare(ctx, RETCL_FAMILY_BIT(RETCL_FAMILY_GEMM))) ||
+  if ((st = retcl__prepare_typed(ctx, RETCL_FAMILY_BIT(RETCL_FAMILY_GEMM),
+                                 b.type)) ||
       (st = retcl__gemm_reserve(ctx, M, N, K)))
     return st;
   return retcl__gemm_enqueue(ctx, op, M, N, K, alpha, a, lda, b, ldb, beta, c,

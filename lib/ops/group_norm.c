@@ -138,6 +138,10 @@ retcl_status retcl__group_norm_enqueue(retcl_context *ctx,
    * never reads through them (flags below say so). */
   if (desc->gate == RETCL_GATE_NONE) gate = x;
   const cl_int has_w = weight.mem != NULL, has_b = bias.mem != NULL;
+  /* weight and bias share one storage type (the public entry checks it):
+   * the kernel variant of that type reads them. */
+  const retcl_dtype wtype = has_w ? weight.type : has_b ? bias.type
+                                                        : RETCL_DTYPE_F32;
   if (!has_w) weight = retcl_buf(x.mem, 0);
   if (!has_b) bias = retcl_buf(x.mem, 0);
   const retcl_strides s = retcl__strides(desc->layout, desc->tokens,
@@ -169,8 +173,8 @@ retcl_status retcl__group_norm_enqueue(retcl_context *ctx,
       RETCL_KARG("eps", eps),        RETCL_KARG("lanes", lanes),
       RETCL_KLOCAL("part", part_bytes)};
   const retcl_grid grid = {1, {plan.global, 1, 1}, {plan.local, 1, 1}};
-  return retcl__launch(ctx, RETCL_KERNEL_GROUP_NORM_GATE, args,
-                       RETCL_NARGS(args), &grid, num_wait, wait, event);
+  return retcl__launch_typed(ctx, RETCL_KERNEL_GROUP_NORM_GATE, wtype, args,
+                             RETCL_NARGS(args), &grid, num_wait, wait, event);
 }
 
 retcl_status retcl_group_norm_gate(retcl_context *ctx,
@@ -195,15 +199,23 @@ retcl_status retcl_group_norm_gate(retcl_context *ctx,
   const size_t channels = retcl__mul(desc->heads, desc->head_dim);
   if ((st = retcl__check_buffer(ctx, op, "x", x, elems)) ||
       (use_gate && (st = retcl__check_buffer(ctx, op, "gate", gate, elems))) ||
-      (st = retcl__check_optional_buffer(ctx, op, "weight", weight,
+      (st = retcl__check_optional_weight(ctx, op, "weight", weight,
                                          channels)) ||
-      (st = retcl__check_optional_buffer(ctx, op, "bias", bias, channels)) ||
+      (st = retcl__check_optional_weight(ctx, op, "bias", bias, channels)) ||
       (st = retcl__check_buffer(ctx, op, "out", out, elems)) ||
       (st = retcl__check_wait_list(ctx, op, num_events_in_wait_list,
                                    event_wait_list)) ||
       (st = check_overlaps(ctx, op, x, gate, use_gate, weight, bias, out,
-                           elems, channels)) ||
-      (st = retcl__prepare(ctx, RETCL_FAMILY_BIT(RETCL_FAMILY_GROUP_NORM))))
+                           elems, channels)))
+    return st;
+  if (weight.mem && bias.mem && weight.type != bias.type)
+    return retcl__fail(ctx, RETCL_ERROR_INVALID_ARGUMENT,
+                       "%s: weight and bias have different storage types (%d "
+                       "and %d); give both in one type",
+                       op, (int)weight.type, (int)bias.type);
+  if ((st = retcl__prepare_typed(
+           ctx, RETCL_FAMILY_BIT(RETCL_FAMILY_GROUP_NORM),
+           weight.mem ? weight.type : bias.mem ? bias.type : RETCL_DTYPE_F32)))
     return st;
   return retcl__group_norm_enqueue(ctx, desc, x, gate, weight, bias, out,
                                    num_events_in_wait_list, event_wait_list,

@@ -85,8 +85,9 @@ static retcl_status skinny(retcl_context *ctx, size_t M, size_t blocks,
     grid = (retcl_grid){1, {N * local, 1, 1}, {local, 1, 1}};
   }
   /* The GPU kernels take no cols_per_item (one group per output). */
-  return retcl__launch(ctx, id, args, RETCL_NARGS(args) - (cpu ? 0 : 1), &grid,
-                       0, NULL, NULL);
+  return retcl__launch_typed(ctx, id, W.type, args,
+                             RETCL_NARGS(args) - (cpu ? 0 : 1), &grid, 0, NULL,
+                             NULL);
 }
 
 /* Block b of a stacked product: Y_b = alpha[b] X W_bᵀ (+ beta Y_b), with
@@ -99,9 +100,12 @@ static retcl_status gemm_stacked(retcl_context *ctx, size_t M, size_t blocks,
                                  retcl_buffer Y) {
   retcl_status st;
   if (M > (size_t)retcl__param(ctx, RETCL_P_LINEAR_ROW_LIMIT) || beta != 0.0f) {
-    const int own = retcl__param(ctx, RETCL_P_GEMM_BACKEND) == RETCL_BACKEND_RETCL;
+    /* CLBlast reads fp32 only: 16-bit weights always take RetCL's GEMM. */
+    const int own =
+        retcl__param(ctx, RETCL_P_GEMM_BACKEND) == RETCL_BACKEND_RETCL ||
+        W.type != RETCL_DTYPE_F32;
     for (size_t b = 0; b < blocks; ++b) {
-      const retcl_buffer Wb = retcl_buf(W.mem, W.offset + b * nb * K),
+      const retcl_buffer Wb = retcl__sub(W, b * nb * K),
                          Yb = retcl_buf(Y.mem, Y.offset + b * M * nb);
       st = own ? retcl__gemm_enqueue(ctx, RETCL_GEMM_NT, M, nb, K, alpha[b], X,
                                      K, Wb, K, beta, Yb, nb, 0, NULL, NULL)
@@ -132,6 +136,7 @@ retcl_status retcl__linear_enqueue(retcl_context *ctx, size_t M, size_t N, size_
 static int stacks_on(const retcl_projection *q, const retcl_projection *p,
                      size_t M, size_t K) {
   return p->n == q->n && p->w.mem == q->w.mem && p->y.mem == q->y.mem &&
+         p->w.type == q->w.type &&
          p->w.offset == q->w.offset + q->n * K &&
          p->y.offset == q->y.offset + M * q->n;
 }
@@ -157,7 +162,12 @@ retcl_status retcl__linear_many_enqueue(retcl_context *ctx, size_t M, size_t K,
 
 retcl_status retcl__linear_reserve(retcl_context *ctx, size_t M, size_t N,
                                    size_t K) {
-  return retcl__param(ctx, RETCL_P_GEMM_BACKEND) == RETCL_BACKEND_RETCL
+  /* RetCL's GEMM also runs 16-bit weights under the clblast backend: once
+   * a 16-bit variant exists (a 16-bit model or call), reserve for it. */
+  const int sixteen = ctx->programs[RETCL_DTYPE_F16][RETCL_FAMILY_GEMM] ||
+                      ctx->programs[RETCL_DTYPE_BF16][RETCL_FAMILY_GEMM];
+  return retcl__param(ctx, RETCL_P_GEMM_BACKEND) == RETCL_BACKEND_RETCL ||
+                 sixteen
              ? retcl__gemm_reserve(ctx, M, N, K)
              : RETCL_SUCCESS;
 }
@@ -187,7 +197,7 @@ static retcl_status check_linear(retcl_context *ctx, size_t M, size_t N,
       (st = retcl__check_dim(ctx, OP, "N", N, 1, RETCL_MAX_INDEX)) ||
       (st = retcl__check_dim(ctx, OP, "K", K, 1, RETCL_MAX_INDEX)) ||
       (st = retcl__check_buffer(ctx, OP, "x", x, retcl__mul(M, K))) ||
-      (st = retcl__check_buffer(ctx, OP, "w", w, retcl__mul(N, K))) ||
+      (st = retcl__check_weight(ctx, OP, "w", w, retcl__mul(N, K))) ||
       (st = retcl__check_buffer(ctx, OP, "y", y, retcl__mul(M, N))) ||
       (st = check_scalar(ctx, OP, "alpha", alpha)) ||
       (st = check_scalar(ctx, OP, "beta", beta)))
@@ -211,7 +221,7 @@ retcl_status retcl_linear(retcl_context *ctx, size_t M, size_t N, size_t K,
   if ((st = check_linear(ctx, M, N, K, alpha, x, w, beta, y)) ||
       (st = retcl__check_wait_list(ctx, OP, num_events_in_wait_list,
                                    event_wait_list)) ||
-      (st = retcl__prepare(ctx, retcl__linear_families())) ||
+      (st = retcl__prepare_typed(ctx, retcl__linear_families(), w.type)) ||
       (st = retcl__linear_reserve(ctx, M, N, K)) ||
       (st = retcl__wait_for(ctx, num_events_in_wait_list, event_wait_list)) ||
       (st = retcl__linear_enqueue(ctx, M, N, K, alpha, x, w, beta, y)))
@@ -231,7 +241,7 @@ static retcl_status check_projection(retcl_context *ctx, size_t M, size_t K,
   snprintf(a_name, sizeof a_name, "proj[%zu].alpha", i);
   retcl_status st;
   if ((st = retcl__check_dim(ctx, OP_MANY, n_name, p->n, 1, RETCL_MAX_INDEX)) ||
-      (st = retcl__check_buffer(ctx, OP_MANY, w_name, p->w,
+      (st = retcl__check_weight(ctx, OP_MANY, w_name, p->w,
                                 retcl__mul(p->n, K))) ||
       (st = retcl__check_buffer(ctx, OP_MANY, y_name, p->y,
                                 retcl__mul(M, p->n))) ||
@@ -273,9 +283,13 @@ retcl_status retcl_linear_many(retcl_context *ctx, size_t M, size_t K,
     if (proj[i].n > widest) widest = proj[i].n;
   }
   if ((st = retcl__check_wait_list(ctx, OP_MANY, num_events_in_wait_list,
-                                   event_wait_list)) ||
-      (st = retcl__prepare(ctx, retcl__linear_families())) ||
-      (st = retcl__linear_reserve(ctx, M, widest, K)) ||
+                                   event_wait_list)))
+    return st;
+  for (size_t i = 0; i < count; ++i)
+    if ((st = retcl__prepare_typed(ctx, retcl__linear_families(),
+                                   proj[i].w.type)))
+      return st;
+  if ((st = retcl__linear_reserve(ctx, M, widest, K)) ||
       (st = retcl__wait_for(ctx, num_events_in_wait_list, event_wait_list)) ||
       (st = retcl__linear_many_enqueue(ctx, M, K, x, count, proj)))
     return st;

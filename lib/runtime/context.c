@@ -295,10 +295,12 @@ retcl_status retcl_context_wrap(cl_context cl_ctx, cl_device_id device,
 
 void retcl_context_destroy(retcl_context *ctx) {
   if (!ctx) return;
-  for (int i = 0; i < RETCL_KERNEL_COUNT; ++i)
-    if (ctx->kernels[i]) clReleaseKernel(ctx->kernels[i]);
-  for (int i = 0; i < RETCL_FAMILY_COUNT; ++i)
-    if (ctx->programs[i]) clReleaseProgram(ctx->programs[i]);
+  for (int t = 0; t < RETCL_WTYPE_COUNT; ++t) {
+    for (int i = 0; i < RETCL_KERNEL_COUNT; ++i)
+      if (ctx->kernels[t][i]) clReleaseKernel(ctx->kernels[t][i]);
+    for (int i = 0; i < RETCL_FAMILY_COUNT; ++i)
+      if (ctx->programs[t][i]) clReleaseProgram(ctx->programs[t][i]);
+  }
   for (int i = 0; i < RETCL_WORKSPACE_COUNT; ++i)
     if (ctx->workspace[i]) clReleaseMemObject(ctx->workspace[i]);
   clReleaseCommandQueue(ctx->queue);

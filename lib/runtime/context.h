@@ -35,10 +35,15 @@ struct retcl_context {
   retcl_device_identity identity;
   retcl_device_limits limits;
   retcl_params params;
-  cl_program programs[RETCL_FAMILY_COUNT];
-  cl_kernel kernels[RETCL_KERNEL_COUNT];
-  size_t kernel_group_limit[RETCL_KERNEL_COUNT]; /* see retcl__group_limit */
-  int kernel_args_checked[RETCL_KERNEL_COUNT];   /* see retcl__launch */
+  /* [weight type][...]: families reading weights have a variant per
+   * weight storage type (runtime/program.h); the others only [0]. */
+  cl_program programs[RETCL_WTYPE_COUNT][RETCL_FAMILY_COUNT];
+  cl_kernel kernels[RETCL_WTYPE_COUNT][RETCL_KERNEL_COUNT];
+  size_t kernel_group_limit[RETCL_KERNEL_COUNT]; /* see retcl__group_limit:
+                                                    the lowest of the built
+                                                    variants */
+  int kernel_args_checked[RETCL_WTYPE_COUNT][RETCL_KERNEL_COUNT]; /* see
+                                                    retcl__launch */
   cl_mem workspace[RETCL_WORKSPACE_COUNT];       /* see retcl__workspace() */
   size_t workspace_bytes[RETCL_WORKSPACE_COUNT];
   int clblast_ready; /* the clblast family is prepared (runtime/clblast.c) */

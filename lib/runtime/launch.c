@@ -93,15 +93,26 @@ retcl_status retcl__launch(retcl_context *ctx, retcl_kernel_id id,
                            const retcl_karg *args, size_t nargs,
                            const retcl_grid *grid, cl_uint num_wait,
                            const cl_event *wait, cl_event *event) {
-  cl_kernel k = ctx->kernels[id];
-  if (!k)
+  return retcl__launch_typed(ctx, id, RETCL_DTYPE_F32, args, nargs, grid,
+                             num_wait, wait, event);
+}
+
+retcl_status retcl__launch_typed(retcl_context *ctx, retcl_kernel_id id,
+                                 retcl_dtype wtype, const retcl_karg *args,
+                                 size_t nargs, const retcl_grid *grid,
+                                 cl_uint num_wait, const cl_event *wait,
+                                 cl_event *event) {
+  const int wt = (unsigned)wtype < RETCL_WTYPE_COUNT ? (int)wtype : 0;
+  cl_kernel k = ctx->kernels[wt][id];
+  if (!k || wt != (int)wtype)
     return retcl__fail(ctx, RETCL_ERROR_BUILD_FAILED,
-                       "internal: %s launched before its program was built",
-                       retcl__kernel_name(id));
+                       "internal: %s (weight type %d) launched before its "
+                       "program was built",
+                       retcl__kernel_name(id), (int)wtype);
   retcl_status st;
-  if (!ctx->kernel_args_checked[id]) {
+  if (!ctx->kernel_args_checked[wt][id]) {
     if ((st = check_signature(ctx, id, k, args, nargs))) return st;
-    ctx->kernel_args_checked[id] = 1;
+    ctx->kernel_args_checked[wt][id] = 1;
   }
   size_t global[3];
   if ((st = check_grid(ctx, id, args, nargs, grid, global))) return st;

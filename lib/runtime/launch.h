@@ -56,5 +56,12 @@ retcl_status retcl__launch(retcl_context *ctx, retcl_kernel_id id,
                            const retcl_karg *args, size_t nargs,
                            const retcl_grid *grid, cl_uint num_wait,
                            const cl_event *wait, cl_event *event);
+/* The same with the kernel's variant for weights of type wtype (built by
+ * retcl__prepare_typed); retcl__launch is wtype F32. */
+retcl_status retcl__launch_typed(retcl_context *ctx, retcl_kernel_id id,
+                                 retcl_dtype wtype, const retcl_karg *args,
+                                 size_t nargs, const retcl_grid *grid,
+                                 cl_uint num_wait, const cl_event *wait,
+                                 cl_event *event);
 
 #endif

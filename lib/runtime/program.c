@@ -111,12 +111,21 @@ retcl_family retcl__kernel_family(retcl_kernel_id id) {
 /* Options of a family's program: strict OpenCL C 1.2 (no fast-math:
  * results must be reproducible to fp32 rounding), argument names kept for
  * the launcher's signature check, and the family's parameter record. */
-static void build_options(const retcl_context *ctx, retcl_family f, char *buf,
-                          size_t cap) {
+static void build_options(const retcl_context *ctx, retcl_family f, int wt,
+                          char *buf, size_t cap) {
   char defines[512];
   retcl__params_defines(&ctx->params, f, defines, sizeof defines);
-  snprintf(buf, cap, "-cl-std=CL1.2 -cl-kernel-arg-info %s", defines);
+  /* The fp32 programs are built exactly as before 16-bit weights existed
+   * (cl/common.cl defaults RETCL_WTYPE to 0). */
+  if (wt)
+    snprintf(buf, cap, "-cl-std=CL1.2 -cl-kernel-arg-info %s -DRETCL_WTYPE=%d",
+             defines, wt);
+  else
+    snprintf(buf, cap, "-cl-std=CL1.2 -cl-kernel-arg-info %s", defines);
 }
+
+static const char *const wtype_names[RETCL_WTYPE_COUNT] = {"", " (f16 weights)",
+                                                           " (bf16 weights)"};
 
 static char *build_log(cl_program prog, cl_device_id device) {
   size_t size = 0;
@@ -129,39 +138,39 @@ static char *build_log(cl_program prog, cl_device_id device) {
   return log;
 }
 
-static retcl_status build_program(retcl_context *ctx, retcl_family f) {
+static retcl_status build_program(retcl_context *ctx, retcl_family f, int wt) {
   const char *srcs[2] = {retcl_cl_common, sources[f]};
   cl_int err = CL_SUCCESS;
   cl_program prog = clCreateProgramWithSource(ctx->cl_ctx, 2, srcs, NULL, &err);
   if (!prog) return retcl__cl_fail(ctx, "clCreateProgramWithSource", err);
   char options[640];
-  build_options(ctx, f, options, sizeof options);
+  build_options(ctx, f, wt, options, sizeof options);
   err = clBuildProgram(prog, 1, &ctx->device, options, NULL, NULL);
   char *log = build_log(prog, ctx->device);
   const int has_log = log && log[0] && log[0] != '\n';
   if (err != CL_SUCCESS) {
     retcl_status st = retcl__fail(
-        ctx, RETCL_ERROR_BUILD_FAILED, "building cl/%s.cl (%s) failed: %s (%d)\n%s",
-        retcl__family_name(f), options, retcl_cl_error_name(err), (int)err,
+        ctx, RETCL_ERROR_BUILD_FAILED, "building cl/%s.cl%s (%s) failed: %s (%d)\n%s",
+        retcl__family_name(f), wtype_names[wt], options, retcl_cl_error_name(err), (int)err,
         has_log ? log : "(no build log)");
     free(log);
     clReleaseProgram(prog);
     return st;
   }
-  retcl__log(ctx, RETCL_LOG_INFO, "built cl/%s.cl with \"%s\"%s%s",
-             retcl__family_name(f), options, has_log ? "; build log:\n" : "",
+  retcl__log(ctx, RETCL_LOG_INFO, "built cl/%s.cl%s with \"%s\"%s%s",
+             retcl__family_name(f), wtype_names[wt], options, has_log ? "; build log:\n" : "",
              has_log ? log : "");
   free(log);
-  ctx->programs[f] = prog;
+  ctx->programs[wt][f] = prog;
   return RETCL_SUCCESS;
 }
 
 /* The family's kernels, with the group size each allows on this device. */
-static retcl_status create_kernels(retcl_context *ctx, retcl_family f) {
+static retcl_status create_kernels(retcl_context *ctx, retcl_family f, int wt) {
   for (int id = 0; id < RETCL_KERNEL_COUNT; ++id) {
-    if (kernels[id].family != f || ctx->kernels[id]) continue;
+    if (kernels[id].family != f || ctx->kernels[wt][id]) continue;
     cl_int err = CL_SUCCESS;
-    cl_kernel k = clCreateKernel(ctx->programs[f], kernels[id].name, &err);
+    cl_kernel k = clCreateKernel(ctx->programs[wt][f], kernels[id].name, &err);
     if (!k) {
       char call[128];
       snprintf(call, sizeof call, "clCreateKernel(%s)", kernels[id].name);
@@ -171,8 +180,23 @@ static retcl_status create_kernels(retcl_context *ctx, retcl_family f) {
     if (clGetKernelWorkGroupInfo(k, ctx->device, CL_KERNEL_WORK_GROUP_SIZE,
                                  sizeof limit, &limit, NULL) != CL_SUCCESS)
       limit = 0;
-    ctx->kernels[id] = k;
-    ctx->kernel_group_limit[id] = limit;
+    ctx->kernels[wt][id] = k;
+    /* One limit per kernel id: the lowest of its variants (the host sizes
+     * groups before it knows which variant runs). */
+    if (limit && (!ctx->kernel_group_limit[id] ||
+                  limit < ctx->kernel_group_limit[id]))
+      ctx->kernel_group_limit[id] = limit;
+  }
+  return RETCL_SUCCESS;
+}
+
+static retcl_status prepare_variant(retcl_context *ctx, unsigned mask, int wt) {
+  for (int f = 0; f < RETCL_FAMILY_COUNT; ++f) {
+    if (!(mask & RETCL_FAMILY_BIT(f)) || f == RETCL_FAMILY_CLBLAST) continue;
+    retcl_status st;
+    if (!ctx->programs[wt][f] && (st = build_program(ctx, (retcl_family)f, wt)))
+      return st;
+    if ((st = create_kernels(ctx, (retcl_family)f, wt))) return st;
   }
   return RETCL_SUCCESS;
 }
@@ -184,14 +208,14 @@ retcl_status retcl__prepare(retcl_context *ctx, unsigned mask) {
     retcl_status st = retcl__clblast_prepare(ctx);
     if (st) return st;
   }
-  for (int f = 0; f < RETCL_FAMILY_COUNT; ++f) {
-    if (!(mask & RETCL_FAMILY_BIT(f)) || f == RETCL_FAMILY_CLBLAST) continue;
-    retcl_status st;
-    if (!ctx->programs[f] && (st = build_program(ctx, (retcl_family)f)))
-      return st;
-    if ((st = create_kernels(ctx, (retcl_family)f))) return st;
-  }
-  return RETCL_SUCCESS;
+  return prepare_variant(ctx, mask, 0);
+}
+
+retcl_status retcl__prepare_typed(retcl_context *ctx, unsigned mask,
+                                  retcl_dtype wtype) {
+  retcl_status st = retcl__prepare(ctx, mask);
+  if (st || wtype == RETCL_DTYPE_F32) return st;
+  return prepare_variant(ctx, mask & RETCL_WEIGHT_FAMILIES, (int)wtype);
 }
 
 retcl_status retcl_context_prepare(retcl_context *ctx) {

@@ -56,11 +56,27 @@ typedef enum retcl_kernel_id {
 #define RETCL_FAMILY_BIT(f) (1u << (f))
 #define RETCL_ALL_FAMILIES ((1u << RETCL_FAMILY_COUNT) - 1u)
 
+/* Weight storage types a program variant is built for: the values of
+ * retcl_dtype (F32 0, F16 1, BF16 2), passed to the OpenCL C compiler as
+ * -DRETCL_WTYPE (cl/common.cl: RETCL_WT, RETCL_LOAD_W). */
+#define RETCL_WTYPE_COUNT 3
+/* The families whose kernels read weights, and so have 16-bit variants. */
+#define RETCL_WEIGHT_FAMILIES                                  \
+  (RETCL_FAMILY_BIT(RETCL_FAMILY_LINEAR) |                     \
+   RETCL_FAMILY_BIT(RETCL_FAMILY_GEMM) |                       \
+   RETCL_FAMILY_BIT(RETCL_FAMILY_ELEMENTWISE) |                \
+   RETCL_FAMILY_BIT(RETCL_FAMILY_GROUP_NORM))
+
 /* Build the programs of the families in `mask` that are not built yet and
  * create their kernels; on failure the message carries the build log. The
  * clblast family has no program: its step checks the record's CLBlast
  * parameters and hands them to CLBlast (runtime/clblast.c). */
 retcl_status retcl__prepare(retcl_context *ctx, unsigned mask);
+
+/* retcl__prepare, then the wtype variants of the weight families in mask
+ * (nothing more for wtype F32): a 16-bit variant is built on first need. */
+retcl_status retcl__prepare_typed(retcl_context *ctx, unsigned mask,
+                                  retcl_dtype wtype);
 
 /* Name of a kernel, as in its cl/ file. */
 const char *retcl__kernel_name(retcl_kernel_id id);

@@ -17,6 +17,22 @@ retcl_status retcl__check_ctx(retcl_context *ctx);
 retcl_status retcl__check_buffer(retcl_context *ctx, const char *op,
                                  const char *name, retcl_buffer buf,
                                  size_t elems);
+/* A weight argument: F32, F16 or BF16 storage (retcl__check_buffer
+ * rejects 16-bit buffers, naming them); offset + elems elements of its
+ * type. */
+retcl_status retcl__check_weight(retcl_context *ctx, const char *op,
+                                 const char *name, retcl_buffer buf,
+                                 size_t elems);
+retcl_status retcl__check_optional_weight(retcl_context *ctx, const char *op,
+                                          const char *name, retcl_buffer buf,
+                                          size_t elems);
+/* Bytes of one element of type t. */
+size_t retcl__dtype_size(retcl_dtype t);
+/* buf moved on by delta elements, its type kept. */
+static inline retcl_buffer retcl__sub(retcl_buffer buf, size_t delta) {
+  buf.offset += delta;
+  return buf;
+}
 /* Same for an optional one: absent (mem == NULL) is fine. */
 retcl_status retcl__check_optional_buffer(retcl_context *ctx, const char *op,
                                           const char *name, retcl_buffer buf,
@@ -30,7 +46,8 @@ retcl_status retcl__check_wait_list(retcl_context *ctx, const char *op,
                                     cl_uint n, const cl_event *list);
 /* Product of sizes, or SIZE_MAX on overflow. */
 size_t retcl__mul(size_t a, size_t b);
-/* Two ranges of floats in the same cl_mem overlap. */
+/* Two ranges of elements (each of its buffer's type) in the same cl_mem
+ * overlap. */
 int retcl__overlaps(retcl_buffer a, size_t a_elems, retcl_buffer b,
                     size_t b_elems);
 
