@@ -259,6 +259,14 @@ static retcl_status read_tensors(retcl_context *ctx, const char *dir,
                       "host allocation for %zu layers", ck->cfg.layers);
   }
   if (!s) s = visit_all(ctx, &st, read_spec, ck);
+  if (!s) {
+    /* The file's type, for RETCL_STORAGE_KEEP: the embedding's. */
+    const retcl__st_tensor *e = retcl__st_find(&st, "embed_tokens.weight");
+    if (!e) e = retcl__st_find(&st, "decoder.embed_tokens.weight");
+    ck->file_dtype = !e || e->dtype == RETCL__ST_F32 ? RETCL_DTYPE_F32
+                     : e->dtype == RETCL__ST_F16    ? RETCL_DTYPE_F16
+                                                    : RETCL_DTYPE_BF16;
+  }
   retcl__st_close(&st);
   return s;
 }

@@ -25,6 +25,8 @@ typedef struct retcl__checkpoint {
   float *angle;      /* [Dk] retnet_rel_pos.angle (θ_i twice), or NULL */
   float *decay;      /* [H] retnet_rel_pos.decay (log γ), or NULL */
   retcl__layer_host *layers; /* [L] */
+  retcl_dtype file_dtype;    /* the file's type: embed_tokens.weight's (the
+                                data above is widened to fp32 exactly) */
 } retcl__checkpoint;
 
 /* Parse dir/config.json and dir/model.safetensors. Every failure returns

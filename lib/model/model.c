@@ -5,6 +5,7 @@
  * runs the layers' enqueue steps (the model's own buffers are checked once,
  * when they are made). */
 #include "io/checkpoint.h"
+#include "io/safetensors.h"
 #include "model/ffn.h"
 #include "model/model.h"
 #include "model/msr.h"
@@ -37,13 +38,41 @@ void retcl_model_destroy(retcl_model *m) {
   free(m);
 }
 
-/* n host floats into the parameter vector at `offset` (blocking: the
- * host copies are freed right after loading). */
+/* Elements of the parameter vector per upload when the host values are
+ * narrowed to 16 bits first (a staging buffer of this many). */
+#define NARROW_CHUNK 65536
+
+/* n host floats into the parameter vector at `offset` elements, in the
+ * model's storage type: fp32 as they are, 16-bit rounded to nearest even
+ * (the conversion retcl_model_save uses; widening a 16-bit file and
+ * narrowing it back to its own type gives its bits back). Blocking: the
+ * host copies are freed right after loading. */
 static retcl_status put(retcl_model *m, const char *what, const float *host,
                         size_t offset, size_t n) {
-  const cl_int err = clEnqueueWriteBuffer(
-      m->ctx->queue, m->params, CL_TRUE, offset * sizeof(float),
-      n * sizeof(float), host, 0, NULL, NULL);
+  cl_int err = CL_SUCCESS;
+  if (m->wtype == RETCL_DTYPE_F32) {
+    err = clEnqueueWriteBuffer(m->ctx->queue, m->params, CL_TRUE,
+                               offset * sizeof(float), n * sizeof(float), host,
+                               0, NULL, NULL);
+  } else {
+    uint16_t *stage = malloc((n < NARROW_CHUNK ? n : NARROW_CHUNK) *
+                             sizeof *stage);
+    if (!stage)
+      return retcl__fail(m->ctx, RETCL_ERROR_OUT_OF_MEMORY, "%s: host",
+                         OP_LOAD);
+    uint16_t (*narrow)(float) = m->wtype == RETCL_DTYPE_F16
+                                    ? retcl__f32_to_f16
+                                    : retcl__f32_to_bf16;
+    for (size_t done = 0; done < n && err == CL_SUCCESS;) {
+      const size_t k = n - done < NARROW_CHUNK ? n - done : NARROW_CHUNK;
+      for (size_t i = 0; i < k; ++i) stage[i] = narrow(host[done + i]);
+      err = clEnqueueWriteBuffer(m->ctx->queue, m->params, CL_TRUE,
+                                 (offset + done) * sizeof *stage,
+                                 k * sizeof *stage, stage, 0, NULL, NULL);
+      done += k;
+    }
+    free(stage);
+  }
   if (err == CL_SUCCESS) return RETCL_SUCCESS;
   char call[160];
   snprintf(call, sizeof call, "%s: uploading %s", OP_LOAD, what);
@@ -68,15 +97,16 @@ static retcl_status put_layer(retcl_model *m, size_t l,
       (st = put(m, "final_layer_norm", h->ffn_norm, o->ffn_norm, d)))
     return st;
   layer_weights *w = &m->layers[l];
-  w->msr.q_proj = retcl_buf(m->params, o->q);
-  w->msr.k_proj = retcl_buf(m->params, o->k);
-  w->msr.v_proj = retcl_buf(m->params, o->v);
-  w->msr.g_proj = retcl_buf(m->params, o->g);
-  w->msr.out_proj = retcl_buf(m->params, o->o);
-  w->ret_norm = retcl_buf(m->params, o->ret_norm);
-  w->ffn_norm = retcl_buf(m->params, o->ffn_norm);
-  w->ffn.fc1_gate = retcl_buf(m->params, o->fc1);
-  w->ffn.fc2 = retcl_buf(m->params, o->fc2);
+  const retcl_dtype t = m->wtype;
+  w->msr.q_proj = retcl_buf_typed(m->params, o->q, t);
+  w->msr.k_proj = retcl_buf_typed(m->params, o->k, t);
+  w->msr.v_proj = retcl_buf_typed(m->params, o->v, t);
+  w->msr.g_proj = retcl_buf_typed(m->params, o->g, t);
+  w->msr.out_proj = retcl_buf_typed(m->params, o->o, t);
+  w->ret_norm = retcl_buf_typed(m->params, o->ret_norm, t);
+  w->ffn_norm = retcl_buf_typed(m->params, o->ffn_norm, t);
+  w->ffn.fc1_gate = retcl_buf_typed(m->params, o->fc1, t);
+  w->ffn.fc2 = retcl_buf_typed(m->params, o->fc2, t);
   return RETCL_SUCCESS;
 }
 
@@ -91,16 +121,17 @@ static retcl_status build_model(retcl_model *m, const retcl__checkpoint *ck) {
   if (o->total > RETCL_MAX_INDEX)
     return retcl__fail(m->ctx, RETCL_ERROR_INVALID_SIZE,
                        "%s: the model has %zu weights; the kernels index at "
-                       "most %zu floats in one buffer",
+                       "most %zu elements in one buffer",
                        OP_LOAD, o->total, (size_t)RETCL_MAX_INDEX);
   cl_int err = CL_SUCCESS;
   /* Read-write: training updates the weights in place. */
+  const size_t esize = retcl__dtype_size(m->wtype);
   m->params = clCreateBuffer(m->ctx->cl_ctx, CL_MEM_READ_WRITE,
-                             o->total * sizeof(float), NULL, &err);
+                             o->total * esize, NULL, &err);
   if (!m->params)
     return retcl__cl_fail(m->ctx, "retcl_model_load: clCreateBuffer(weights)",
                           err);
-  m->weight_bytes = o->total * sizeof(float);
+  m->weight_bytes = o->total * esize;
   if ((st = put(m, "embed_tokens", ck->embed, o->embed, V * d)) ||
       (st = put(m, "layer_norm", ck->final_norm, o->final_norm, d)))
     return st;
@@ -110,13 +141,14 @@ static retcl_status build_model(retcl_model *m, const retcl__checkpoint *ck) {
   if (o->out_proj != RETCL_NO_TENSOR &&
       (st = put(m, "output_projection", ck->out_proj, o->out_proj, V * d)))
     return st;
-  m->embed = retcl_buf(m->params, o->embed);
-  m->final_norm = retcl_buf(m->params, o->final_norm);
+  const retcl_dtype t = m->wtype;
+  m->embed = retcl_buf_typed(m->params, o->embed, t);
+  m->final_norm = retcl_buf_typed(m->params, o->final_norm, t);
   m->emb_norm = o->emb_norm != RETCL_NO_TENSOR
-                    ? retcl_buf(m->params, o->emb_norm)
+                    ? retcl_buf_typed(m->params, o->emb_norm, t)
                     : retcl_no_buf();
   m->out_proj = o->out_proj != RETCL_NO_TENSOR
-                    ? retcl_buf(m->params, o->out_proj)
+                    ? retcl_buf_typed(m->params, o->out_proj, t)
                     : m->embed;
   /* Host copies of the decays and angles stay with the model, so that
    * retcl_model_save writes what this model runs. */
@@ -154,19 +186,35 @@ static retcl_status build_model(retcl_model *m, const retcl__checkpoint *ck) {
 
 retcl_status retcl_model_load(retcl_context *ctx, const char *dir,
                               retcl_model **out) {
+  return retcl_model_load_as(ctx, dir, RETCL_STORAGE_F32, out);
+}
+
+retcl_status retcl_model_load_as(retcl_context *ctx, const char *dir,
+                                 retcl_storage storage, retcl_model **out) {
   retcl_status st = retcl__check_ctx(ctx);
   if (st) return st;
   if (!dir || !out)
     return retcl__fail(ctx, RETCL_ERROR_INVALID_ARGUMENT, "%s: %s is NULL",
                        OP_LOAD, !dir ? "dir" : "out");
   *out = NULL;
+  if (storage != RETCL_STORAGE_F32 && storage != RETCL_STORAGE_F16 &&
+      storage != RETCL_STORAGE_BF16 && storage != RETCL_STORAGE_KEEP)
+    return retcl__fail(ctx, RETCL_ERROR_INVALID_ARGUMENT,
+                       "%s: storage = %d is not a retcl_storage", OP_LOAD,
+                       (int)storage);
   retcl__checkpoint ck;
   memset(&ck, 0, sizeof ck);
   if ((st = retcl__checkpoint_read(ctx, dir, &ck))) return st;
-  /* Every program the model runs, now: a forward can then not fail
-   * half-way from a build (a bad RETCL_PARAMS value fails here, with the
-   * kernel's build log). */
-  if ((st = retcl__prepare(ctx, RETCL_ALL_FAMILIES))) {
+  /* KEEP: the file's type (its embedding's; a file mixing types has every
+   * tensor converted to that one). */
+  const retcl_dtype wtype = storage == RETCL_STORAGE_KEEP ? ck.file_dtype
+                            : storage == RETCL_STORAGE_F16 ? RETCL_DTYPE_F16
+                            : storage == RETCL_STORAGE_BF16 ? RETCL_DTYPE_BF16
+                                                            : RETCL_DTYPE_F32;
+  /* Every program the model runs, now, with the variants for 16-bit
+   * weights: a forward can then not fail half-way from a build (a bad
+   * RETCL_PARAMS value fails here, with the kernel's build log). */
+  if ((st = retcl__prepare_typed(ctx, RETCL_ALL_FAMILIES, wtype))) {
     retcl__checkpoint_free(&ck);
     return st;
   }
@@ -177,6 +225,7 @@ retcl_status retcl_model_load(retcl_context *ctx, const char *dir,
   }
   m->ctx = ctx;
   m->cfg = ck.cfg;
+  m->wtype = wtype;
   st = build_model(m, &ck);
   retcl__checkpoint_free(&ck); /* host copies go as soon as uploaded */
   if (st) {
@@ -196,6 +245,10 @@ retcl_status retcl_model_get_config(const retcl_model *model,
 
 size_t retcl_model_weight_bytes(const retcl_model *model) {
   return model ? model->weight_bytes : 0;
+}
+
+retcl_dtype retcl_model_weight_type(const retcl_model *model) {
+  return model ? model->wtype : RETCL_DTYPE_F32;
 }
 
 /* ---- decode state ------------------------------------------------------- */

@@ -29,6 +29,8 @@ struct retcl_model {
   float *theta;     /* [Dk/2] the rotation's angles, for saving */
   float *log_decay_host; /* [H], for saving */
   size_t weight_bytes;
+  retcl_dtype wtype; /* storage of params (retcl_model_load_as); the
+                        retcl_buffers above carry it */
   struct retcl__train_tape *tape; /* model_train.c: what a backward needs */
 };
 

@@ -39,27 +39,38 @@ size_t retcl_model_param_count(const retcl_model *model) {
 }
 
 retcl_buffer retcl_model_params(const retcl_model *model) {
-  return model ? retcl_buf(model->params, 0) : retcl_no_buf();
+  return model ? retcl_buf_typed(model->params, 0, model->wtype)
+               : retcl_no_buf();
 }
 
-/* The whole vector `values` (layout.total floats from its offset), read
- * to the host; blocking. */
+/* The whole vector `values` (layout.total elements from its offset), read
+ * to the host as floats (16-bit values, such as a 16-bit model's
+ * parameters, widened exactly); blocking. */
 static retcl_status download(retcl_model *m, const char *op,
                              retcl_buffer values, float **out) {
-  retcl_status st = retcl__check_buffer(m->ctx, op, "values", values,
+  retcl_status st = retcl__check_weight(m->ctx, op, "values", values,
                                         m->layout.total);
   if (st) return st;
-  float *host = malloc(m->layout.total * sizeof *host);
+  const size_t n = m->layout.total, esize = retcl__dtype_size(values.type);
+  float *host = malloc(n * sizeof *host);
   if (!host)
     return retcl__fail(m->ctx, RETCL_ERROR_OUT_OF_MEMORY,
-                       "%s: host allocation for %zu floats", op,
-                       m->layout.total);
+                       "%s: host allocation for %zu floats", op, n);
+  /* 16-bit values land in the second half of host, then widen in place
+   * front to back (element i's 2 bytes sit past float i's 4 once written). */
+  uint16_t *raw = (uint16_t *)(host + n) - n;
   const cl_int err = clEnqueueReadBuffer(
-      m->ctx->queue, values.mem, CL_TRUE, values.offset * sizeof(float),
-      m->layout.total * sizeof(float), host, 0, NULL, NULL);
+      m->ctx->queue, values.mem, CL_TRUE, values.offset * esize, n * esize,
+      esize == sizeof(float) ? (void *)host : (void *)raw, 0, NULL, NULL);
   if (err != CL_SUCCESS) {
     free(host);
     return retcl__cl_fail(m->ctx, "clEnqueueReadBuffer", err);
+  }
+  if (values.type != RETCL_DTYPE_F32) {
+    float (*widen)(uint16_t) = values.type == RETCL_DTYPE_F16
+                                   ? retcl__f16_to_f32
+                                   : retcl__bf16_to_f32;
+    for (size_t i = 0; i < n; ++i) host[i] = widen(raw[i]);
   }
   *out = host;
   return RETCL_SUCCESS;

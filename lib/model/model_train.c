@@ -366,6 +366,17 @@ static retcl_status check_options(retcl_context *ctx,
   return RETCL_SUCCESS;
 }
 
+/* Training needs fp32 weights (gradients and updates of 16-bit storage
+ * are not supported). */
+static retcl_status check_fp32_weights(retcl_model *m, const char *op) {
+  if (m->wtype == RETCL_DTYPE_F32) return RETCL_SUCCESS;
+  return retcl__fail(m->ctx, RETCL_ERROR_UNSUPPORTED,
+                     "%s: the model's weights are stored %s; training needs "
+                     "fp32 weights: load it with RETCL_STORAGE_F32 "
+                     "(retcl_model_load)",
+                     op, m->wtype == RETCL_DTYPE_F16 ? "f16" : "bf16");
+}
+
 retcl_status retcl_model_forward_train(retcl_model *m, const int32_t *tokens,
                                        size_t B, size_t T,
                                        const retcl_train_options *options,
@@ -376,8 +387,9 @@ retcl_status retcl_model_forward_train(retcl_model *m, const int32_t *tokens,
   retcl_train_options opt;
   retcl_train_options_default(&opt);
   if (options) opt = *options;
-  retcl_status st = check_options(ctx, options);
+  retcl_status st = check_fp32_weights(m, OP_TRAIN);
   if (st) return st;
+  if ((st = check_options(ctx, options))) return st;
   if (!loss)
     return retcl__fail(ctx, RETCL_ERROR_INVALID_ARGUMENT, "%s: loss is NULL",
                        OP_TRAIN);
@@ -542,6 +554,8 @@ retcl_status retcl_model_backward(retcl_model *m, retcl_buffer grads) {
   if (!m) return RETCL_ERROR_INVALID_ARGUMENT;
   retcl_context *ctx = m->ctx;
   retcl__clear_error(ctx);
+  retcl_status st16 = check_fp32_weights(m, OP_BACK);
+  if (st16) return st16;
   retcl__train_tape *t = m->tape;
   if (!t || !t->ready)
     return retcl__fail(ctx, RETCL_ERROR_INVALID_ARGUMENT,
