@@ -239,15 +239,47 @@ const char *cli_model_description(const retcl_model_config *c, char *buf,
   return buf;
 }
 
+int cli_parse_storage(const char *s, retcl_storage *out) {
+  static const struct {
+    const char *name;
+    retcl_storage storage;
+  } names[] = {{"f32", RETCL_STORAGE_F32},
+               {"f16", RETCL_STORAGE_F16},
+               {"bf16", RETCL_STORAGE_BF16},
+               {"keep", RETCL_STORAGE_KEEP}};
+  if (!s) {
+    *out = RETCL_STORAGE_F32;
+    return 1;
+  }
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; ++i)
+    if (strcmp(s, names[i].name) == 0) {
+      *out = names[i].storage;
+      return 1;
+    }
+  return 0;
+}
+
+const char *cli_dtype_name(retcl_dtype t) {
+  return t == RETCL_DTYPE_F16 ? "f16" : t == RETCL_DTYPE_BF16 ? "bf16" : "f32";
+}
+
 int cli_open_model(const char *platform, const char *device, const char *dir,
                    retcl_context **ctx, retcl_model **model, double *load_s) {
+  return cli_open_model_as(platform, device, dir, RETCL_STORAGE_F32, ctx,
+                           model, load_s);
+}
+
+int cli_open_model_as(const char *platform, const char *device,
+                      const char *dir, retcl_storage storage,
+                      retcl_context **ctx, retcl_model **model,
+                      double *load_s) {
   *ctx = NULL;
   *model = NULL;
   retcl_status st = retcl_context_create(platform, device, ctx);
   if (st != RETCL_SUCCESS)
     return cli_fail(NULL, st, "cannot create a RetCL context");
   double t0 = cli_now();
-  st = retcl_model_load(*ctx, dir, model);
+  st = retcl_model_load_as(*ctx, dir, storage, model);
   if (st != RETCL_SUCCESS) {
     int rc = cli_fail(*ctx, st, "cannot load the model");
     retcl_context_destroy(*ctx);

@@ -126,6 +126,16 @@ const char *cli_model_description(const retcl_model_config *cfg, char *buf,
  * the one-line error, releases what it made and returns CLI_EXIT_ERROR. */
 int cli_open_model(const char *platform, const char *device, const char *dir,
                    retcl_context **ctx, retcl_model **model, double *load_s);
+/* The same with the weights stored as `storage` (retcl_model_load_as). */
+int cli_open_model_as(const char *platform, const char *device,
+                      const char *dir, retcl_storage storage,
+                      retcl_context **ctx, retcl_model **model,
+                      double *load_s);
+/* --weights f32|f16|bf16|keep (NULL: f32) into *out; 0 if s is none of
+ * them. */
+int cli_parse_storage(const char *s, retcl_storage *out);
+/* "f32", "f16" or "bf16". */
+const char *cli_dtype_name(retcl_dtype t);
 /* Destroy both (NULL-safe), the model first. */
 void cli_close_model(retcl_context *ctx, retcl_model *model);
 

@@ -12,7 +12,7 @@
 #include "cli.h"
 
 typedef struct gen_opts {
-  const char *model_dir, *prompt, *text, *mode, *device, *platform;
+  const char *model_dir, *prompt, *text, *mode, *device, *platform, *weights;
   size_t max_new, chunk, top_k;
   int max_new_set;
   double temperature;
@@ -25,7 +25,8 @@ static void generate_usage(FILE *out) {
           "                      --max-new N\n"
           "                      [--temperature X] [--top-k K] [--seed S]\n"
           "                      [--mode parallel|chunkwise|recurrent]\n"
-          "                      [--chunk C] [--device D] [--platform P]\n"
+          "                      [--chunk C] [--weights f32|f16|bf16|keep]\n"
+          "                      [--device D] [--platform P]\n"
           "\n"
           "Prefill the prompt into a decode state, then generate N tokens one\n"
           "at a time: sample from the last logits, print the id at once, feed\n"
@@ -48,6 +49,9 @@ static void generate_usage(FILE *out) {
           "tokens)\n"
           "  --mode M          prefill form: parallel, chunkwise (default) or\n"
           "                    recurrent; decoding is always recurrent\n"
+          "  --weights W       device storage of the weights: f32 (default),\n"
+          "                    f16, bf16 (16-bit, rounded to nearest even;\n"
+          "                    arithmetic stays fp32) or keep (the file's)\n"
           "  --chunk C         chunkwise chunk size; default the checkpoint's\n"
           "  --device D        device index or name substring (see\n"
           "                    `retcl devices`); default RETCL_DEVICE, else\n"
@@ -155,9 +159,9 @@ static void print_header(const gen *g) {
   printf("%-9s %s\n", "device:", cli_device_description(g->ctx, dev, sizeof dev));
   printf("%-9s %s: %s\n", "model:", g->o.model_dir,
          cli_model_description(&g->cfg, desc, sizeof desc));
-  printf("%-9s weights %s, loaded in %.1f ms\n", "",
+  printf("%-9s weights %s (%s), loaded in %.1f ms\n", "",
          cli_format_bytes(retcl_model_weight_bytes(g->model), w, sizeof w),
-         1e3 * g->load_s);
+         cli_dtype_name(retcl_model_weight_type(g->model)), 1e3 * g->load_s);
   printf("%-9s %zu tokens, prefill %s", "prompt:", g->T,
          cli_algorithm_name(g->algo));
   if (g->algo == RETCL_ALGO_CHUNKWISE)
@@ -210,6 +214,7 @@ static int generate_run(int argc, char **argv) {
       {"seed", CLI_OPT_U64, &o->seed},
       {"mode", CLI_OPT_STRING, &o->mode},
       {"chunk", CLI_OPT_SIZE, &o->chunk},
+      {"weights", CLI_OPT_STRING, &o->weights},
       {"device", CLI_OPT_STRING, &o->device},
       {"platform", CLI_OPT_STRING, &o->platform},
   };
@@ -232,6 +237,11 @@ static int generate_run(int argc, char **argv) {
                            "--temperature must be 0 (greedy) or positive, "
                            "not %g",
                            o->temperature);
+  retcl_storage storage;
+  if (!cli_parse_storage(o->weights, &storage))
+    return cli_usage_error("generate",
+                           "--weights is f32, f16, bf16 or keep, not '%s'",
+                           o->weights);
   if (!cli_parse_algorithm(o->mode, &g.algo))
     return cli_usage_error("generate",
                            "--mode is parallel, chunkwise or recurrent, not "
@@ -243,8 +253,8 @@ static int generate_run(int argc, char **argv) {
                                       &g.prompt, &g.T);
   if (rc) return rc;
 
-  rc = cli_open_model(o->platform, o->device, o->model_dir, &g.ctx, &g.model,
-                      &g.load_s);
+  rc = cli_open_model_as(o->platform, o->device, o->model_dir, storage, &g.ctx,
+                         &g.model, &g.load_s);
   if (!rc) {
     retcl_model_get_config(g.model, &g.cfg);
     g.V = g.cfg.vocab_size;

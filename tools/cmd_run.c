@@ -16,7 +16,7 @@
 
 typedef struct run_opts {
   const char *model_dir, *tokens, *text, *mode, *logits_path, *device,
-      *platform;
+      *platform, *weights;
   size_t chunk;
 } run_opts;
 
@@ -24,7 +24,8 @@ static void run_usage(FILE *out) {
   fprintf(out,
           "usage: retcl run --model DIR (--tokens ID,ID,... | --text S)\n"
           "                 [--mode parallel|chunkwise|recurrent] [--chunk C]\n"
-          "                 [--logits FILE.npy] [--device D] [--platform P]\n"
+          "                 [--logits FILE.npy] [--weights f32|f16|bf16|keep]\n"
+          "                 [--device D] [--platform P]\n"
           "\n"
           "Run the RetNet checkpoint in DIR (config.json + model.safetensors,\n"
           "see `retcl init-model`) on one token sequence and list, for each\n"
@@ -43,6 +44,9 @@ static void run_usage(FILE *out) {
           "  --chunk C       chunkwise chunk size; default the checkpoint's\n"
           "                  recurrent_chunk_size\n"
           "  --logits FILE   write the logits [T, vocab] as float32 NumPy .npy\n"
+          "  --weights W     device storage of the weights: f32 (default),\n"
+          "                  f16, bf16 (16-bit, rounded to nearest even;\n"
+          "                  arithmetic stays fp32) or keep (the file's)\n"
           "  --device D      device index (see `retcl devices`) or name\n"
           "                  substring; default RETCL_DEVICE, else the first\n"
           "                  GPU, else the first device\n"
@@ -111,6 +115,7 @@ static int run_run(int argc, char **argv) {
       {"mode", CLI_OPT_STRING, &o.mode},
       {"chunk", CLI_OPT_SIZE, &o.chunk},
       {"logits", CLI_OPT_STRING, &o.logits_path},
+      {"weights", CLI_OPT_STRING, &o.weights},
       {"device", CLI_OPT_STRING, &o.device},
       {"platform", CLI_OPT_STRING, &o.platform},
   };
@@ -124,6 +129,10 @@ static int run_run(int argc, char **argv) {
   if (!o.model_dir) return cli_usage_error("run", "--model DIR is required");
   if (!o.tokens == !o.text)
     return cli_usage_error("run", "give one of --tokens LIST and --text S");
+  retcl_storage storage;
+  if (!cli_parse_storage(o.weights, &storage))
+    return cli_usage_error("run", "--weights is f32, f16, bf16 or keep, not '%s'",
+                           o.weights);
   retcl_algorithm algo;
   if (!cli_parse_algorithm(o.mode, &algo))
     return cli_usage_error(
@@ -138,8 +147,8 @@ static int run_run(int argc, char **argv) {
   retcl_model *model = NULL;
   double load_s = 0;
   float *logits = NULL;
-  rc = cli_open_model(o.platform, o.device, o.model_dir, &ctx, &model,
-                      &load_s);
+  rc = cli_open_model_as(o.platform, o.device, o.model_dir, storage, &ctx,
+                         &model, &load_s);
   retcl_model_config cfg;
   if (!rc) retcl_model_get_config(model, &cfg);
   const size_t V = rc ? 0 : cfg.vocab_size;
@@ -173,10 +182,10 @@ static int run_run(int argc, char **argv) {
     printf("%-9s %s\n", "device:", cli_device_description(ctx, dev, sizeof dev));
     printf("%-9s %s: %s\n", "model:", o.model_dir,
            cli_model_description(&cfg, desc, sizeof desc));
-    printf("%-9s weights %s, loaded in %.1f ms\n", "",
+    printf("%-9s weights %s (%s), loaded in %.1f ms\n", "",
            cli_format_bytes(retcl_model_weight_bytes(model), wbytes,
                             sizeof wbytes),
-           1e3 * load_s);
+           cli_dtype_name(retcl_model_weight_type(model)), 1e3 * load_s);
     if (algo == RETCL_ALGO_CHUNKWISE)
       printf("%-9s chunkwise (chunk %zu), %zu tokens, batch 1\n", "mode:",
              chunk, T);

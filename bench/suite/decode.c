@@ -151,6 +151,13 @@ static rec *new_decode_rec(decode_env *e, model_kind k, const char *sweep,
   rec *r = rec_new("decode");
   snprintf(r->op, sizeof r->op, "decode");
   snprintf(r->model, sizeof r->model, "%s", model_name(k));
+  if (k == MODEL_RETNET && e->open[k])
+    snprintf(r->wtype, sizeof r->wtype, "%s",
+             retcl_model_weight_type(e->models[k].retnet) == RETCL_DTYPE_F16
+                 ? "f16"
+             : retcl_model_weight_type(e->models[k].retnet) == RETCL_DTYPE_BF16
+                 ? "bf16"
+                 : "f32");
   snprintf(r->algorithm, sizeof r->algorithm, "%s",
            k == MODEL_RETNET ? "recurrent" : "");
   snprintf(r->sweep, sizeof r->sweep, "%s", sweep);
@@ -352,10 +359,12 @@ int suite_decode(const suite_options *o) {
 
   char title[256];
   snprintf(title, sizeof title,
-           "decode: d %zu, H %zu, L %zu, ffn %zu, vocab %zu, fp32; %zu timed "
+           "decode: d %zu, H %zu, L %zu, ffn %zu, vocab %zu, RetNet weights "
+           "%s; %zu timed "
            "steps after %d warm-up, interleaved; memory = weights + state / "
            "KV cache (MiB)",
-           o->d, o->heads, o->layers, o->ffn, o->vocab, o->steps, WARM);
+           o->d, o->heads, o->layers, o->ffn, o->vocab,
+           storage_name(o->weights), o->steps, WARM);
   table_header(title, "decode");
   context_sweep(&e, ctxs, nctx);
   for (int i = 0; i < nb; ++i) point(&e, "batch", o->batch_context, batches[i]);

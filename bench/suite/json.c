@@ -210,6 +210,7 @@ static void record(jw *w, const rec *r) {
   jnum(w, "ratio_to_openblas", r->ratio_openblas, r->ratio_openblas > 0);
   jbool(w, "recompute", r->recompute);
   jstr(w, "form", r->form);
+  jstr(w, "weights", r->wtype);
   close_obj(w);
 }
 
@@ -291,7 +292,7 @@ int write_json(const char *path, const suite_options *o,
       SF("ffn_dim", ffn),    SF("layers", layers),     SF("vocab_size", vocab),
       SF("chunk_size", chunk)};
   jsizes(&w, o, shape, sizeof shape / sizeof shape[0]);
-  jstr(&w, "dtype", "f32");
+  jstr(&w, "dtype", storage_name(o->weights));
   close_obj(&w);
   fputs("\n ", f);
   o_suites = o->suites;

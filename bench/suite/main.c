@@ -19,10 +19,14 @@
 
 static void usage(FILE *f) {
   fprintf(f,
-    "usage: retcl-bench --suite kernels|decode|prefill|gemm|train|all "
+    "usage: retcl-bench --suite kernels|decode|prefill|gemm|train|weights|all "
     "[options]\n"
     "  --suite LIST            comma list of kernels, decode, prefill, gemm,\n"
-    "                          train, or all\n"
+    "                          train, weights (decode at batch 1 with f32,\n"
+    "                          f16 and bf16 weights, interleaved), or all\n"
+    "                          (all but weights)\n"
+    "  --weights W             decode, prefill: the model's weight storage,\n"
+    "                          f32 (default), f16, bf16 or keep\n"
     "  --json FILE             write every result, the device and the\n"
     "                          yardsticks to FILE (docs/bench-json.md)\n"
     "  --quick                 small shapes and model: a smoke test (seconds)\n"
@@ -87,12 +91,12 @@ static int parse_list(const char *v, const char *const *names, const int *bits,
 
 static int parse_suites(const char *v, int *out) {
   static const char *const names[] = {"kernels", "decode", "prefill", "gemm",
-                                      "train",   "all"};
+                                      "train",   "weights", "all"};
   static const int bits[] = {SUITE_KERNELS, SUITE_DECODE, SUITE_PREFILL,
-                             SUITE_GEMM, SUITE_TRAIN,
+                             SUITE_GEMM, SUITE_TRAIN, SUITE_WEIGHTS,
                              SUITE_KERNELS | SUITE_DECODE | SUITE_PREFILL |
                                  SUITE_GEMM | SUITE_TRAIN};
-  return parse_list(v, names, bits, 6, out);
+  return parse_list(v, names, bits, 7, out);
 }
 
 static int parse_ops(const char *v, int *out) {
@@ -190,6 +194,18 @@ static int parse_args(int argc, char **argv, suite_options *o) {
       o->tf_synthetic = v[0] == 's';
     } else if (!strcmp(a, "--json")) {
       o->json = v;
+    } else if (!strcmp(a, "--weights")) {
+      static const retcl_storage storages[] = {
+          RETCL_STORAGE_F32, RETCL_STORAGE_F16, RETCL_STORAGE_BF16,
+          RETCL_STORAGE_KEEP};
+      int k = 0;
+      while (k < 4 && strcmp(v, storage_name(storages[k]))) ++k;
+      if (k == 4) {
+        fprintf(stderr, "retcl-bench: --weights is f32, f16, bf16 or keep, "
+                        "not '%s'\n", v);
+        return 1;
+      }
+      o->weights = storages[k];
     } else if (!strcmp(a, "--repeats") || !strcmp(a, "--warmup")) {
       if (parse_num(v, &x) || x > 1000 || (a[2] == 'r' && x < 1)) {
         fprintf(stderr, "retcl-bench: bad %s '%s'\n", a, v);
@@ -334,11 +350,12 @@ int main(int argc, char **argv) {
   if (o.suites & SUITE_KERNELS) suite_kernels(ctx, &o);
   if (o.suites & SUITE_GEMM) suite_gemm(ctx, &o);
   /* the model suites make contexts of their own (memory accounting) */
-  if (o.suites & (SUITE_DECODE | SUITE_PREFILL | SUITE_TRAIN)) {
+  if (o.suites & (SUITE_DECODE | SUITE_PREFILL | SUITE_TRAIN | SUITE_WEIGHTS)) {
     retcl_context_destroy(ctx);
     if (o.suites & SUITE_DECODE) suite_decode(&o);
     if (o.suites & SUITE_PREFILL) suite_prefill(&o);
     if (o.suites & SUITE_TRAIN) suite_train(&o);
+    if (o.suites & SUITE_WEIGHTS) suite_weights(&o);
     ctx = bench_context_create();
   }
   if (ctx) {

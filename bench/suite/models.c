@@ -79,8 +79,9 @@ int model_open(bench_model *m, model_kind kind, retcl_context *ctx,
   m->d = o->d, m->heads = o->heads, m->ffn = o->ffn, m->layers = o->layers;
   m->vocab = o->vocab, m->chunk = o->chunk;
   if (kind == MODEL_RETNET) {
-    retcl_status st = retcl_model_load(ctx, ckpt_dir, &m->retnet);
-    if (st) retcl_err(err, errlen, "retcl_model_load", ctx, st);
+    retcl_status st =
+        retcl_model_load_as(ctx, ckpt_dir, o->weights, &m->retnet);
+    if (st) retcl_err(err, errlen, "retcl_model_load_as", ctx, st);
     return st != RETCL_SUCCESS;
   }
   /* Same width, depth, FFN (GLU, gelu as RetNet's default) and vocab. */
@@ -256,7 +257,14 @@ double decode_bytes(const bench_model *m, size_t batch, size_t n) {
   const double per_seq = m->kind == MODEL_RETNET
                              ? 2.0 * L * (double)m->heads * hd * hd
                              : 2.0 * L * (double)n * d;
-  return 4.0 * (model_linear_params(m) + B * per_seq);
+  /* Weights in their storage (2 bytes for 16-bit RetNet weights); the
+   * state fp32. */
+  const double wsize = m->kind == MODEL_RETNET &&
+                               retcl_model_weight_type(m->retnet) !=
+                                   RETCL_DTYPE_F32
+                           ? 2.0
+                           : 4.0;
+  return wsize * model_linear_params(m) + 4.0 * B * per_seq;
 }
 
 double prefill_flop(const bench_model *m, size_t T_, int algo) {

@@ -21,6 +21,7 @@
 #define SUITE_PREFILL 4
 #define SUITE_GEMM 8
 #define SUITE_TRAIN 16
+#define SUITE_WEIGHTS 32 /* decode at batch 1 with f32, f16, bf16 weights */
 
 /* kernels suite: which ops (--ops) */
 #define OP_ROTATE 1
@@ -49,6 +50,8 @@ typedef struct suite_options {
                             stay within half of it */
   /* model shape (decode, prefill) */
   size_t d, heads, ffn, layers, vocab, chunk;
+  retcl_storage weights; /* decode, prefill: the model's weight storage
+                            (--weights; f32 default) */
   size_t steps;          /* decode: timed steps per configuration */
   int tf_synthetic;      /* decode: baseline contexts by synthetic fill */
   size_t batch_context;  /* decode: context of the batch sweep */
@@ -115,6 +118,8 @@ typedef struct rec {
                             1); -1 = n/a */
   char form[12];         /* train suite's retention records: "torchscale";
                             "" elsewhere */
+  char wtype[8];         /* RetNet records: weight storage ("f32", "f16",
+                            "bf16"); "" elsewhere */
 } rec;
 
 rec *rec_new(const char *suite);
@@ -195,6 +200,9 @@ int suite_decode(const suite_options *o);
 int suite_prefill(const suite_options *o);
 int suite_gemm(retcl_context *ctx, const suite_options *o);
 int suite_train(const suite_options *o);
+int suite_weights(const suite_options *o);
+/* "f32", "f16", "bf16" or "keep". */
+const char *storage_name(retcl_storage s);
 /* Before anything else: when OpenBLAS fell back to generic kernels for an
  * unknown CPU, exec the program again with OPENBLAS_CORETYPE set. */
 void suite_gemm_openblas_core(char **argv);

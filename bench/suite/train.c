@@ -168,7 +168,10 @@ static void measure(const suite_options *o, const char *dir, const series *x,
     return;
   }
   bench_model m;
-  if (model_open(&m, MODEL_RETNET, ctx, o, dir, err, errlen)) {
+  /* Training needs fp32 weights, whatever --weights says. */
+  suite_options o32 = *o;
+  o32.weights = RETCL_STORAGE_F32;
+  if (model_open(&m, MODEL_RETNET, ctx, &o32, dir, err, errlen)) {
     r->status = REC_ERROR;
     retcl_context_destroy(ctx);
     return;
