@@ -13,13 +13,13 @@
  * RETCL_VW) RETCL_VLOAD_W(p) the RETCL_VW at p. Everything else
  * (activations, states, arithmetic) stays fp32.
  *
- * Both 16-bit types are read as ushort and widened with integer
- * arithmetic: bf16 is the high half of an fp32; f16 is rebiased (normals),
- * scaled from its integer mantissa (subnormals: m 2^-24, exact, and no
- * fp32 denormal is involved, which a device may flush) or given the fp32
- * all-ones exponent (inf, NaN with its payload). vload_half would do the
- * same, but clang's OpenCL headers hide it without cl_khr_fp16 (the
- * strict-CL check) and PoCL measured no faster (docs/benchmarks.md). */
+ * f16 goes through vload_half / vload_halfN (core OpenCL 1.2, no
+ * cl_khr_fp16 needed: half is only a storage type here). On PoCL with
+ * F16C it streams weights about 2x faster than widening with integer
+ * arithmetic (rebias, subnormal and inf/NaN selects), which measured
+ * compute-bound at about f32's speed (docs/benchmarks.md, "16-bit
+ * weights"). bf16 is read as ushort and shifted into the high half of an
+ * fp32's bits. */
 #ifndef RETCL_WTYPE
 #define RETCL_WTYPE 0
 #endif
@@ -27,35 +27,14 @@
 #define RETCL_WT float
 #define RETCL_LOAD_W(p, i) ((p)[i])
 #define RETCL_VLOAD8_W(i, p) vload8((i), (p))
-#elif RETCL_WTYPE == 1 || RETCL_WTYPE == 2
+#elif RETCL_WTYPE == 1
+#define RETCL_WT half
+#define RETCL_LOAD_W(p, i) vload_half((i), (p))
+#define RETCL_VLOAD8_W(i, p) vload_half8((i), (p))
+#elif RETCL_WTYPE == 2
 #define RETCL_WT ushort
-#define RETCL_H2F_N(N)                                                       \
-  inline float##N retcl_h2f##N(ushort##N hs) {                               \
-    const uint##N h = convert_uint##N(hs), a = h & 0x7fffu;                  \
-    const float##N sub = convert_float##N(a) * 0x1p-24f;                     \
-    const float##N fin = as_float##N((a << 13) + 0x38000000u);               \
-    const float##N big = as_float##N((a << 13) | 0x7f800000u);               \
-    const float##N r = select(select(fin, big, a >= 0x7c00u), sub, a < 0x400u); \
-    return as_float##N(as_uint##N(r) | ((h & 0x8000u) << 16));               \
-  }
-RETCL_H2F_N(8)
-RETCL_H2F_N(16)
-inline float retcl_h2f(ushort hs) {
-  const uint h = hs, a = h & 0x7fffu;
-  const float r = a < 0x400u    ? (float)a * 0x1p-24f
-                  : a >= 0x7c00u ? as_float((a << 13) | 0x7f800000u)
-                                 : as_float((a << 13) + 0x38000000u);
-  return as_float(as_uint(r) | ((h & 0x8000u) << 16));
-}
-#if RETCL_WTYPE == 1
-#define RETCL_W2F(h) retcl_h2f(h)
-#define RETCL_W2F_N(N, h) retcl_h2f##N(h)
-#else
-#define RETCL_W2F(h) as_float((uint)(h) << 16)
-#define RETCL_W2F_N(N, h) as_float##N(convert_uint##N(h) << 16)
-#endif
-#define RETCL_LOAD_W(p, i) RETCL_W2F((p)[i])
-#define RETCL_VLOAD8_W(i, p) RETCL_W2F_N(8, vload8((i), (p)))
+#define RETCL_LOAD_W(p, i) as_float((uint)(p)[i] << 16)
+#define RETCL_VLOAD8_W(i, p) as_float8(convert_uint8(vload8((i), (p))) << 16)
 #else
 #error "RETCL_WTYPE must be 0 (f32), 1 (f16) or 2 (bf16)"
 #endif
@@ -93,10 +72,13 @@ inline vecf load_block(__global const float *p, uint n) {
 /* RETCL_VW weights at p, widened to a vecf (RETCL_LOAD_W's vector form). */
 #if RETCL_WTYPE == 0
 #define RETCL_VLOAD_W(p) VLOAD(0, p)
-#elif RETCL_VW == 16
-#define RETCL_VLOAD_W(p) RETCL_W2F_N(16, vload16(0, (p)))
+#elif RETCL_WTYPE == 1
+#define RETCL_VLOAD_W(p) RETCL_CAT(vload_half, RETCL_VW)(0, (p))
 #else
-#define RETCL_VLOAD_W(p) RETCL_W2F_N(8, vload8(0, (p)))
+#define RETCL_VLOAD_W(p)                                                     \
+  RETCL_CAT(as_float, RETCL_VW)(                                             \
+      RETCL_CAT(convert_uint, RETCL_VW)(RETCL_CAT(vload, RETCL_VW)(0, (p))) \
+      << 16)
 #endif
 
 /* Store the first n (1..VW) floats of x at p. */

@@ -96,10 +96,15 @@ for vw in 8 16; do
       # (lib/runtime/program.h RETCL_WEIGHT_FAMILIES): f16 and bf16.
       case "$family" in
         linear|gemm|elementwise|group_norm)
-          for wt in 1 2; do
-            # shellcheck disable=SC2086
-            compile "$f" "$work/$family.cl" $defines -DRETCL_WTYPE=$wt
-          done ;;
+          # f16 reads weights with vload_half (core OpenCL 1.2), which
+          # clang 14's header declares only under cl_khr_fp16: switched on
+          # for that variant alone (half is a storage type there, never
+          # arithmetic).
+          # shellcheck disable=SC2086
+          compile "$f" "$work/$family.cl" $defines -DRETCL_WTYPE=1 \
+                  -Xclang -cl-ext=+cl_khr_fp16
+          # shellcheck disable=SC2086
+          compile "$f" "$work/$family.cl" $defines -DRETCL_WTYPE=2 ;;
       esac
     done
   done

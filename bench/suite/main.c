@@ -32,6 +32,7 @@ static void usage(FILE *f) {
     "  --quick                 small shapes and model: a smoke test (seconds)\n"
     "  --repeats N             kernels: timed runs per configuration (5);\n"
     "                          gemm: interleaved rounds at most (5);\n"
+    "                          weights: interleaved rounds (9, at most 16);\n"
     "                          prefill, train: at most N runs (3)\n"
     "  --warmup N              kernels: untimed runs first (2)\n"
     "  --steps N               decode: timed steps per configuration (24)\n"

@@ -4,7 +4,7 @@
  * its own context and decode state, filled with the same 64-token prompt;
  * then rounds of `steps` decode steps per storage, interleaved (the order
  * reversed every other round, so drifts of the machine hit all alike).
- * One sample is a round's mean step time; a record gets the median and
+ * --repeats sets the rounds (9; at most 16). One sample is a round's mean step time; a record gets the median and
  * spread of its rounds. The summary gives the ratios to f32: weight
  * memory and tokens/s (ratio of medians, and the range over rounds of
  * the per-round ratio). */
@@ -33,7 +33,9 @@ static int cmp_double(const void *a, const void *b) {
 int suite_weights(const suite_options *o) {
   static const retcl_storage storages[NSTORE] = {
       RETCL_STORAGE_F32, RETCL_STORAGE_F16, RETCL_STORAGE_BF16};
-  const int rounds = o->quick ? 3 : 9;
+  const int rounds = o->repeats > 0 ? (o->repeats < 16 ? o->repeats : 16)
+                     : o->quick       ? 3
+                                      : 9;
   const size_t S = o->steps ? o->steps : 24;
   char dir[512];
   if (checkpoint_prepare(o, dir, sizeof dir)) return 1;
@@ -136,6 +138,7 @@ int suite_weights(const suite_options *o) {
              r[0]->st.median_ms / r[k]->st.median_ms, ratio[k][0],
              ratio[k][n - 1]);
     }
+  fflush(stdout);
   for (int k = 0; k < NSTORE; ++k) {
     if (seq[k]) seq_close(&s[k]);
     if (open[k]) model_close(&m[k]);
