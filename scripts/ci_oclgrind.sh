@@ -10,6 +10,7 @@
 #     test_rotation, test_rotation_grad, test_retention,
 #     test_retention_grad, test_group_norm, test_group_norm_grad,
 #     test_linear, test_gemm, test_layer, test_model, test_train_ops in full,
+#     test_model_weights16's "ops" case (16-bit weight kernels),
 #     with the default kernel optimisation. Afterwards every
 #     RetCL kernel must have run at least once in each pattern.
 #  B. --check-api --uninitialized: test_rotation, test_rotation_grad,
@@ -454,6 +455,14 @@ for paths in cpu gpu; do
 done
 og "test_layer cpu" B "$opt_off" "$BUILD/tests/test_layer" \
   RETCL_KERNEL_PATHS=cpu
+# 16-bit weights: the f16 and bf16 variants of the projection, GEMM (packed
+# and not) and group-norm kernels, small shapes, both patterns (pass A
+# checks; the exhaustive conversion and model cases stay out: too slow).
+for paths in cpu gpu; do
+  og "test_model_weights16:ops $paths" A "" \
+    "$BUILD/tests/test_model_weights16" RETCL_KERNEL_PATHS=$paths \
+    CK_RUN_CASE=ops
+done
 
 # ---- the Transformer baseline, on request --------------------------------------
 shopt -s nullglob

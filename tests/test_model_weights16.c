@@ -639,20 +639,26 @@ START_TEST(rejections) {
 }
 END_TEST
 
+/* Cases by name (CK_RUN_CASE): scripts/ci_oclgrind.sh runs "ops" (small
+ * products and norms through every 16-bit kernel variant). */
 int main(void) {
   Suite *s = suite_create("model_weights16");
-  TCase *tc = tcase_create("weights16");
-  tcase_set_timeout(tc, 600);
-  tcase_add_test(tc, reference_conversion_cases);
-  tcase_add_test(tc, f16_widening_all_patterns);
-  tcase_add_test(tc, bf16_widening_all_patterns);
-  tcase_add_test(tc, linear_and_gemm_16bit_weights);
-  tcase_add_test(tc, linear_many_16bit_weights);
-  tcase_add_test(tc, group_norm_16bit_weight_bias);
-  tcase_add_test(tc, f16_model_equals_f32_model_of_rounded_weights);
-  tcase_add_test(tc, bf16_model_equals_f32_model_of_rounded_weights);
-  tcase_add_test(tc, load_rounding_edges_and_keep);
-  tcase_add_test(tc, rejections);
-  suite_add_tcase(s, tc);
+  TCase *convert = tcase_create("convert"), *ops = tcase_create("ops"),
+        *model = tcase_create("model"), *reject = tcase_create("reject");
+  tcase_add_test(convert, reference_conversion_cases);
+  tcase_add_test(convert, f16_widening_all_patterns);
+  tcase_add_test(convert, bf16_widening_all_patterns);
+  tcase_add_test(ops, linear_and_gemm_16bit_weights);
+  tcase_add_test(ops, linear_many_16bit_weights);
+  tcase_add_test(ops, group_norm_16bit_weight_bias);
+  tcase_add_test(model, f16_model_equals_f32_model_of_rounded_weights);
+  tcase_add_test(model, bf16_model_equals_f32_model_of_rounded_weights);
+  tcase_add_test(model, load_rounding_edges_and_keep);
+  tcase_add_test(reject, rejections);
+  TCase *all[4] = {convert, ops, model, reject};
+  for (int i = 0; i < 4; ++i) {
+    tcase_set_timeout(all[i], 600);
+    suite_add_tcase(s, all[i]);
+  }
   return tu_run_suite(s);
 }
