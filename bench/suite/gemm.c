@@ -159,7 +159,8 @@ static void gjob_set(gjob *j, retcl_context *ctx, int backend, int gcase,
 
 static int gjob_enqueue(void *arg, cl_event *ev, char *err, size_t errlen) {
   gjob *j = arg;
-  const retcl_buffer A = {j->a, 0}, B = {j->b, 0}, C = {j->c, 0};
+  const retcl_buffer A = retcl_buf(j->a, 0), B = retcl_buf(j->b, 0),
+                     C = retcl_buf(j->c, 0);
   retcl_status s = RETCL_SUCCESS;
   if (j->backend == B_LINEAR) {
     s = retcl_linear(j->ctx, j->M, j->N, j->K, 1.0f, A, B, 0.0f, C, 0, NULL,
