@@ -1055,7 +1055,8 @@ typedef struct retcl_model retcl_model;
 /**
  * Load the checkpoint in folder dir (config.json + model.safetensors, see
  * docs/design.md §1.6; a "decoder." prefix on tensor names is accepted;
- * F32, F16 and BF16 tensors are converted to fp32). Host copies are freed
+ * F32, F16 and BF16 tensors are converted to fp32; retcl_model_load_as
+ * can keep them 16-bit). Host copies are freed
  * once uploaded. Every program the model runs is built here, so a forward
  * cannot fail from a build. Blocks. Errors: INVALID_ARGUMENT, IO (missing
  * or unreadable file), FORMAT (malformed JSON or safetensors, a missing

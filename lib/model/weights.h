@@ -1,5 +1,7 @@
 /* weights.h - where a model's trainable tensors live (weights.c): one flat
- * fp32 vector holding every tensor back to back in torchscale's state-dict
+ * vector (fp32, or 16-bit for a model loaded with 16-bit storage; offsets
+ * and totals count elements) holding every tensor back to back in
+ * torchscale's state-dict
  * order, so a gradient, an optimizer moment or a saved checkpoint is one
  * buffer laid out the same way, and an optimizer step is one launch. */
 #ifndef RETCL_MODEL_WEIGHTS_H
