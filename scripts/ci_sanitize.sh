@@ -53,7 +53,7 @@ export CK_FORK=yes
 # (instrumented) library, which the ASan runtime refuses to start; the
 # package itself is tested by scripts/test.sh.
 status=0
-ctest --test-dir "$build" --output-on-failure -j1 \
+ctest --test-dir "$build" --output-on-failure -j"$(nproc)" \
   -E '^(install_consumer|test_threads)$' "$@" || status=$?
 # test_threads runs two contexts' PoCL worker pools at once; LeakSanitizer's
 # stop-the-world tracer itself crashes on that process at exit ("Tracer
