@@ -601,9 +601,9 @@ static int generate_run(int argc, char **argv) {
   const size_t given = (o->prompt_list.count > 0) + !!o->prompts_file +
                        !!o->text;
   const int batch = o->prompt_list.count > 1 || o->prompts_file;
-  if (rc)
-    ;
-  else if (!o->model_dir)
+  if (rc) {
+    /* --help, or a parse error already reported */
+  } else if (!o->model_dir)
     rc = cli_usage_error("generate", "--model DIR is required");
   else if (given != 1)
     rc = cli_usage_error("generate",
