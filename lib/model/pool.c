@@ -141,13 +141,14 @@ static retcl_status run_packed(retcl_model *m, const char *op,
   for (size_t i = 0; pool && i < n; ++i) {
     positions[i] = slots[i] >= 0 ? pool->position[slots[i]] : 0;
     if (positions[i] > 0 && algo != RETCL_ALGO_RECURRENT) {
+      const size_t at = positions[i];
       free(positions);
       return retcl__fail(ctx, RETCL_ERROR_UNSUPPORTED,
                          "%s: sequence %zu continues slot %d at position %zu; "
                          "continuing a state needs RETCL_ALGO_RECURRENT "
                          "(torchscale's parallel and chunkwise forms start "
                          "from an empty state)",
-                         op, i, (int)slots[i], positions[i]);
+                         op, i, (int)slots[i], at);
     }
   }
   retcl__forward_call a;
