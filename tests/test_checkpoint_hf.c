@@ -472,6 +472,15 @@ START_TEST(unknown_layout_names_the_first_tensor) {
                         "'model.layers.0.retention_rms_norm.weight'",
                         "same weight", NULL};
   assert_load_fails(ctx, dir, RETCL_ERROR_FORMAT, same);
+
+  /* A stray entry outside the model's namespace (a step counter) is
+   * skipped, as torchscale files' are; here it replaces the optional
+   * angle buffer, so the model loads. */
+  const char *stray[2] = {"model.retnet_rel_pos.angle", "train.step"};
+  rename_tensors(ts, dir, hf_one_renamed, stray);
+  retcl_model *model = NULL;
+  tu_ok(ctx, retcl_model_load(ctx, dir, &model));
+  retcl_model_destroy(model);
   free(ts);
   free(dir);
   rm_tree(root);

@@ -157,8 +157,17 @@ static const layer_alias LAYER_ALIASES[] = {
     {"final_rms_norm.weight", "final_layer_norm.weight"},
 };
 
-/* Buffers a converted state dict may carry that no weight needs (fairseq's
- * "decoder.version", seen here without its prefix). */
+/* Where each layout keeps the model's weights: a tensor there that the
+ * layout cannot place is an error (another architecture's weight, a layer
+ * past decoder_layers), while other stray entries (an int64 step counter,
+ * fairseq's "version") are left alone, as the loader always has. */
+static const char *const TORCHSCALE_SPACE[] = {"layers.", "embed_tokens.",
+                                               "layer_norm.",
+                                               "layernorm_embedding.",
+                                               "output_projection.",
+                                               "retnet_rel_pos."};
+static const char *const HF_SPACE[] = {"model.layers.", "model.embed_tokens.",
+                                       "lm_head."};
 static const char *const IGNORED_NAMES[] = {"version", "model.version"};
 
 #define COUNT_OF(a) (sizeof(a) / sizeof((a)[0]))
@@ -240,10 +249,32 @@ static void file_name(retcl__ckpt_layout layout, const char *name, char *out,
   snprintf(out, cap, "%s", name);
 }
 
-static int is_ignored(const char *name) {
+static int has_prefix_in(const char *name, const char *const *prefixes,
+                         size_t count) {
+  for (size_t i = 0; i < count; ++i)
+    if (strncmp(name, prefixes[i], strlen(prefixes[i])) == 0) return 1;
+  return 0;
+}
+
+/* A tensor the detected layout cannot place may be skipped when it is
+ * neither in that layout's weight namespace nor a weight of another
+ * layout (a file mixing layouts). */
+static int may_skip(retcl__ckpt_layout layout, const char *name,
+                    const retcl_model_config *cfg) {
   for (size_t i = 0; i < COUNT_OF(IGNORED_NAMES); ++i)
     if (strcmp(name, IGNORED_NAMES[i]) == 0) return 1;
-  return 0;
+  const int in_space =
+      layout == RETCL__LAYOUT_HF
+          ? has_prefix_in(name, HF_SPACE, COUNT_OF(HF_SPACE))
+          : has_prefix_in(name, TORCHSCALE_SPACE, COUNT_OF(TORCHSCALE_SPACE));
+  if (in_space) return 0;
+  char canonical[NAME_CAP];
+  for (int l = 0; l < RETCL__LAYOUT_COUNT; ++l)
+    if (l != (int)layout &&
+        place_name((retcl__ckpt_layout)l, name, cfg, canonical,
+                   sizeof canonical))
+      return 0;
+  return 1;
 }
 
 /* One file tensor with the canonical name it takes. */
@@ -294,10 +325,12 @@ static retcl_status detect_layout(retcl_context *ctx,
 }
 
 /* Give every tensor of st its canonical name for the detected layout, so
- * that retcl__st_find finds the weights by torchscale's names. A tensor
- * the layout cannot place (another model's, or a layer past
- * decoder_layers) and two tensors that are the same weight are FORMAT
- * errors naming the file's tensors; on error st is unchanged. */
+ * that retcl__st_find finds the weights by torchscale's names. A tensor in
+ * the layout's weight namespace that it cannot place (another model's, or
+ * a layer past decoder_layers), a weight of the other layout, and two
+ * tensors that are the same weight are FORMAT errors naming the file's
+ * tensors (the first in name order); other stray entries are skipped. On
+ * error st is unchanged. */
 static retcl_status place_tensors(retcl_context *ctx, retcl__safetensors *st,
                                   const retcl_model_config *cfg,
                                   retcl__ckpt_layout *layout) {
@@ -314,7 +347,7 @@ static retcl_status place_tensors(retcl_context *ctx, retcl__safetensors *st,
     if (place_name(*layout, name, cfg, map[n].canonical,
                    sizeof map[n].canonical)) {
       map[n++].tensor = i;
-    } else if (!is_ignored(name)) {
+    } else if (!may_skip(*layout, name, cfg)) {
       s = retcl__fail(ctx, RETCL_ERROR_FORMAT,
                       "%s: tensor '%s' has no place in the %s layout of "
                       "this config (decoder_layers = %zu); it is the first "
@@ -346,7 +379,8 @@ static retcl_status place_tensors(retcl_context *ctx, retcl__safetensors *st,
       names[i] = NULL;
     }
     qsort(st->tensors, st->count, sizeof *st->tensors, compare_by_name);
-    /* An ignored buffer cannot share a weight's name (none is one). */
+    /* A skipped entry cannot share a weight's name (it would have been
+     * placed). */
   }
   for (size_t i = 0; names && i < n; ++i) free(names[i]);
   free(names);

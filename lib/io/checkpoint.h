@@ -40,8 +40,9 @@ typedef struct retcl__checkpoint {
 
 /* Parse dir/config.json and dir/model.safetensors, in either layout (the
  * tensor names decide; a file whose names fit neither, or that holds a
- * tensor the detected layout has no place for, is FORMAT naming the first
- * such tensor in name order). Every failure returns
+ * tensor in the detected layout's weight namespace with no place in it, is
+ * FORMAT naming the first such tensor in name order). Every failure
+ * returns
  * IO or FORMAT (or INVALID_SIZE for a config the kernels cannot run) with
  * a message naming the file and the field or tensor; nothing leaks. ctx
  * may be NULL (messages then go to retcl_last_error(NULL)). */
