@@ -1032,13 +1032,17 @@ typedef struct retcl_model retcl_model;
 
 /**
  * Load the checkpoint in folder dir (config.json + model.safetensors, see
- * docs/design.md §1.6; a "decoder." prefix on tensor names is accepted;
+ * docs/design.md §1.6; a "decoder." prefix on tensor names is accepted, and
+ * so is the Hugging Face-style layout of the community ports, "model."
+ * prefix and lm_head.weight, detected from the names, with their
+ * config.json field names; docs/api.md lists both);
  * F32, F16 and BF16 tensors are converted to fp32). Host copies are freed
  * once uploaded. Every program the model runs is built here, so a forward
  * cannot fail from a build. Blocks. Errors: INVALID_ARGUMENT, IO (missing
  * or unreadable file), FORMAT (malformed JSON or safetensors, a missing
- * tensor, a wrong shape, an unknown dtype, offsets outside the file: the
- * message names the tensor or field), INVALID_SIZE (a config the kernels
+ * tensor, a wrong shape, an unknown dtype, offsets outside the file, a
+ * file whose tensor names fit no layout or a tensor the layout cannot
+ * place: the message names the tensor or field), INVALID_SIZE (a config the kernels
  * cannot run, e.g. recurrent_chunk_size over 1024: the message names the
  * config.json field), BUILD_FAILED (with the build log), OUT_OF_MEMORY,
  * OPENCL. Per context (ctx); several threads may load the same folder on
