@@ -12,6 +12,7 @@
 #include "runtime/validate.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 static const char *OP = "retcl_retention";
@@ -234,14 +235,23 @@ static retcl_status check_buffers(retcl_context *ctx,
                                   retcl_buffer state_in,
                                   retcl_buffer state_out, retcl_buffer out) {
   const size_t heads = e->d.heads;
+  /* Packed: the states a buffer must hold follow from the slots named. */
+  char in_name[96] = "state_in", out_name[96] = "state_out";
+  if (e->d.packing.count) {
+    const size_t slots = e->state / (heads * e->d.key_dim * e->d.value_dim);
+    snprintf(in_name, sizeof in_name,
+             "state_in (slots 0..%zu named, one state each)", slots - 1);
+    snprintf(out_name, sizeof out_name,
+             "state_out (slots 0..%zu named, one state each)", slots - 1);
+  }
   retcl_status st;
   if ((st = retcl__check_buffer(ctx, OP, "q", q, e->qk)) ||
       (st = retcl__check_buffer(ctx, OP, "k", k, e->qk)) ||
       (st = retcl__check_buffer(ctx, OP, "v", v, e->vo)) ||
       (st = retcl__check_buffer(ctx, OP, "log_decay", log_decay, heads)) ||
-      (st = retcl__check_optional_buffer(ctx, OP, "state_in", state_in,
+      (st = retcl__check_optional_buffer(ctx, OP, in_name, state_in,
                                          e->state)) ||
-      (st = retcl__check_optional_buffer(ctx, OP, "state_out", state_out,
+      (st = retcl__check_optional_buffer(ctx, OP, out_name, state_out,
                                          e->state)) ||
       (st = retcl__check_buffer(ctx, OP, "out", out, e->vo)))
     return st;
