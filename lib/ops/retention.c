@@ -237,7 +237,7 @@ static retcl_status check_buffers(retcl_context *ctx,
   const size_t heads = e->d.heads;
   /* Packed: the states a buffer must hold follow from the slots named. */
   char in_name[96] = "state_in", out_name[96] = "state_out";
-  if (e->d.packing.count) {
+  if (e->d.packing.count && e->state) {
     const size_t slots = e->state / (heads * e->d.key_dim * e->d.value_dim);
     snprintf(in_name, sizeof in_name,
              "state_in (slots 0..%zu named, one state each)", slots - 1);
