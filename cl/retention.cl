@@ -121,7 +121,8 @@ __kernel void retcl_retention_chunk_scan(
     __global const float *log_decay, uint ld_off,
     uint T, uint H, uint Dk, uint Dv, uint C, uint n_chunks,
     int torchscale_out, /* write S_T / sqrt(c_n) instead of S_T */
-    float n_total)      /* n: tokens absorbed by the final state */
+    float n_total,      /* n: tokens absorbed by the final state */
+    float n_in)         /* > 0: S_in is torchscale's S_m / sqrt(c_m), m = n_in */
 {
   const uint cb = get_global_id(0), k = get_global_id(1), bh = get_global_id(2);
   const uint nvb = (Dv + RETCL_VW - 1) / RETCL_VW;
@@ -131,6 +132,7 @@ __kernel void retcl_retention_chunk_scan(
   const float lg = log_decay[ld_off + h];
   const size_t row = (size_t)bh * Dk * Dv + (size_t)k * Dv + v0;
   vecf x = has_state_in ? load_block(S_in + s_in_off + row, nv) : (vecf)(0.0f);
+  if (n_in > 0.0f) x *= sqrt(decay_sum(lg, n_in));
   const float full_decay = exp((float)C * lg);
   for (uint c = 0; c < n_chunks; ++c) {
     __global float *slot = U + ((size_t)bh * n_chunks + c) * Dk * Dv + (size_t)k * Dv + v0;

@@ -511,10 +511,12 @@ typedef struct retcl_retention_desc {
  * Torchscale form: torchscale's recurrent state S_n = raw state / sqrt(c_n),
  * c_n = Σ_{j<n} γ^j, n = position + tokens (docs/state.md).
  *
- * state_in:  optional initial state (absent = zero). Torchscale form: only
- *            the recurrent algorithm accepts it (with position > 0): the
- *            parallel and chunkwise forms start from an empty state as
- *            torchscale's do, and return RETCL_ERROR_UNSUPPORTED. All three
+ * state_in:  optional initial state (absent = zero). Torchscale form: the
+ *            recurrent algorithm accepts it (with position > 0), the
+ *            chunkwise one when position is a multiple of the chunk size
+ *            (a sequence continued at a chunk boundary); the parallel form
+ *            starts from an empty state as torchscale's does, and returns
+ *            RETCL_ERROR_UNSUPPORTED, as chunkwise off a boundary. All three
  *            can produce state_out, so a torchscale prefill of any algorithm
  *            hands its state to recurrent decoding.
  * state_out: optional final state. May be the same buffer and offset as

@@ -56,12 +56,25 @@ static retcl_status check_desc(retcl_context *ctx, const char *op,
   return RETCL_SUCCESS;
 }
 
-/* Torchscale forms carry a token count with their state (§1.4). */
+/* Torchscale forms carry a token count with their state (§1.4).
+ * chunk_state: the chunk size when the torchscale chunkwise form may
+ * continue a state (retcl_retention: at a chunk boundary, docs/design.md
+ * §1.8), or 0 where it may not (the layer and the backward). */
 static retcl_status check_torchscale_state(retcl_context *ctx, const char *op,
                                            const retcl_retention_desc *d,
-                                           int has_state_in) {
+                                           int has_state_in,
+                                           size_t chunk_state) {
   if (d->form != RETCL_FORM_TORCHSCALE) return RETCL_SUCCESS;
-  if (has_state_in && d->algorithm != RETCL_ALGO_RECURRENT)
+  if (has_state_in && d->algorithm == RETCL_ALGO_CHUNKWISE && chunk_state &&
+      d->position % chunk_state != 0)
+    return retcl__fail(ctx, RETCL_ERROR_UNSUPPORTED,
+                       "%s: the torchscale chunkwise form continues a state "
+                       "only at a chunk boundary: desc->position = %zu is not "
+                       "a multiple of the chunk size %zu (torchscale's "
+                       "chunks start at multiples of it)",
+                       op, d->position, chunk_state);
+  if (has_state_in && d->algorithm != RETCL_ALGO_RECURRENT &&
+      !(d->algorithm == RETCL_ALGO_CHUNKWISE && chunk_state))
     return retcl__fail(ctx, RETCL_ERROR_UNSUPPORTED,
                        "%s: the torchscale %s form starts from an empty state "
                        "(as torchscale does); pass no state_in, or use "
@@ -176,16 +189,16 @@ static retcl_status packed_plan(retcl_context *ctx, const char *op,
   return RETCL_SUCCESS;
 }
 
-retcl_status retcl__retention_plan(retcl_context *ctx, const char *op,
-                                   const retcl_retention_desc *d,
-                                   int has_state_in, int has_state_out,
-                                   retcl_retention_plan *plan) {
+/* chunk_state: 1 lets the torchscale chunkwise form continue a state at a
+ * chunk boundary (retcl_retention only). */
+static retcl_status plan_impl(retcl_context *ctx, const char *op,
+                              const retcl_retention_desc *d, int has_state_in,
+                              int has_state_out, int chunk_state,
+                              retcl_retention_plan *plan) {
   retcl_status st;
   if (d->packing.count)
     return packed_plan(ctx, op, d, has_state_in, has_state_out, plan);
-  if ((st = check_desc(ctx, op, d)) ||
-      (st = check_torchscale_state(ctx, op, d, has_state_in)))
-    return st;
+  if ((st = check_desc(ctx, op, d))) return st;
   retcl_retention_plan p;
   p.d = *d;
   p.has_state_in = has_state_in;
@@ -198,10 +211,18 @@ retcl_status retcl__retention_plan(retcl_context *ctx, const char *op,
   if (d->algorithm == RETCL_ALGO_CHUNKWISE) {
     p.chunk = d->chunk_size ? d->chunk_size
                             : (size_t)retcl__param(ctx, RETCL_P_RETENTION_CHUNK);
-    if (p.chunk > d->tokens) p.chunk = d->tokens;
   } else {
     p.chunk = d->tokens;
   }
+  if ((st = check_torchscale_state(ctx, op, d, has_state_in,
+                                   chunk_state ? p.chunk : 0)))
+    return st;
+  /* A chunk longer than the call acts as one of T tokens, except in the
+   * torchscale chunkwise form continuing a state: its cross scale r
+   * divides by c_C, the full chunk's mask row (§1.4). */
+  const int ts_continues = d->form == RETCL_FORM_TORCHSCALE && has_state_in &&
+                           d->algorithm == RETCL_ALGO_CHUNKWISE;
+  if (p.chunk > d->tokens && !ts_continues) p.chunk = d->tokens;
   p.chunks = (d->tokens + p.chunk - 1) / p.chunk;
   /* Workspace: a state per chunk (chunkwise), the local state of the
    * sequence (parallel with state_out), or the running state (recurrent
@@ -226,6 +247,13 @@ retcl_status retcl__retention_plan(retcl_context *ctx, const char *op,
                                                    : "");
   *plan = p;
   return RETCL_SUCCESS;
+}
+
+retcl_status retcl__retention_plan(retcl_context *ctx, const char *op,
+                                   const retcl_retention_desc *d,
+                                   int has_state_in, int has_state_out,
+                                   retcl_retention_plan *plan) {
+  return plan_impl(ctx, op, d, has_state_in, has_state_out, 0, plan);
 }
 
 static retcl_status check_buffers(retcl_context *ctx,
@@ -366,6 +394,8 @@ static retcl_status run_chunk_scan(launch *l, cl_mem U, size_t C,
   const cl_uint Cu = (cl_uint)C, Nc = (cl_uint)n_chunks;
   const cl_int ts_out = d->form == RETCL_FORM_TORCHSCALE;
   const cl_float n_total = (cl_float)(d->position + d->tokens);
+  /* A torchscale state_in is S_n / sqrt(c_n): the kernel restores S_n. */
+  const cl_float n_in = ts_out && has_in ? (cl_float)d->position : 0.0f;
   const retcl_karg args[] = {
       RETCL_KARG("U", U), RETCL_KARG("S_in", s_in),
       RETCL_KARG("s_in_off", s_in_off), RETCL_KARG("has_state_in", has_in),
@@ -375,7 +405,7 @@ static retcl_status run_chunk_scan(launch *l, cl_mem U, size_t C,
       RETCL_KARG("T", l->T), RETCL_KARG("H", l->H), RETCL_KARG("Dk", l->Dk),
       RETCL_KARG("Dv", l->Dv), RETCL_KARG("C", Cu),
       RETCL_KARG("n_chunks", Nc), RETCL_KARG("torchscale_out", ts_out),
-      RETCL_KARG("n_total", n_total)};
+      RETCL_KARG("n_total", n_total), RETCL_KARG("n_in", n_in)};
   return enqueue(l, RETCL_KERNEL_RETENTION_CHUNK_SCAN, args,
                  RETCL_NARGS(args), column_blocks(l), d->key_dim,
                  d->batch * d->heads, is_last);
@@ -599,8 +629,8 @@ retcl_status retcl_retention(retcl_context *ctx,
                        OP);
   retcl_retention_plan plan;
   cl_mem scratch = NULL;
-  if ((st = retcl__retention_plan(ctx, OP, desc, state_in.mem != NULL,
-                                  state_out.mem != NULL, &plan)) ||
+  if ((st = plan_impl(ctx, OP, desc, state_in.mem != NULL,
+                       state_out.mem != NULL, 1, &plan)) ||
       (st = retcl__check_wait_list(ctx, OP, num_events_in_wait_list,
                                    event_wait_list)) ||
       (st = check_buffers(ctx, &plan, q, k, v, log_decay, state_in, state_out,
