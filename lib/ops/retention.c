@@ -4,12 +4,15 @@
 #include "ops/retention.h"
 
 #include "ops/limits.h"
+#include "ops/packing.h"
 #include "runtime/context.h"
+#include "runtime/events.h"
 #include "runtime/launch.h"
 #include "runtime/status.h"
 #include "runtime/validate.h"
 
 #include <math.h>
+#include <string.h>
 
 static const char *OP = "retcl_retention";
 
@@ -76,11 +79,109 @@ static retcl_status check_torchscale_state(retcl_context *ctx, const char *op,
   return RETCL_SUCCESS;
 }
 
+/* Torchscale's rules per packed sequence: one that starts from its state
+ * (position > 0) needs the recurrent algorithm; one without a state starts
+ * at position 0. */
+static retcl_status check_packed_torchscale(retcl_context *ctx, const char *op,
+                                            const retcl_retention_desc *d,
+                                            int has_state_in) {
+  const retcl_packing *pk = &d->packing;
+  if (d->form != RETCL_FORM_TORCHSCALE) return RETCL_SUCCESS;
+  for (size_t i = 0; i < pk->count; ++i) {
+    const size_t pos = retcl__packing_position(pk, d->position, i);
+    if (retcl__packing_reads_state(pk, d->position, i, has_state_in, 1)) {
+      if (d->algorithm != RETCL_ALGO_RECURRENT)
+        return retcl__fail(ctx, RETCL_ERROR_UNSUPPORTED,
+                           "%s: sequence %zu continues a state at position "
+                           "%zu; the torchscale %s form starts from an empty "
+                           "state: use RETCL_ALGO_RECURRENT",
+                           op, i, pos,
+                           d->algorithm == RETCL_ALGO_PARALLEL ? "parallel"
+                                                               : "chunkwise");
+    } else if (pos != 0) {
+      return retcl__fail(ctx, RETCL_ERROR_INVALID_ARGUMENT,
+                         "%s: sequence %zu is at position %zu but has no "
+                         "state_in slot to continue",
+                         op, i, pos);
+    }
+  }
+  return RETCL_SUCCESS;
+}
+
+/* The plan of packed sequence i alone: batch 1, its tokens; its state in
+ * and out as the packed call's slots give them. */
+static retcl_status sequence_plan(retcl_context *ctx, const char *op,
+                                  const retcl_retention_plan *p, size_t i,
+                                  retcl_retention_plan *sub) {
+  const retcl_retention_desc *d = &p->d;
+  const retcl_packing *pk = &d->packing;
+  retcl_retention_desc one = *d;
+  memset(&one.packing, 0, sizeof one.packing);
+  one.batch = 1;
+  one.tokens = retcl__packing_length(pk, i);
+  const int ts = d->form == RETCL_FORM_TORCHSCALE;
+  const int reads = retcl__packing_reads_state(pk, d->position, i,
+                                               p->has_state_in, ts);
+  one.position = ts && reads ? retcl__packing_position(pk, d->position, i) : 0;
+  const int keeps = p->has_state_out && retcl__packing_slot(pk, i) >= 0;
+  return retcl__retention_plan(ctx, op, &one, reads, keeps, sub);
+}
+
+/* A packed plan: checks of the packing and of each sequence, the states
+ * the state buffers must hold, and the scratch of the largest step. */
+static retcl_status packed_plan(retcl_context *ctx, const char *op,
+                                const retcl_retention_desc *d,
+                                int has_state_in, int has_state_out,
+                                retcl_retention_plan *plan) {
+  retcl_status st;
+  size_t states = 0;
+  if ((st = check_desc(ctx, op, d)) ||
+      (st = retcl__packing_check(ctx, op, &d->packing, d->batch, d->tokens,
+                                 d->layout, d->position, &states)) ||
+      (st = check_packed_torchscale(ctx, op, d, has_state_in)))
+    return st;
+  retcl_retention_plan p;
+  memset(&p, 0, sizeof p);
+  p.d = *d;
+  p.has_state_in = has_state_in;
+  p.has_state_out = has_state_out;
+  const size_t th = retcl__mul(d->tokens, d->heads);
+  p.qk = retcl__mul(th, d->key_dim);
+  p.vo = retcl__mul(th, d->value_dim);
+  p.state = retcl__mul(retcl__mul(states, d->heads),
+                       d->key_dim * d->value_dim);
+  p.chunk = d->tokens;
+  p.chunks = 1;
+  if (d->algorithm == RETCL_ALGO_RECURRENT) {
+    /* One launch; sequences whose state is not kept run in scratch. */
+    p.scratch = retcl__mul(retcl__mul(d->packing.count, d->heads),
+                           d->key_dim * d->value_dim);
+  } else {
+    /* One sequence after another, each in the scratch of its own plan. */
+    for (size_t i = 0; i < d->packing.count; ++i) {
+      if (!retcl__packing_length(&d->packing, i)) continue;
+      retcl_retention_plan sub;
+      if ((st = sequence_plan(ctx, op, &p, i, &sub))) return st;
+      if (sub.scratch > p.scratch) p.scratch = sub.scratch;
+    }
+  }
+  if (p.qk > RETCL_MAX_INDEX || p.vo > RETCL_MAX_INDEX ||
+      p.state > RETCL_MAX_INDEX || p.scratch > RETCL_MAX_INDEX)
+    return retcl__fail(ctx, RETCL_ERROR_INVALID_SIZE,
+                       "%s: the packed call addresses more than %zu floats "
+                       "in one buffer (activations, states or scratch)",
+                       op, RETCL_MAX_INDEX);
+  *plan = p;
+  return RETCL_SUCCESS;
+}
+
 retcl_status retcl__retention_plan(retcl_context *ctx, const char *op,
                                    const retcl_retention_desc *d,
                                    int has_state_in, int has_state_out,
                                    retcl_retention_plan *plan) {
   retcl_status st;
+  if (d->packing.count)
+    return packed_plan(ctx, op, d, has_state_in, has_state_out, plan);
   if ((st = check_desc(ctx, op, d)) ||
       (st = check_torchscale_state(ctx, op, d, has_state_in)))
     return st;
@@ -294,9 +395,15 @@ static retcl_status run_chunk_output(launch *l, cl_mem R, size_t r_off,
 
 static retcl_status run_recurrent(launch *l, retcl_buffer state_in,
                                   retcl_buffer state_out, cl_mem scratch,
-                                  float out_scale) {
+                                  cl_mem table, float out_scale) {
   const retcl_retention_desc *d = &l->p->d;
   const retcl_buffer work = state_out.mem ? state_out : retcl_buf(scratch, 0);
+  /* Packed: sequences' entries, the per-token positions before them. */
+  const cl_int packed = table != NULL;
+  const size_t seqs = packed ? d->packing.count : d->batch;
+  cl_mem table_mem = packed ? table : l->log_decay; /* never read unpacked */
+  const cl_uint seqs_off = packed ? (cl_uint)d->tokens : 0;
+  const cl_mem w_mem = scratch ? scratch : work.mem;
   const cl_mem s_in = state_in.mem ? state_in.mem : work.mem;
   const cl_uint s_in_off = (cl_uint)state_in.offset,
                 s_off = (cl_uint)work.offset;
@@ -311,9 +418,89 @@ static retcl_status run_recurrent(launch *l, retcl_buffer state_in,
       RETCL_KARG("s_off", s_off), RETCL_KARG("T", l->T),
       RETCL_KARG("H", l->H), RETCL_KARG("Dk", l->Dk), RETCL_KARG("Dv", l->Dv),
       RETCL_KARG("form", form), RETCL_KARG("out_scale", out_scale),
-      RETCL_KARG("position", position)};
+      RETCL_KARG("position", position), RETCL_KARG("seqs", table_mem),
+      RETCL_KARG("seqs_off", seqs_off), RETCL_KARG("packed", packed),
+      RETCL_KARG("W", w_mem)};
   return enqueue(l, RETCL_KERNEL_RETENTION_RECURRENT, args, RETCL_NARGS(args),
-                 column_blocks(l), 1, d->batch * d->heads, 1);
+                 column_blocks(l), 1, seqs * d->heads, 1);
+}
+
+static retcl_status enqueue_plan(retcl_context *ctx,
+                                 const retcl_retention_plan *p,
+                                 retcl_buffer q, retcl_buffer k,
+                                 retcl_buffer v, retcl_buffer log_decay,
+                                 retcl_buffer state_in, retcl_buffer state_out,
+                                 retcl_buffer out, cl_mem scratch, cl_mem table,
+                                 cl_uint num_wait, const cl_event *wait,
+                                 cl_event *event);
+
+/* A state slot's range in a state buffer. */
+static retcl_buffer slot_of(retcl_buffer states, const retcl_retention_desc *d,
+                            long slot) {
+  return retcl_buf(states.mem, states.offset + (size_t)slot * d->heads *
+                                                   d->key_dim * d->value_dim);
+}
+
+/* Packed parallel and chunkwise: each sequence as a call of its own (its
+ * chunks start at its first token, as when it runs alone). An empty
+ * sequence's kept state is the state it was given, or an empty one. */
+static retcl_status enqueue_sequences(retcl_context *ctx,
+                                      const retcl_retention_plan *p,
+                                      retcl_buffer q, retcl_buffer k,
+                                      retcl_buffer v, retcl_buffer log_decay,
+                                      retcl_buffer state_in,
+                                      retcl_buffer state_out, retcl_buffer out,
+                                      cl_mem scratch, cl_uint num_wait,
+                                      const cl_event *wait, cl_event *event) {
+  const retcl_retention_desc *d = &p->d;
+  const retcl_packing *pk = &d->packing;
+  const int ts = d->form == RETCL_FORM_TORCHSCALE;
+  const size_t H = d->heads, Dk = d->key_dim, Dv = d->value_dim;
+  const size_t state_bytes = H * Dk * Dv * sizeof(float);
+  retcl_status st;
+  if ((st = retcl__wait_for(ctx, num_wait, wait))) return st;
+  for (size_t i = 0; i < pk->count; ++i) {
+    const long slot = retcl__packing_slot(pk, i);
+    const int reads = retcl__packing_reads_state(pk, d->position, i,
+                                                 p->has_state_in, ts);
+    const int keeps = p->has_state_out && slot >= 0;
+    const retcl_buffer s_in = reads ? slot_of(state_in, d, slot)
+                                    : retcl_no_buf();
+    const retcl_buffer s_out = keeps ? slot_of(state_out, d, slot)
+                                     : retcl_no_buf();
+    const size_t start = pk->offsets[i];
+    if (retcl__packing_length(pk, i) == 0) {
+      if (!keeps) continue;
+      cl_int err;
+      if (!reads) {
+        const cl_float zero = 0.0f;
+        err = clEnqueueFillBuffer(ctx->queue, s_out.mem, &zero, sizeof zero,
+                                  s_out.offset * sizeof(float), state_bytes,
+                                  0, NULL, NULL);
+      } else if (s_in.mem != s_out.mem || s_in.offset != s_out.offset) {
+        err = clEnqueueCopyBuffer(ctx->queue, s_in.mem, s_out.mem,
+                                  s_in.offset * sizeof(float),
+                                  s_out.offset * sizeof(float), state_bytes,
+                                  0, NULL, NULL);
+      } else {
+        continue;
+      }
+      if (err != CL_SUCCESS)
+        return retcl__cl_fail(ctx, "retention: empty sequence's state", err);
+      continue;
+    }
+    retcl_retention_plan sub;
+    if ((st = sequence_plan(ctx, "retcl_retention", p, i, &sub)) ||
+        (st = enqueue_plan(ctx, &sub,
+                           retcl_buf(q.mem, q.offset + start * H * Dk),
+                           retcl_buf(k.mem, k.offset + start * H * Dk),
+                           retcl_buf(v.mem, v.offset + start * H * Dv),
+                           log_decay, s_in, s_out,
+                           retcl_buf(out.mem, out.offset + start * H * Dv),
+                           scratch, NULL, 0, NULL, NULL)))
+      return st;
+  }
+  return retcl__signal_done(ctx, event);
 }
 
 retcl_status retcl__retention_enqueue(retcl_context *ctx,
@@ -323,8 +510,23 @@ retcl_status retcl__retention_enqueue(retcl_context *ctx,
                                       retcl_buffer state_in,
                                       retcl_buffer state_out,
                                       retcl_buffer out, cl_mem scratch,
-                                      cl_uint num_wait, const cl_event *wait,
-                                      cl_event *event) {
+                                      cl_mem table, cl_uint num_wait,
+                                      const cl_event *wait, cl_event *event) {
+  if (p->d.packing.count && p->d.algorithm != RETCL_ALGO_RECURRENT)
+    return enqueue_sequences(ctx, p, q, k, v, log_decay, state_in, state_out,
+                             out, scratch, num_wait, wait, event);
+  return enqueue_plan(ctx, p, q, k, v, log_decay, state_in, state_out, out,
+                      scratch, table, num_wait, wait, event);
+}
+
+static retcl_status enqueue_plan(retcl_context *ctx,
+                                 const retcl_retention_plan *p,
+                                 retcl_buffer q, retcl_buffer k,
+                                 retcl_buffer v, retcl_buffer log_decay,
+                                 retcl_buffer state_in, retcl_buffer state_out,
+                                 retcl_buffer out, cl_mem scratch, cl_mem table,
+                                 cl_uint num_wait, const cl_event *wait,
+                                 cl_event *event) {
   const retcl_retention_desc *d = &p->d;
   const int ts = d->form == RETCL_FORM_TORCHSCALE;
   const float out_scale = ts ? 1.0f : (d->scale != 0.0f ? d->scale : 1.0f);
@@ -352,7 +554,7 @@ retcl_status retcl__retention_enqueue(retcl_context *ctx,
   l.event = event;
 
   if (d->algorithm == RETCL_ALGO_RECURRENT)
-    return run_recurrent(&l, state_in, state_out, scratch, out_scale);
+    return run_recurrent(&l, state_in, state_out, scratch, table, out_scale);
 
   retcl_status st;
   const cl_int form = !ts ? 0 : d->algorithm == RETCL_ALGO_PARALLEL ? 1 : 2;
@@ -398,8 +600,18 @@ retcl_status retcl_retention(retcl_context *ctx,
        (st = retcl__workspace(ctx, RETCL_WORKSPACE_RETENTION,
                               plan.scratch * sizeof(float), &scratch))))
     return st;
-  return retcl__retention_enqueue(ctx, &plan, q, k, v, log_decay, state_in,
-                                  state_out, out, scratch,
-                                  num_events_in_wait_list, event_wait_list,
-                                  event);
+  cl_mem table = NULL;
+  if (desc->packing.count && desc->algorithm == RETCL_ALGO_RECURRENT &&
+      (st = retcl__packing_upload(ctx, OP, &desc->packing, desc->tokens,
+                                  desc->position, state_in.mem != NULL,
+                                  state_out.mem != NULL,
+                                  desc->form == RETCL_FORM_TORCHSCALE,
+                                  &table)))
+    return st;
+  st = retcl__retention_enqueue(ctx, &plan, q, k, v, log_decay, state_in,
+                                state_out, out, scratch, table,
+                                num_events_in_wait_list, event_wait_list,
+                                event);
+  if (table) clReleaseMemObject(table); /* kept alive by the launch */
+  return st;
 }
