@@ -418,6 +418,8 @@ START_TEST(rotation_packed_equals_per_sequence) {
   retcl_context *ctx = tu_context();
   const size_t H = 3, D = 16, n = 6;
   const size_t len[6] = {4, 0, 1, 9, 2, 5};
+  /* a position near 2^32 without xPos; xPos's factor ζ^(±n/512) over- or
+   * underflows fp32 there, so with xPos the last one is 5000 */
   size_t pos[6] = {0, 3, 17, 1000, 5, 4000000000u};
   size_t off[7] = {0};
   for (size_t i = 0; i < n; ++i) off[i + 1] = off[i] + len[i];
@@ -429,6 +431,7 @@ START_TEST(rotation_packed_equals_per_sequence) {
   for (int xp = 0; xp < 2; ++xp)
     for (int key = 0; key < 2; ++key)
       for (int use_pos = 0; use_pos < 2; ++use_pos) {
+        pos[5] = xp ? 5000 : 4000000000u;
         retcl_rotation *rot = NULL;
         tu_ok(ctx, retcl_rotation_create(ctx, D, NULL, bases[xp], &rot));
         cl_mem in = tu_upload(ctx, x, N), out = tu_poisoned(ctx, N);
@@ -708,8 +711,13 @@ static void expect_bad(bad_env *e, const char *what, unsigned statuses,
   ck_assert_msg(got != RETCL_SUCCESS && (ST(got) & statuses),
                 "%s: got status %d (%s: %s)", what, (int)got,
                 retcl_status_string(got), retcl_last_error(e->ctx));
-  ck_assert_msg(strstr(retcl_last_error(e->ctx), word) != NULL,
-                "%s: message \"%s\" does not name \"%s\"", what,
+  /* word: alternatives separated by '|' */
+  int named = 0;
+  char buf[96];
+  snprintf(buf, sizeof buf, "%s", word);
+  for (char *w = strtok(buf, "|"); w && !named; w = strtok(NULL, "|"))
+    named = strstr(retcl_last_error(e->ctx), w) != NULL;
+  ck_assert_msg(named, "%s: message \"%s\" does not name \"%s\"", what,
                 retcl_last_error(e->ctx), word);
   printf("rejected (%s): %s: %s\n", what, retcl_status_string(got),
          retcl_last_error(e->ctx));
@@ -736,7 +744,8 @@ START_TEST(rejects_bad_packing_and_writes_nothing) {
   e.d.batch = 2;
   expect_bad(&e, "batch 2", IA | IS, "batch");
   e.d.layout = RETCL_LAYOUT_HEAD_MAJOR;
-  expect_bad(&e, "head-major", IA | ST(RETCL_ERROR_UNSUPPORTED), "layout");
+  expect_bad(&e, "head-major", IA | ST(RETCL_ERROR_UNSUPPORTED),
+             "layout|LAYOUT");
   e.slots[2] = 2;
   expect_bad(&e, "duplicate slot", IA, "slot");
   e.slots[1] = BAD_SLOTS;
