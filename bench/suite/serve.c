@@ -12,7 +12,7 @@
  *                   batch 8) scaled by the padding ratio: the target is
  *                   packed <= 1.15 x rectangular x tokens / (8 x 2048),
  *                   i.e. padding costs nothing.
- *   pool decode     one decode step of 8 sequences at 8 different
+ *   pool decode     (4 x --steps pairs of) one decode step of 8 sequences at 8 different
  *                   positions through the pool (retcl_model_decode_step,
  *                   rows in an order unlike the slots') against the
  *                   rectangular batch-8 step (retcl_model_forward,
@@ -145,7 +145,8 @@ static void serve_prefill(const suite_options *o, bench_model *m,
   if (run_packed(&j, ra) == RETCL_SUCCESS) run_rect(&j, rb, NULL);
   double a[64], b[64], q[64];
   int n = 0;
-  const int want = o->quick ? 3 : 5;
+  /* rounds of ~15 s on PoCL at 2048: 7 within --max-prefill-seconds */
+  const int want = o->quick ? 3 : 7;
   const double t_start = bench_now();
   while (ra->status == REC_OK && rb->status == REC_OK && n < want) {
     progress("serve", *done, total, "packed vs rectangular prefill, round %d",
@@ -231,7 +232,10 @@ static void serve_decode(const suite_options *o, bench_model *m,
       rb->status = REC_ERROR;
   }
   float *lg = malloc((size_t)NSEQ * V * sizeof(float));
-  const int warm = 2, steps = (int)o->steps, total_steps = warm + steps;
+  /* a step takes milliseconds: 4 x --steps (96) pairs, for a median that
+   * a shared machine's bursts do not move */
+  const int warm = 2, steps = (int)o->steps * (o->quick ? 1 : 4),
+            total_steps = warm + steps;
   double *a = calloc((size_t)total_steps, sizeof(double));
   double *b = calloc((size_t)total_steps, sizeof(double));
   double *q = calloc((size_t)total_steps, sizeof(double));
