@@ -12,11 +12,12 @@
  *                   batch 8) scaled by the padding ratio: the target is
  *                   packed <= 1.15 x rectangular x tokens / (8 x 2048),
  *                   i.e. padding costs nothing.
- *   pool decode     (4 x --steps pairs of) one decode step of 8 sequences at 8 different
+ *   pool decode     a decode step of 8 sequences at 8 different
  *                   positions through the pool (retcl_model_decode_step,
  *                   rows in an order unlike the slots') against the
  *                   rectangular batch-8 step (retcl_model_forward,
- *                   recurrent, T 1, a decode state of batch 8): target
+ *                   recurrent, T 1, a decode state of batch 8), 4 x
+ *                   --steps pairs (96): target
  *                   <= 1.05.
  *
  * Method. One context and one model for all four configurations. A and B
