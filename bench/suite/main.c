@@ -2,7 +2,8 @@
  * device and writes one JSON file (docs/bench-json.md) plus readable tables
  * on stdout and a progress line on stderr.
  *
- *   retcl-bench --suite kernels|decode|prefill|gemm|train|all [--json FILE]
+ *   retcl-bench --suite kernels|decode|prefill|gemm|train|serve|all
+ *               [--json FILE]
  *               [--quick]
  *
  * The yardsticks (fp32 FMA peak, CLBlast SGEMM, copy bandwidth) are
@@ -19,10 +20,11 @@
 
 static void usage(FILE *f) {
   fprintf(f,
-    "usage: retcl-bench --suite kernels|decode|prefill|gemm|train|all "
+    "usage: retcl-bench --suite kernels|decode|prefill|gemm|train|serve|all "
     "[options]\n"
     "  --suite LIST            comma list of kernels, decode, prefill, gemm,\n"
-    "                          train, or all\n"
+    "                          train, serve (packed prefill and pool decoding\n"
+    "                          against rectangular batches), or all\n"
     "  --json FILE             write every result, the device and the\n"
     "                          yardsticks to FILE (docs/bench-json.md)\n"
     "  --quick                 small shapes and model: a smoke test (seconds)\n"
@@ -87,12 +89,12 @@ static int parse_list(const char *v, const char *const *names, const int *bits,
 
 static int parse_suites(const char *v, int *out) {
   static const char *const names[] = {"kernels", "decode", "prefill", "gemm",
-                                      "train",   "all"};
+                                      "train",   "serve",  "all"};
   static const int bits[] = {SUITE_KERNELS, SUITE_DECODE, SUITE_PREFILL,
-                             SUITE_GEMM, SUITE_TRAIN,
+                             SUITE_GEMM, SUITE_TRAIN, SUITE_SERVE,
                              SUITE_KERNELS | SUITE_DECODE | SUITE_PREFILL |
-                                 SUITE_GEMM | SUITE_TRAIN};
-  return parse_list(v, names, bits, 6, out);
+                                 SUITE_GEMM | SUITE_TRAIN | SUITE_SERVE};
+  return parse_list(v, names, bits, 7, out);
 }
 
 static int parse_ops(const char *v, int *out) {
@@ -334,11 +336,12 @@ int main(int argc, char **argv) {
   if (o.suites & SUITE_KERNELS) suite_kernels(ctx, &o);
   if (o.suites & SUITE_GEMM) suite_gemm(ctx, &o);
   /* the model suites make contexts of their own (memory accounting) */
-  if (o.suites & (SUITE_DECODE | SUITE_PREFILL | SUITE_TRAIN)) {
+  if (o.suites & (SUITE_DECODE | SUITE_PREFILL | SUITE_TRAIN | SUITE_SERVE)) {
     retcl_context_destroy(ctx);
     if (o.suites & SUITE_DECODE) suite_decode(&o);
     if (o.suites & SUITE_PREFILL) suite_prefill(&o);
     if (o.suites & SUITE_TRAIN) suite_train(&o);
+    if (o.suites & SUITE_SERVE) suite_serve(&o);
     ctx = bench_context_create();
   }
   if (ctx) {

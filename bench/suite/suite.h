@@ -21,6 +21,7 @@
 #define SUITE_PREFILL 4
 #define SUITE_GEMM 8
 #define SUITE_TRAIN 16
+#define SUITE_SERVE 32
 
 /* kernels suite: which ops (--ops) */
 #define OP_ROTATE 1
@@ -77,7 +78,8 @@ typedef struct rec_memory {
 } rec_memory;
 
 typedef struct rec {
-  const char *suite;     /* "kernels", "decode", "prefill" */
+  const char *suite;     /* "kernels", "decode", "prefill", "gemm", "train",
+                            "serve" */
   char op[24];           /* rotate, group_norm_gate, retention, decode,
                             prefill; train: train_step, retention,
                             retention_backward */
@@ -195,6 +197,7 @@ int suite_decode(const suite_options *o);
 int suite_prefill(const suite_options *o);
 int suite_gemm(retcl_context *ctx, const suite_options *o);
 int suite_train(const suite_options *o);
+int suite_serve(const suite_options *o);
 /* Before anything else: when OpenBLAS fell back to generic kernels for an
  * unknown CPU, exec the program again with OPENBLAS_CORETYPE set. */
 void suite_gemm_openblas_core(char **argv);
