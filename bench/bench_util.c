@@ -397,7 +397,8 @@ int bench_op_enqueue(void *arg, cl_event *ev, char *err, size_t errlen) {
   bench_op_job *j = arg;
   retcl_status st;
   if (j->op == BENCH_OP_ROTATE) {
-    retcl_rotation_desc d = {j->B, j->T, j->H, RETCL_LAYOUT_TOKEN_MAJOR, 0, 0};
+    retcl_rotation_desc d = {j->B, j->T, j->H, RETCL_LAYOUT_TOKEN_MAJOR, 0, 0,
+                             {0, NULL, NULL, NULL}};
     st = retcl_rotate(j->ctx, j->rot, &d, retcl_buf(j->in[0], 0),
                       retcl_buf(j->out, 0), 0, NULL, ev);
   } else if (j->op == BENCH_OP_GROUP_NORM) {

@@ -121,7 +121,8 @@ __kernel void retcl_retention_chunk_scan(
     __global const float *log_decay, uint ld_off,
     uint T, uint H, uint Dk, uint Dv, uint C, uint n_chunks,
     int torchscale_out, /* write S_T / sqrt(c_n) instead of S_T */
-    float n_total)      /* n: tokens absorbed by the final state */
+    float n_total,      /* n: tokens absorbed by the final state */
+    float n_in)         /* > 0: S_in is torchscale's S_m / sqrt(c_m), m = n_in */
 {
   const uint cb = get_global_id(0), k = get_global_id(1), bh = get_global_id(2);
   const uint nvb = (Dv + RETCL_VW - 1) / RETCL_VW;
@@ -131,6 +132,7 @@ __kernel void retcl_retention_chunk_scan(
   const float lg = log_decay[ld_off + h];
   const size_t row = (size_t)bh * Dk * Dv + (size_t)k * Dv + v0;
   vecf x = has_state_in ? load_block(S_in + s_in_off + row, nv) : (vecf)(0.0f);
+  if (n_in > 0.0f) x *= sqrt(decay_sum(lg, n_in));
   const float full_decay = exp((float)C * lg);
   for (uint c = 0; c < n_chunks; ++c) {
     __global float *slot = U + ((size_t)bh * n_chunks + c) * Dk * Dv + (size_t)k * Dv + v0;
@@ -330,6 +332,11 @@ __kernel void retcl_retention_chunk_output(
 /* form 0: S = γS + kᵀv, o = scale q S. form 1 (torchscale): c = cγ + 1,     */
 /* S = S γ sqrt(c_prev/c) + kᵀv / sqrt(c), o = q S.                           */
 /* Grid: (ceil(Dv/VW), 1, B*H).                                              */
+/*                                                                          */
+/* Packed sequences (packed = 1, B = 1): item (cb, seq*H + h) walks its      */
+/* sequence's tokens; the sequence's entry in seqs (lib/ops/packing.h: 6    */
+/* words) gives its first token, length, the state it starts from (none:    */
+/* empty), the state it keeps (in S, or in the scratch W) and its position. */
 /* ------------------------------------------------------------------------ */
 __kernel void retcl_retention_recurrent(
     __global const float *Q, uint q_off, uint q_sb, uint q_st, uint q_sh,
@@ -340,18 +347,41 @@ __kernel void retcl_retention_recurrent(
     __global const float *S_in, uint s_in_off, int has_state_in,
     __global float *S, uint s_off, /* working and final state */
     uint T, uint H, uint Dk, uint Dv, int form, float out_scale,
-    float position) {
+    float position, __global const uint *seqs, uint seqs_off, int packed,
+    __global float *W) {
   const uint cb = get_global_id(0), bh = get_global_id(2);
   const uint nvb = (Dv + RETCL_VW - 1) / RETCL_VW;
   if (cb >= nvb) return;
-  const uint b = bh / H, h = bh % H;
+  const uint b = packed ? 0 : bh / H, h = bh % H;
   const uint v0 = cb * RETCL_VW, nv = min((uint)RETCL_VW, Dv - v0);
   const float lg = log_decay[ld_off + h];
   const float g = exp(lg);
-  __global float *st = S + s_off + (size_t)bh * Dk * Dv + v0;
-  __global const float *st_in = S_in + s_in_off + (size_t)bh * Dk * Dv + v0;
+  /* The rows this item walks, and its state in and out. */
+  uint t0 = 0, count = T;
+  int reads_in = has_state_in;
+  size_t in_at = (size_t)bh, out_at = (size_t)bh;
+  __global float *out_base = S + s_off;
+  if (packed) {
+    __global const uint *e = seqs + seqs_off + (bh / H) * 6;
+    t0 = e[0];
+    count = e[1];
+    reads_in = e[2] != 0xffffffffu;
+    in_at = (size_t)e[2] * H + h;
+    out_at = (size_t)e[3] * H + h;
+    if (e[4]) out_base = W;
+    position = (float)e[5];
+  }
+  __global float *st = out_base + out_at * Dk * Dv + v0;
+  __global const float *st_in = S_in + s_in_off + in_at * Dk * Dv + v0;
+  /* An empty sequence keeps the state it was given (or an empty one). */
+  if (count == 0)
+    for (uint kk = 0; kk < Dk; ++kk)
+      store_block(st + (size_t)kk * Dv,
+                  reads_in ? load_block(st_in + (size_t)kk * Dv, nv)
+                           : (vecf)(0.0f),
+                  nv);
   float c = decay_sum(lg, position);
-  for (uint t = 0; t < T; ++t) {
+  for (uint t = t0; t < t0 + count; ++t) {
     float keep = g, add = 1.0f;
     if (form == 1) {
       const float c_new = fma(c, g, 1.0f);
@@ -365,9 +395,9 @@ __kernel void retcl_retention_recurrent(
     vecf o = (vecf)(0.0f);
     for (uint kk = 0; kk < Dk; ++kk) {
       vecf s = (vecf)(0.0f);
-      if (t > 0)
+      if (t > t0)
         s = load_block(st + (size_t)kk * Dv, nv);
-      else if (has_state_in)
+      else if (reads_in)
         s = load_block(st_in + (size_t)kk * Dv, nv);
       s = fma((vecf)(krow[kk]), vrow, keep * s);
       store_block(st + (size_t)kk * Dv, s, nv);

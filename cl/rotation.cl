@@ -24,6 +24,7 @@ __kernel void retcl_rotate(__global const float *in, uint in_off,
                            __global float *out, uint out_off,
                            uint stride_b, uint stride_t, uint stride_h,
                            uint batch, uint heads, uint tokens, ulong pos0,
+                           __global const uint *token_pos, int has_token_pos,
                            __global const ulong *turn_rate,
                            __global const float *log_zeta,
                            int use_xpos, float inv_scale_base, float xpos_sign,
@@ -31,7 +32,8 @@ __kernel void retcl_rotate(__global const float *in, uint in_off,
   const uint i = get_global_id(0);
   const uint t = get_global_id(1);
   if (t >= tokens) return; /* the grid is rounded up to whole groups */
-  const ulong n = pos0 + t;
+  /* Packed sequences carry each token's position (lib/ops/packing.c). */
+  const ulong n = has_token_pos ? (ulong)token_pos[t] : pos0 + t;
   const ulong turns = n * turn_rate[i];
   const float frac = (float)(int)(uint)(turns >> 32) * 0x1.0p-32f;
   float c;

@@ -540,10 +540,12 @@ typedef struct retcl_retention_desc {
  * Torchscale form: torchscale's recurrent state S_n = raw state / sqrt(c_n),
  * c_n = Σ_{j<n} γ^j, n = position + tokens (docs/state.md).
  *
- * state_in:  optional initial state (absent = zero). Torchscale form: only
- *            the recurrent algorithm accepts it (with position > 0): the
- *            parallel and chunkwise forms start from an empty state as
- *            torchscale's do, and return RETCL_ERROR_UNSUPPORTED. All three
+ * state_in:  optional initial state (absent = zero). Torchscale form: the
+ *            recurrent algorithm accepts it (with position > 0), the
+ *            chunkwise one when position is a multiple of the chunk size
+ *            (a sequence continued at a chunk boundary); the parallel form
+ *            starts from an empty state as torchscale's does, and returns
+ *            RETCL_ERROR_UNSUPPORTED, as chunkwise off a boundary. All three
  *            can produce state_out, so a torchscale prefill of any algorithm
  *            hands its state to recurrent decoding.
  * state_out: optional final state. May be the same buffer and offset as
@@ -1054,14 +1056,18 @@ typedef struct retcl_model retcl_model;
 
 /**
  * Load the checkpoint in folder dir (config.json + model.safetensors, see
- * docs/design.md §1.6; a "decoder." prefix on tensor names is accepted;
+ * docs/design.md §1.6; a "decoder." prefix on tensor names is accepted, and
+ * so is the Hugging Face-style layout of the community ports, "model."
+ * prefix and lm_head.weight, detected from the names, with their
+ * config.json field names; docs/api.md lists both);
  * F32, F16 and BF16 tensors are converted to fp32; retcl_model_load_as
  * can keep them 16-bit). Host copies are freed
  * once uploaded. Every program the model runs is built here, so a forward
  * cannot fail from a build. Blocks. Errors: INVALID_ARGUMENT, IO (missing
  * or unreadable file), FORMAT (malformed JSON or safetensors, a missing
- * tensor, a wrong shape, an unknown dtype, offsets outside the file: the
- * message names the tensor or field), INVALID_SIZE (a config the kernels
+ * tensor, a wrong shape, an unknown dtype, offsets outside the file, a
+ * file whose tensor names fit no layout or a tensor the layout cannot
+ * place: the message names the tensor or field), INVALID_SIZE (a config the kernels
  * cannot run, e.g. recurrent_chunk_size over 1024: the message names the
  * config.json field), BUILD_FAILED (with the build log), OUT_OF_MEMORY,
  * OPENCL. Per context (ctx); several threads may load the same folder on

@@ -2,18 +2,18 @@
 # Fuzz the input parsers (docs/reliability.md): builds the libFuzzer
 # harnesses fuzz/fuzz_{safetensors,config}.c with clang, ASan and UBSan
 # (fuzz/build.sh), replays every file of fuzz/regressions/ and of the seed
-# corpus, then fuzzes each harness for FUZZ_SECONDS (default 60) from a
+# corpus, then fuzzes each harness for FUZZ_SECONDS (default 30) from a
 # scratch copy of its seed corpus (the committed corpus never grows here).
 # Fails on any crash, leak, timeout, out-of-memory or sanitizer report; a
 # failing input is kept under $FUZZ_BUILD_DIR/artifacts/ (turn it into a
 # regression: fuzz/regressions/README.md).
 #
-#   scripts/ci_fuzz.sh                      # 60 s per harness
+#   scripts/ci_fuzz.sh                      # 30 s per harness
 #   FUZZ_SECONDS=600 scripts/ci_fuzz.sh     # a longer session
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-seconds="${FUZZ_SECONDS:-60}"
+seconds="${FUZZ_SECONDS:-30}"
 out="${FUZZ_BUILD_DIR:-build-fuzz}"
 harnesses=(safetensors config)
 

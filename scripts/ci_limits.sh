@@ -211,7 +211,7 @@ caps=(POCL_MAX_WORK_GROUP_SIZE=$WG_CAP RETCL_MAX_LOCAL_MEM_BYTES=$LOCAL_CAP)
 
 # 1. Every test, CPU access patterns.
 run "all tests, CPU patterns" "$work/cpu.log" "${caps[@]}" -- \
-  ctest --test-dir "$BUILD" --output-on-failure -j1 "$@"
+  ctest --test-dir "$BUILD" --output-on-failure -j"$(nproc)" "$@"
 judge "CPU patterns" "$work/cpu.log" $LOCAL_CAP
 
 # 2. The kernel suites with the GPU access patterns (those of
@@ -222,21 +222,21 @@ for f in tests/baseline/test_*.c; do
 done
 run "kernel suites, GPU patterns" "$work/gpu.log" "${caps[@]}" \
   RETCL_KERNEL_PATHS=gpu -- \
-  ctest --test-dir "$BUILD" --output-on-failure -j1 -R "$kernel_suites" "$@"
+  ctest --test-dir "$BUILD" --output-on-failure -j"$(nproc)" -R "$kernel_suites" "$@"
 judge "GPU patterns" "$work/gpu.log" $LOCAL_CAP
 
 # 3. Local memory capped hard: the group norm's work-groups must shrink.
 run "group norm, GPU patterns, local memory $TIGHT_LOCAL_CAP bytes" \
   "$work/tight.log" POCL_MAX_WORK_GROUP_SIZE=$WG_CAP \
   RETCL_MAX_LOCAL_MEM_BYTES=$TIGHT_LOCAL_CAP RETCL_KERNEL_PATHS=gpu -- \
-  ctest --test-dir "$BUILD" --output-on-failure -j1 -R group_norm
+  ctest --test-dir "$BUILD" --output-on-failure -j"$(nproc)" -R group_norm
 judge "tight local memory" "$work/tight.log" $TIGHT_LOCAL_CAP
 
 # 4. Work-groups capped below PoCL's limit by RetCL's own knob.
 run "group norm, projections, training ops, GPU patterns, RETCL_MAX_WORK_GROUP_SIZE=16" \
   "$work/wg16.log" POCL_MAX_WORK_GROUP_SIZE=$WG_CAP \
   RETCL_MAX_WORK_GROUP_SIZE=16 RETCL_KERNEL_PATHS=gpu -- \
-  ctest --test-dir "$BUILD" --output-on-failure -j1 \
+  ctest --test-dir "$BUILD" --output-on-failure -j"$(nproc)" \
   -R 'group_norm|linear|gemm|train_ops'
 judge "work-groups of 16" "$work/wg16.log" $LOCAL_CAP
 # Each family's largest work-group under the cap of 16 items must be 16:

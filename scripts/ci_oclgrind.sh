@@ -10,8 +10,10 @@
 #     test_rotation, test_rotation_grad, test_retention,
 #     test_retention_grad, test_group_norm, test_group_norm_grad,
 #     test_linear, test_gemm, test_layer, test_model, test_train_ops in full,
-#     test_model_weights16's "ops" case (16-bit weight kernels),
-#     with the default kernel optimisation. Afterwards every
+#     with the default kernel optimisation (in the GPU patterns
+#     test_retention_grad's "torchscale" case and test_model's "forms"
+#     case only), and test_model_weights16's "ops" case (16-bit weight
+#     kernels). Afterwards every
 #     RetCL kernel must have run at least once in each pattern.
 #  B. --check-api --uninitialized: test_rotation, test_rotation_grad,
 #     test_group_norm, test_group_norm_grad and test_train_ops (its CPU
@@ -411,10 +413,22 @@ echo "ci_oclgrind: self-test: out-of-bounds, data-race and uninitialised" \
 start_all=$SECONDS
 suites=(rotation rotation_grad retention retention_grad group_norm
         group_norm_grad linear gemm layer model train_ops)
-for paths in cpu gpu; do
-  for t in "${suites[@]}"; do
-    og "test_$t $paths" A "" "$BUILD/tests/test_$t" RETCL_KERNEL_PATHS=$paths
-  done
+for t in "${suites[@]}"; do
+  og "test_$t cpu" A "" "$BUILD/tests/test_$t" RETCL_KERNEL_PATHS=cpu
+done
+# The GPU patterns interpret every work-item of every group, several times
+# slower: the retention gradient's "torchscale" case (every algorithm,
+# states in and out, each of its kernels) and the model's "forms" case
+# stand for their suites there; the other cases vary sizes the CPU run
+# already checks.
+for t in "${suites[@]}"; do
+  case "$t" in
+    retention_grad) og "test_$t:torchscale gpu" A "" "$BUILD/tests/test_$t" \
+                      RETCL_KERNEL_PATHS=gpu CK_RUN_CASE=torchscale ;;
+    model) og "test_$t:forms gpu" A "" "$BUILD/tests/test_$t" \
+             RETCL_KERNEL_PATHS=gpu CK_RUN_CASE=forms ;;
+    *) og "test_$t gpu" A "" "$BUILD/tests/test_$t" RETCL_KERNEL_PATHS=gpu ;;
+  esac
 done
 
 # ---- pass B: uninitialised values ---------------------------------------------

@@ -354,6 +354,64 @@ START_TEST(torchscale_chunkwise_long_many_heads) {
 }
 END_TEST
 
+/* torchscale chunkwise continued from a state at chunk boundaries
+ * (docs/design.md §1.8: how a sequence splits across ranks) equals the
+ * whole sequence's chunkwise reference, outputs and final state; the last
+ * piece is shorter than a chunk and keeps the chunk's constants. q, k are
+ * scaled up so that the cross scale r (> 1) acts. */
+START_TEST(torchscale_chunkwise_continues_at_chunk_boundaries) {
+  retcl_context *ctx = tu_context();
+  const size_t B = 2, H = 3, Dk = 16, Dv = 8, T = 45, C = 8;
+  ret_case whole = {B, T, H, Dk, Dv, RETCL_LAYOUT_TOKEN_MAJOR,
+                    RETCL_ALGO_CHUNKWISE, RETCL_FORM_TORCHSCALE, C, 0, 0, 1,
+                    1, 4.0};
+  ret_data x;
+  make_data(&whole, &x);
+  double *ref_out = tu_alloc_d(x.nvo), *ref_state = tu_alloc_d(x.ns);
+  reference(&whole, &x, ref_out, ref_state);
+  float *got = tu_alloc(x.nvo), *state = tu_alloc(x.ns);
+  const size_t ends[] = {16, 40, T};
+  size_t t0 = 0;
+  for (size_t p = 0; p < 3; ++p) {
+    const size_t len = ends[p] - t0;
+    ret_case piece = whole;
+    piece.T = len;
+    piece.state_out = 1;
+    ret_data y = x;
+    y.q = tu_alloc(B * len * H * Dk);
+    y.k = tu_alloc(B * len * H * Dk);
+    y.v = tu_alloc(B * len * H * Dv);
+    for (size_t b = 0; b < B; ++b) {
+      memcpy(y.q + b * len * H * Dk, x.q + (b * T + t0) * H * Dk, len * H * Dk * sizeof(float));
+      memcpy(y.k + b * len * H * Dk, x.k + (b * T + t0) * H * Dk, len * H * Dk * sizeof(float));
+      memcpy(y.v + b * len * H * Dv, x.v + (b * T + t0) * H * Dv, len * H * Dv * sizeof(float));
+    }
+    y.nqk = B * len * H * Dk;
+    y.nvo = B * len * H * Dv;
+    float *piece_out = tu_alloc(y.nvo);
+    float *prev = p == 0 ? NULL : tu_alloc(x.ns);
+    if (prev) memcpy(prev, state, x.ns * sizeof(float));
+    run_device(ctx, &piece, &y, t0, prev, piece_out, state);
+    for (size_t b = 0; b < B; ++b)
+      memcpy(got + (b * T + t0) * H * Dv, piece_out + b * len * H * Dv, len * H * Dv * sizeof(float));
+    free(y.q);
+    free(y.k);
+    free(y.v);
+    free(piece_out);
+    free(prev);
+    t0 = ends[p];
+  }
+  tu_assert_close("continued chunkwise output", got, ref_out, x.nvo, RET_TOL);
+  tu_assert_close("continued chunkwise state", state, ref_state, x.ns, RET_TOL);
+  free(got);
+  free(state);
+  free(ref_out);
+  free(ref_state);
+  free_data(&x);
+  retcl_context_destroy(ctx);
+}
+END_TEST
+
 /* ---- invalid input ------------------------------------------------------ */
 
 typedef struct bad_env {
@@ -436,7 +494,7 @@ START_TEST(rejects_bad_arguments_and_leaves_buffers_untouched) {
   clReleaseMemObject(small_state);
   expect(&e, &e.d, e.q, NULL, NULL, e.q, RETCL_ERROR_INVALID_ARGUMENT, "overlaps");
   d = e.d; d.form = RETCL_FORM_TORCHSCALE; d.position = 3;
-  expect(&e, &d, e.q, e.s, NULL, e.o, RETCL_ERROR_UNSUPPORTED, "chunkwise");
+  expect(&e, &d, e.q, e.s, NULL, e.o, RETCL_ERROR_UNSUPPORTED, "chunk boundary");
   d.algorithm = RETCL_ALGO_PARALLEL;
   expect(&e, &d, e.q, e.s, NULL, e.o, RETCL_ERROR_UNSUPPORTED, "parallel");
   d.algorithm = RETCL_ALGO_RECURRENT; d.position = 0;
@@ -484,6 +542,7 @@ int main(void) {
   tcase_add_test(ts, torchscale_chunkwise_long_many_heads);
   tcase_add_test(ts, torchscale_large_scores_hit_the_clamps);
   tcase_add_test(ts, torchscale_prefill_then_decode_equals_recurrent);
+  tcase_add_test(ts, torchscale_chunkwise_continues_at_chunk_boundaries);
   suite_add_tcase(s, ts);
   TCase *bad = tcase_create("invalid");
   tcase_add_test(bad, rejects_bad_arguments_and_leaves_buffers_untouched);

@@ -135,10 +135,29 @@ int cli_parse_options(const char *cmd, int argc, char **argv,
         *(double *)opt->target = d;
         break;
       }
+      case CLI_OPT_LIST: {
+        cli_strings *list = opt->target;
+        const char **more =
+            realloc(list->items, (list->count + 1) * sizeof *more);
+        if (!more) {
+          cli_error("out of host memory for option '--%s'", opt->name);
+          return CLI_PARSE_ERROR;
+        }
+        more[list->count++] = value;
+        list->items = more;
+        break;
+      }
       case CLI_OPT_FLAG: break;
     }
   }
   return CLI_PARSE_OK;
+}
+
+void cli_strings_free(cli_strings *list) {
+  if (!list) return;
+  free(list->items);
+  list->items = NULL;
+  list->count = 0;
 }
 
 int cli_parse_tokens(const char *cmd, const char *opt, const char *list,

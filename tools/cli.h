@@ -73,8 +73,17 @@ typedef enum cli_opt_kind {
   CLI_OPT_SIZE,   /* size_t *target: a non-negative decimal integer */
   CLI_OPT_U64,    /* uint64_t *target */
   CLI_OPT_FLAG,   /* int *target, set to 1; takes no value */
-  CLI_OPT_DOUBLE  /* double *target: a finite decimal number */
+  CLI_OPT_DOUBLE, /* double *target: a finite decimal number */
+  CLI_OPT_LIST    /* cli_strings *target: every value of a repeated option */
 } cli_opt_kind;
+
+/* The values of a repeatable option, in command-line order (pointers into
+ * argv; free items with cli_strings_free). */
+typedef struct cli_strings {
+  const char **items;
+  size_t count;
+} cli_strings;
+void cli_strings_free(cli_strings *list);
 
 typedef struct cli_option {
   const char *name; /* without the leading "--" */

@@ -224,7 +224,7 @@ static void check_rotation(st_run *r, size_t D, size_t B, size_t T, size_t H,
       st_call(&c, retcl_rotation_create(r->ctx, D, NULL, xpos_base, &rot),
               "retcl_rotation_create")) {
     cl_mem in = st_device(&c, x, n), out = st_device(&c, NULL, n);
-    retcl_rotation_desc d = {B, T, H, layout, pos0, is_key};
+    retcl_rotation_desc d = {B, T, H, layout, pos0, is_key, {0, NULL, NULL, NULL}};
     if (!st_bad(&c) &&
         st_call(&c, retcl_rotate(r->ctx, rot, &d, retcl_buf(in, 0),
                                  retcl_buf(out, 0), 0, NULL, NULL),
@@ -293,7 +293,8 @@ static void check_retention(st_run *r, const ret_case *k) {
   cl_mem ds0 = k->state_in ? st_device(&c, s0, ns) : NULL;
   cl_mem dout = st_device(&c, NULL, nvo), dstate = st_device(&c, NULL, ns);
   retcl_retention_desc d = {s->B, s->T, s->H, s->Dk, s->Dv, s->layout,
-                            k->algo, k->form, k->C, k->scale, 0};
+                            k->algo, k->form, k->C, k->scale, 0,
+                            {0, NULL, NULL, NULL}};
   if (!st_bad(&c) &&
       st_call(&c, retcl_retention(r->ctx, &d, retcl_buf(dq, 0),
                                   retcl_buf(dk, 0), retcl_buf(dv, 0),
@@ -430,7 +431,8 @@ static void check_msr(st_run *r, size_t B, size_t T, size_t d, size_t dv,
     retcl_msr_weights w = {retcl_buf(dw[0], 0), retcl_buf(dw[1], 0),
                            retcl_buf(dw[2], 0), retcl_buf(dw[3], 0),
                            retcl_buf(dw[4], 0)};
-    retcl_msr_desc md = {B, T, d, dv, H, algo, form, C, 0, 1e-6f};
+    retcl_msr_desc md = {B, T, d, dv, H, algo, form, C, 0, 1e-6f,
+                         {0, NULL, NULL, NULL}};
     if (st_call(&c, retcl_msr_forward(r->ctx, &md, &w, rot, retcl_buf(dlg, 0),
                                       retcl_buf(dx, 0), retcl_buf(dsin, 0),
                                       retcl_buf(dsout, 0), retcl_buf(dy, 0), 0,

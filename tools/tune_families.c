@@ -715,7 +715,7 @@ static retcl_status rotation_run(void *p, size_t i) {
   op_inst *in = p;
   const rot_shape *r = &rot_shapes[i];
   const retcl_rotation_desc d = {r->B, r->T, RO_H, RETCL_LAYOUT_TOKEN_MAJOR,
-                                 r->pos0, 0};
+                                 r->pos0, 0, {0, NULL, NULL, NULL}};
   return retcl_rotate(in->ctx, in->rot, &d, retcl_buf(in->buf[i][0], 0),
                       retcl_buf(in->buf[i][1], 0), 0, NULL, NULL);
 }

@@ -213,6 +213,57 @@ static int train_checks(const suite_options *o, check *c, int n, int max) {
   return n;
 }
 
+/* ---- serve suite ---------------------------------------------------------- */
+
+static const rec *find_serve(const char *op) {
+  for (int i = 0; i < rec_count(); ++i) {
+    const rec *r = rec_at(i);
+    if (!strcmp(r->suite, "serve") && !strcmp(r->op, op) &&
+        r->status == REC_OK)
+      return r;
+  }
+  return NULL;
+}
+
+static int serve_checks(const suite_options *o, check *c, int n, int max) {
+  char what[256];
+  check *k;
+  /* packed prefill: time / (rectangular time / padding ratio) */
+  const rec *pa = find_serve("prefill_packed"), *pb = find_serve("prefill_rect");
+  double v = NAN;
+  if (pa && pb && pb->tokens > 0)
+    v = pa->st.median_ms / (pb->st.median_ms * pa->tokens / pb->tokens);
+  snprintf(what, sizeof what,
+           "packed prefill of 8 sequences 1..%zu (chunkwise) / (rectangular "
+           "8 x %zu / padding ratio)",
+           pa ? pa->T : (size_t)2048, pa ? pa->T : (size_t)2048);
+  k = add(c, &n, max, "serve_packed_prefill_ratio", what, v, "<= 1.15",
+          v <= 1.15);
+  if (k && pa && pb)
+    snprintf(k->note, sizeof k->note,
+             "packed %.0f ms (spread %.0f%%), rectangular %.0f ms (spread "
+             "%.0f%%), %d rounds; padding ratio %.3f; median of per-round "
+             "ratios %.3f",
+             pa->st.median_ms, 100 * pa->st.spread, pb->st.median_ms,
+             100 * pb->st.spread, pa->st.n, pb->tokens / pa->tokens,
+             pa->ref_ratio);
+  /* the pool's decode step against the rectangular one */
+  const rec *da = find_serve("decode_pool"), *db = find_serve("decode_rect");
+  v = da && db ? da->st.median_ms / db->st.median_ms : NAN;
+  k = add(c, &n, max, "serve_pool_decode_ratio",
+          "decode step of 8 sequences at different positions through the "
+          "pool / rectangular batch-8 step (recurrent)",
+          v, "<= 1.05", v <= 1.05);
+  if (k && da && db)
+    snprintf(k->note, sizeof k->note,
+             "pool %.2f ms (spread %.0f%%), rectangular %.2f ms (spread "
+             "%.0f%%), %d steps each; median of per-step ratios %.3f",
+             da->st.median_ms, 100 * da->st.spread, db->st.median_ms,
+             100 * db->st.spread, da->st.n, da->ref_ratio);
+  (void)o;
+  return n;
+}
+
 int checks_compute(const suite_options *o, check *c, int max) {
   int n = 0;
   char what[256];
@@ -384,6 +435,7 @@ int checks_compute(const suite_options *o, check *c, int max) {
                frac[RETCL_ALGO_CHUNKWISE], o->chunk);
   }
   n = train_checks(o, c, n, max);
+  n = serve_checks(o, c, n, max);
   /* a smoke test's sizes are not the targets' */
   if (o->quick)
     for (int i = 0; i < n; ++i) {

@@ -235,8 +235,8 @@ int write_json(const char *path, const suite_options *o,
   jnum(&w, "wall_seconds", wall_s, 1);
   fputs("\n ", f);
   static const char *const suites[] = {"kernels", "decode", "prefill", "gemm",
-                                       "train"};
-  jnames(&w, "suites", o->suites, suites, 5);
+                                       "train",   "serve"};
+  jnames(&w, "suites", o->suites, suites, 6);
   fputs("\n ", f);
   open_obj(&w, "device");
   jstr(&w, "platform", dev->platform);

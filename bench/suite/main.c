@@ -2,7 +2,8 @@
  * device and writes one JSON file (docs/bench-json.md) plus readable tables
  * on stdout and a progress line on stderr.
  *
- *   retcl-bench --suite kernels|decode|prefill|gemm|train|all [--json FILE]
+ *   retcl-bench --suite kernels|decode|prefill|gemm|train|serve|all
+ *               [--json FILE]
  *               [--quick]
  *
  * The yardsticks (fp32 FMA peak, CLBlast SGEMM, copy bandwidth) are
@@ -19,12 +20,13 @@
 
 static void usage(FILE *f) {
   fprintf(f,
-    "usage: retcl-bench --suite kernels|decode|prefill|gemm|train|weights|all "
+    "usage: retcl-bench --suite kernels|decode|prefill|gemm|train|serve|weights|all "
     "[options]\n"
     "  --suite LIST            comma list of kernels, decode, prefill, gemm,\n"
-    "                          train, weights (decode at batch 1 with f32,\n"
-    "                          f16 and bf16 weights, interleaved), or all\n"
-    "                          (all but weights)\n"
+    "                          train, serve (packed prefill and pool decoding\n"
+    "                          against rectangular batches), weights (decode\n"
+    "                          at batch 1 with f32, f16 and bf16 weights,\n"
+    "                          interleaved), or all (all but weights)\n"
     "  --weights W             decode, prefill: the model's weight storage,\n"
     "                          f32 (default), f16, bf16 or keep\n"
     "  --json FILE             write every result, the device and the\n"
@@ -92,11 +94,11 @@ static int parse_list(const char *v, const char *const *names, const int *bits,
 
 static int parse_suites(const char *v, int *out) {
   static const char *const names[] = {"kernels", "decode", "prefill", "gemm",
-                                      "train",   "weights", "all"};
+                                      "train",   "serve",  "weights", "all"};
   static const int bits[] = {SUITE_KERNELS, SUITE_DECODE, SUITE_PREFILL,
-                             SUITE_GEMM, SUITE_TRAIN, SUITE_WEIGHTS,
+                             SUITE_GEMM, SUITE_TRAIN, SUITE_SERVE, SUITE_WEIGHTS,
                              SUITE_KERNELS | SUITE_DECODE | SUITE_PREFILL |
-                                 SUITE_GEMM | SUITE_TRAIN};
+                                 SUITE_GEMM | SUITE_TRAIN | SUITE_SERVE};
   return parse_list(v, names, bits, 7, out);
 }
 
@@ -351,11 +353,13 @@ int main(int argc, char **argv) {
   if (o.suites & SUITE_KERNELS) suite_kernels(ctx, &o);
   if (o.suites & SUITE_GEMM) suite_gemm(ctx, &o);
   /* the model suites make contexts of their own (memory accounting) */
-  if (o.suites & (SUITE_DECODE | SUITE_PREFILL | SUITE_TRAIN | SUITE_WEIGHTS)) {
+  if (o.suites & (SUITE_DECODE | SUITE_PREFILL | SUITE_TRAIN | SUITE_SERVE |
+                  SUITE_WEIGHTS)) {
     retcl_context_destroy(ctx);
     if (o.suites & SUITE_DECODE) suite_decode(&o);
     if (o.suites & SUITE_PREFILL) suite_prefill(&o);
     if (o.suites & SUITE_TRAIN) suite_train(&o);
+    if (o.suites & SUITE_SERVE) suite_serve(&o);
     if (o.suites & SUITE_WEIGHTS) suite_weights(&o);
     ctx = bench_context_create();
   }

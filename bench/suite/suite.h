@@ -21,7 +21,8 @@
 #define SUITE_PREFILL 4
 #define SUITE_GEMM 8
 #define SUITE_TRAIN 16
-#define SUITE_WEIGHTS 32 /* decode at batch 1 with f32, f16, bf16 weights */
+#define SUITE_SERVE 32
+#define SUITE_WEIGHTS 64 /* decode at batch 1 with f32, f16, bf16 weights */
 
 /* kernels suite: which ops (--ops) */
 #define OP_ROTATE 1
@@ -80,7 +81,8 @@ typedef struct rec_memory {
 } rec_memory;
 
 typedef struct rec {
-  const char *suite;     /* "kernels", "decode", "prefill" */
+  const char *suite;     /* "kernels", "decode", "prefill", "gemm", "train",
+                            "serve" */
   char op[24];           /* rotate, group_norm_gate, retention, decode,
                             prefill; train: train_step, retention,
                             retention_backward */
@@ -200,6 +202,7 @@ int suite_decode(const suite_options *o);
 int suite_prefill(const suite_options *o);
 int suite_gemm(retcl_context *ctx, const suite_options *o);
 int suite_train(const suite_options *o);
+int suite_serve(const suite_options *o);
 int suite_weights(const suite_options *o);
 /* "f32", "f16", "bf16" or "keep". */
 const char *storage_name(retcl_storage s);

@@ -89,7 +89,7 @@ int tf_rms_norm(tf_model *m, size_t rows, cl_mem x, size_t x_off,
 int tf_rotate(tf_model *m, size_t B, size_t T, size_t pos0, int is_key,
               cl_mem x, size_t off, tf_err *e) {
   retcl_rotation_desc d = {B, T, m->cfg.heads, RETCL_LAYOUT_TOKEN_MAJOR, pos0,
-                           is_key};
+                           is_key, {0, NULL, NULL, NULL}};
   retcl_status st = retcl_rotate(m->ctx, m->rot, &d, retcl_buf(x, off),
                                  retcl_buf(x, off), 0, NULL, NULL);
   return st ? tf_retcl_fail(e, m->ctx, "RoPE (retcl_rotate)", st) : 0;

@@ -5,6 +5,16 @@
 
 #include "retcl.h"
 
+/* Which names a checkpoint's tensors carry (docs/design.md §1.6):
+ * torchscale's state dict (optionally under "decoder."), or the Hugging
+ * Face-style layout of the community ports ("model." prefix,
+ * lm_head.weight; checkpoint.c lists the aliases). */
+typedef enum retcl__ckpt_layout {
+  RETCL__LAYOUT_TORCHSCALE = 0,
+  RETCL__LAYOUT_HF,
+  RETCL__LAYOUT_COUNT
+} retcl__ckpt_layout;
+
 /* fp32 host copies of one decoder layer's weights, Linear weights [out,in]. */
 typedef struct retcl__layer_host {
   float *wq, *wk;     /* [d, d] */
@@ -25,11 +35,16 @@ typedef struct retcl__checkpoint {
   float *angle;      /* [Dk] retnet_rel_pos.angle (θ_i twice), or NULL */
   float *decay;      /* [H] retnet_rel_pos.decay (log γ), or NULL */
   retcl__layer_host *layers; /* [L] */
+  retcl__ckpt_layout layout; /* detected from the tensor names */
   retcl_dtype file_dtype;    /* the file's type: embed_tokens.weight's (the
                                 data above is widened to fp32 exactly) */
 } retcl__checkpoint;
 
-/* Parse dir/config.json and dir/model.safetensors. Every failure returns
+/* Parse dir/config.json and dir/model.safetensors, in either layout (the
+ * tensor names decide; a file whose names fit neither, or that holds a
+ * tensor in the detected layout's weight namespace with no place in it, is
+ * FORMAT naming the first such tensor in name order). Every failure
+ * returns
  * IO or FORMAT (or INVALID_SIZE for a config the kernels cannot run) with
  * a message naming the file and the field or tensor; nothing leaks. ctx
  * may be NULL (messages then go to retcl_last_error(NULL)). */

@@ -1,5 +1,6 @@
 /* config.c - retcl_model_config <-> config.json with torchscale's
- * RetNetConfig field names, and the checks that a config can run. */
+ * RetNetConfig field names (also read under the names the Hugging
+ * Face-style community ports use), and the checks that a config can run. */
 #include "io/config.h"
 
 #include "io/safetensors.h"
@@ -39,35 +40,53 @@ void retcl_model_config_default(retcl_model_config *cfg) {
 
 /* ---- fields ------------------------------------------------------------- */
 
+/* Each field has torchscale's name and, where a Hugging Face-style port
+ * (syncdoth/RetNet's RetNetConfig and its descendants) writes it under
+ * another, that name too (`alias`): the attribute_map names of
+ * transformers' PretrainedConfig (hidden_size, ...), tie_word_embeddings,
+ * and the "rms_norm" spellings of the renamed ports. Either name may be
+ * given; both must then agree. */
 typedef struct size_field {
   const char *name;
   size_t offset;
   int required; /* torchscale's defaults would be a silent guess here */
+  const char *alias;
 } size_field;
 
 static const size_field SIZE_FIELDS[] = {
-    {"decoder_embed_dim", offsetof(retcl_model_config, embed_dim), 1},
+    {"decoder_embed_dim", offsetof(retcl_model_config, embed_dim), 1,
+     "hidden_size"},
     {"decoder_value_embed_dim", offsetof(retcl_model_config, value_embed_dim),
-     0},
-    {"decoder_retention_heads", offsetof(retcl_model_config, heads), 1},
-    {"decoder_ffn_embed_dim", offsetof(retcl_model_config, ffn_dim), 0},
-    {"decoder_layers", offsetof(retcl_model_config, layers), 1},
-    {"vocab_size", offsetof(retcl_model_config, vocab_size), 1},
-    {"recurrent_chunk_size", offsetof(retcl_model_config, chunk_size), 0},
+     0, NULL},
+    {"decoder_retention_heads", offsetof(retcl_model_config, heads), 1,
+     "num_attention_heads"},
+    {"decoder_ffn_embed_dim", offsetof(retcl_model_config, ffn_dim), 0,
+     "intermediate_size"},
+    {"decoder_layers", offsetof(retcl_model_config, layers), 1,
+     "num_hidden_layers"},
+    {"vocab_size", offsetof(retcl_model_config, vocab_size), 1, NULL},
+    {"recurrent_chunk_size", offsetof(retcl_model_config, chunk_size), 0,
+     NULL},
 };
 
 typedef struct flag_field {
   const char *name;
   size_t offset;
+  const char *alias;
 } flag_field;
 
 static const flag_field FLAG_FIELDS[] = {
-    {"no_scale_embedding", offsetof(retcl_model_config, no_scale_embedding)},
-    {"layernorm_embedding", offsetof(retcl_model_config, layernorm_embedding)},
-    {"deepnorm", offsetof(retcl_model_config, deepnorm)},
+    {"no_scale_embedding", offsetof(retcl_model_config, no_scale_embedding),
+     NULL},
+    {"layernorm_embedding", offsetof(retcl_model_config, layernorm_embedding),
+     "rms_norm_embedding"},
+    {"deepnorm", offsetof(retcl_model_config, deepnorm), NULL},
     {"share_decoder_input_output_embed",
-     offsetof(retcl_model_config, share_embed)},
+     offsetof(retcl_model_config, share_embed), "tie_word_embeddings"},
 };
+
+#define EPS_FIELD "layernorm_eps"
+#define EPS_ALIAS "rms_norm_eps"
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -135,37 +154,86 @@ static retcl_status parse_activation(retcl_context *ctx, const char *path,
 }
 
 static retcl_status parse_eps(retcl_context *ctx, const char *path,
-                              const cJSON *v, float *out) {
+                              const cJSON *v, const char *name, float *out) {
   if (!cJSON_IsNumber(v))
     return retcl__fail(ctx, RETCL_ERROR_FORMAT,
-                       "%s: field 'layernorm_eps' must be a number", path);
+                       "%s: field '%s' must be a number", path, name);
   *out = (float)v->valuedouble; /* range is retcl__config_validate's job */
   return RETCL_SUCCESS;
 }
 
-/* Every known field of root into cfg; unknown fields (torchscale has many
- * training-only ones) are ignored. */
+/* The value of field `name` or of its alias (NULL when neither is given).
+ * *given is the name found (for messages); both given and different is a
+ * FORMAT error naming both. */
+static retcl_status lookup(retcl_context *ctx, const char *path,
+                           const cJSON *root, const char *name,
+                           const char *alias, const cJSON **value,
+                           const char **given) {
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, name);
+  const cJSON *w = alias ? cJSON_GetObjectItemCaseSensitive(root, alias) : NULL;
+  *value = v ? v : w;
+  *given = v ? name : alias;
+  if (v && w && !cJSON_Compare(v, w, 1))
+    return retcl__fail(ctx, RETCL_ERROR_FORMAT,
+                       "%s: fields '%s' and '%s' (the same setting) "
+                       "disagree",
+                       path, name, alias);
+  return RETCL_SUCCESS;
+}
+
+/* Settings of the Hugging Face-style ports that RetCL's model does not
+ * have: refused by name rather than run as something else. */
+static retcl_status check_port_fields(retcl_context *ctx, const char *path,
+                                      const cJSON *root, float eps) {
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, "use_glu");
+  if (v && cJSON_IsFalse(v))
+    return retcl__fail(ctx, RETCL_ERROR_FORMAT,
+                       "%s: field 'use_glu' = false (a plain FFN) is not "
+                       "supported; the model's FFN is the GLU",
+                       path);
+  /* The ports' group norm may have its own eps; RetCL's uses the
+   * layernorm_eps of every other norm, so they must be equal. */
+  v = cJSON_GetObjectItemCaseSensitive(root, "groupnorm_eps");
+  if (v && (!cJSON_IsNumber(v) || (float)v->valuedouble != eps))
+    return retcl__fail(ctx, RETCL_ERROR_FORMAT,
+                       "%s: field 'groupnorm_eps' must be a number equal "
+                       "to layernorm_eps (%g): the retention's group norm "
+                       "uses the same eps as the other norms",
+                       path, (double)eps);
+  return RETCL_SUCCESS;
+}
+
+/* Every known field of root into cfg; unknown fields (torchscale and the
+ * ports have many training-only ones) are ignored. */
 static retcl_status parse_fields(retcl_context *ctx, const char *path,
                                  const cJSON *root, retcl_model_config *cfg) {
   retcl_status st = RETCL_SUCCESS;
+  const cJSON *v;
+  const char *given;
   for (size_t i = 0; i < COUNT(SIZE_FIELDS) && !st; ++i) {
     const size_field *f = &SIZE_FIELDS[i];
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, f->name);
+    st = lookup(ctx, path, root, f->name, f->alias, &v, &given);
+    if (st) break;
     if (v)
-      st = parse_size(ctx, path, v, f->name, size_slot(cfg, f));
+      st = parse_size(ctx, path, v, given, size_slot(cfg, f));
+    else if (f->required && f->alias)
+      st = retcl__fail(ctx, RETCL_ERROR_FORMAT,
+                       "%s: required field '%s' (or '%s') is missing", path,
+                       f->name, f->alias);
     else if (f->required)
       st = retcl__fail(ctx, RETCL_ERROR_FORMAT,
                        "%s: required field '%s' is missing", path, f->name);
   }
   for (size_t i = 0; i < COUNT(FLAG_FIELDS) && !st; ++i) {
     const flag_field *f = &FLAG_FIELDS[i];
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, f->name);
-    if (v) st = parse_flag(ctx, path, v, f->name, flag_slot(cfg, f));
+    st = lookup(ctx, path, root, f->name, f->alias, &v, &given);
+    if (v && !st) st = parse_flag(ctx, path, v, given, flag_slot(cfg, f));
   }
-  const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, "activation_fn");
+  v = cJSON_GetObjectItemCaseSensitive(root, "activation_fn");
   if (v && !st) st = parse_activation(ctx, path, v, &cfg->activation);
-  v = cJSON_GetObjectItemCaseSensitive(root, "layernorm_eps");
-  if (v && !st) st = parse_eps(ctx, path, v, &cfg->layernorm_eps);
+  if (!st) st = lookup(ctx, path, root, EPS_FIELD, EPS_ALIAS, &v, &given);
+  if (v && !st) st = parse_eps(ctx, path, v, given, &cfg->layernorm_eps);
+  if (!st) st = check_port_fields(ctx, path, root, cfg->layernorm_eps);
   return st;
 }
 

@@ -366,52 +366,55 @@ typedef struct model_layout {
   size_t x, h, y, ffn, last, logits, total;
 } model_layout;
 
-static model_layout layout_for(const retcl_model_config *c, size_t B,
-                               size_t T, int last_only) {
-  const size_t bt = B * T, d = c->embed_dim;
+static model_layout layout_for(const retcl_model_config *c, size_t rows,
+                               size_t last_rows, int last_only) {
+  const size_t d = c->embed_dim;
   model_layout o;
   size_t off = 0;
-  o.x = off; off += bt * d;
-  o.h = off; off += bt * d;
-  o.y = off; off += bt * d;
-  o.ffn = off; off += retcl__ffn_workspace(bt, c->ffn_dim);
-  o.last = off; off += last_only ? B * d : 0;
-  o.logits = off; off += (last_only ? B : bt) * c->vocab_size;
+  o.x = off; off += rows * d;
+  o.h = off; off += rows * d;
+  o.y = off; off += rows * d;
+  o.ffn = off; off += retcl__ffn_workspace(rows, c->ffn_dim);
+  o.last = off; off += last_only ? last_rows * d : 0;
+  o.logits = off; off += (last_only ? last_rows : rows) * c->vocab_size;
   o.total = off;
   return o;
 }
 
-/* The forward shared by retcl_model_forward (logits of every position) and
- * retcl_model_forward_last (last position of each sequence only). */
-static retcl_status forward(retcl_model *m, retcl_decode_state *state,
-                            const int32_t *tokens, size_t B, size_t T,
-                            retcl_algorithm algo, size_t chunk, float *logits,
-                            int last_only) {
-  if (!m) return RETCL_ERROR_INVALID_ARGUMENT;
+/* The row of sequence i's last token. */
+static size_t last_row(const retcl__forward_call *a, size_t i) {
+  return a->packing.count ? a->packing.offsets[i + 1] - 1
+                          : i * a->T + a->T - 1;
+}
+
+/* The sequences of a call: B rows of T tokens, or the packed ones. */
+static size_t sequences(const retcl__forward_call *a) {
+  return a->packing.count ? a->packing.count : a->B;
+}
+
+/* Every forward of the model (rectangular batches with a decode state,
+ * packed batches with a state pool): its arguments already checked. */
+retcl_status retcl__model_run(retcl_model *m, const retcl__forward_call *a) {
   retcl_context *ctx = m->ctx;
-  retcl__clear_error(ctx);
-  retcl_status st =
-      retcl__model_check_forward(m, OP_FWD, state, tokens, B, T, algo, chunk);
-  if (st) return st;
+  retcl_status st;
   const retcl_model_config *c = &m->cfg;
   const size_t d = c->embed_dim, V = c->vocab_size;
-  const size_t bt = B * T;
+  const size_t bt = a->B * a->T, n_seq = sequences(a);
   const float alpha = c->deepnorm ? (float)pow(2.0 * c->layers, 0.25) : 1.0f;
-  const size_t pos0 = state ? state->position : 0;
 
   /* Everything that can fail is checked, planned and reserved here,
-   * before the first enqueue: a failed call leaves the decode state (its
-   * buffer and position) as it was. chunk_size 0 is the checkpoint's
+   * before the first enqueue: a failed call leaves the states (buffers and
+   * positions) as they were. chunk_size 0 is the checkpoint's
    * recurrent_chunk_size. */
-  const retcl_msr_desc md = {B, T, d, c->value_embed_dim, c->heads, algo,
-                             RETCL_FORM_TORCHSCALE,
-                             chunk ? chunk : c->chunk_size, pos0,
-                             c->layernorm_eps};
+  const retcl_msr_desc md = {a->B, a->T, d, c->value_embed_dim, c->heads,
+                             a->algo, RETCL_FORM_TORCHSCALE,
+                             a->chunk ? a->chunk : c->chunk_size, a->pos0,
+                             c->layernorm_eps, a->packing};
   retcl_msr_plan plan;
   const retcl_group_norm_desc norm = retcl__model_rms_desc(m, bt);
-  const model_layout o = layout_for(c, B, T, last_only);
-  if ((st = retcl__msr_plan(ctx, OP_FWD, &md, m->rot, pos0 > 0, state != NULL,
-                            &plan)) ||
+  const model_layout o = layout_for(c, bt, n_seq, a->last_only);
+  if ((st = retcl__msr_plan(ctx, OP_FWD, &md, m->rot, a->state_in,
+                            a->states != NULL, &plan)) ||
       (st = retcl__group_norm_check(ctx, OP_FWD, &norm)))
     return st;
   if (o.total > RETCL_MAX_INDEX)
@@ -424,7 +427,7 @@ static retcl_status forward(retcl_model *m, retcl_decode_state *state,
   const size_t f = c->ffn_dim, dv = c->value_embed_dim;
   const size_t inner = d > f ? (d > dv ? d : dv) : (f > dv ? f : dv),
                widest = inner > V ? inner : V;
-  cl_mem ws, layer, scratch = NULL;
+  cl_mem ws, layer, scratch = NULL, table = NULL;
   if ((st = retcl__linear_reserve(ctx, bt, widest, inner)) ||
       (st = retcl__workspace(ctx, RETCL_WORKSPACE_MODEL,
                              o.total * sizeof(float), &ws)) ||
@@ -442,45 +445,48 @@ static retcl_status forward(retcl_model *m, retcl_decode_state *state,
    * change once this returns. */
   cl_int err = CL_SUCCESS;
   cl_mem tok = clCreateBuffer(ctx->cl_ctx, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR,
-                              bt * sizeof(int32_t), (void *)tokens, &err);
+                              bt * sizeof(int32_t), (void *)a->tokens, &err);
   if (!tok) return retcl__cl_fail(ctx, "clCreateBuffer(tokens)", err);
+  if ((st = retcl__msr_table(ctx, OP_FWD, &plan, &table))) {
+    clReleaseMemObject(tok);
+    return st;
+  }
 
   const float emb_scale = c->no_scale_embedding ? 1.0f : (float)sqrt((double)d);
   st = retcl__embed(ctx, tok, bt, m->embed, d, emb_scale, x);
   clReleaseMemObject(tok); /* stays alive until the kernel has run */
-  if (st) return st;
-  if (m->emb_norm.mem && (st = rms_norm(m, &norm, x, m->emb_norm, x)))
-    return st;
+  if (!st && m->emb_norm.mem) st = rms_norm(m, &norm, x, m->emb_norm, x);
 
-  for (size_t l = 0; l < c->layers; ++l) {
+  for (size_t l = 0; !st && l < c->layers; ++l) {
     const layer_weights *w = &m->layers[l];
     retcl_buffer s_in = retcl_no_buf(), s_out = retcl_no_buf();
-    if (state) {
-      s_out = retcl_buf(state->states, l * state->layer_elems);
-      if (pos0 > 0) s_in = s_out; /* updated in place */
+    if (a->states) {
+      s_out = retcl_buf(a->states, l * a->layer_floats);
+      if (a->state_in) s_in = s_out; /* updated in place */
     }
     if ((st = rms_norm(m, &norm, x, w->ret_norm, h)) ||
         (st = retcl__msr_enqueue(ctx, &plan, &w->msr, m->rot,
                                  retcl_buf(m->log_decay, 0), h, s_in, s_out,
-                                 y, layer, scratch)) ||
+                                 y, layer, scratch, table)) ||
         (st = retcl__residual(ctx, bt * d, alpha, x, y)) ||
         (st = rms_norm(m, &norm, x, w->ffn_norm, h)) ||
         (st = retcl__ffn_enqueue(ctx, &w->ffn, bt, d, c->ffn_dim,
                                  c->activation, h, ffn, y)) ||
         (st = retcl__residual(ctx, bt * d, alpha, x, y)))
-      return st;
+      break;
   }
-  if ((st = rms_norm(m, &norm, x, m->final_norm, h))) return st;
-  if (logits) {
-    const size_t logit_rows = last_only ? B : bt;
+  if (table) clReleaseMemObject(table); /* kept alive by the launches */
+  if (st || (st = rms_norm(m, &norm, x, m->final_norm, h))) return st;
+  if (a->logits) {
+    const size_t logit_rows = a->last_only ? n_seq : bt;
     retcl_buffer rows = h;
-    if (last_only && T > 1) {
+    if (a->last_only && logit_rows != bt) {
       /* Gather each sequence's last row of h. */
       rows = retcl_buf(ws, o.last);
-      for (size_t b = 0; b < B; ++b) {
+      for (size_t i = 0; i < n_seq; ++i) {
         err = clEnqueueCopyBuffer(ctx->queue, ws, ws,
-                                  (o.h + (b * T + T - 1) * d) * sizeof(float),
-                                  (o.last + b * d) * sizeof(float),
+                                  (o.h + last_row(a, i) * d) * sizeof(float),
+                                  (o.last + i * d) * sizeof(float),
                                   d * sizeof(float), 0, NULL, NULL);
         if (err != CL_SUCCESS) return retcl__cl_fail(ctx, "clEnqueueCopyBuffer", err);
       }
@@ -489,12 +495,42 @@ static retcl_status forward(retcl_model *m, retcl_decode_state *state,
                                     m->out_proj, 0.0f, lo)))
       return st;
     err = clEnqueueReadBuffer(ctx->queue, ws, CL_TRUE, o.logits * sizeof(float),
-                              logit_rows * V * sizeof(float), logits, 0, NULL,
-                              NULL);
+                              logit_rows * V * sizeof(float), a->logits, 0,
+                              NULL, NULL);
     if (err != CL_SUCCESS) return retcl__cl_fail(ctx, "clEnqueueReadBuffer(logits)", err);
   } else if ((err = clFinish(ctx->queue)) != CL_SUCCESS) {
     return retcl__cl_fail(ctx, "clFinish", err);
   }
+  return RETCL_SUCCESS;
+}
+
+/* The forward shared by retcl_model_forward (logits of every position) and
+ * retcl_model_forward_last (last position of each sequence only). */
+static retcl_status forward(retcl_model *m, retcl_decode_state *state,
+                            const int32_t *tokens, size_t B, size_t T,
+                            retcl_algorithm algo, size_t chunk, float *logits,
+                            int last_only) {
+  if (!m) return RETCL_ERROR_INVALID_ARGUMENT;
+  retcl__clear_error(m->ctx);
+  retcl_status st =
+      retcl__model_check_forward(m, OP_FWD, state, tokens, B, T, algo, chunk);
+  if (st) return st;
+  retcl__forward_call a;
+  memset(&a, 0, sizeof a);
+  a.tokens = tokens;
+  a.B = B;
+  a.T = T;
+  a.pos0 = state ? state->position : 0;
+  if (state) {
+    a.states = state->states;
+    a.layer_floats = state->layer_elems;
+    a.state_in = a.pos0 > 0;
+  }
+  a.algo = algo;
+  a.chunk = chunk;
+  a.logits = logits;
+  a.last_only = last_only;
+  if ((st = retcl__model_run(m, &a))) return st;
   if (state) state->position += T;
   return RETCL_SUCCESS;
 }

@@ -52,6 +52,25 @@ retcl_status retcl__model_check_forward(retcl_model *m, const char *op,
 retcl_group_norm_desc retcl__model_rms_desc(const retcl_model *m,
                                             size_t rows);
 
+/* One inference forward (model.c): a rectangular batch [B, T], or packed
+ * sequences (packing.count > 0, B = 1, T their total), with the states it
+ * continues and advances. Its arguments are checked by the caller. */
+typedef struct retcl__forward_call {
+  const int32_t *tokens;
+  size_t B, T;
+  retcl_packing packing;  /* positions and state_slots as the op takes them */
+  size_t pos0;            /* rectangular: the state's position */
+  cl_mem states;          /* [L][layer_floats] or NULL */
+  size_t layer_floats;
+  int state_in;           /* states hold absorbed tokens to continue */
+  retcl_algorithm algo;
+  size_t chunk;
+  float *logits;          /* NULL: none */
+  int last_only;          /* logits of each sequence's last token only */
+} retcl__forward_call;
+
+retcl_status retcl__model_run(retcl_model *m, const retcl__forward_call *call);
+
 /* Release what a training forward kept (model_train.c). */
 void retcl__train_tape_free(retcl_model *m);
 

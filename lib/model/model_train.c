@@ -180,15 +180,15 @@ static retcl_status layer_forward(retcl_model *m, size_t l, retcl_buffer x_in,
       (st = retcl__linear_many_enqueue(ctx, bt, d, at(mem, S + s->n0), 4,
                                        qkvg)) ||
       (st = retcl__rotate_enqueue(ctx, m->rot, &t->plan.rot_q,
-                                  at(mem, S + s->q), at(mem, S + s->q), 0,
-                                  NULL, NULL)) ||
+                                  at(mem, S + s->q), at(mem, S + s->q), NULL,
+                                  0, NULL, NULL)) ||
       (st = retcl__rotate_enqueue(ctx, m->rot, &t->plan.rot_k,
-                                  at(mem, S + s->k), at(mem, S + s->k), 0,
-                                  NULL, NULL)) ||
+                                  at(mem, S + s->k), at(mem, S + s->k), NULL,
+                                  0, NULL, NULL)) ||
       (st = retcl__retention_enqueue(
            ctx, &t->plan.retention, at(mem, S + s->q), at(mem, S + s->k),
            at(mem, S + s->v), retcl_buf(m->log_decay, 0), retcl_no_buf(),
-           retcl_no_buf(), at(mem, S + s->o), scratch, 0, NULL, NULL)) ||
+           retcl_no_buf(), at(mem, S + s->o), scratch, NULL, 0, NULL, NULL)) ||
       (st = retcl__group_norm_enqueue(ctx, &t->plan.norm, at(mem, S + s->o),
                                       at(mem, S + s->g), retcl_no_buf(),
                                       retcl_no_buf(), at(mem, S + s->z), 0,
@@ -304,11 +304,11 @@ static retcl_status layer_backward(retcl_model *m, size_t l, retcl_buffer x_in,
            retcl_no_buf(), TEMP(dq), TEMP(dk), TEMP(dv), retcl_no_buf(),
            ctx->workspace[RETCL_WORKSPACE_RETENTION_GRAD], 0, NULL, NULL)) ||
       (st = retcl__rotate_backward_enqueue(ctx, m->rot, &t->plan.rot_q,
-                                           TEMP(dq), TEMP(dq), 0, NULL,
-                                           NULL)) ||
+                                           TEMP(dq), TEMP(dq), NULL, 0,
+                                           NULL, NULL)) ||
       (st = retcl__rotate_backward_enqueue(ctx, m->rot, &t->plan.rot_k,
-                                           TEMP(dk), TEMP(dk), 0, NULL,
-                                           NULL)) ||
+                                           TEMP(dk), TEMP(dk), NULL, 0,
+                                           NULL, NULL)) ||
       (st = input_grad(ctx, bt, d, d, 1.0f, TEMP(dq), w->msr.q_proj, 0.0f,
                        TEMP(dn))) ||
       (st = input_grad(ctx, bt, d, d, k_scale, TEMP(dk), w->msr.k_proj, 1.0f,
@@ -410,7 +410,7 @@ retcl_status retcl_model_forward_train(retcl_model *m, const int32_t *tokens,
   const retcl_msr_desc md = {B, T, d, dv, c->heads, opt.algorithm,
                              RETCL_FORM_TORCHSCALE,
                              opt.chunk_size ? opt.chunk_size : c->chunk_size,
-                             0, c->layernorm_eps};
+                             0, c->layernorm_eps, {0, NULL, NULL, NULL}};
   const float emb_scale = c->no_scale_embedding ? 1.0f : (float)sqrt((double)d);
   const retcl_group_norm_desc rms = retcl__model_rms_desc(m, bt);
   if ((st = retcl__msr_plan(ctx, OP_TRAIN, &md, m->rot, 0, 0, &next.plan)) ||

@@ -7,6 +7,7 @@
 #include "ops/group_norm.h"
 #include "ops/limits.h"
 #include "ops/linear.h"
+#include "ops/packing.h"
 #include "ops/rotation.h"
 #include "runtime/context.h"
 #include "runtime/events.h"
@@ -59,14 +60,21 @@ retcl_status retcl__msr_plan(retcl_context *ctx, const char *op,
                        "%s: rot is for head dim %zu but the key dim is %zu", op,
                        retcl__rotation_dim(rot), p.Dk);
   p.rot_q = (retcl_rotation_desc){d->batch, d->tokens, d->heads,
-                                  RETCL_LAYOUT_TOKEN_MAJOR, d->pos0, 0};
+                                  RETCL_LAYOUT_TOKEN_MAJOR, d->pos0, 0,
+                                  d->packing};
   p.rot_k = p.rot_q;
   p.rot_k.is_key = 1;
   if ((st = retcl__rotate_check(ctx, op, rot, &p.rot_q))) return st;
   const retcl_retention_desc rd = {
       d->batch, d->tokens, d->heads, p.Dk, p.Dv, RETCL_LAYOUT_TOKEN_MAJOR,
       d->algorithm, d->form, d->chunk_size, 0.0f,
-      d->form == RETCL_FORM_TORCHSCALE && has_state_in ? d->pos0 : 0};
+      /* packed: the position of sequences without their own (each one's
+       * state decides whether it continues) */
+      d->packing.count ||
+              (d->form == RETCL_FORM_TORCHSCALE && has_state_in)
+          ? d->pos0
+          : 0,
+      d->packing};
   if ((st = retcl__retention_plan(ctx, op, &rd, has_state_in, has_state_out,
                                   &p.retention)))
     return st;
@@ -85,6 +93,17 @@ retcl_status retcl__msr_plan(retcl_context *ctx, const char *op,
   return RETCL_SUCCESS;
 }
 
+retcl_status retcl__msr_table(retcl_context *ctx, const char *op,
+                              const retcl_msr_plan *p, cl_mem *table) {
+  const retcl_retention_desc *rd = &p->retention.d;
+  *table = NULL;
+  if (!rd->packing.count) return RETCL_SUCCESS;
+  return retcl__packing_upload(ctx, op, &rd->packing, rd->tokens, p->d.pos0,
+                               p->retention.has_state_in,
+                               p->retention.has_state_out,
+                               rd->form == RETCL_FORM_TORCHSCALE, table);
+}
+
 retcl_status retcl__msr_reserve(retcl_context *ctx, const retcl_msr_plan *p) {
   const size_t dm = p->d.embed_dim, dv = p->d.value_embed_dim;
   const size_t widest = dm > dv ? dm : dv;
@@ -96,7 +115,8 @@ retcl_status retcl__msr_enqueue(retcl_context *ctx, const retcl_msr_plan *p,
                                 const retcl_rotation *rot,
                                 retcl_buffer log_decay, retcl_buffer x,
                                 retcl_buffer state_in, retcl_buffer state_out,
-                                retcl_buffer y, cl_mem layer, cl_mem scratch) {
+                                retcl_buffer y, cl_mem layer, cl_mem scratch,
+                                cl_mem table) {
   const size_t bt = p->rows, dm = p->d.embed_dim, dv = p->d.value_embed_dim;
   const retcl_buffer Q = retcl_buf(layer, 0), K = retcl_buf(layer, bt * dm),
                      V = retcl_buf(layer, 2 * bt * dm),
@@ -111,11 +131,13 @@ retcl_status retcl__msr_enqueue(retcl_context *ctx, const retcl_msr_plan *p,
       {w->g_proj, G, dv, 1.0f}};
   retcl_status st;
   if ((st = retcl__linear_many_enqueue(ctx, bt, dm, x, 4, qkvg)) ||
-      (st = retcl__rotate_enqueue(ctx, rot, &p->rot_q, Q, Q, 0, NULL, NULL)) ||
-      (st = retcl__rotate_enqueue(ctx, rot, &p->rot_k, K, K, 0, NULL, NULL)) ||
+      (st = retcl__rotate_enqueue(ctx, rot, &p->rot_q, Q, Q, table, 0, NULL,
+                                  NULL)) ||
+      (st = retcl__rotate_enqueue(ctx, rot, &p->rot_k, K, K, table, 0, NULL,
+                                  NULL)) ||
       (st = retcl__retention_enqueue(ctx, &p->retention, Q, K, V, log_decay,
-                                     state_in, state_out, O, scratch, 0, NULL,
-                                     NULL)) ||
+                                     state_in, state_out, O, scratch, table, 0,
+                                     NULL, NULL)) ||
       (st = retcl__group_norm_enqueue(ctx, &p->norm, O, G, retcl_no_buf(),
                                       retcl_no_buf(), O, 0, NULL, NULL)))
     return st;
@@ -164,7 +186,7 @@ retcl_status retcl_msr_forward(retcl_context *ctx, const retcl_msr_desc *desc,
   /* Everything that can fail does so before anything is enqueued, so a
    * failed call leaves state_out and y untouched. */
   retcl_msr_plan plan;
-  cl_mem layer = NULL, scratch = NULL;
+  cl_mem layer = NULL, scratch = NULL, table = NULL;
   if ((st = retcl__msr_plan(ctx, OP, desc, rot, state_in.mem != NULL,
                             state_out.mem != NULL, &plan)) ||
       (st = retcl__check_wait_list(ctx, OP, num_events_in_wait_list,
@@ -183,9 +205,12 @@ retcl_status retcl_msr_forward(retcl_context *ctx, const retcl_msr_desc *desc,
        (st = retcl__workspace(ctx, RETCL_WORKSPACE_RETENTION,
                               plan.retention.scratch * sizeof(float),
                               &scratch))) ||
-      (st = retcl__wait_for(ctx, num_events_in_wait_list, event_wait_list)) ||
-      (st = retcl__msr_enqueue(ctx, &plan, w, rot, log_decay, x, state_in,
-                               state_out, y, layer, scratch)))
+      (st = retcl__msr_table(ctx, OP, &plan, &table)))
     return st;
-  return retcl__signal_done(ctx, event);
+  if (!(st = retcl__wait_for(ctx, num_events_in_wait_list, event_wait_list)) &&
+      !(st = retcl__msr_enqueue(ctx, &plan, w, rot, log_decay, x, state_in,
+                                state_out, y, layer, scratch, table)))
+    st = retcl__signal_done(ctx, event);
+  if (table) clReleaseMemObject(table); /* kept alive by the launches */
+  return st;
 }

@@ -25,13 +25,19 @@ retcl_status retcl__msr_plan(retcl_context *ctx, const char *op,
                              int has_state_out, retcl_msr_plan *plan);
 /* Reserve the projections' workspace (retcl__linear_reserve) for a plan. */
 retcl_status retcl__msr_reserve(retcl_context *ctx, const retcl_msr_plan *p);
+/* The packing table of a packed plan (ops/packing.h), NULL otherwise:
+ * made before anything is enqueued; the caller releases it after the last
+ * retcl__msr_enqueue that uses it. */
+retcl_status retcl__msr_table(retcl_context *ctx, const char *op,
+                              const retcl_msr_plan *p, cl_mem *table);
 /* Enqueue a checked layer: `layer` holds plan->layer_floats, `scratch`
- * plan->retention.scratch floats. */
+ * plan->retention.scratch floats, table is retcl__msr_table's. */
 retcl_status retcl__msr_enqueue(retcl_context *ctx, const retcl_msr_plan *plan,
                                 const retcl_msr_weights *w,
                                 const retcl_rotation *rot,
                                 retcl_buffer log_decay, retcl_buffer x,
                                 retcl_buffer state_in, retcl_buffer state_out,
-                                retcl_buffer y, cl_mem layer, cl_mem scratch);
+                                retcl_buffer y, cl_mem layer, cl_mem scratch,
+                                cl_mem table);
 
 #endif

@@ -4,12 +4,16 @@
 #include "ops/retention.h"
 
 #include "ops/limits.h"
+#include "ops/packing.h"
 #include "runtime/context.h"
+#include "runtime/events.h"
 #include "runtime/launch.h"
 #include "runtime/status.h"
 #include "runtime/validate.h"
 
 #include <math.h>
+#include <stdio.h>
+#include <string.h>
 
 static const char *OP = "retcl_retention";
 
@@ -52,12 +56,25 @@ static retcl_status check_desc(retcl_context *ctx, const char *op,
   return RETCL_SUCCESS;
 }
 
-/* Torchscale forms carry a token count with their state (§1.4). */
+/* Torchscale forms carry a token count with their state (§1.4).
+ * chunk_state: the chunk size when the torchscale chunkwise form may
+ * continue a state (retcl_retention: at a chunk boundary, docs/design.md
+ * §1.8), or 0 where it may not (the layer and the backward). */
 static retcl_status check_torchscale_state(retcl_context *ctx, const char *op,
                                            const retcl_retention_desc *d,
-                                           int has_state_in) {
+                                           int has_state_in,
+                                           size_t chunk_state) {
   if (d->form != RETCL_FORM_TORCHSCALE) return RETCL_SUCCESS;
-  if (has_state_in && d->algorithm != RETCL_ALGO_RECURRENT)
+  if (has_state_in && d->algorithm == RETCL_ALGO_CHUNKWISE && chunk_state &&
+      d->position % chunk_state != 0)
+    return retcl__fail(ctx, RETCL_ERROR_UNSUPPORTED,
+                       "%s: the torchscale chunkwise form continues a state "
+                       "only at a chunk boundary: desc->position = %zu is not "
+                       "a multiple of the chunk size %zu (torchscale's "
+                       "chunks start at multiples of it)",
+                       op, d->position, chunk_state);
+  if (has_state_in && d->algorithm != RETCL_ALGO_RECURRENT &&
+      !(d->algorithm == RETCL_ALGO_CHUNKWISE && chunk_state))
     return retcl__fail(ctx, RETCL_ERROR_UNSUPPORTED,
                        "%s: the torchscale %s form starts from an empty state "
                        "(as torchscale does); pass no state_in, or use "
@@ -76,14 +93,112 @@ static retcl_status check_torchscale_state(retcl_context *ctx, const char *op,
   return RETCL_SUCCESS;
 }
 
-retcl_status retcl__retention_plan(retcl_context *ctx, const char *op,
-                                   const retcl_retention_desc *d,
-                                   int has_state_in, int has_state_out,
-                                   retcl_retention_plan *plan) {
+/* Torchscale's rules per packed sequence: one that starts from its state
+ * (position > 0) needs the recurrent algorithm; one without a state starts
+ * at position 0. */
+static retcl_status check_packed_torchscale(retcl_context *ctx, const char *op,
+                                            const retcl_retention_desc *d,
+                                            int has_state_in) {
+  const retcl_packing *pk = &d->packing;
+  if (d->form != RETCL_FORM_TORCHSCALE) return RETCL_SUCCESS;
+  for (size_t i = 0; i < pk->count; ++i) {
+    const size_t pos = retcl__packing_position(pk, d->position, i);
+    if (retcl__packing_reads_state(pk, d->position, i, has_state_in, 1)) {
+      if (d->algorithm != RETCL_ALGO_RECURRENT)
+        return retcl__fail(ctx, RETCL_ERROR_UNSUPPORTED,
+                           "%s: sequence %zu continues a state at position "
+                           "%zu; the torchscale %s form starts from an empty "
+                           "state: use RETCL_ALGO_RECURRENT",
+                           op, i, pos,
+                           d->algorithm == RETCL_ALGO_PARALLEL ? "parallel"
+                                                               : "chunkwise");
+    } else if (pos != 0) {
+      return retcl__fail(ctx, RETCL_ERROR_INVALID_ARGUMENT,
+                         "%s: sequence %zu is at position %zu but has no "
+                         "state_in slot to continue",
+                         op, i, pos);
+    }
+  }
+  return RETCL_SUCCESS;
+}
+
+/* The plan of packed sequence i alone: batch 1, its tokens; its state in
+ * and out as the packed call's slots give them. */
+static retcl_status sequence_plan(retcl_context *ctx, const char *op,
+                                  const retcl_retention_plan *p, size_t i,
+                                  retcl_retention_plan *sub) {
+  const retcl_retention_desc *d = &p->d;
+  const retcl_packing *pk = &d->packing;
+  retcl_retention_desc one = *d;
+  memset(&one.packing, 0, sizeof one.packing);
+  one.batch = 1;
+  one.tokens = retcl__packing_length(pk, i);
+  const int ts = d->form == RETCL_FORM_TORCHSCALE;
+  const int reads = retcl__packing_reads_state(pk, d->position, i,
+                                               p->has_state_in, ts);
+  one.position = ts && reads ? retcl__packing_position(pk, d->position, i) : 0;
+  const int keeps = p->has_state_out && retcl__packing_slot(pk, i) >= 0;
+  return retcl__retention_plan(ctx, op, &one, reads, keeps, sub);
+}
+
+/* A packed plan: checks of the packing and of each sequence, the states
+ * the state buffers must hold, and the scratch of the largest step. */
+static retcl_status packed_plan(retcl_context *ctx, const char *op,
+                                const retcl_retention_desc *d,
+                                int has_state_in, int has_state_out,
+                                retcl_retention_plan *plan) {
   retcl_status st;
+  size_t states = 0;
   if ((st = check_desc(ctx, op, d)) ||
-      (st = check_torchscale_state(ctx, op, d, has_state_in)))
+      (st = retcl__packing_check(ctx, op, &d->packing, d->batch, d->tokens,
+                                 d->layout, d->position, &states)) ||
+      (st = check_packed_torchscale(ctx, op, d, has_state_in)))
     return st;
+  retcl_retention_plan p;
+  memset(&p, 0, sizeof p);
+  p.d = *d;
+  p.has_state_in = has_state_in;
+  p.has_state_out = has_state_out;
+  const size_t th = retcl__mul(d->tokens, d->heads);
+  p.qk = retcl__mul(th, d->key_dim);
+  p.vo = retcl__mul(th, d->value_dim);
+  p.state = retcl__mul(retcl__mul(states, d->heads),
+                       d->key_dim * d->value_dim);
+  p.chunk = d->tokens;
+  p.chunks = 1;
+  if (d->algorithm == RETCL_ALGO_RECURRENT) {
+    /* One launch; sequences whose state is not kept run in scratch. */
+    p.scratch = retcl__mul(retcl__mul(d->packing.count, d->heads),
+                           d->key_dim * d->value_dim);
+  } else {
+    /* One sequence after another, each in the scratch of its own plan. */
+    for (size_t i = 0; i < d->packing.count; ++i) {
+      if (!retcl__packing_length(&d->packing, i)) continue;
+      retcl_retention_plan sub;
+      if ((st = sequence_plan(ctx, op, &p, i, &sub))) return st;
+      if (sub.scratch > p.scratch) p.scratch = sub.scratch;
+    }
+  }
+  if (p.qk > RETCL_MAX_INDEX || p.vo > RETCL_MAX_INDEX ||
+      p.state > RETCL_MAX_INDEX || p.scratch > RETCL_MAX_INDEX)
+    return retcl__fail(ctx, RETCL_ERROR_INVALID_SIZE,
+                       "%s: the packed call addresses more than %zu floats "
+                       "in one buffer (activations, states or scratch)",
+                       op, RETCL_MAX_INDEX);
+  *plan = p;
+  return RETCL_SUCCESS;
+}
+
+/* chunk_state: 1 lets the torchscale chunkwise form continue a state at a
+ * chunk boundary (retcl_retention only). */
+static retcl_status plan_impl(retcl_context *ctx, const char *op,
+                              const retcl_retention_desc *d, int has_state_in,
+                              int has_state_out, int chunk_state,
+                              retcl_retention_plan *plan) {
+  retcl_status st;
+  if (d->packing.count)
+    return packed_plan(ctx, op, d, has_state_in, has_state_out, plan);
+  if ((st = check_desc(ctx, op, d))) return st;
   retcl_retention_plan p;
   p.d = *d;
   p.has_state_in = has_state_in;
@@ -96,10 +211,18 @@ retcl_status retcl__retention_plan(retcl_context *ctx, const char *op,
   if (d->algorithm == RETCL_ALGO_CHUNKWISE) {
     p.chunk = d->chunk_size ? d->chunk_size
                             : (size_t)retcl__param(ctx, RETCL_P_RETENTION_CHUNK);
-    if (p.chunk > d->tokens) p.chunk = d->tokens;
   } else {
     p.chunk = d->tokens;
   }
+  if ((st = check_torchscale_state(ctx, op, d, has_state_in,
+                                   chunk_state ? p.chunk : 0)))
+    return st;
+  /* A chunk longer than the call acts as one of T tokens, except in the
+   * torchscale chunkwise form continuing a state: its cross scale r
+   * divides by c_C, the full chunk's mask row (§1.4). */
+  const int ts_continues = d->form == RETCL_FORM_TORCHSCALE && has_state_in &&
+                           d->algorithm == RETCL_ALGO_CHUNKWISE;
+  if (p.chunk > d->tokens && !ts_continues) p.chunk = d->tokens;
   p.chunks = (d->tokens + p.chunk - 1) / p.chunk;
   /* Workspace: a state per chunk (chunkwise), the local state of the
    * sequence (parallel with state_out), or the running state (recurrent
@@ -126,6 +249,13 @@ retcl_status retcl__retention_plan(retcl_context *ctx, const char *op,
   return RETCL_SUCCESS;
 }
 
+retcl_status retcl__retention_plan(retcl_context *ctx, const char *op,
+                                   const retcl_retention_desc *d,
+                                   int has_state_in, int has_state_out,
+                                   retcl_retention_plan *plan) {
+  return plan_impl(ctx, op, d, has_state_in, has_state_out, 0, plan);
+}
+
 static retcl_status check_buffers(retcl_context *ctx,
                                   const retcl_retention_plan *e,
                                   retcl_buffer q, retcl_buffer k,
@@ -133,14 +263,23 @@ static retcl_status check_buffers(retcl_context *ctx,
                                   retcl_buffer state_in,
                                   retcl_buffer state_out, retcl_buffer out) {
   const size_t heads = e->d.heads;
+  /* Packed: the states a buffer must hold follow from the slots named. */
+  char in_name[96] = "state_in", out_name[96] = "state_out";
+  if (e->d.packing.count && e->state) {
+    const size_t slots = e->state / (heads * e->d.key_dim * e->d.value_dim);
+    snprintf(in_name, sizeof in_name,
+             "state_in (slots 0..%zu named, one state each)", slots - 1);
+    snprintf(out_name, sizeof out_name,
+             "state_out (slots 0..%zu named, one state each)", slots - 1);
+  }
   retcl_status st;
   if ((st = retcl__check_buffer(ctx, OP, "q", q, e->qk)) ||
       (st = retcl__check_buffer(ctx, OP, "k", k, e->qk)) ||
       (st = retcl__check_buffer(ctx, OP, "v", v, e->vo)) ||
       (st = retcl__check_buffer(ctx, OP, "log_decay", log_decay, heads)) ||
-      (st = retcl__check_optional_buffer(ctx, OP, "state_in", state_in,
+      (st = retcl__check_optional_buffer(ctx, OP, in_name, state_in,
                                          e->state)) ||
-      (st = retcl__check_optional_buffer(ctx, OP, "state_out", state_out,
+      (st = retcl__check_optional_buffer(ctx, OP, out_name, state_out,
                                          e->state)) ||
       (st = retcl__check_buffer(ctx, OP, "out", out, e->vo)))
     return st;
@@ -255,6 +394,8 @@ static retcl_status run_chunk_scan(launch *l, cl_mem U, size_t C,
   const cl_uint Cu = (cl_uint)C, Nc = (cl_uint)n_chunks;
   const cl_int ts_out = d->form == RETCL_FORM_TORCHSCALE;
   const cl_float n_total = (cl_float)(d->position + d->tokens);
+  /* A torchscale state_in is S_n / sqrt(c_n): the kernel restores S_n. */
+  const cl_float n_in = ts_out && has_in ? (cl_float)d->position : 0.0f;
   const retcl_karg args[] = {
       RETCL_KARG("U", U), RETCL_KARG("S_in", s_in),
       RETCL_KARG("s_in_off", s_in_off), RETCL_KARG("has_state_in", has_in),
@@ -264,7 +405,7 @@ static retcl_status run_chunk_scan(launch *l, cl_mem U, size_t C,
       RETCL_KARG("T", l->T), RETCL_KARG("H", l->H), RETCL_KARG("Dk", l->Dk),
       RETCL_KARG("Dv", l->Dv), RETCL_KARG("C", Cu),
       RETCL_KARG("n_chunks", Nc), RETCL_KARG("torchscale_out", ts_out),
-      RETCL_KARG("n_total", n_total)};
+      RETCL_KARG("n_total", n_total), RETCL_KARG("n_in", n_in)};
   return enqueue(l, RETCL_KERNEL_RETENTION_CHUNK_SCAN, args,
                  RETCL_NARGS(args), column_blocks(l), d->key_dim,
                  d->batch * d->heads, is_last);
@@ -294,9 +435,15 @@ static retcl_status run_chunk_output(launch *l, cl_mem R, size_t r_off,
 
 static retcl_status run_recurrent(launch *l, retcl_buffer state_in,
                                   retcl_buffer state_out, cl_mem scratch,
-                                  float out_scale) {
+                                  cl_mem table, float out_scale) {
   const retcl_retention_desc *d = &l->p->d;
   const retcl_buffer work = state_out.mem ? state_out : retcl_buf(scratch, 0);
+  /* Packed: sequences' entries, the per-token positions before them. */
+  const cl_int packed = table != NULL;
+  const size_t seqs = packed ? d->packing.count : d->batch;
+  cl_mem table_mem = packed ? table : l->log_decay; /* never read unpacked */
+  const cl_uint seqs_off = packed ? (cl_uint)d->tokens : 0;
+  const cl_mem w_mem = scratch ? scratch : work.mem;
   const cl_mem s_in = state_in.mem ? state_in.mem : work.mem;
   const cl_uint s_in_off = (cl_uint)state_in.offset,
                 s_off = (cl_uint)work.offset;
@@ -311,9 +458,89 @@ static retcl_status run_recurrent(launch *l, retcl_buffer state_in,
       RETCL_KARG("s_off", s_off), RETCL_KARG("T", l->T),
       RETCL_KARG("H", l->H), RETCL_KARG("Dk", l->Dk), RETCL_KARG("Dv", l->Dv),
       RETCL_KARG("form", form), RETCL_KARG("out_scale", out_scale),
-      RETCL_KARG("position", position)};
+      RETCL_KARG("position", position), RETCL_KARG("seqs", table_mem),
+      RETCL_KARG("seqs_off", seqs_off), RETCL_KARG("packed", packed),
+      RETCL_KARG("W", w_mem)};
   return enqueue(l, RETCL_KERNEL_RETENTION_RECURRENT, args, RETCL_NARGS(args),
-                 column_blocks(l), 1, d->batch * d->heads, 1);
+                 column_blocks(l), 1, seqs * d->heads, 1);
+}
+
+static retcl_status enqueue_plan(retcl_context *ctx,
+                                 const retcl_retention_plan *p,
+                                 retcl_buffer q, retcl_buffer k,
+                                 retcl_buffer v, retcl_buffer log_decay,
+                                 retcl_buffer state_in, retcl_buffer state_out,
+                                 retcl_buffer out, cl_mem scratch, cl_mem table,
+                                 cl_uint num_wait, const cl_event *wait,
+                                 cl_event *event);
+
+/* A state slot's range in a state buffer. */
+static retcl_buffer slot_of(retcl_buffer states, const retcl_retention_desc *d,
+                            long slot) {
+  return retcl_buf(states.mem, states.offset + (size_t)slot * d->heads *
+                                                   d->key_dim * d->value_dim);
+}
+
+/* Packed parallel and chunkwise: each sequence as a call of its own (its
+ * chunks start at its first token, as when it runs alone). An empty
+ * sequence's kept state is the state it was given, or an empty one. */
+static retcl_status enqueue_sequences(retcl_context *ctx,
+                                      const retcl_retention_plan *p,
+                                      retcl_buffer q, retcl_buffer k,
+                                      retcl_buffer v, retcl_buffer log_decay,
+                                      retcl_buffer state_in,
+                                      retcl_buffer state_out, retcl_buffer out,
+                                      cl_mem scratch, cl_uint num_wait,
+                                      const cl_event *wait, cl_event *event) {
+  const retcl_retention_desc *d = &p->d;
+  const retcl_packing *pk = &d->packing;
+  const int ts = d->form == RETCL_FORM_TORCHSCALE;
+  const size_t H = d->heads, Dk = d->key_dim, Dv = d->value_dim;
+  const size_t state_bytes = H * Dk * Dv * sizeof(float);
+  retcl_status st;
+  if ((st = retcl__wait_for(ctx, num_wait, wait))) return st;
+  for (size_t i = 0; i < pk->count; ++i) {
+    const long slot = retcl__packing_slot(pk, i);
+    const int reads = retcl__packing_reads_state(pk, d->position, i,
+                                                 p->has_state_in, ts);
+    const int keeps = p->has_state_out && slot >= 0;
+    const retcl_buffer s_in = reads ? slot_of(state_in, d, slot)
+                                    : retcl_no_buf();
+    const retcl_buffer s_out = keeps ? slot_of(state_out, d, slot)
+                                     : retcl_no_buf();
+    const size_t start = pk->offsets[i];
+    if (retcl__packing_length(pk, i) == 0) {
+      if (!keeps) continue;
+      cl_int err;
+      if (!reads) {
+        const cl_float zero = 0.0f;
+        err = clEnqueueFillBuffer(ctx->queue, s_out.mem, &zero, sizeof zero,
+                                  s_out.offset * sizeof(float), state_bytes,
+                                  0, NULL, NULL);
+      } else if (s_in.mem != s_out.mem || s_in.offset != s_out.offset) {
+        err = clEnqueueCopyBuffer(ctx->queue, s_in.mem, s_out.mem,
+                                  s_in.offset * sizeof(float),
+                                  s_out.offset * sizeof(float), state_bytes,
+                                  0, NULL, NULL);
+      } else {
+        continue;
+      }
+      if (err != CL_SUCCESS)
+        return retcl__cl_fail(ctx, "retention: empty sequence's state", err);
+      continue;
+    }
+    retcl_retention_plan sub;
+    if ((st = sequence_plan(ctx, "retcl_retention", p, i, &sub)) ||
+        (st = enqueue_plan(ctx, &sub,
+                           retcl_buf(q.mem, q.offset + start * H * Dk),
+                           retcl_buf(k.mem, k.offset + start * H * Dk),
+                           retcl_buf(v.mem, v.offset + start * H * Dv),
+                           log_decay, s_in, s_out,
+                           retcl_buf(out.mem, out.offset + start * H * Dv),
+                           scratch, NULL, 0, NULL, NULL)))
+      return st;
+  }
+  return retcl__signal_done(ctx, event);
 }
 
 retcl_status retcl__retention_enqueue(retcl_context *ctx,
@@ -323,8 +550,23 @@ retcl_status retcl__retention_enqueue(retcl_context *ctx,
                                       retcl_buffer state_in,
                                       retcl_buffer state_out,
                                       retcl_buffer out, cl_mem scratch,
-                                      cl_uint num_wait, const cl_event *wait,
-                                      cl_event *event) {
+                                      cl_mem table, cl_uint num_wait,
+                                      const cl_event *wait, cl_event *event) {
+  if (p->d.packing.count && p->d.algorithm != RETCL_ALGO_RECURRENT)
+    return enqueue_sequences(ctx, p, q, k, v, log_decay, state_in, state_out,
+                             out, scratch, num_wait, wait, event);
+  return enqueue_plan(ctx, p, q, k, v, log_decay, state_in, state_out, out,
+                      scratch, table, num_wait, wait, event);
+}
+
+static retcl_status enqueue_plan(retcl_context *ctx,
+                                 const retcl_retention_plan *p,
+                                 retcl_buffer q, retcl_buffer k,
+                                 retcl_buffer v, retcl_buffer log_decay,
+                                 retcl_buffer state_in, retcl_buffer state_out,
+                                 retcl_buffer out, cl_mem scratch, cl_mem table,
+                                 cl_uint num_wait, const cl_event *wait,
+                                 cl_event *event) {
   const retcl_retention_desc *d = &p->d;
   const int ts = d->form == RETCL_FORM_TORCHSCALE;
   const float out_scale = ts ? 1.0f : (d->scale != 0.0f ? d->scale : 1.0f);
@@ -352,7 +594,7 @@ retcl_status retcl__retention_enqueue(retcl_context *ctx,
   l.event = event;
 
   if (d->algorithm == RETCL_ALGO_RECURRENT)
-    return run_recurrent(&l, state_in, state_out, scratch, out_scale);
+    return run_recurrent(&l, state_in, state_out, scratch, table, out_scale);
 
   retcl_status st;
   const cl_int form = !ts ? 0 : d->algorithm == RETCL_ALGO_PARALLEL ? 1 : 2;
@@ -387,8 +629,8 @@ retcl_status retcl_retention(retcl_context *ctx,
                        OP);
   retcl_retention_plan plan;
   cl_mem scratch = NULL;
-  if ((st = retcl__retention_plan(ctx, OP, desc, state_in.mem != NULL,
-                                  state_out.mem != NULL, &plan)) ||
+  if ((st = plan_impl(ctx, OP, desc, state_in.mem != NULL,
+                       state_out.mem != NULL, 1, &plan)) ||
       (st = retcl__check_wait_list(ctx, OP, num_events_in_wait_list,
                                    event_wait_list)) ||
       (st = check_buffers(ctx, &plan, q, k, v, log_decay, state_in, state_out,
@@ -398,8 +640,18 @@ retcl_status retcl_retention(retcl_context *ctx,
        (st = retcl__workspace(ctx, RETCL_WORKSPACE_RETENTION,
                               plan.scratch * sizeof(float), &scratch))))
     return st;
-  return retcl__retention_enqueue(ctx, &plan, q, k, v, log_decay, state_in,
-                                  state_out, out, scratch,
-                                  num_events_in_wait_list, event_wait_list,
-                                  event);
+  cl_mem table = NULL;
+  if (desc->packing.count && desc->algorithm == RETCL_ALGO_RECURRENT &&
+      (st = retcl__packing_upload(ctx, OP, &desc->packing, desc->tokens,
+                                  desc->position, state_in.mem != NULL,
+                                  state_out.mem != NULL,
+                                  desc->form == RETCL_FORM_TORCHSCALE,
+                                  &table)))
+    return st;
+  st = retcl__retention_enqueue(ctx, &plan, q, k, v, log_decay, state_in,
+                                state_out, out, scratch, table,
+                                num_events_in_wait_list, event_wait_list,
+                                event);
+  if (table) clReleaseMemObject(table); /* kept alive by the launch */
+  return st;
 }

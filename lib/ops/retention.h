@@ -22,7 +22,8 @@ retcl_status retcl__retention_plan(retcl_context *ctx, const char *op,
                                    int has_state_in, int has_state_out,
                                    retcl_retention_plan *plan);
 /* Enqueue a checked plan (program prepared); scratch holds plan->scratch
- * floats. */
+ * floats. table: a packed recurrent plan's packing table
+ * (retcl__packing_upload with the call's states and form), else NULL. */
 retcl_status retcl__retention_enqueue(retcl_context *ctx,
                                       const retcl_retention_plan *plan,
                                       retcl_buffer q, retcl_buffer k,
@@ -30,7 +31,7 @@ retcl_status retcl__retention_enqueue(retcl_context *ctx,
                                       retcl_buffer state_in,
                                       retcl_buffer state_out,
                                       retcl_buffer out, cl_mem scratch,
-                                      cl_uint num_wait, const cl_event *wait,
-                                      cl_event *event);
+                                      cl_mem table, cl_uint num_wait,
+                                      const cl_event *wait, cl_event *event);
 
 #endif

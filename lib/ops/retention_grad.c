@@ -29,6 +29,11 @@ retcl_status retcl__retention_grad_plan(retcl_context *ctx, const char *op,
                                         int has_d_state_in,
                                         retcl_retention_grad_plan *plan) {
   retcl_retention_grad_plan p = {0};
+  if (d->packing.count)
+    return retcl__fail(ctx, RETCL_ERROR_UNSUPPORTED,
+                       "%s: packed sequences (desc->packing) have no backward "
+                       "yet; run each sequence as a call of its own",
+                       op);
   retcl_status st = retcl__retention_plan(ctx, op, d, has_state_in,
                                           has_d_state_out, &p.f);
   if (st) return st;

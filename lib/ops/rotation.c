@@ -4,6 +4,7 @@
 #include "ops/rotation.h"
 
 #include "ops/limits.h"
+#include "ops/packing.h"
 #include "runtime/context.h"
 #include "runtime/launch.h"
 #include "runtime/status.h"
@@ -135,6 +136,12 @@ retcl_status retcl__rotate_check(retcl_context *ctx, const char *op,
       (st = retcl__check_dim(ctx, op, "desc->heads", desc->heads, 1,
                              RETCL_MAX_INDEX)))
     return st;
+  if (desc->packing.count) {
+    size_t states;
+    return retcl__packing_check(ctx, op, &desc->packing, desc->batch,
+                                desc->tokens, desc->layout, desc->pos0,
+                                &states);
+  }
   if (desc->pos0 > RETCL_MAX_POSITION - desc->tokens)
     return retcl__fail(ctx, RETCL_ERROR_INVALID_SIZE,
                        "%s: positions pos0 + tokens = %zu + %zu exceed 2^32",
@@ -148,8 +155,9 @@ static retcl_status rotate_launch(retcl_context *ctx,
                                   const retcl_rotation *rot,
                                   const retcl_rotation_desc *desc,
                                   retcl_buffer in, retcl_buffer out,
-                                  int inverse_map, cl_uint num_wait,
-                                  const cl_event *wait, cl_event *event) {
+                                  cl_mem table, int inverse_map,
+                                  cl_uint num_wait, const cl_event *wait,
+                                  cl_event *event) {
   const retcl_strides s =
       retcl__strides(desc->layout, desc->tokens, desc->heads, rot->head_dim);
   const cl_uint in_off = (cl_uint)in.offset, out_off = (cl_uint)out.offset;
@@ -160,6 +168,8 @@ static retcl_status rotate_launch(retcl_context *ctx,
   const cl_float inv_base = rot->inv_scale_base;
   const cl_float sign = desc->is_key ? -1.0f : 1.0f;
   const cl_int inverse = inverse_map;
+  const cl_int has_table = table != NULL;
+  const cl_mem pos_mem = table ? table : rot->turn_rate; /* never read */
   const retcl_karg args[] = {
       RETCL_KARG("in", in.mem),          RETCL_KARG("in_off", in_off),
       RETCL_KARG("out", out.mem),        RETCL_KARG("out_off", out_off),
@@ -167,6 +177,9 @@ static retcl_status rotate_launch(retcl_context *ctx,
       RETCL_KARG("stride_h", s.head),    RETCL_KARG("batch", batch),
       RETCL_KARG("heads", heads),        RETCL_KARG("tokens", tokens),
       RETCL_KARG("pos0", pos0),
+      /* never read without a table */
+      RETCL_KARG("token_pos", pos_mem),
+      RETCL_KARG("has_token_pos", has_table),
       RETCL_KARG("turn_rate", rot->turn_rate),
       RETCL_KARG("log_zeta", rot->log_zeta),
       RETCL_KARG("use_xpos", use_xpos),  RETCL_KARG("inv_scale_base", inv_base),
@@ -188,19 +201,22 @@ retcl_status retcl__rotate_enqueue(retcl_context *ctx,
                                    const retcl_rotation *rot,
                                    const retcl_rotation_desc *desc,
                                    retcl_buffer in, retcl_buffer out,
-                                   cl_uint num_wait, const cl_event *wait,
-                                   cl_event *event) {
-  return rotate_launch(ctx, rot, desc, in, out, 0, num_wait, wait, event);
+                                   cl_mem table, cl_uint num_wait,
+                                   const cl_event *wait, cl_event *event) {
+  return rotate_launch(ctx, rot, desc, in, out, table, 0, num_wait, wait,
+                       event);
 }
 
 retcl_status retcl__rotate_backward_enqueue(retcl_context *ctx,
                                             const retcl_rotation *rot,
                                             const retcl_rotation_desc *desc,
                                             retcl_buffer d_out,
-                                            retcl_buffer d_in, cl_uint num_wait,
+                                            retcl_buffer d_in, cl_mem table,
+                                            cl_uint num_wait,
                                             const cl_event *wait,
                                             cl_event *event) {
-  return rotate_launch(ctx, rot, desc, d_out, d_in, 1, num_wait, wait, event);
+  return rotate_launch(ctx, rot, desc, d_out, d_in, table, 1, num_wait, wait,
+                       event);
 }
 
 /* The public calls: checks, then one launch. src is read, dst written
@@ -229,10 +245,16 @@ static retcl_status rotate_call(retcl_context *ctx, const char *op,
     return retcl__fail(ctx, RETCL_ERROR_INVALID_ARGUMENT,
                        "%s: %s and %s overlap without being the same range",
                        op, src_name, dst_name);
-  if ((st = retcl__prepare(ctx, RETCL_FAMILY_BIT(RETCL_FAMILY_ROTATION))))
+  cl_mem table = NULL;
+  if ((st = retcl__prepare(ctx, RETCL_FAMILY_BIT(RETCL_FAMILY_ROTATION))) ||
+      (desc->packing.count &&
+       (st = retcl__packing_upload(ctx, op, &desc->packing, desc->tokens,
+                                   desc->pos0, 0, 0, 0, &table))))
     return st;
-  return rotate_launch(ctx, rot, desc, src, dst, inverse_map, num_wait, wait,
-                       event);
+  st = rotate_launch(ctx, rot, desc, src, dst, table, inverse_map, num_wait,
+                     wait, event);
+  if (table) clReleaseMemObject(table); /* kept alive by the launch */
+  return st;
 }
 
 retcl_status retcl_rotate(retcl_context *ctx, const retcl_rotation *rot,

@@ -15,6 +15,9 @@ add_test(NAME install_consumer
           "-DMAKE_PROGRAM=${CMAKE_MAKE_PROGRAM}"
           "-DC_COMPILER=${CMAKE_C_COMPILER}"
           "-DPKG_CONFIG=${PKG_CONFIG_EXECUTABLE}"
+          "-DWITH_MPI=$<TARGET_EXISTS:retcl_mpi>"
+          "-DMPIEXEC=${MPIEXEC_EXECUTABLE}"
+          "-DMPIEXEC_EXTRA=${RETCL_MPIEXEC_EXTRA}"
           -P "${CMAKE_CURRENT_LIST_DIR}/run_consumer.cmake")
 # Installing and configuring a project takes seconds, not the default 1500
 # s; a generous limit still catches a hang.

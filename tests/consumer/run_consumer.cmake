@@ -73,6 +73,7 @@ step("configure the find_package consumer"
      "-DCMAKE_BUILD_TYPE=Release"
      "-DCMAKE_PREFIX_PATH=${PREFIX}"
      "-DRETCL_EXPECT_PREFIX=${PREFIX}"
+     "-DRETCL_EXPECT_MPI=${WITH_MPI}"
      # Only the prefix may supply RetCL, not the user's package registry.
      "-DCMAKE_FIND_USE_PACKAGE_REGISTRY=OFF")
 step("build the find_package consumer"
@@ -133,6 +134,48 @@ if(NOT rc EQUAL 0)
 endif()
 step("run the pkg-config consumer"
      "${CMAKE_COMMAND}" -E env "${run_env}" "${WORK_DIR}/retcl_consumer_pc")
+
+# ---- the MPI component (when built): find_package and pkg-config ----------
+if(WITH_MPI)
+  set(mpi_env ${run_env} OMPI_ALLOW_RUN_AS_ROOT=1
+      OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1)
+  find_program(mpi_consumer retcl_consumer_mpi
+    PATHS "${WORK_DIR}/cmake" "${WORK_DIR}/cmake/${CONFIG}" NO_DEFAULT_PATH)
+  if(NOT mpi_consumer)
+    message(FATAL_ERROR "install_consumer: retcl_consumer_mpi was not built")
+  endif()
+  step("run the find_package MPI consumer on 2 ranks"
+       "${CMAKE_COMMAND}" -E env ${mpi_env} "${MPIEXEC}" -n 2 ${MPIEXEC_EXTRA}
+       "${mpi_consumer}")
+  file(GLOB_RECURSE mpi_pc "${PREFIX}/*/pkgconfig/retcl-mpi.pc")
+  if(NOT mpi_pc)
+    message(FATAL_ERROR "install_consumer: no retcl-mpi.pc under ${PREFIX}")
+  endif()
+  if(NOT pc_dir STREQUAL "${WORK_DIR}/pkgconfig")
+    get_filename_component(pc_dir "${mpi_pc}" DIRECTORY)
+  else()
+    file(READ "${mpi_pc}" mpi_text)
+    string(REGEX REPLACE "(^|\n)prefix=[^\n]*" "\\1prefix=${PREFIX}"
+           mpi_text "${mpi_text}")
+    file(WRITE "${pc_dir}/retcl-mpi.pc" "${mpi_text}")
+  endif()
+  set(ENV{PKG_CONFIG_PATH} "${pc_dir}")
+  execute_process(
+    COMMAND "${PKG_CONFIG}" --cflags --libs retcl-mpi
+    RESULT_VARIABLE rc OUTPUT_VARIABLE mpi_flags ERROR_VARIABLE pc_err
+    OUTPUT_STRIP_TRAILING_WHITESPACE)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "install_consumer: pkg-config retcl-mpi failed: ${pc_err}")
+  endif()
+  message(STATUS "pkg-config --cflags --libs retcl-mpi: ${mpi_flags}")
+  separate_arguments(mpi_flags UNIX_COMMAND "${mpi_flags}")
+  step("compile the pkg-config MPI consumer"
+       "${C_COMPILER}" "${SOURCE_DIR}/main_mpi.c" ${mpi_flags}
+       -o "${WORK_DIR}/retcl_consumer_mpi_pc")
+  step("run the pkg-config MPI consumer on 2 ranks"
+       "${CMAKE_COMMAND}" -E env ${mpi_env} "${MPIEXEC}" -n 2 ${MPIEXEC_EXTRA}
+       "${WORK_DIR}/retcl_consumer_mpi_pc")
+endif()
 
 # ---- the installed program -----------------------------------------------
 if(EXISTS "${PREFIX}/bin/retcl")
