@@ -378,8 +378,9 @@ static double rel_diff(const float *a, const float *b, size_t n) {
   return sqrt(num / den);
 }
 
-/* The logits of both models in every mode, and of decoding from a state,
- * agree within 1e-5 relative: the same rounded weights, the same fp32
+/* The logits of both models in every mode, of decoding from a state, of a
+ * packed prefill into a state pool and of a pool decode step agree within
+ * 1e-5 relative: the same rounded weights, the same fp32
  * arithmetic; only the loads differ (and the GEMM CLBlast or RetCL's can
  * sum in another order: ~1e-7 per op). */
 static void compare_models(retcl_model *a, retcl_model *b, size_t V) {
@@ -414,6 +415,29 @@ static void compare_models(retcl_model *a, retcl_model *b, size_t V) {
   }
   retcl_decode_state_destroy(sa);
   retcl_decode_state_destroy(sb);
+  /* Packed batches and the state pool: two sequences of different lengths
+   * packed into slots 1 and 0, then one decode step of both. */
+  retcl_state_pool *pa = NULL, *pb = NULL;
+  ck_assert_int_eq(retcl_state_pool_create(a, 2, &pa), 0);
+  ck_assert_int_eq(retcl_state_pool_create(b, 2, &pb), 0);
+  const int32_t slots[2] = {1, 0};
+  const size_t offsets[3] = {0, 5, 5 + n};
+  for (size_t k = 0; k < B * V; ++k) la[k] = lb[k] = NAN;
+  ck_assert_int_eq(retcl_model_forward_packed(a, pa, slots, tok, offsets, 2,
+                                              RETCL_ALGO_CHUNKWISE, 4, 1, la), 0);
+  ck_assert_int_eq(retcl_model_forward_packed(b, pb, slots, tok, offsets, 2,
+                                              RETCL_ALGO_CHUNKWISE, 4, 1, lb), 0);
+  double e = rel_diff(la, lb, B * V);
+  ck_assert_msg(e <= 1e-5, "packed prefill: %.3g > 1e-5 (seed %llu)", e,
+                (unsigned long long)tu_seed());
+  const int32_t next[2] = {tok[T - 1], tok[T - 2]};
+  ck_assert_int_eq(retcl_model_decode_step(a, pa, slots, next, 2, la), 0);
+  ck_assert_int_eq(retcl_model_decode_step(b, pb, slots, next, 2, lb), 0);
+  e = rel_diff(la, lb, B * V);
+  ck_assert_msg(e <= 1e-5, "pool decode step: %.3g > 1e-5 (seed %llu)", e,
+                (unsigned long long)tu_seed());
+  retcl_state_pool_destroy(pa);
+  retcl_state_pool_destroy(pb);
   free(prompt);
   free(tok);
   free(la);
