@@ -5,7 +5,8 @@
  * reference on the rounded weights, the model in every mode against an
  * fp32 model holding the same rounded values, and the rejections. The
  * test's own conversions below are written from the formats' definitions,
- * independently of the library's. */
+ * independently of the library's. RETCL_TEST_VERBOSE=1 prints the measured
+ * errors. */
 #define _DEFAULT_SOURCE
 #include <math.h>
 #include <stdint.h>
@@ -194,6 +195,7 @@ static void assert_product(const float *x, const float *wr, const float *got,
                            size_t M, size_t N, size_t K, const char *what) {
   const double u = ldexp(1.0, -24), n = (double)(K + 2);
   const double gamma = n * u / (1.0 - n * u);
+  double worst = 0; /* largest error / bound */
   for (size_t m = 0; m < M; ++m)
     for (size_t j = 0; j < N; ++j) {
       double dot = 0, mag = 0;
@@ -202,12 +204,16 @@ static void assert_product(const float *x, const float *wr, const float *got,
         mag += fabs((double)x[m * K + k] * wr[j * K + k]);
       }
       const double err = fabs((double)got[m * N + j] - dot);
+      if (mag > 0 && err / (gamma * mag) > worst) worst = err / (gamma * mag);
       ck_assert_msg(err <= gamma * mag,
                     "%s M %zu N %zu K %zu: y[%zu,%zu] = %.9g, reference "
                     "%.9g, error %.3g > bound %.3g (seed %llu)",
                     what, M, N, K, m, j, got[m * N + j], dot, err,
                     gamma * mag, (unsigned long long)tu_seed());
     }
+  if (getenv("RETCL_TEST_VERBOSE"))
+    fprintf(stderr, "%s M %zu N %zu K %zu: worst error %.3g of the bound\n",
+            what, M, N, K, worst);
 }
 
 /* retcl_linear (streaming kernels for few rows, RetCL's GEMM for more:
@@ -330,6 +336,9 @@ START_TEST(group_norm_16bit_weight_bias) {
       tu_download(ctx, ob, 0, got, n);
       ref_group_norm_gate(x, g, wr, br, ref, B, T, H, D, d.layout, d.kind,
                           d.gate, d.eps);
+      if (getenv("RETCL_TEST_VERBOSE"))
+        fprintf(stderr, "group norm %s kind %d: %.3g\n", type_name(t), kind,
+                tu_rel_error(got, ref, n));
       tu_assert_close("group norm, 16-bit weight and bias", got, ref, n, 2e-6);
       clReleaseMemObject(xb);
       clReleaseMemObject(gb);
@@ -394,6 +403,8 @@ static void compare_models(retcl_model *a, retcl_model *b, size_t V) {
     ck_assert_int_eq(retcl_model_forward(a, NULL, tok, B, T, algos[i], 4, la), 0);
     ck_assert_int_eq(retcl_model_forward(b, NULL, tok, B, T, algos[i], 4, lb), 0);
     const double e = rel_diff(la, lb, B * T * V);
+    if (getenv("RETCL_TEST_VERBOSE"))
+      fprintf(stderr, "model mode %d: 16-bit vs f32 storage %.3g\n", i, e);
     ck_assert_msg(e <= 1e-5, "mode %d: 16-bit vs f32 storage %.3g > 1e-5 "
                   "(seed %llu)", i, e, (unsigned long long)tu_seed());
   }
@@ -410,6 +421,8 @@ static void compare_models(retcl_model *a, retcl_model *b, size_t V) {
     ck_assert_int_eq(retcl_model_forward(a, sa, next, B, 1, RETCL_ALGO_RECURRENT, 0, la), 0);
     ck_assert_int_eq(retcl_model_forward(b, sb, next, B, 1, RETCL_ALGO_RECURRENT, 0, lb), 0);
     const double e = rel_diff(la, lb, B * V);
+    if (getenv("RETCL_TEST_VERBOSE"))
+      fprintf(stderr, "decode step %zu: %.3g\n", j, e);
     ck_assert_msg(e <= 1e-5, "decode step %zu: %.3g > 1e-5 (seed %llu)", j, e,
                   (unsigned long long)tu_seed());
   }
@@ -428,12 +441,14 @@ static void compare_models(retcl_model *a, retcl_model *b, size_t V) {
   ck_assert_int_eq(retcl_model_forward_packed(b, pb, slots, tok, offsets, 2,
                                               RETCL_ALGO_CHUNKWISE, 4, 1, lb), 0);
   double e = rel_diff(la, lb, B * V);
+  if (getenv("RETCL_TEST_VERBOSE")) fprintf(stderr, "packed prefill: %.3g\n", e);
   ck_assert_msg(e <= 1e-5, "packed prefill: %.3g > 1e-5 (seed %llu)", e,
                 (unsigned long long)tu_seed());
   const int32_t next[2] = {tok[T - 1], tok[T - 2]};
   ck_assert_int_eq(retcl_model_decode_step(a, pa, slots, next, 2, la), 0);
   ck_assert_int_eq(retcl_model_decode_step(b, pb, slots, next, 2, lb), 0);
   e = rel_diff(la, lb, B * V);
+  if (getenv("RETCL_TEST_VERBOSE")) fprintf(stderr, "pool step: %.3g\n", e);
   ck_assert_msg(e <= 1e-5, "pool decode step: %.3g > 1e-5 (seed %llu)", e,
                 (unsigned long long)tu_seed());
   retcl_state_pool_destroy(pa);
