@@ -345,6 +345,14 @@ retcl_status retcl__model_check_forward(retcl_model *m, const char *op,
   return RETCL_SUCCESS;
 }
 
+float retcl__model_residual_alpha(const retcl_model_config *c) {
+  return c->deepnorm ? (float)pow(2.0 * c->layers, 0.25) : 1.0f;
+}
+
+float retcl__model_embed_scale(const retcl_model_config *c) {
+  return c->no_scale_embedding ? 1.0f : (float)sqrt((double)c->embed_dim);
+}
+
 /* The RMSNorm (with weight) of `rows` rows of the model width. */
 retcl_group_norm_desc retcl__model_rms_desc(const retcl_model *m,
                                             size_t rows) {
@@ -400,7 +408,7 @@ retcl_status retcl__model_run(retcl_model *m, const retcl__forward_call *a) {
   const retcl_model_config *c = &m->cfg;
   const size_t d = c->embed_dim, V = c->vocab_size;
   const size_t bt = a->B * a->T, n_seq = sequences(a);
-  const float alpha = c->deepnorm ? (float)pow(2.0 * c->layers, 0.25) : 1.0f;
+  const float alpha = retcl__model_residual_alpha(c);
 
   /* Everything that can fail is checked, planned and reserved here,
    * before the first enqueue: a failed call leaves the states (buffers and
@@ -452,7 +460,7 @@ retcl_status retcl__model_run(retcl_model *m, const retcl__forward_call *a) {
     return st;
   }
 
-  const float emb_scale = c->no_scale_embedding ? 1.0f : (float)sqrt((double)d);
+  const float emb_scale = retcl__model_embed_scale(c);
   st = retcl__embed(ctx, tok, bt, m->embed, d, emb_scale, x);
   clReleaseMemObject(tok); /* stays alive until the kernel has run */
   if (!st && m->emb_norm.mem) st = rms_norm(m, &norm, x, m->emb_norm, x);

@@ -48,6 +48,12 @@ retcl_status retcl__model_check_forward(retcl_model *m, const char *op,
                                         const int32_t *tokens, size_t B,
                                         size_t T, retcl_algorithm algo,
                                         size_t chunk);
+/* The residual branch scale α of DeepNorm ((2L)^(1/4)), 1 without it
+ * (docs/design.md §1.6). */
+float retcl__model_residual_alpha(const retcl_model_config *c);
+/* The embedding's scale: sqrt(d), or 1 with no_scale_embedding. */
+float retcl__model_embed_scale(const retcl_model_config *c);
+
 /* The RMSNorm (with weight) of `rows` rows of the model width. */
 retcl_group_norm_desc retcl__model_rms_desc(const retcl_model *m,
                                             size_t rows);

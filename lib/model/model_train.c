@@ -159,7 +159,7 @@ static retcl_status layer_forward(retcl_model *m, size_t l, retcl_buffer x_in,
   const layer_slots *s = &t->ls;
   const size_t bt = t->bt, d = c->embed_dim, dv = c->value_embed_dim,
                f = c->ffn_dim;
-  const float alpha = c->deepnorm ? (float)pow(2.0 * c->layers, 0.25) : 1.0f;
+  const float alpha = retcl__model_residual_alpha(c);
   cl_mem mem = t->mem;
   const retcl_group_norm_desc rms = retcl__model_rms_desc(m, bt);
   const retcl_projection qkvg[4] = {
@@ -261,7 +261,7 @@ static retcl_status layer_backward(retcl_model *m, size_t l, retcl_buffer x_in,
   const grad_slots *g = &t->gs;
   const size_t bt = t->bt, d = c->embed_dim, dv = c->value_embed_dim,
                f = c->ffn_dim, G = t->grads;
-  const float alpha = c->deepnorm ? (float)pow(2.0 * c->layers, 0.25) : 1.0f;
+  const float alpha = retcl__model_residual_alpha(c);
   const float k_scale = (float)(1.0 / sqrt((double)t->plan.Dk));
   cl_mem mem = t->mem;
 #define SAVED(slot) at(mem, S + s->slot)
@@ -411,7 +411,7 @@ retcl_status retcl_model_forward_train(retcl_model *m, const int32_t *tokens,
                              RETCL_FORM_TORCHSCALE,
                              opt.chunk_size ? opt.chunk_size : c->chunk_size,
                              0, c->layernorm_eps, {0, NULL, NULL, NULL}};
-  const float emb_scale = c->no_scale_embedding ? 1.0f : (float)sqrt((double)d);
+  const float emb_scale = retcl__model_embed_scale(c);
   const retcl_group_norm_desc rms = retcl__model_rms_desc(m, bt);
   if ((st = retcl__msr_plan(ctx, OP_TRAIN, &md, m->rot, 0, 0, &next.plan)) ||
       (st = retcl__group_norm_backward_plan(ctx, OP_TRAIN, &rms, 1, 0,
@@ -614,7 +614,7 @@ retcl_status retcl_model_backward(retcl_model *m, retcl_buffer grads) {
       goto done;
     d_embedded = dpart;
   }
-  const float emb_scale = c->no_scale_embedding ? 1.0f : (float)sqrt((double)d);
+  const float emb_scale = retcl__model_embed_scale(c);
   st = retcl__embedding_backward_enqueue(ctx, index, index_rows, d, emb_scale,
                                          d_embedded, c->share_embed,
                                          grad_at(grads, m->embed, m), 0, NULL,
