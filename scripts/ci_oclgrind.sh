@@ -432,13 +432,12 @@ for t in "${suites[@]}"; do
 done
 
 # Packed sequences (the rotation's position table, the recurrent kernel's
-# sequence table, slots in and out of a state buffer): the torchscale case
-# (every algorithm; per-sequence positions, empty slots) in both patterns,
-# and the model's pool (sequences joining and leaving) in the CPU patterns.
+# sequence table, slots in and out of a state buffer): the whole suite in
+# both patterns, and the model's pool (sequences joining and leaving) in
+# the CPU patterns.
 for paths in cpu gpu; do
-  og "test_retention_packed:torchscale $paths" A "" \
-    "$BUILD/tests/test_retention_packed" RETCL_KERNEL_PATHS=$paths \
-    CK_RUN_CASE=torchscale
+  og "test_retention_packed $paths" A "" \
+    "$BUILD/tests/test_retention_packed" RETCL_KERNEL_PATHS=$paths
 done
 og "test_model_pool:pool cpu" A "" "$BUILD/tests/test_model_pool" \
   RETCL_KERNEL_PATHS=cpu CK_RUN_CASE=pool
