@@ -72,53 +72,6 @@ static void make_model(ref_model *m, const retcl_model_config *c,
   }
 }
 
-/* A fresh folder under /tmp, removed by rm_tree. */
-static char *temp_dir(void) {
-  char *dir = strdup("/tmp/retcl-ckpt-XXXXXX");
-  ck_assert_ptr_nonnull(mkdtemp(dir));
-  return dir;
-}
-
-static void rm_tree(const char *path) {
-  struct stat st;
-  if (lstat(path, &st) != 0) return;
-  if (S_ISDIR(st.st_mode)) {
-    DIR *d = opendir(path);
-    struct dirent *e;
-    while (d && (e = readdir(d))) {
-      if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-      char child[4096];
-      snprintf(child, sizeof child, "%s/%s", path, e->d_name);
-      rm_tree(child);
-    }
-    if (d) closedir(d);
-    rmdir(path);
-  } else {
-    unlink(path);
-  }
-}
-
-static char *sub_path(const char *dir, const char *name) {
-  size_t n = strlen(dir) + strlen(name) + 2;
-  char *p = malloc(n);
-  snprintf(p, n, "%s/%s", dir, name);
-  return p;
-}
-
-/* Whole file into memory; *len its size. */
-static unsigned char *slurp(const char *path, size_t *len) {
-  FILE *f = fopen(path, "rb");
-  ck_assert_msg(f != NULL, "cannot open %s", path);
-  fseek(f, 0, SEEK_END);
-  long n = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  unsigned char *buf = malloc((size_t)n + 1);
-  ck_assert_int_eq(fread(buf, 1, (size_t)n, f), (size_t)n);
-  fclose(f);
-  *len = (size_t)n;
-  return buf;
-}
-
 static void spit(const char *path, const void *bytes, size_t len) {
   FILE *f = fopen(path, "wb");
   ck_assert_msg(f != NULL, "cannot create %s", path);
@@ -127,7 +80,7 @@ static void spit(const char *path, const void *bytes, size_t len) {
 }
 
 static void write_text(const char *dir, const char *name, const char *text) {
-  char *p = sub_path(dir, name);
+  char *p = tu_path(dir, name);
   spit(p, text, strlen(text));
   free(p);
 }
@@ -208,14 +161,14 @@ START_TEST(damaged_checkpoints_fail_with_their_status) {
   retcl_model_config c = small_config();
   ref_model m;
   make_model(&m, &c, 1, 1);
-  char *root = temp_dir();
+  char *root = tu_temp_dir("retcl-ckpt");
   for (int k = 0; k < 3; ++k) {
-    char *dir = sub_path(root, dtypes[k]);
+    char *dir = tu_path(root, dtypes[k]);
     ck_assert_int_eq(ref_checkpoint_write(&m, dir, dtypes[k], dc->damage), 0);
     assert_load_fails(ctx, dir, dc->status, dc->needles);
     free(dir);
   }
-  rm_tree(root);
+  tu_rm_tree(root);
   free(root);
   ref_model_free(&m);
   retcl_context_destroy(ctx);
@@ -224,8 +177,8 @@ END_TEST
 
 START_TEST(missing_folder_or_file_is_io) {
   retcl_context *ctx = tu_context();
-  char *root = temp_dir();
-  char *nowhere = sub_path(root, "does-not-exist");
+  char *root = tu_temp_dir("retcl-ckpt");
+  char *nowhere = tu_path(root, "does-not-exist");
   const char *cfg_needle[] = {"config.json", NULL};
   assert_load_fails(ctx, nowhere, RETCL_ERROR_IO, cfg_needle);
 
@@ -234,7 +187,7 @@ START_TEST(missing_folder_or_file_is_io) {
   ref_model m;
   make_model(&m, &c, 0, 1);
   ck_assert_int_eq(ref_checkpoint_write(&m, nowhere, "F32", CKPT_OK), 0);
-  char *st = sub_path(nowhere, "model.safetensors");
+  char *st = tu_path(nowhere, "model.safetensors");
   ck_assert_int_eq(unlink(st), 0);
   const char *st_needle[] = {"model.safetensors", NULL};
   assert_load_fails(ctx, nowhere, RETCL_ERROR_IO, st_needle);
@@ -243,7 +196,7 @@ START_TEST(missing_folder_or_file_is_io) {
                    RETCL_ERROR_INVALID_ARGUMENT);
   free(st);
   free(nowhere);
-  rm_tree(root);
+  tu_rm_tree(root);
   free(root);
   ref_model_free(&m);
   retcl_context_destroy(ctx);
@@ -316,12 +269,12 @@ START_TEST(bad_configs_name_the_field) {
   retcl_model_config c = small_config();
   ref_model m;
   make_model(&m, &c, 0, 1);
-  char *dir = temp_dir();
+  char *dir = tu_temp_dir("retcl-ckpt");
   ck_assert_int_eq(ref_checkpoint_write(&m, dir, "F32", CKPT_OK), 0);
   write_text(dir, "config.json", cc->json);
   const char *needles[] = {cc->needle, NULL};
   assert_load_fails(ctx, dir, cc->status, needles);
-  rm_tree(dir);
+  tu_rm_tree(dir);
   free(dir);
   ref_model_free(&m);
   retcl_context_destroy(ctx);
@@ -335,7 +288,7 @@ START_TEST(config_defaults_are_torchscales) {
   retcl_model_config c = small_config();
   ref_model m;
   make_model(&m, &c, 0, 1);
-  char *dir = temp_dir();
+  char *dir = tu_temp_dir("retcl-ckpt");
   ck_assert_int_eq(ref_checkpoint_write(&m, dir, "F32", CKPT_OK), 0);
   write_text(dir, "config.json",
              "{" SIZES ", \"dropout\": 0.1, \"xpos_rel_pos\": false}");
@@ -357,7 +310,7 @@ START_TEST(config_defaults_are_torchscales) {
   want.no_scale_embedding = 0;
   want.layernorm_eps = 1e-5f;
   assert_loads(ctx, dir, &want);
-  rm_tree(dir);
+  tu_rm_tree(dir);
   free(dir);
   ref_model_free(&m);
   retcl_context_destroy(ctx);
@@ -389,7 +342,7 @@ END_TEST
 START_TEST(every_dtype_and_variant_loads) {
   const char *dtypes[3] = {"F32", "F16", "BF16"};
   retcl_context *ctx = tu_context();
-  char *root = temp_dir();
+  char *root = tu_temp_dir("retcl-ckpt");
   for (int variant = 0; variant < 4; ++variant) {
     retcl_model_config c = small_config();
     /* 1: tied embedding with an embedding norm; 2: tied but the file still
@@ -405,14 +358,14 @@ START_TEST(every_dtype_and_variant_loads) {
     for (int k = 0; k < 3; ++k) {
       char name[32];
       snprintf(name, sizeof name, "v%d-%s", variant, dtypes[k]);
-      char *dir = sub_path(root, name);
+      char *dir = tu_path(root, name);
       ck_assert_int_eq(ref_checkpoint_write(&m, dir, dtypes[k], CKPT_OK), 0);
       assert_loads(ctx, dir, &c);
       free(dir);
     }
     ref_model_free(&m);
   }
-  rm_tree(root);
+  tu_rm_tree(root);
   free(root);
   retcl_context_destroy(ctx);
 }
@@ -424,10 +377,10 @@ START_TEST(decoder_prefix_loads) {
   c.layernorm_embedding = 1;
   ref_model m;
   make_model(&m, &c, 1, 1);
-  char *dir = temp_dir();
+  char *dir = tu_temp_dir("retcl-ckpt");
   ck_assert_int_eq(ref_checkpoint_write(&m, dir, "BF16", CKPT_DECODER_PREFIX), 0);
   assert_loads(ctx, dir, &c);
-  rm_tree(dir);
+  tu_rm_tree(dir);
   free(dir);
   ref_model_free(&m);
   retcl_context_destroy(ctx);
@@ -438,7 +391,7 @@ END_TEST
 
 static int same_file(const char *a, const char *b) {
   size_t na, nb;
-  unsigned char *x = slurp(a, &na), *y = slurp(b, &nb);
+  unsigned char *x = tu_slurp(a, &na), *y = tu_slurp(b, &nb);
   int same = na == nb && memcmp(x, y, na) == 0;
   free(x);
   free(y);
@@ -456,19 +409,19 @@ START_TEST(write_random_loads_and_is_deterministic) {
   retcl_context *ctx = tu_context();
   retcl_model_config c = small_config();
   c.layernorm_embedding = 1;
-  char *root = temp_dir();
-  char *a = sub_path(root, "a"), *b = sub_path(root, "b/nested/deeper");
-  char *other = sub_path(root, "other");
+  char *root = tu_temp_dir("retcl-ckpt");
+  char *a = tu_path(root, "a"), *b = tu_path(root, "b/nested/deeper");
+  char *other = tu_path(root, "other");
   for (int dt = 0; dt < 3; ++dt) {
     write_random(&c, 1234, (retcl_dtype)dt, a);
     write_random(&c, 1234, (retcl_dtype)dt, b); /* creates the parents */
     write_random(&c, 1235, (retcl_dtype)dt, other);
     assert_loads(ctx, a, &c);
     assert_loads(ctx, other, &c);
-    char *fa = sub_path(a, "model.safetensors");
-    char *fb = sub_path(b, "model.safetensors");
-    char *fo = sub_path(other, "model.safetensors");
-    char *ca = sub_path(a, "config.json"), *cb = sub_path(b, "config.json");
+    char *fa = tu_path(a, "model.safetensors");
+    char *fb = tu_path(b, "model.safetensors");
+    char *fo = tu_path(other, "model.safetensors");
+    char *ca = tu_path(a, "config.json"), *cb = tu_path(b, "config.json");
     ck_assert_msg(same_file(fa, fb), "same seed, different weights");
     ck_assert_msg(same_file(ca, cb), "same config, different config.json");
     ck_assert_msg(!same_file(fa, fo), "different seeds, same weights");
@@ -487,7 +440,7 @@ START_TEST(write_random_loads_and_is_deterministic) {
   free(a);
   free(b);
   free(other);
-  rm_tree(root);
+  tu_rm_tree(root);
   free(root);
   retcl_context_destroy(ctx);
 }
@@ -495,8 +448,8 @@ END_TEST
 
 START_TEST(write_random_rejects_bad_arguments) {
   retcl_model_config c = small_config();
-  char *root = temp_dir();
-  char *dir = sub_path(root, "x");
+  char *root = tu_temp_dir("retcl-ckpt");
+  char *dir = tu_path(root, "x");
   ck_assert_int_eq(retcl_checkpoint_write_random(NULL, 1, 0, dir),
                    RETCL_ERROR_INVALID_ARGUMENT);
   ck_assert_int_eq(retcl_checkpoint_write_random(&c, 1, 0, NULL),
@@ -521,7 +474,7 @@ START_TEST(write_random_rejects_bad_arguments) {
                    RETCL_ERROR_IO);
   ck_assert_ptr_nonnull(strstr(retcl_last_error(NULL), dir));
   free(dir);
-  rm_tree(root);
+  tu_rm_tree(root);
   free(root);
 }
 END_TEST
@@ -550,11 +503,11 @@ START_TEST(mangled_headers_never_crash) {
   retcl_context *ctx = tu_context();
   retcl_model_config c = small_config();
   c.layers = 1;
-  char *dir = temp_dir();
+  char *dir = tu_temp_dir("retcl-ckpt");
   write_random(&c, 99, RETCL_DTYPE_F16, dir);
-  char *path = sub_path(dir, "model.safetensors");
+  char *path = tu_path(dir, "model.safetensors");
   size_t len;
-  unsigned char *orig = slurp(path, &len), *buf = malloc(len);
+  unsigned char *orig = tu_slurp(path, &len), *buf = malloc(len);
   size_t header_end = 8;
   for (int b = 7; b >= 0; --b)
     header_end += (size_t)orig[b] << (8 * b);
@@ -583,7 +536,7 @@ START_TEST(mangled_headers_never_crash) {
   free(orig);
   free(buf);
   free(path);
-  rm_tree(dir);
+  tu_rm_tree(dir);
   free(dir);
   retcl_context_destroy(ctx);
 }
@@ -595,11 +548,11 @@ START_TEST(mangled_configs_never_crash) {
   retcl_context *ctx = tu_context();
   retcl_model_config c = small_config();
   c.layers = 1;
-  char *dir = temp_dir();
+  char *dir = tu_temp_dir("retcl-ckpt");
   write_random(&c, 5, RETCL_DTYPE_F32, dir);
-  char *path = sub_path(dir, "config.json");
+  char *path = tu_path(dir, "config.json");
   size_t len;
-  unsigned char *orig = slurp(path, &len), *buf = malloc(len);
+  unsigned char *orig = tu_slurp(path, &len), *buf = malloc(len);
   for (int v = 0; v < 100; ++v) {
     memcpy(buf, orig, len);
     size_t n = len;
@@ -619,7 +572,7 @@ START_TEST(mangled_configs_never_crash) {
   free(orig);
   free(buf);
   free(path);
-  rm_tree(dir);
+  tu_rm_tree(dir);
   free(dir);
   retcl_context_destroy(ctx);
 }

@@ -47,53 +47,8 @@ static retcl_model_config small_config(int tied) {
   return c;
 }
 
-static char *temp_dir(void) {
-  char *dir = strdup("/tmp/retcl-hf-XXXXXX");
-  ck_assert_ptr_nonnull(mkdtemp(dir));
-  return dir;
-}
-
-static void rm_tree(const char *path) {
-  struct stat st;
-  if (lstat(path, &st) != 0) return;
-  if (S_ISDIR(st.st_mode)) {
-    DIR *d = opendir(path);
-    struct dirent *e;
-    while (d && (e = readdir(d))) {
-      if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-      char child[4096];
-      snprintf(child, sizeof child, "%s/%s", path, e->d_name);
-      rm_tree(child);
-    }
-    if (d) closedir(d);
-    rmdir(path);
-  } else {
-    unlink(path);
-  }
-}
-
-static char *sub_path(const char *dir, const char *name) {
-  size_t n = strlen(dir) + strlen(name) + 2;
-  char *p = malloc(n);
-  snprintf(p, n, "%s/%s", dir, name);
-  return p;
-}
-
-static unsigned char *slurp(const char *path, size_t *len) {
-  FILE *f = fopen(path, "rb");
-  ck_assert_msg(f != NULL, "cannot open %s", path);
-  fseek(f, 0, SEEK_END);
-  long n = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  unsigned char *buf = malloc((size_t)n + 1);
-  ck_assert_int_eq(fread(buf, 1, (size_t)n, f), (size_t)n);
-  fclose(f);
-  *len = (size_t)n;
-  return buf;
-}
-
 static void write_text(const char *dir, const char *name, const char *text) {
-  char *p = sub_path(dir, name);
+  char *p = tu_path(dir, name);
   FILE *f = fopen(p, "wb");
   ck_assert_msg(f != NULL, "cannot create %s", p);
   ck_assert_int_eq(fwrite(text, 1, strlen(text), f), strlen(text));
@@ -165,9 +120,9 @@ static void hf_one_renamed(const char *name, char *out, size_t cap,
  * key "name" followed by :{"dtype". */
 static void rename_tensors(const char *src, const char *dst, rename_fn fn,
                            const void *arg) {
-  char *in_path = sub_path(src, "model.safetensors");
+  char *in_path = tu_path(src, "model.safetensors");
   size_t len;
-  unsigned char *in = slurp(in_path, &len);
+  unsigned char *in = tu_slurp(in_path, &len);
   uint64_t hlen = 0;
   for (int b = 7; b >= 0; --b) hlen = (hlen << 8) | in[b];
   ck_assert_uint_le(8 + hlen, len);
@@ -193,7 +148,7 @@ static void rename_tensors(const char *src, const char *dst, rename_fn fn,
   while (used > 0 && out[used - 1] == ' ') --used; /* the old padding */
   while (used % 8) out[used++] = ' ';
   mkdir(dst, 0777);
-  char *out_path = sub_path(dst, "model.safetensors");
+  char *out_path = tu_path(dst, "model.safetensors");
   FILE *f = fopen(out_path, "wb");
   ck_assert_ptr_nonnull(f);
   unsigned char len8[8];
@@ -331,8 +286,8 @@ START_TEST(hf_layout_gives_torchscale_logits) {
   retcl_model_config c = small_config(tied);
   ref_model m;
   make_model(&m, &c);
-  char *root = temp_dir();
-  char *ts = sub_path(root, "torchscale"), *hf = sub_path(root, "hf");
+  char *root = tu_temp_dir("retcl-hf");
+  char *ts = tu_path(root, "torchscale"), *hf = tu_path(root, "hf");
   ck_assert_int_eq(
       ref_checkpoint_write(&m, ts, bf16 ? "BF16" : "F32", CKPT_OK), 0);
   rename_tensors(ts, hf, hf_name, renamed ? "renamed" : NULL);
@@ -363,7 +318,7 @@ START_TEST(hf_layout_gives_torchscale_logits) {
   free(got);
   free(ts);
   free(hf);
-  rm_tree(root);
+  tu_rm_tree(root);
   free(root);
   ref_model_free(&m);
   retcl_context_destroy(ctx);
@@ -378,8 +333,8 @@ START_TEST(lm_head_follows_tie_word_embeddings) {
   retcl_model_config c = small_config(0);
   ref_model m;
   make_model(&m, &c); /* untied: the file holds output_projection */
-  char *root = temp_dir();
-  char *ts = sub_path(root, "ts"), *hf = sub_path(root, "hf");
+  char *root = tu_temp_dir("retcl-hf");
+  char *ts = tu_path(root, "ts"), *hf = tu_path(root, "hf");
   ck_assert_int_eq(ref_checkpoint_write(&m, ts, "F32", CKPT_OK), 0);
   rename_tensors(ts, hf, hf_name, NULL);
   retcl_model_config tied = c;
@@ -402,7 +357,7 @@ START_TEST(lm_head_follows_tie_word_embeddings) {
   free(got);
 
   /* Untied without lm_head.weight. */
-  char *hf2 = sub_path(root, "hf2");
+  char *hf2 = tu_path(root, "hf2");
   ck_assert_int_eq(ref_checkpoint_write(&m, ts, "F32", CKPT_OK), 0);
   rename_tensors(ts, hf2, hf_name, NULL);
   write_hf_config(hf2, &c, 0);
@@ -412,7 +367,7 @@ START_TEST(lm_head_follows_tie_word_embeddings) {
   free(hf2);
   free(ts);
   free(hf);
-  rm_tree(root);
+  tu_rm_tree(root);
   free(root);
   ref_model_free(&m);
   retcl_context_destroy(ctx);
@@ -426,8 +381,8 @@ START_TEST(unknown_layout_names_the_first_tensor) {
   retcl_model_config c = small_config(0);
   ref_model m;
   make_model(&m, &c);
-  char *root = temp_dir();
-  char *ts = sub_path(root, "ts"), *dir = sub_path(root, "x");
+  char *root = tu_temp_dir("retcl-hf");
+  char *ts = tu_path(root, "ts"), *dir = tu_path(root, "x");
   ck_assert_int_eq(ref_checkpoint_write(&m, ts, "F32", CKPT_OK), 0);
 
   /* No name fits either layout: the first in name order is named. */
@@ -483,7 +438,7 @@ START_TEST(unknown_layout_names_the_first_tensor) {
   retcl_model_destroy(model);
   free(ts);
   free(dir);
-  rm_tree(root);
+  tu_rm_tree(root);
   free(root);
   ref_model_free(&m);
   retcl_context_destroy(ctx);
@@ -496,8 +451,8 @@ START_TEST(hf_messages_use_the_files_names) {
   retcl_model_config c = small_config(0);
   ref_model m;
   make_model(&m, &c);
-  char *root = temp_dir();
-  char *ts = sub_path(root, "ts"), *dir = sub_path(root, "x");
+  char *root = tu_temp_dir("retcl-hf");
+  char *ts = tu_path(root, "ts"), *dir = tu_path(root, "x");
   ck_assert_int_eq(ref_checkpoint_write(&m, ts, "F32", CKPT_WRONG_SHAPE), 0);
   rename_tensors(ts, dir, hf_name, NULL);
   write_hf_config(dir, &c, 0);
@@ -506,7 +461,7 @@ START_TEST(hf_messages_use_the_files_names) {
   assert_load_fails(ctx, dir, RETCL_ERROR_FORMAT, shape);
   ck_assert_int_eq(ref_checkpoint_write(&m, ts, "F32", CKPT_MISSING_TENSOR),
                    0);
-  rm_tree(dir);
+  tu_rm_tree(dir);
   rename_tensors(ts, dir, hf_name, NULL);
   write_hf_config(dir, &c, 0);
   const char *missing[] = {"'model.layers.0.ffn.fc2.weight' is missing",
@@ -514,7 +469,7 @@ START_TEST(hf_messages_use_the_files_names) {
   assert_load_fails(ctx, dir, RETCL_ERROR_FORMAT, missing);
   free(ts);
   free(dir);
-  rm_tree(root);
+  tu_rm_tree(root);
   free(root);
   ref_model_free(&m);
   retcl_context_destroy(ctx);
@@ -565,8 +520,8 @@ START_TEST(bad_port_configs_name_the_field) {
   retcl_model_config c = small_config(0);
   ref_model m;
   make_model(&m, &c);
-  char *root = temp_dir();
-  char *ts = sub_path(root, "ts"), *dir = sub_path(root, "x");
+  char *root = tu_temp_dir("retcl-hf");
+  char *ts = tu_path(root, "ts"), *dir = tu_path(root, "x");
   ck_assert_int_eq(ref_checkpoint_write(&m, ts, "F32", CKPT_OK), 0);
   rename_tensors(ts, dir, hf_name, NULL);
   write_text(dir, "config.json", cc->json);
@@ -588,7 +543,7 @@ START_TEST(bad_port_configs_name_the_field) {
   }
   free(ts);
   free(dir);
-  rm_tree(root);
+  tu_rm_tree(root);
   free(root);
   ref_model_free(&m);
   retcl_context_destroy(ctx);

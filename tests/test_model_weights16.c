@@ -361,14 +361,6 @@ END_TEST
 
 /* ---- model ---------------------------------------------------------------- */
 
-static char *temp_dir(void) {
-  char *dir = malloc(256);
-  snprintf(dir, 256, "%s/retcl-w16-XXXXXX",
-           getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-  ck_assert_ptr_nonnull(mkdtemp(dir));
-  return dir;
-}
-
 static int32_t *random_tokens(size_t n, size_t V) {
   int32_t *t = malloc(n * sizeof *t);
   for (size_t i = 0; i < n; ++i) t[i] = (int32_t)(tu_uniform(0, 1) * V) % (int32_t)V;
@@ -470,7 +462,7 @@ static void model_case(retcl_storage storage, retcl_dtype t, int untied) {
   cfg.layernorm_embedding = untied;
   ref_model m;
   ref_model_random(&m, &cfg, 1, tu_rng());
-  char *dir = temp_dir(), *dir32 = temp_dir();
+  char *dir = tu_temp_dir("retcl-w16"), *dir32 = tu_temp_dir("retcl-w16");
   ck_assert_int_eq(ref_checkpoint_write(&m, dir, "F32", CKPT_OK), 0);
   retcl_model *m16 = NULL, *m32 = NULL, *full = NULL;
   tu_ok(ctx, retcl_model_load_as(ctx, dir, storage, &m16));
@@ -529,7 +521,7 @@ START_TEST(load_rounding_edges_and_keep) {
                          1.0f + 3 * 0x1p-8f, 0x1.ffp127f, 1e-40f, -INFINITY};
   const size_t ne = sizeof edges / sizeof edges[0];
   memcpy(m.embed, edges, sizeof edges); /* the first row(s) of the table */
-  char *dir = temp_dir();
+  char *dir = tu_temp_dir("retcl-w16");
   ck_assert_int_eq(ref_checkpoint_write(&m, dir, "F32", CKPT_OK), 0);
   for (int ti = 0; ti < 2; ++ti) {
     const retcl_dtype t = TYPES[ti];
@@ -550,7 +542,7 @@ START_TEST(load_rounding_edges_and_keep) {
                       type_name(t), (double)edges[i], got[i], want);
     }
     /* Save as this type, load with KEEP: the same type and bits. */
-    char *dir16 = temp_dir();
+    char *dir16 = tu_temp_dir("retcl-w16");
     tu_ok(ctx, retcl_model_save(mm, dir16, t));
     retcl_model *kept = NULL;
     tu_ok(ctx, retcl_model_load_as(ctx, dir16, RETCL_STORAGE_KEEP, &kept));
@@ -645,7 +637,7 @@ START_TEST(rejections) {
   retcl_model_config cfg = tu_model_config(16, 16, 1, 16, 1, 11);
   ref_model m;
   ref_model_random(&m, &cfg, 1, tu_rng());
-  char *dir = temp_dir();
+  char *dir = tu_temp_dir("retcl-w16");
   ck_assert_int_eq(ref_checkpoint_write(&m, dir, "F32", CKPT_OK), 0);
   retcl_model *mm = (retcl_model *)1;
   tu_assert_status(ctx, retcl_model_load_as(ctx, dir, (retcl_storage)4, &mm),

@@ -8,6 +8,10 @@
 #include <string.h>
 #include <time.h>
 
+#include <dirent.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 retcl_status tu_context_with_params(const char *json, retcl_context **out) {
   char path[] = "/tmp/retcl-params-XXXXXX";
   const int fd = mkstemp(path);
@@ -157,4 +161,55 @@ int tu_run_suite(Suite *s) {
   int failed = srunner_ntests_failed(sr);
   srunner_free(sr);
   return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
+char *tu_temp_dir(const char *prefix) {
+  const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+  const size_t n = strlen(tmp) + strlen(prefix) + 16;
+  char *dir = malloc(n);
+  ck_assert_ptr_nonnull(dir);
+  snprintf(dir, n, "%s/%s-XXXXXX", tmp, prefix);
+  ck_assert_ptr_nonnull(mkdtemp(dir));
+  return dir;
+}
+
+void tu_rm_tree(const char *path) {
+  struct stat st;
+  if (lstat(path, &st) != 0) return;
+  if (!S_ISDIR(st.st_mode)) {
+    unlink(path);
+    return;
+  }
+  DIR *d = opendir(path);
+  struct dirent *e;
+  while (d && (e = readdir(d))) {
+    if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+    char *child = tu_path(path, e->d_name);
+    tu_rm_tree(child);
+    free(child);
+  }
+  if (d) closedir(d);
+  rmdir(path);
+}
+
+char *tu_path(const char *dir, const char *name) {
+  const size_t n = strlen(dir) + strlen(name) + 2;
+  char *p = malloc(n);
+  ck_assert_ptr_nonnull(p);
+  snprintf(p, n, "%s/%s", dir, name);
+  return p;
+}
+
+unsigned char *tu_slurp(const char *path, size_t *len) {
+  FILE *f = fopen(path, "rb");
+  ck_assert_msg(f != NULL, "cannot open %s", path);
+  fseek(f, 0, SEEK_END);
+  const long n = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  unsigned char *buf = malloc((size_t)n + 1);
+  ck_assert_ptr_nonnull(buf);
+  ck_assert_int_eq(fread(buf, 1, (size_t)n, f), (size_t)n);
+  fclose(f);
+  *len = (size_t)n;
+  return buf;
 }

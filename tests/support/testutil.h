@@ -68,6 +68,14 @@ double tu_max_abs_error(const float *out, const double *ref, size_t n);
   } while (0)
 #define tu_ok(ctx, call) tu_assert_status(ctx, call, RETCL_SUCCESS)
 
+/* Files: a fresh folder $TMPDIR/<prefix>-XXXXXX (malloc'd), removed with
+ * everything in it by tu_rm_tree; dir/name (malloc'd); a whole file in
+ * memory (malloc'd, one spare byte; *len its size). */
+char *tu_temp_dir(const char *prefix);
+void tu_rm_tree(const char *path);
+char *tu_path(const char *dir, const char *name);
+unsigned char *tu_slurp(const char *path, size_t *len);
+
 /* Run a suite and return the process exit status. */
 int tu_run_suite(Suite *s);
 
