@@ -116,23 +116,6 @@ static const char *line_after(const char *s, const char *label) {
 
 /* ---- scratch folder and model (unchecked fixture: once per test case) --- */
 
-static void remove_tree(const char *path) {
-  DIR *d = opendir(path);
-  if (!d) {
-    unlink(path);
-    return;
-  }
-  struct dirent *e;
-  while ((e = readdir(d))) {
-    if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-    char p[4600];
-    snprintf(p, sizeof p, "%s/%s", path, e->d_name);
-    remove_tree(p);
-  }
-  closedir(d);
-  rmdir(path);
-}
-
 static void setup(void) {
   tu_cli_find_tool(g_tool, sizeof g_tool);
   snprintf(g_dir, sizeof g_dir, "%s/retcl-cli-XXXXXX",
@@ -152,7 +135,7 @@ static void setup(void) {
 }
 
 static void teardown(void) {
-  if (g_dir[0]) remove_tree(g_dir);
+  if (g_dir[0]) tu_rm_tree(g_dir);
 }
 
 #define REQUIRE_MODEL()                                                   \
