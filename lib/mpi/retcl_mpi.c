@@ -11,7 +11,8 @@
  * Ranks after 0 compute their slice's outputs from zero in B and only add
  * the incoming state's term in D (retcl_retention_add_state), except in
  * the torchscale chunkwise form, whose normalisers depend on the state: B
- * is then a state-only pass and D reruns the slice with the state.
+ * is then a state-only pass on every rank (rank 0's from state_in) and D
+ * runs the slice with its incoming state.
  * Every agreement is an MPI_Allgather of the ranks' statuses (with the
  * shape record in the first); a failing rank's message is broadcast. */
 #include "retcl_mpi.h"
@@ -554,7 +555,14 @@ retcl_status retcl_mpi_retention(retcl_mpi *h, const retcl_retention_desc *desc,
   /* The torchscale chunkwise form cannot add the state afterwards. */
   const int rerun = ts && d->algorithm == RETCL_ALGO_CHUNKWISE;
   retcl_buffer local_state = retcl_buf(h->tmp_state, 0);
-  if (!st && h->rank == 0) {
+  if (!st && h->rank == 0 && rerun) {
+    /* Only the state first (the others wait for it), the outputs in D,
+     * while the others finish theirs. */
+    st = from_ctx(h, retcl_retention(ctx, d, q, k, v, log_decay, state_in,
+                                     local_state, retcl_no_buf(), 0, NULL,
+                                     NULL),
+                  "rank 0's slice state");
+  } else if (!st && h->rank == 0) {
     /* Rank 0 runs its slice once, from the sequence's state_in. */
     if (state_out.mem) local_state = state_out;
     st = from_ctx(h, retcl_retention(ctx, d, q, k, v, log_decay, state_in,
@@ -672,6 +680,10 @@ retcl_status retcl_mpi_retention(retcl_mpi *h, const retcl_retention_desc *desc,
                                                  out, 0, NULL, NULL),
                     "the incoming state's term");
   }
+  if (h->rank == 0 && rerun && !st)
+    st = from_ctx(h, retcl_retention(ctx, d, q, k, v, log_decay, state_in,
+                                     state_out, out, 0, NULL, NULL),
+                  "rank 0's slice");
   if (!st) st = from_ctx(h, retcl_finish(ctx), "retcl_finish");
   s.seconds_finish = MPI_Wtime() - t;
   st = agree(h, st, &s.control_bytes);
