@@ -327,6 +327,64 @@ __kernel void retcl_retention_chunk_output(
 }
 
 /* ------------------------------------------------------------------------ */
+/* add_state: the contribution of an incoming state S to outputs computed    */
+/* from a zero state (docs/design.md §1.8), RETCL_RB rows per work-item:     */
+/*   o_t <- keep_t o_t + add_t q_t S                                         */
+/* form 0 (raw): keep 1, add = out_scale γ^(t+1).                            */
+/* form 1 (torchscale recurrent, S = S_m / sqrt(c_m), m = position):         */
+/*   keep = sqrt(c_(t+1) / c_(m+t+1)), add = γ^(t+1) sqrt(c_m / c_(m+t+1)).  */
+/* Grid: (column items, ceil(T/RB), B*H).                                    */
+/* ------------------------------------------------------------------------ */
+__kernel void retcl_retention_add_state(
+    __global const float *Q, uint q_off, uint q_sb, uint q_st, uint q_sh,
+    __global float *O, uint o_off, uint o_sb, uint o_st, uint o_sh,
+    __global const float *log_decay, uint ld_off,
+    __global const float *S, uint s_off,
+    uint T, uint H, uint Dk, uint Dv, int form, float out_scale,
+    float position) {
+  const uint i0 = get_global_id(1) * RETCL_RB;
+  const uint bh = get_global_id(2);
+  const uint b = bh / H, h = bh % H;
+  if (i0 >= T) return;
+  const uint rows = min((uint)RETCL_RB, T - i0);
+  const float lg = log_decay[ld_off + h];
+  const uint nvb = (Dv + RETCL_VW - 1) / RETCL_VW;
+  __global const float *state = S + s_off + (size_t)bh * Dk * Dv;
+  __global const float *qrow[RETCL_RB];
+  float keep[RETCL_RB], add[RETCL_RB];
+  const float c_m = form ? decay_sum(lg, position) : 0.0f;
+  #pragma unroll
+  for (uint r = 0; r < RETCL_RB; ++r) {
+    const uint t = i0 + min(r, rows - 1);
+    qrow[r] = Q + RETCL_AT(q_off, q_sb, q_st, q_sh, b, t, h);
+    const float w = exp((float)(t + 1) * lg);
+    if (form == 0) {
+      keep[r] = 1.0f;
+      add[r] = out_scale * w;
+    } else {
+      const float c_all = decay_sum(lg, position + (float)(t + 1));
+      keep[r] = sqrt(decay_sum(lg, (float)(t + 1)) / c_all);
+      add[r] = w * sqrt(c_m / c_all);
+    }
+  }
+  COLUMN_BLOCKS_BEGIN(nvb)
+    const uint v0 = cb * RETCL_VW, nv = min((uint)RETCL_VW, Dv - v0);
+    vecf acc[RETCL_RB];
+    #pragma unroll
+    for (uint r = 0; r < RETCL_RB; ++r) acc[r] = (vecf)(0.0f);
+    for (uint kk = 0; kk < Dk; ++kk) {
+      const vecf srow = load_block(state + (size_t)kk * Dv + v0, nv);
+      #pragma unroll
+      for (uint r = 0; r < RETCL_RB; ++r) acc[r] = fma((vecf)(qrow[r][kk]), srow, acc[r]);
+    }
+    for (uint r = 0; r < rows; ++r) {
+      __global float *o = O + RETCL_AT(o_off, o_sb, o_st, o_sh, b, i0 + r, h) + v0;
+      store_block(o, fma((vecf)(keep[r]), load_block(o, nv), add[r] * acc[r]), nv);
+    }
+  COLUMN_BLOCKS_END
+}
+
+/* ------------------------------------------------------------------------ */
 /* recurrent: one work-item per (column block, b*h) walks the tokens in     */
 /* order, keeping its Dk x VW slice of the state in the state buffer.        */
 /* form 0: S = γS + kᵀv, o = scale q S. form 1 (torchscale): c = cγ + 1,     */

@@ -550,7 +550,14 @@ typedef struct retcl_retention_desc {
  *            hands its state to recurrent decoding.
  * state_out: optional final state. May be the same buffer and offset as
  *            state_in (updated in place); no other overlap is allowed.
- * out must not overlap the inputs.
+ * out must not overlap the inputs. out may be absent (retcl_no_buf()) when
+ *            state_out is given: a state-only call, which computes
+ *            state_out (the same state as a full call, to rounding) with the
+ *            chunkwise state kernels only and skips the outputs (about a
+ *            third of a chunkwise call's work at Dk = Dv = chunk size).
+ *            Every algorithm and form; the chunkwise algorithm uses its
+ *            chunk size, the others the context's retention.chunk. Packed
+ *            batches: RETCL_ERROR_UNSUPPORTED.
  *
  * Chunkwise and parallel with state_out use a scratch buffer held by the
  * context (grown on demand, reused): do not run two retention calls on one
@@ -568,6 +575,33 @@ RETCL_API retcl_status retcl_retention(retcl_context *ctx,
                                        cl_uint num_events_in_wait_list,
                                        const cl_event *event_wait_list,
                                        cl_event *event);
+
+/**
+ * Continue outputs computed from a zero state with an incoming state
+ * (docs/design.md §1.8): out holds the outputs of retcl_retention(desc with
+ * position 0, no state_in) over these tokens; afterwards it holds those of
+ * retcl_retention(desc, state_in). Raw form, any algorithm (desc->algorithm
+ * is not used): out_t += scale · γ^(t+1) · q_t S_in, one O(B·T·H·Dk·Dv)
+ * pass, t counted from the call's first token. Torchscale form, recurrent
+ * algorithm only (desc->position > 0 tokens absorbed by state_in, which is
+ * in the torchscale convention S_m / sqrt(c_m)): out_t ← out_t ·
+ * sqrt(c_(t+1) / c_(m+t+1)) + γ^(t+1) · q_t S_m / sqrt(c_(m+t+1)). The
+ * torchscale parallel and chunkwise forms' normalisers depend on the state,
+ * so they are RETCL_ERROR_UNSUPPORTED (rerun retcl_retention with
+ * state_in). Packed batches: UNSUPPORTED.
+ *
+ * q [B,T,H,Dk] and out [B,T,H,Dv] in desc->layout, log_decay [H], state_in
+ * [B,H,Dk,Dv] (required). out must not overlap the inputs. Used to split a
+ * sequence over devices or ranks (retcl_mpi_retention): each computes its
+ * slice from zero, then adds the incoming state. Non-blocking. Errors:
+ * INVALID_ARGUMENT, INVALID_SIZE, BUFFER_TOO_SMALL, CONTEXT_MISMATCH,
+ * UNSUPPORTED, BUILD_FAILED, OPENCL. Per context.
+ */
+RETCL_API retcl_status retcl_retention_add_state(
+    retcl_context *ctx, const retcl_retention_desc *desc, retcl_buffer q,
+    retcl_buffer log_decay, retcl_buffer state_in, retcl_buffer out,
+    cl_uint num_events_in_wait_list, const cl_event *event_wait_list,
+    cl_event *event);
 
 /**
  * The gradient of retcl_retention with the same desc (algorithm, form,

@@ -115,8 +115,10 @@ typedef struct retcl_mpi_stats {
   /** Bytes of the error agreements (status, shape record, a message on
    *  failure): a few hundred bytes times the number of ranks. */
   size_t control_bytes;
-  /** Seconds (MPI_Wtime): the slice's own pass, the exchange (including
-   *  waiting for slower ranks), the pass with the incoming state. */
+  /** Seconds (MPI_Wtime): the slice's own pass (torchscale chunkwise: its
+   *  state-only pass), the exchange (including waiting for slower ranks),
+   *  the finish with the incoming state (add_state and the state_out
+   *  write; torchscale chunkwise: the slice's full pass). */
   double seconds_local, seconds_exchange, seconds_finish;
 } retcl_mpi_stats;
 
@@ -139,13 +141,18 @@ typedef struct retcl_mpi_stats {
  *   the slice's end). On the LAST rank it is the decode state of the whole
  *   sequence, what retcl_retention on one device would return.
  *
- * How: every rank computes its slice's pair (L·log γ per head, the raw
- * state from zero; rank 0 from state_in), the ranks combine the pairs with
- * an exclusive scan under (a1,S1)∘(a2,S2) = (a1·a2, a2·S1 + S2) (scan
- * selects MPI_Exscan or a ring), and every rank but 0 reruns its slice with
- * the incoming state (retcl_retention with state_in). Rank 0 runs once,
- * the others twice (the first pass only for the state). Per rank, the
- * exchange moves one pair, independent of the slice length (stats).
+ * How: every rank computes its slice from zero (rank 0 from state_in):
+ * its outputs and its pair (L·log γ per head, the raw state); the ranks
+ * combine the pairs with an exclusive scan under (a1,S1)∘(a2,S2) =
+ * (a1·a2, a2·S1 + S2) (scan selects MPI_Exscan or a ring); every rank but
+ * 0 then adds its incoming state's term to its outputs
+ * (retcl_retention_add_state, one O(L·Dk·Dv) pass) and sets state_out =
+ * γ^L·S_in + S_local on the host. Each rank runs its slice once. The
+ * torchscale chunkwise form's normalisers depend on the state, so there
+ * every rank first computes only its state (retcl_retention with out
+ * absent, ~1/3 of a pass), and runs its slice with the incoming state
+ * after the exchange (~1.3 passes). Per rank, the exchange moves one
+ * pair, independent of the slice length (stats).
  *
  * Forms: RETCL_FORM_RAW with every algorithm and any split. Torchscale
  * recurrent: any split (the pair carries the token count, c_n follows).

@@ -524,6 +524,219 @@ START_TEST(rejects_bad_arguments_and_leaves_buffers_untouched) {
 }
 END_TEST
 
+/* ---- state-only calls and retcl_retention_add_state (docs/design.md §1.8) */
+
+/* A state-only call (out absent) gives the state of a full call and of the
+ * reference, for every algorithm and form, with and without state_in. */
+START_TEST(state_only_equals_the_full_calls_state) {
+  retcl_context *ctx = tu_context();
+  const retcl_retention_form forms[2] = {RETCL_FORM_RAW, RETCL_FORM_TORCHSCALE};
+  for (int f = 0; f < 2; ++f)
+    for (int a = 0; a < 3; ++a)
+      for (int with_in = 0; with_in < 2; ++with_in) {
+        /* Torchscale: parallel takes no state_in; chunkwise continues at
+         * a chunk boundary (position 16, chunk 8). */
+        if (forms[f] == RETCL_FORM_TORCHSCALE && with_in &&
+            ALGOS[a] == RETCL_ALGO_PARALLEL)
+          continue;
+        const ret_case c = {2, 37, 3, 12, 20, with_in ? RETCL_LAYOUT_HEAD_MAJOR
+                                                      : RETCL_LAYOUT_TOKEN_MAJOR,
+                            ALGOS[a], forms[f], 8, 0.75f, with_in, 1, 1, 0};
+        const size_t position =
+            forms[f] == RETCL_FORM_TORCHSCALE && with_in ? 16 : 0;
+        ret_data x;
+        make_data(&c, &x);
+        cl_mem q = tu_upload(ctx, x.q, x.nqk), k = tu_upload(ctx, x.k, x.nqk),
+               v = tu_upload(ctx, x.v, x.nvo), lg = tu_upload(ctx, x.lg, c.H);
+        cl_mem si = with_in ? tu_upload(ctx, x.s0, x.ns) : NULL;
+        cl_mem so_full = tu_poisoned(ctx, x.ns), so = tu_poisoned(ctx, x.ns),
+               o = tu_poisoned(ctx, x.nvo);
+        retcl_retention_desc d = {c.B, c.T, c.H, c.Dk, c.Dv, c.layout,
+                                  c.algo, c.form, c.C, c.scale, position};
+        tu_ok(ctx, retcl_retention(ctx, &d, retcl_buf(q, 0), retcl_buf(k, 0),
+                                   retcl_buf(v, 0), retcl_buf(lg, 0),
+                                   retcl_buf(si, 0), retcl_buf(so_full, 0),
+                                   retcl_buf(o, 0), 0, NULL, NULL));
+        tu_ok(ctx, retcl_retention(ctx, &d, retcl_buf(q, 0), retcl_buf(k, 0),
+                                   retcl_buf(v, 0), retcl_buf(lg, 0),
+                                   retcl_buf(si, 0), retcl_buf(so, 0),
+                                   retcl_no_buf(), 0, NULL, NULL));
+        float *full = tu_alloc(x.ns), *only = tu_alloc(x.ns);
+        double *ref_out = tu_alloc_d(x.nvo), *ref_s = tu_alloc_d(x.ns),
+               *full_d = tu_alloc_d(x.ns);
+        tu_download(ctx, so_full, 0, full, x.ns);
+        tu_download(ctx, so, 0, only, x.ns);
+        if (c.form == RETCL_FORM_RAW)
+          ref_retention_raw(x.q, x.k, x.v, x.lg, with_in ? x.s0 : NULL,
+                            ref_out, ref_s, c.B, c.T, c.H, c.Dk, c.Dv,
+                            c.layout, c.scale);
+        else
+          ref_retention_torchscale(c.algo, x.q, x.k, x.v, x.lg,
+                                   with_in ? x.s0 : NULL, position, ref_out,
+                                   ref_s, c.B, c.T, c.H, c.Dk, c.Dv, c.layout,
+                                   c.C);
+        for (size_t i = 0; i < x.ns; ++i) full_d[i] = full[i];
+        tu_assert_close("state-only state vs the full call's", only, full_d,
+                        x.ns, RET_TOL);
+        tu_assert_close("state-only state vs reference", only, ref_s, x.ns,
+                        RET_TOL);
+        free(full); free(only); free(ref_out); free(ref_s); free(full_d);
+        cl_mem all[] = {q, k, v, lg, si, so_full, so, o};
+        for (size_t i = 0; i < 8; ++i)
+          if (all[i]) clReleaseMemObject(all[i]);
+        free_data(&x);
+      }
+  retcl_context_destroy(ctx);
+}
+END_TEST
+
+/* Outputs from zero plus retcl_retention_add_state equal the outputs from
+ * state_in: raw (both layouts, a scale, T = 1 and odd sizes, every
+ * algorithm for the zero-state pass) and torchscale recurrent. */
+START_TEST(add_state_turns_outputs_from_zero_into_outputs_from_a_state) {
+  retcl_context *ctx = tu_context();
+  const struct {
+    ret_case c;
+    size_t position;
+  } cases[] = {
+      {{2, 29, 3, 12, 20, RETCL_LAYOUT_TOKEN_MAJOR, RETCL_ALGO_CHUNKWISE,
+        RETCL_FORM_RAW, 8, 0.5f, 1, 0, 1, 0}, 0},
+      {{1, 1, 2, 7, 9, RETCL_LAYOUT_HEAD_MAJOR, RETCL_ALGO_RECURRENT,
+        RETCL_FORM_RAW, 0, 0, 1, 0, 1, 0}, 0},
+      {{2, 23, 2, 8, 13, RETCL_LAYOUT_HEAD_MAJOR, RETCL_ALGO_PARALLEL,
+        RETCL_FORM_RAW, 0, 2.0f, 1, 0, 0, 0}, 0},
+      {{2, 19, 3, 8, 8, RETCL_LAYOUT_TOKEN_MAJOR, RETCL_ALGO_RECURRENT,
+        RETCL_FORM_TORCHSCALE, 0, 0, 1, 0, 0, 0}, 7},
+      {{1, 1, 1, 5, 3, RETCL_LAYOUT_HEAD_MAJOR, RETCL_ALGO_RECURRENT,
+        RETCL_FORM_TORCHSCALE, 0, 0, 1, 0, 1, 0}, 1}};
+  for (size_t n = 0; n < sizeof cases / sizeof cases[0]; ++n) {
+    const ret_case *c = &cases[n].c;
+    ret_data x;
+    make_data(c, &x);
+    const size_t off = 3;
+    float *pad = tu_alloc(x.nqk + off);
+    memcpy(pad + off, x.q, x.nqk * sizeof(float));
+    cl_mem q = tu_upload(ctx, pad, x.nqk + off), k = tu_upload(ctx, x.k, x.nqk),
+           v = tu_upload(ctx, x.v, x.nvo), lg = tu_upload(ctx, x.lg, c->H),
+           si = tu_upload(ctx, x.s0, x.ns), o = tu_poisoned(ctx, x.nvo + off);
+    retcl_retention_desc zero = {c->B, c->T, c->H, c->Dk, c->Dv, c->layout,
+                                 c->algo, c->form, c->C, c->scale, 0};
+    tu_ok(ctx, retcl_retention(ctx, &zero, retcl_buf(q, off), retcl_buf(k, 0),
+                               retcl_buf(v, 0), retcl_buf(lg, 0),
+                               retcl_no_buf(), retcl_no_buf(),
+                               retcl_buf(o, off), 0, NULL, NULL));
+    retcl_retention_desc d = zero;
+    d.position = cases[n].position;
+    cl_event ev = NULL;
+    tu_ok(ctx, retcl_retention_add_state(ctx, &d, retcl_buf(q, off),
+                                         retcl_buf(lg, 0), retcl_buf(si, 0),
+                                         retcl_buf(o, off), 0, NULL, &ev));
+    ck_assert_ptr_nonnull(ev);
+    ck_assert_int_eq(clWaitForEvents(1, &ev), CL_SUCCESS);
+    clReleaseEvent(ev);
+    float *got = tu_alloc(x.nvo);
+    double *ref = tu_alloc_d(x.nvo), *ref_s = tu_alloc_d(x.ns);
+    tu_download(ctx, o, off, got, x.nvo);
+    if (c->form == RETCL_FORM_RAW)
+      ref_retention_raw(x.q, x.k, x.v, x.lg, x.s0, ref, ref_s, c->B, c->T,
+                        c->H, c->Dk, c->Dv, c->layout,
+                        c->scale != 0 ? c->scale : 1.0);
+    else
+      ref_retention_torchscale(c->algo, x.q, x.k, x.v, x.lg, x.s0,
+                               cases[n].position, ref, ref_s, c->B, c->T, c->H,
+                               c->Dk, c->Dv, c->layout, 64);
+    tu_assert_close("outputs from zero + add_state vs from the state", got,
+                    ref, x.nvo, RET_TOL);
+    free(got); free(ref); free(ref_s); free(pad);
+    cl_mem all[] = {q, k, v, lg, si, o};
+    for (size_t i = 0; i < 6; ++i) clReleaseMemObject(all[i]);
+    free_data(&x);
+  }
+  retcl_context_destroy(ctx);
+}
+END_TEST
+
+/* Rejected state-only and add_state calls: status, message, nothing
+ * written (out and state_out stay NaN). */
+START_TEST(state_only_and_add_state_reject_bad_arguments) {
+  retcl_context *ctx = tu_context();
+  const size_t B = 1, T = 9, H = 2, Dk = 4, Dv = 4;
+  const size_t nqk = B * T * H * Dk, nvo = B * T * H * Dv, ns = B * H * Dk * Dv;
+  float *host = tu_alloc(nqk > ns ? nqk : ns);
+  tu_fill_uniform(host, nqk > ns ? nqk : ns, -1, 1);
+  float lgh[2] = {-0.1f, -0.2f};
+  cl_mem q = tu_upload(ctx, host, nqk), k = tu_upload(ctx, host, nqk),
+         v = tu_upload(ctx, host, nvo), lg = tu_upload(ctx, lgh, H),
+         s = tu_upload(ctx, host, ns), o = tu_poisoned(ctx, nvo),
+         so = tu_poisoned(ctx, ns), small = tu_poisoned(ctx, nvo - 1);
+  retcl_retention_desc d = {B, T, H, Dk, Dv, RETCL_LAYOUT_TOKEN_MAJOR,
+                            RETCL_ALGO_CHUNKWISE, RETCL_FORM_RAW, 4, 0, 0};
+  /* State-only without state_out. */
+  tu_assert_status(ctx, retcl_retention(ctx, &d, retcl_buf(q, 0),
+                                        retcl_buf(k, 0), retcl_buf(v, 0),
+                                        retcl_buf(lg, 0), retcl_no_buf(),
+                                        retcl_no_buf(), retcl_no_buf(), 0,
+                                        NULL, NULL),
+                   RETCL_ERROR_INVALID_ARGUMENT);
+  ck_assert_ptr_nonnull(strstr(retcl_last_error(ctx), "state_out"));
+  /* State-only with packed sequences. */
+  size_t offsets[2] = {0, 4};
+  retcl_retention_desc pk = d;
+  pk.packing.count = 2;
+  pk.packing.offsets = offsets;
+  tu_assert_status(ctx, retcl_retention(ctx, &pk, retcl_buf(q, 0),
+                                        retcl_buf(k, 0), retcl_buf(v, 0),
+                                        retcl_buf(lg, 0), retcl_no_buf(),
+                                        retcl_buf(so, 0), retcl_no_buf(), 0,
+                                        NULL, NULL),
+                   RETCL_ERROR_UNSUPPORTED);
+  ck_assert_ptr_nonnull(strstr(retcl_last_error(ctx), "packed"));
+  /* add_state: torchscale chunkwise, torchscale at position 0, no
+   * state_in, out too small, out over q, NULL desc. */
+  retcl_retention_desc tc = d;
+  tc.form = RETCL_FORM_TORCHSCALE;
+  tc.position = 4;
+  retcl_retention_desc tr = tc;
+  tr.algorithm = RETCL_ALGO_RECURRENT;
+  tr.position = 0;
+  const struct {
+    const retcl_retention_desc *d;
+    retcl_buffer s, o;
+    retcl_status want;
+    const char *word;
+  } bad[] = {
+      {&tc, retcl_buf(s, 0), retcl_buf(o, 0), RETCL_ERROR_UNSUPPORTED, "chunkwise"},
+      {&tr, retcl_buf(s, 0), retcl_buf(o, 0), RETCL_ERROR_INVALID_ARGUMENT, "position"},
+      {&d, retcl_no_buf(), retcl_buf(o, 0), RETCL_ERROR_INVALID_ARGUMENT, "state_in"},
+      {&d, retcl_buf(s, 0), retcl_buf(small, 0), RETCL_ERROR_BUFFER_TOO_SMALL, "out"},
+      {&d, retcl_buf(s, 0), retcl_buf(q, 0), RETCL_ERROR_INVALID_ARGUMENT, "overlaps q"},
+      {NULL, retcl_buf(s, 0), retcl_buf(o, 0), RETCL_ERROR_INVALID_ARGUMENT, "desc"}};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; ++i) {
+    tu_assert_status(ctx, retcl_retention_add_state(ctx, bad[i].d,
+                                                    retcl_buf(q, 0),
+                                                    retcl_buf(lg, 0), bad[i].s,
+                                                    bad[i].o, 0, NULL, NULL),
+                     bad[i].want);
+    ck_assert_msg(strstr(retcl_last_error(ctx), bad[i].word) &&
+                      strstr(retcl_last_error(ctx), "retcl_retention_add_state"),
+                  "case %zu: message '%s' lacks '%s'", i,
+                  retcl_last_error(ctx), bad[i].word);
+  }
+  float *back = tu_alloc(nvo);
+  tu_download(ctx, o, 0, back, nvo);
+  for (size_t i = 0; i < nvo; ++i) ck_assert(isnan(back[i]));
+  tu_download(ctx, so, 0, back, ns);
+  for (size_t i = 0; i < ns; ++i) ck_assert(isnan(back[i]));
+  tu_download(ctx, small, 0, back, nvo - 1);
+  for (size_t i = 0; i + 1 < nvo; ++i) ck_assert(isnan(back[i]));
+  free(back);
+  free(host);
+  cl_mem all[] = {q, k, v, lg, s, o, so, small};
+  for (size_t i = 0; i < 8; ++i) clReleaseMemObject(all[i]);
+  retcl_context_destroy(ctx);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("retention");
   TCase *raw = tcase_create("raw");
@@ -547,5 +760,11 @@ int main(void) {
   TCase *bad = tcase_create("invalid");
   tcase_add_test(bad, rejects_bad_arguments_and_leaves_buffers_untouched);
   suite_add_tcase(s, bad);
+  TCase *cont = tcase_create("continue");
+  tcase_add_test(cont, state_only_equals_the_full_calls_state);
+  tcase_add_test(cont,
+                 add_state_turns_outputs_from_zero_into_outputs_from_a_state);
+  tcase_add_test(cont, state_only_and_add_state_reject_bad_arguments);
+  suite_add_tcase(s, cont);
   return tu_run_suite(s);
 }

@@ -211,6 +211,17 @@ static void record(jw *w, const rec *r) {
   jbool(w, "recompute", r->recompute);
   jstr(w, "form", r->form);
   jstr(w, "weights", r->wtype);
+  const int m = r->ranks > 0;
+  jint(w, "ranks", m ? r->ranks : -1);
+  jint(w, "rank", m ? r->rank : -1);
+  jint(w, "first_token", m && r->rank >= 0 ? (long long)r->t0 : -1);
+  jnum(w, "local_ms", r->local_ms, m);
+  jnum(w, "exchange_ms", r->exchange_ms, m);
+  jnum(w, "finish_ms", r->finish_ms, m);
+  jnum(w, "comm_bytes_sent", r->comm_sent, m);
+  jnum(w, "comm_bytes_received", r->comm_received, m);
+  jnum(w, "pair_bytes", r->pair_bytes, m && r->pair_bytes > 0);
+  jnum(w, "control_bytes", r->control_bytes, m);
   close_obj(w);
 }
 
@@ -235,8 +246,8 @@ int write_json(const char *path, const suite_options *o,
   jnum(&w, "wall_seconds", wall_s, 1);
   fputs("\n ", f);
   static const char *const suites[] = {"kernels", "decode", "prefill", "gemm",
-                                       "train",   "serve"};
-  jnames(&w, "suites", o->suites, suites, 6);
+                                       "train",   "serve",  "weights", "mpi"};
+  jnames(&w, "suites", o->suites, suites, 8);
   fputs("\n ", f);
   open_obj(&w, "device");
   jstr(&w, "platform", dev->platform);

@@ -26,7 +26,9 @@ static void usage(FILE *f) {
     "                          train, serve (packed prefill and pool decoding\n"
     "                          against rectangular batches), weights (decode\n"
     "                          at batch 1 with f32, f16 and bf16 weights,\n"
-    "                          interleaved), or all (all but weights)\n"
+    "                          interleaved), mpi (sequence-parallel retention,\n"
+    "                          alone, under mpirun -np N; --max-prefill-T sets\n"
+    "                          T, 8192), or all (all but weights and mpi)\n"
     "  --weights W             decode, prefill: the model's weight storage,\n"
     "                          f32 (default), f16, bf16 or keep\n"
     "  --json FILE             write every result, the device and the\n"
@@ -94,12 +96,14 @@ static int parse_list(const char *v, const char *const *names, const int *bits,
 
 static int parse_suites(const char *v, int *out) {
   static const char *const names[] = {"kernels", "decode", "prefill", "gemm",
-                                      "train",   "serve",  "weights", "all"};
+                                      "train",   "serve",  "weights", "mpi",
+                                      "all"};
   static const int bits[] = {SUITE_KERNELS, SUITE_DECODE, SUITE_PREFILL,
                              SUITE_GEMM, SUITE_TRAIN, SUITE_SERVE, SUITE_WEIGHTS,
+                             SUITE_MPI,
                              SUITE_KERNELS | SUITE_DECODE | SUITE_PREFILL |
                                  SUITE_GEMM | SUITE_TRAIN | SUITE_SERVE};
-  return parse_list(v, names, bits, 7, out);
+  return parse_list(v, names, bits, 9, out);
 }
 
 static int parse_ops(const char *v, int *out) {
@@ -335,6 +339,13 @@ static void best_yardsticks(void) {
 int main(int argc, char **argv) {
   suite_options o;
   if (parse_args(argc, argv, &o)) return 2;
+  if (o.suites & SUITE_MPI) {
+    if (o.suites != SUITE_MPI) {
+      fprintf(stderr, "retcl-bench: --suite mpi runs alone (under mpirun)\n");
+      return 2;
+    }
+    return suite_mpi_main(&o);
+  }
   if (o.suites & SUITE_GEMM) suite_gemm_openblas_core(argv);
   suite_elapsed(); /* starts the clock of the progress line */
   retcl_context *ctx = bench_context_create();

@@ -23,6 +23,7 @@
 #define SUITE_TRAIN 16
 #define SUITE_SERVE 32
 #define SUITE_WEIGHTS 64 /* decode at batch 1 with f32, f16, bf16 weights */
+#define SUITE_MPI 128    /* sequence-parallel retention under mpirun */
 
 /* kernels suite: which ops (--ops) */
 #define OP_ROTATE 1
@@ -122,6 +123,14 @@ typedef struct rec {
                             "" elsewhere */
   char wtype[8];         /* RetNet records: weight storage ("f32", "f16",
                             "bf16"); "" elsewhere */
+  /* mpi suite (ranks 0 elsewhere) */
+  int ranks;             /* ranks of the run */
+  int rank;              /* the rank measured; -1: the whole call (each
+                            repetition's slowest rank) */
+  size_t t0;             /* the rank's first token */
+  double local_ms, exchange_ms, finish_ms; /* medians of the call's parts */
+  double comm_sent, comm_received;         /* state bytes per call */
+  double pair_bytes, control_bytes;        /* per call */
 } rec;
 
 rec *rec_new(const char *suite);
@@ -204,6 +213,9 @@ int suite_gemm(retcl_context *ctx, const suite_options *o);
 int suite_train(const suite_options *o);
 int suite_serve(const suite_options *o);
 int suite_weights(const suite_options *o);
+/* The mpi suite: initialises and finalises MPI itself; rank 0 prints and
+ * writes the JSON. Returns the exit status. */
+int suite_mpi_main(suite_options *o);
 /* "f32", "f16", "bf16" or "keep". */
 const char *storage_name(retcl_storage s);
 /* Before anything else: when OpenBLAS fell back to generic kernels for an

@@ -7,7 +7,12 @@
  *   A  local checks of the arguments       -> agreement 1 (shapes, tokens)
  *   B  the slice's own pass, its pair       -> agreement 2
  *      exchange of the pairs (Exscan / ring)
- *   D  the pass with the incoming state     -> agreement 3
+ *   D  the finish with the incoming state   -> agreement 3
+ * Ranks after 0 compute their slice's outputs from zero in B and only add
+ * the incoming state's term in D (retcl_retention_add_state), except in
+ * the torchscale chunkwise form, whose normalisers depend on the state: B
+ * is then a state-only pass on every rank (rank 0's from state_in) and D
+ * runs the slice with its incoming state.
  * Every agreement is an MPI_Allgather of the ranks' statuses (with the
  * shape record in the first); a failing rank's message is broadcast. */
 #include "retcl_mpi.h"
@@ -27,8 +32,8 @@ struct retcl_mpi {
   int rank, size;
   retcl_context *ctx;
   int owns_ctx;
-  cl_mem tmp_out, tmp_state; /* pass-1 outputs, incoming states */
-  size_t tmp_out_n, tmp_state_n;
+  cl_mem tmp_state; /* the slice's local state, then the incoming one */
+  size_t tmp_state_n;
   char msg[MSG_LEN];
 };
 
@@ -211,7 +216,6 @@ retcl_status retcl_mpi_wrap(MPI_Comm comm, retcl_context *ctx,
 
 void retcl_mpi_destroy(retcl_mpi *h) {
   if (!h) return;
-  if (h->tmp_out) clReleaseMemObject(h->tmp_out);
   if (h->tmp_state) clReleaseMemObject(h->tmp_state);
   if (h->owns_ctx) retcl_context_destroy(h->ctx);
   MPI_Comm_free(&h->comm);
@@ -521,7 +525,7 @@ retcl_status retcl_mpi_retention(retcl_mpi *h, const retcl_retention_desc *desc,
   const int ts = d->form == RETCL_FORM_TORCHSCALE;
   const size_t H = d->heads, BH = d->batch * d->heads,
                DkDv = d->key_dim * d->value_dim;
-  const size_t nstate = BH * DkDv, nvo = d->batch * d->tokens * H * d->value_dim;
+  const size_t nstate = BH * DkDv;
   /* Tokens before this rank's slice (rank 0's position included). */
   uint64_t before = all[R_POSITION];
   for (int r = 0; r < h->rank; ++r) before += all[(size_t)r * R_N + R_TOKENS];
@@ -547,29 +551,42 @@ retcl_status retcl_mpi_retention(retcl_mpi *h, const retcl_retention_desc *desc,
   if (!pair || !in || !lg)
     st = fail(h->msg, RETCL_ERROR_OUT_OF_MEMORY, "%s: out of host memory", OP);
   if (!st) st = read_floats(h, log_decay, lg, H);
-  if (!st && (st = grow(h, &h->tmp_state, &h->tmp_state_n, nstate)) == 0 &&
-      h->rank > 0)
-    st = grow(h, &h->tmp_out, &h->tmp_out_n, nvo);
+  if (!st) st = grow(h, &h->tmp_state, &h->tmp_state_n, nstate);
+  /* The torchscale chunkwise form cannot add the state afterwards. */
+  const int rerun = ts && d->algorithm == RETCL_ALGO_CHUNKWISE;
   retcl_buffer local_state = retcl_buf(h->tmp_state, 0);
-  if (!st && h->rank == 0) {
+  if (!st && h->rank == 0 && rerun) {
+    /* Only the state first (the others wait for it), the outputs in D,
+     * while the others finish theirs. */
+    st = from_ctx(h, retcl_retention(ctx, d, q, k, v, log_decay, state_in,
+                                     local_state, retcl_no_buf(), 0, NULL,
+                                     NULL),
+                  "rank 0's slice state");
+  } else if (!st && h->rank == 0) {
     /* Rank 0 runs its slice once, from the sequence's state_in. */
     if (state_out.mem) local_state = state_out;
     st = from_ctx(h, retcl_retention(ctx, d, q, k, v, log_decay, state_in,
                                      local_state, out, 0, NULL, NULL),
                   "rank 0's slice");
-  } else if (!st) {
-    /* The slice's raw state from zero (any algorithm gives the same;
-     * chunkwise is the fastest); outputs to scratch. */
+  } else if (!st && rerun) {
+    /* Only the slice's raw state from zero (no outputs): its chunks start
+     * where the full pass's do. */
     retcl_retention_desc one = *d;
     one.form = RETCL_FORM_RAW;
-    one.algorithm = RETCL_ALGO_CHUNKWISE;
-    one.chunk_size = d->algorithm == RETCL_ALGO_CHUNKWISE ? d->chunk_size : 0;
     one.scale = 1.0f;
     one.position = 0;
     st = from_ctx(h, retcl_retention(ctx, &one, q, k, v, log_decay,
                                      retcl_no_buf(), local_state,
-                                     retcl_buf(h->tmp_out, 0), 0, NULL, NULL),
+                                     retcl_no_buf(), 0, NULL, NULL),
                   "the slice's state");
+  } else if (!st) {
+    /* The slice's outputs and state from zero, into the caller's out. */
+    retcl_retention_desc one = *d;
+    one.position = 0;
+    st = from_ctx(h, retcl_retention(ctx, &one, q, k, v, log_decay,
+                                     retcl_no_buf(), local_state, out, 0,
+                                     NULL, NULL),
+                  "the slice from zero");
   }
   if (!st) st = read_floats(h, local_state, pair + PAIR_HEADER + H, nstate);
   if (!st) {
@@ -579,10 +596,13 @@ retcl_status retcl_mpi_retention(retcl_mpi *h, const retcl_retention_desc *desc,
     pair[3] = (float)(h->rank == 0 ? before + d->tokens : d->tokens);
     for (size_t i = 0; i < H; ++i)
       pair[PAIR_HEADER + i] = (float)((double)d->tokens * (double)lg[i]);
-    /* Rank 0's torchscale state is S_n / sqrt(c_n): the pair is raw. */
+    /* A torchscale state is S_n / sqrt(c_n): the pair is raw. */
     if (ts && h->rank == 0)
       torchscale_scale(pair + PAIR_HEADER + H, lg, H, BH, DkDv,
                        (double)(before + d->tokens), +1);
+    else if (ts && !rerun)
+      torchscale_scale(pair + PAIR_HEADER + H, lg, H, BH, DkDv,
+                       (double)d->tokens, +1);
   }
   s.seconds_local = MPI_Wtime() - t;
   st = agree(h, st, &s.control_bytes);
@@ -615,28 +635,55 @@ retcl_status retcl_mpi_retention(retcl_mpi *h, const retcl_retention_desc *desc,
   }
   s.seconds_exchange = MPI_Wtime() - t;
 
-  /* ---- D: the slice again, from the incoming state ---- */
+  /* ---- D: finish the slice with the incoming state ---- */
   t = MPI_Wtime();
   if (h->rank > 0) {
     float *S_in = in + PAIR_HEADER + H;
+    float *S_local = pair + PAIR_HEADER + H;
+    /* The state after the slice, S_out = γ^L S_in + S_local (raw), from
+     * the pair before the ring combined it (the ring's send is exactly
+     * prefix ∘ own: reuse it). */
+    if (state_out.mem && !rerun) {
+      if (!(scan == RETCL_MPI_SCAN_RING && h->rank < h->size - 1)) {
+        combine_pair(in, pair);
+      }
+      if (ts)
+        torchscale_scale(S_local, lg, H, BH, DkDv,
+                         (double)(before + d->tokens), -1);
+    }
     retcl_retention_desc fin = *d;
     fin.position = 0;
     if (ts) {
       fin.position = (size_t)before;
       torchscale_scale(S_in, lg, H, BH, DkDv, (double)before, -1);
     }
-    cl_int err = clEnqueueWriteBuffer(retcl_context_queue(ctx), h->tmp_state,
-                                      CL_TRUE, 0, nstate * sizeof(float), S_in,
-                                      0, NULL, NULL);
+    cl_command_queue queue = retcl_context_queue(ctx);
+    cl_int err = clEnqueueWriteBuffer(queue, h->tmp_state, CL_TRUE, 0,
+                                      nstate * sizeof(float), S_in, 0, NULL,
+                                      NULL);
+    if (err == CL_SUCCESS && state_out.mem && !rerun)
+      err = clEnqueueWriteBuffer(queue, state_out.mem, CL_TRUE,
+                                 state_out.offset * sizeof(float),
+                                 nstate * sizeof(float), S_local, 0, NULL,
+                                 NULL);
     if (err != CL_SUCCESS)
       st = fail(h->msg, RETCL_ERROR_OPENCL, "%s: clEnqueueWriteBuffer: %s",
                 OP, retcl_cl_error_name(err));
-    if (!st)
+    if (!st && rerun)
       st = from_ctx(h, retcl_retention(ctx, &fin, q, k, v, log_decay,
                                        retcl_buf(h->tmp_state, 0), state_out,
                                        out, 0, NULL, NULL),
                     "the slice with its incoming state");
+    else if (!st)
+      st = from_ctx(h, retcl_retention_add_state(ctx, &fin, q, log_decay,
+                                                 retcl_buf(h->tmp_state, 0),
+                                                 out, 0, NULL, NULL),
+                    "the incoming state's term");
   }
+  if (h->rank == 0 && rerun && !st)
+    st = from_ctx(h, retcl_retention(ctx, d, q, k, v, log_decay, state_in,
+                                     state_out, out, 0, NULL, NULL),
+                  "rank 0's slice");
   if (!st) st = from_ctx(h, retcl_finish(ctx), "retcl_finish");
   s.seconds_finish = MPI_Wtime() - t;
   st = agree(h, st, &s.control_bytes);

@@ -190,11 +190,14 @@ static retcl_status packed_plan(retcl_context *ctx, const char *op,
 }
 
 /* chunk_state: 1 lets the torchscale chunkwise form continue a state at a
- * chunk boundary (retcl_retention only). */
+ * chunk boundary (retcl_retention only). state_only: no outputs, only
+ * state_out (retcl_retention with out absent): every algorithm then runs
+ * the chunkwise state kernels, chunkwise with its own chunk size, the
+ * others with the record's retention.chunk. */
 static retcl_status plan_impl(retcl_context *ctx, const char *op,
                               const retcl_retention_desc *d, int has_state_in,
                               int has_state_out, int chunk_state,
-                              retcl_retention_plan *plan) {
+                              int state_only, retcl_retention_plan *plan) {
   retcl_status st;
   if (d->packing.count)
     return packed_plan(ctx, op, d, has_state_in, has_state_out, plan);
@@ -211,6 +214,8 @@ static retcl_status plan_impl(retcl_context *ctx, const char *op,
   if (d->algorithm == RETCL_ALGO_CHUNKWISE) {
     p.chunk = d->chunk_size ? d->chunk_size
                             : (size_t)retcl__param(ctx, RETCL_P_RETENTION_CHUNK);
+  } else if (state_only) {
+    p.chunk = (size_t)retcl__param(ctx, RETCL_P_RETENTION_CHUNK);
   } else {
     p.chunk = d->tokens;
   }
@@ -227,7 +232,8 @@ static retcl_status plan_impl(retcl_context *ctx, const char *op,
   /* Workspace: a state per chunk (chunkwise), the local state of the
    * sequence (parallel with state_out), or the running state (recurrent
    * without state_out). */
-  switch (d->algorithm) {
+  p.state_only = state_only;
+  switch (state_only ? RETCL_ALGO_CHUNKWISE : d->algorithm) {
     case RETCL_ALGO_CHUNKWISE: p.scratch = retcl__mul(p.state, p.chunks); break;
     case RETCL_ALGO_PARALLEL: p.scratch = has_state_out ? p.state : 0; break;
     default: p.scratch = has_state_out ? 0 : p.state; break;
@@ -253,7 +259,7 @@ retcl_status retcl__retention_plan(retcl_context *ctx, const char *op,
                                    const retcl_retention_desc *d,
                                    int has_state_in, int has_state_out,
                                    retcl_retention_plan *plan) {
-  return plan_impl(ctx, op, d, has_state_in, has_state_out, 0, plan);
+  return plan_impl(ctx, op, d, has_state_in, has_state_out, 0, 0, plan);
 }
 
 static retcl_status check_buffers(retcl_context *ctx,
@@ -281,7 +287,8 @@ static retcl_status check_buffers(retcl_context *ctx,
                                          e->state)) ||
       (st = retcl__check_optional_buffer(ctx, OP, out_name, state_out,
                                          e->state)) ||
-      (st = retcl__check_buffer(ctx, OP, "out", out, e->vo)))
+      (st = e->state_only ? RETCL_SUCCESS
+                          : retcl__check_buffer(ctx, OP, "out", out, e->vo)))
     return st;
   const struct {
     const char *name;
@@ -593,10 +600,16 @@ static retcl_status enqueue_plan(retcl_context *ctx,
   l.wait = wait;
   l.event = event;
 
+  retcl_status st;
+  if (p->state_only) {
+    /* The final state only: chunk contributions and their scan. */
+    if ((st = run_chunk_state(&l, scratch, p->chunk, p->chunks))) return st;
+    return run_chunk_scan(&l, scratch, p->chunk, p->chunks, state_in,
+                          state_out, 1);
+  }
   if (d->algorithm == RETCL_ALGO_RECURRENT)
     return run_recurrent(&l, state_in, state_out, scratch, table, out_scale);
 
-  retcl_status st;
   const cl_int form = !ts ? 0 : d->algorithm == RETCL_ALGO_PARALLEL ? 1 : 2;
   if (d->algorithm == RETCL_ALGO_PARALLEL) {
     /* One segment of T tokens; its cross term is γ^(t+1) q_t S_0. */
@@ -629,8 +642,20 @@ retcl_status retcl_retention(retcl_context *ctx,
                        OP);
   retcl_retention_plan plan;
   cl_mem scratch = NULL;
+  const int state_only = out.mem == NULL;
+  if (state_only && !state_out.mem)
+    return retcl__fail(ctx, RETCL_ERROR_INVALID_ARGUMENT,
+                       "%s: out is NULL and so is state_out: a call without "
+                       "outputs must ask for the final state",
+                       OP);
+  if (state_only && desc->packing.count)
+    return retcl__fail(ctx, RETCL_ERROR_UNSUPPORTED,
+                       "%s: out is NULL (a state-only call) with packed "
+                       "sequences; a state-only call takes one rectangular "
+                       "batch",
+                       OP);
   if ((st = plan_impl(ctx, OP, desc, state_in.mem != NULL,
-                       state_out.mem != NULL, 1, &plan)) ||
+                       state_out.mem != NULL, 1, state_only, &plan)) ||
       (st = retcl__check_wait_list(ctx, OP, num_events_in_wait_list,
                                    event_wait_list)) ||
       (st = check_buffers(ctx, &plan, q, k, v, log_decay, state_in, state_out,
@@ -654,4 +679,103 @@ retcl_status retcl_retention(retcl_context *ctx,
                                 event);
   if (table) clReleaseMemObject(table); /* kept alive by the launch */
   return st;
+}
+
+retcl_status retcl_retention_add_state(retcl_context *ctx,
+                                       const retcl_retention_desc *desc,
+                                       retcl_buffer q, retcl_buffer log_decay,
+                                       retcl_buffer state_in, retcl_buffer out,
+                                       cl_uint num_events_in_wait_list,
+                                       const cl_event *event_wait_list,
+                                       cl_event *event) {
+  static const char *ADD = "retcl_retention_add_state";
+  retcl_status st = retcl__check_ctx(ctx);
+  if (st) return st;
+  if (!desc)
+    return retcl__fail(ctx, RETCL_ERROR_INVALID_ARGUMENT, "%s: desc is NULL",
+                       ADD);
+  const retcl_retention_desc *d = desc;
+  if ((st = check_desc(ctx, ADD, d))) return st;
+  if (d->packing.count)
+    return retcl__fail(ctx, RETCL_ERROR_UNSUPPORTED,
+                       "%s: packed sequences (desc->packing); pass one "
+                       "rectangular batch",
+                       ADD);
+  const int ts = d->form == RETCL_FORM_TORCHSCALE;
+  if (ts && d->algorithm != RETCL_ALGO_RECURRENT)
+    return retcl__fail(ctx, RETCL_ERROR_UNSUPPORTED,
+                       "%s: the torchscale %s form's normalisers depend on the "
+                       "incoming state, so its outputs are not those from zero "
+                       "plus a term; rerun retcl_retention with state_in",
+                       ADD, d->algorithm == RETCL_ALGO_PARALLEL ? "parallel"
+                                                                : "chunkwise");
+  if (ts && d->position == 0)
+    return retcl__fail(ctx, RETCL_ERROR_INVALID_ARGUMENT,
+                       "%s: desc->position is 0; the torchscale form needs the "
+                       "number of tokens state_in has absorbed",
+                       ADD);
+  const size_t bth = retcl__mul(retcl__mul(d->batch, d->tokens), d->heads);
+  const size_t qk = retcl__mul(bth, d->key_dim), vo = retcl__mul(bth, d->value_dim);
+  const size_t state = retcl__mul(retcl__mul(d->batch, d->heads),
+                                  d->key_dim * d->value_dim);
+  if (qk > RETCL_MAX_INDEX || vo > RETCL_MAX_INDEX || state > RETCL_MAX_INDEX)
+    return retcl__fail(ctx, RETCL_ERROR_INVALID_SIZE,
+                       "%s: the call addresses more than %zu floats in one "
+                       "buffer",
+                       ADD, RETCL_MAX_INDEX);
+  if ((st = retcl__check_wait_list(ctx, ADD, num_events_in_wait_list,
+                                   event_wait_list)) ||
+      (st = retcl__check_buffer(ctx, ADD, "q", q, qk)) ||
+      (st = retcl__check_buffer(ctx, ADD, "log_decay", log_decay, d->heads)) ||
+      (st = retcl__check_buffer(ctx, ADD, "state_in", state_in, state)) ||
+      (st = retcl__check_buffer(ctx, ADD, "out", out, vo)))
+    return st;
+  if (retcl__overlaps(out, vo, q, qk) ||
+      retcl__overlaps(out, vo, log_decay, d->heads) ||
+      retcl__overlaps(out, vo, state_in, state))
+    return retcl__fail(ctx, RETCL_ERROR_INVALID_ARGUMENT,
+                       "%s: out overlaps %s", ADD,
+                       retcl__overlaps(out, vo, q, qk) ? "q"
+                       : retcl__overlaps(out, vo, log_decay, d->heads)
+                           ? "log_decay"
+                           : "state_in");
+  if ((st = retcl__prepare(ctx, RETCL_FAMILY_BIT(RETCL_FAMILY_RETENTION))))
+    return st;
+  retcl_retention_plan p;
+  memset(&p, 0, sizeof p);
+  p.d = *d;
+  launch l;
+  memset(&l, 0, sizeof l);
+  l.ctx = ctx;
+  l.p = &p;
+  l.Dv = (cl_uint)d->value_dim;
+  l.cpu = retcl__cpu_access(ctx, RETCL_P_RETENTION_ACCESS);
+  l.vw = (size_t)retcl__param(ctx, RETCL_P_RETENTION_VW);
+  l.rb = (size_t)retcl__param(ctx, RETCL_P_RETENTION_RB);
+  l.wait_n = num_events_in_wait_list;
+  l.wait = event_wait_list;
+  l.event = event;
+  const tensor_arg qa = {q.mem, (cl_uint)q.offset,
+                         retcl__strides(d->layout, d->tokens, d->heads,
+                                        d->key_dim)};
+  const tensor_arg oa = {out.mem, (cl_uint)out.offset,
+                         retcl__strides(d->layout, d->tokens, d->heads,
+                                        d->value_dim)};
+  const cl_int form = ts;
+  const cl_float out_scale = ts ? 1.0f : (d->scale != 0.0f ? d->scale : 1.0f);
+  const cl_float position = ts ? (cl_float)d->position : 0.0f;
+  const cl_uint T = (cl_uint)d->tokens, H = (cl_uint)d->heads,
+                Dk = (cl_uint)d->key_dim, Dv = (cl_uint)d->value_dim,
+                ld_off = (cl_uint)log_decay.offset,
+                s_off = (cl_uint)state_in.offset;
+  const retcl_karg args[] = {
+      TENSOR_ARGS(qa, Q, q), TENSOR_ARGS(oa, O, o),
+      RETCL_KARG("log_decay", log_decay.mem), RETCL_KARG("ld_off", ld_off),
+      RETCL_KARG("S", state_in.mem), RETCL_KARG("s_off", s_off),
+      RETCL_KARG("T", T), RETCL_KARG("H", H), RETCL_KARG("Dk", Dk),
+      RETCL_KARG("Dv", Dv), RETCL_KARG("form", form),
+      RETCL_KARG("out_scale", out_scale), RETCL_KARG("position", position)};
+  return enqueue(&l, RETCL_KERNEL_RETENTION_ADD_STATE, args, RETCL_NARGS(args),
+                 column_items(&l), (d->tokens + l.rb - 1) / l.rb,
+                 d->batch * d->heads, 1);
 }

@@ -13,6 +13,7 @@ typedef struct retcl_retention_plan {
   size_t qk, vo, state;      /* floats of q/k, v/out, one state */
   size_t scratch;            /* floats of workspace the enqueue needs */
   int has_state_in, has_state_out;
+  int state_only;            /* no outputs: the state kernels only */
 } retcl_retention_plan;
 
 /* Pure checks of d (no buffers, no OpenCL calls) with messages naming

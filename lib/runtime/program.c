@@ -54,6 +54,8 @@ static const kernel_info kernels[RETCL_KERNEL_COUNT] = {
                                              "retcl_retention_chunk_output"},
     [RETCL_KERNEL_RETENTION_RECURRENT] = {RETCL_FAMILY_RETENTION,
                                           "retcl_retention_recurrent"},
+    [RETCL_KERNEL_RETENTION_ADD_STATE] = {RETCL_FAMILY_RETENTION,
+                                          "retcl_retention_add_state"},
 #define RG_KERNEL(ID, NAME) \
     [RETCL_KERNEL_RETENTION_GRAD_##ID] = {RETCL_FAMILY_RETENTION_GRAD, NAME}
     RG_KERNEL(PANELS, "retcl_retention_grad_panels"),
