@@ -495,10 +495,14 @@ contains
     real(c_float) :: full(V, T, B), last(V, B), one(V, 1, B), rows(V, 3), plast(V, 2)
     character(len=64) :: dir
     real(c_double) :: worst
-    ! Prefill + recurrent decode vs the parallel forward: the forms sum in
-    ! different orders (docs/design.md §1.4), ~1e-5 relative after two
-    ! layers; tests/test_model.c holds decode after prefill to 1e-4.
-    real(c_double), parameter :: tol = 1d-4
+    ! Relative to the largest logit. A parallel prefill repeats the full
+    ! forward's arithmetic on fewer tokens; recurrent decoding sums in
+    ! another order and rescales its state per token (docs/design.md §1.4):
+    ! measured <= 5e-6 over 30 seeds after two layers, so 2e-5 (a chunkwise
+    ! prefill, whose per-chunk normalisation is not the parallel form's,
+    ! already gives 1e-4..3e-4; a wrong token, position or state gives
+    ! errors of order 1).
+    real(c_double), parameter :: tol = 2d-5
     integer :: bb, tt
 
     call retcl_model_config_default(cfg)
@@ -537,14 +541,15 @@ contains
                                int(T, c_size_t), RETCL_ALGO_PARALLEL, 0_c_size_t, full)
     call expect(st == RETCL_SUCCESS, 'model_forward: ' // retcl_last_error_f(ctx))
 
-    ! Prefill P tokens (chunkwise, chunk 4 from the config) into a decode
-    ! state, then decode the rest one token at a time.
+    ! Prefill P tokens into a decode state (parallel, as the full forward:
+    ! torchscale's chunkwise form normalises per chunk, so its logits are
+    ! not the parallel form's), then decode the rest one token at a time.
     st = retcl_decode_state_create(model, int(B, c_size_t), state)
     call expect(st == RETCL_SUCCESS, 'decode_state_create')
     prompt = tokens(1:P, :)
     last = reshape(nan_array(V * B), [V, B])
     st = retcl_model_forward_last_f(model, state, prompt, int(B, c_size_t), &
-                                    int(P, c_size_t), RETCL_ALGO_CHUNKWISE, 0_c_size_t, last)
+                                    int(P, c_size_t), RETCL_ALGO_PARALLEL, 0_c_size_t, last)
     call expect(st == RETCL_SUCCESS, 'forward_last: ' // retcl_last_error_f(ctx))
     do bb = 1, B
       call close_logits('prefill logits, sequence ' // itoa(bb - 1), last(:, bb), &
@@ -577,7 +582,7 @@ contains
     pslots = [2, 0]
     plast = reshape(nan_array(V * 2), [V, 2])
     st = retcl_model_forward_packed_f(model, pool, packed, offsets, 2_c_size_t, &
-                                      RETCL_ALGO_CHUNKWISE, 0_c_size_t, .true., plast, pslots)
+                                      RETCL_ALGO_PARALLEL, 0_c_size_t, .true., plast, pslots)
     call expect(st == RETCL_SUCCESS, 'forward_packed: ' // retcl_last_error_f(ctx))
     call close_logits('packed prefill, sequence 0', plast(:, 1), full(:, P, 1), tol, worst)
     call close_logits('packed prefill, sequence 1', plast(:, 2), full(:, 3, 2), tol, worst)
