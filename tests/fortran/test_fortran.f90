@@ -498,11 +498,11 @@ contains
     ! Relative to the largest logit. A parallel prefill repeats the full
     ! forward's arithmetic on fewer tokens; recurrent decoding sums in
     ! another order and rescales its state per token (docs/design.md §1.4):
-    ! measured <= 5e-6 over 30 seeds after two layers, so 2e-5 (a chunkwise
+    ! measured <= 8e-6 over 45 seeds after two layers, so 4e-5 (a chunkwise
     ! prefill, whose per-chunk normalisation is not the parallel form's,
     ! already gives 1e-4..3e-4; a wrong token, position or state gives
     ! errors of order 1).
-    real(c_double), parameter :: tol = 2d-5
+    real(c_double), parameter :: tol = 4d-5
     integer :: bb, tt
 
     call retcl_model_config_default(cfg)
