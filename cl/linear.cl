@@ -88,7 +88,14 @@ inline float block_alpha(float4 alpha, uint r, uint nb) {
     }                                                                        \
   }
 
+/* One row: fp32 weights stream at the memory's pace with one part; 16-bit
+ * weights move half the bytes, and one dependent chain of fma's per item
+ * then limits them, so they walk 4 parts (4 independent chains). */
+#if RETCL_WTYPE == 0
 RETCL_LINEAR_SKINNY(1, 1)
+#else
+RETCL_LINEAR_SKINNY(1, 4)
+#endif
 RETCL_LINEAR_SKINNY(2, 4)
 RETCL_LINEAR_SKINNY(4, 4)
 RETCL_LINEAR_SKINNY(8, 2)
