@@ -418,13 +418,17 @@ for t in "${suites[@]}"; do
 done
 # The GPU patterns interpret every work-item of every group, several times
 # slower: the retention gradient's "torchscale" case (every algorithm,
-# states in and out, each of its kernels) and the model's "forms" case
-# stand for their suites there; the other cases vary sizes the CPU run
-# already checks.
+# states in and out) with its "blocks" case (split state rows and their
+# reduction: together every kernel of the family) and the model's "forms"
+# case stand for their suites there; the other cases vary sizes the CPU
+# run already checks.
 for t in "${suites[@]}"; do
   case "$t" in
-    retention_grad) og "test_$t:torchscale gpu" A "" "$BUILD/tests/test_$t" \
-                      RETCL_KERNEL_PATHS=gpu CK_RUN_CASE=torchscale ;;
+    retention_grad)
+      for case in torchscale blocks; do
+        og "test_$t:$case gpu" A "" "$BUILD/tests/test_$t" \
+          RETCL_KERNEL_PATHS=gpu CK_RUN_CASE=$case
+      done ;;
     model) og "test_$t:forms gpu" A "" "$BUILD/tests/test_$t" \
              RETCL_KERNEL_PATHS=gpu CK_RUN_CASE=forms ;;
     *) og "test_$t gpu" A "" "$BUILD/tests/test_$t" RETCL_KERNEL_PATHS=gpu ;;
