@@ -51,11 +51,23 @@ export CK_FORK=yes
 
 # install_consumer builds an uninstrumented program against the installed
 # (instrumented) library, which the ASan runtime refuses to start; the
-# package itself is tested by scripts/test.sh. The MPI tests run under
-# mpirun, whose Open MPI allocations LeakSanitizer would report as ours.
+# package itself is tested by scripts/test.sh. The MPI tests (C and
+# Fortran) run under mpirun, whose Open MPI allocations LeakSanitizer would
+# report as ours.
 status=0
 ctest --test-dir "$build" --output-on-failure -j"$(nproc)" \
-  -E '^(install_consumer|test_threads|mpi_retention_np[0-9]+)$' "$@" || status=$?
+  -E '^(install_consumer|test_threads|test_fortran|(mpi_retention|fortran_mpi)_np[0-9]+)$' \
+  "$@" || status=$?
+# test_fortran: libgfortran copies Fortran string literals (which carry no
+# terminating NUL) with strndup(s, len), and this ASan's strndup interceptor
+# reads one byte past len ("global-buffer-overflow ... in
+# __interceptor_strndup" inside libgfortran, seen in CI): a false report in
+# the Fortran runtime. The suite runs with that interceptor off, everything
+# else checked.
+if [ "$#" -eq 0 ]; then
+  ASAN_OPTIONS="$asan:intercept_strndup=0" ctest --test-dir "$build" \
+    --output-on-failure -j1 -R '^test_fortran$' || status=$?
+fi
 # test_threads runs two contexts' PoCL worker pools at once; LeakSanitizer's
 # stop-the-world tracer itself crashes on that process at exit ("Tracer
 # caught signal 11 ... LeakSanitizer has encountered a fatal error", seen in
