@@ -1218,6 +1218,89 @@ RETCL_API retcl_status retcl_model_load_tensors(retcl_model *model,
                                                 const char *path,
                                                 retcl_buffer values);
 
+/* ---- models split across cooperating processes -------------------------
+ * The hooks a distributed runtime gives a model so that every forward
+ * entry point (retcl_model_forward/_last, retcl_model_forward_packed,
+ * retcl_model_decode_step) runs as one collective step over the processes
+ * holding its parts. libretcl_mpi (retcl_mpi.h, retcl_mpi_model_load)
+ * implements them over MPI; another runtime can implement them over its own
+ * transport. docs/hpc.md describes both splits. */
+
+/** A hook's answer: a status and, on failure, the message the call returns
+ *  (the failing process's own, or "rank N failed: ..."). */
+typedef struct retcl_split_result {
+  retcl_status status;
+  char message[512];
+} retcl_split_result;
+
+/**
+ * How a model is divided among processes, and the hooks that join their
+ * parts. Two splits:
+ *  - Heads (sequence == 0): this process holds heads [head_begin,
+ *    head_begin + head_count) of the retention layers (their rows of q, k,
+ *    v, g, their columns of out_proj, their decays) and FFN hidden units
+ *    [ffn_begin, ffn_begin + ffn_count) (rows of fc1 and gate, columns of
+ *    fc2); the embedding, the norms and the output projection whole. Every
+ *    process passes the same tokens and gets the same logits; decode
+ *    states and pools hold this process's heads only. `sum` adds the
+ *    processes' partial out_proj and fc2 outputs (twice per layer).
+ *  - Sequence (sequence != 0): every process holds the whole model and
+ *    passes its own contiguous slice of the tokens (slices in process
+ *    order); `retention` runs each layer's retention over the slices and
+ *    hands every process the state of the whole sequence.
+ * `agree` is called once per forward by every process, also when that
+ * process's own checks failed (status != SUCCESS), before anything that
+ * waits for the others: it returns the status every process then returns,
+ * and (sequence split) this process's first token's position, the tokens
+ * of the processes before it.
+ */
+typedef struct retcl_model_split {
+  size_t head_begin, head_count; /**< heads split; 0, 0: all heads */
+  size_t ffn_begin, ffn_count;   /**< heads split; 0, 0: all FFN units */
+  int sequence;                  /**< 1: sequence split (counts above 0) */
+  void *user;                    /**< passed to every hook */
+  /** Agree on `status` (and exchange `tokens`, this process's count);
+   *  *token_offset = tokens before this process (sequence split; 0 for
+   *  heads). */
+  retcl_split_result (*agree)(void *user, retcl_context *ctx,
+                              retcl_status status, size_t tokens,
+                              size_t *token_offset);
+  /** Heads split: y (n floats on ctx's device) = the sum of every
+   *  process's y, on every process. status != SUCCESS: this process
+   *  failed after `agree` and computes nothing; the hook still takes part
+   *  and every process returns a failure. */
+  retcl_split_result (*sum)(void *user, retcl_context *ctx, retcl_buffer y,
+                            size_t n, retcl_status status);
+  /** Sequence split: retention (torchscale form) of this process's slice
+   *  (desc->tokens of them) continuing the slices before it, state_out
+   *  (optional) = the state after the WHOLE sequence on every process. */
+  retcl_split_result (*retention)(void *user, retcl_context *ctx,
+                                  const retcl_retention_desc *desc,
+                                  retcl_buffer q, retcl_buffer k,
+                                  retcl_buffer v, retcl_buffer log_decay,
+                                  retcl_buffer state_out, retcl_buffer out);
+} retcl_model_split;
+
+/**
+ * retcl_model_load_as for one process's part of a split model: the
+ * checkpoint is read and only this process's slices reach the device (heads
+ * split: about 1/P of the layers' weights per process). The split is copied
+ * (user must outlive the model). A split model's config is the whole
+ * model's. Entry points that need the whole model (training,
+ * retcl_model_save, retcl_model_params' layout) return UNSUPPORTED; a
+ * sequence-split model runs retcl_model_forward/_last only, from an empty
+ * state, in the recurrent or chunkwise form (chunkwise: every slice but the
+ * last a multiple of the chunk size). Errors: those of retcl_model_load_as,
+ * INVALID_ARGUMENT (a NULL hook the split needs), INVALID_SIZE (ranges
+ * outside the model, naming them). Per context; the hooks decide what
+ * else.
+ */
+RETCL_API retcl_status retcl_model_load_split(retcl_context *ctx,
+                                              const char *dir,
+                                              retcl_storage storage,
+                                              const retcl_model_split *split,
+                                              retcl_model **out);
+
 /** Opaque: per-layer retention states of `batch` sequences and the number
  *  of tokens they have absorbed. Its size does not depend on that number. */
 typedef struct retcl_decode_state retcl_decode_state;
@@ -1235,6 +1318,18 @@ RETCL_API size_t retcl_decode_state_position(const retcl_decode_state *state);
 /** Bytes of device memory the state holds: L * B * H * Dk * Dv * 4.
  *  Thread-safe: fixed at creation. */
 RETCL_API size_t retcl_decode_state_bytes(const retcl_decode_state *state);
+
+/**
+ * Copy into `to` what it holds of the state `from`, with its position:
+ * the states' models have the same config, and `from`'s model holds every
+ * head `to`'s holds (e.g. `from` of a sequence-split or whole model after a
+ * prefill, `to` of a heads-split model that decodes on). Same batch, same
+ * context. Errors: INVALID_ARGUMENT (naming the mismatch), OPENCL.
+ * Enqueues on the context's queue and returns; the copies are ordered
+ * before later work on it. Per context.
+ */
+RETCL_API retcl_status retcl_decode_state_copy(const retcl_decode_state *from,
+                                               retcl_decode_state *to);
 
 /**
  * Run the model on tokens [batch, tokens] (row-major host array of ids <

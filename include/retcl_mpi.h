@@ -176,6 +176,65 @@ RETCL_MPI_API retcl_status retcl_mpi_retention(
     retcl_buffer state_in, retcl_buffer state_out, retcl_buffer out,
     retcl_mpi_stats *stats);
 
+/** How retcl_mpi_model_load divides a model over the ranks. */
+typedef enum retcl_mpi_split {
+  /** Every rank holds the whole model and runs its own contiguous slice of
+   *  the tokens; each layer's retention is joined by the scan of
+   *  retcl_mpi_retention (its exchange per layer). */
+  RETCL_MPI_SPLIT_SEQUENCE = 0,
+  /** Rank r holds heads and FFN hidden units [r·n/P, (r+1)·n/P) (as even
+   *  as the counts allow; needs P <= heads and P <= ffn_dim) and the whole
+   *  embedding, norms and output projection; the out projection's and the
+   *  FFN's partial outputs are summed with MPI_Allreduce, twice per layer. */
+  RETCL_MPI_SPLIT_HEADS = 1
+} retcl_mpi_split;
+
+/**
+ * Load the checkpoint in dir on every rank, split as `split` says
+ * (retcl_model_load_split with hooks over the handle's communicator; the
+ * model runs on retcl_mpi_context(h)). Every forward entry point of retcl.h
+ * on the returned model is then COLLECTIVE over the handle's ranks, with
+ * errors agreed as retcl_mpi_retention's are:
+ *  - heads split: every rank passes the same tokens (batch, length,
+ *    algorithm, chunk) and gets the logits of all of them; decode states
+ *    and pools hold the rank's heads (retcl_decode_state_copy fills one
+ *    from a whole state); retcl_model_forward, _last, _forward_packed and
+ *    retcl_model_decode_step all work.
+ *  - sequence split: each rank passes its own slice (the same batch; ranks'
+ *    slices follow in rank order) and gets its slice's logits (_last: of
+ *    its slice's last token); positions continue across ranks. From an
+ *    empty state only; recurrent (any split) or chunkwise (every rank's
+ *    slice but the last a multiple of the chunk size); parallel is
+ *    UNSUPPORTED (as for retcl_mpi_retention). A decode state passed in
+ *    ends holding the whole sequence on EVERY rank (the last rank's states
+ *    are broadcast), position = all tokens.
+ * The handle must outlive the model. Errors: those of retcl_model_load_as
+ * and INVALID_SIZE (more ranks than heads or FFN units), agreed across
+ * ranks. Blocks. Collective.
+ */
+RETCL_MPI_API retcl_status retcl_mpi_model_load(retcl_mpi *h,
+                                                const char *dir,
+                                                retcl_mpi_split split,
+                                                retcl_storage storage,
+                                                retcl_model **out);
+
+/** What the split models of a handle exchanged since the last
+ *  retcl_mpi_model_stats_reset, on this rank. */
+typedef struct retcl_mpi_model_stats {
+  size_t layer_calls;       /**< layer passes (forwards × layers) */
+  size_t bytes_sent, bytes_received; /**< payload handed to / returned by
+                                          MPI: Allreduce of partial sums
+                                          (heads), state pairs (sequence) */
+  size_t control_bytes;     /**< error agreements */
+  double seconds_exchange;  /**< in MPI, waiting for slower ranks included */
+  double seconds_device;    /**< reading / writing the exchanged data */
+} retcl_mpi_model_stats;
+
+/** The handle's model statistics; `reset` zeroes them after reading. */
+RETCL_MPI_API void retcl_mpi_model_stats_get(retcl_mpi *h,
+                                             retcl_mpi_model_stats *out,
+                                             int reset);
+
 #ifdef __cplusplus
 }
 #endif
