@@ -215,13 +215,16 @@ static void record(jw *w, const rec *r) {
   jint(w, "ranks", m ? r->ranks : -1);
   jint(w, "rank", m ? r->rank : -1);
   jint(w, "first_token", m && r->rank >= 0 ? (long long)r->t0 : -1);
-  jnum(w, "local_ms", r->local_ms, m);
+  jnum(w, "local_ms", r->local_ms, m && !r->layers);
   jnum(w, "exchange_ms", r->exchange_ms, m);
-  jnum(w, "finish_ms", r->finish_ms, m);
+  jnum(w, "finish_ms", r->finish_ms, m && !r->layers);
   jnum(w, "comm_bytes_sent", r->comm_sent, m);
   jnum(w, "comm_bytes_received", r->comm_received, m);
   jnum(w, "pair_bytes", r->pair_bytes, m && r->pair_bytes > 0);
   jnum(w, "control_bytes", r->control_bytes, m);
+  jint(w, "layers", r->layers ? (long long)r->layers : -1);
+  jnum(w, "staging_ms", r->staging_ms, m && r->layers);
+  jnum(w, "ratio_to_one_rank", r->one_rank_ratio, r->one_rank_ratio > 0);
   close_obj(w);
 }
 

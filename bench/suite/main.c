@@ -26,9 +26,11 @@ static void usage(FILE *f) {
     "                          train, serve (packed prefill and pool decoding\n"
     "                          against rectangular batches), weights (decode\n"
     "                          at batch 1 with f32, f16 and bf16 weights,\n"
-    "                          interleaved), mpi (sequence-parallel retention,\n"
-    "                          alone, under mpirun -np N; --max-prefill-T sets\n"
-    "                          T, 8192), or all (all but weights and mpi)\n"
+    "                          interleaved), mpi (sequence-parallel retention\n"
+    "                          and the sequence- and heads-split model, H 8,\n"
+    "                          against one rank; alone, under mpirun -np N;\n"
+    "                          --max-prefill-T sets the long T, 8192), or all\n"
+    "                          (all but weights and mpi)\n"
     "  --weights W             decode, prefill: the model's weight storage,\n"
     "                          f32 (default), f16, bf16 or keep\n"
     "  --json FILE             write every result, the device and the\n"
@@ -154,7 +156,7 @@ static int parse_args(int argc, char **argv, suite_options *o) {
   for (int i = 0; i < argc && len + 2 < sizeof o->command; ++i)
     len += (size_t)snprintf(o->command + len, sizeof o->command - len, "%s%s",
                             i ? " " : "", argv[i]);
-  int explicit_sizes = 0;
+  int explicit_sizes = 0, explicit_heads = 0;
   for (int i = 1; i < argc; ++i) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     double x = 0;
@@ -183,6 +185,7 @@ static int parse_args(int argc, char **argv, suite_options *o) {
       }
       *(size_t *)((char *)o + size_opts[k].off) = (size_t)x;
       explicit_sizes = 1;
+      if (!strcmp(a, "--heads")) explicit_heads = 1;
     } else if (!strcmp(a, "--suite")) {
       if (parse_suites(v, &o->suites)) {
         fprintf(stderr, "retcl-bench: bad --suite '%s'\n", v);
@@ -257,6 +260,8 @@ static int parse_args(int argc, char **argv, suite_options *o) {
     o->max_T = 256, o->kernel_max_T = 512, o->steps = 6;
     o->max_train_T = 128;
   }
+  /* the mpi suite's model has 8 heads (head dim 64 at d 512) */
+  if (o->suites == SUITE_MPI && !o->quick && !explicit_heads) o->heads = 8;
   /* a prefill run is long (seconds to minutes): fewer repeats there */
   o->prefill_repeats = o->repeats > 0 ? o->repeats : 3;
   if (o->repeats < 0) o->repeats = o->quick ? 3 : 5;

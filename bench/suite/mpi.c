@@ -273,6 +273,8 @@ int suite_mpi_main(suite_options *o) {
   cl_mem rel[] = {q, k, v, out, s_out, lg};
   for (int i = 0; i < 6; ++i)
     if (rel[i]) clReleaseMemObject(rel[i]);
+  /* the split models (mpi_model.c) */
+  if (suite_mpi_models(h, o)) rc = 1;
   if (rank == 0 && o->json) {
     if (write_json(o->json, o, &dev, suite_elapsed())) rc = 1;
     else printf("results written to %s\n", o->json);

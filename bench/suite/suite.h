@@ -131,6 +131,10 @@ typedef struct rec {
   double local_ms, exchange_ms, finish_ms; /* medians of the call's parts */
   double comm_sent, comm_received;         /* state bytes per call */
   double pair_bytes, control_bytes;        /* per call */
+  /* mpi suite, split models (mpi_model.c): per layer pass where noted */
+  size_t layers;         /* the model's layers; 0 = n/a */
+  double staging_ms;     /* reading / writing exchanged data, per layer */
+  double one_rank_ratio; /* whole: median / the one-rank run's; 0 = n/a */
 } rec;
 
 rec *rec_new(const char *suite);
@@ -216,6 +220,12 @@ int suite_weights(const suite_options *o);
 /* The mpi suite: initialises and finalises MPI itself; rank 0 prints and
  * writes the JSON. Returns the exit status. */
 int suite_mpi_main(suite_options *o);
+#if RETCL_BENCH_HAVE_MPI
+/* Its split-model part (mpi_model.c), after the retention part: every rank
+ * of h's communicator (MPI_COMM_WORLD). Returns 0, or 1 after a failure. */
+struct retcl_mpi;
+int suite_mpi_models(struct retcl_mpi *h, const suite_options *o);
+#endif
 /* "f32", "f16", "bf16" or "keep". */
 const char *storage_name(retcl_storage s);
 /* Before anything else: when OpenBLAS fell back to generic kernels for an
