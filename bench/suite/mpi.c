@@ -16,7 +16,8 @@
  * exchange, the finish: retcl_mpi_stats) and the state bytes it handed to
  * and got from MPI per call, i.e. per layer-equivalent retention call.
  * Rank 0 prints the table and writes the JSON; the yardsticks are not
- * measured (they would run once per rank on shared cores). */
+ * measured (they would run once per rank on shared cores). Then the split
+ * models, against the same model on rank 0 alone (mpi_model.c). */
 #include "suite.h"
 
 #include <stdio.h>

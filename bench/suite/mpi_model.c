@@ -69,6 +69,7 @@ typedef struct mrun {
   retcl_model *plain;    /* rank 0 */
   retcl_model *split[2]; /* by retcl_mpi_split */
   size_t d, H, ffn, L, vocab, chunk, steps;
+  retcl_storage storage;
   char err[600];
 } mrun;
 
@@ -133,7 +134,7 @@ static void rec_common(rec *r, const mrun *m, const mcase *c, int sweep_rank,
   snprintf(r->algorithm, sizeof r->algorithm, "%s",
            c->kind == MC_PREFILL ? "chunkwise" : "recurrent");
   snprintf(r->sweep, sizeof r->sweep, "%s", sweep);
-  snprintf(r->wtype, sizeof r->wtype, "f32");
+  snprintf(r->wtype, sizeof r->wtype, "%s", storage_name(m->storage));
   r->B = c->B, r->T = c->T, r->H = m->H, r->Dk = r->Dv = m->d / m->H;
   r->chunk = c->kind == MC_PREFILL ? m->chunk : 0;
   r->ranks = m->size;
@@ -147,7 +148,7 @@ static void rec_common(rec *r, const mrun *m, const mcase *c, int sweep_rank,
 
 static const char *case_label(const mcase *c, char *buf, size_t n) {
   if (c->kind == MC_PREFILL)
-    snprintf(buf, n, "%s prefill chunkwise T %zu", 
+    snprintf(buf, n, "%s prefill chunkwise T %zu",
              c->split == RETCL_MPI_SPLIT_SEQUENCE ? "sequence split"
                                                   : "heads split",
              c->T);
@@ -372,6 +373,7 @@ int suite_mpi_models(retcl_mpi *h, const suite_options *o) {
   m.d = o->d, m.H = o->heads, m.ffn = o->ffn, m.L = o->layers;
   m.vocab = o->vocab, m.chunk = o->chunk;
   m.steps = o->quick ? 4 : 8;
+  m.storage = o->weights;
   /* rank 0 writes the checkpoint; every rank reads it (one node) */
   char dir[512] = "";
   int bad = 0;
