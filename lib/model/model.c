@@ -362,6 +362,35 @@ retcl_dtype retcl_model_weight_type(const retcl_model *model) {
 
 /* ---- decode state ------------------------------------------------------- */
 
+retcl_status retcl__model_states_alloc(retcl_model *model, const char *op,
+                                       const char *what, size_t count,
+                                       size_t *layer_elems, cl_mem *states) {
+  retcl_context *ctx = model->ctx;
+  retcl_status st = retcl__check_dim(ctx, op, what, count, 1, 1 << 20);
+  if (st) return st;
+  const retcl_model_config *c = &model->cfg;
+  /* A heads-split model's states hold its own heads. */
+  const size_t per_sequence = model->heads * (c->embed_dim / c->heads) *
+                              (c->value_embed_dim / c->heads);
+  const size_t per_layer = retcl__mul(count, per_sequence);
+  const size_t total = retcl__mul(per_layer, c->layers);
+  if (total > RETCL_MAX_INDEX)
+    return retcl__fail(ctx, RETCL_ERROR_INVALID_SIZE,
+                       "%s: %zu %s need %zu floats of states; the kernels "
+                       "address at most %zu in one buffer",
+                       op, count, what, total, (size_t)RETCL_MAX_INDEX);
+  cl_int err = CL_SUCCESS;
+  *states = clCreateBuffer(ctx->cl_ctx, CL_MEM_READ_WRITE,
+                           total * sizeof(float), NULL, &err);
+  if (!*states) {
+    char call[96];
+    snprintf(call, sizeof call, "%s: clCreateBuffer(states)", op);
+    return retcl__cl_fail(ctx, call, err);
+  }
+  *layer_elems = per_layer;
+  return RETCL_SUCCESS;
+}
+
 retcl_status retcl_decode_state_create(retcl_model *model, size_t batch,
                                        retcl_decode_state **out) {
   if (!model) return RETCL_ERROR_INVALID_ARGUMENT;
@@ -371,24 +400,16 @@ retcl_status retcl_decode_state_create(retcl_model *model, size_t batch,
   if (!out)
     return retcl__fail(ctx, RETCL_ERROR_INVALID_ARGUMENT, "%s: out is NULL", op);
   *out = NULL;
-  retcl_status st = retcl__check_dim(ctx, op, "batch", batch, 1, 1 << 20);
-  if (st) return st;
-  const retcl_model_config *c = &model->cfg;
   retcl_decode_state *s = calloc(1, sizeof *s);
   if (!s) return retcl__fail(ctx, RETCL_ERROR_OUT_OF_MEMORY, "%s: host", op);
+  const retcl_status st = retcl__model_states_alloc(
+      model, op, "batch", batch, &s->layer_elems, &s->states);
+  if (st) {
+    free(s);
+    return st;
+  }
   s->model = model;
   s->batch = batch;
-  /* A heads-split model's state holds its own heads. */
-  s->layer_elems = batch * model->heads * (c->embed_dim / c->heads) *
-                   (c->value_embed_dim / c->heads);
-  cl_int err = CL_SUCCESS;
-  s->states = clCreateBuffer(ctx->cl_ctx, CL_MEM_READ_WRITE,
-                             c->layers * s->layer_elems * sizeof(float), NULL,
-                             &err);
-  if (!s->states) {
-    free(s);
-    return retcl__cl_fail(ctx, "clCreateBuffer(decode state)", err);
-  }
   *out = s;
   return RETCL_SUCCESS;
 }
