@@ -430,7 +430,13 @@ size_t retcl_decode_state_bytes(const retcl_decode_state *s) {
 
 retcl_status retcl_decode_state_copy(const retcl_decode_state *from,
                                      retcl_decode_state *to) {
-  if (!from || !to) return RETCL_ERROR_INVALID_ARGUMENT;
+  if (!from || !to) {
+    const retcl_decode_state *known = from ? from : to;
+    if (!known) return RETCL_ERROR_INVALID_ARGUMENT;
+    return retcl__fail(known->model->ctx, RETCL_ERROR_INVALID_ARGUMENT,
+                       "retcl_decode_state_copy: %s is NULL",
+                       from ? "to" : "from");
+  }
   const retcl_model *fm = from->model, *tm = to->model;
   retcl_context *ctx = tm->ctx;
   retcl__clear_error(ctx);
@@ -579,15 +585,42 @@ static size_t sequences(const retcl__forward_call *a) {
   return a->packing.count ? a->packing.count : a->B;
 }
 
+/* FNV-1a, 64 bits, over n bytes, continuing h. */
+static uint64_t fnv1a(uint64_t h, const void *data, size_t n) {
+  const unsigned char *p = data;
+  for (size_t i = 0; i < n; ++i) h = (h ^ p[i]) * 0x100000001b3ull;
+  return h;
+}
+
+uint64_t retcl__forward_digest(const retcl_model *m,
+                               const retcl__forward_call *a) {
+  const uint64_t head[] = {a->B, (uint64_t)a->algo, a->chunk,
+                           (uint64_t)a->last_only, a->logits != NULL,
+                           a->states != NULL, a->packing.count};
+  uint64_t h = fnv1a(0xcbf29ce484222325ull, head, sizeof head);
+  if (m->split.sequence) return h; /* each process its own tokens */
+  h = fnv1a(h, &a->T, sizeof a->T);
+  h = fnv1a(h, a->tokens, a->B * a->T * sizeof *a->tokens);
+  const size_t n = a->packing.count;
+  if (n) {
+    h = fnv1a(h, a->packing.offsets, (n + 1) * sizeof *a->packing.offsets);
+    if (a->packing.state_slots)
+      h = fnv1a(h, a->packing.state_slots,
+                n * sizeof *a->packing.state_slots);
+  }
+  return h;
+}
+
 retcl_status retcl__model_agree(retcl_model *m, const char *op,
                                 retcl_status st, size_t tokens,
-                                size_t *offset, size_t *total) {
+                                uint64_t shape, size_t *offset,
+                                size_t *total) {
   *offset = 0;
   *total = tokens;
   if (!retcl__model_is_split(m)) return st;
   m->agreed = 1;
-  const retcl_split_result r =
-      m->split.agree(m->split.user, m->ctx, st, tokens, offset, total);
+  const retcl_split_result r = m->split.agree(m->split.user, m->ctx, st,
+                                              tokens, shape, offset, total);
   if (!m->split.sequence) { /* every process runs the same tokens */
     *offset = 0;
     *total = tokens;
@@ -664,7 +697,8 @@ retcl_status retcl__model_run(retcl_model *m, const retcl__forward_call *a) {
   /* The last point where a process can fail alone: from here on, a split
    * model's processes exchange data every layer. */
   size_t offset = 0, total = 0;
-  if ((st = retcl__model_agree(m, OP_FWD, st, a->T, &offset, &total)))
+  if ((st = retcl__model_agree(m, OP_FWD, st, a->T,
+                               retcl__forward_digest(m, a), &offset, &total)))
     return st;
   plan.rot_q.pos0 += offset;
   plan.rot_k.pos0 += offset;
@@ -782,7 +816,7 @@ static retcl_status forward(retcl_model *m, retcl_decode_state *state,
     st = check_sequence_split(m, state, algo);
   if (st) {
     size_t offset, total;
-    return retcl__model_agree(m, OP_FWD, st, 0, &offset, &total);
+    return retcl__model_agree(m, OP_FWD, st, 0, 0, &offset, &total);
   }
   retcl__forward_call a;
   memset(&a, 0, sizeof a);

@@ -186,7 +186,7 @@ static retcl_status check_pool(retcl_model *m, const char *op,
 static retcl_status agreed(retcl_model *m, const char *op, retcl_status st) {
   if (!st || m->agreed || !retcl__model_is_split(m)) return st;
   size_t offset, total;
-  return retcl__model_agree(m, op, st, 0, &offset, &total);
+  return retcl__model_agree(m, op, st, 0, 0, &offset, &total);
 }
 
 static retcl_status forward_packed(retcl_model *m, retcl_state_pool *pool,
@@ -287,7 +287,13 @@ static retcl_status decode_step(retcl_model *m, retcl_state_pool *pool,
                          OP_STEP, r, (int)tokens[r], m->cfg.vocab_size);
     ++n;
   }
-  if (n == 0) return RETCL_SUCCESS;
+  if (n == 0) {
+    /* Nothing runs; a split model's processes still meet, so that one
+     * whose rows all skip while another's run fails with the others. */
+    size_t offset, total;
+    return retcl__model_agree(m, OP_STEP, RETCL_SUCCESS, 0, 1, &offset,
+                              &total);
+  }
   const size_t V = m->cfg.vocab_size;
   size_t *offsets = malloc((n + 1) * sizeof *offsets);
   int32_t *run_slots = malloc(n * sizeof *run_slots);
