@@ -594,8 +594,9 @@ static uint64_t fnv1a(uint64_t h, const void *data, size_t n) {
 
 uint64_t retcl__forward_digest(const retcl_model *m,
                                const retcl__forward_call *a) {
+  /* (Whether a process asks for logits is its own affair: the logits are
+   * computed after the last exchange.) */
   const uint64_t head[] = {a->B, (uint64_t)a->algo, a->chunk,
-                           (uint64_t)a->last_only, a->logits != NULL,
                            a->states != NULL, a->packing.count};
   uint64_t h = fnv1a(0xcbf29ce484222325ull, head, sizeof head);
   if (m->split.sequence) return h; /* each process its own tokens */
