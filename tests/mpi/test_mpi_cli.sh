@@ -104,15 +104,22 @@ check_run() {
     fail "retcl-mpi run --split $split --mode $mode $*: logits differ"
 }
 
+# Every case with 2 ranks; with more (uneven head, FFN and chunk splits),
+# those whose outcome depends on the rank count, to stay within ~30 s
+# (RETCL_TEST_FULL=1: all).
+FULL=${RETCL_TEST_FULL:-0}
+[ "$NP" -le 2 ] && FULL=1
 check_run heads chunkwise
 check_run heads recurrent
-check_run heads parallel
-check_run sequence chunkwise
+[ "$FULL" = 1 ] && check_run heads parallel
+[ "$FULL" = 1 ] && check_run sequence chunkwise
 check_run sequence chunkwise --chunk 3
 check_run sequence recurrent
 
 # Parallel form, split by sequence: the library's UNSUPPORTED on every rank.
-if mpi_run run --model "$MODEL" --tokens "$TOKENS" --split sequence \
+if [ "$FULL" != 1 ]; then
+  :
+elif mpi_run run --model "$MODEL" --tokens "$TOKENS" --split sequence \
   --mode parallel; then
   fail "run --split sequence --mode parallel succeeded"
 elif ! grep -q "unsupported" "$DIR/err"; then
@@ -179,12 +186,14 @@ expect_fail() {
   echo "error:    $what: every rank exited non-zero ($(head -n 1 "$DIR/err"))"
 }
 
-expect_fail "bad --split" "split is sequence or heads" \
-  run --model "$MODEL" --tokens "$TOKENS" --split diagonal
+if [ "$FULL" = 1 ]; then
+  expect_fail "bad --split" "split is sequence or heads" \
+    run --model "$MODEL" --tokens "$TOKENS" --split diagonal
+  expect_fail "generate without --max-new" "max-new N is required" \
+    generate --model "$MODEL" --prompt "$TOKENS"
+fi
 expect_fail "token id outside the vocabulary" "not below the vocabulary" \
   run --model "$MODEL" --tokens "1,2,$V" --split heads
-expect_fail "generate without --max-new" "max-new N is required" \
-  generate --model "$MODEL" --prompt "$TOKENS"
 if [ "$NP" -gt 1 ]; then
   expect_fail "a prompt too short for the ranks" "prompt has 2" \
     generate --model "$MODEL" --prompt 1,2 --max-new 2

@@ -55,6 +55,11 @@ int mcli_fail_local(retcl_context *ctx, retcl_status status, const char *what);
 int mcli_slice(size_t T, size_t chunk, int r, int n, size_t *begin,
                size_t *len);
 
+/* "slices of 8 to 9 tokens" ("slices of 8 tokens" when all are equal)
+ * into buf. */
+const char *mcli_slices_text(size_t shortest, size_t longest, char *buf,
+                             size_t cap);
+
 /* "sequence" | "heads" -> *split; 0 if neither. */
 int mcli_parse_split(const char *name, retcl_mpi_split *split);
 const char *mcli_split_name(retcl_mpi_split split);

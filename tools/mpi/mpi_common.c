@@ -111,6 +111,15 @@ int mcli_slice(size_t T, size_t chunk, int r, int n, size_t *begin,
   return 1;
 }
 
+const char *mcli_slices_text(size_t shortest, size_t longest, char *buf,
+                             size_t cap) {
+  if (shortest == longest)
+    snprintf(buf, cap, "slices of %zu tokens", shortest);
+  else
+    snprintf(buf, cap, "slices of %zu to %zu tokens", shortest, longest);
+  return buf;
+}
+
 int mcli_parse_split(const char *name, retcl_mpi_split *split) {
   if (strcmp(name, "sequence") == 0) {
     *split = RETCL_MPI_SPLIT_SEQUENCE;

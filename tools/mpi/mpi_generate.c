@@ -320,13 +320,14 @@ static int generate(mgen *g) {
 }
 
 static void print_header(const mgen *g) {
-  char dev[768], desc[512], ws[32], wh[32];
+  char dev[768], desc[512], ws[32], wh[32], sl[64];
   const int N = mcli_size();
   printf("retcl-mpi %s generate\n", retcl_version_string());
   printf(
-      "%-9s %d: prefill split by sequence (slices of %zu to %zu tokens), "
-      "decode split by heads (%zu heads, %zu FFN units)\n",
-      "ranks:", N, g->shortest, g->longest, g->cfg.heads, g->cfg.ffn_dim);
+      "%-9s %d: prefill split by sequence (%s), decode split by heads "
+      "(%zu heads, %zu FFN units)\n",
+      "ranks:", N, mcli_slices_text(g->shortest, g->longest, sl, sizeof sl),
+      g->cfg.heads, g->cfg.ffn_dim);
   printf("%-9s rank 0: %s\n", "device:",
          cli_device_description(retcl_mpi_context(g->h), dev, sizeof dev));
   printf("%-9s %s: %s\n", "model:", g->o.model_dir,

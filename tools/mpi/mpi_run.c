@@ -158,13 +158,13 @@ static void print_summary(const mrun *m, retcl_mpi *h, retcl_model *model,
                           double warm_s, double first_s,
                           const retcl_mpi_model_stats *ms, size_t shortest,
                           size_t longest) {
-  char dev[768], desc[512], wbytes[32], sent[32], recv[32];
+  char dev[768], desc[512], wbytes[32], sent[32], recv[32], sl[64];
   const int N = mcli_size();
   const size_t chunk = m->o.chunk ? m->o.chunk : cfg->chunk_size;
   printf("retcl-mpi %s run\n", retcl_version_string());
   printf("%-9s %d, %s split", "ranks:", N, mcli_split_name(m->split));
   if (m->split == RETCL_MPI_SPLIT_SEQUENCE)
-    printf(", slices of %zu to %zu tokens\n", shortest, longest);
+    printf(", %s\n", mcli_slices_text(shortest, longest, sl, sizeof sl));
   else
     printf(" (%zu heads, %zu FFN units over %d ranks)\n", cfg->heads,
            cfg->ffn_dim, N);
