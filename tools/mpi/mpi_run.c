@@ -126,7 +126,7 @@ static int parse(int argc, char **argv, mrun *m) {
 /* logits [n, V] of this rank's part (heads: all tokens; sequence: its
  * slice). Collective. Heads-split recurrent steps one token at a time
  * through a decode state, as `retcl run` does. *what names the failed
- * step. */
+ * step ("" when the failing rank has reported it already). */
 static retcl_status forward(retcl_context *ctx, retcl_model *model,
                             const mrun *m, const int32_t *tok, size_t n,
                             size_t V, float *logits, char *what, size_t cap) {
@@ -140,7 +140,7 @@ static retcl_status forward(retcl_context *ctx, retcl_model *model,
   retcl_status all = (retcl_status)mcli_agree((int)st);
   if (all) {
     if (st) mcli_fail_local(ctx, st, "creating a decode state");
-    snprintf(what, cap, "creating a decode state");
+    what[0] = '\0'; /* reported above by the rank that failed */
     retcl_decode_state_destroy(state);
     return all;
   }
@@ -249,7 +249,11 @@ static int run_mpi(int argc, char **argv) {
   if (!rc && m.split == RETCL_MPI_SPLIT_SEQUENCE) {
     for (int r = 0; r < N && !rc; ++r) {
       size_t b, n;
-      if (!mcli_slice(m.T, chunk, r, N, &b, &n)) {
+      if (mcli_slice(m.T, chunk, r, N, &b, &n)) {
+        if (n < shortest) shortest = n;
+        if (n > longest) longest = n;
+        if (r == rank) begin = b, len = n;
+      } else {
         if (chunk)
           rc = cli_error(
               "--split sequence --mode chunkwise: %zu tokens make "
@@ -265,9 +269,6 @@ static int run_mpi(int argc, char **argv) {
               "rank needs a slice of at least one token",
               m.T, N);
       }
-      if (n < shortest) shortest = n;
-      if (n > longest) longest = n;
-      if (r == rank) begin = b, len = n;
     }
   } else if (!rc) {
     begin = 0, len = m.T;
@@ -309,7 +310,9 @@ static int run_mpi(int argc, char **argv) {
     if (!st)
       st = forward(retcl_mpi_context(h), model, &m, m.tok + begin, len, V, mine,
                    what, sizeof what);
-    if (st)
+    if (st && !what[0])
+      rc = CLI_EXIT_ERROR;
+    else if (st)
       rc = mcli_fail_agreed(st, what, retcl_last_error(retcl_mpi_context(h)));
     else {
       retcl_mpi_model_stats_get(h, &ms, 1);
