@@ -15,6 +15,8 @@
 #  - a bad option, a token id outside the vocabulary and a prompt too
 #    short for the ranks end EVERY rank with a non-zero status, within a
 #    time limit (no hang), with one message from rank 0.
+# With more than 2 ranks only the cases whose outcome depends on the rank
+# count run (RETCL_TEST_FULL=1: all), to keep each test near 20 s.
 set -u
 if [ $# -lt 5 ]; then
   echo "usage: $0 RETCL RETCL_MPI NPY_COMPARE NP MPIEXEC [FLAGS...]" >&2
