@@ -1290,9 +1290,10 @@ typedef struct retcl_model_split {
 } retcl_model_split;
 
 /**
- * retcl_model_load_as for one process's part of a split model: the
- * checkpoint is read and only this process's slices reach the device (heads
- * split: about 1/P of the layers' weights per process). The split is copied
+ * retcl_model_load_as for one process's part of a split model: a heads
+ * split reads only this process's rows and columns of each layer from the
+ * file (about 1/P of the layers' weights per process; the embedding, norms
+ * and output projection whole). The split is copied
  * (user must outlive the model). A split model's config is the whole
  * model's. Entry points that need the whole model (training,
  * retcl_model_save, retcl_model_params' layout) return UNSUPPORTED; a

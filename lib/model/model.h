@@ -103,6 +103,13 @@ typedef struct retcl__forward_call {
 
 retcl_status retcl__model_run(retcl_model *m, const retcl__forward_call *call);
 
+/* The device buffer of `count` sequences' states, [L, count, heads, Dk,
+ * Dv] with the model's heads (a decode state's batch, a pool's slots;
+ * `what` names the count in messages): *layer_elems floats per layer. */
+retcl_status retcl__model_states_alloc(retcl_model *model, const char *op,
+                                       const char *what, size_t count,
+                                       size_t *layer_elems, cl_mem *states);
+
 /* Release what a training forward kept (model_train.c). */
 void retcl__train_tape_free(retcl_model *m);
 
