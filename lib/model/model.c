@@ -362,6 +362,35 @@ retcl_dtype retcl_model_weight_type(const retcl_model *model) {
 
 /* ---- decode state ------------------------------------------------------- */
 
+retcl_status retcl__model_states_alloc(retcl_model *model, const char *op,
+                                       const char *what, size_t count,
+                                       size_t *layer_elems, cl_mem *states) {
+  retcl_context *ctx = model->ctx;
+  retcl_status st = retcl__check_dim(ctx, op, what, count, 1, 1 << 20);
+  if (st) return st;
+  const retcl_model_config *c = &model->cfg;
+  /* A heads-split model's states hold its own heads. */
+  const size_t per_sequence = model->heads * (c->embed_dim / c->heads) *
+                              (c->value_embed_dim / c->heads);
+  const size_t per_layer = retcl__mul(count, per_sequence);
+  const size_t total = retcl__mul(per_layer, c->layers);
+  if (total > RETCL_MAX_INDEX)
+    return retcl__fail(ctx, RETCL_ERROR_INVALID_SIZE,
+                       "%s: %zu %s need %zu floats of states; the kernels "
+                       "address at most %zu in one buffer",
+                       op, count, what, total, (size_t)RETCL_MAX_INDEX);
+  cl_int err = CL_SUCCESS;
+  *states = clCreateBuffer(ctx->cl_ctx, CL_MEM_READ_WRITE,
+                           total * sizeof(float), NULL, &err);
+  if (!*states) {
+    char call[96];
+    snprintf(call, sizeof call, "%s: clCreateBuffer(states)", op);
+    return retcl__cl_fail(ctx, call, err);
+  }
+  *layer_elems = per_layer;
+  return RETCL_SUCCESS;
+}
+
 retcl_status retcl_decode_state_create(retcl_model *model, size_t batch,
                                        retcl_decode_state **out) {
   if (!model) return RETCL_ERROR_INVALID_ARGUMENT;
@@ -371,24 +400,16 @@ retcl_status retcl_decode_state_create(retcl_model *model, size_t batch,
   if (!out)
     return retcl__fail(ctx, RETCL_ERROR_INVALID_ARGUMENT, "%s: out is NULL", op);
   *out = NULL;
-  retcl_status st = retcl__check_dim(ctx, op, "batch", batch, 1, 1 << 20);
-  if (st) return st;
-  const retcl_model_config *c = &model->cfg;
   retcl_decode_state *s = calloc(1, sizeof *s);
   if (!s) return retcl__fail(ctx, RETCL_ERROR_OUT_OF_MEMORY, "%s: host", op);
+  const retcl_status st = retcl__model_states_alloc(
+      model, op, "batch", batch, &s->layer_elems, &s->states);
+  if (st) {
+    free(s);
+    return st;
+  }
   s->model = model;
   s->batch = batch;
-  /* A heads-split model's state holds its own heads. */
-  s->layer_elems = batch * model->heads * (c->embed_dim / c->heads) *
-                   (c->value_embed_dim / c->heads);
-  cl_int err = CL_SUCCESS;
-  s->states = clCreateBuffer(ctx->cl_ctx, CL_MEM_READ_WRITE,
-                             c->layers * s->layer_elems * sizeof(float), NULL,
-                             &err);
-  if (!s->states) {
-    free(s);
-    return retcl__cl_fail(ctx, "clCreateBuffer(decode state)", err);
-  }
   *out = s;
   return RETCL_SUCCESS;
 }
@@ -409,7 +430,13 @@ size_t retcl_decode_state_bytes(const retcl_decode_state *s) {
 
 retcl_status retcl_decode_state_copy(const retcl_decode_state *from,
                                      retcl_decode_state *to) {
-  if (!from || !to) return RETCL_ERROR_INVALID_ARGUMENT;
+  if (!from || !to) {
+    const retcl_decode_state *known = from ? from : to;
+    if (!known) return RETCL_ERROR_INVALID_ARGUMENT;
+    return retcl__fail(known->model->ctx, RETCL_ERROR_INVALID_ARGUMENT,
+                       "retcl_decode_state_copy: %s is NULL",
+                       from ? "to" : "from");
+  }
   const retcl_model *fm = from->model, *tm = to->model;
   retcl_context *ctx = tm->ctx;
   retcl__clear_error(ctx);
@@ -558,15 +585,43 @@ static size_t sequences(const retcl__forward_call *a) {
   return a->packing.count ? a->packing.count : a->B;
 }
 
+/* FNV-1a, 64 bits, over n bytes, continuing h. */
+static uint64_t fnv1a(uint64_t h, const void *data, size_t n) {
+  const unsigned char *p = data;
+  for (size_t i = 0; i < n; ++i) h = (h ^ p[i]) * 0x100000001b3ull;
+  return h;
+}
+
+uint64_t retcl__forward_digest(const retcl_model *m,
+                               const retcl__forward_call *a) {
+  /* (Whether a process asks for logits is its own affair: the logits are
+   * computed after the last exchange.) */
+  const uint64_t head[] = {a->B, (uint64_t)a->algo, a->chunk,
+                           a->states != NULL, a->packing.count};
+  uint64_t h = fnv1a(0xcbf29ce484222325ull, head, sizeof head);
+  if (m->split.sequence) return h; /* each process its own tokens */
+  h = fnv1a(h, &a->T, sizeof a->T);
+  h = fnv1a(h, a->tokens, a->B * a->T * sizeof *a->tokens);
+  const size_t n = a->packing.count;
+  if (n) {
+    h = fnv1a(h, a->packing.offsets, (n + 1) * sizeof *a->packing.offsets);
+    if (a->packing.state_slots)
+      h = fnv1a(h, a->packing.state_slots,
+                n * sizeof *a->packing.state_slots);
+  }
+  return h;
+}
+
 retcl_status retcl__model_agree(retcl_model *m, const char *op,
                                 retcl_status st, size_t tokens,
-                                size_t *offset, size_t *total) {
+                                uint64_t shape, size_t *offset,
+                                size_t *total) {
   *offset = 0;
   *total = tokens;
   if (!retcl__model_is_split(m)) return st;
   m->agreed = 1;
-  const retcl_split_result r =
-      m->split.agree(m->split.user, m->ctx, st, tokens, offset, total);
+  const retcl_split_result r = m->split.agree(m->split.user, m->ctx, st,
+                                              tokens, shape, offset, total);
   if (!m->split.sequence) { /* every process runs the same tokens */
     *offset = 0;
     *total = tokens;
@@ -643,7 +698,8 @@ retcl_status retcl__model_run(retcl_model *m, const retcl__forward_call *a) {
   /* The last point where a process can fail alone: from here on, a split
    * model's processes exchange data every layer. */
   size_t offset = 0, total = 0;
-  if ((st = retcl__model_agree(m, OP_FWD, st, a->T, &offset, &total)))
+  if ((st = retcl__model_agree(m, OP_FWD, st, a->T,
+                               retcl__forward_digest(m, a), &offset, &total)))
     return st;
   plan.rot_q.pos0 += offset;
   plan.rot_k.pos0 += offset;
@@ -761,7 +817,7 @@ static retcl_status forward(retcl_model *m, retcl_decode_state *state,
     st = check_sequence_split(m, state, algo);
   if (st) {
     size_t offset, total;
-    return retcl__model_agree(m, OP_FWD, st, 0, &offset, &total);
+    return retcl__model_agree(m, OP_FWD, st, 0, 0, &offset, &total);
   }
   retcl__forward_call a;
   memset(&a, 0, sizeof a);
