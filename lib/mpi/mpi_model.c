@@ -95,12 +95,19 @@ static retcl_split_result hook_sum(void *user, retcl_context *ctx,
                                    retcl_status status) {
   retcl_mpi *h = user;
   cl_command_queue q = retcl_context_queue(ctx);
+  if ((h->sum_parity ^= 1)) h->model_stats.layer_calls++;
+  /* One rank holds every head: its partial sum is the sum. */
+  if (h->size == 1) return result(h, status);
+  own_message(h, ctx, status);
+  /* The layer's own work first, so that the staging time is the copies'. */
+  if (!status && clFinish(q) != CL_SUCCESS) {
+    status = RETCL_ERROR_OPENCL;
+    snprintf(h->msg, MSG_LEN, "finishing a layer before its sum");
+  }
   float *buf = stage(h, n + 1);
   if (!buf && !status) {
     status = RETCL_ERROR_OUT_OF_MEMORY;
     snprintf(h->msg, MSG_LEN, "out of host memory (%zu floats)", n + 1);
-  } else {
-    own_message(h, ctx, status);
   }
   double t = MPI_Wtime();
   cl_int err = CL_SUCCESS;
@@ -128,7 +135,6 @@ static retcl_split_result hook_sum(void *user, retcl_context *ctx,
   h->model_stats.seconds_exchange += MPI_Wtime() - t;
   h->model_stats.bytes_sent += (n + 1) * sizeof(float);
   h->model_stats.bytes_received += (n + 1) * sizeof(float);
-  if ((h->sum_parity ^= 1)) h->model_stats.layer_calls++;
   if (buf[n] != 0.0f) return result(h, agree_status(h, status));
   t = MPI_Wtime();
   err = clEnqueueWriteBuffer(q, y.mem, CL_TRUE, y.offset * sizeof(float),
@@ -200,7 +206,7 @@ static retcl_split_result hook_retention(void *user, retcl_context *ctx,
   h->model_stats.seconds_exchange += s.seconds_exchange;
   h->model_stats.layer_calls++;
   if (st) return result(h, st); /* agreed inside */
-  if (state_out.mem) {
+  if (state_out.mem && h->size > 1) {
     const size_t n = desc->batch * desc->heads * desc->key_dim *
                      desc->value_dim;
     st = share_last_state(h, ctx, state_out, n);

@@ -151,6 +151,7 @@ program test_fortran_mpi
   call retcl_cl_release(md)
   call retcl_cl_release(ms)
   call check_split_model()
+  deallocate(q, k, v, o, ref, mag)
   call retcl_mpi_destroy(hdl)
   call MPI_Allreduce(bad, allbad, 1, MPI_INTEGER, MPI_SUM, MPI_COMM_WORLD)
   call MPI_Finalize()
