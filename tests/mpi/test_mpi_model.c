@@ -47,8 +47,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "ref_checkpoint.h"
 #include "retcl_mpi.h"
-#include "testutil.h"
+#include "testutil.h" /* tu_seed, tu_model_config: no Check asserts */
 
 #define TOL 1e-5
 #define NCASES 7
@@ -92,8 +93,16 @@ static void close_to(int c, const char *what, const float *got,
   if (verbose > 1) printf("[rank %d/%d] case %d %-48s %.2e\n", rank, size, c, what, e);
 }
 
+static void *xalloc(size_t bytes) {
+  void *p = malloc(bytes ? bytes : 1);
+  if (!p) {
+    fprintf(stderr, "[rank %d] out of host memory\n", rank);
+    MPI_Abort(MPI_COMM_WORLD, 2);
+  }
+  return p;
+}
 static float *poisoned(size_t n) {
-  float *x = tu_alloc(n);
+  float *x = xalloc(n * sizeof *x);
   for (size_t i = 0; i < n; ++i) x[i] = NAN;
   return x;
 }
@@ -107,7 +116,7 @@ static int all_nan(const float *x, size_t n) {
  * every rank. */
 static int32_t *tokens_of(uint64_t tag, size_t n, size_t vocab) {
   uint64_t s = seed0 ^ (tag * 0x9e3779b97f4a7c15ull);
-  int32_t *t = malloc((n ? n : 1) * sizeof *t);
+  int32_t *t = xalloc(n * sizeof *t);
   for (size_t i = 0; i < n; ++i) t[i] = (int32_t)(retcl_random_next(&s) % vocab);
   return t;
 }
@@ -115,14 +124,14 @@ static int32_t *tokens_of(uint64_t tag, size_t n, size_t vocab) {
 /* Tokens [t0, t0 + L) of each of B rows of x [B, T]. */
 static int32_t *tok_slice(const int32_t *x, size_t B, size_t T, size_t t0,
                           size_t L) {
-  int32_t *y = malloc((B * L > 0 ? B * L : 1) * sizeof *y);
+  int32_t *y = xalloc(B * L * sizeof *y);
   for (size_t b = 0; b < B; ++b) memcpy(y + b * L, x + b * T + t0, L * sizeof *y);
   return y;
 }
 /* Rows [t0, t0 + L) of each of B sequences of logits x [B, T, V]. */
 static float *logit_slice(const float *x, size_t B, size_t T, size_t V,
                           size_t t0, size_t L) {
-  float *y = tu_alloc(B * L * V);
+  float *y = xalloc(B * L * V * sizeof *y);
   for (size_t b = 0; b < B; ++b)
     memcpy(y + b * L * V, x + (b * T + t0) * V, L * V * sizeof *y);
   return y;
@@ -162,10 +171,12 @@ typedef struct model_set {
 static int write_checkpoint(model_set *m, uint64_t seed) {
   int ok = 1;
   if (rank == 0) {
-    char *dir = tu_temp_dir("retcl-mpi-model");
-    snprintf(m->dir, sizeof m->dir, "%s", dir);
-    free(dir);
-    if (retcl_checkpoint_write_random(&m->cfg, seed, RETCL_DTYPE_F32, m->dir)) {
+    snprintf(m->dir, sizeof m->dir, "%s/retcl-mpi-model-XXXXXX",
+             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    if (!mkdtemp(m->dir)) {
+      fprintf(stderr, "mkdtemp %s failed\n", m->dir);
+      ok = 0;
+    } else if (retcl_checkpoint_write_random(&m->cfg, seed, RETCL_DTYPE_F32, m->dir)) {
       fprintf(stderr, "retcl_checkpoint_write_random: %s\n", retcl_last_error(NULL));
       ok = 0;
     }
@@ -778,9 +789,9 @@ int main(int argc, char **argv) {
     if (verbose)
       printf("worst relative difference: layer %.2e, model %.2e, sequence %.2e, "
              "after errors %.2e (bound %.0e)\n", w[1], w[2], w[3], w[4], TOL);
-    tu_rm_tree(one.dir);
-    tu_rm_tree(a.dir);
-    tu_rm_tree(b.dir);
+    const char *dirs[] = {one.dir, a.dir, b.dir};
+    for (int i = 0; i < 3; ++i)
+      if (dirs[i][0]) ref_checkpoint_remove(dirs[i]);
     printf("test_mpi_model: %d ranks, %s (%d failures, seed %llu)\n", size,
            total ? "FAILED" : "passed", total, (unsigned long long)seed0);
   }
