@@ -541,6 +541,22 @@ static void case_errors(model_set *m) {
       failf("case 4: bad batch: position %zu, expected 5", retcl_decode_state_position(sh));
     free(got), free(tok);
   }
+  /* Batch or length differing across ranks (no state: each rank's own
+   * checks pass; only the agreement can see it). */
+  if (size > 1) {
+    int32_t *tok = tokens_of(507, B * 4, V);
+    float *got = poisoned(B * 4 * V);
+    retcl_status st = retcl_model_forward(m->heads, NULL, tok, rank == bad ? 1 : B, 3,
+                                          RETCL_ALGO_RECURRENT, 0, got);
+    expect_status(4, "heads: batch differs across ranks", st, RETCL_ERROR_INVALID_ARGUMENT,
+                  -1, NULL);
+    st = retcl_model_forward(m->heads, NULL, tok, B, rank == bad ? 4 : 3,
+                             RETCL_ALGO_RECURRENT, 0, got);
+    expect_status(4, "heads: length differs across ranks", st, RETCL_ERROR_INVALID_ARGUMENT,
+                  -1, NULL);
+    if (!all_nan(got, B * 4 * V)) failf("case 4: shape mismatch: logits written");
+    free(got), free(tok);
+  }
   /* The ranks are still in step: a good call is right. */
   {
     int32_t *tok = tokens_of(504, B * 3, V);
@@ -642,13 +658,13 @@ static void case_copy(model_set *a, model_set *b) {
       failf("case 5: prefill: %s", retcl_last_error(ctx));
     free(tok);
     expect_status(5, "copy: batch 2 into batch 1", retcl_decode_state_copy(a2, a1),
-                  RETCL_ERROR_INVALID_ARGUMENT, -1, "batch");
+                  RETCL_ERROR_INVALID_ARGUMENT, -1, "2 sequences, to 1");
     expect_status(5, "copy: another config", retcl_decode_state_copy(a2, b2),
-                  RETCL_ERROR_INVALID_ARGUMENT, -1, "config");
-    expect_status(5, "copy: NULL from", retcl_decode_state_copy(NULL, ah2),
-                  RETCL_ERROR_INVALID_ARGUMENT, -1, "from");
-    expect_status(5, "copy: NULL to", retcl_decode_state_copy(a2, NULL),
-                  RETCL_ERROR_INVALID_ARGUMENT, -1, "to");
+                  RETCL_ERROR_INVALID_ARGUMENT, -1, "heads 3/4");
+    /* NULL: no context to hold a message; the status only. */
+    if (retcl_decode_state_copy(NULL, ah2) != RETCL_ERROR_INVALID_ARGUMENT ||
+        retcl_decode_state_copy(a2, NULL) != RETCL_ERROR_INVALID_ARGUMENT)
+      failf("case 5: a NULL state accepted");
     if (size > 1) /* a heads-split state lacks the other ranks' heads */
       expect_status(5, "copy: heads-split state into a whole one",
                     retcl_decode_state_copy(ah2, aw2), RETCL_ERROR_INVALID_ARGUMENT, -1,
@@ -680,9 +696,10 @@ static void case_stats(model_set *m) {
   if (retcl_model_forward(m->heads, NULL, tok, B, T, RETCL_ALGO_CHUNKWISE, 0, NULL))
     failf("case 6: forward: %s", retcl_last_error(ctx));
   retcl_mpi_model_stats_get(h, &s, 1);
-  /* Heads split: two Allreduces of rows × d floats per layer, each handed
-   * to MPI and returned by it. */
-  const size_t want = size > 1 ? Lyr * 2 * B * T * d * sizeof(float) : 0;
+  /* Heads split: two Allreduces per layer of rows × d floats and the flag
+   * of a failed rank (lib/mpi/mpi_model.c), each handed to MPI and returned
+   * by it; one rank too (its Allreduce is a copy). */
+  const size_t want = Lyr * 2 * (B * T * d + 1) * sizeof(float);
   if (s.layer_calls != Lyr)
     failf("case 6: heads: layer_calls %zu, expected %zu", s.layer_calls, Lyr);
   if (s.bytes_sent != want || s.bytes_received != want)
@@ -718,7 +735,14 @@ static void case_stats(model_set *m) {
     if (sent[0] != sent[1] || recv[0] != recv[1])
       failf("case 6: sequence bytes depend on the slice length: %zu/%zu vs %zu/%zu",
             sent[0], recv[0], sent[1], recv[1]);
-    if (size > 1 && sent[0] + recv[0] == 0) failf("case 6: sequence: no bytes counted");
+    /* Per layer one pair (retcl_mpi_stats.pair_bytes: 16 + 4H + 4·B·H·Dk·Dv)
+     * handed to MPI_Exscan and one returned; nothing on one rank. */
+    const size_t H = m->cfg.heads, Dk = d / H, Dv = m->cfg.value_embed_dim / H;
+    const size_t pair = 16 + 4 * H + 4 * B * H * Dk * Dv;
+    const size_t want_seq = size > 1 ? Lyr * pair : 0;
+    if (sent[0] != want_seq || recv[0] != want_seq)
+      failf("case 6: sequence: sent %zu received %zu, expected %zu each", sent[0],
+            recv[0], want_seq);
   }
 }
 
