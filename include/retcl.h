@@ -1255,16 +1255,22 @@ typedef struct retcl_split_result {
  * of the processes before it.
  */
 typedef struct retcl_model_split {
-  size_t head_begin, head_count; /**< heads split; 0, 0: all heads */
-  size_t ffn_begin, ffn_count;   /**< heads split; 0, 0: all FFN units */
+  size_t head_begin, head_count; /**< heads split: this process's heads */
+  size_t ffn_begin, ffn_count;   /**< heads split: its FFN units */
+  /** parts > 0 (heads split): this process holds part `part` of `parts`
+   *  near-equal contiguous parts of the heads and of the FFN units
+   *  ([n·part/parts, n·(part+1)/parts)), computed from the checkpoint's
+   *  config; the four fields above are then ignored. */
+  size_t part, parts;
   int sequence;                  /**< 1: sequence split (counts above 0) */
   void *user;                    /**< passed to every hook */
-  /** Agree on `status` (and exchange `tokens`, this process's count);
-   *  *token_offset = tokens before this process (sequence split; 0 for
-   *  heads). */
+  /** Agree on `status` (and exchange `tokens`, this process's tokens per
+   *  sequence); *token_offset = the tokens of the processes before this
+   *  one, *token_total = everyone's (sequence split; heads: 0 and tokens).
+   */
   retcl_split_result (*agree)(void *user, retcl_context *ctx,
                               retcl_status status, size_t tokens,
-                              size_t *token_offset);
+                              size_t *token_offset, size_t *token_total);
   /** Heads split: y (n floats on ctx's device) = the sum of every
    *  process's y, on every process. status != SUCCESS: this process
    *  failed after `agree` and computes nothing; the hook still takes part
@@ -1273,12 +1279,14 @@ typedef struct retcl_model_split {
                             size_t n, retcl_status status);
   /** Sequence split: retention (torchscale form) of this process's slice
    *  (desc->tokens of them) continuing the slices before it, state_out
-   *  (optional) = the state after the WHOLE sequence on every process. */
+   *  (optional) = the state after the WHOLE sequence on every process.
+   *  status as for `sum`. */
   retcl_split_result (*retention)(void *user, retcl_context *ctx,
                                   const retcl_retention_desc *desc,
                                   retcl_buffer q, retcl_buffer k,
                                   retcl_buffer v, retcl_buffer log_decay,
-                                  retcl_buffer state_out, retcl_buffer out);
+                                  retcl_buffer state_out, retcl_buffer out,
+                                  retcl_status status);
 } retcl_model_split;
 
 /**

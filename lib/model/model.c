@@ -79,21 +79,42 @@ static retcl_status put(retcl_model *m, const char *what, const float *host,
   return retcl__cl_fail(m->ctx, call, err);
 }
 
+/* Columns [col0, col0 + cols) of the rows × full matrix w, uploaded as a
+ * rows × cols matrix (a heads-split model's out_proj and fc2). */
+static retcl_status put_columns(retcl_model *m, const char *what,
+                                const float *w, size_t offset, size_t rows,
+                                size_t full, size_t col0, size_t cols) {
+  if (cols == full) return put(m, what, w, offset, rows * cols);
+  float *part = malloc(rows * cols * sizeof *part);
+  if (!part)
+    return retcl__fail(m->ctx, RETCL_ERROR_OUT_OF_MEMORY, "%s: host", OP_LOAD);
+  for (size_t r = 0; r < rows; ++r)
+    memcpy(part + r * cols, w + r * full + col0, cols * sizeof *part);
+  const retcl_status st = put(m, what, part, offset, rows * cols);
+  free(part);
+  return st;
+}
+
+/* One layer's tensors: all of them, or a heads-split model's rows of q, k,
+ * v, g, fc1 and gate and columns of out_proj and fc2. */
 static retcl_status put_layer(retcl_model *m, size_t l,
                               const retcl__layer_host *h) {
   const retcl_model_config *c = &m->cfg;
   const size_t d = c->embed_dim, dv = c->value_embed_dim, f = c->ffn_dim;
+  const size_t Dk = d / c->heads, Dv = dv / c->heads;
+  const size_t q0 = m->head0 * Dk, nq = m->heads * Dk, v0 = m->head0 * Dv,
+               nv = m->heads * Dv, f0 = m->ffn0, nf = m->ffn;
   const retcl__layer_offsets *o = &m->layout.layers[l];
   retcl_status st;
-  if ((st = put(m, "q_proj", h->wq, o->q, d * d)) ||
-      (st = put(m, "k_proj", h->wk, o->k, d * d)) ||
-      (st = put(m, "v_proj", h->wv, o->v, dv * d)) ||
-      (st = put(m, "g_proj", h->wg, o->g, dv * d)) ||
-      (st = put(m, "out_proj", h->wo, o->o, d * dv)) ||
+  if ((st = put(m, "q_proj", h->wq + q0 * d, o->q, nq * d)) ||
+      (st = put(m, "k_proj", h->wk + q0 * d, o->k, nq * d)) ||
+      (st = put(m, "v_proj", h->wv + v0 * d, o->v, nv * d)) ||
+      (st = put(m, "g_proj", h->wg + v0 * d, o->g, nv * d)) ||
+      (st = put_columns(m, "out_proj", h->wo, o->o, d, dv, v0, nv)) ||
       (st = put(m, "retention_layer_norm", h->ret_norm, o->ret_norm, d)) ||
-      (st = put(m, "fc1", h->fc1, o->fc1, f * d)) ||
-      (st = put(m, "ffn.gate", h->gate, o->gate, f * d)) ||
-      (st = put(m, "fc2", h->fc2, o->fc2, d * f)) ||
+      (st = put(m, "fc1", h->fc1 + f0 * d, o->fc1, nf * d)) ||
+      (st = put(m, "ffn.gate", h->gate + f0 * d, o->gate, nf * d)) ||
+      (st = put_columns(m, "fc2", h->fc2, o->fc2, d, f, f0, nf)) ||
       (st = put(m, "final_layer_norm", h->ffn_norm, o->ffn_norm, d)))
     return st;
   layer_weights *w = &m->layers[l];
@@ -116,7 +137,9 @@ static retcl_status build_model(retcl_model *m, const retcl__checkpoint *ck) {
   const retcl_model_config *c = &m->cfg;
   const size_t d = c->embed_dim, V = c->vocab_size, H = c->heads;
   retcl_status st;
-  if ((st = retcl__weight_layout_make(m->ctx, c, &m->layout))) return st;
+  if ((st = retcl__weight_layout_make_part(m->ctx, c, m->heads, m->ffn,
+                                            &m->layout)))
+    return st;
   const retcl__weight_layout *o = &m->layout;
   if (o->total > RETCL_MAX_INDEX)
     return retcl__fail(m->ctx, RETCL_ERROR_INVALID_SIZE,
@@ -161,9 +184,11 @@ static retcl_status build_model(retcl_model *m, const retcl__checkpoint *ck) {
     memcpy(lg, ck->decay, H * sizeof *lg);
   else
     retcl_default_log_decay(H, lg);
+  /* The device holds the decays of the model's heads (of a split model's
+   * part); the host copy all of them. */
   m->log_decay = clCreateBuffer(m->ctx->cl_ctx,
                                 CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR,
-                                H * sizeof(float), lg, &err);
+                                m->heads * sizeof(float), lg + m->head0, &err);
   if (!m->log_decay)
     return retcl__cl_fail(m->ctx, "retcl_model_load: clCreateBuffer(decay)",
                           err);
@@ -184,6 +209,10 @@ static retcl_status build_model(retcl_model *m, const retcl__checkpoint *ck) {
   return RETCL_SUCCESS;
 }
 
+static retcl_status load(retcl_context *ctx, const char *dir,
+                         retcl_storage storage, const retcl_model_split *split,
+                         retcl_model **out);
+
 retcl_status retcl_model_load(retcl_context *ctx, const char *dir,
                               retcl_model **out) {
   return retcl_model_load_as(ctx, dir, RETCL_STORAGE_F32, out);
@@ -191,6 +220,76 @@ retcl_status retcl_model_load(retcl_context *ctx, const char *dir,
 
 retcl_status retcl_model_load_as(retcl_context *ctx, const char *dir,
                                  retcl_storage storage, retcl_model **out) {
+  return load(ctx, dir, storage, NULL, out);
+}
+
+/* The parts of a split that the model can hold: checked against the
+ * config once it is read. */
+static retcl_status check_split(retcl_context *ctx,
+                                const retcl_model_config *c,
+                                retcl_model_split *s) {
+  if (s->sequence) {
+    if (s->head_count || s->ffn_count || s->parts)
+      return retcl__fail(ctx, RETCL_ERROR_INVALID_ARGUMENT,
+                         "retcl_model_load_split: a sequence split holds "
+                         "every head and FFN unit: head_count, ffn_count "
+                         "and parts must be 0");
+    return RETCL_SUCCESS;
+  }
+  if (s->parts) {
+    if (s->part >= s->parts || s->parts > c->heads || s->parts > c->ffn_dim)
+      return retcl__fail(ctx, RETCL_ERROR_INVALID_SIZE,
+                         "retcl_model_load_split: part %zu of %zu: the model's "
+                         "%zu heads and ffn_dim %zu split into at most %zu "
+                         "parts",
+                         s->part, s->parts, c->heads, c->ffn_dim,
+                         c->heads < c->ffn_dim ? c->heads : c->ffn_dim);
+    s->head_begin = c->heads * s->part / s->parts;
+    s->head_count = c->heads * (s->part + 1) / s->parts - s->head_begin;
+    s->ffn_begin = c->ffn_dim * s->part / s->parts;
+    s->ffn_count = c->ffn_dim * (s->part + 1) / s->parts - s->ffn_begin;
+  }
+  if (s->head_count == 0 || s->head_begin >= c->heads ||
+      s->head_count > c->heads - s->head_begin)
+    return retcl__fail(ctx, RETCL_ERROR_INVALID_SIZE,
+                       "retcl_model_load_split: heads [%zu, %zu + %zu) are "
+                       "not a non-empty range of the model's %zu heads",
+                       s->head_begin, s->head_begin, s->head_count, c->heads);
+  if (s->ffn_count == 0 || s->ffn_begin >= c->ffn_dim ||
+      s->ffn_count > c->ffn_dim - s->ffn_begin)
+    return retcl__fail(ctx, RETCL_ERROR_INVALID_SIZE,
+                       "retcl_model_load_split: FFN units [%zu, %zu + %zu) "
+                       "are not a non-empty range of the model's ffn_dim "
+                       "%zu",
+                       s->ffn_begin, s->ffn_begin, s->ffn_count, c->ffn_dim);
+  return RETCL_SUCCESS;
+}
+
+retcl_status retcl_model_load_split(retcl_context *ctx, const char *dir,
+                                    retcl_storage storage,
+                                    const retcl_model_split *split,
+                                    retcl_model **out) {
+  retcl_status st = retcl__check_ctx(ctx);
+  if (st) return st;
+  if (!split || !out)
+    return retcl__fail(ctx, RETCL_ERROR_INVALID_ARGUMENT,
+                       "retcl_model_load_split: %s is NULL",
+                       !split ? "split" : "out");
+  *out = NULL;
+  if (!split->agree || (split->sequence ? !split->retention : !split->sum))
+    return retcl__fail(ctx, RETCL_ERROR_INVALID_ARGUMENT,
+                       "retcl_model_load_split: split->%s is NULL (a %s "
+                       "split needs it)",
+                       !split->agree ? "agree"
+                       : split->sequence ? "retention"
+                                         : "sum",
+                       split->sequence ? "sequence" : "heads");
+  return load(ctx, dir, storage, split, out);
+}
+
+static retcl_status load(retcl_context *ctx, const char *dir,
+                         retcl_storage storage, const retcl_model_split *split,
+                         retcl_model **out) {
   retcl_status st = retcl__check_ctx(ctx);
   if (st) return st;
   if (!dir || !out)
@@ -205,6 +304,15 @@ retcl_status retcl_model_load_as(retcl_context *ctx, const char *dir,
   retcl__checkpoint ck;
   memset(&ck, 0, sizeof ck);
   if ((st = retcl__checkpoint_read(ctx, dir, &ck))) return st;
+  retcl_model_split part;
+  if (split) {
+    part = *split;
+    if ((st = check_split(ctx, &ck.cfg, &part))) {
+      retcl__checkpoint_free(&ck);
+      return st;
+    }
+    split = &part;
+  }
   /* KEEP: the file's type (its embedding's; a file mixing types has every
    * tensor converted to that one). */
   const retcl_dtype wtype = storage == RETCL_STORAGE_KEEP ? ck.file_dtype
@@ -226,6 +334,17 @@ retcl_status retcl_model_load_as(retcl_context *ctx, const char *dir,
   m->ctx = ctx;
   m->cfg = ck.cfg;
   m->wtype = wtype;
+  m->heads = ck.cfg.heads;
+  m->ffn = ck.cfg.ffn_dim;
+  if (split) {
+    m->split = *split;
+    if (!split->sequence) {
+      m->head0 = split->head_begin;
+      m->heads = split->head_count;
+      m->ffn0 = split->ffn_begin;
+      m->ffn = split->ffn_count;
+    }
+  }
   st = build_model(m, &ck);
   retcl__checkpoint_free(&ck); /* host copies go as soon as uploaded */
   if (st) {
@@ -269,7 +388,8 @@ retcl_status retcl_decode_state_create(retcl_model *model, size_t batch,
   if (!s) return retcl__fail(ctx, RETCL_ERROR_OUT_OF_MEMORY, "%s: host", op);
   s->model = model;
   s->batch = batch;
-  s->layer_elems = batch * c->heads * (c->embed_dim / c->heads) *
+  /* A heads-split model's state holds its own heads. */
+  s->layer_elems = batch * model->heads * (c->embed_dim / c->heads) *
                    (c->value_embed_dim / c->heads);
   cl_int err = CL_SUCCESS;
   s->states = clCreateBuffer(ctx->cl_ctx, CL_MEM_READ_WRITE,
@@ -295,6 +415,54 @@ size_t retcl_decode_state_position(const retcl_decode_state *s) {
 
 size_t retcl_decode_state_bytes(const retcl_decode_state *s) {
   return s ? s->model->cfg.layers * s->layer_elems * sizeof(float) : 0;
+}
+
+retcl_status retcl_decode_state_copy(const retcl_decode_state *from,
+                                     retcl_decode_state *to) {
+  if (!from || !to) return RETCL_ERROR_INVALID_ARGUMENT;
+  const retcl_model *fm = from->model, *tm = to->model;
+  retcl_context *ctx = tm->ctx;
+  retcl__clear_error(ctx);
+  const char *op = "retcl_decode_state_copy";
+  const retcl_model_config *a = &fm->cfg, *b = &tm->cfg;
+  if (fm->ctx != tm->ctx)
+    return retcl__fail(ctx, RETCL_ERROR_INVALID_ARGUMENT,
+                       "%s: the states belong to different contexts", op);
+  if (a->layers != b->layers || a->heads != b->heads ||
+      a->embed_dim != b->embed_dim || a->value_embed_dim != b->value_embed_dim)
+    return retcl__fail(ctx, RETCL_ERROR_INVALID_ARGUMENT,
+                       "%s: the models differ (layers %zu/%zu, heads %zu/%zu, "
+                       "embed_dim %zu/%zu, value_embed_dim %zu/%zu)",
+                       op, a->layers, b->layers, a->heads, b->heads,
+                       a->embed_dim, b->embed_dim, a->value_embed_dim,
+                       b->value_embed_dim);
+  if (from->batch != to->batch)
+    return retcl__fail(ctx, RETCL_ERROR_INVALID_ARGUMENT,
+                       "%s: from holds %zu sequences, to %zu", op, from->batch,
+                       to->batch);
+  if (tm->head0 < fm->head0 || tm->head0 + tm->heads > fm->head0 + fm->heads)
+    return retcl__fail(ctx, RETCL_ERROR_INVALID_ARGUMENT,
+                       "%s: to holds heads [%zu, %zu) but from only [%zu, %zu)",
+                       op, tm->head0, tm->head0 + tm->heads, fm->head0,
+                       fm->head0 + fm->heads);
+  /* [L, B, H, Dk, Dv]: each (layer, sequence) is one run of to's heads. */
+  const size_t head = (a->embed_dim / a->heads) *
+                      (a->value_embed_dim / a->heads) * sizeof(float);
+  for (size_t l = 0; l < a->layers; ++l)
+    for (size_t i = 0; i < from->batch; ++i) {
+      const size_t src = l * from->layer_elems * sizeof(float) +
+                         (i * fm->heads + tm->head0 - fm->head0) * head,
+                   dst = l * to->layer_elems * sizeof(float) +
+                         i * tm->heads * head;
+      const cl_int err =
+          clEnqueueCopyBuffer(ctx->queue, from->states, to->states, src, dst,
+                              tm->heads * head, 0, NULL, NULL);
+      if (err != CL_SUCCESS)
+        return retcl__cl_fail(ctx, "retcl_decode_state_copy: "
+                                   "clEnqueueCopyBuffer", err);
+    }
+  to->position = from->position;
+  return RETCL_SUCCESS;
 }
 
 /* ---- forward ------------------------------------------------------------ */
@@ -400,6 +568,34 @@ static size_t sequences(const retcl__forward_call *a) {
   return a->packing.count ? a->packing.count : a->B;
 }
 
+retcl_status retcl__model_agree(retcl_model *m, const char *op,
+                                retcl_status st, size_t tokens,
+                                size_t *offset, size_t *total) {
+  *offset = 0;
+  *total = tokens;
+  if (!retcl__model_is_split(m)) return st;
+  m->agreed = 1;
+  const retcl_split_result r =
+      m->split.agree(m->split.user, m->ctx, st, tokens, offset, total);
+  if (!m->split.sequence) { /* every process runs the same tokens */
+    *offset = 0;
+    *total = tokens;
+  }
+  if (st) return st; /* this process's own failure, with its message */
+  if (r.status) return retcl__fail(m->ctx, r.status, "%s", r.message);
+  return RETCL_SUCCESS;
+}
+
+/* A heads-split layer's partial output y (n floats) summed over the
+ * processes; st != SUCCESS: this process failed and only takes part. */
+static retcl_status split_sum(retcl_model *m, retcl_buffer y, size_t n,
+                              retcl_status st) {
+  const retcl_split_result r = m->split.sum(m->split.user, m->ctx, y, n, st);
+  if (st) return st;
+  if (r.status) return retcl__fail(m->ctx, r.status, "%s", r.message);
+  return RETCL_SUCCESS;
+}
+
 /* Every forward of the model (rectangular batches with a decode state,
  * packed batches with a state pool): its arguments already checked. */
 retcl_status retcl__model_run(retcl_model *m, const retcl__forward_call *a) {
@@ -414,38 +610,54 @@ retcl_status retcl__model_run(retcl_model *m, const retcl__forward_call *a) {
    * before the first enqueue: a failed call leaves the states (buffers and
    * positions) as they were. chunk_size 0 is the checkpoint's
    * recurrent_chunk_size. */
-  const retcl_msr_desc md = {a->B, a->T, d, c->value_embed_dim, c->heads,
-                             a->algo, RETCL_FORM_TORCHSCALE,
+  /* A heads-split model's layers hold m->heads heads and m->ffn FFN units
+   * (all of them otherwise); x and y stay d wide. A sequence-split
+   * process's positions continue those of the processes before it (agreed
+   * below; the plan's rotation is shifted then). */
+  const size_t Dk = d / c->heads, Dv = c->value_embed_dim / c->heads;
+  const retcl_msr_desc md = {a->B, a->T, m->heads * Dk, m->heads * Dv,
+                             m->heads, a->algo, RETCL_FORM_TORCHSCALE,
                              a->chunk ? a->chunk : c->chunk_size, a->pos0,
                              c->layernorm_eps, a->packing};
   retcl_msr_plan plan;
   const retcl_group_norm_desc norm = retcl__model_rms_desc(m, bt);
   const model_layout o = layout_for(c, bt, n_seq, a->last_only);
-  if ((st = retcl__msr_plan(ctx, OP_FWD, &md, m->rot, a->state_in,
-                            a->states != NULL, &plan)) ||
-      (st = retcl__group_norm_check(ctx, OP_FWD, &norm)))
-    return st;
-  if (o.total > RETCL_MAX_INDEX)
-    return retcl__fail(ctx, RETCL_ERROR_INVALID_SIZE,
-                       "%s: %zu tokens need %zu floats of activations; the "
-                       "limit is %zu: run fewer tokens per call",
-                       OP_FWD, bt, o.total, RETCL_MAX_INDEX);
   /* Every projection of the call is at most bt rows of the widest output
    * and inner length (the packed GEMM's workspace grows with each). */
-  const size_t f = c->ffn_dim, dv = c->value_embed_dim;
+  const size_t f = m->ffn, dv = md.value_embed_dim;
   const size_t inner = d > f ? (d > dv ? d : dv) : (f > dv ? f : dv),
                widest = inner > V ? inner : V;
-  cl_mem ws, layer, scratch = NULL, table = NULL;
-  if ((st = retcl__linear_reserve(ctx, bt, widest, inner)) ||
-      (st = retcl__workspace(ctx, RETCL_WORKSPACE_MODEL,
-                             o.total * sizeof(float), &ws)) ||
-      (st = retcl__workspace(ctx, RETCL_WORKSPACE_LAYER,
-                             plan.layer_floats * sizeof(float), &layer)) ||
-      (plan.retention.scratch &&
-       (st = retcl__workspace(ctx, RETCL_WORKSPACE_RETENTION,
-                              plan.retention.scratch * sizeof(float),
-                              &scratch))))
+  cl_mem ws = NULL, layer = NULL, scratch = NULL, table = NULL;
+  st = retcl__msr_plan(ctx, OP_FWD, &md, m->rot, a->state_in,
+                       a->states != NULL, &plan);
+  if (!st) st = retcl__group_norm_check(ctx, OP_FWD, &norm);
+  if (!st && o.total > RETCL_MAX_INDEX)
+    st = retcl__fail(ctx, RETCL_ERROR_INVALID_SIZE,
+                     "%s: %zu tokens need %zu floats of activations; the "
+                     "limit is %zu: run fewer tokens per call",
+                     OP_FWD, bt, o.total, RETCL_MAX_INDEX);
+  if (!st) {
+    plan.width = d;
+    if (m->split.sequence) plan.split = &m->split;
+    st = retcl__linear_reserve(ctx, bt, widest, inner);
+  }
+  if (!st)
+    st = retcl__workspace(ctx, RETCL_WORKSPACE_MODEL, o.total * sizeof(float),
+                          &ws);
+  if (!st)
+    st = retcl__workspace(ctx, RETCL_WORKSPACE_LAYER,
+                          plan.layer_floats * sizeof(float), &layer);
+  if (!st && plan.retention.scratch)
+    st = retcl__workspace(ctx, RETCL_WORKSPACE_RETENTION,
+                          plan.retention.scratch * sizeof(float), &scratch);
+  /* The last point where a process can fail alone: from here on, a split
+   * model's processes exchange data every layer. */
+  size_t offset = 0, total = 0;
+  if ((st = retcl__model_agree(m, OP_FWD, st, a->T, &offset, &total)))
     return st;
+  plan.rot_q.pos0 += offset;
+  plan.rot_k.pos0 += offset;
+  if (a->total) *a->total = total;
   const retcl_buffer x = retcl_buf(ws, o.x), h = retcl_buf(ws, o.h),
                      y = retcl_buf(ws, o.y), ffn = retcl_buf(ws, o.ffn),
                      lo = retcl_buf(ws, o.logits);
@@ -454,34 +666,45 @@ retcl_status retcl__model_run(retcl_model *m, const retcl__forward_call *a) {
   cl_int err = CL_SUCCESS;
   cl_mem tok = clCreateBuffer(ctx->cl_ctx, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR,
                               bt * sizeof(int32_t), (void *)a->tokens, &err);
-  if (!tok) return retcl__cl_fail(ctx, "clCreateBuffer(tokens)", err);
-  if ((st = retcl__msr_table(ctx, OP_FWD, &plan, &table))) {
-    clReleaseMemObject(tok);
-    return st;
-  }
+  if (!tok) st = retcl__cl_fail(ctx, "clCreateBuffer(tokens)", err);
+  if (!st) st = retcl__msr_table(ctx, OP_FWD, &plan, &table);
 
   const float emb_scale = retcl__model_embed_scale(c);
-  st = retcl__embed(ctx, tok, bt, m->embed, d, emb_scale, x);
-  clReleaseMemObject(tok); /* stays alive until the kernel has run */
+  if (!st) st = retcl__embed(ctx, tok, bt, m->embed, d, emb_scale, x);
+  if (tok) clReleaseMemObject(tok); /* stays alive until the kernel has run */
   if (!st && m->emb_norm.mem) st = rms_norm(m, &norm, x, m->emb_norm, x);
 
-  for (size_t l = 0; !st && l < c->layers; ++l) {
+  /* A split model's processes meet in every layer (a sequence split's
+   * retention, a heads split's two sums): one that has failed still takes
+   * part, computing nothing, so that every process returns the failure. */
+  const int split_seq = m->split.sequence && retcl__model_is_split(m),
+            split_heads = retcl__model_heads_split(m);
+  for (size_t l = 0; l < c->layers && (!st || split_seq || split_heads);
+       ++l) {
     const layer_weights *w = &m->layers[l];
     retcl_buffer s_in = retcl_no_buf(), s_out = retcl_no_buf();
     if (a->states) {
       s_out = retcl_buf(a->states, l * a->layer_floats);
       if (a->state_in) s_in = s_out; /* updated in place */
     }
-    if ((st = rms_norm(m, &norm, x, w->ret_norm, h)) ||
-        (st = retcl__msr_enqueue(ctx, &plan, &w->msr, m->rot,
-                                 retcl_buf(m->log_decay, 0), h, s_in, s_out,
-                                 y, layer, scratch, table)) ||
-        (st = retcl__residual(ctx, bt * d, alpha, x, y)) ||
-        (st = rms_norm(m, &norm, x, w->ffn_norm, h)) ||
-        (st = retcl__ffn_enqueue(ctx, &w->ffn, bt, d, c->ffn_dim,
-                                 c->activation, h, ffn, y)) ||
-        (st = retcl__residual(ctx, bt * d, alpha, x, y)))
-      break;
+    if (!st) st = rms_norm(m, &norm, x, w->ret_norm, h);
+    if (!st)
+      st = retcl__msr_enqueue(ctx, &plan, &w->msr, m->rot,
+                              retcl_buf(m->log_decay, 0), h, s_in, s_out, y,
+                              layer, scratch, table);
+    else if (split_seq)
+      st = retcl__msr_split_retention(ctx, &plan, st, retcl_no_buf(),
+                                      retcl_no_buf(), retcl_no_buf(),
+                                      retcl_no_buf(), retcl_no_buf(),
+                                      retcl_no_buf());
+    if (split_heads) st = split_sum(m, y, bt * d, st);
+    if (!st) st = retcl__residual(ctx, bt * d, alpha, x, y);
+    if (!st) st = rms_norm(m, &norm, x, w->ffn_norm, h);
+    if (!st)
+      st = retcl__ffn_enqueue(ctx, &w->ffn, bt, d, f, c->activation, h, ffn,
+                              y);
+    if (split_heads) st = split_sum(m, y, bt * d, st);
+    if (!st) st = retcl__residual(ctx, bt * d, alpha, x, y);
   }
   if (table) clReleaseMemObject(table); /* kept alive by the launches */
   if (st || (st = rms_norm(m, &norm, x, m->final_norm, h))) return st;
@@ -512,6 +735,27 @@ retcl_status retcl__model_run(retcl_model *m, const retcl__forward_call *a) {
   return RETCL_SUCCESS;
 }
 
+/* What a sequence-split forward cannot do (the model's other processes
+ * refuse the same call in the same way, or see this one's failure). */
+static retcl_status check_sequence_split(retcl_model *m,
+                                         const retcl_decode_state *s,
+                                         retcl_algorithm algo) {
+  if (s && s->position > 0)
+    return retcl__fail(m->ctx, RETCL_ERROR_UNSUPPORTED,
+                       "%s: a sequence-split model runs from an empty state "
+                       "(this one is at position %zu); decode with a "
+                       "heads-split or whole model (retcl_decode_state_copy)",
+                       OP_FWD, s->position);
+  if (algo == RETCL_ALGO_PARALLEL)
+    return retcl__fail(m->ctx, RETCL_ERROR_UNSUPPORTED,
+                       "%s: a sequence-split model runs the recurrent or "
+                       "chunkwise form; torchscale's parallel form normalises "
+                       "each row by a sum over all earlier tokens, which no "
+                       "state carries across a split",
+                       OP_FWD);
+  return RETCL_SUCCESS;
+}
+
 /* The forward shared by retcl_model_forward (logits of every position) and
  * retcl_model_forward_last (last position of each sequence only). */
 static retcl_status forward(retcl_model *m, retcl_decode_state *state,
@@ -520,9 +764,15 @@ static retcl_status forward(retcl_model *m, retcl_decode_state *state,
                             int last_only) {
   if (!m) return RETCL_ERROR_INVALID_ARGUMENT;
   retcl__clear_error(m->ctx);
+  m->agreed = 0;
   retcl_status st =
       retcl__model_check_forward(m, OP_FWD, state, tokens, B, T, algo, chunk);
-  if (st) return st;
+  if (!st && m->split.sequence && retcl__model_is_split(m))
+    st = check_sequence_split(m, state, algo);
+  if (st) {
+    size_t offset, total;
+    return retcl__model_agree(m, OP_FWD, st, 0, &offset, &total);
+  }
   retcl__forward_call a;
   memset(&a, 0, sizeof a);
   a.tokens = tokens;
@@ -538,8 +788,10 @@ static retcl_status forward(retcl_model *m, retcl_decode_state *state,
   a.chunk = chunk;
   a.logits = logits;
   a.last_only = last_only;
+  size_t total = T;
+  a.total = &total;
   if ((st = retcl__model_run(m, &a))) return st;
-  if (state) state->position += T;
+  if (state) state->position += total;
   return RETCL_SUCCESS;
 }
 

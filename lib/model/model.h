@@ -32,7 +32,31 @@ struct retcl_model {
   retcl_dtype wtype; /* storage of params (retcl_model_load_as); the
                         retcl_buffers above carry it */
   struct retcl__train_tape *tape; /* model_train.c: what a backward needs */
+  /* A part of a split model (retcl_model_load_split); split.agree NULL for
+   * a whole model. head0/heads and ffn0/ffn: the heads and FFN units this
+   * model holds (all of them for a whole or sequence-split model). */
+  retcl_model_split split;
+  size_t head0, heads, ffn0, ffn;
+  int agreed; /* the current call has agreed (retcl__model_agree) */
 };
+
+/* Whether m is one process's part of a split model. */
+static inline int retcl__model_is_split(const retcl_model *m) {
+  return m->split.agree != NULL;
+}
+/* Whether m holds some of the heads only (its states too). */
+static inline int retcl__model_heads_split(const retcl_model *m) {
+  return retcl__model_is_split(m) && !m->split.sequence;
+}
+
+/* Agree with the other processes of a split model on st, once per forward
+ * (model.c): returns the agreed status (the ctx's message set from the
+ * hook's when another process failed); *offset = the tokens (per
+ * sequence) before this process, *total = everyone's (sequence split). A
+ * whole model: st, 0, tokens. */
+retcl_status retcl__model_agree(retcl_model *m, const char *op,
+                                retcl_status st, size_t tokens,
+                                size_t *offset, size_t *total);
 
 struct retcl_decode_state {
   const retcl_model *model;
@@ -66,6 +90,8 @@ typedef struct retcl__forward_call {
   size_t B, T;
   retcl_packing packing;  /* positions and state_slots as the op takes them */
   size_t pos0;            /* rectangular: the state's position */
+  size_t *total;          /* NULL, or set to the tokens per sequence of
+                             every process (sequence split) or T */
   cl_mem states;          /* [L][layer_floats] or NULL */
   size_t layer_floats;
   int state_in;           /* states hold absorbed tokens to continue */

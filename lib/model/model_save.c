@@ -152,6 +152,12 @@ retcl_status retcl_model_save(retcl_model *model, const char *dir,
   if (!dtype_ok(dtype))
     return retcl__fail(ctx, RETCL_ERROR_INVALID_ARGUMENT,
                        "%s: dtype %d is not a retcl_dtype", op, (int)dtype);
+  if (retcl__model_heads_split(model))
+    return retcl__fail(ctx, RETCL_ERROR_UNSUPPORTED,
+                       "%s: the model holds heads [%zu, %zu) of %zu only "
+                       "(heads split); save a whole model",
+                       op, model->head0, model->head0 + model->heads,
+                       model->cfg.heads);
   const retcl_model_config *c = &model->cfg;
   const size_t Dk = c->embed_dim / c->heads;
   float *host = NULL, *angle = malloc(Dk * sizeof *angle);

@@ -369,6 +369,12 @@ static retcl_status check_options(retcl_context *ctx,
 /* Training needs fp32 weights (gradients and updates of 16-bit storage
  * are not supported). */
 static retcl_status check_fp32_weights(retcl_model *m, const char *op) {
+  if (retcl__model_is_split(m))
+    return retcl__fail(m->ctx, RETCL_ERROR_UNSUPPORTED,
+                       "%s: the model is split across processes "
+                       "(retcl_model_load_split); training runs on a whole "
+                       "model",
+                       op);
   if (m->wtype == RETCL_DTYPE_F32) return RETCL_SUCCESS;
   return retcl__fail(m->ctx, RETCL_ERROR_UNSUPPORTED,
                      "%s: the model's weights are stored %s; training needs "

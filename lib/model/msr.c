@@ -83,6 +83,8 @@ retcl_status retcl__msr_plan(retcl_context *ctx, const char *op,
                                    RETCL_GATE_SWISH, d->norm_eps};
   if ((st = retcl__group_norm_check(ctx, op, &p.norm))) return st;
   /* Q, K [rows, d]; V, G, O [rows, dv]. */
+  p.width = d->embed_dim;
+  p.split = NULL;
   p.layer_floats = retcl__mul(p.rows, 2 * d->embed_dim + 3 * d->value_embed_dim);
   if (p.layer_floats > RETCL_MAX_INDEX)
     return retcl__fail(ctx, RETCL_ERROR_INVALID_SIZE,
@@ -106,7 +108,8 @@ retcl_status retcl__msr_table(retcl_context *ctx, const char *op,
 
 retcl_status retcl__msr_reserve(retcl_context *ctx, const retcl_msr_plan *p) {
   const size_t dm = p->d.embed_dim, dv = p->d.value_embed_dim;
-  const size_t widest = dm > dv ? dm : dv;
+  size_t widest = dm > dv ? dm : dv;
+  if (p->width > widest) widest = p->width;
   return retcl__linear_reserve(ctx, p->rows, widest, widest);
 }
 
@@ -117,7 +120,8 @@ retcl_status retcl__msr_enqueue(retcl_context *ctx, const retcl_msr_plan *p,
                                 retcl_buffer state_in, retcl_buffer state_out,
                                 retcl_buffer y, cl_mem layer, cl_mem scratch,
                                 cl_mem table) {
-  const size_t bt = p->rows, dm = p->d.embed_dim, dv = p->d.value_embed_dim;
+  const size_t bt = p->rows, dm = p->d.embed_dim, dv = p->d.value_embed_dim,
+               width = p->width;
   const retcl_buffer Q = retcl_buf(layer, 0), K = retcl_buf(layer, bt * dm),
                      V = retcl_buf(layer, 2 * bt * dm),
                      G = retcl_buf(layer, 2 * bt * dm + bt * dv),
@@ -130,18 +134,44 @@ retcl_status retcl__msr_enqueue(retcl_context *ctx, const retcl_msr_plan *p,
       {w->v_proj, V, dv, 1.0f},
       {w->g_proj, G, dv, 1.0f}};
   retcl_status st;
-  if ((st = retcl__linear_many_enqueue(ctx, bt, dm, x, 4, qkvg)) ||
+  if ((st = retcl__linear_many_enqueue(ctx, bt, width, x, 4, qkvg)) ||
       (st = retcl__rotate_enqueue(ctx, rot, &p->rot_q, Q, Q, table, 0, NULL,
                                   NULL)) ||
       (st = retcl__rotate_enqueue(ctx, rot, &p->rot_k, K, K, table, 0, NULL,
-                                  NULL)) ||
-      (st = retcl__retention_enqueue(ctx, &p->retention, Q, K, V, log_decay,
-                                     state_in, state_out, O, scratch, table, 0,
-                                     NULL, NULL)) ||
-      (st = retcl__group_norm_enqueue(ctx, &p->norm, O, G, retcl_no_buf(),
+                                  NULL)))
+    return retcl__msr_split_retention(ctx, p, st, Q, K, V, log_decay,
+                                      state_out, O);
+  if (p->split) {
+    if ((st = retcl__msr_split_retention(ctx, p, RETCL_SUCCESS, Q, K, V,
+                                         log_decay, state_out, O)))
+      return st;
+  } else if ((st = retcl__retention_enqueue(ctx, &p->retention, Q, K, V,
+                                            log_decay, state_in, state_out, O,
+                                            scratch, table, 0, NULL, NULL))) {
+    return st;
+  }
+  if ((st = retcl__group_norm_enqueue(ctx, &p->norm, O, G, retcl_no_buf(),
                                       retcl_no_buf(), O, 0, NULL, NULL)))
     return st;
-  return retcl__linear_enqueue(ctx, bt, dm, dv, 1.0f, O, w->out_proj, 0.0f, y);
+  return retcl__linear_enqueue(ctx, bt, width, dv, 1.0f, O, w->out_proj, 0.0f,
+                               y);
+}
+
+retcl_status retcl__msr_split_retention(retcl_context *ctx,
+                                        const retcl_msr_plan *p,
+                                        retcl_status st, retcl_buffer q,
+                                        retcl_buffer k, retcl_buffer v,
+                                        retcl_buffer log_decay,
+                                        retcl_buffer state_out,
+                                        retcl_buffer out) {
+  if (!p->split) return st;
+  const retcl_split_result r = p->split->retention(
+      p->split->user, ctx, &p->retention.d, q, k, v, log_decay, state_out,
+      out, st);
+  /* This process's own failure keeps its own message. */
+  if (st) return st;
+  if (r.status) return retcl__fail(ctx, r.status, "%s", r.message);
+  return RETCL_SUCCESS;
 }
 
 /* The caller's buffers, each checked once. */

@@ -13,6 +13,13 @@ typedef struct retcl_msr_plan {
   retcl_rotation_desc rot_q, rot_k;
   retcl_group_norm_desc norm;
   size_t layer_floats;          /* RETCL_WORKSPACE_LAYER: Q, K, V, G, O */
+  /* The residual stream's width: x and y's columns. d.embed_dim (the q, k
+   * width) unless the layer holds only some heads of a heads-split model
+   * (then the model sets it after planning). */
+  size_t width;
+  /* A sequence-split model's hooks (retention over the processes' slices);
+   * NULL otherwise. */
+  const retcl_model_split *split;
 } retcl_msr_plan;
 
 /* The kernel families a layer launches. */
@@ -39,5 +46,17 @@ retcl_status retcl__msr_enqueue(retcl_context *ctx, const retcl_msr_plan *plan,
                                 retcl_buffer state_in, retcl_buffer state_out,
                                 retcl_buffer y, cl_mem layer, cl_mem scratch,
                                 cl_mem table);
+
+/* A sequence-split layer's retention through its hook (plan->split):
+ * also called, with st != SUCCESS, when this process failed earlier in the
+ * layer, so that the hook's exchange still takes place; returns st, or
+ * the hook's agreed failure. Without a split: returns st. */
+retcl_status retcl__msr_split_retention(retcl_context *ctx,
+                                        const retcl_msr_plan *p,
+                                        retcl_status st, retcl_buffer q,
+                                        retcl_buffer k, retcl_buffer v,
+                                        retcl_buffer log_decay,
+                                        retcl_buffer state_out,
+                                        retcl_buffer out);
 
 #endif

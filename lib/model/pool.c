@@ -34,7 +34,8 @@ retcl_status retcl_state_pool_create(retcl_model *model, size_t slots,
   retcl_status st = retcl__check_dim(ctx, op, "slots", slots, 1, 1 << 20);
   if (st) return st;
   const retcl_model_config *c = &model->cfg;
-  const size_t per_slot = c->heads * (c->embed_dim / c->heads) *
+  /* A heads-split model's slots hold its own heads. */
+  const size_t per_slot = model->heads * (c->embed_dim / c->heads) *
                           (c->value_embed_dim / c->heads);
   const size_t layer_elems = retcl__mul(slots, per_slot);
   const size_t total = retcl__mul(layer_elems, c->layers);
@@ -193,6 +194,35 @@ static retcl_status check_pool(retcl_model *m, const char *op,
   return check_slots(m->ctx, op, pool, slots, n);
 }
 
+/* A split model's processes agree on every call's outcome: a call that
+ * failed before its forward ran (which agrees itself) agrees here. */
+static retcl_status agreed(retcl_model *m, const char *op, retcl_status st) {
+  if (!st || m->agreed || !retcl__model_is_split(m)) return st;
+  size_t offset, total;
+  return retcl__model_agree(m, op, st, 0, &offset, &total);
+}
+
+static retcl_status forward_packed(retcl_model *m, retcl_state_pool *pool,
+                                   const int32_t *slots, const int32_t *tokens,
+                                   const size_t *offsets, size_t n,
+                                   retcl_algorithm algo, size_t chunk,
+                                   int last_only, float *logits);
+static retcl_status decode_step(retcl_model *m, retcl_state_pool *pool,
+                                const int32_t *slots, const int32_t *tokens,
+                                size_t rows, float *logits);
+
+/* A sequence-split model's processes hold slices of one sequence: packed
+ * batches and decoding steps are not theirs to run. */
+static retcl_status check_not_sequence_split(retcl_model *m, const char *op) {
+  if (retcl__model_is_split(m) && m->split.sequence)
+    return retcl__fail(m->ctx, RETCL_ERROR_UNSUPPORTED,
+                       "%s: a sequence-split model runs retcl_model_forward "
+                       "and _last only; serve with a heads-split or whole "
+                       "model",
+                       op);
+  return RETCL_SUCCESS;
+}
+
 retcl_status retcl_model_forward_packed(retcl_model *m, retcl_state_pool *pool,
                                         const int32_t *slots,
                                         const int32_t *tokens,
@@ -200,8 +230,33 @@ retcl_status retcl_model_forward_packed(retcl_model *m, retcl_state_pool *pool,
                                         retcl_algorithm algo, size_t chunk,
                                         int last_only, float *logits) {
   if (!m) return RETCL_ERROR_INVALID_ARGUMENT;
+  retcl__clear_error(m->ctx);
+  m->agreed = 0;
+  retcl_status st = check_not_sequence_split(m, OP_PACKED);
+  if (!st)
+    st = forward_packed(m, pool, slots, tokens, offsets, n, algo, chunk,
+                        last_only, logits);
+  return agreed(m, OP_PACKED, st);
+}
+
+retcl_status retcl_model_decode_step(retcl_model *m, retcl_state_pool *pool,
+                                     const int32_t *slots,
+                                     const int32_t *tokens, size_t rows,
+                                     float *logits) {
+  if (!m) return RETCL_ERROR_INVALID_ARGUMENT;
+  retcl__clear_error(m->ctx);
+  m->agreed = 0;
+  retcl_status st = check_not_sequence_split(m, OP_STEP);
+  if (!st) st = decode_step(m, pool, slots, tokens, rows, logits);
+  return agreed(m, OP_STEP, st);
+}
+
+static retcl_status forward_packed(retcl_model *m, retcl_state_pool *pool,
+                                   const int32_t *slots, const int32_t *tokens,
+                                   const size_t *offsets, size_t n,
+                                   retcl_algorithm algo, size_t chunk,
+                                   int last_only, float *logits) {
   retcl_context *ctx = m->ctx;
-  retcl__clear_error(ctx);
   retcl_status st;
   if ((st = retcl__check_dim(ctx, OP_PACKED, "sequences", n, 1, 1 << 20)))
     return st;
@@ -223,13 +278,10 @@ retcl_status retcl_model_forward_packed(retcl_model *m, retcl_state_pool *pool,
                     last_only, logits);
 }
 
-retcl_status retcl_model_decode_step(retcl_model *m, retcl_state_pool *pool,
-                                     const int32_t *slots,
-                                     const int32_t *tokens, size_t rows,
-                                     float *logits) {
-  if (!m) return RETCL_ERROR_INVALID_ARGUMENT;
+static retcl_status decode_step(retcl_model *m, retcl_state_pool *pool,
+                                const int32_t *slots, const int32_t *tokens,
+                                size_t rows, float *logits) {
   retcl_context *ctx = m->ctx;
-  retcl__clear_error(ctx);
   retcl_status st;
   if ((st = retcl__check_dim(ctx, OP_STEP, "rows", rows, 1, 1 << 20)))
     return st;

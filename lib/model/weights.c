@@ -21,16 +21,19 @@ static size_t add(retcl__weight_layout *w, const char *name, size_t rows,
   return t->offset;
 }
 
+/* A layer's tensors for `heads` of the heads and `f` FFN units (all of
+ * them, or one process's part of a heads-split model). */
 static void add_layer(retcl__weight_layout *w, const retcl_model_config *c,
-                      size_t l) {
-  const size_t d = c->embed_dim, dv = c->value_embed_dim, f = c->ffn_dim;
+                      size_t heads, size_t f, size_t l) {
+  const size_t d = c->embed_dim, dq = heads * (c->embed_dim / c->heads),
+               dv = heads * (c->value_embed_dim / c->heads);
   retcl__layer_offsets *o = &w->layers[l];
   char name[RETCL_TENSOR_NAME_CAP];
 #define LAYER_TENSOR(field, suffix, rows, cols)                        \
   (snprintf(name, sizeof name, "layers.%zu.%s", l, suffix),            \
    o->field = add(w, name, rows, cols))
-  LAYER_TENSOR(q, "retention.q_proj.weight", d, d);
-  LAYER_TENSOR(k, "retention.k_proj.weight", d, d);
+  LAYER_TENSOR(q, "retention.q_proj.weight", dq, d);
+  LAYER_TENSOR(k, "retention.k_proj.weight", dq, d);
   LAYER_TENSOR(v, "retention.v_proj.weight", dv, d);
   LAYER_TENSOR(g, "retention.g_proj.weight", dv, d);
   LAYER_TENSOR(o, "retention.out_proj.weight", d, dv);
@@ -45,6 +48,13 @@ static void add_layer(retcl__weight_layout *w, const retcl_model_config *c,
 retcl_status retcl__weight_layout_make(retcl_context *ctx,
                                        const retcl_model_config *c,
                                        retcl__weight_layout *w) {
+  return retcl__weight_layout_make_part(ctx, c, c->heads, c->ffn_dim, w);
+}
+
+retcl_status retcl__weight_layout_make_part(retcl_context *ctx,
+                                            const retcl_model_config *c,
+                                            size_t heads, size_t ffn,
+                                            retcl__weight_layout *w) {
   const size_t d = c->embed_dim, V = c->vocab_size;
   *w = (retcl__weight_layout){0};
   w->tensors = calloc(10 * c->layers + 4, sizeof *w->tensors);
@@ -59,7 +69,7 @@ retcl_status retcl__weight_layout_make(retcl_context *ctx,
   w->emb_norm = c->layernorm_embedding
                     ? add(w, "layernorm_embedding.weight", d, 0)
                     : RETCL_NO_TENSOR;
-  for (size_t l = 0; l < c->layers; ++l) add_layer(w, c, l);
+  for (size_t l = 0; l < c->layers; ++l) add_layer(w, c, heads, ffn, l);
   w->final_norm = add(w, "layer_norm.weight", d, 0);
   w->out_proj = c->share_embed ? RETCL_NO_TENSOR
                                : add(w, "output_projection.weight", V, d);

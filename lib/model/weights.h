@@ -37,6 +37,13 @@ typedef struct retcl__weight_layout {
 retcl_status retcl__weight_layout_make(retcl_context *ctx,
                                        const retcl_model_config *cfg,
                                        retcl__weight_layout *out);
+/* The same for one process's part of a heads-split model: `heads` heads
+ * (rows of q, k, v, g; columns of out_proj) and `ffn` FFN units (rows of
+ * fc1 and gate; columns of fc2) per layer. */
+retcl_status retcl__weight_layout_make_part(retcl_context *ctx,
+                                            const retcl_model_config *cfg,
+                                            size_t heads, size_t ffn,
+                                            retcl__weight_layout *out);
 void retcl__weight_layout_free(retcl__weight_layout *layout);
 
 #endif

@@ -15,7 +15,7 @@
  * runs the slice with its incoming state.
  * Every agreement is an MPI_Allgather of the ranks' statuses (with the
  * shape record in the first); a failing rank's message is broadcast. */
-#include "retcl_mpi.h"
+#include "mpi/mpi_internal.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -24,18 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MSG_LEN 1024
 #define TAG_RING 7301
-
-struct retcl_mpi {
-  MPI_Comm comm;
-  int rank, size;
-  retcl_context *ctx;
-  int owns_ctx;
-  cl_mem tmp_state; /* the slice's local state, then the incoming one */
-  size_t tmp_state_n;
-  char msg[MSG_LEN];
-};
 
 static _Thread_local char create_msg[MSG_LEN];
 
@@ -64,9 +53,9 @@ static retcl_status from_ctx(retcl_mpi *h, retcl_status st, const char *what) {
 
 /* Every rank's status (all[r * stride] of nrec-word records gathered from
  * rec): the first failing rank's status and message on every rank. */
-static retcl_status agree_records(MPI_Comm comm, int rank, int size,
-                                  char *msg, const uint64_t *rec, int nrec,
-                                  uint64_t *all, size_t *ctl) {
+retcl_status retcl_mpi__agree_records(MPI_Comm comm, int rank, int size,
+                                      char *msg, const uint64_t *rec,
+                                      int nrec, uint64_t *all, size_t *ctl) {
   MPI_Allgather(rec, nrec, MPI_UINT64_T, all, nrec, MPI_UINT64_T, comm);
   if (ctl) *ctl += (size_t)nrec * 8 * (size_t)(size + 1);
   int failed = -1;
@@ -98,7 +87,7 @@ static retcl_status agree(retcl_mpi *h, retcl_status local, size_t *ctl) {
     return RETCL_ERROR_OUT_OF_MEMORY;
   }
   retcl_status st =
-      agree_records(h->comm, h->rank, h->size, h->msg, &rec, 1, all, ctl);
+      retcl_mpi__agree_records(h->comm, h->rank, h->size, h->msg, &rec, 1, all, ctl);
   free(all);
   return st;
 }
@@ -185,7 +174,7 @@ static retcl_status make(MPI_Comm comm, const char *platform,
   }
   uint64_t rec = (uint64_t)st, *all = calloc((size_t)tmp.size, sizeof *all);
   if (all) {
-    st = agree_records(tmp.comm, tmp.rank, tmp.size, tmp.msg, &rec, 1, all, NULL);
+    st = retcl_mpi__agree_records(tmp.comm, tmp.rank, tmp.size, tmp.msg, &rec, 1, all, NULL);
     free(all);
   } else {
     st = RETCL_ERROR_OUT_OF_MEMORY; /* cannot agree: the peers will hang */
@@ -217,6 +206,7 @@ retcl_status retcl_mpi_wrap(MPI_Comm comm, retcl_context *ctx,
 void retcl_mpi_destroy(retcl_mpi *h) {
   if (!h) return;
   if (h->tmp_state) clReleaseMemObject(h->tmp_state);
+  free(h->stage);
   if (h->owns_ctx) retcl_context_destroy(h->ctx);
   MPI_Comm_free(&h->comm);
   free(h);
@@ -514,7 +504,7 @@ retcl_status retcl_mpi_retention(retcl_mpi *h, const retcl_retention_desc *desc,
     MPI_Allgather(rec, R_N, MPI_UINT64_T, dummy, 0, MPI_UINT64_T, h->comm);
     return RETCL_ERROR_OUT_OF_MEMORY;
   }
-  st = agree_records(h->comm, h->rank, h->size, h->msg, rec, R_N, all,
+  st = retcl_mpi__agree_records(h->comm, h->rank, h->size, h->msg, rec, R_N, all,
                      &s.control_bytes);
   if (!st) st = check_across(h, all);
   if (st) {
