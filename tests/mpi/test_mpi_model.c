@@ -861,6 +861,30 @@ static void case_stats(model_set *m) {
     if (sent[0] != want_seq || recv[0] != want_seq)
       failf("case 6: sequence: sent %zu received %zu, expected %zu each", sent[0],
             recv[0], want_seq);
+    /* With a decode state, the last rank's state (B·H·Dk·Dv floats per
+     * layer) is broadcast: sent by the last rank (one rank too, like the
+     * heads split's sums), received by the others. */
+    retcl_decode_state *ss = NULL;
+    if (retcl_decode_state_create(m->seq, B, &ss)) {
+      failf("case 6: state: %s", retcl_last_error(ctx));
+    } else {
+      int32_t *t3 = tokens_of(704, B * 4, V);
+      retcl_mpi_model_stats_get(h, &s, 1);
+      if (retcl_model_forward(m->seq, ss, t3, B, 4, RETCL_ALGO_RECURRENT, 0, NULL))
+        failf("case 6: sequence forward with a state: %s", retcl_last_error(ctx));
+      retcl_mpi_model_stats_get(h, &s, 1);
+      const size_t st_bytes = Lyr * B * H * Dk * Dv * sizeof(float);
+      const size_t ws = want_seq + (rank == size - 1 ? st_bytes : 0),
+                   wr = want_seq + (rank == size - 1 ? 0 : st_bytes);
+      if (s.bytes_sent != ws || s.bytes_received != wr)
+        failf("case 6: sequence with a state: sent %zu received %zu, expected %zu %zu",
+              s.bytes_sent, s.bytes_received, ws, wr);
+      if (verbose && rank == 0)
+        printf("case 6 sequence with a state: sent %zu, received %zu\n", s.bytes_sent,
+               s.bytes_received);
+      free(t3);
+    }
+    retcl_decode_state_destroy(ss);
   }
 }
 
