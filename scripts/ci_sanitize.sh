@@ -56,7 +56,7 @@ export CK_FORK=yes
 # report as ours.
 status=0
 ctest --test-dir "$build" --output-on-failure -j"$(nproc)" \
-  -E '^(install_consumer|test_threads|test_fortran|(mpi_retention|fortran_mpi)_np[0-9]+)$' \
+  -E '^(install_consumer|test_threads|test_fortran|(mpi_retention|mpi_model|fortran_mpi)_np[0-9]+)$' \
   "$@" || status=$?
 # test_fortran: libgfortran copies Fortran string literals (which carry no
 # terminating NUL) with strndup(s, len), and this ASan's strndup interceptor
