@@ -513,6 +513,14 @@ module retcl
       type(c_ptr), value :: state
       integer(c_size_t) :: retcl_decode_state_position
     end function
+    !> Copy the heads `to` holds of `from` (e.g. a sequence-split prefill's
+    !> state into a heads-split model's state), with the position.
+    function retcl_decode_state_copy(from, to) &
+        bind(c, name='retcl_decode_state_copy')
+      import :: c_int, c_ptr
+      type(c_ptr), value :: from, to
+      integer(c_int) :: retcl_decode_state_copy
+    end function
     function retcl_decode_state_bytes(state) bind(c, name='retcl_decode_state_bytes')
       import :: c_ptr, c_size_t
       type(c_ptr), value :: state

@@ -81,9 +81,39 @@ module retcl_mpi
       type(c_ptr), value :: stats
       integer(c_int) :: retcl_mpi_retention
     end function
+    function c_model_load(h, dir, split, storage, out) &
+        bind(c, name='retcl_mpi_model_load')
+      import :: c_int, c_ptr
+      type(c_ptr), value :: h, dir
+      integer(c_int), value :: split, storage
+      type(c_ptr), intent(out) :: out
+      integer(c_int) :: c_model_load
+    end function
   end interface
 
+  !> retcl_mpi_split
+  integer(c_int), parameter :: RETCL_MPI_SPLIT_SEQUENCE = 0
+  integer(c_int), parameter :: RETCL_MPI_SPLIT_HEADS = 1
+
 contains
+
+  !> retcl_mpi_model_load (collective): the checkpoint in dir split over
+  !> the handle's ranks by heads or by sequence (retcl_mpi.h); storage
+  !> absent: RETCL_STORAGE_F32. The model's forwards are then collective.
+  function retcl_mpi_model_load_f(h, dir, split, model, storage) &
+      result(status)
+    type(c_ptr), intent(in) :: h
+    character(len=*), intent(in) :: dir
+    integer(c_int), intent(in) :: split
+    type(c_ptr), intent(out) :: model
+    integer(c_int), intent(in), optional :: storage
+    integer(c_int) :: status, st
+    character(kind=c_char, len=:), allocatable, target :: d
+    d = retcl_c_chars(dir)
+    st = RETCL_STORAGE_F32
+    if (present(storage)) st = storage
+    status = c_model_load(h, c_loc(d), split, st, model)
+  end function retcl_mpi_model_load_f
 
   !> retcl_mpi_create on a Fortran communicator (collective); platform and
   !> device as retcl_context_create_f (absent: by node-local rank).

@@ -1267,10 +1267,14 @@ typedef struct retcl_model_split {
   /** Agree on `status` (and exchange `tokens`, this process's tokens per
    *  sequence); *token_offset = the tokens of the processes before this
    *  one, *token_total = everyone's (sequence split; heads: 0 and tokens).
-   */
+   *  `shape` digests what must be the same on every process (heads split:
+   *  the batch, the tokens, the packing, the slots, the algorithm and
+   *  chunk; sequence split: all but the tokens): processes whose digests
+   *  differ must all fail (INVALID_ARGUMENT). */
   retcl_split_result (*agree)(void *user, retcl_context *ctx,
                               retcl_status status, size_t tokens,
-                              size_t *token_offset, size_t *token_total);
+                              uint64_t shape, size_t *token_offset,
+                              size_t *token_total);
   /** Heads split: y (n floats on ctx's device) = the sum of every
    *  process's y, on every process. status != SUCCESS: this process
    *  failed after `agree` and computes nothing; the hook still takes part
@@ -1290,9 +1294,10 @@ typedef struct retcl_model_split {
 } retcl_model_split;
 
 /**
- * retcl_model_load_as for one process's part of a split model: the
- * checkpoint is read and only this process's slices reach the device (heads
- * split: about 1/P of the layers' weights per process). The split is copied
+ * retcl_model_load_as for one process's part of a split model: a heads
+ * split reads only this process's rows and columns of each layer from the
+ * file (about 1/P of the layers' weights per process; the embedding, norms
+ * and output projection whole). The split is copied
  * (user must outlive the model). A split model's config is the whole
  * model's. Entry points that need the whole model (training,
  * retcl_model_save, retcl_model_params' layout) return UNSUPPORTED; a

@@ -51,12 +51,12 @@ export CK_FORK=yes
 
 # install_consumer builds an uninstrumented program against the installed
 # (instrumented) library, which the ASan runtime refuses to start; the
-# package itself is tested by scripts/test.sh. The MPI tests (C and
-# Fortran) run under mpirun, whose Open MPI allocations LeakSanitizer would
-# report as ours.
+# package itself is tested by scripts/test.sh. The MPI tests (C, Fortran
+# and the retcl-mpi program) run under mpirun, whose Open MPI allocations
+# LeakSanitizer would report as ours.
 status=0
 ctest --test-dir "$build" --output-on-failure -j"$(nproc)" \
-  -E '^(install_consumer|test_threads|test_fortran|(mpi_retention|mpi_model|fortran_mpi)_np[0-9]+)$' \
+  -E '^(install_consumer|test_threads|test_fortran|(mpi_retention|mpi_model|mpi_cli|fortran_mpi)_np[0-9]+)$' \
   "$@" || status=$?
 # test_fortran: libgfortran copies Fortran string literals (which carry no
 # terminating NUL) with strndup(s, len), and this ASan's strndup interceptor

@@ -10,14 +10,16 @@
 #include <string.h>
 #include <time.h>
 
+const char *cli_program = "retcl";
+
 int cli_fail(const retcl_context *ctx, retcl_status status, const char *what) {
   const char *detail = retcl_last_error(ctx);
   fflush(stdout); /* keep the order of a combined stdout+stderr log */
   if (detail && *detail)
-    fprintf(stderr, "retcl: error: %s: %s: %s\n", what,
+    fprintf(stderr, "%s: error: %s: %s: %s\n", cli_program, what,
             retcl_status_string(status), detail);
   else
-    fprintf(stderr, "retcl: error: %s: %s\n", what,
+    fprintf(stderr, "%s: error: %s: %s\n", cli_program, what,
             retcl_status_string(status));
   return CLI_EXIT_ERROR;
 }
@@ -26,7 +28,7 @@ int cli_error(const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
   fflush(stdout);
-  fputs("retcl: error: ", stderr);
+  fprintf(stderr, "%s: error: ", cli_program);
   vfprintf(stderr, fmt, ap);
   fputc('\n', stderr);
   va_end(ap);
@@ -37,9 +39,9 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
   fflush(stdout);
-  fprintf(stderr, "retcl %s: ", cmd);
+  fprintf(stderr, "%s %s: ", cli_program, cmd);
   vfprintf(stderr, fmt, ap);
-  fprintf(stderr, "\nTry 'retcl help %s'.\n", cmd);
+  fprintf(stderr, "\nTry '%s help %s'.\n", cli_program, cmd);
   va_end(ap);
   return CLI_EXIT_USAGE;
 }
@@ -362,5 +364,41 @@ void cli_print_text(FILE *out, const int32_t *tokens, size_t count) {
       fputc(c, out);
     else
       fprintf(out, "\\x%02X", (unsigned)c & 0xFFu);
+  }
+}
+
+/* Positions listed by cli_print_run_result; longer inputs show both ends. */
+#define RUN_LIST_MAX 20
+
+static size_t argmax(const float *x, size_t n) {
+  size_t best = 0;
+  for (size_t i = 1; i < n; ++i)
+    if (x[i] > x[best]) best = i;
+  return best;
+}
+
+void cli_print_run_result(const int32_t *tok, size_t T, const float *logits,
+                          size_t V, int text) {
+  printf("\n%5s %8s %13s %12s\n", "pos", "token", "next (argmax)", "logit");
+  for (size_t t = 0; t < T; ++t) {
+    if (T > RUN_LIST_MAX && t == RUN_LIST_MAX / 2) {
+      printf("%5s (%zu positions not shown; --logits FILE saves all)\n", "...",
+             T - RUN_LIST_MAX);
+      t = T - RUN_LIST_MAX / 2;
+    }
+    const float *row = logits + t * V;
+    size_t best = argmax(row, V);
+    printf("%5zu %8d %13zu %12.5f\n", t, (int)tok[t], best, (double)row[best]);
+  }
+  if (text) {
+    /* What the model expects after each prefix, as text. */
+    printf("\n%-9s ", "text:");
+    cli_print_text(stdout, tok, T);
+    printf("\n%-9s ", "next:");
+    for (size_t t = 0; t < T; ++t) {
+      const int32_t best = (int32_t)argmax(logits + t * V, V);
+      cli_print_text(stdout, &best, 1);
+    }
+    putchar('\n');
   }
 }

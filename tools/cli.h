@@ -51,6 +51,10 @@ extern const cli_command cli_cmd_train;
 /* ---- errors -------------------------------------------------------------
  * Runtime errors are one line on stderr, "retcl: error: ...". */
 
+/* The program name that starts every message: "retcl", or what another
+ * program sharing these helpers sets first (tools/mpi: "retcl-mpi"). */
+extern const char *cli_program;
+
 /* "retcl: error: <what>: <status text>: <retcl_last_error(ctx)>";
  * ctx may be NULL for context creation. Returns CLI_EXIT_ERROR. */
 int cli_fail(const retcl_context *ctx, retcl_status status, const char *what);
@@ -117,6 +121,12 @@ void cli_print_text(FILE *out, const int32_t *tokens, size_t count);
 /* "parallel" | "chunkwise" | "recurrent" -> *algo; 0 if none of them. */
 int cli_parse_algorithm(const char *name, retcl_algorithm *algo);
 const char *cli_algorithm_name(retcl_algorithm algo);
+
+/* What `retcl run` lists after a forward: per position the token, the
+ * argmax of its logits [T, V] and that logit (the middle of long inputs
+ * left out); with text, the input and the predicted next bytes as text. */
+void cli_print_run_result(const int32_t *tok, size_t T, const float *logits,
+                          size_t V, int text);
 
 /* ---- descriptions -------------------------------------------------------- */
 

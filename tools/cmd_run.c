@@ -11,9 +11,6 @@
 #include "cli.h"
 #include "npy.h"
 
-/* Positions listed in the summary; longer inputs show both ends. */
-#define RUN_LIST_MAX 20
-
 typedef struct run_opts {
   const char *model_dir, *tokens, *text, *mode, *logits_path, *device,
       *platform, *weights;
@@ -81,28 +78,6 @@ static int forward(retcl_context *ctx, retcl_model *model,
   }
   retcl_decode_state_destroy(state);
   return rc;
-}
-
-static size_t argmax(const float *x, size_t n) {
-  size_t best = 0;
-  for (size_t i = 1; i < n; ++i)
-    if (x[i] > x[best]) best = i;
-  return best;
-}
-
-static void print_positions(const int32_t *tok, size_t T, const float *logits,
-                            size_t V) {
-  printf("\n%5s %8s %13s %12s\n", "pos", "token", "next (argmax)", "logit");
-  for (size_t t = 0; t < T; ++t) {
-    if (T > RUN_LIST_MAX && t == RUN_LIST_MAX / 2) {
-      printf("%5s (%zu positions not shown; --logits FILE saves all)\n", "...",
-             T - RUN_LIST_MAX);
-      t = T - RUN_LIST_MAX / 2;
-    }
-    const float *row = logits + t * V;
-    size_t best = argmax(row, V);
-    printf("%5zu %8d %13zu %12.5f\n", t, (int)tok[t], best, (double)row[best]);
-  }
 }
 
 static int run_run(int argc, char **argv) {
@@ -197,18 +172,7 @@ static int run_run(int argc, char **argv) {
     printf("%-9s %.3f ms (%.0f tokens/s); warm-up %.1f ms (builds the "
            "kernels)\n",
            "time:", 1e3 * warm_s, (double)T / warm_s, 1e3 * first_s);
-    print_positions(tok, T, logits, V);
-    if (o.text) {
-      /* What the model expects after each prefix, as text. */
-      printf("\n%-9s ", "text:");
-      cli_print_text(stdout, tok, T);
-      printf("\n%-9s ", "next:");
-      for (size_t t = 0; t < T; ++t) {
-        const int32_t best = (int32_t)argmax(logits + t * V, V);
-        cli_print_text(stdout, &best, 1);
-      }
-      putchar('\n');
-    }
+    cli_print_run_result(tok, T, logits, V, o.text != NULL);
   }
   if (!rc && o.logits_path) {
     int err = npy_write_f32_2d(o.logits_path, logits, T, V);

@@ -80,6 +80,9 @@ typedef struct tensor_spec {
   size_t rows, cols;
   float **dst;
   int optional;
+  /* The part read: rows [row0, +nrows), columns [col0, +ncols) (a vector:
+   * ncols 0); the whole tensor unless a heads-split process reads it. */
+  size_t row0, nrows, col0, ncols;
 } tensor_spec;
 
 typedef retcl_status (*spec_fn)(retcl_context *ctx,
@@ -90,21 +93,36 @@ typedef struct layer_tensor {
   const char *suffix;
   size_t field;      /* offsetof in retcl__layer_host */
   char rows, cols;   /* 'd' embed, 'v' value embed, 'f' ffn, 0 none */
+  char split;        /* which of them a heads split divides: 'r' rows, 'c'
+                        columns, 0 neither */
 } layer_tensor;
 
 static const layer_tensor LAYER_TENSORS[] = {
-    {"retention.q_proj.weight", offsetof(retcl__layer_host, wq), 'd', 'd'},
-    {"retention.k_proj.weight", offsetof(retcl__layer_host, wk), 'd', 'd'},
-    {"retention.v_proj.weight", offsetof(retcl__layer_host, wv), 'v', 'd'},
-    {"retention.g_proj.weight", offsetof(retcl__layer_host, wg), 'v', 'd'},
-    {"retention.out_proj.weight", offsetof(retcl__layer_host, wo), 'd', 'v'},
+    {"retention.q_proj.weight", offsetof(retcl__layer_host, wq), 'd', 'd', 'r'},
+    {"retention.k_proj.weight", offsetof(retcl__layer_host, wk), 'd', 'd', 'r'},
+    {"retention.v_proj.weight", offsetof(retcl__layer_host, wv), 'v', 'd', 'r'},
+    {"retention.g_proj.weight", offsetof(retcl__layer_host, wg), 'v', 'd', 'r'},
+    {"retention.out_proj.weight", offsetof(retcl__layer_host, wo), 'd', 'v',
+     'c'},
     {"retention_layer_norm.weight", offsetof(retcl__layer_host, ret_norm), 'd',
+     0, 0},
+    {"ffn.fc1.weight", offsetof(retcl__layer_host, fc1), 'f', 'd', 'r'},
+    {"ffn.gate.weight", offsetof(retcl__layer_host, gate), 'f', 'd', 'r'},
+    {"ffn.fc2.weight", offsetof(retcl__layer_host, fc2), 'd', 'f', 'c'},
+    {"final_layer_norm.weight", offsetof(retcl__layer_host, ffn_norm), 'd', 0,
      0},
-    {"ffn.fc1.weight", offsetof(retcl__layer_host, fc1), 'f', 'd'},
-    {"ffn.gate.weight", offsetof(retcl__layer_host, gate), 'f', 'd'},
-    {"ffn.fc2.weight", offsetof(retcl__layer_host, fc2), 'd', 'f'},
-    {"final_layer_norm.weight", offsetof(retcl__layer_host, ffn_norm), 'd', 0},
 };
+
+/* The part of dimension `which` a heads-split process holds: *first and
+ * *count in elements (per head Dk of 'd', Dv of 'v'; FFN units of 'f'). */
+static void part_of(const retcl_model_config *cfg, const retcl__ckpt_part *p,
+                    char which, size_t *first, size_t *count) {
+  const size_t per = which == 'd'   ? cfg->embed_dim / cfg->heads
+                     : which == 'v' ? cfg->value_embed_dim / cfg->heads
+                                    : 1;
+  *first = which == 'f' ? p->ffn0 : p->head0 * per;
+  *count = which == 'f' ? p->ffn : p->heads * per;
+}
 
 static size_t dim_of(const retcl_model_config *cfg, char which) {
   switch (which) {
@@ -243,7 +261,12 @@ static void file_name(retcl__ckpt_layout layout, const char *name, char *out,
         snprintf(out, cap, "%s", TOP_NAMES[i].hf[0]);
         return;
       }
-    snprintf(out, cap, HF_MODEL_PREFIX "%s", name);
+    /* Names are far shorter than cap; a cut one would only shorten a
+     * message. */
+    snprintf(out, cap, HF_MODEL_PREFIX "%.*s",
+             (int)(cap > sizeof HF_MODEL_PREFIX ? cap - sizeof HF_MODEL_PREFIX
+                                                : 0),
+             name);
     return;
   }
   snprintf(out, cap, "%s", name);
@@ -388,17 +411,26 @@ static retcl_status place_tensors(retcl_context *ctx, retcl__safetensors *st,
   return s;
 }
 
+/* A spec of the whole tensor `name` (canonical) as the file's layout
+ * spells it. */
+static void spec_init(tensor_spec *spec, retcl__ckpt_layout layout,
+                      const char *name, size_t rows, size_t cols, float **dst,
+                      int optional) {
+  snprintf(spec->name, sizeof spec->name, "%s", name);
+  file_name(layout, name, spec->shown, sizeof spec->shown);
+  spec->rows = spec->nrows = rows;
+  spec->cols = spec->ncols = cols;
+  spec->row0 = spec->col0 = 0;
+  spec->dst = dst;
+  spec->optional = optional;
+}
+
 static retcl_status visit(retcl_context *ctx, const retcl__safetensors *st,
                           spec_fn fn, retcl__ckpt_layout layout,
                           const char *name, size_t rows, size_t cols,
                           float **dst, int optional) {
   tensor_spec spec;
-  snprintf(spec.name, sizeof spec.name, "%s", name);
-  file_name(layout, name, spec.shown, sizeof spec.shown);
-  spec.rows = rows;
-  spec.cols = cols;
-  spec.dst = dst;
-  spec.optional = optional;
+  spec_init(&spec, layout, name, rows, cols, dst, optional);
   return fn(ctx, st, &spec);
 }
 
@@ -413,9 +445,14 @@ static retcl_status visit_layer(retcl_context *ctx,
     char name[NAME_CAP];
     snprintf(name, sizeof name, "layers.%zu.%s", index, lt->suffix);
     float **dst = layer ? (float **)((char *)layer + lt->field) : NULL;
-    retcl_status s = visit(ctx, st, fn, ck->layout, name,
-                           dim_of(cfg, lt->rows),
-                           dim_of(cfg, lt->cols), dst, 0);
+    tensor_spec spec;
+    spec_init(&spec, ck->layout, name, dim_of(cfg, lt->rows),
+              dim_of(cfg, lt->cols), dst, 0);
+    if (ck->part.heads && lt->split == 'r')
+      part_of(cfg, &ck->part, lt->rows, &spec.row0, &spec.nrows);
+    if (ck->part.heads && lt->split == 'c')
+      part_of(cfg, &ck->part, lt->cols, &spec.col0, &spec.ncols);
+    retcl_status s = fn(ctx, st, &spec);
     if (s) return s;
   }
   return RETCL_SUCCESS;
@@ -491,18 +528,35 @@ static retcl_status read_spec(retcl_context *ctx, const retcl__safetensors *st,
                               const tensor_spec *spec) {
   const retcl__st_tensor *t = retcl__st_find(st, spec->name);
   if (!t) return RETCL_SUCCESS; /* optional and absent */
-  float *data = malloc(t->elems ? t->elems * sizeof(float) : 1);
+  const int whole = spec->nrows == spec->rows && spec->ncols == spec->cols;
+  const size_t n = whole ? t->elems : spec->nrows * spec->ncols;
+  float *data = malloc(n ? n * sizeof(float) : 1);
   if (!data)
     return retcl__fail(ctx, RETCL_ERROR_OUT_OF_MEMORY,
                        "%s: host allocation for tensor '%s' (%zu floats)",
-                       st->path, spec->name, t->elems);
-  retcl_status s = retcl__st_read_f32(ctx, st, t, data);
+                       st->path, spec->name, n);
+  retcl_status s =
+      whole ? retcl__st_read_f32(ctx, st, t, data)
+            : retcl__st_read_window(ctx, st, t, spec->cols, spec->row0,
+                                    spec->nrows, spec->col0, spec->ncols,
+                                    data);
   if (s) {
     free(data);
     return s;
   }
   *spec->dst = data;
   return RETCL_SUCCESS;
+}
+
+static retcl_status read_config(retcl_context *ctx, const char *dir,
+                                retcl_model_config *cfg);
+
+retcl_status retcl__checkpoint_read_config(retcl_context *ctx, const char *dir,
+                                           retcl_model_config *cfg) {
+  if (!dir)
+    return retcl__fail(ctx, RETCL_ERROR_INVALID_ARGUMENT,
+                       "checkpoint folder is NULL");
+  return read_config(ctx, dir, cfg);
 }
 
 static retcl_status read_config(retcl_context *ctx, const char *dir,
@@ -553,6 +607,12 @@ static retcl_status read_tensors(retcl_context *ctx, const char *dir,
 
 retcl_status retcl__checkpoint_read(retcl_context *ctx, const char *dir,
                                     retcl__checkpoint *out) {
+  return retcl__checkpoint_read_part(ctx, dir, NULL, out);
+}
+
+retcl_status retcl__checkpoint_read_part(retcl_context *ctx, const char *dir,
+                                         const retcl__ckpt_part *part,
+                                         retcl__checkpoint *out) {
   if (!out)
     return retcl__fail(ctx, RETCL_ERROR_INVALID_ARGUMENT,
                        "retcl__checkpoint_read: out is NULL");
@@ -560,7 +620,17 @@ retcl_status retcl__checkpoint_read(retcl_context *ctx, const char *dir,
   if (!dir)
     return retcl__fail(ctx, RETCL_ERROR_INVALID_ARGUMENT,
                        "checkpoint folder is NULL");
+  if (part) out->part = *part;
   retcl_status s = read_config(ctx, dir, &out->cfg);
+  if (!s && out->part.heads &&
+      (out->part.head0 + out->part.heads > out->cfg.heads ||
+       out->part.ffn0 + out->part.ffn > out->cfg.ffn_dim))
+    s = retcl__fail(ctx, RETCL_ERROR_INVALID_SIZE,
+                    "%s: heads [%zu, %zu) or FFN units [%zu, %zu) outside "
+                    "the model's %zu heads and %zu units",
+                    dir, out->part.head0, out->part.head0 + out->part.heads,
+                    out->part.ffn0, out->part.ffn0 + out->part.ffn,
+                    out->cfg.heads, out->cfg.ffn_dim);
   if (!s) s = read_tensors(ctx, dir, out);
   if (s) retcl__checkpoint_free(out);
   return s;

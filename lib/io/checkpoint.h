@@ -26,8 +26,17 @@ typedef struct retcl__layer_host {
   float *ffn_norm;    /* [d]  final_layer_norm.weight */
 } retcl__layer_host;
 
+/* The part of every layer one process of a heads-split model reads
+ * (docs/design.md §1.8): heads [head0, head0 + heads) (rows of q, k, v, g,
+ * columns of out_proj) and FFN units [ffn0, ffn0 + ffn) (rows of fc1 and
+ * gate, columns of fc2). heads == 0: the whole layer. */
+typedef struct retcl__ckpt_part {
+  size_t head0, heads, ffn0, ffn;
+} retcl__ckpt_part;
+
 typedef struct retcl__checkpoint {
   retcl_model_config cfg;
+  retcl__ckpt_part part; /* what `layers` hold (their shapes shrink to it) */
   float *embed;      /* [V, d] embed_tokens.weight */
   float *emb_norm;   /* [d] layernorm_embedding.weight, NULL unless enabled */
   float *final_norm; /* [d] layer_norm.weight */
@@ -50,6 +59,14 @@ typedef struct retcl__checkpoint {
  * may be NULL (messages then go to retcl_last_error(NULL)). */
 retcl_status retcl__checkpoint_read(retcl_context *ctx, const char *dir,
                                     retcl__checkpoint *out);
+/* The same reading only `part` of each layer from the file (part NULL or
+ * heads 0: all of it); the file's shapes are still checked in full. */
+retcl_status retcl__checkpoint_read_part(retcl_context *ctx, const char *dir,
+                                         const retcl__ckpt_part *part,
+                                         retcl__checkpoint *out);
+/* dir/config.json alone, parsed and validated. */
+retcl_status retcl__checkpoint_read_config(retcl_context *ctx, const char *dir,
+                                           retcl_model_config *cfg);
 void retcl__checkpoint_free(retcl__checkpoint *ck);
 
 #endif

@@ -441,9 +441,11 @@ static retcl_status read_fail(retcl_context *ctx,
                      st->path, t->name);
 }
 
-/* fp16 or bf16 data, converted a staging buffer at a time. */
+/* n fp16 or bf16 values from the file's position, converted a staging
+ * buffer at a time. */
 static retcl_status read_half(retcl_context *ctx, const retcl__safetensors *st,
-                              const retcl__st_tensor *t, float *dst) {
+                              const retcl__st_tensor *t, size_t n,
+                              float *dst) {
   unsigned char *stage = malloc(STAGING_BYTES);
   if (!stage)
     return retcl__fail(ctx, RETCL_ERROR_OUT_OF_MEMORY,
@@ -451,38 +453,68 @@ static retcl_status read_half(retcl_context *ctx, const retcl__safetensors *st,
   float (*widen)(uint16_t) =
       t->dtype == RETCL__ST_F16 ? retcl__f16_to_f32 : retcl__bf16_to_f32;
   size_t done = 0;
-  while (done < t->elems) {
-    size_t n = t->elems - done;
-    if (n > STAGING_BYTES / 2) n = STAGING_BYTES / 2;
-    if (fread(stage, 2, n, st->file) != n) {
+  while (done < n) {
+    size_t k = n - done;
+    if (k > STAGING_BYTES / 2) k = STAGING_BYTES / 2;
+    if (fread(stage, 2, k, st->file) != k) {
       free(stage);
       return read_fail(ctx, st, t);
     }
-    for (size_t i = 0; i < n; ++i)
+    for (size_t i = 0; i < k; ++i)
       dst[done + i] =
           widen((uint16_t)(stage[2 * i] | (unsigned)stage[2 * i + 1] << 8));
-    done += n;
+    done += k;
   }
   free(stage);
   return RETCL_SUCCESS;
 }
 
+/* n elements of t from element `first` into dst as fp32. */
+static retcl_status read_run(retcl_context *ctx, const retcl__safetensors *st,
+                             const retcl__st_tensor *t, size_t first, size_t n,
+                             float *dst) {
+  if (n == 0) return RETCL_SUCCESS;
+  const size_t esize = dtype_size(t->dtype);
+  if (fseeko(st->file, (off_t)(t->offset + first * esize), SEEK_SET) != 0)
+    return retcl__fail(ctx, RETCL_ERROR_IO, "%s: seeking to tensor '%s': %s",
+                       st->path, t->name, strerror(errno));
+  if (t->dtype != RETCL__ST_F32) return read_half(ctx, st, t, n, dst);
+  /* fp32: straight into dst, then fix the byte order on big-endian hosts. */
+  if (fread(dst, sizeof(float), n, st->file) != n) return read_fail(ctx, st, t);
+  if (!host_is_little_endian()) swap_f32_bytes(dst, n);
+  return RETCL_SUCCESS;
+}
+
+static retcl_status check_dtype(retcl_context *ctx,
+                                const retcl__safetensors *st,
+                                const retcl__st_tensor *t) {
+  if (t->dtype != RETCL__ST_UNKNOWN) return RETCL_SUCCESS;
+  return retcl__fail(ctx, RETCL_ERROR_FORMAT,
+                     "%s: tensor '%s' has dtype %s; only F32, F16 and BF16 "
+                     "load",
+                     st->path, t->name, t->dtype_name);
+}
+
 retcl_status retcl__st_read_f32(retcl_context *ctx,
                                 const retcl__safetensors *st,
                                 const retcl__st_tensor *t, float *dst) {
-  if (t->dtype == RETCL__ST_UNKNOWN)
-    return retcl__fail(ctx, RETCL_ERROR_FORMAT,
-                       "%s: tensor '%s' has dtype %s; only F32, F16 and BF16 "
-                       "load",
-                       st->path, t->name, t->dtype_name);
-  if (t->elems == 0) return RETCL_SUCCESS;
-  if (fseeko(st->file, (off_t)t->offset, SEEK_SET) != 0)
-    return retcl__fail(ctx, RETCL_ERROR_IO, "%s: seeking to tensor '%s': %s",
-                       st->path, t->name, strerror(errno));
-  if (t->dtype != RETCL__ST_F32) return read_half(ctx, st, t, dst);
-  /* fp32: straight into dst, then fix the byte order on big-endian hosts. */
-  if (fread(dst, sizeof(float), t->elems, st->file) != t->elems)
-    return read_fail(ctx, st, t);
-  if (!host_is_little_endian()) swap_f32_bytes(dst, t->elems);
-  return RETCL_SUCCESS;
+  retcl_status s = check_dtype(ctx, st, t);
+  if (s) return s;
+  return read_run(ctx, st, t, 0, t->elems, dst);
+}
+
+retcl_status retcl__st_read_window(retcl_context *ctx,
+                                   const retcl__safetensors *st,
+                                   const retcl__st_tensor *t, size_t cols,
+                                   size_t row0, size_t rows, size_t col0,
+                                   size_t ncols, float *dst) {
+  retcl_status s = check_dtype(ctx, st, t);
+  if (s) return s;
+  /* Whole rows lie back to back: one read. */
+  if (col0 == 0 && ncols == cols)
+    return read_run(ctx, st, t, row0 * cols, rows * cols, dst);
+  for (size_t r = 0; r < rows && !s; ++r)
+    s = read_run(ctx, st, t, (row0 + r) * cols + col0, ncols,
+                 dst + r * ncols);
+  return s;
 }

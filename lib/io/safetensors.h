@@ -56,6 +56,14 @@ const retcl__st_tensor *retcl__st_find(const retcl__safetensors *st,
 retcl_status retcl__st_read_f32(retcl_context *ctx,
                                 const retcl__safetensors *st,
                                 const retcl__st_tensor *t, float *dst);
+/* Read rows [row0, row0 + rows) and columns [col0, col0 + ncols) of t, a
+ * matrix of `cols` columns, into dst[rows * ncols] as fp32 (a split
+ * model's slice: only those bytes are read from the file). */
+retcl_status retcl__st_read_window(retcl_context *ctx,
+                                   const retcl__safetensors *st,
+                                   const retcl__st_tensor *t, size_t cols,
+                                   size_t row0, size_t rows, size_t col0,
+                                   size_t ncols, float *dst);
 
 /* Exact widening conversions (subnormals, inf and nan included) and
  * round-to-nearest-even narrowing ones. */

@@ -79,42 +79,26 @@ static retcl_status put(retcl_model *m, const char *what, const float *host,
   return retcl__cl_fail(m->ctx, call, err);
 }
 
-/* Columns [col0, col0 + cols) of the rows × full matrix w, uploaded as a
- * rows × cols matrix (a heads-split model's out_proj and fc2). */
-static retcl_status put_columns(retcl_model *m, const char *what,
-                                const float *w, size_t offset, size_t rows,
-                                size_t full, size_t col0, size_t cols) {
-  if (cols == full) return put(m, what, w, offset, rows * cols);
-  float *part = malloc(rows * cols * sizeof *part);
-  if (!part)
-    return retcl__fail(m->ctx, RETCL_ERROR_OUT_OF_MEMORY, "%s: host", OP_LOAD);
-  for (size_t r = 0; r < rows; ++r)
-    memcpy(part + r * cols, w + r * full + col0, cols * sizeof *part);
-  const retcl_status st = put(m, what, part, offset, rows * cols);
-  free(part);
-  return st;
-}
-
-/* One layer's tensors: all of them, or a heads-split model's rows of q, k,
- * v, g, fc1 and gate and columns of out_proj and fc2. */
+/* One layer's tensors: all of them, or (a heads-split model) the part the
+ * checkpoint reader read: its heads' rows of q, k, v, g and columns of
+ * out_proj, its FFN units' rows of fc1 and gate and columns of fc2. */
 static retcl_status put_layer(retcl_model *m, size_t l,
                               const retcl__layer_host *h) {
   const retcl_model_config *c = &m->cfg;
-  const size_t d = c->embed_dim, dv = c->value_embed_dim, f = c->ffn_dim;
-  const size_t Dk = d / c->heads, Dv = dv / c->heads;
-  const size_t q0 = m->head0 * Dk, nq = m->heads * Dk, v0 = m->head0 * Dv,
-               nv = m->heads * Dv, f0 = m->ffn0, nf = m->ffn;
+  const size_t d = c->embed_dim;
+  const size_t nq = m->heads * (d / c->heads),
+               nv = m->heads * (c->value_embed_dim / c->heads), nf = m->ffn;
   const retcl__layer_offsets *o = &m->layout.layers[l];
   retcl_status st;
-  if ((st = put(m, "q_proj", h->wq + q0 * d, o->q, nq * d)) ||
-      (st = put(m, "k_proj", h->wk + q0 * d, o->k, nq * d)) ||
-      (st = put(m, "v_proj", h->wv + v0 * d, o->v, nv * d)) ||
-      (st = put(m, "g_proj", h->wg + v0 * d, o->g, nv * d)) ||
-      (st = put_columns(m, "out_proj", h->wo, o->o, d, dv, v0, nv)) ||
+  if ((st = put(m, "q_proj", h->wq, o->q, nq * d)) ||
+      (st = put(m, "k_proj", h->wk, o->k, nq * d)) ||
+      (st = put(m, "v_proj", h->wv, o->v, nv * d)) ||
+      (st = put(m, "g_proj", h->wg, o->g, nv * d)) ||
+      (st = put(m, "out_proj", h->wo, o->o, d * nv)) ||
       (st = put(m, "retention_layer_norm", h->ret_norm, o->ret_norm, d)) ||
-      (st = put(m, "fc1", h->fc1 + f0 * d, o->fc1, nf * d)) ||
-      (st = put(m, "ffn.gate", h->gate + f0 * d, o->gate, nf * d)) ||
-      (st = put_columns(m, "fc2", h->fc2, o->fc2, d, f, f0, nf)) ||
+      (st = put(m, "fc1", h->fc1, o->fc1, nf * d)) ||
+      (st = put(m, "ffn.gate", h->gate, o->gate, nf * d)) ||
+      (st = put(m, "fc2", h->fc2, o->fc2, d * nf)) ||
       (st = put(m, "final_layer_norm", h->ffn_norm, o->ffn_norm, d)))
     return st;
   layer_weights *w = &m->layers[l];
@@ -301,18 +285,24 @@ static retcl_status load(retcl_context *ctx, const char *dir,
     return retcl__fail(ctx, RETCL_ERROR_INVALID_ARGUMENT,
                        "%s: storage = %d is not a retcl_storage", OP_LOAD,
                        (int)storage);
+  /* A heads-split process reads its part of each layer only: the config
+   * first, to resolve the part. */
+  retcl_model_split part;
+  retcl__ckpt_part window = {0, 0, 0, 0};
+  if (split) {
+    retcl_model_config cfg;
+    part = *split;
+    if ((st = retcl__checkpoint_read_config(ctx, dir, &cfg)) ||
+        (st = check_split(ctx, &cfg, &part)))
+      return st;
+    split = &part;
+    if (!part.sequence)
+      window = (retcl__ckpt_part){part.head_begin, part.head_count,
+                                  part.ffn_begin, part.ffn_count};
+  }
   retcl__checkpoint ck;
   memset(&ck, 0, sizeof ck);
-  if ((st = retcl__checkpoint_read(ctx, dir, &ck))) return st;
-  retcl_model_split part;
-  if (split) {
-    part = *split;
-    if ((st = check_split(ctx, &ck.cfg, &part))) {
-      retcl__checkpoint_free(&ck);
-      return st;
-    }
-    split = &part;
-  }
+  if ((st = retcl__checkpoint_read_part(ctx, dir, &window, &ck))) return st;
   /* KEEP: the file's type (its embedding's; a file mixing types has every
    * tensor converted to that one). */
   const retcl_dtype wtype = storage == RETCL_STORAGE_KEEP ? ck.file_dtype
@@ -372,6 +362,35 @@ retcl_dtype retcl_model_weight_type(const retcl_model *model) {
 
 /* ---- decode state ------------------------------------------------------- */
 
+retcl_status retcl__model_states_alloc(retcl_model *model, const char *op,
+                                       const char *what, size_t count,
+                                       size_t *layer_elems, cl_mem *states) {
+  retcl_context *ctx = model->ctx;
+  retcl_status st = retcl__check_dim(ctx, op, what, count, 1, 1 << 20);
+  if (st) return st;
+  const retcl_model_config *c = &model->cfg;
+  /* A heads-split model's states hold its own heads. */
+  const size_t per_sequence = model->heads * (c->embed_dim / c->heads) *
+                              (c->value_embed_dim / c->heads);
+  const size_t per_layer = retcl__mul(count, per_sequence);
+  const size_t total = retcl__mul(per_layer, c->layers);
+  if (total > RETCL_MAX_INDEX)
+    return retcl__fail(ctx, RETCL_ERROR_INVALID_SIZE,
+                       "%s: %zu %s need %zu floats of states; the kernels "
+                       "address at most %zu in one buffer",
+                       op, count, what, total, (size_t)RETCL_MAX_INDEX);
+  cl_int err = CL_SUCCESS;
+  *states = clCreateBuffer(ctx->cl_ctx, CL_MEM_READ_WRITE,
+                           total * sizeof(float), NULL, &err);
+  if (!*states) {
+    char call[96];
+    snprintf(call, sizeof call, "%s: clCreateBuffer(states)", op);
+    return retcl__cl_fail(ctx, call, err);
+  }
+  *layer_elems = per_layer;
+  return RETCL_SUCCESS;
+}
+
 retcl_status retcl_decode_state_create(retcl_model *model, size_t batch,
                                        retcl_decode_state **out) {
   if (!model) return RETCL_ERROR_INVALID_ARGUMENT;
@@ -381,24 +400,16 @@ retcl_status retcl_decode_state_create(retcl_model *model, size_t batch,
   if (!out)
     return retcl__fail(ctx, RETCL_ERROR_INVALID_ARGUMENT, "%s: out is NULL", op);
   *out = NULL;
-  retcl_status st = retcl__check_dim(ctx, op, "batch", batch, 1, 1 << 20);
-  if (st) return st;
-  const retcl_model_config *c = &model->cfg;
   retcl_decode_state *s = calloc(1, sizeof *s);
   if (!s) return retcl__fail(ctx, RETCL_ERROR_OUT_OF_MEMORY, "%s: host", op);
+  const retcl_status st = retcl__model_states_alloc(
+      model, op, "batch", batch, &s->layer_elems, &s->states);
+  if (st) {
+    free(s);
+    return st;
+  }
   s->model = model;
   s->batch = batch;
-  /* A heads-split model's state holds its own heads. */
-  s->layer_elems = batch * model->heads * (c->embed_dim / c->heads) *
-                   (c->value_embed_dim / c->heads);
-  cl_int err = CL_SUCCESS;
-  s->states = clCreateBuffer(ctx->cl_ctx, CL_MEM_READ_WRITE,
-                             c->layers * s->layer_elems * sizeof(float), NULL,
-                             &err);
-  if (!s->states) {
-    free(s);
-    return retcl__cl_fail(ctx, "clCreateBuffer(decode state)", err);
-  }
   *out = s;
   return RETCL_SUCCESS;
 }
@@ -419,7 +430,13 @@ size_t retcl_decode_state_bytes(const retcl_decode_state *s) {
 
 retcl_status retcl_decode_state_copy(const retcl_decode_state *from,
                                      retcl_decode_state *to) {
-  if (!from || !to) return RETCL_ERROR_INVALID_ARGUMENT;
+  if (!from || !to) {
+    const retcl_decode_state *known = from ? from : to;
+    if (!known) return RETCL_ERROR_INVALID_ARGUMENT;
+    return retcl__fail(known->model->ctx, RETCL_ERROR_INVALID_ARGUMENT,
+                       "retcl_decode_state_copy: %s is NULL",
+                       from ? "to" : "from");
+  }
   const retcl_model *fm = from->model, *tm = to->model;
   retcl_context *ctx = tm->ctx;
   retcl__clear_error(ctx);
@@ -568,15 +585,43 @@ static size_t sequences(const retcl__forward_call *a) {
   return a->packing.count ? a->packing.count : a->B;
 }
 
+/* FNV-1a, 64 bits, over n bytes, continuing h. */
+static uint64_t fnv1a(uint64_t h, const void *data, size_t n) {
+  const unsigned char *p = data;
+  for (size_t i = 0; i < n; ++i) h = (h ^ p[i]) * 0x100000001b3ull;
+  return h;
+}
+
+uint64_t retcl__forward_digest(const retcl_model *m,
+                               const retcl__forward_call *a) {
+  /* (Whether a process asks for logits is its own affair: the logits are
+   * computed after the last exchange.) */
+  const uint64_t head[] = {a->B, (uint64_t)a->algo, a->chunk,
+                           a->states != NULL, a->packing.count};
+  uint64_t h = fnv1a(0xcbf29ce484222325ull, head, sizeof head);
+  if (m->split.sequence) return h; /* each process its own tokens */
+  h = fnv1a(h, &a->T, sizeof a->T);
+  h = fnv1a(h, a->tokens, a->B * a->T * sizeof *a->tokens);
+  const size_t n = a->packing.count;
+  if (n) {
+    h = fnv1a(h, a->packing.offsets, (n + 1) * sizeof *a->packing.offsets);
+    if (a->packing.state_slots)
+      h = fnv1a(h, a->packing.state_slots,
+                n * sizeof *a->packing.state_slots);
+  }
+  return h;
+}
+
 retcl_status retcl__model_agree(retcl_model *m, const char *op,
                                 retcl_status st, size_t tokens,
-                                size_t *offset, size_t *total) {
+                                uint64_t shape, size_t *offset,
+                                size_t *total) {
   *offset = 0;
   *total = tokens;
   if (!retcl__model_is_split(m)) return st;
   m->agreed = 1;
-  const retcl_split_result r =
-      m->split.agree(m->split.user, m->ctx, st, tokens, offset, total);
+  const retcl_split_result r = m->split.agree(m->split.user, m->ctx, st,
+                                              tokens, shape, offset, total);
   if (!m->split.sequence) { /* every process runs the same tokens */
     *offset = 0;
     *total = tokens;
@@ -653,7 +698,8 @@ retcl_status retcl__model_run(retcl_model *m, const retcl__forward_call *a) {
   /* The last point where a process can fail alone: from here on, a split
    * model's processes exchange data every layer. */
   size_t offset = 0, total = 0;
-  if ((st = retcl__model_agree(m, OP_FWD, st, a->T, &offset, &total)))
+  if ((st = retcl__model_agree(m, OP_FWD, st, a->T,
+                               retcl__forward_digest(m, a), &offset, &total)))
     return st;
   plan.rot_q.pos0 += offset;
   plan.rot_k.pos0 += offset;
@@ -771,7 +817,7 @@ static retcl_status forward(retcl_model *m, retcl_decode_state *state,
     st = check_sequence_split(m, state, algo);
   if (st) {
     size_t offset, total;
-    return retcl__model_agree(m, OP_FWD, st, 0, &offset, &total);
+    return retcl__model_agree(m, OP_FWD, st, 0, 0, &offset, &total);
   }
   retcl__forward_call a;
   memset(&a, 0, sizeof a);

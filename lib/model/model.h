@@ -56,7 +56,8 @@ static inline int retcl__model_heads_split(const retcl_model *m) {
  * whole model: st, 0, tokens. */
 retcl_status retcl__model_agree(retcl_model *m, const char *op,
                                 retcl_status st, size_t tokens,
-                                size_t *offset, size_t *total);
+                                uint64_t shape, size_t *offset,
+                                size_t *total);
 
 struct retcl_decode_state {
   const retcl_model *model;
@@ -102,6 +103,18 @@ typedef struct retcl__forward_call {
 } retcl__forward_call;
 
 retcl_status retcl__model_run(retcl_model *m, const retcl__forward_call *call);
+
+/* The digest of a forward call that every process of a split model must
+ * make alike (retcl_model_split.agree's `shape`). */
+uint64_t retcl__forward_digest(const retcl_model *m,
+                               const retcl__forward_call *call);
+
+/* The device buffer of `count` sequences' states, [L, count, heads, Dk,
+ * Dv] with the model's heads (a decode state's batch, a pool's slots;
+ * `what` names the count in messages): *layer_elems floats per layer. */
+retcl_status retcl__model_states_alloc(retcl_model *model, const char *op,
+                                       const char *what, size_t count,
+                                       size_t *layer_elems, cl_mem *states);
 
 /* Release what a training forward kept (model_train.c). */
 void retcl__train_tape_free(retcl_model *m);

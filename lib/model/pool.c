@@ -31,38 +31,25 @@ retcl_status retcl_state_pool_create(retcl_model *model, size_t slots,
   if (!out)
     return retcl__fail(ctx, RETCL_ERROR_INVALID_ARGUMENT, "%s: out is NULL", op);
   *out = NULL;
-  retcl_status st = retcl__check_dim(ctx, op, "slots", slots, 1, 1 << 20);
-  if (st) return st;
-  const retcl_model_config *c = &model->cfg;
-  /* A heads-split model's slots hold its own heads. */
-  const size_t per_slot = model->heads * (c->embed_dim / c->heads) *
-                          (c->value_embed_dim / c->heads);
-  const size_t layer_elems = retcl__mul(slots, per_slot);
-  const size_t total = retcl__mul(layer_elems, c->layers);
-  if (total > RETCL_MAX_INDEX)
-    return retcl__fail(ctx, RETCL_ERROR_INVALID_SIZE,
-                       "%s: %zu slots need %zu floats of states; the kernels "
-                       "address at most %zu in one buffer",
-                       op, slots, total, RETCL_MAX_INDEX);
   retcl_state_pool *p = calloc(1, sizeof *p);
-  size_t *position = calloc(slots, sizeof *position);
+  /* (a count the check below refuses gets a placeholder) */
+  size_t *position =
+      calloc(slots && slots <= (1 << 20) ? slots : 1, sizeof *position);
   if (!p || !position) {
     free(p);
     free(position);
     return retcl__fail(ctx, RETCL_ERROR_OUT_OF_MEMORY, "%s: host", op);
   }
-  cl_int err = CL_SUCCESS;
-  p->states = clCreateBuffer(ctx->cl_ctx, CL_MEM_READ_WRITE,
-                             total * sizeof(float), NULL, &err);
-  if (!p->states) {
+  const retcl_status st = retcl__model_states_alloc(
+      model, op, "slots", slots, &p->layer_elems, &p->states);
+  if (st) {
     free(p);
     free(position);
-    return retcl__cl_fail(ctx, "clCreateBuffer(state pool)", err);
+    return st;
   }
   p->model = model;
   p->slots = slots;
   p->position = position;
-  p->layer_elems = layer_elems;
   *out = p;
   return RETCL_SUCCESS;
 }
@@ -199,7 +186,7 @@ static retcl_status check_pool(retcl_model *m, const char *op,
 static retcl_status agreed(retcl_model *m, const char *op, retcl_status st) {
   if (!st || m->agreed || !retcl__model_is_split(m)) return st;
   size_t offset, total;
-  return retcl__model_agree(m, op, st, 0, &offset, &total);
+  return retcl__model_agree(m, op, st, 0, 0, &offset, &total);
 }
 
 static retcl_status forward_packed(retcl_model *m, retcl_state_pool *pool,
@@ -300,7 +287,13 @@ static retcl_status decode_step(retcl_model *m, retcl_state_pool *pool,
                          OP_STEP, r, (int)tokens[r], m->cfg.vocab_size);
     ++n;
   }
-  if (n == 0) return RETCL_SUCCESS;
+  if (n == 0) {
+    /* Nothing runs; a split model's processes still meet, so that one
+     * whose rows all skip while another's run fails with the others. */
+    size_t offset, total;
+    return retcl__model_agree(m, OP_STEP, RETCL_SUCCESS, 0, 1, &offset,
+                              &total);
+  }
   const size_t V = m->cfg.vocab_size;
   size_t *offsets = malloc((n + 1) * sizeof *offsets);
   int32_t *run_slots = malloc(n * sizeof *run_slots);

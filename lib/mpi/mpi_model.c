@@ -56,24 +56,34 @@ static void own_message(retcl_mpi *h, retcl_context *ctx, retcl_status st) {
 
 static retcl_split_result hook_agree(void *user, retcl_context *ctx,
                                      retcl_status status, size_t tokens,
-                                     size_t *token_offset,
+                                     uint64_t shape, size_t *token_offset,
                                      size_t *token_total) {
   retcl_mpi *h = user;
   own_message(h, ctx, status);
-  uint64_t rec[2] = {(uint64_t)status, (uint64_t)tokens};
-  uint64_t *all = malloc((size_t)h->size * 2 * sizeof *all);
+  uint64_t rec[3] = {(uint64_t)status, (uint64_t)tokens, shape};
+  uint64_t *all = malloc((size_t)h->size * 3 * sizeof *all);
   if (!all) {
     snprintf(h->msg, MSG_LEN, "out of host memory");
     return result(h, RETCL_ERROR_OUT_OF_MEMORY);
   }
-  const retcl_status st = retcl_mpi__agree_records(
-      h->comm, h->rank, h->size, h->msg, rec, 2, all,
+  retcl_status st = retcl_mpi__agree_records(
+      h->comm, h->rank, h->size, h->msg, rec, 3, all,
       &h->model_stats.control_bytes);
   size_t offset = 0, total = 0;
   for (int r = 0; r < h->size; ++r) {
-    if (r < h->rank) offset += all[2 * r + 1];
-    total += all[2 * r + 1];
+    if (r < h->rank) offset += all[3 * r + 1];
+    total += all[3 * r + 1];
   }
+  /* Every rank sees the same records, so every rank fails alike. */
+  for (int r = 1; r < h->size && !st; ++r)
+    if (all[3 * r + 2] != all[2]) {
+      st = RETCL_ERROR_INVALID_ARGUMENT;
+      snprintf(h->msg, MSG_LEN,
+               "the ranks' calls differ (rank %d's batch, tokens, packing, "
+               "slots, algorithm or chunk are not rank 0's): every rank of "
+               "a split model makes the same call%s",
+               r, " (a sequence split's ranks differ in their tokens only)");
+    }
   free(all);
   *token_offset = offset;
   *token_total = total;

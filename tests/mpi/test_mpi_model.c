@@ -4,8 +4,10 @@
  * rank checks its own results, failures are counted and reduced, the exit
  * status is nonzero on any failure, an alarm ends a hung run.
  *
- * Rank 0 writes small random checkpoints into a temporary folder and
- * broadcasts the path. Every rank loads each model three times on its own
+ * Every rank draws the same random reference weights (ref_model_random);
+ * rank 0 writes them as a checkpoint (ref_checkpoint_write) into a
+ * temporary folder and broadcasts the path. Every rank loads each model
+ * three times on its own
  * context: WHOLE (retcl_model_load: the one-rank reference), heads split and
  * sequence split (retcl_mpi_model_load). The models have heads divisible and
  * not divisible by 2 and 3 ranks (H = 3 and 4), FFN widths that are no
@@ -25,8 +27,13 @@
  *    rank's rows of the whole model's logits; a prefill into a decode
  *    state whose copy decodes on in the heads-split and the whole model;
  *    parallel and chunkwise-off-the-grid rejected on every rank.
- *  4 bad input on one rank only: every rank fails, no hang, states and
- *    pools unchanged, the next good call still right.
+ *  4 bad input on one rank only (a token outside the vocabulary, a batch
+ *    that does not fit the state; heads and sequence split, decode_step):
+ *    every rank fails (the others with "rank N failed"), no hang, states
+ *    and pools unchanged, the next good call still right; a non-empty state
+ *    and a batch differing across ranks for the sequence split. Batch or
+ *    length differing across ranks for the heads split only with
+ *    RETCL_TEST_SHAPE_MISMATCH=1 (aborts the job as of 44ccab8).
  *  5 retcl_decode_state_copy rejections.
  *  6 retcl_mpi_model_stats_get: bytes per layer as documented.
  *
