@@ -193,10 +193,6 @@ static retcl_status build_model(retcl_model *m, const retcl__checkpoint *ck) {
   return RETCL_SUCCESS;
 }
 
-static retcl_status load(retcl_context *ctx, const char *dir,
-                         retcl_storage storage, const retcl_model_split *split,
-                         retcl_model **out);
-
 retcl_status retcl_model_load(retcl_context *ctx, const char *dir,
                               retcl_model **out) {
   return retcl_model_load_as(ctx, dir, RETCL_STORAGE_F32, out);
@@ -204,76 +200,13 @@ retcl_status retcl_model_load(retcl_context *ctx, const char *dir,
 
 retcl_status retcl_model_load_as(retcl_context *ctx, const char *dir,
                                  retcl_storage storage, retcl_model **out) {
-  return load(ctx, dir, storage, NULL, out);
+  return retcl__model_load(ctx, dir, storage, NULL, out);
 }
 
-/* The parts of a split that the model can hold: checked against the
- * config once it is read. */
-static retcl_status check_split(retcl_context *ctx,
-                                const retcl_model_config *c,
-                                retcl_model_split *s) {
-  if (s->sequence) {
-    if (s->head_count || s->ffn_count || s->parts)
-      return retcl__fail(ctx, RETCL_ERROR_INVALID_ARGUMENT,
-                         "retcl_model_load_split: a sequence split holds "
-                         "every head and FFN unit: head_count, ffn_count "
-                         "and parts must be 0");
-    return RETCL_SUCCESS;
-  }
-  if (s->parts) {
-    if (s->part >= s->parts || s->parts > c->heads || s->parts > c->ffn_dim)
-      return retcl__fail(ctx, RETCL_ERROR_INVALID_SIZE,
-                         "retcl_model_load_split: part %zu of %zu: the model's "
-                         "%zu heads and ffn_dim %zu split into at most %zu "
-                         "parts",
-                         s->part, s->parts, c->heads, c->ffn_dim,
-                         c->heads < c->ffn_dim ? c->heads : c->ffn_dim);
-    s->head_begin = c->heads * s->part / s->parts;
-    s->head_count = c->heads * (s->part + 1) / s->parts - s->head_begin;
-    s->ffn_begin = c->ffn_dim * s->part / s->parts;
-    s->ffn_count = c->ffn_dim * (s->part + 1) / s->parts - s->ffn_begin;
-  }
-  if (s->head_count == 0 || s->head_begin >= c->heads ||
-      s->head_count > c->heads - s->head_begin)
-    return retcl__fail(ctx, RETCL_ERROR_INVALID_SIZE,
-                       "retcl_model_load_split: heads [%zu, %zu + %zu) are "
-                       "not a non-empty range of the model's %zu heads",
-                       s->head_begin, s->head_begin, s->head_count, c->heads);
-  if (s->ffn_count == 0 || s->ffn_begin >= c->ffn_dim ||
-      s->ffn_count > c->ffn_dim - s->ffn_begin)
-    return retcl__fail(ctx, RETCL_ERROR_INVALID_SIZE,
-                       "retcl_model_load_split: FFN units [%zu, %zu + %zu) "
-                       "are not a non-empty range of the model's ffn_dim "
-                       "%zu",
-                       s->ffn_begin, s->ffn_begin, s->ffn_count, c->ffn_dim);
-  return RETCL_SUCCESS;
-}
-
-retcl_status retcl_model_load_split(retcl_context *ctx, const char *dir,
-                                    retcl_storage storage,
-                                    const retcl_model_split *split,
-                                    retcl_model **out) {
-  retcl_status st = retcl__check_ctx(ctx);
-  if (st) return st;
-  if (!split || !out)
-    return retcl__fail(ctx, RETCL_ERROR_INVALID_ARGUMENT,
-                       "retcl_model_load_split: %s is NULL",
-                       !split ? "split" : "out");
-  *out = NULL;
-  if (!split->agree || (split->sequence ? !split->retention : !split->sum))
-    return retcl__fail(ctx, RETCL_ERROR_INVALID_ARGUMENT,
-                       "retcl_model_load_split: split->%s is NULL (a %s "
-                       "split needs it)",
-                       !split->agree ? "agree"
-                       : split->sequence ? "retention"
-                                         : "sum",
-                       split->sequence ? "sequence" : "heads");
-  return load(ctx, dir, storage, split, out);
-}
-
-static retcl_status load(retcl_context *ctx, const char *dir,
-                         retcl_storage storage, const retcl_model_split *split,
-                         retcl_model **out) {
+retcl_status retcl__model_load(retcl_context *ctx, const char *dir,
+                              retcl_storage storage,
+                              const retcl_model_split *split,
+                              retcl_model **out) {
   retcl_status st = retcl__check_ctx(ctx);
   if (st) return st;
   if (!dir || !out)
@@ -293,7 +226,7 @@ static retcl_status load(retcl_context *ctx, const char *dir,
     retcl_model_config cfg;
     part = *split;
     if ((st = retcl__checkpoint_read_config(ctx, dir, &cfg)) ||
-        (st = check_split(ctx, &cfg, &part)))
+        (st = retcl__model_split_resolve(ctx, &cfg, &part)))
       return st;
     split = &part;
     if (!part.sequence)
@@ -358,128 +291,6 @@ size_t retcl_model_weight_bytes(const retcl_model *model) {
 
 retcl_dtype retcl_model_weight_type(const retcl_model *model) {
   return model ? model->wtype : RETCL_DTYPE_F32;
-}
-
-/* ---- decode state ------------------------------------------------------- */
-
-retcl_status retcl__model_states_alloc(retcl_model *model, const char *op,
-                                       const char *what, size_t count,
-                                       size_t *layer_elems, cl_mem *states) {
-  retcl_context *ctx = model->ctx;
-  retcl_status st = retcl__check_dim(ctx, op, what, count, 1, 1 << 20);
-  if (st) return st;
-  const retcl_model_config *c = &model->cfg;
-  /* A heads-split model's states hold its own heads. */
-  const size_t per_sequence = model->heads * (c->embed_dim / c->heads) *
-                              (c->value_embed_dim / c->heads);
-  const size_t per_layer = retcl__mul(count, per_sequence);
-  const size_t total = retcl__mul(per_layer, c->layers);
-  if (total > RETCL_MAX_INDEX)
-    return retcl__fail(ctx, RETCL_ERROR_INVALID_SIZE,
-                       "%s: %zu %s need %zu floats of states; the kernels "
-                       "address at most %zu in one buffer",
-                       op, count, what, total, (size_t)RETCL_MAX_INDEX);
-  cl_int err = CL_SUCCESS;
-  *states = clCreateBuffer(ctx->cl_ctx, CL_MEM_READ_WRITE,
-                           total * sizeof(float), NULL, &err);
-  if (!*states) {
-    char call[96];
-    snprintf(call, sizeof call, "%s: clCreateBuffer(states)", op);
-    return retcl__cl_fail(ctx, call, err);
-  }
-  *layer_elems = per_layer;
-  return RETCL_SUCCESS;
-}
-
-retcl_status retcl_decode_state_create(retcl_model *model, size_t batch,
-                                       retcl_decode_state **out) {
-  if (!model) return RETCL_ERROR_INVALID_ARGUMENT;
-  retcl_context *ctx = model->ctx;
-  retcl__clear_error(ctx);
-  const char *op = "retcl_decode_state_create";
-  if (!out)
-    return retcl__fail(ctx, RETCL_ERROR_INVALID_ARGUMENT, "%s: out is NULL", op);
-  *out = NULL;
-  retcl_decode_state *s = calloc(1, sizeof *s);
-  if (!s) return retcl__fail(ctx, RETCL_ERROR_OUT_OF_MEMORY, "%s: host", op);
-  const retcl_status st = retcl__model_states_alloc(
-      model, op, "batch", batch, &s->layer_elems, &s->states);
-  if (st) {
-    free(s);
-    return st;
-  }
-  s->model = model;
-  s->batch = batch;
-  *out = s;
-  return RETCL_SUCCESS;
-}
-
-void retcl_decode_state_destroy(retcl_decode_state *s) {
-  if (!s) return;
-  clReleaseMemObject(s->states);
-  free(s);
-}
-
-size_t retcl_decode_state_position(const retcl_decode_state *s) {
-  return s ? s->position : 0;
-}
-
-size_t retcl_decode_state_bytes(const retcl_decode_state *s) {
-  return s ? s->model->cfg.layers * s->layer_elems * sizeof(float) : 0;
-}
-
-retcl_status retcl_decode_state_copy(const retcl_decode_state *from,
-                                     retcl_decode_state *to) {
-  if (!from || !to) {
-    const retcl_decode_state *known = from ? from : to;
-    if (!known) return RETCL_ERROR_INVALID_ARGUMENT;
-    return retcl__fail(known->model->ctx, RETCL_ERROR_INVALID_ARGUMENT,
-                       "retcl_decode_state_copy: %s is NULL",
-                       from ? "to" : "from");
-  }
-  const retcl_model *fm = from->model, *tm = to->model;
-  retcl_context *ctx = tm->ctx;
-  retcl__clear_error(ctx);
-  const char *op = "retcl_decode_state_copy";
-  const retcl_model_config *a = &fm->cfg, *b = &tm->cfg;
-  if (fm->ctx != tm->ctx)
-    return retcl__fail(ctx, RETCL_ERROR_INVALID_ARGUMENT,
-                       "%s: the states belong to different contexts", op);
-  if (a->layers != b->layers || a->heads != b->heads ||
-      a->embed_dim != b->embed_dim || a->value_embed_dim != b->value_embed_dim)
-    return retcl__fail(ctx, RETCL_ERROR_INVALID_ARGUMENT,
-                       "%s: the models differ (layers %zu/%zu, heads %zu/%zu, "
-                       "embed_dim %zu/%zu, value_embed_dim %zu/%zu)",
-                       op, a->layers, b->layers, a->heads, b->heads,
-                       a->embed_dim, b->embed_dim, a->value_embed_dim,
-                       b->value_embed_dim);
-  if (from->batch != to->batch)
-    return retcl__fail(ctx, RETCL_ERROR_INVALID_ARGUMENT,
-                       "%s: from holds %zu sequences, to %zu", op, from->batch,
-                       to->batch);
-  if (tm->head0 < fm->head0 || tm->head0 + tm->heads > fm->head0 + fm->heads)
-    return retcl__fail(ctx, RETCL_ERROR_INVALID_ARGUMENT,
-                       "%s: to holds heads [%zu, %zu) but from only [%zu, %zu)",
-                       op, tm->head0, tm->head0 + tm->heads, fm->head0,
-                       fm->head0 + fm->heads);
-  /* [L, B, H, Dk, Dv]: each (layer, sequence) is one run of to's heads. */
-  const size_t head = (a->embed_dim / a->heads) *
-                      (a->value_embed_dim / a->heads) * sizeof(float);
-  for (size_t l = 0; l < a->layers; ++l)
-    for (size_t i = 0; i < from->batch; ++i) {
-      const size_t src = l * from->layer_elems * sizeof(float) +
-                         (i * fm->heads + tm->head0 - fm->head0) * head,
-                   dst = l * to->layer_elems * sizeof(float) +
-                         i * tm->heads * head;
-      const cl_int err =
-          clEnqueueCopyBuffer(ctx->queue, from->states, to->states, src, dst,
-                              tm->heads * head, 0, NULL, NULL);
-      if (err != CL_SUCCESS)
-        return retcl__cl_fail(ctx, "retcl_decode_state_copy: "
-                                   "clEnqueueCopyBuffer", err);
-    }
-  to->position = from->position;
-  return RETCL_SUCCESS;
 }
 
 /* ---- forward ------------------------------------------------------------ */
@@ -585,62 +396,6 @@ static size_t sequences(const retcl__forward_call *a) {
   return a->packing.count ? a->packing.count : a->B;
 }
 
-/* FNV-1a, 64 bits, over n bytes, continuing h. */
-static uint64_t fnv1a(uint64_t h, const void *data, size_t n) {
-  const unsigned char *p = data;
-  for (size_t i = 0; i < n; ++i) h = (h ^ p[i]) * 0x100000001b3ull;
-  return h;
-}
-
-uint64_t retcl__forward_digest(const retcl_model *m,
-                               const retcl__forward_call *a) {
-  /* (Whether a process asks for logits is its own affair: the logits are
-   * computed after the last exchange.) */
-  const uint64_t head[] = {a->B, (uint64_t)a->algo, a->chunk,
-                           a->states != NULL, a->packing.count};
-  uint64_t h = fnv1a(0xcbf29ce484222325ull, head, sizeof head);
-  if (m->split.sequence) return h; /* each process its own tokens */
-  h = fnv1a(h, &a->T, sizeof a->T);
-  h = fnv1a(h, a->tokens, a->B * a->T * sizeof *a->tokens);
-  const size_t n = a->packing.count;
-  if (n) {
-    h = fnv1a(h, a->packing.offsets, (n + 1) * sizeof *a->packing.offsets);
-    if (a->packing.state_slots)
-      h = fnv1a(h, a->packing.state_slots,
-                n * sizeof *a->packing.state_slots);
-  }
-  return h;
-}
-
-retcl_status retcl__model_agree(retcl_model *m, const char *op,
-                                retcl_status st, size_t tokens,
-                                uint64_t shape, size_t *offset,
-                                size_t *total) {
-  *offset = 0;
-  *total = tokens;
-  if (!retcl__model_is_split(m)) return st;
-  m->agreed = 1;
-  const retcl_split_result r = m->split.agree(m->split.user, m->ctx, st,
-                                              tokens, shape, offset, total);
-  if (!m->split.sequence) { /* every process runs the same tokens */
-    *offset = 0;
-    *total = tokens;
-  }
-  if (st) return st; /* this process's own failure, with its message */
-  if (r.status) return retcl__fail(m->ctx, r.status, "%s", r.message);
-  return RETCL_SUCCESS;
-}
-
-/* A heads-split layer's partial output y (n floats) summed over the
- * processes; st != SUCCESS: this process failed and only takes part. */
-static retcl_status split_sum(retcl_model *m, retcl_buffer y, size_t n,
-                              retcl_status st) {
-  const retcl_split_result r = m->split.sum(m->split.user, m->ctx, y, n, st);
-  if (st) return st;
-  if (r.status) return retcl__fail(m->ctx, r.status, "%s", r.message);
-  return RETCL_SUCCESS;
-}
-
 /* Every forward of the model (rectangular batches with a decode state,
  * packed batches with a state pool): its arguments already checked. */
 retcl_status retcl__model_run(retcl_model *m, const retcl__forward_call *a) {
@@ -743,13 +498,13 @@ retcl_status retcl__model_run(retcl_model *m, const retcl__forward_call *a) {
                                       retcl_no_buf(), retcl_no_buf(),
                                       retcl_no_buf(), retcl_no_buf(),
                                       retcl_no_buf());
-    if (split_heads) st = split_sum(m, y, bt * d, st);
+    if (split_heads) st = retcl__model_split_sum(m, y, bt * d, st);
     if (!st) st = retcl__residual(ctx, bt * d, alpha, x, y);
     if (!st) st = rms_norm(m, &norm, x, w->ffn_norm, h);
     if (!st)
       st = retcl__ffn_enqueue(ctx, &w->ffn, bt, d, f, c->activation, h, ffn,
                               y);
-    if (split_heads) st = split_sum(m, y, bt * d, st);
+    if (split_heads) st = retcl__model_split_sum(m, y, bt * d, st);
     if (!st) st = retcl__residual(ctx, bt * d, alpha, x, y);
   }
   if (table) clReleaseMemObject(table); /* kept alive by the launches */
@@ -781,27 +536,6 @@ retcl_status retcl__model_run(retcl_model *m, const retcl__forward_call *a) {
   return RETCL_SUCCESS;
 }
 
-/* What a sequence-split forward cannot do (the model's other processes
- * refuse the same call in the same way, or see this one's failure). */
-static retcl_status check_sequence_split(retcl_model *m,
-                                         const retcl_decode_state *s,
-                                         retcl_algorithm algo) {
-  if (s && s->position > 0)
-    return retcl__fail(m->ctx, RETCL_ERROR_UNSUPPORTED,
-                       "%s: a sequence-split model runs from an empty state "
-                       "(this one is at position %zu); decode with a "
-                       "heads-split or whole model (retcl_decode_state_copy)",
-                       OP_FWD, s->position);
-  if (algo == RETCL_ALGO_PARALLEL)
-    return retcl__fail(m->ctx, RETCL_ERROR_UNSUPPORTED,
-                       "%s: a sequence-split model runs the recurrent or "
-                       "chunkwise form; torchscale's parallel form normalises "
-                       "each row by a sum over all earlier tokens, which no "
-                       "state carries across a split",
-                       OP_FWD);
-  return RETCL_SUCCESS;
-}
-
 /* The forward shared by retcl_model_forward (logits of every position) and
  * retcl_model_forward_last (last position of each sequence only). */
 static retcl_status forward(retcl_model *m, retcl_decode_state *state,
@@ -814,7 +548,7 @@ static retcl_status forward(retcl_model *m, retcl_decode_state *state,
   retcl_status st =
       retcl__model_check_forward(m, OP_FWD, state, tokens, B, T, algo, chunk);
   if (!st && m->split.sequence && retcl__model_is_split(m))
-    st = check_sequence_split(m, state, algo);
+    st = retcl__model_check_sequence_split(m, state, algo);
   if (st) {
     size_t offset, total;
     return retcl__model_agree(m, OP_FWD, st, 0, 0, &offset, &total);

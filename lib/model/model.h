@@ -40,6 +40,28 @@ struct retcl_model {
   int agreed; /* the current call has agreed (retcl__model_agree) */
 };
 
+/* retcl_model_load_as, or (split non-NULL) retcl_model_load_split with
+ * its hooks checked (model.c). */
+retcl_status retcl__model_load(retcl_context *ctx, const char *dir,
+                              retcl_storage storage,
+                              const retcl_model_split *split,
+                              retcl_model **out);
+/* The ranges a split holds, checked against the config and resolved from
+ * part/parts (split.c). */
+retcl_status retcl__model_split_resolve(retcl_context *ctx,
+                                        const retcl_model_config *cfg,
+                                        retcl_model_split *split);
+/* A heads-split layer's partial output y (n floats) summed over the
+ * processes; st != SUCCESS: this process failed and only takes part
+ * (split.c). */
+retcl_status retcl__model_split_sum(retcl_model *m, retcl_buffer y, size_t n,
+                                    retcl_status st);
+/* What a sequence-split forward refuses (from a non-empty state, the
+ * parallel form), with the message (split.c). */
+retcl_status retcl__model_check_sequence_split(retcl_model *m,
+                                              const retcl_decode_state *s,
+                                              retcl_algorithm algo);
+
 /* Whether m is one process's part of a split model. */
 static inline int retcl__model_is_split(const retcl_model *m) {
   return m->split.agree != NULL;
