@@ -144,6 +144,16 @@ void bench_stats_from(double *ms, int n, bench_stats *stats) {
                       : 0;
 }
 
+double bench_median(const double *x, int n) {
+  double *c = malloc((size_t)n * sizeof *c);
+  if (!c) return NAN;
+  memcpy(c, x, (size_t)n * sizeof *c);
+  bench_stats st;
+  bench_stats_from(c, n, &st);
+  free(c);
+  return st.median_ms;
+}
+
 int bench_time(retcl_context *ctx, const bench_plan *plan, bench_enqueue_fn fn,
                void *arg, bench_stats *stats, char *err, size_t errlen) {
   memset(stats, 0, sizeof *stats);

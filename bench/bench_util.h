@@ -79,6 +79,8 @@ int bench_time(retcl_context *ctx, const bench_plan *plan, bench_enqueue_fn fn,
 /* Order statistics of n > 0 samples in milliseconds (sorted in place);
  * host_fallbacks is left 0. */
 void bench_stats_from(double *ms, int n, bench_stats *stats);
+/* The median of x[n] (n >= 1), x left as it is. */
+double bench_median(const double *x, int n);
 
 /* Host monotonic clock in seconds. */
 double bench_now(void);

@@ -29,20 +29,6 @@
 
 #include "retcl_mpi.h"
 
-static int cmp_double(const void *a, const void *b) {
-  const double x = *(const double *)a, y = *(const double *)b;
-  return x < y ? -1 : x > y;
-}
-
-static double median(const double *x, int n) {
-  double *c = malloc((size_t)n * sizeof *c);
-  memcpy(c, x, (size_t)n * sizeof *c);
-  qsort(c, (size_t)n, sizeof *c, cmp_double);
-  const double m = n % 2 ? c[n / 2] : 0.5 * (c[n / 2 - 1] + c[n / 2]);
-  free(c);
-  return m;
-}
-
 static cl_mem upload_random(retcl_context *ctx, size_t n, unsigned *seed,
                             float amp) {
   float *h = malloc(n * sizeof *h);
@@ -171,10 +157,10 @@ int suite_mpi_main(suite_options *o) {
     memset(mine, 0, sizeof mine);
     mine[F_ST] = st;
     if (!st) {
-      mine[F_CALL] = median(t_call, reps);
-      mine[F_LOC] = median(t_loc, reps);
-      mine[F_EX] = median(t_ex, reps);
-      mine[F_FIN] = median(t_fin, reps);
+      mine[F_CALL] = bench_median(t_call, reps);
+      mine[F_LOC] = bench_median(t_loc, reps);
+      mine[F_EX] = bench_median(t_ex, reps);
+      mine[F_FIN] = bench_median(t_fin, reps);
       mine[F_MIN] = mine[F_MAX] = t_call[0];
       for (int i = 1; i < reps; ++i) {
         if (t_call[i] < mine[F_MIN]) mine[F_MIN] = t_call[i];

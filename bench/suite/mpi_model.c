@@ -40,20 +40,6 @@
 #include "models.h"
 #include "retcl_mpi.h"
 
-static int cmp_double(const void *a, const void *b) {
-  const double x = *(const double *)a, y = *(const double *)b;
-  return x < y ? -1 : x > y;
-}
-
-static double median_of(const double *x, int n) {
-  double *c = malloc((size_t)n * sizeof *c);
-  memcpy(c, x, (size_t)n * sizeof *c);
-  qsort(c, (size_t)n, sizeof *c, cmp_double);
-  const double m = n % 2 ? c[n / 2] : 0.5 * (c[n / 2 - 1] + c[n / 2]);
-  free(c);
-  return m;
-}
-
 /* MPI_Bcast of one int from rank 0, waited for asleep: the other ranks
  * stay off their cores (MPI's own wait polls, yield_when_idle or not)
  * while rank 0 runs the one-rank model alone. */
@@ -272,14 +258,14 @@ static int run_case(mrun *m, const mcase *c) {
   double mine[F_COUNT], *all = malloc((size_t)m->size * F_COUNT * sizeof(double));
   memset(mine, 0, sizeof mine);
   if (!st) {
-    mine[F_MED] = median_of(t_mine, reps);
+    mine[F_MED] = bench_median(t_mine, reps);
     mine[F_MIN] = mine[F_MAX] = t_mine[0];
     for (int i = 1; i < reps; ++i) {
       if (t_mine[i] < mine[F_MIN]) mine[F_MIN] = t_mine[i];
       if (t_mine[i] > mine[F_MAX]) mine[F_MAX] = t_mine[i];
     }
-    mine[F_EX] = median_of(t_ex, reps);
-    mine[F_DEV] = median_of(t_dev, reps);
+    mine[F_EX] = bench_median(t_ex, reps);
+    mine[F_DEV] = bench_median(t_dev, reps);
     const double lc = s.layer_calls ? (double)s.layer_calls : 1;
     mine[F_SENT] = (double)s.bytes_sent / lc;
     mine[F_RECV] = (double)s.bytes_received / lc;
