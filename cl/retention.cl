@@ -25,9 +25,14 @@
 /* The retention record (retcl params): RETCL_CPU (access), RETCL_VW (floats
  * per column block), RETCL_RB (query rows per work-item in chunk_output),
  * RETCL_KB (state rows per work-item in chunk_state), RETCL_KT (keys per
- * score tile in chunk_output). */
+ * score tile in chunk_output, and per weight tile in chunk_state), and the
+ * cpu pattern's register tiles: RETCL_NV (vectors of columns per tile of
+ * the broadcast products: KB x NV in chunk_state, RB x NV in chunk_output),
+ * RETCL_MR x RETCL_NR (query rows x keys per tile of the score product;
+ * a last tile past RB repeats row RB - 1 and is not stored). */
 #if !defined(RETCL_CPU) || !defined(RETCL_VW) || !defined(RETCL_RB) || \
-    !defined(RETCL_KB) || !defined(RETCL_KT)
+    !defined(RETCL_KB) || !defined(RETCL_KT) || !defined(RETCL_NV) ||   \
+    !defined(RETCL_MR) || !defined(RETCL_NR)
 #error "retention.cl needs the retention record's definitions"
 #endif
 
@@ -82,6 +87,78 @@ __kernel void retcl_retention_chunk_state(
   const uint rows = min((uint)RETCL_KB, Dk - k0);
   __global float *u = U + ((size_t)bhc * Dk + k0) * Dv;
 
+#if RETCL_CPU
+  /* U rows [k0, k0 + KB) = Σ_j k_j[rows]ᵀ (w_j v_j): a product whose k is
+   * the key index, in register tiles of KB rows x NV vectors of columns
+   * (per key: NV vector loads of v, scaled by its weight, and KB broadcasts
+   * of k feed KB·NV fmas). Keys in tiles of RETCL_KT whose weights
+   * γ^(L-1-j) are computed once per tile; a chunk longer than one tile
+   * keeps its partial sums in U between tiles. */
+  float w[RETCL_KT];
+  const uint n_tiles = (nvb + RETCL_NV - 1) / RETCL_NV;
+  for (uint j0 = 0; j0 < L; j0 += RETCL_KT) {
+    const uint nk = min((uint)RETCL_KT, L - j0);
+    for (uint j = 0; j < nk; ++j) w[j] = exp((float)(L - 1 - j0 - j) * lg);
+    __global const float *kbase = K + RETCL_AT(k_off, k_sb, k_st, k_sh, b, t0 + j0, h) + k0;
+    __global const float *vbase = V + RETCL_AT(v_off, v_sb, v_st, v_sh, b, t0 + j0, h);
+    for (uint ct = 0; ct < n_tiles; ++ct) {
+      const uint v0 = ct * RETCL_NV * RETCL_VW;
+      vecf acc[RETCL_KB][RETCL_NV];
+      #pragma unroll
+      for (uint r = 0; r < RETCL_KB; ++r)
+        #pragma unroll
+        for (uint n = 0; n < RETCL_NV; ++n) acc[r][n] = (vecf)(0.0f);
+      if (j0 > 0)
+        for (uint r = 0; r < rows; ++r)
+          for (uint n = 0; n < RETCL_NV; ++n)
+            if (v0 + n * RETCL_VW < Dv)
+              acc[r][n] = load_block(u + r * Dv + v0 + n * RETCL_VW,
+                                     min((uint)RETCL_VW, Dv - v0 - n * RETCL_VW));
+      if (v0 + RETCL_NV * RETCL_VW <= Dv) {
+        /* Full tile: plain vector loads. Rows past Dk repeat the last real
+         * one and are never stored: the loop stays branch-free. */
+        for (uint j = 0; j < nk; ++j) {
+          __global const float *krow = kbase + (size_t)j * k_st;
+          __global const float *vrow = vbase + (size_t)j * v_st + v0;
+          vecf vv[RETCL_NV];
+          #pragma unroll
+          for (uint n = 0; n < RETCL_NV; ++n) vv[n] = w[j] * VLOAD(n, vrow);
+          #pragma unroll
+          for (uint r = 0; r < RETCL_KB; ++r) {
+            const vecf kr = (vecf)(krow[min(r, rows - 1)]);
+            #pragma unroll
+            for (uint n = 0; n < RETCL_NV; ++n) acc[r][n] = fma(kr, vv[n], acc[r][n]);
+          }
+        }
+      } else {
+        /* The last tile of a Dv that is not a multiple of NV·VW: blocks
+         * past Dv read zeros (and are not stored). */
+        for (uint j = 0; j < nk; ++j) {
+          __global const float *krow = kbase + (size_t)j * k_st;
+          __global const float *vrow = vbase + (size_t)j * v_st;
+          vecf vv[RETCL_NV];
+          #pragma unroll
+          for (uint n = 0; n < RETCL_NV; ++n) {
+            const uint c0 = v0 + n * RETCL_VW;
+            vv[n] = c0 < Dv ? w[j] * load_block(vrow + c0, min((uint)RETCL_VW, Dv - c0))
+                            : (vecf)(0.0f);
+          }
+          #pragma unroll
+          for (uint r = 0; r < RETCL_KB; ++r) {
+            const vecf kr = (vecf)(krow[min(r, rows - 1)]);
+            #pragma unroll
+            for (uint n = 0; n < RETCL_NV; ++n) acc[r][n] = fma(kr, vv[n], acc[r][n]);
+          }
+        }
+      }
+      for (uint r = 0; r < rows; ++r)
+        for (uint n = 0; n < RETCL_NV; ++n) {
+          const uint c0 = v0 + n * RETCL_VW;
+          if (c0 < Dv) store_block(u + r * Dv + c0, acc[r][n], min((uint)RETCL_VW, Dv - c0));
+        }
+    }
+  }
+#else
   /* Keys in tiles of RETCL_KT: their decay weights are computed once per
    * tile and reused by every column block (exp costs more than the FMAs
    * it scales); partial sums live in U between tiles. */
@@ -107,6 +184,7 @@ __kernel void retcl_retention_chunk_state(
       for (uint r = 0; r < rows; ++r) store_block(u + r * Dv + v0, acc[r], nv);
     COLUMN_BLOCKS_END
   }
+#endif
 }
 
 /* ------------------------------------------------------------------------ */
@@ -216,76 +294,213 @@ __kernel void retcl_retention_chunk_output(
   #pragma unroll
   for (uint r = 0; r < RETCL_RB; ++r) abs_sum[r] = 0.0f;
   const uint last = i0 + rows; /* keys [0, last) can matter */
-  const float cross_scale = form == 2 ? torchscale_cross_scale(state, has_R, Dk, Dv, lg, C) : 1.0f;
-
 #if RETCL_CPU
+  /* Each key tile: its scores p (an "nt" product along Dk, in register
+   * tiles of MR rows x NR keys, one vector accumulator per score, lanes
+   * added at the end), then per tile of NV column blocks one register tile
+   * of RB rows x NV vectors takes the cross term (first key tile; a
+   * broadcast product along Dk: per state row NV vector loads and RB
+   * broadcasts of q feed RB·NV fmas) and p V (the same along the keys),
+   * stored once per key tile. With RETCL_KT >= C there is one key tile, so
+   * every output is written once. */
   float p[RETCL_RB][RETCL_KT]; /* scores of one key tile */
-  /* Cross term first: O rows = γ^(i+1) q_i R (or 0); then each key tile's
-   * scores are computed once and applied to every column block, with O as
-   * the accumulator between tiles. */
-  for (uint cb = 0; cb < nvb; ++cb) {
-    const uint v0 = cb * RETCL_VW, nv = min((uint)RETCL_VW, Dv - v0);
-    vecf acc[RETCL_RB];
-    #pragma unroll
-    for (uint r = 0; r < RETCL_RB; ++r) acc[r] = (vecf)(0.0f);
-    if (has_R)
-      for (uint kk = 0; kk < Dk; ++kk) {
-        const vecf srow = load_block(state + (size_t)kk * Dv + v0, nv);
-        #pragma unroll
-        for (uint r = 0; r < RETCL_RB; ++r) acc[r] = fma((vecf)(qrow[r][kk]), srow, acc[r]);
-      }
-    for (uint r = 0; r < rows; ++r) {
-      const float w = has_R ? exp((float)(i0 + r + 1) * lg) : 0.0f;
-      store_block(O + RETCL_AT(o_off, o_sb, o_st, o_sh, b, t0 + i0 + r, h) + v0, w * acc[r], nv);
-    }
-  }
+  float key_decay[RETCL_KT];   /* γ^(i0-j) for keys j <= i0, else -1 */
   /* γ^(i-j) = γ^r · γ^(i0-j) for keys j <= i0 (both exponents >= 0, so
    * nothing overflows): one exp per key and per row instead of one per
    * score. Keys past i0 (the diagonal block) take their own exp. */
-  float row_decay[RETCL_RB];
+  float row_decay[RETCL_RB], cross_w[RETCL_RB];
   #pragma unroll
-  for (uint r = 0; r < RETCL_RB; ++r) row_decay[r] = exp((float)r * lg);
+  for (uint r = 0; r < RETCL_RB; ++r) {
+    row_decay[r] = exp((float)r * lg);
+    cross_w[r] = has_R ? exp((float)(i0 + r + 1) * lg) : 0.0f;
+  }
+  /* torchscale chunkwise: the largest column abs-sum of R, summed while
+   * the cross term reads R. */
+  float col_max = 0.0f;
+  const uint n_ctiles = (nvb + RETCL_NV - 1) / RETCL_NV;
+  const uint dk_full = Dk - Dk % RETCL_VW;
   for (uint j0 = 0; j0 < last; j0 += RETCL_KT) {
     const uint nk = min((uint)RETCL_KT, last - j0);
+    const int final_tile = j0 + RETCL_KT >= last;
+    __global const float *kbase = K + RETCL_AT(k_off, k_sb, k_st, k_sh, b, t0 + j0, h);
+    __global const float *vbase = V + RETCL_AT(v_off, v_sb, v_st, v_sh, b, t0 + j0, h);
     for (uint j = 0; j < nk; ++j) {
-      __global const float *krow = K + RETCL_AT(k_off, k_sb, k_st, k_sh, b, t0 + j0 + j, h);
       const int base = (int)i0 - (int)(j0 + j);
-      const float key_decay = base >= 0 ? exp((float)base * lg) : 0.0f;
-      #pragma unroll
-      for (uint r = 0; r < RETCL_RB; ++r) {
-        const int gap = base + (int)r;
-        float s = 0.0f;
-        if (gap >= 0 && r < rows) {
-          const float w = base >= 0 ? row_decay[r] * key_decay : exp((float)gap * lg);
-          s = dot_rows(qrow[r], krow, Dk) * w;
+      key_decay[j] = base >= 0 ? exp((float)base * lg) : -1.0f;
+    }
+    /* Scores. */
+    for (uint r0 = 0; r0 < RETCL_RB; r0 += RETCL_MR) {
+      for (uint jj = 0; jj < nk; jj += RETCL_NR) {
+        if (j0 + jj > i0 + r0 + RETCL_MR - 1 || r0 >= rows) {
+          /* wholly above the diagonal (or past the rows): zeros */
+          for (uint m = 0; m < RETCL_MR && r0 + m < RETCL_RB; ++m)
+            for (uint n = 0; n < RETCL_NR && jj + n < nk; ++n) p[r0 + m][jj + n] = 0.0f;
+          continue;
         }
-        p[r][j] = s;
-        abs_sum[r] += fabs(s);
+        __global const float *kr[RETCL_NR];
+        #pragma unroll
+        for (uint n = 0; n < RETCL_NR; ++n) kr[n] = kbase + (size_t)min(jj + n, nk - 1) * k_st;
+        vecf acc[RETCL_MR][RETCL_NR];
+        #pragma unroll
+        for (uint m = 0; m < RETCL_MR; ++m)
+          #pragma unroll
+          for (uint n = 0; n < RETCL_NR; ++n) acc[m][n] = (vecf)(0.0f);
+        for (uint d = 0; d < dk_full; d += RETCL_VW) {
+          vecf kv[RETCL_NR];
+          #pragma unroll
+          for (uint n = 0; n < RETCL_NR; ++n) kv[n] = VLOAD(0, kr[n] + d);
+          #pragma unroll
+          for (uint m = 0; m < RETCL_MR; ++m) {
+            const vecf qv = VLOAD(0, qrow[min(r0 + m, (uint)RETCL_RB - 1)] + d);
+            #pragma unroll
+            for (uint n = 0; n < RETCL_NR; ++n) acc[m][n] = fma(qv, kv[n], acc[m][n]);
+          }
+        }
+        #pragma unroll
+        for (uint m = 0; m < RETCL_MR; ++m) {
+          const uint r = min(r0 + m, (uint)RETCL_RB - 1);
+          const int real_row = r0 + m < RETCL_RB; /* else a repeat of RB - 1 */
+          #pragma unroll
+          for (uint n = 0; n < RETCL_NR; ++n) {
+            float dot = lane_sum(acc[m][n]);
+            for (uint d = dk_full; d < Dk; ++d) dot = fma(qrow[r][d], kr[n][d], dot);
+            const uint j = jj + n;
+            const int gap = (int)(i0 + r) - (int)(j0 + j);
+            float s = 0.0f;
+            if (gap >= 0 && r < rows && j < nk && real_row) {
+              const float kd = key_decay[j];
+              s = dot * (kd >= 0.0f ? row_decay[r] * kd : exp((float)gap * lg));
+            }
+            if (j < nk && real_row) p[r][j] = s;
+            abs_sum[r] += fabs(s);
+          }
+        }
       }
     }
-    for (uint cb = 0; cb < nvb; ++cb) {
-      const uint v0 = cb * RETCL_VW, nv = min((uint)RETCL_VW, Dv - v0);
-      vecf acc[RETCL_RB];
+    /* Outputs, one tile of NV column blocks at a time. */
+    for (uint ct = 0; ct < n_ctiles; ++ct) {
+      const uint v0 = ct * RETCL_NV * RETCL_VW;
+      const int full = v0 + RETCL_NV * RETCL_VW <= Dv;
+      vecf acc[RETCL_RB][RETCL_NV];
       #pragma unroll
       for (uint r = 0; r < RETCL_RB; ++r)
-        acc[r] = r < rows ? load_block(O + RETCL_AT(o_off, o_sb, o_st, o_sh, b, t0 + i0 + r, h) + v0, nv)
-                          : (vecf)(0.0f);
-      for (uint j = 0; j < nk; ++j) {
-        const vecf vrow = load_block(V + RETCL_AT(v_off, v_sb, v_st, v_sh, b, t0 + j0 + j, h) + v0, nv);
         #pragma unroll
-        for (uint r = 0; r < RETCL_RB; ++r) acc[r] = fma((vecf)(p[r][j]), vrow, acc[r]);
+        for (uint n = 0; n < RETCL_NV; ++n) acc[r][n] = (vecf)(0.0f);
+      if (j0 > 0) {
+        for (uint r = 0; r < rows; ++r)
+          for (uint n = 0; n < RETCL_NV; ++n) {
+            const uint c0 = v0 + n * RETCL_VW;
+            if (c0 < Dv)
+              acc[r][n] = load_block(O + RETCL_AT(o_off, o_sb, o_st, o_sh, b, t0 + i0 + r, h) + c0,
+                                     min((uint)RETCL_VW, Dv - c0));
+          }
+      } else if (has_R) {
+        /* Cross term γ^(i+1) q_i R. */
+        vecf col[RETCL_NV];
+        #pragma unroll
+        for (uint n = 0; n < RETCL_NV; ++n) col[n] = (vecf)(0.0f);
+        for (uint kk = 0; kk < Dk; ++kk) {
+          __global const float *srow = state + (size_t)kk * Dv + v0;
+          vecf sv[RETCL_NV];
+          if (full) {
+            #pragma unroll
+            for (uint n = 0; n < RETCL_NV; ++n) sv[n] = VLOAD(n, srow);
+          } else {
+            #pragma unroll
+            for (uint n = 0; n < RETCL_NV; ++n)
+              sv[n] = v0 + n * RETCL_VW < Dv
+                          ? load_block(srow + n * RETCL_VW, min((uint)RETCL_VW, Dv - v0 - n * RETCL_VW))
+                          : (vecf)(0.0f);
+          }
+          if (form == 2) {
+            #pragma unroll
+            for (uint n = 0; n < RETCL_NV; ++n) col[n] += fabs(sv[n]);
+          }
+          #pragma unroll
+          for (uint r = 0; r < RETCL_RB; ++r) {
+            const vecf qb = (vecf)(qrow[r][kk]);
+            #pragma unroll
+            for (uint n = 0; n < RETCL_NV; ++n) acc[r][n] = fma(qb, sv[n], acc[r][n]);
+          }
+        }
+        #pragma unroll
+        for (uint r = 0; r < RETCL_RB; ++r)
+          #pragma unroll
+          for (uint n = 0; n < RETCL_NV; ++n) acc[r][n] *= cross_w[r];
+        if (form == 2) {
+          #pragma unroll
+          for (uint n = 0; n < RETCL_NV; ++n) {
+            const vecf c = col[n];
+#if RETCL_VW == 16
+            const float8 m8 = fmax(c.lo, c.hi);
+#else
+            const float8 m8 = c;
+#endif
+            const float4 m4 = fmax(m8.lo, m8.hi);
+            const float2 m2 = fmax(m4.lo, m4.hi);
+            col_max = fmax(col_max, fmax(m2.x, m2.y));
+          }
+        }
       }
-      for (uint r = 0; r < rows; ++r)
-        store_block(O + RETCL_AT(o_off, o_sb, o_st, o_sh, b, t0 + i0 + r, h) + v0, acc[r], nv);
+      /* p V over the tile's keys. */
+      if (full) {
+        for (uint j = 0; j < nk; ++j) {
+          __global const float *vrow = vbase + (size_t)j * v_st + v0;
+          vecf vv[RETCL_NV];
+          #pragma unroll
+          for (uint n = 0; n < RETCL_NV; ++n) vv[n] = VLOAD(n, vrow);
+          #pragma unroll
+          for (uint r = 0; r < RETCL_RB; ++r) {
+            const vecf pb = (vecf)(p[r][j]);
+            #pragma unroll
+            for (uint n = 0; n < RETCL_NV; ++n) acc[r][n] = fma(pb, vv[n], acc[r][n]);
+          }
+        }
+      } else {
+        for (uint j = 0; j < nk; ++j) {
+          __global const float *vrow = vbase + (size_t)j * v_st;
+          vecf vv[RETCL_NV];
+          #pragma unroll
+          for (uint n = 0; n < RETCL_NV; ++n) {
+            const uint c0 = v0 + n * RETCL_VW;
+            vv[n] = c0 < Dv ? load_block(vrow + c0, min((uint)RETCL_VW, Dv - c0)) : (vecf)(0.0f);
+          }
+          #pragma unroll
+          for (uint r = 0; r < RETCL_RB; ++r) {
+            const vecf pb = (vecf)(p[r][j]);
+            #pragma unroll
+            for (uint n = 0; n < RETCL_NV; ++n) acc[r][n] = fma(pb, vv[n], acc[r][n]);
+          }
+        }
+      }
+      /* The last key tile applies the row factor (torchscale chunkwise:
+       * after all tiles, since r needs every column of R). */
+      for (uint r = 0; r < rows; ++r) {
+        const float f = final_tile && form != 2
+                            ? row_factor(form, out_scale, lg, i0 + r, abs_sum[r], 1.0f)
+                            : 1.0f;
+        __global float *orow = O + RETCL_AT(o_off, o_sb, o_st, o_sh, b, t0 + i0 + r, h);
+        for (uint n = 0; n < RETCL_NV; ++n) {
+          const uint c0 = v0 + n * RETCL_VW;
+          if (c0 < Dv) store_block(orow + c0, f * acc[r][n], min((uint)RETCL_VW, Dv - c0));
+        }
+      }
     }
   }
-  for (uint r = 0; r < rows; ++r) {
-    const float f = row_factor(form, out_scale, lg, i0 + r, abs_sum[r], cross_scale);
-    if (f == 1.0f) continue;
-    __global float *orow = O + RETCL_AT(o_off, o_sb, o_st, o_sh, b, t0 + i0 + r, h);
-    for (uint v = 0; v < Dv; ++v) orow[v] *= f;
+  if (form == 2) {
+    const float cross_scale = has_R ? fmax(1.0f, col_max / decay_sum(lg, (float)C)) : 1.0f;
+    for (uint r = 0; r < rows; ++r) {
+      const float f = row_factor(form, out_scale, lg, i0 + r, abs_sum[r], cross_scale);
+      if (f == 1.0f) continue;
+      __global float *orow = O + RETCL_AT(o_off, o_sb, o_st, o_sh, b, t0 + i0 + r, h);
+      for (uint cb = 0; cb < nvb; ++cb) {
+        const uint c0 = cb * RETCL_VW, nv = min((uint)RETCL_VW, Dv - c0);
+        store_block(orow + c0, f * load_block(orow + c0, nv), nv);
+      }
+    }
   }
 #else
+  const float cross_scale = form == 2 ? torchscale_cross_scale(state, has_R, Dk, Dv, lg, C) : 1.0f;
   /* GPU: this work-item owns one column block and keeps its accumulators in
    * registers; scores are recomputed per column block (flops are cheap
    * there, and neighbouring work-items read neighbouring V columns). */

@@ -46,7 +46,7 @@ START_TEST(record_lists_every_parameter_with_its_level) {
   ck_assert_int_eq(retcl_param_get(ctx, 0, NULL),
                    RETCL_ERROR_INVALID_ARGUMENT);
   /* Built-in values the kernels' own comments describe. */
-  ck_assert_int_eq(param(ctx, "retention", "rb").value, 8);
+  ck_assert_int_eq(param(ctx, "retention", "chunk").value, 64);
   ck_assert_str_eq(param(ctx, "retention", "chunk").source, "built-in");
   /* The test device is PoCL's CPU device (CI), unless RETCL_KERNEL_PATHS
    * overrides the access patterns (scripts/test.sh's second pass). */
@@ -109,11 +109,11 @@ END_TEST
 START_TEST(params_file_overrides_and_device_filter) {
   retcl_context *ctx = NULL;
   tu_ok(NULL, tu_context_with_params(
-                  "{\"retention\": {\"rb\": 4, \"access\": \"gpu\"},"
+                  "{\"retention\": {\"rb\": 6, \"access\": \"gpu\"},"
                   " \"linear\": {\"row_limit\": 0}}",
                   &ctx));
   retcl_param_info rb = param(ctx, "retention", "rb");
-  ck_assert_int_eq(rb.value, 4);
+  ck_assert_int_eq(rb.value, 6);
   ck_assert_str_eq(rb.source, "RETCL_PARAMS");
   ck_assert_str_eq(param(ctx, "retention", "access").value_name, "gpu");
   ck_assert_int_eq(param(ctx, "linear", "row_limit").value, 0);
@@ -122,9 +122,10 @@ START_TEST(params_file_overrides_and_device_filter) {
   /* A record for another device leaves this one's values alone. */
   tu_ok(NULL, tu_context_with_params(
                   "{\"device\": \"no device is called this\","
-                  " \"retention\": {\"rb\": 4}}",
+                  " \"retention\": {\"rb\": 6}}",
                   &ctx));
-  ck_assert_int_eq(param(ctx, "retention", "rb").value, 8);
+  ck_assert_int_ne(param(ctx, "retention", "rb").value, 6);
+  ck_assert_str_ne(param(ctx, "retention", "rb").source, "RETCL_PARAMS");
   retcl_context_destroy(ctx);
 }
 END_TEST

@@ -471,16 +471,25 @@ static tune_verdict retention_check(void *p, size_t i, char *why, size_t cap) {
   return TUNE_RIGHT;
 }
 
-/* Every key but chunk, in both patterns: chunk is what chunk_size = 0
- * means, and torchscale's chunkwise form computes a slightly different
- * function for each chunk size (docs/design.md §1.4), so it is the
- * caller's choice, not a speed knob. 54 candidates per pattern. */
+/* Every key but chunk: chunk is what chunk_size = 0 means, and
+ * torchscale's chunkwise form computes a slightly different function for
+ * each chunk size (docs/design.md §1.4), so it is the caller's choice, not
+ * a speed knob. gpu: 54 candidates. cpu: the register tiles (rb x nv and
+ * kb x nv vector tiles, mr x 4 score tiles) with key tiles of a whole
+ * default chunk, 48 candidates. */
 static const tune_grid retention_grid = {
     4,
     {{"vw", 2, {8, 16}},
      {"rb", 3, {4, 8, 16}},
      {"kb", 3, {4, 8, 16}},
      {"kt", 3, {16, 32, 64}}}};
+static const tune_grid retention_cpu_grid = {
+    5,
+    {{"vw", 2, {8, 16}},
+     {"rb", 3, {2, 4, 8}},
+     {"kb", 2, {4, 8}},
+     {"nv", 2, {2, 4}},
+     {"mr", 2, {2, 4}}}};
 
 const tune_family tune_family_retention = {
     "retention",
@@ -489,7 +498,7 @@ const tune_family tune_family_retention = {
     NULL,
     1,
     1,
-    {retention_grid, retention_grid},
+    {retention_grid, retention_cpu_grid},
     N_RET,
     retention_shapes,
     retention_setup,

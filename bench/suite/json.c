@@ -280,6 +280,13 @@ int write_json(const char *path, const suite_options *o,
   static const char *const ops[] = {"rotate", "group_norm", "retention",
                                     "retention_backward"};
   jnames(&w, "ops", o->ops, ops, 4);
+  static const char *const algorithm_names[] = {"parallel", "recurrent",
+                                                "chunkwise"};
+  const int algo_bits = (o->algos >> RETCL_ALGO_PARALLEL & 1) |
+                        (o->algos >> RETCL_ALGO_RECURRENT & 1) << 1 |
+                        (o->algos >> RETCL_ALGO_CHUNKWISE & 1) << 2;
+  jnames(&w, "algorithms", algo_bits, algorithm_names, 3);
+  jstr(&w, "retention_form", o->torchscale ? "torchscale" : "raw");
   jbool(&w, "no_sgemm", o->no_sgemm);
   jint(&w, "repeats", o->repeats);
   jint(&w, "prefill_repeats", o->prefill_repeats);
@@ -296,7 +303,8 @@ int write_json(const char *path, const suite_options *o,
       SF("batch_context", batch_context), SF("target_context", target_context),
       SF("target_batch", target_batch),   SF("min_context", min_context),
       SF("max_context", max_context),     SF("max_prefill_T", max_T),
-      SF("kernel_max_T", kernel_max_T),   SF("max_train_T", max_train_T)};
+      SF("kernel_max_T", kernel_max_T),   SF("kernel_min_T", kernel_min_T),
+      SF("max_train_T", max_train_T)};
   jsizes(&w, o, sizes, sizeof sizes / sizeof sizes[0]);
   close_obj(&w);
   fputs("\n ", f);

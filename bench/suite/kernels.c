@@ -61,15 +61,18 @@ static void make_plan(const suite_options *o, plan_t *p) {
   p->shapes = full_shapes;
   p->nshapes = (int)(sizeof full_shapes / sizeof full_shapes[0]);
   for (size_t T = 128; T <= o->kernel_max_T && p->nT < 16; T *= 2)
-    p->Ts[p->nT++] = T;
-  p->batch = &full_batch;
-  p->state = &full_state;
+    if (T >= o->kernel_min_T) p->Ts[p->nT++] = T;
+  /* --kernel-min-T above a sweep's T drops the sweep */
+  p->batch = full_batch.T >= o->kernel_min_T ? &full_batch : NULL;
+  p->state = full_state.T >= o->kernel_min_T ? &full_state : NULL;
+  /* the torchscale form's parallel and chunkwise algorithms start empty */
+  if (o->torchscale) p->state = NULL;
 }
 
 /* Fill r's op, shape, sweep, name and work for one configuration. */
 static void describe(rec *r, bench_op op, size_t B, size_t T,
                      const head_shape *s, retcl_algorithm a, size_t chunk,
-                     int state, const char *sweep) {
+                     int state, int torchscale, const char *sweep) {
   r->B = B, r->T = T, r->H = s->H, r->Dk = s->Dk, r->Dv = s->Dv;
   snprintf(r->sweep, sizeof r->sweep, "%s", sweep);
   char bs[24] = "";
@@ -87,10 +90,12 @@ static void describe(rec *r, bench_op op, size_t B, size_t T,
   } else {
     const int bwd = op == BENCH_OP_RETENTION_BACKWARD;
     snprintf(r->op, sizeof r->op, bwd ? "retention_backward" : "retention");
+    if (torchscale) snprintf(r->form, sizeof r->form, "torchscale");
     snprintf(r->algorithm, sizeof r->algorithm, "%s", bench_algorithm_name(a));
     r->chunk = a == RETCL_ALGO_CHUNKWISE ? chunk : 0;
-    snprintf(r->name, sizeof r->name, "%-9s %sH%zu Dk%zu Dv%zu T%zu%s",
-             r->algorithm, bs, s->H, s->Dk, s->Dv, T, state ? " +state" : "");
+    snprintf(r->name, sizeof r->name, "%-9s %sH%zu Dk%zu Dv%zu T%zu%s%s",
+             r->algorithm, bs, s->H, s->Dk, s->Dv, T, state ? " +state" : "",
+             torchscale ? " ts" : "");
     r->flop = bwd ? bench_retention_backward_flops(B, T, s->H, s->Dk, s->Dv, a,
                                                    chunk, state)
                   : bench_retention_flops(B, T, s->H, s->Dk, s->Dv, a, chunk,
@@ -100,10 +105,11 @@ static void describe(rec *r, bench_op op, size_t B, size_t T,
 
 static void run_one(retcl_context *ctx, const bench_plan *plan, rec *r,
                     bench_op op, const head_shape *s, retcl_algorithm a,
-                    size_t chunk, int state) {
+                    size_t chunk, int state, int torchscale) {
   bench_op_job j;
-  if (bench_op_job_init(&j, ctx, op, r->B, r->T, s->H, s->Dk, s->Dv, a, chunk,
-                        state, r->reason, sizeof r->reason)) {
+  if (bench_op_job_init_form(&j, ctx, op, r->B, r->T, s->H, s->Dk, s->Dv, a,
+                             chunk, state, torchscale, r->reason,
+                             sizeof r->reason)) {
     r->status = REC_ERROR;
     return;
   }
@@ -128,13 +134,16 @@ static rec *measure(run_t *x, bench_op op, size_t B, size_t T,
                     const head_shape *s, retcl_algorithm a, int state,
                     const char *sweep, const char *kind, const char *skip) {
   rec *r = rec_new("kernels");
-  describe(r, op, B, T, s, a, x->o->chunk, state, sweep);
+  /* --retention-form: the retention ops only (the others have no form) */
+  const int ts = x->o->torchscale && (op == BENCH_OP_RETENTION ||
+                                      op == BENCH_OP_RETENTION_BACKWARD);
+  describe(r, op, B, T, s, a, x->o->chunk, state, ts, sweep);
   progress("kernels", ++x->done, x->total, "%s", r->name);
   if (skip) {
     r->status = REC_SKIPPED;
     snprintf(r->reason, sizeof r->reason, "%s", skip);
   } else {
-    run_one(x->ctx, &x->plan, r, op, s, a, x->o->chunk, state);
+    run_one(x->ctx, &x->plan, r, op, s, a, x->o->chunk, state, ts);
   }
   table_row(r, kind);
   return r;
@@ -146,10 +155,13 @@ int suite_kernels(retcl_context *ctx, const suite_options *o) {
   run_t x = {ctx, o, {o->warmup, o->repeats, o->max_seconds, o->timer}, 0, 0};
   const int mem = !!(o->ops & OP_ROTATE) + !!(o->ops & OP_GROUP_NORM);
   /* three algorithms each, forward and backward */
-  const int ret = (o->ops & OP_RETENTION ? 3 : 0) +
-                  (o->ops & OP_RETENTION_BACKWARD ? 3 : 0);
+  int na = 0; /* retention algorithms run (--algorithms) */
+  for (int a = 0; a < 3; ++a) na += !!(o->algos & (1 << algos[a]));
+  const int ret = (o->ops & OP_RETENTION ? na : 0) +
+                  (o->ops & OP_RETENTION_BACKWARD ? na : 0);
   /* the T series; the batch sweep (every op); the state sweep (retention) */
-  x.total = p.nshapes * p.nT * (mem + ret) + mem + ret + ret;
+  x.total = p.nshapes * p.nT * (mem + ret) + (p.batch ? mem + ret : 0) +
+            (p.state ? ret : 0);
 
   /* Memory-bound ops first, one table each. */
   static const bench_op mem_ops[] = {BENCH_OP_ROTATE, BENCH_OP_GROUP_NORM};
@@ -164,8 +176,9 @@ int suite_kernels(retcl_context *ctx, const suite_options *o) {
       for (int ti = 0; ti < p.nT; ++ti)
         measure(&x, mem_ops[k], 1, p.Ts[ti], &p.shapes[si],
                 RETCL_ALGO_CHUNKWISE, 0, "", "memory", NULL);
-    measure(&x, mem_ops[k], p.batch->B, p.batch->T, &p.batch->s,
-            RETCL_ALGO_CHUNKWISE, 0, "batch", "memory", NULL);
+    if (p.batch)
+      measure(&x, mem_ops[k], p.batch->B, p.batch->T, &p.batch->s,
+              RETCL_ALGO_CHUNKWISE, 0, "batch", "memory", NULL);
   }
   static const bench_op ret_ops[] = {BENCH_OP_RETENTION,
                                       BENCH_OP_RETENTION_BACKWARD};
@@ -175,8 +188,9 @@ int suite_kernels(retcl_context *ctx, const suite_options *o) {
     const bench_op op = ret_ops[q];
     char title[128];
     snprintf(title, sizeof title,
-             "kernels: retention%s (raw form, token-major, chunk %zu)",
-             q ? " backward" : "", o->chunk);
+             "kernels: retention%s (%s form, token-major, chunk %zu)",
+             q ? " backward" : "", o->torchscale ? "torchscale" : "raw",
+             o->chunk);
     table_header(title, "compute");
     for (int si = 0; si < p.nshapes; ++si) {
       /* A run predicted (from the previous T: parallel grows as T^2, the
@@ -187,6 +201,7 @@ int suite_kernels(retcl_context *ctx, const suite_options *o) {
       size_t last_T[3] = {0, 0, 0};
       for (int ti = 0; ti < p.nT; ++ti)
         for (int a = 0; a < 3; ++a) {
+          if (!(o->algos & (1 << algos[a]))) continue;
           const head_shape *s = &p.shapes[si];
           double pred_s = 0;
           if (last_ms[a] > 0) {
@@ -209,11 +224,13 @@ int suite_kernels(retcl_context *ctx, const suite_options *o) {
         }
     }
     for (int a = 0; a < 3; ++a)
-      measure(&x, op, p.batch->B, p.batch->T, &p.batch->s, algos[a], 0,
-              "batch", "compute", NULL);
+      if (p.batch && (o->algos & (1 << algos[a])))
+        measure(&x, op, p.batch->B, p.batch->T, &p.batch->s, algos[a], 0,
+                "batch", "compute", NULL);
     for (int a = 0; a < 3; ++a)
-      measure(&x, op, p.state->B, p.state->T, &p.state->s, algos[a], 1,
-              "state", "compute", NULL);
+      if (p.state && (o->algos & (1 << algos[a])))
+        measure(&x, op, p.state->B, p.state->T, &p.state->s, algos[a], 1,
+                "state", "compute", NULL);
   }
   progress_clear();
   return 0;

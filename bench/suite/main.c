@@ -73,6 +73,13 @@ static void usage(FILE *f) {
     "  --target-batch N        decode: the headline point's batch (8)\n"
     "  --max-prefill-T N       prefill: T = 512 .. N (16384)\n"
     "  --kernel-max-T N        kernels: T = 128 .. N (16384)\n"
+    "  --kernel-min-T N        kernels: the T series from N (128); the batch\n"
+    "                          and state points (T 1024) only if N <= 1024\n"
+    "  --algorithms LIST       kernels: retention algorithms, comma list of\n"
+    "                          parallel, recurrent, chunkwise (default all)\n"
+    "  --retention-form F      kernels: raw (default) or torchscale (what the\n"
+    "                          model runs; k scaled by Dk^-1/2 as the layer\n"
+    "                          makes it)\n"
     "  --max-train-T N         train: T = 512 .. N (8192; --quick 64 .. 128)\n"
     "model (decode, prefill, train): --embed-dim 512 --heads 4 --ffn-dim 1024\n"
     "  --layers 4 --vocab 1000 --chunk 64 (value dim = embed dim, fp32)\n"
@@ -134,7 +141,8 @@ static const size_opt size_opts[] = {
     SO("--max-context", max_context),
     SO("--batch-context", batch_context), SO("--target-context", target_context),
     SO("--target-batch", target_batch), SO("--max-prefill-T", max_T),
-    SO("--kernel-max-T", kernel_max_T), SO("--max-train-T", max_train_T),
+    SO("--kernel-max-T", kernel_max_T), SO("--kernel-min-T", kernel_min_T),
+    SO("--max-train-T", max_train_T),
     SO("--embed-dim", d),
     SO("--heads", heads), SO("--ffn-dim", ffn), SO("--layers", layers),
     SO("--vocab", vocab), SO("--chunk", chunk), SO("--sgemm-n", sgemm_n),
@@ -151,6 +159,9 @@ static int parse_args(int argc, char **argv, suite_options *o) {
   o->min_context = 512, o->max_context = 16384, o->batch_context = 512;
   o->target_context = 8192, o->target_batch = 8;
   o->max_T = 16384, o->kernel_max_T = 16384, o->max_train_T = 8192;
+  o->kernel_min_T = 128;
+  o->algos = 1 << RETCL_ALGO_PARALLEL | 1 << RETCL_ALGO_RECURRENT |
+             1 << RETCL_ALGO_CHUNKWISE;
   o->sgemm_n = 1024, o->copy_mib = 64;
   size_t len = 0;
   for (int i = 0; i < argc && len + 2 < sizeof o->command; ++i)
@@ -196,6 +207,22 @@ static int parse_args(int argc, char **argv, suite_options *o) {
         fprintf(stderr, "retcl-bench: bad --ops '%s'\n", v);
         return 1;
       }
+    } else if (!strcmp(a, "--algorithms")) {
+      static const char *const names[] = {"parallel", "recurrent",
+                                          "chunkwise"};
+      static const int bits[] = {1 << RETCL_ALGO_PARALLEL,
+                                 1 << RETCL_ALGO_RECURRENT,
+                                 1 << RETCL_ALGO_CHUNKWISE};
+      if (parse_list(v, names, bits, 3, &o->algos)) {
+        fprintf(stderr, "retcl-bench: bad --algorithms '%s'\n", v);
+        return 1;
+      }
+    } else if (!strcmp(a, "--retention-form")) {
+      if (strcmp(v, "raw") && strcmp(v, "torchscale")) {
+        fprintf(stderr, "retcl-bench: --retention-form raw|torchscale\n");
+        return 1;
+      }
+      o->torchscale = v[0] == 't';
     } else if (!strcmp(a, "--tf-fill")) {
       if (strcmp(v, "synthetic") && strcmp(v, "prefill")) {
         fprintf(stderr, "retcl-bench: --tf-fill synthetic|prefill\n");

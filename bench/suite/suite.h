@@ -63,6 +63,12 @@ typedef struct suite_options {
   size_t max_T;          /* prefill: largest T */
   size_t max_train_T;    /* train: largest T */
   size_t kernel_max_T;   /* kernels: largest T */
+  size_t kernel_min_T;   /* kernels: smallest T of the series (128); the
+                            batch and state sweeps run only at T >= it */
+  int algos;             /* kernels: retention algorithms (--algorithms),
+                            bit 1 << retcl_algorithm */
+  int torchscale;        /* kernels: retention in the torchscale form
+                            (--retention-form) instead of raw */
   size_t sgemm_n, copy_mib;
   char command[1024];    /* the command line, for the JSON */
 } suite_options;

@@ -64,7 +64,16 @@ static const param_spec specs[RETCL_PARAM_COUNT] = {
     [RETCL_P_RETENTION_KB] = {RETCL_FAMILY_RETENTION, "kb", "RETCL_KB", 8, 1,
         64, NULL, "state rows per work-item in chunk_state"},
     [RETCL_P_RETENTION_KT] = {RETCL_FAMILY_RETENTION, "kt", "RETCL_KT", 32, 1,
-        256, NULL, "keys per score tile in chunk_output"},
+        256, NULL, "keys per score tile in chunk_output (and per weight tile "
+        "in chunk_state)"},
+    [RETCL_P_RETENTION_NV] = {RETCL_FAMILY_RETENTION, "nv", "RETCL_NV", 2, 1, 8,
+        NULL, "cpu: vectors of columns per register tile (kb x nv in "
+        "chunk_state, rb x nv in chunk_output)"},
+    [RETCL_P_RETENTION_MR] = {RETCL_FAMILY_RETENTION, "mr", "RETCL_MR", 2, 1,
+        16, NULL, "cpu: query rows per register tile of the scores (divides "
+        "rb)"},
+    [RETCL_P_RETENTION_NR] = {RETCL_FAMILY_RETENTION, "nr", "RETCL_NR", 4, 1,
+        16, NULL, "cpu: keys per register tile of the scores"},
     [RETCL_P_RETENTION_CHUNK] = {RETCL_FAMILY_RETENTION, "chunk", NULL, 64, 1,
         RETCL_MAX_CHUNK, NULL, "chunk size that chunk_size = 0 means"},
     [RETCL_P_RETENTION_GRAD_ACCESS] = {RETCL_FAMILY_RETENTION_GRAD, "access",
@@ -265,6 +274,12 @@ typedef struct level_entry {
 static const level_entry levels[] = {
     {MATCH_TYPE, CL_DEVICE_TYPE_CPU, 0, NULL, RETCL_P_RETENTION_ACCESS,
      RETCL_ACCESS_CPU},
+    /* Register tiles of the chunkwise forward (cpu pattern): 4 rows per
+     * work-item and tile, key tiles of a whole default chunk (each output
+     * stored once). */
+    {MATCH_TYPE, CL_DEVICE_TYPE_CPU, 0, NULL, RETCL_P_RETENTION_RB, 4},
+    {MATCH_TYPE, CL_DEVICE_TYPE_CPU, 0, NULL, RETCL_P_RETENTION_KB, 4},
+    {MATCH_TYPE, CL_DEVICE_TYPE_CPU, 0, NULL, RETCL_P_RETENTION_KT, 64},
     {MATCH_TYPE, CL_DEVICE_TYPE_CPU, 0, NULL, RETCL_P_RETENTION_GRAD_ACCESS,
      RETCL_ACCESS_CPU},
     /* One work-item per (b, h) walks every state row in the recurrent
@@ -300,6 +315,13 @@ static const level_entry levels[] = {
      * --family gemm --budget 4m, then interleaved A/B over five shapes:
      * nn and tn 1.1-1.4x the 4 x 2 tile with k blocks of 256, nt even). */
     {MATCH_VENDOR, 0, RETCL_VENDOR_POCL, NULL, RETCL_P_GEMM_NV, 4},
+    /* Chunkwise retention forward (B1 H8 D128 T4096, chunk 64; user cycles
+     * per call by perf sampling, interleaved, docs/benchmarks.md): 4 x 4
+     * vector tiles for the cross, p·V and state products and 4 x 4 score
+     * tiles, against 8 x 2 and 2 x 4. */
+    {MATCH_VENDOR, 0, RETCL_VENDOR_POCL, NULL, RETCL_P_RETENTION_NV, 4},
+    {MATCH_VENDOR, 0, RETCL_VENDOR_POCL, NULL, RETCL_P_RETENTION_MR, 4},
+    {MATCH_VENDOR, 0, RETCL_VENDOR_POCL, NULL, RETCL_P_RETENTION_NR, 4},
     {MATCH_VENDOR, 0, RETCL_VENDOR_POCL, NULL, RETCL_P_GEMM_KC, 128},
 };
 
