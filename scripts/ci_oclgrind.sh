@@ -417,7 +417,8 @@ for t in "${suites[@]}"; do
   og "test_$t cpu" A "" "$BUILD/tests/test_$t" RETCL_KERNEL_PATHS=cpu
 done
 # The GPU patterns interpret every work-item of every group, several times
-# slower: the retention gradient's "torchscale" case (every algorithm,
+# slower: retention without its "raw_more" case, the retention gradient's
+# "torchscale" case (every algorithm,
 # states in and out) with its "blocks" case (split state rows and their
 # reduction: together every kernel of the family) and the model's "forms"
 # case stand for their suites there; the other cases vary sizes the CPU
@@ -431,6 +432,10 @@ for t in "${suites[@]}"; do
       done ;;
     model) og "test_$t:forms gpu" A "" "$BUILD/tests/test_$t" \
              RETCL_KERNEL_PATHS=gpu CK_RUN_CASE=forms ;;
+    # Its "raw_more" case runs the same kernels longer (T 1000, every
+    # algorithm against the others, prefill then decode): CPU patterns only.
+    retention) og "test_$t gpu" A "" "$BUILD/tests/test_$t" \
+                 RETCL_KERNEL_PATHS=gpu CK_EXCLUDE_TAGS=long ;;
     *) og "test_$t gpu" A "" "$BUILD/tests/test_$t" RETCL_KERNEL_PATHS=gpu ;;
   esac
 done

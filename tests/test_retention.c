@@ -750,6 +750,7 @@ int main(void) {
   /* Longer runs of the same kernels (scripts/ci_oclgrind.sh's slow
    * uninitialised-value pass takes the "raw" case's odd sizes only). */
   TCase *raw_more = tcase_create("raw_more");
+  tcase_set_tags(raw_more, "long"); /* CK_EXCLUDE_TAGS=long leaves it out */
   tcase_add_test(raw_more, raw_long_sequence_chunkwise);
   tcase_add_test(raw_more, raw_algorithms_agree);
   tcase_add_test(raw_more, raw_prefill_then_decode_equals_one_pass);
