@@ -402,3 +402,10 @@ void cli_print_run_result(const int32_t *tok, size_t T, const float *logits,
     putchar('\n');
   }
 }
+
+const cli_command *cli_find_command(const cli_command *const *commands,
+                                    size_t count, const char *name) {
+  for (size_t i = 0; i < count; ++i)
+    if (strcmp(commands[i]->name, name) == 0) return commands[i];
+  return NULL;
+}

@@ -36,6 +36,10 @@ typedef struct cli_command {
   void (*usage)(FILE *out);
 } cli_command;
 
+/* The command called `name` among commands[count], or NULL. */
+const cli_command *cli_find_command(const cli_command *const *commands,
+                                    size_t count, const char *name);
+
 /* The subcommands (one per cmd_*.c file). */
 extern const cli_command cli_cmd_devices;
 extern const cli_command cli_cmd_demo;

@@ -22,9 +22,7 @@ static const cli_command *const commands[] = {
 #define NUM_COMMANDS (sizeof commands / sizeof commands[0])
 
 static const cli_command *find_command(const char *name) {
-  for (size_t i = 0; i < NUM_COMMANDS; ++i)
-    if (strcmp(commands[i]->name, name) == 0) return commands[i];
-  return NULL;
+  return cli_find_command(commands, NUM_COMMANDS, name);
 }
 
 static void usage(FILE *out) {

@@ -549,10 +549,7 @@ static retcl_status forward(retcl_model *m, retcl_decode_state *state,
       retcl__model_check_forward(m, OP_FWD, state, tokens, B, T, algo, chunk);
   if (!st && m->split.sequence && retcl__model_is_split(m))
     st = retcl__model_check_sequence_split(m, state, algo);
-  if (st) {
-    size_t offset, total;
-    return retcl__model_agree(m, OP_FWD, st, 0, 0, &offset, &total);
-  }
+  if (st) return retcl__model_agree_failure(m, OP_FWD, st);
   retcl__forward_call a;
   memset(&a, 0, sizeof a);
   a.tokens = tokens;

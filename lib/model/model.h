@@ -74,12 +74,17 @@ static inline int retcl__model_heads_split(const retcl_model *m) {
 /* Agree with the other processes of a split model on st, once per forward
  * (model.c): returns the agreed status (the ctx's message set from the
  * hook's when another process failed); *offset = the tokens (per
- * sequence) before this process, *total = everyone's (sequence split). A
- * whole model: st, 0, tokens. */
+ * sequence) before this process, *total = everyone's (sequence split;
+ * either may be NULL). A whole model: st, 0, tokens. */
 retcl_status retcl__model_agree(retcl_model *m, const char *op,
                                 retcl_status st, size_t tokens,
                                 uint64_t shape, size_t *offset,
                                 size_t *total);
+/* A call that failed (st) before its forward agreed meets the other
+ * processes with its failure (split.c); st otherwise. Every public entry
+ * point of a split model ends through it, so none leaves a peer waiting. */
+retcl_status retcl__model_agree_failure(retcl_model *m, const char *op,
+                                        retcl_status st);
 
 struct retcl_decode_state {
   const retcl_model *model;

@@ -181,14 +181,6 @@ static retcl_status check_pool(retcl_model *m, const char *op,
   return check_slots(m->ctx, op, pool, slots, n);
 }
 
-/* A split model's processes agree on every call's outcome: a call that
- * failed before its forward ran (which agrees itself) agrees here. */
-static retcl_status agreed(retcl_model *m, const char *op, retcl_status st) {
-  if (!st || m->agreed || !retcl__model_is_split(m)) return st;
-  size_t offset, total;
-  return retcl__model_agree(m, op, st, 0, 0, &offset, &total);
-}
-
 static retcl_status forward_packed(retcl_model *m, retcl_state_pool *pool,
                                    const int32_t *slots, const int32_t *tokens,
                                    const size_t *offsets, size_t n,
@@ -223,7 +215,7 @@ retcl_status retcl_model_forward_packed(retcl_model *m, retcl_state_pool *pool,
   if (!st)
     st = forward_packed(m, pool, slots, tokens, offsets, n, algo, chunk,
                         last_only, logits);
-  return agreed(m, OP_PACKED, st);
+  return retcl__model_agree_failure(m, OP_PACKED, st);
 }
 
 retcl_status retcl_model_decode_step(retcl_model *m, retcl_state_pool *pool,
@@ -235,7 +227,7 @@ retcl_status retcl_model_decode_step(retcl_model *m, retcl_state_pool *pool,
   m->agreed = 0;
   retcl_status st = check_not_sequence_split(m, OP_STEP);
   if (!st) st = decode_step(m, pool, slots, tokens, rows, logits);
-  return agreed(m, OP_STEP, st);
+  return retcl__model_agree_failure(m, OP_STEP, st);
 }
 
 static retcl_status forward_packed(retcl_model *m, retcl_state_pool *pool,
@@ -290,9 +282,7 @@ static retcl_status decode_step(retcl_model *m, retcl_state_pool *pool,
   if (n == 0) {
     /* Nothing runs; a split model's processes still meet, so that one
      * whose rows all skip while another's run fails with the others. */
-    size_t offset, total;
-    return retcl__model_agree(m, OP_STEP, RETCL_SUCCESS, 0, 1, &offset,
-                              &total);
+    return retcl__model_agree(m, OP_STEP, RETCL_SUCCESS, 0, 1, NULL, NULL);
   }
   const size_t V = m->cfg.vocab_size;
   size_t *offsets = malloc((n + 1) * sizeof *offsets);

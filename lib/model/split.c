@@ -104,8 +104,11 @@ uint64_t retcl__forward_digest(const retcl_model *m,
 
 retcl_status retcl__model_agree(retcl_model *m, const char *op,
                                 retcl_status st, size_t tokens,
-                                uint64_t shape, size_t *offset,
-                                size_t *total) {
+                                uint64_t shape, size_t *offset_out,
+                                size_t *total_out) {
+  size_t unused_offset, unused_total;
+  size_t *offset = offset_out ? offset_out : &unused_offset,
+         *total = total_out ? total_out : &unused_total;
   *offset = 0;
   *total = tokens;
   if (!retcl__model_is_split(m)) return st;
@@ -119,6 +122,12 @@ retcl_status retcl__model_agree(retcl_model *m, const char *op,
   if (st) return st; /* this process's own failure, with its message */
   if (r.status) return retcl__fail(m->ctx, r.status, "%s", r.message);
   return RETCL_SUCCESS;
+}
+
+retcl_status retcl__model_agree_failure(retcl_model *m, const char *op,
+                                        retcl_status st) {
+  if (!st || m->agreed) return st;
+  return retcl__model_agree(m, op, st, 0, 0, NULL, NULL);
 }
 
 /* A heads-split layer's partial output y (n floats) summed over the
