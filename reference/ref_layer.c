@@ -4,6 +4,7 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "ref_group_norm.h"
 #include "ref_retention.h"
@@ -24,6 +25,13 @@ void ref_linear(const double *x, const float *W, size_t rows, size_t out,
 void ref_msr_forward(const ref_msr_desc *c, const ref_msr_weights *w,
                      const float *log_decay, const double *x, const float *s0,
                      double *y, double *s_final) {
+  ref_msr_forward_saved(c, w, log_decay, x, s0, y, s_final, NULL);
+}
+
+void ref_msr_forward_saved(const ref_msr_desc *c, const ref_msr_weights *w,
+                           const float *log_decay, const double *x,
+                           const float *s0, double *y, double *s_final,
+                           const ref_msr_saved *keep) {
   const retcl_layout TM = RETCL_LAYOUT_TOKEN_MAJOR;
   const size_t N = c->B * c->T, Dk = c->d / c->H, Dv = c->dv / c->H;
   const int rnd = c->round_fp32;
@@ -55,11 +63,20 @@ void ref_msr_forward(const ref_msr_desc *c, const ref_msr_weights *w,
                                s_final, c->B, c->T, c->H, Dk, Dv, TM,
                                c->chunk);
   if (rnd) ref_round_fp32(o, N * c->dv);
+  if (keep) memcpy(keep->v, v, N * c->dv * sizeof *v);
   /* The gated values overwrite v, no longer needed. */
   ref_group_norm_gate_d(o, g, NULL, NULL, v, c->B, c->T, c->H, Dv, TM,
                         RETCL_NORM_RMS, RETCL_GATE_SWISH, c->eps);
   if (rnd) ref_round_fp32(v, N * c->dv);
   ref_linear(v, w->wo, N, c->d, c->dv, 1.0, y);
+  if (keep) {
+    const size_t nk = N * c->d * sizeof(double), nv = N * c->dv * sizeof(double);
+    memcpy(keep->q, q, nk);
+    memcpy(keep->k, k, nk);
+    memcpy(keep->g, g, nv);
+    memcpy(keep->o, o, nv);
+    memcpy(keep->z, v, nv);
+  }
   free(q);
   free(k);
   free(v);

@@ -45,4 +45,18 @@ void ref_msr_forward(const ref_msr_desc *desc, const ref_msr_weights *w,
                      const float *log_decay, const double *x, const float *s0,
                      double *y, double *s_final);
 
+/* The layer's intermediates its backward needs (ref_model_grad.h), each
+ * [B·T, ·] token-major and allocated by the caller: q, k as retention saw
+ * them (projected, K scaled, both rotated) [.., d]; v, g, the retention
+ * output o before the group norm, and the gated values z [.., dv]. */
+typedef struct ref_msr_saved {
+  double *q, *k, *v, *g, *o, *z;
+} ref_msr_saved;
+
+/* ref_msr_forward, also copying the intermediates into *keep (NULL: none). */
+void ref_msr_forward_saved(const ref_msr_desc *desc, const ref_msr_weights *w,
+                           const float *log_decay, const double *x,
+                           const float *s0, double *y, double *s_final,
+                           const ref_msr_saved *keep);
+
 #endif

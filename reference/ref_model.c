@@ -112,30 +112,64 @@ static double act_fn(retcl_activation a, double x) {
   return 0.5 * x * (1.0 + erf(x / sqrt(2.0)));
 }
 
+float *ref_model_theta(const ref_model *m) {
+  /* torchscale stores each pair's angle twice */
+  const size_t Dk = m->cfg.embed_dim / m->cfg.heads;
+  if (!m->angle) return NULL;
+  float *theta = ref_alloc(Dk / 2);
+  for (size_t i = 0; i < Dk / 2; ++i) theta[i] = m->angle[2 * i];
+  return theta;
+}
+
+float *ref_model_log_decay(const ref_model *m) {
+  /* float, as the checkpoint buffer and the library hold them */
+  float *log_decay = ref_alloc(m->cfg.heads);
+  for (size_t h = 0; h < m->cfg.heads; ++h)
+    log_decay[h] = m->decay ? m->decay[h]
+                            : (float)log(1.0 - pow(2.0, -5.0 - (double)h));
+  return log_decay;
+}
+
+static double *copy_d(const double *x, size_t n) {
+  double *y = ref_alloc_d(n);
+  memcpy(y, x, n * sizeof *y);
+  return y;
+}
+
 void ref_model_forward(const ref_model *m, const int32_t *tokens, size_t B,
                        size_t T, retcl_algorithm algo, size_t chunk,
                        double *logits) {
+  ref_model_forward_tape(m, tokens, B, T, algo, chunk, logits, NULL);
+}
+
+void ref_model_tape_free(ref_model_tape *t, size_t layers) {
+  if (!t) return;
+  free(t->x_emb), free(t->x_last), free(t->n_last);
+  for (size_t l = 0; t->layers && l < layers; ++l) {
+    ref_model_tape_layer *y = &t->layers[l];
+    double *all[] = {y->x_in, y->n0, y->msr.q, y->msr.k, y->msr.v, y->msr.g,
+                     y->msr.o, y->msr.z, y->x1, y->n1, y->a, y->gate, y->h};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; ++i) free(all[i]);
+  }
+  free(t->layers);
+  memset(t, 0, sizeof *t);
+}
+
+void ref_model_forward_tape(const ref_model *m, const int32_t *tokens,
+                            size_t B, size_t T, retcl_algorithm algo,
+                            size_t chunk, double *logits,
+                            ref_model_tape *tape) {
   const retcl_model_config *cfg = &m->cfg;
   const size_t d = cfg->embed_dim, dv = cfg->value_embed_dim,
                H = cfg->heads, F = cfg->ffn_dim, V = cfg->vocab_size,
                L = cfg->layers;
-  const size_t Dk = d / H, N = B * T;
+  const size_t N = B * T;
   const double eps = (double)cfg->layernorm_eps;
   const double alpha = cfg->deepnorm ? pow(2.0 * (double)L, 0.25) : 1.0;
 
   if (chunk == 0) chunk = cfg->chunk_size ? cfg->chunk_size : T;
 
-  /* Per-pair angles (torchscale stores each twice) and log decays (float,
-   * as the checkpoint buffer and the library hold them). */
-  float *theta = NULL;
-  if (m->angle) {
-    theta = ref_alloc(Dk / 2);
-    for (size_t i = 0; i < Dk / 2; ++i) theta[i] = m->angle[2 * i];
-  }
-  float *log_decay = ref_alloc(H);
-  for (size_t h = 0; h < H; ++h)
-    log_decay[h] = m->decay ? m->decay[h]
-                            : (float)log(1.0 - pow(2.0, -5.0 - (double)h));
+  float *theta = ref_model_theta(m), *log_decay = ref_model_log_decay(m);
 
   double *x = ref_alloc_d(N * d), *hn = ref_alloc_d(N * d);
   double *y = ref_alloc_d(N * d);
@@ -146,6 +180,13 @@ void ref_model_forward(const ref_model *m, const int32_t *tokens, size_t B,
   for (size_t r = 0; r < N; ++r)
     for (size_t i = 0; i < d; ++i)
       x[r * d + i] = emb_scale * m->embed[(size_t)tokens[r] * d + i];
+  if (tape) {
+    memset(tape, 0, sizeof *tape);
+    tape->rows = N;
+    tape->x_emb = copy_d(x, N * d);
+    tape->layers = calloc(L ? L : 1, sizeof *tape->layers);
+    if (!tape->layers) abort();
+  }
   if (m->emb_norm && cfg->layernorm_embedding) {
     rms_norm(x, m->emb_norm, hn, N, d, eps);
     memcpy(x, hn, N * d * sizeof *x);
@@ -158,21 +199,41 @@ void ref_model_forward(const ref_model *m, const int32_t *tokens, size_t B,
   for (size_t l = 0; l < L; ++l) {
     const ref_layer *ly = &m->layers[l];
     const ref_msr_weights w = {ly->wq, ly->wk, ly->wv, ly->wg, ly->wo};
+    ref_model_tape_layer *kept = tape ? &tape->layers[l] : NULL;
     rms_norm(x, ly->ret_norm, hn, N, d, eps);
-    ref_msr_forward(&md, &w, log_decay, hn, NULL, y, NULL);
+    if (kept) {
+      kept->x_in = copy_d(x, N * d);
+      kept->n0 = copy_d(hn, N * d);
+      kept->msr = (ref_msr_saved){ref_alloc_d(N * d),  ref_alloc_d(N * d),
+                                  ref_alloc_d(N * dv), ref_alloc_d(N * dv),
+                                  ref_alloc_d(N * dv), ref_alloc_d(N * dv)};
+    }
+    ref_msr_forward_saved(&md, &w, log_decay, hn, NULL, y, NULL,
+                          kept ? &kept->msr : NULL);
     for (size_t i = 0; i < N * d; ++i) x[i] = alpha * x[i] + y[i];
 
     /* GLU feed-forward. */
     rms_norm(x, ly->ffn_norm, hn, N, d, eps);
     ref_linear(hn, ly->fc1, N, F, d, 1.0, f1);
     ref_linear(hn, ly->gate, N, F, d, 1.0, fg);
+    if (kept) {
+      kept->x1 = copy_d(x, N * d);
+      kept->n1 = copy_d(hn, N * d);
+      kept->a = copy_d(f1, N * F);
+      kept->gate = copy_d(fg, N * F);
+    }
     for (size_t i = 0; i < N * F; ++i)
       f1[i] = act_fn(cfg->activation, f1[i]) * fg[i];
+    if (kept) kept->h = copy_d(f1, N * F);
     ref_linear(f1, ly->fc2, N, d, F, 1.0, y);
     for (size_t i = 0; i < N * d; ++i) x[i] = alpha * x[i] + y[i];
   }
 
   rms_norm(x, m->final_norm, hn, N, d, eps);
+  if (tape) {
+    tape->x_last = copy_d(x, N * d);
+    tape->n_last = copy_d(hn, N * d);
+  }
   ref_linear(hn, cfg->share_embed ? m->embed : m->out_proj, N, V, d, 1.0,
              logits);
 

@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ref_layer.h"
 #include "retcl.h"
 
 typedef struct ref_layer {
@@ -40,5 +41,37 @@ void ref_model_free(ref_model *m);
 void ref_model_forward(const ref_model *m, const int32_t *tokens, size_t B,
                        size_t T, retcl_algorithm algo, size_t chunk,
                        double *logits);
+
+/* The rotation's per-pair angles [Dk/2] (NULL: the formula of §1.1) and
+ * the heads' log decays [H] the model's forward uses; free() them. */
+float *ref_model_theta(const ref_model *m);
+float *ref_model_log_decay(const ref_model *m);
+
+/* What the model's backward (ref_model_grad.h) needs from its forward,
+ * every array [B·T, ·] token-major. */
+typedef struct ref_model_tape_layer {
+  double *x_in;      /* [.., d] the block's input */
+  double *n0;        /* its RMSNorm: the projections' input */
+  ref_msr_saved msr; /* the retention layer's intermediates */
+  double *x1;        /* after the retention residual */
+  double *n1;        /* its RMSNorm: the FFN's input */
+  double *a, *gate;  /* [.., F] fc1 and gate projections */
+  double *h;         /* act(a) ⊙ gate: fc2's input */
+} ref_model_tape_layer;
+
+typedef struct ref_model_tape {
+  size_t rows;       /* B·T */
+  double *x_emb;     /* [.., d] scaled embedding rows (before any norm) */
+  double *x_last;    /* the last block's output */
+  double *n_last;    /* its final norm: the output projection's input */
+  ref_model_tape_layer *layers;
+} ref_model_tape;
+
+/* ref_model_forward, also filling *tape (allocated here; free it with
+ * ref_model_tape_free). */
+void ref_model_forward_tape(const ref_model *m, const int32_t *tokens,
+                            size_t B, size_t T, retcl_algorithm algo,
+                            size_t chunk, double *logits, ref_model_tape *tape);
+void ref_model_tape_free(ref_model_tape *tape, size_t layers);
 
 #endif

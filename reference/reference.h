@@ -13,6 +13,7 @@
  *   ref_layer.h       torch Linear and the multi-scale retention layer (1.6)
  *   ref_gemm.h        the dense products nt, nn, tn (1.9) and their bound
  *   ref_model.h       the RetNet decoder (1.6) and its random weights
+ *   ref_model_grad.h  its training loss's analytic gradient (1.7)
  *   ref_checkpoint.h  a reference model written as a checkpoint folder
  *   ref_train_ops.h   GLU, embedding and cross-entropy gradients, the
  *                     gradient norm, AdamW and the schedule (1.7)
@@ -28,6 +29,7 @@
 #include "ref_group_norm_grad.h"
 #include "ref_layer.h"
 #include "ref_model.h"
+#include "ref_model_grad.h"
 #include "ref_retention.h"
 #include "ref_retention_grad.h"
 #include "ref_rotation.h"
