@@ -970,6 +970,9 @@ __kernel void retcl_retention_grad_rec_dq(
     __global const float *vrow = RG_ROW(V, v, b, t, h);
     __global const float *orow = RG_ROW(dO, o, b, t, h);
     __global float *qrow = RG_ROW(dQ, q, b, t, h);
+    /* dq_t = w_t (dO_t (γS_t)ᵀ + (dO_t·v_t) k_t): the token's own term
+     * score first, as the forward computes it (cl/retention.cl). */
+    const float dov = rg_dot(orow, vrow, Dv);
     for (uint kb = k_begin; kb < k_end; kb += RG_RB) {
       const uint rows = min((uint)RG_RB, k_end - kb);
       vecf dacc[RG_RB];
@@ -988,13 +991,13 @@ __kernel void retcl_retention_grad_rec_dq(
               st = g * load_block(sp, nv);
             else if (has_state_in)
               st = (g * alpha) * load_block(S0 + (size_t)kk * Dv + v0, nv);
-            st = fma((vecf)(krow[kk]), vb, st);
-            store_block(sp, st, nv);
             dacc[r] = fma(ob, st, dacc[r]);
+            store_block(sp, fma((vecf)(krow[kk]), vb, st), nv);
           }
         }
       }
-      for (uint r = 0; r < rows; ++r) qrow[kb + r] = wt * lane_sum(dacc[r]);
+      for (uint r = 0; r < rows; ++r)
+        qrow[kb + r] = wt * fma(krow[kb + r], dov, lane_sum(dacc[r]));
     }
   }
 }
@@ -1035,6 +1038,12 @@ __kernel void retcl_retention_grad_rec_dkdv(
     __global const float *orow = RG_ROW(dO, o, b, t, h);
     __global float *dkrow = RG_ROW(dK, dk, b, t, h);
     __global float *dvrow = dV + RETCL_AT(dvo, dv_sb, dv_st, dv_sh, b, t, h);
+    /* With X = γG_{t+2} (or β dS_T), G_{t+1} = X + q_tᵀ dO'_t:
+     * dk_t = v_t Xᵀ + (dO'_t·v_t) q_t and dv_t = k_t X + (q_t·k_t) dO'_t,
+     * the token's own terms score first as in the forward; the (q·k) term
+     * of dv once, by the item holding row 0. */
+    const float dov = wt * rg_dot(orow, vrow, Dv);
+    const float qk = k_begin == 0 ? rg_dot(qrow, krow, Dk) : 0.0f;
     for (uint kb = k_begin; kb < k_end; kb += RG_RB) {
       const uint rows = min((uint)RG_RB, k_end - kb);
       vecf dacc[RG_RB];
@@ -1043,7 +1052,7 @@ __kernel void retcl_retention_grad_rec_dkdv(
       for (uint cb = 0; cb < nvb; ++cb) {
         const uint v0 = cb * RETCL_VW, nv = min((uint)RETCL_VW, Dv - v0);
         const vecf ob = wt * load_block(orow + v0, nv), vb = load_block(vrow + v0, nv);
-        vecf dvacc = kb == k_begin ? (vecf)(0.0f) : load_block(dvrow + v0, nv);
+        vecf dvacc = kb == k_begin ? qk * ob : load_block(dvrow + v0, nv);
 #pragma unroll
         for (uint r = 0; r < RG_RB; ++r) {
           if (r < rows) {
@@ -1054,15 +1063,15 @@ __kernel void retcl_retention_grad_rec_dkdv(
               x = g * load_block(gp, nv);
             else if (has_d_state_out)
               x = beta * load_block(dS + (size_t)kk * Dv + v0, nv);
-            x = fma((vecf)(qrow[kk]), ob, x);
-            store_block(gp, x, nv);
             dacc[r] = fma(x, vb, dacc[r]);
             dvacc = fma((vecf)(krow[kk]), x, dvacc);
+            store_block(gp, fma((vecf)(qrow[kk]), ob, x), nv);
           }
         }
         store_block(dvrow + v0, dvacc, nv);
       }
-      for (uint r = 0; r < rows; ++r) dkrow[kb + r] = lane_sum(dacc[r]);
+      for (uint r = 0; r < rows; ++r)
+        dkrow[kb + r] = fma(qrow[kb + r], dov, lane_sum(dacc[r]));
     }
   }
   if (!has_d_state_in) return;
