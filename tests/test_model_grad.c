@@ -18,22 +18,41 @@
 /* Two comparisons, each with its own bound:
  *  - the device's fp32 gradient against the analytic double gradient of
  *    the same loss (reference/ref_model_grad.c), every element of every
- *    tensor: norm-wise per tensor within GRAD_TOL_NORM, and element-wise
- *    within GRAD_TOL_ELEM of (|exact| + the tensor's largest |exact|),
- *    the floor standing for the fp32 sums' error on elements whose terms
- *    cancel (measured below);
+ *    tensor: norm-wise per tensor, and element-wise relative to (|exact| +
+ *    the tensor's largest |exact|), the floor standing for the fp32 sums'
+ *    error on elements whose terms cancel. Measured over 200 fresh seeds
+ *    (eps 1e-6, CPU pattern), worst norm-wise / element-wise: parallel
+ *    6.2e-5 / 4.3e-5, chunkwise 3.8e-5 / 2.8e-5, recurrent 5.0e-4 /
+ *    2.7e-4; the median draw is near 2e-6. The tails are draws where a
+ *    query is nearly orthogonal to the keys it sees (with Dk = 8 the
+ *    cosine of two random vectors has a standard deviation of 0.35): the
+ *    row's scores cancel, and the group norm after retention rescales the
+ *    small row, rounding included, to unit size. The recurrent form's tail
+ *    is heavier because it forms q·S column by column, rounding each
+ *    column apart, where the other forms round one score per key
+ *    (docs/training.md). The bounds leave a factor 10 over those worsts;
  *  - that analytic gradient against central differences of the double
- *    loss (ref_model_forward), a few elements per tensor: steps of 1e-4 of
- *    the weight (at least 1e-5), extrapolated from h and h/2 (Richardson),
- *    within FD_TOL. Where the two steps disagree by more than 1e-3 the loss
- *    is not smooth on the scale of h there (a torchscale normaliser's
- *    clamp switching inside the step) and the element is drawn again.
+ *    loss (ref_model_forward), a few elements per tensor, within FD_TOL
+ *    (measured: 1.4e-7 at worst over 600 checks). Steps of 1e-5 of the
+ *    weight (at least 1e-6), extrapolated from h and h/2 (Richardson);
+ *    where the two steps disagree by more than 1e-4 the loss is not smooth
+ *    on the scale of h there (a torchscale normaliser's clamp switching
+ *    inside the step) and the element is drawn again. torchscale's
+ *    retention normalisers are constants for its gradient (detached) while
+ *    the differences see them move; the per-head group norm cancels them
+ *    except through its eps, so this comparison runs on the same weights
+ *    with eps 1e-12, where the two derivatives agree far below FD_TOL
+ *    (with 1e-6: up to 1.1e-3 where a head's outputs are as small as
+ *    sqrt(eps)). The device runs the config's eps, torchscale's 1e-6: with
+ *    1e-12 nothing caps the group norm's rescaling of a near-zero row
+ *    (seen: 3.7e-4 norm-wise in the parallel form).
  * A missing term, a wrong scale or a transposed weight gives O(1) in
  * either. */
-#define GRAD_TOL_NORM 1e-4
-#define GRAD_TOL_ELEM 1e-4
-#define FD_STEP 1e-4f
+#define GRAD_TOL 1e-3
+#define GRAD_TOL_RECURRENT 5e-3
+#define FD_STEP 1e-5f
 #define FD_TOL 1e-6
+#define FD_EPS 1e-12f
 
 static retcl_model_config tiny(int share, int emb_norm, int deepnorm) {
   retcl_model_config c;
@@ -43,14 +62,6 @@ static retcl_model_config tiny(int share, int emb_norm, int deepnorm) {
   c.share_embed = share, c.layernorm_embedding = emb_norm;
   c.deepnorm = deepnorm;
   c.activation = RETCL_ACT_SWISH;
-  /* torchscale's retention normalisers are constants for its gradient
-   * (they are detached), while central differences of the reference see
-   * them move; the per-head group norm after retention cancels them
-   * except through its eps, which matters when a head's outputs are as
-   * small as sqrt(eps) (measured: a 1.1e-3 relative difference in one
-   * draw with eps 1e-6). With eps 1e-12 the two derivatives agree far
-   * below the tolerance. */
-  c.layernorm_eps = 1e-12f;
   return c;
 }
 
@@ -141,7 +152,8 @@ typedef struct worst {
 
 /* Every element of one tensor's device gradient against the exact one. */
 static void device_vs_exact(const char *name, const float *got,
-                            const double *exact, size_t n, worst *w) {
+                            const double *exact, size_t n, double tol,
+                            worst *w) {
   double diff2 = 0, ref2 = 0, largest = 0;
   for (size_t j = 0; j < n; ++j) {
     diff2 += (got[j] - exact[j]) * (got[j] - exact[j]);
@@ -150,14 +162,14 @@ static void device_vs_exact(const char *name, const float *got,
   }
   const double norm = sqrt(diff2 / (ref2 > 0 ? ref2 : 1));
   if (norm > w->norm) w->norm = norm;
-  ck_assert_msg(norm <= GRAD_TOL_NORM,
+  ck_assert_msg(norm <= tol,
                 "%s: gradient differs from the exact one by %.3g norm-wise "
                 "(seed %llu)",
                 name, norm, (unsigned long long)tu_seed());
   for (size_t j = 0; j < n; ++j) {
     const double e = fabs(got[j] - exact[j]) / (fabs(exact[j]) + largest);
     if (e > w->elem) w->elem = e;
-    ck_assert_msg(e <= GRAD_TOL_ELEM,
+    ck_assert_msg(e <= tol,
                   "%s[%zu]: gradient %.9g, exact %.9g (seed %llu)", name, j,
                   (double)got[j], exact[j], (unsigned long long)tu_seed());
   }
@@ -177,7 +189,7 @@ static void exact_vs_differences(ref_model *m, const char *name,
     const float h = FD_STEP * (fabsf(wt[j]) > 0.1f ? fabsf(wt[j]) : 0.1f);
     const double d1 = central_difference(m, wt + j, h, tok, B, T, algo);
     const double d2 = central_difference(m, wt + j, h / 2, tok, B, T, algo);
-    if (fabs(d1 - d2) > 1e-3 * (fabs(d2) + largest)) continue;
+    if (fabs(d1 - d2) > 1e-4 * (fabs(d2) + largest)) continue;
     ++s;
     /* Richardson: the h² terms cancel, what is left is O(h⁴). */
     const double fd = d2 + (d2 - d1) / 3;
@@ -226,10 +238,25 @@ static void check_grad(retcl_model_config cfg, retcl_algorithm algo,
     retcl_tensor_info t;
     tu_ok(ctx, retcl_model_tensor_info(model, i, &t));
     const size_t count = t.cols ? t.rows * t.cols : t.rows;
-    const double *g = ref_gradient(&exact, t.name);
-    device_vs_exact(t.name, grad + t.offset, g, count, &w);
-    exact_vs_differences(&m, t.name, g, count, tok, B, T, algo, &w);
+    device_vs_exact(t.name, grad + t.offset, ref_gradient(&exact, t.name),
+                    count,
+                    algo == RETCL_ALGO_RECURRENT ? GRAD_TOL_RECURRENT : GRAD_TOL,
+                    &w);
   }
+  /* The analytic gradient against differences, on the same weights with
+   * eps FD_EPS (the arrays shared, not copied). */
+  ref_model tiny_eps = m;
+  tiny_eps.cfg.layernorm_eps = FD_EPS;
+  ref_model_grad exact_eps;
+  ref_model_loss_grad_d(&tiny_eps, tok, B, T, algo, 0, &exact_eps);
+  for (size_t i = 0; i < retcl_model_tensor_count(model); ++i) {
+    retcl_tensor_info t;
+    tu_ok(ctx, retcl_model_tensor_info(model, i, &t));
+    const size_t count = t.cols ? t.rows * t.cols : t.rows;
+    exact_vs_differences(&tiny_eps, t.name, ref_gradient(&exact_eps, t.name),
+                         count, tok, B, T, algo, &w);
+  }
+  ref_model_grad_free(&exact_eps);
   /* Bitwise reproducible: a second backward of the same forward. */
   cl_mem again = tu_poisoned(ctx, n);
   tu_ok(ctx, retcl_model_backward(model, retcl_buf(again, 0)));
