@@ -48,6 +48,54 @@ inline float dot_rows(__global const float *a, __global const float *b,
   return s + lane_sum(acc);
 }
 
+/* Lane sums of the MR·NR vector accumulators of a score tile (cpu
+ * pattern), when they are as many as a vector has lanes: a transposing
+ * butterfly (each level adds the two halves of pairs of vectors, packed
+ * side by side) leaves out[i] = Σ lanes of x[i] in one vector, in
+ * 2·(VW - 1) shuffles and VW - 1 adds instead of VW separate lane sums of
+ * log2(VW) shuffles and adds each. The sums' order differs from
+ * lane_sum's only by fp32 rounding. */
+#if RETCL_MR * RETCL_NR == RETCL_VW && (RETCL_VW == 16 || RETCL_VW == 8)
+#define RETCL_TILE_SUMS 1
+inline void tile_lane_sums(const vecf *x, float *out) {
+#if RETCL_VW == 16
+  float16 y[8], z[4], w[2];
+  #pragma unroll
+  for (uint i = 0; i < 8; ++i)
+    y[i] = (float16)(x[2 * i].lo, x[2 * i + 1].lo) +
+           (float16)(x[2 * i].hi, x[2 * i + 1].hi);
+  #pragma unroll
+  for (uint i = 0; i < 4; ++i) {
+    const float16 a = y[2 * i], b = y[2 * i + 1];
+    z[i] = (float16)(a.s0123, a.s89ab, b.s0123, b.s89ab) +
+           (float16)(a.s4567, a.scdef, b.s4567, b.scdef);
+  }
+  #pragma unroll
+  for (uint i = 0; i < 2; ++i) {
+    const float16 a = z[2 * i], b = z[2 * i + 1];
+    w[i] = (float16)(a.s01, a.s45, a.s89, a.scd, b.s01, b.s45, b.s89, b.scd) +
+           (float16)(a.s23, a.s67, a.sab, a.sef, b.s23, b.s67, b.sab, b.sef);
+  }
+  vstore16((float16)(w[0].even, w[1].even) + (float16)(w[0].odd, w[1].odd), 0,
+           out);
+#else
+  float8 y[4], z[2];
+  #pragma unroll
+  for (uint i = 0; i < 4; ++i)
+    y[i] = (float8)(x[2 * i].lo, x[2 * i + 1].lo) +
+           (float8)(x[2 * i].hi, x[2 * i + 1].hi);
+  #pragma unroll
+  for (uint i = 0; i < 2; ++i) {
+    const float8 a = y[2 * i], b = y[2 * i + 1];
+    z[i] = (float8)(a.s01, a.s45, b.s01, b.s45) +
+           (float8)(a.s23, a.s67, b.s23, b.s67);
+  }
+  vstore8((float8)(z[0].even, z[1].even) + (float8)(z[0].odd, z[1].odd), 0,
+          out);
+#endif
+}
+#endif
+
 /* c_n = Σ_{j<n} γ^j = expm1(n log γ) / expm1(log γ), accurate as γ -> 1. */
 inline float decay_sum(float log_decay, float n) {
   if (n <= 0.0f) return 0.0f;
@@ -356,13 +404,21 @@ __kernel void retcl_retention_chunk_output(
             for (uint n = 0; n < RETCL_NR; ++n) acc[m][n] = fma(qv, kv[n], acc[m][n]);
           }
         }
+#ifdef RETCL_TILE_SUMS
+        float sums[RETCL_MR * RETCL_NR];
+        tile_lane_sums(&acc[0][0], sums);
+#endif
         #pragma unroll
         for (uint m = 0; m < RETCL_MR; ++m) {
           const uint r = min(r0 + m, (uint)RETCL_RB - 1);
           const int real_row = r0 + m < RETCL_RB; /* else a repeat of RB - 1 */
           #pragma unroll
           for (uint n = 0; n < RETCL_NR; ++n) {
+#ifdef RETCL_TILE_SUMS
+            float dot = sums[m * RETCL_NR + n];
+#else
             float dot = lane_sum(acc[m][n]);
+#endif
             for (uint d = dk_full; d < Dk; ++d) dot = fma(qrow[r][d], kr[n][d], dot);
             const uint j = jj + n;
             const int gap = (int)(i0 + r) - (int)(j0 + j);
