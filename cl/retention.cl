@@ -115,7 +115,8 @@ inline float decay_sum(float log_decay, float n) {
 
 /* ------------------------------------------------------------------------ */
 /* chunk_state: U_c[k][v] = Σ_j γ^(L_c-1-j) k_j[k] v_j[v] over chunk c.       */
-/* Grid: (column items, ceil(Dk/KB), B*H*Nc).                                */
+/* Grid: cpu (1, ceil(ceil(Dv/VW)/NV), B*H*Nc); gpu (column items,           */
+/* ceil(Dk/KB), B*H*Nc).                                                     */
 /* ------------------------------------------------------------------------ */
 __kernel void retcl_retention_chunk_state(
     __global const float *K, uint k_off, uint k_sb, uint k_st, uint k_sh,
@@ -123,34 +124,38 @@ __kernel void retcl_retention_chunk_state(
     __global const float *log_decay, uint ld_off,
     __global float *U, /* [B,H,Nc,Dk,Dv] */
     uint T, uint H, uint Dk, uint Dv, uint C, uint n_chunks) {
-  const uint k0 = get_global_id(1) * RETCL_KB;
   const uint bhc = get_global_id(2);
   const uint c = bhc % n_chunks, bh = bhc / n_chunks;
   const uint b = bh / H, h = bh % H;
-  if (k0 >= Dk) return;
   const uint t0 = c * C;
   const uint L = min(C, T - t0);
   const float lg = log_decay[ld_off + h];
   const uint nvb = (Dv + RETCL_VW - 1) / RETCL_VW;
-  const uint rows = min((uint)RETCL_KB, Dk - k0);
-  __global float *u = U + ((size_t)bhc * Dk + k0) * Dv;
 
 #if RETCL_CPU
-  /* U rows [k0, k0 + KB) = Σ_j k_j[rows]ᵀ (w_j v_j): a product whose k is
-   * the key index, in register tiles of KB rows x NV vectors of columns
-   * (per key: NV vector loads of v, scaled by its weight, and KB broadcasts
-   * of k feed KB·NV fmas). Keys in tiles of RETCL_KT whose weights
+  /* Grid: (1, ceil(nvb/NV), B*H*Nc). This work-item owns the column tile
+   * [v0, v0 + NV·VW) of U and walks every state row in tiles of KB rows:
+   * U rows [k0, k0 + KB) of the tile = Σ_j k_j[rows]ᵀ (w_j v_j), per key NV
+   * vector loads of v (times its weight) and KB broadcasts of k feeding
+   * KB·NV fmas into register accumulators. The chunk's keys x the tile's
+   * columns (C·NV·VW floats, 16 KiB at C 64, NV·VW 64) are read again by
+   * every row tile, so they stay in L1 where a work-item per row tile
+   * streamed them from L2. Keys go in tiles of RETCL_KT whose weights
    * γ^(L-1-j) are computed once per tile; a chunk longer than one tile
    * keeps its partial sums in U between tiles. */
+  const uint v0 = get_global_id(1) * RETCL_NV * RETCL_VW;
+  if (v0 >= Dv) return;
+  __global float *ut = U + (size_t)bhc * Dk * Dv + v0;
+  const int full = v0 + RETCL_NV * RETCL_VW <= Dv;
   float w[RETCL_KT];
-  const uint n_tiles = (nvb + RETCL_NV - 1) / RETCL_NV;
   for (uint j0 = 0; j0 < L; j0 += RETCL_KT) {
     const uint nk = min((uint)RETCL_KT, L - j0);
     for (uint j = 0; j < nk; ++j) w[j] = exp((float)(L - 1 - j0 - j) * lg);
-    __global const float *kbase = K + RETCL_AT(k_off, k_sb, k_st, k_sh, b, t0 + j0, h) + k0;
-    __global const float *vbase = V + RETCL_AT(v_off, v_sb, v_st, v_sh, b, t0 + j0, h);
-    for (uint ct = 0; ct < n_tiles; ++ct) {
-      const uint v0 = ct * RETCL_NV * RETCL_VW;
+    __global const float *kbase = K + RETCL_AT(k_off, k_sb, k_st, k_sh, b, t0 + j0, h);
+    __global const float *vbase = V + RETCL_AT(v_off, v_sb, v_st, v_sh, b, t0 + j0, h) + v0;
+    for (uint k0 = 0; k0 < Dk; k0 += RETCL_KB) {
+      const uint rows = min((uint)RETCL_KB, Dk - k0);
+      __global float *u = ut + (size_t)k0 * Dv;
       vecf acc[RETCL_KB][RETCL_NV];
       #pragma unroll
       for (uint r = 0; r < RETCL_KB; ++r)
@@ -160,14 +165,14 @@ __kernel void retcl_retention_chunk_state(
         for (uint r = 0; r < rows; ++r)
           for (uint n = 0; n < RETCL_NV; ++n)
             if (v0 + n * RETCL_VW < Dv)
-              acc[r][n] = load_block(u + r * Dv + v0 + n * RETCL_VW,
+              acc[r][n] = load_block(u + r * Dv + n * RETCL_VW,
                                      min((uint)RETCL_VW, Dv - v0 - n * RETCL_VW));
-      if (v0 + RETCL_NV * RETCL_VW <= Dv) {
+      if (full) {
         /* Full tile: plain vector loads. Rows past Dk repeat the last real
          * one and are never stored: the loop stays branch-free. */
         for (uint j = 0; j < nk; ++j) {
-          __global const float *krow = kbase + (size_t)j * k_st;
-          __global const float *vrow = vbase + (size_t)j * v_st + v0;
+          __global const float *krow = kbase + (size_t)j * k_st + k0;
+          __global const float *vrow = vbase + (size_t)j * v_st;
           vecf vv[RETCL_NV];
           #pragma unroll
           for (uint n = 0; n < RETCL_NV; ++n) vv[n] = w[j] * VLOAD(n, vrow);
@@ -182,13 +187,13 @@ __kernel void retcl_retention_chunk_state(
         /* The last tile of a Dv that is not a multiple of NV·VW: blocks
          * past Dv read zeros (and are not stored). */
         for (uint j = 0; j < nk; ++j) {
-          __global const float *krow = kbase + (size_t)j * k_st;
+          __global const float *krow = kbase + (size_t)j * k_st + k0;
           __global const float *vrow = vbase + (size_t)j * v_st;
           vecf vv[RETCL_NV];
           #pragma unroll
           for (uint n = 0; n < RETCL_NV; ++n) {
             const uint c0 = v0 + n * RETCL_VW;
-            vv[n] = c0 < Dv ? w[j] * load_block(vrow + c0, min((uint)RETCL_VW, Dv - c0))
+            vv[n] = c0 < Dv ? w[j] * load_block(vrow + n * RETCL_VW, min((uint)RETCL_VW, Dv - c0))
                             : (vecf)(0.0f);
           }
           #pragma unroll
@@ -202,11 +207,16 @@ __kernel void retcl_retention_chunk_state(
       for (uint r = 0; r < rows; ++r)
         for (uint n = 0; n < RETCL_NV; ++n) {
           const uint c0 = v0 + n * RETCL_VW;
-          if (c0 < Dv) store_block(u + r * Dv + c0, acc[r][n], min((uint)RETCL_VW, Dv - c0));
+          if (c0 < Dv) store_block(u + r * Dv + n * RETCL_VW, acc[r][n], min((uint)RETCL_VW, Dv - c0));
         }
     }
   }
 #else
+  /* Grid: (column items, ceil(Dk/KB), B*H*Nc). */
+  const uint k0 = get_global_id(1) * RETCL_KB;
+  if (k0 >= Dk) return;
+  const uint rows = min((uint)RETCL_KB, Dk - k0);
+  __global float *u = U + ((size_t)bhc * Dk + k0) * Dv;
   /* Keys in tiles of RETCL_KT: their decay weights are computed once per
    * tile and reused by every column block (exp costs more than the FMAs
    * it scales); partial sums live in U between tiles. */
@@ -433,25 +443,41 @@ __kernel void retcl_retention_chunk_output(
         }
       }
     }
-    /* Outputs, one tile of NV column blocks at a time. */
+    /* Outputs, one tile of NV column blocks at a time, in register tiles
+     * of MR rows x NV vectors: the rows' tiles take turns on the same
+     * columns, so the state's and V's rows of a column tile, read from L2
+     * by the first, are in L1 for the others (RB = 8, MR = 4: each state
+     * row read from L2 feeds 8 rows' fmas, not 4). */
     for (uint ct = 0; ct < n_ctiles; ++ct) {
       const uint v0 = ct * RETCL_NV * RETCL_VW;
       const int full = v0 + RETCL_NV * RETCL_VW <= Dv;
-      vecf acc[RETCL_RB][RETCL_NV];
+      for (uint r0 = 0; r0 < rows; r0 += RETCL_MR) {
+      /* Rows past RB (a last tile when MR does not divide RB) repeat row
+       * RB - 1; rows past `rows` are computed and not stored. */
+      uint ri[RETCL_MR];
       #pragma unroll
-      for (uint r = 0; r < RETCL_RB; ++r)
+      for (uint m = 0; m < RETCL_MR; ++m) ri[m] = min(r0 + m, (uint)RETCL_RB - 1);
+      vecf acc[RETCL_MR][RETCL_NV];
+      #pragma unroll
+      for (uint m = 0; m < RETCL_MR; ++m)
         #pragma unroll
-        for (uint n = 0; n < RETCL_NV; ++n) acc[r][n] = (vecf)(0.0f);
+        for (uint n = 0; n < RETCL_NV; ++n) acc[m][n] = (vecf)(0.0f);
       if (j0 > 0) {
-        for (uint r = 0; r < rows; ++r)
+        #pragma unroll
+        for (uint m = 0; m < RETCL_MR; ++m)
+          #pragma unroll
           for (uint n = 0; n < RETCL_NV; ++n) {
             const uint c0 = v0 + n * RETCL_VW;
-            if (c0 < Dv)
-              acc[r][n] = load_block(O + RETCL_AT(o_off, o_sb, o_st, o_sh, b, t0 + i0 + r, h) + c0,
+            if (r0 + m < rows && c0 < Dv)
+              acc[m][n] = load_block(O + RETCL_AT(o_off, o_sb, o_st, o_sh, b, t0 + i0 + r0 + m, h) + c0,
                                      min((uint)RETCL_VW, Dv - c0));
           }
       } else if (has_R) {
         /* Cross term γ^(i+1) q_i R. */
+        __global const float *qr[RETCL_MR];
+        #pragma unroll
+        for (uint m = 0; m < RETCL_MR; ++m) qr[m] = qrow[ri[m]];
+        const int abs_pass = form == 2 && r0 == 0;
         vecf col[RETCL_NV];
         #pragma unroll
         for (uint n = 0; n < RETCL_NV; ++n) col[n] = (vecf)(0.0f);
@@ -468,22 +494,22 @@ __kernel void retcl_retention_chunk_output(
                           ? load_block(srow + n * RETCL_VW, min((uint)RETCL_VW, Dv - v0 - n * RETCL_VW))
                           : (vecf)(0.0f);
           }
-          if (form == 2) {
+          if (abs_pass) {
             #pragma unroll
             for (uint n = 0; n < RETCL_NV; ++n) col[n] += fabs(sv[n]);
           }
           #pragma unroll
-          for (uint r = 0; r < RETCL_RB; ++r) {
-            const vecf qb = (vecf)(qrow[r][kk]);
+          for (uint m = 0; m < RETCL_MR; ++m) {
+            const vecf qb = (vecf)(qr[m][kk]);
             #pragma unroll
-            for (uint n = 0; n < RETCL_NV; ++n) acc[r][n] = fma(qb, sv[n], acc[r][n]);
+            for (uint n = 0; n < RETCL_NV; ++n) acc[m][n] = fma(qb, sv[n], acc[m][n]);
           }
         }
         #pragma unroll
-        for (uint r = 0; r < RETCL_RB; ++r)
+        for (uint m = 0; m < RETCL_MR; ++m)
           #pragma unroll
-          for (uint n = 0; n < RETCL_NV; ++n) acc[r][n] *= cross_w[r];
-        if (form == 2) {
+          for (uint n = 0; n < RETCL_NV; ++n) acc[m][n] *= cross_w[ri[m]];
+        if (abs_pass) {
           #pragma unroll
           for (uint n = 0; n < RETCL_NV; ++n) {
             const vecf c = col[n];
@@ -506,10 +532,10 @@ __kernel void retcl_retention_chunk_output(
           #pragma unroll
           for (uint n = 0; n < RETCL_NV; ++n) vv[n] = VLOAD(n, vrow);
           #pragma unroll
-          for (uint r = 0; r < RETCL_RB; ++r) {
-            const vecf pb = (vecf)(p[r][j]);
+          for (uint m = 0; m < RETCL_MR; ++m) {
+            const vecf pb = (vecf)(p[ri[m]][j]);
             #pragma unroll
-            for (uint n = 0; n < RETCL_NV; ++n) acc[r][n] = fma(pb, vv[n], acc[r][n]);
+            for (uint n = 0; n < RETCL_NV; ++n) acc[m][n] = fma(pb, vv[n], acc[m][n]);
           }
         }
       } else {
@@ -522,24 +548,29 @@ __kernel void retcl_retention_chunk_output(
             vv[n] = c0 < Dv ? load_block(vrow + c0, min((uint)RETCL_VW, Dv - c0)) : (vecf)(0.0f);
           }
           #pragma unroll
-          for (uint r = 0; r < RETCL_RB; ++r) {
-            const vecf pb = (vecf)(p[r][j]);
+          for (uint m = 0; m < RETCL_MR; ++m) {
+            const vecf pb = (vecf)(p[ri[m]][j]);
             #pragma unroll
-            for (uint n = 0; n < RETCL_NV; ++n) acc[r][n] = fma(pb, vv[n], acc[r][n]);
+            for (uint n = 0; n < RETCL_NV; ++n) acc[m][n] = fma(pb, vv[n], acc[m][n]);
           }
         }
       }
       /* The last key tile applies the row factor (torchscale chunkwise:
        * after all tiles, since r needs every column of R). */
-      for (uint r = 0; r < rows; ++r) {
+      #pragma unroll
+      for (uint m = 0; m < RETCL_MR; ++m) {
+        const uint r = r0 + m;
+        if (r >= rows) break;
         const float f = final_tile && form != 2
                             ? row_factor(form, out_scale, lg, i0 + r, abs_sum[r], 1.0f)
                             : 1.0f;
         __global float *orow = O + RETCL_AT(o_off, o_sb, o_st, o_sh, b, t0 + i0 + r, h);
+        #pragma unroll
         for (uint n = 0; n < RETCL_NV; ++n) {
           const uint c0 = v0 + n * RETCL_VW;
-          if (c0 < Dv) store_block(orow + c0, f * acc[r][n], min((uint)RETCL_VW, Dv - c0));
+          if (c0 < Dv) store_block(orow + c0, f * acc[m][n], min((uint)RETCL_VW, Dv - c0));
         }
+      }
       }
     }
   }

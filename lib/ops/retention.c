@@ -331,7 +331,7 @@ typedef struct launch {
   cl_uint ld_off;
   cl_uint T, H, Dk, Dv;
   int cpu;               /* retention.access */
-  size_t vw, rb, kb;     /* retention.vw, .rb, .kb */
+  size_t vw, rb, kb, nv; /* retention.vw, .rb, .kb, .nv */
   cl_uint wait_n;        /* consumed by the first enqueue */
   const cl_event *wait;
   cl_event *event;       /* set by the last enqueue */
@@ -382,9 +382,12 @@ static retcl_status run_chunk_state(launch *l, cl_mem U, size_t C,
       RETCL_KARG("U", U), RETCL_KARG("T", l->T), RETCL_KARG("H", l->H),
       RETCL_KARG("Dk", l->Dk), RETCL_KARG("Dv", l->Dv), RETCL_KARG("C", Cu),
       RETCL_KARG("n_chunks", Nc)};
+  /* cpu: an item per tile of nv column blocks walks every state row (its
+   * keys' columns stay in L1); gpu: an item per column block and kb rows. */
+  const size_t g1 = l->cpu ? (column_blocks(l) + l->nv - 1) / l->nv
+                           : (l->Dk + l->kb - 1) / l->kb;
   return enqueue(l, RETCL_KERNEL_RETENTION_CHUNK_STATE, args,
-                 RETCL_NARGS(args), column_items(l),
-                 (l->Dk + l->kb - 1) / l->kb,
+                 RETCL_NARGS(args), column_items(l), g1,
                  l->p->d.batch * l->p->d.heads * n_chunks, 0);
 }
 
@@ -596,6 +599,7 @@ static retcl_status enqueue_plan(retcl_context *ctx,
   l.vw = (size_t)retcl__param(ctx, RETCL_P_RETENTION_VW);
   l.rb = (size_t)retcl__param(ctx, RETCL_P_RETENTION_RB);
   l.kb = (size_t)retcl__param(ctx, RETCL_P_RETENTION_KB);
+  l.nv = (size_t)retcl__param(ctx, RETCL_P_RETENTION_NV);
   l.wait_n = num_wait;
   l.wait = wait;
   l.event = event;
