@@ -96,6 +96,23 @@ inline void tile_lane_sums(const vecf *x, float *out) {
 }
 #endif
 
+/* A state's layout (chunk_state's U, chunk_scan, chunk_output's R): the
+ * Dk x Dv floats of one state go in column tiles of tw floats (the last
+ * one narrower when tw does not divide Dv), each tile's rows contiguous:
+ * element (k, v) of the tile starting at column t0 = v - v % tw is at
+ * t0·Dk + k·min(tw, Dv - t0) + (v - t0). tw = Dv is the row-major layout
+ * of callers' states; the cpu pattern keeps its chunk states in tiles of
+ * its register tiles' NV·VW columns, so that a tile of R read by the cross
+ * term is one contiguous panel (its rows do not share L1 sets). */
+inline size_t tile_base(uint v, uint Dk, uint Dv, uint tw) {
+  const uint t0 = v - v % tw;
+  return (size_t)t0 * Dk + (v - t0);
+}
+inline uint tile_rs(uint v, uint Dv, uint tw) {
+  const uint t0 = v - v % tw;
+  return min(tw, Dv - t0);
+}
+
 /* c_n = Σ_{j<n} γ^j = expm1(n log γ) / expm1(log γ), accurate as γ -> 1. */
 inline float decay_sum(float log_decay, float n) {
   if (n <= 0.0f) return 0.0f;
@@ -122,8 +139,8 @@ __kernel void retcl_retention_chunk_state(
     __global const float *K, uint k_off, uint k_sb, uint k_st, uint k_sh,
     __global const float *V, uint v_off, uint v_sb, uint v_st, uint v_sh,
     __global const float *log_decay, uint ld_off,
-    __global float *U, /* [B,H,Nc,Dk,Dv] */
-    uint T, uint H, uint Dk, uint Dv, uint C, uint n_chunks) {
+    __global float *U, /* [B,H,Nc] states, in column tiles of u_tw */
+    uint T, uint H, uint Dk, uint Dv, uint C, uint n_chunks, uint u_tw) {
   const uint bhc = get_global_id(2);
   const uint c = bhc % n_chunks, bh = bhc / n_chunks;
   const uint b = bh / H, h = bh % H;
@@ -145,7 +162,8 @@ __kernel void retcl_retention_chunk_state(
    * keeps its partial sums in U between tiles. */
   const uint v0 = get_global_id(1) * RETCL_NV * RETCL_VW;
   if (v0 >= Dv) return;
-  __global float *ut = U + (size_t)bhc * Dk * Dv + v0;
+  __global float *ut = U + (size_t)bhc * Dk * Dv + tile_base(v0, Dk, Dv, u_tw);
+  const uint rs = tile_rs(v0, Dv, u_tw); /* u_tw = NV·VW: the tile's width */
   const int full = v0 + RETCL_NV * RETCL_VW <= Dv;
   float w[RETCL_KT];
   for (uint j0 = 0; j0 < L; j0 += RETCL_KT) {
@@ -155,7 +173,7 @@ __kernel void retcl_retention_chunk_state(
     __global const float *vbase = V + RETCL_AT(v_off, v_sb, v_st, v_sh, b, t0 + j0, h) + v0;
     for (uint k0 = 0; k0 < Dk; k0 += RETCL_KB) {
       const uint rows = min((uint)RETCL_KB, Dk - k0);
-      __global float *u = ut + (size_t)k0 * Dv;
+      __global float *u = ut + (size_t)k0 * rs;
       vecf acc[RETCL_KB][RETCL_NV];
       #pragma unroll
       for (uint r = 0; r < RETCL_KB; ++r)
@@ -165,7 +183,7 @@ __kernel void retcl_retention_chunk_state(
         for (uint r = 0; r < rows; ++r)
           for (uint n = 0; n < RETCL_NV; ++n)
             if (v0 + n * RETCL_VW < Dv)
-              acc[r][n] = load_block(u + r * Dv + n * RETCL_VW,
+              acc[r][n] = load_block(u + r * rs + n * RETCL_VW,
                                      min((uint)RETCL_VW, Dv - v0 - n * RETCL_VW));
       if (full) {
         /* Full tile: plain vector loads. Rows past Dk repeat the last real
@@ -207,7 +225,7 @@ __kernel void retcl_retention_chunk_state(
       for (uint r = 0; r < rows; ++r)
         for (uint n = 0; n < RETCL_NV; ++n) {
           const uint c0 = v0 + n * RETCL_VW;
-          if (c0 < Dv) store_block(u + r * Dv + n * RETCL_VW, acc[r][n], min((uint)RETCL_VW, Dv - c0));
+          if (c0 < Dv) store_block(u + r * rs + n * RETCL_VW, acc[r][n], min((uint)RETCL_VW, Dv - c0));
         }
     }
   }
@@ -216,7 +234,7 @@ __kernel void retcl_retention_chunk_state(
   const uint k0 = get_global_id(1) * RETCL_KB;
   if (k0 >= Dk) return;
   const uint rows = min((uint)RETCL_KB, Dk - k0);
-  __global float *u = U + ((size_t)bhc * Dk + k0) * Dv;
+  __global float *ub = U + (size_t)bhc * Dk * Dv;
   /* Keys in tiles of RETCL_KT: their decay weights are computed once per
    * tile and reused by every column block (exp costs more than the FMAs
    * it scales); partial sums live in U between tiles. */
@@ -226,10 +244,12 @@ __kernel void retcl_retention_chunk_state(
     for (uint j = 0; j < nk; ++j) w[j] = exp((float)(L - 1 - j0 - j) * lg);
     COLUMN_BLOCKS_BEGIN(nvb)
       const uint v0 = cb * RETCL_VW, nv = min((uint)RETCL_VW, Dv - v0);
+      const uint rs = tile_rs(v0, Dv, u_tw);
+      __global float *u = ub + tile_base(v0, Dk, Dv, u_tw) + (size_t)k0 * rs;
       vecf acc[RETCL_KB];
       #pragma unroll
       for (uint r = 0; r < RETCL_KB; ++r)
-        acc[r] = (j0 > 0 && r < rows) ? load_block(u + r * Dv + v0, nv) : (vecf)(0.0f);
+        acc[r] = (j0 > 0 && r < rows) ? load_block(u + r * rs, nv) : (vecf)(0.0f);
       for (uint j = 0; j < nk; ++j) {
         __global const float *krow = K + RETCL_AT(k_off, k_sb, k_st, k_sh, b, t0 + j0 + j, h) + k0;
         const vecf vrow = w[j] * load_block(V + RETCL_AT(v_off, v_sb, v_st, v_sh, b, t0 + j0 + j, h) + v0, nv);
@@ -239,7 +259,7 @@ __kernel void retcl_retention_chunk_state(
         for (uint r = 0; r < RETCL_KB; ++r)
           acc[r] = fma((vecf)(krow[min(r, rows - 1)]), vrow, acc[r]);
       }
-      for (uint r = 0; r < rows; ++r) store_block(u + r * Dv + v0, acc[r], nv);
+      for (uint r = 0; r < rows; ++r) store_block(u + r * rs, acc[r], nv);
     COLUMN_BLOCKS_END
   }
 #endif
@@ -251,27 +271,38 @@ __kernel void retcl_retention_chunk_state(
 /* Grid: (ceil(Dv/VW), Dk, B*H); every (row, column block) is independent.   */
 /* ------------------------------------------------------------------------ */
 __kernel void retcl_retention_chunk_scan(
-    __global float *U, /* [B,H,Nc,Dk,Dv]: U_c in, R_{c-1} out */
+    __global float *U, /* [B,H,Nc] states in tiles of u_tw: U_c in, R_{c-1} out */
     __global const float *S_in, uint s_in_off, int has_state_in,
     __global float *S_out, uint s_out_off, int has_state_out,
     __global const float *log_decay, uint ld_off,
     uint T, uint H, uint Dk, uint Dv, uint C, uint n_chunks,
     int torchscale_out, /* write S_T / sqrt(c_n) instead of S_T */
     float n_total,      /* n: tokens absorbed by the final state */
-    float n_in)         /* > 0: S_in is torchscale's S_m / sqrt(c_m), m = n_in */
+    float n_in,         /* > 0: S_in is torchscale's S_m / sqrt(c_m), m = n_in */
+    uint u_tw)          /* U's column tiles (S_in and S_out: row-major) */
 {
-  const uint cb = get_global_id(0), k = get_global_id(1), bh = get_global_id(2);
-  const uint nvb = (Dv + RETCL_VW - 1) / RETCL_VW;
-  if (cb >= nvb) return;
+  const uint nvb = (Dv + RETCL_VW - 1) / RETCL_VW, bh = get_global_id(2);
+  if (get_global_id(0) >= nvb) return;
+  /* Items in the order of U's storage (tile by tile, each tile's rows in
+   * turn), so that consecutive items walk neighbouring memory: item
+   * k·nvb + cb of the (k, cb) plane takes the id-th block of the tiles.
+   * Row-major (u_tw = Dv): the identity. */
+  const uint id = get_global_id(1) * nvb + get_global_id(0);
+  const uint vpt = (u_tw + RETCL_VW - 1) / RETCL_VW; /* blocks per full tile */
+  const uint t = id / (Dk * vpt);
+  const uint bt = t < Dv / u_tw ? vpt : nvb - t * vpt; /* blocks of tile t */
+  const uint rem = id - t * Dk * vpt;
+  const uint k = rem / bt, cb = t * vpt + rem % bt;
   const uint h = bh % H;
   const uint v0 = cb * RETCL_VW, nv = min((uint)RETCL_VW, Dv - v0);
   const float lg = log_decay[ld_off + h];
   const size_t row = (size_t)bh * Dk * Dv + (size_t)k * Dv + v0;
+  const size_t u_at = tile_base(v0, Dk, Dv, u_tw) + (size_t)k * tile_rs(v0, Dv, u_tw);
   vecf x = has_state_in ? load_block(S_in + s_in_off + row, nv) : (vecf)(0.0f);
   if (n_in > 0.0f) x *= sqrt(decay_sum(lg, n_in));
   const float full_decay = exp((float)C * lg);
   for (uint c = 0; c < n_chunks; ++c) {
-    __global float *slot = U + ((size_t)bh * n_chunks + c) * Dk * Dv + (size_t)k * Dv + v0;
+    __global float *slot = U + ((size_t)bh * n_chunks + c) * Dk * Dv + u_at;
     const vecf u = load_block(slot, nv);
     store_block(slot, x, nv);
     const uint L = min(C, T - c * C);
@@ -287,12 +318,15 @@ __kernel void retcl_retention_chunk_scan(
 /* torchscale chunkwise: r = max(1, largest column abs-sum of R_{c-1}/σ),
  * σ = Σ_{j<C} γ^j; R here is the raw state, R_torchscale = R_raw/σ. */
 inline float torchscale_cross_scale(__global const float *state, int has_R,
-                                    uint Dk, uint Dv, float lg, uint C) {
+                                    uint Dk, uint Dv, float lg, uint C,
+                                    uint tw) {
   if (!has_R) return 1.0f;
   float col_max = 0.0f;
   for (uint v = 0; v < Dv; ++v) {
     float col = 0.0f;
-    for (uint k = 0; k < Dk; ++k) col += fabs(state[(size_t)k * Dv + v]);
+    const size_t at = tile_base(v, Dk, Dv, tw);
+    const uint rs = tile_rs(v, Dv, tw);
+    for (uint k = 0; k < Dk; ++k) col += fabs(state[at + (size_t)k * rs]);
     col_max = fmax(col_max, col);
   }
   return fmax(1.0f, col_max / decay_sum(lg, (float)C));
@@ -318,8 +352,8 @@ inline float row_factor(int form, float out_scale, float lg, uint i,
 /* for the parallel algorithm) per work-item.                                */
 /* Grid: (column items, ceil(C/RB), B*H*Nc).                                 */
 /* form: 0 raw (times out_scale), 1 torchscale parallel, 2 torchscale        */
-/* chunkwise. R: the state before each chunk, [B,H,Nc,Dk,Dv]; has_R = 0     */
-/* means zero.                                                               */
+/* chunkwise. R: the state before each chunk, [B,H,Nc] states in column    */
+/* tiles of r_tw (see tile_base); has_R = 0 means zero.                      */
 /* ------------------------------------------------------------------------ */
 __kernel void retcl_retention_chunk_output(
     __global const float *Q, uint q_off, uint q_sb, uint q_st, uint q_sh,
@@ -327,7 +361,7 @@ __kernel void retcl_retention_chunk_output(
     __global const float *V, uint v_off, uint v_sb, uint v_st, uint v_sh,
     __global float *O, uint o_off, uint o_sb, uint o_st, uint o_sh,
     __global const float *log_decay, uint ld_off,
-    __global const float *R, uint r_off, int has_R,
+    __global const float *R, uint r_off, int has_R, uint r_tw,
     uint T, uint H, uint Dk, uint Dv, uint C, uint n_chunks,
     int form, float out_scale) {
   const uint i0 = get_global_id(1) * RETCL_RB; /* first row, chunk-relative */
@@ -481,8 +515,10 @@ __kernel void retcl_retention_chunk_output(
         vecf col[RETCL_NV];
         #pragma unroll
         for (uint n = 0; n < RETCL_NV; ++n) col[n] = (vecf)(0.0f);
+        __global const float *sbase = state + tile_base(v0, Dk, Dv, r_tw);
+        const uint srs = tile_rs(v0, Dv, r_tw);
         for (uint kk = 0; kk < Dk; ++kk) {
-          __global const float *srow = state + (size_t)kk * Dv + v0;
+          __global const float *srow = sbase + (size_t)kk * srs;
           vecf sv[RETCL_NV];
           if (full) {
             #pragma unroll
@@ -587,7 +623,7 @@ __kernel void retcl_retention_chunk_output(
     }
   }
 #else
-  const float cross_scale = form == 2 ? torchscale_cross_scale(state, has_R, Dk, Dv, lg, C) : 1.0f;
+  const float cross_scale = form == 2 ? torchscale_cross_scale(state, has_R, Dk, Dv, lg, C, r_tw) : 1.0f;
   /* GPU: this work-item owns one column block and keeps its accumulators in
    * registers; scores are recomputed per column block (flops are cheap
    * there, and neighbouring work-items read neighbouring V columns). */
@@ -598,8 +634,10 @@ __kernel void retcl_retention_chunk_output(
   #pragma unroll
   for (uint r = 0; r < RETCL_RB; ++r) acc[r] = (vecf)(0.0f);
   if (has_R) {
+    __global const float *sbase = state + tile_base(v0, Dk, Dv, r_tw);
+    const uint srs = tile_rs(v0, Dv, r_tw);
     for (uint kk = 0; kk < Dk; ++kk) {
-      const vecf srow = load_block(state + (size_t)kk * Dv + v0, nv);
+      const vecf srow = load_block(sbase + (size_t)kk * srs, nv);
       #pragma unroll
       for (uint r = 0; r < RETCL_RB; ++r) acc[r] = fma((vecf)(qrow[r][kk]), srow, acc[r]);
     }
