@@ -120,6 +120,9 @@ inline float decay_sum(float log_decay, float n) {
   return expm1(n * log_decay) / expm1(log_decay);
 }
 
+/* cpu chunk_state: row tiles per work-item (of its column tile). */
+#define RETCL_SG 8
+
 /* Column blocks this work-item handles: all of them on a CPU, one on a GPU
  * (dimension 0 of the grid). */
 #if RETCL_CPU
@@ -132,7 +135,7 @@ inline float decay_sum(float log_decay, float n) {
 
 /* ------------------------------------------------------------------------ */
 /* chunk_state: U_c[k][v] = Σ_j γ^(L_c-1-j) k_j[k] v_j[v] over chunk c.       */
-/* Grid: cpu (1, ceil(ceil(Dv/VW)/NV), B*H*Nc); gpu (column items,           */
+/* Grid: cpu (1, column tiles x row groups, B*H*Nc); gpu (column items,     */
 /* ceil(Dk/KB), B*H*Nc).                                                     */
 /* ------------------------------------------------------------------------ */
 __kernel void retcl_retention_chunk_state(
@@ -150,17 +153,25 @@ __kernel void retcl_retention_chunk_state(
   const uint nvb = (Dv + RETCL_VW - 1) / RETCL_VW;
 
 #if RETCL_CPU
-  /* Grid: (1, ceil(nvb/NV), B*H*Nc). This work-item owns the column tile
-   * [v0, v0 + NV·VW) of U and walks every state row in tiles of KB rows:
+  /* Grid: (1, ceil(nvb/NV)·ceil(Dk/(SG·KB)), B*H*Nc). This work-item owns
+   * the column tile [v0, v0 + NV·VW) of SG·KB state rows of U, walked in
+   * tiles of KB rows:
    * U rows [k0, k0 + KB) of the tile = Σ_j k_j[rows]ᵀ (w_j v_j), per key NV
    * vector loads of v (times its weight) and KB broadcasts of k feeding
    * KB·NV fmas into register accumulators. The chunk's keys x the tile's
    * columns (C·NV·VW floats, 16 KiB at C 64, NV·VW 64) are read again by
    * every row tile, so they stay in L1 where a work-item per row tile
-   * streamed them from L2. Keys go in tiles of RETCL_KT whose weights
+   * streamed them from L2. (Groups of SG row tiles rather than all Dk rows
+   * per item: 4 times the items at Dk 128, slack for PoCL's threads on a
+   * shared machine.) Keys go in tiles of RETCL_KT whose weights
    * γ^(L-1-j) are computed once per tile; a chunk longer than one tile
    * keeps its partial sums in U between tiles. */
-  const uint v0 = get_global_id(1) * RETCL_NV * RETCL_VW;
+  /* dimension 1: column tile x group of RETCL_SG row tiles (slack for the
+   * scheduler: 4 groups per tile at Dk 128, KB 4) */
+  const uint n_groups = (Dk + RETCL_SG * RETCL_KB - 1) / (RETCL_SG * RETCL_KB);
+  const uint v0 = get_global_id(1) / n_groups * RETCL_NV * RETCL_VW;
+  const uint k_begin = get_global_id(1) % n_groups * RETCL_SG * RETCL_KB;
+  const uint k_end = min(Dk, k_begin + RETCL_SG * RETCL_KB);
   if (v0 >= Dv) return;
   __global float *ut = U + (size_t)bhc * Dk * Dv + tile_base(v0, Dk, Dv, u_tw);
   const uint rs = tile_rs(v0, Dv, u_tw); /* u_tw = NV·VW: the tile's width */
@@ -171,7 +182,7 @@ __kernel void retcl_retention_chunk_state(
     for (uint j = 0; j < nk; ++j) w[j] = exp((float)(L - 1 - j0 - j) * lg);
     __global const float *kbase = K + RETCL_AT(k_off, k_sb, k_st, k_sh, b, t0 + j0, h);
     __global const float *vbase = V + RETCL_AT(v_off, v_sb, v_st, v_sh, b, t0 + j0, h) + v0;
-    for (uint k0 = 0; k0 < Dk; k0 += RETCL_KB) {
+    for (uint k0 = k_begin; k0 < k_end; k0 += RETCL_KB) {
       const uint rows = min((uint)RETCL_KB, Dk - k0);
       __global float *u = ut + (size_t)k0 * rs;
       vecf acc[RETCL_KB][RETCL_NV];

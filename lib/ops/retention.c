@@ -390,9 +390,11 @@ static retcl_status run_chunk_state(launch *l, cl_mem U, size_t C,
       RETCL_KARG("U", U), RETCL_KARG("T", l->T), RETCL_KARG("H", l->H),
       RETCL_KARG("Dk", l->Dk), RETCL_KARG("Dv", l->Dv), RETCL_KARG("C", Cu),
       RETCL_KARG("n_chunks", Nc), RETCL_KARG("u_tw", tw)};
-  /* cpu: an item per tile of nv column blocks walks every state row (its
-   * keys' columns stay in L1); gpu: an item per column block and kb rows. */
-  const size_t g1 = l->cpu ? (column_blocks(l) + l->nv - 1) / l->nv
+  /* cpu: an item per tile of nv column blocks and 8 tiles of kb state rows
+   * (RETCL_SG in cl/retention.cl; the tile's V block stays in L1 for
+   * them); gpu: an item per column block and kb rows. */
+  const size_t g1 = l->cpu ? (column_blocks(l) + l->nv - 1) / l->nv *
+                                 ((l->Dk + 8 * l->kb - 1) / (8 * l->kb))
                            : (l->Dk + l->kb - 1) / l->kb;
   return enqueue(l, RETCL_KERNEL_RETENTION_CHUNK_STATE, args,
                  RETCL_NARGS(args), column_items(l), g1,
