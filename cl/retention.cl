@@ -104,7 +104,7 @@ inline void tile_lane_sums(const vecf *x, float *out) {
  * of callers' states; the cpu pattern keeps its chunk states in tiles of
  * its register tiles' NV·VW columns, so that a tile of R read by the cross
  * term is one contiguous panel (its rows do not share L1 sets). */
-inline size_t tile_base(uint v, uint Dk, uint tw) {
+inline size_t tile_base(uint v, uint Dk, uint Dv, uint tw) {
   const uint t0 = v - v % tw;
   return (size_t)t0 * Dk + (v - t0);
 }
@@ -150,6 +150,7 @@ __kernel void retcl_retention_chunk_state(
   const uint t0 = c * C;
   const uint L = min(C, T - t0);
   const float lg = log_decay[ld_off + h];
+  const uint nvb = (Dv + RETCL_VW - 1) / RETCL_VW;
 
 #if RETCL_CPU
   /* Grid: (1, ceil(nvb/NV)·ceil(Dk/(SG·KB)), B*H*Nc). This work-item owns
@@ -172,7 +173,7 @@ __kernel void retcl_retention_chunk_state(
   const uint k_begin = get_global_id(1) % n_groups * RETCL_SG * RETCL_KB;
   const uint k_end = min(Dk, k_begin + RETCL_SG * RETCL_KB);
   if (v0 >= Dv) return;
-  __global float *ut = U + (size_t)bhc * Dk * Dv + tile_base(v0, Dk, u_tw);
+  __global float *ut = U + (size_t)bhc * Dk * Dv + tile_base(v0, Dk, Dv, u_tw);
   const uint rs = tile_rs(v0, Dv, u_tw); /* u_tw = NV·VW: the tile's width */
   const int full = v0 + RETCL_NV * RETCL_VW <= Dv;
   float w[RETCL_KT];
@@ -241,7 +242,6 @@ __kernel void retcl_retention_chunk_state(
   }
 #else
   /* Grid: (column items, ceil(Dk/KB), B*H*Nc). */
-  const uint nvb = (Dv + RETCL_VW - 1) / RETCL_VW;
   const uint k0 = get_global_id(1) * RETCL_KB;
   if (k0 >= Dk) return;
   const uint rows = min((uint)RETCL_KB, Dk - k0);
@@ -256,7 +256,7 @@ __kernel void retcl_retention_chunk_state(
     COLUMN_BLOCKS_BEGIN(nvb)
       const uint v0 = cb * RETCL_VW, nv = min((uint)RETCL_VW, Dv - v0);
       const uint rs = tile_rs(v0, Dv, u_tw);
-      __global float *u = ub + tile_base(v0, Dk, u_tw) + (size_t)k0 * rs;
+      __global float *u = ub + tile_base(v0, Dk, Dv, u_tw) + (size_t)k0 * rs;
       vecf acc[RETCL_KB];
       #pragma unroll
       for (uint r = 0; r < RETCL_KB; ++r)
@@ -308,7 +308,7 @@ __kernel void retcl_retention_chunk_scan(
   const uint v0 = cb * RETCL_VW, nv = min((uint)RETCL_VW, Dv - v0);
   const float lg = log_decay[ld_off + h];
   const size_t row = (size_t)bh * Dk * Dv + (size_t)k * Dv + v0;
-  const size_t u_at = tile_base(v0, Dk, u_tw) + (size_t)k * tile_rs(v0, Dv, u_tw);
+  const size_t u_at = tile_base(v0, Dk, Dv, u_tw) + (size_t)k * tile_rs(v0, Dv, u_tw);
   vecf x = has_state_in ? load_block(S_in + s_in_off + row, nv) : (vecf)(0.0f);
   if (n_in > 0.0f) x *= sqrt(decay_sum(lg, n_in));
   const float full_decay = exp((float)C * lg);
@@ -335,7 +335,7 @@ inline float torchscale_cross_scale(__global const float *state, int has_R,
   float col_max = 0.0f;
   for (uint v = 0; v < Dv; ++v) {
     float col = 0.0f;
-    const size_t at = tile_base(v, Dk, tw);
+    const size_t at = tile_base(v, Dk, Dv, tw);
     const uint rs = tile_rs(v, Dv, tw);
     for (uint k = 0; k < Dk; ++k) col += fabs(state[at + (size_t)k * rs]);
     col_max = fmax(col_max, col);
@@ -526,7 +526,7 @@ __kernel void retcl_retention_chunk_output(
         vecf col[RETCL_NV];
         #pragma unroll
         for (uint n = 0; n < RETCL_NV; ++n) col[n] = (vecf)(0.0f);
-        __global const float *sbase = state + tile_base(v0, Dk, r_tw);
+        __global const float *sbase = state + tile_base(v0, Dk, Dv, r_tw);
         const uint srs = tile_rs(v0, Dv, r_tw);
         for (uint kk = 0; kk < Dk; ++kk) {
           __global const float *srow = sbase + (size_t)kk * srs;
@@ -645,7 +645,7 @@ __kernel void retcl_retention_chunk_output(
   #pragma unroll
   for (uint r = 0; r < RETCL_RB; ++r) acc[r] = (vecf)(0.0f);
   if (has_R) {
-    __global const float *sbase = state + tile_base(v0, Dk, r_tw);
+    __global const float *sbase = state + tile_base(v0, Dk, Dv, r_tw);
     const uint srs = tile_rs(v0, Dv, r_tw);
     for (uint kk = 0; kk < Dk; ++kk) {
       const vecf srow = load_block(sbase + (size_t)kk * srs, nv);
