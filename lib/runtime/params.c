@@ -60,21 +60,18 @@ static const param_spec specs[RETCL_PARAM_COUNT] = {
     [RETCL_P_RETENTION_VW] = {RETCL_FAMILY_RETENTION, "vw", "RETCL_VW", 8, 1,
         16, NULL, "floats per column block (OpenCL vector: 8 or 16)"},
     [RETCL_P_RETENTION_RB] = {RETCL_FAMILY_RETENTION, "rb", "RETCL_RB", 8, 1,
-        64, NULL, "query rows per work-item in chunk_output (cpu: walked in "
-        "register tiles of mr rows)"},
+        64, NULL, "query rows per work-item in chunk_output"},
     [RETCL_P_RETENTION_KB] = {RETCL_FAMILY_RETENTION, "kb", "RETCL_KB", 8, 1,
-        64, NULL, "state rows per work-item in chunk_state (cpu: rows per "
-        "register tile; an item walks 8 tiles of its column tile)"},
+        64, NULL, "state rows per work-item in chunk_state"},
     [RETCL_P_RETENTION_KT] = {RETCL_FAMILY_RETENTION, "kt", "RETCL_KT", 32, 1,
         256, NULL, "keys per score tile in chunk_output (and per weight tile "
         "in chunk_state)"},
     [RETCL_P_RETENTION_NV] = {RETCL_FAMILY_RETENTION, "nv", "RETCL_NV", 2, 1, 8,
         NULL, "cpu: vectors of columns per register tile (kb x nv in "
-        "chunk_state, mr x nv in chunk_output; also the column tiles of the "
-        "chunk states in scratch)"},
+        "chunk_state, rb x nv in chunk_output)"},
     [RETCL_P_RETENTION_MR] = {RETCL_FAMILY_RETENTION, "mr", "RETCL_MR", 2, 1,
-        16, NULL, "cpu: query rows per register tile of the scores and of "
-        "the cross and p V products (divides rb)"},
+        16, NULL, "cpu: query rows per register tile of the scores (divides "
+        "rb)"},
     [RETCL_P_RETENTION_NR] = {RETCL_FAMILY_RETENTION, "nr", "RETCL_NR", 4, 1,
         16, NULL, "cpu: keys per register tile of the scores"},
     [RETCL_P_RETENTION_CHUNK] = {RETCL_FAMILY_RETENTION, "chunk", NULL, 64, 1,
