@@ -48,80 +48,12 @@ inline float dot_rows(__global const float *a, __global const float *b,
   return s + lane_sum(acc);
 }
 
-/* Lane sums of the MR·NR vector accumulators of a score tile (cpu
- * pattern), when they are as many as a vector has lanes: a transposing
- * butterfly (each level adds the two halves of pairs of vectors, packed
- * side by side) leaves out[i] = Σ lanes of x[i] in one vector, in
- * 2·(VW - 1) shuffles and VW - 1 adds instead of VW separate lane sums of
- * log2(VW) shuffles and adds each. The sums' order differs from
- * lane_sum's only by fp32 rounding. */
-#if RETCL_MR * RETCL_NR == RETCL_VW && (RETCL_VW == 16 || RETCL_VW == 8)
-#define RETCL_TILE_SUMS 1
-inline void tile_lane_sums(const vecf *x, float *out) {
-#if RETCL_VW == 16
-  float16 y[8], z[4], w[2];
-  #pragma unroll
-  for (uint i = 0; i < 8; ++i)
-    y[i] = (float16)(x[2 * i].lo, x[2 * i + 1].lo) +
-           (float16)(x[2 * i].hi, x[2 * i + 1].hi);
-  #pragma unroll
-  for (uint i = 0; i < 4; ++i) {
-    const float16 a = y[2 * i], b = y[2 * i + 1];
-    z[i] = (float16)(a.s0123, a.s89ab, b.s0123, b.s89ab) +
-           (float16)(a.s4567, a.scdef, b.s4567, b.scdef);
-  }
-  #pragma unroll
-  for (uint i = 0; i < 2; ++i) {
-    const float16 a = z[2 * i], b = z[2 * i + 1];
-    w[i] = (float16)(a.s01, a.s45, a.s89, a.scd, b.s01, b.s45, b.s89, b.scd) +
-           (float16)(a.s23, a.s67, a.sab, a.sef, b.s23, b.s67, b.sab, b.sef);
-  }
-  vstore16((float16)(w[0].even, w[1].even) + (float16)(w[0].odd, w[1].odd), 0,
-           out);
-#else
-  float8 y[4], z[2];
-  #pragma unroll
-  for (uint i = 0; i < 4; ++i)
-    y[i] = (float8)(x[2 * i].lo, x[2 * i + 1].lo) +
-           (float8)(x[2 * i].hi, x[2 * i + 1].hi);
-  #pragma unroll
-  for (uint i = 0; i < 2; ++i) {
-    const float8 a = y[2 * i], b = y[2 * i + 1];
-    z[i] = (float8)(a.s01, a.s45, b.s01, b.s45) +
-           (float8)(a.s23, a.s67, b.s23, b.s67);
-  }
-  vstore8((float8)(z[0].even, z[1].even) + (float8)(z[0].odd, z[1].odd), 0,
-          out);
-#endif
-}
-#endif
-
-/* A state's layout (chunk_state's U, chunk_scan, chunk_output's R): the
- * Dk x Dv floats of one state go in column tiles of tw floats (the last
- * one narrower when tw does not divide Dv), each tile's rows contiguous:
- * element (k, v) of the tile starting at column t0 = v - v % tw is at
- * t0·Dk + k·min(tw, Dv - t0) + (v - t0). tw = Dv is the row-major layout
- * of callers' states; the cpu pattern keeps its chunk states in tiles of
- * its register tiles' NV·VW columns, so that a tile of R read by the cross
- * term is one contiguous panel (its rows do not share L1 sets). */
-inline size_t tile_base(uint v, uint Dk, uint Dv, uint tw) {
-  const uint t0 = v - v % tw;
-  return (size_t)t0 * Dk + (v - t0);
-}
-inline uint tile_rs(uint v, uint Dv, uint tw) {
-  const uint t0 = v - v % tw;
-  return min(tw, Dv - t0);
-}
-
 /* c_n = Σ_{j<n} γ^j = expm1(n log γ) / expm1(log γ), accurate as γ -> 1. */
 inline float decay_sum(float log_decay, float n) {
   if (n <= 0.0f) return 0.0f;
   if (log_decay == 0.0f) return n; /* γ = 1 (a head whose fp32 γ rounds up) */
   return expm1(n * log_decay) / expm1(log_decay);
 }
-
-/* cpu chunk_state: row tiles per work-item (of its column tile). */
-#define RETCL_SG 8
 
 /* Column blocks this work-item handles: all of them on a CPU, one on a GPU
  * (dimension 0 of the grid). */
@@ -135,56 +67,42 @@ inline float decay_sum(float log_decay, float n) {
 
 /* ------------------------------------------------------------------------ */
 /* chunk_state: U_c[k][v] = Σ_j γ^(L_c-1-j) k_j[k] v_j[v] over chunk c.       */
-/* Grid: cpu (1, column tiles x row groups, B*H*Nc); gpu (column items,     */
-/* ceil(Dk/KB), B*H*Nc).                                                     */
+/* Grid: (column items, ceil(Dk/KB), B*H*Nc).                                */
 /* ------------------------------------------------------------------------ */
 __kernel void retcl_retention_chunk_state(
     __global const float *K, uint k_off, uint k_sb, uint k_st, uint k_sh,
     __global const float *V, uint v_off, uint v_sb, uint v_st, uint v_sh,
     __global const float *log_decay, uint ld_off,
-    __global float *U, /* [B,H,Nc] states, in column tiles of u_tw */
-    uint T, uint H, uint Dk, uint Dv, uint C, uint n_chunks, uint u_tw) {
+    __global float *U, /* [B,H,Nc,Dk,Dv] */
+    uint T, uint H, uint Dk, uint Dv, uint C, uint n_chunks) {
+  const uint k0 = get_global_id(1) * RETCL_KB;
   const uint bhc = get_global_id(2);
   const uint c = bhc % n_chunks, bh = bhc / n_chunks;
   const uint b = bh / H, h = bh % H;
+  if (k0 >= Dk) return;
   const uint t0 = c * C;
   const uint L = min(C, T - t0);
   const float lg = log_decay[ld_off + h];
   const uint nvb = (Dv + RETCL_VW - 1) / RETCL_VW;
+  const uint rows = min((uint)RETCL_KB, Dk - k0);
+  __global float *u = U + ((size_t)bhc * Dk + k0) * Dv;
 
 #if RETCL_CPU
-  /* Grid: (1, ceil(nvb/NV)·ceil(Dk/(SG·KB)), B*H*Nc). This work-item owns
-   * the column tile [v0, v0 + NV·VW) of SG·KB state rows of U, walked in
-   * tiles of KB rows:
-   * U rows [k0, k0 + KB) of the tile = Σ_j k_j[rows]ᵀ (w_j v_j), per key NV
-   * vector loads of v (times its weight) and KB broadcasts of k feeding
-   * KB·NV fmas into register accumulators. The chunk's keys x the tile's
-   * columns (C·NV·VW floats, 16 KiB at C 64, NV·VW 64) are read again by
-   * every row tile, so they stay in L1 where a work-item per row tile
-   * streamed them from L2. (Groups of SG row tiles rather than all Dk rows
-   * per item: 4 times the items at Dk 128, slack for PoCL's threads on a
-   * shared machine.) Keys go in tiles of RETCL_KT whose weights
+  /* U rows [k0, k0 + KB) = Σ_j k_j[rows]ᵀ (w_j v_j): a product whose k is
+   * the key index, in register tiles of KB rows x NV vectors of columns
+   * (per key: NV vector loads of v, scaled by its weight, and KB broadcasts
+   * of k feed KB·NV fmas). Keys in tiles of RETCL_KT whose weights
    * γ^(L-1-j) are computed once per tile; a chunk longer than one tile
    * keeps its partial sums in U between tiles. */
-  /* dimension 1: column tile x group of RETCL_SG row tiles (slack for the
-   * scheduler: 4 groups per tile at Dk 128, KB 4) */
-  const uint n_groups = (Dk + RETCL_SG * RETCL_KB - 1) / (RETCL_SG * RETCL_KB);
-  const uint v0 = get_global_id(1) / n_groups * RETCL_NV * RETCL_VW;
-  const uint k_begin = get_global_id(1) % n_groups * RETCL_SG * RETCL_KB;
-  const uint k_end = min(Dk, k_begin + RETCL_SG * RETCL_KB);
-  if (v0 >= Dv) return;
-  __global float *ut = U + (size_t)bhc * Dk * Dv + tile_base(v0, Dk, Dv, u_tw);
-  const uint rs = tile_rs(v0, Dv, u_tw); /* u_tw = NV·VW: the tile's width */
-  const int full = v0 + RETCL_NV * RETCL_VW <= Dv;
   float w[RETCL_KT];
+  const uint n_tiles = (nvb + RETCL_NV - 1) / RETCL_NV;
   for (uint j0 = 0; j0 < L; j0 += RETCL_KT) {
     const uint nk = min((uint)RETCL_KT, L - j0);
     for (uint j = 0; j < nk; ++j) w[j] = exp((float)(L - 1 - j0 - j) * lg);
-    __global const float *kbase = K + RETCL_AT(k_off, k_sb, k_st, k_sh, b, t0 + j0, h);
-    __global const float *vbase = V + RETCL_AT(v_off, v_sb, v_st, v_sh, b, t0 + j0, h) + v0;
-    for (uint k0 = k_begin; k0 < k_end; k0 += RETCL_KB) {
-      const uint rows = min((uint)RETCL_KB, Dk - k0);
-      __global float *u = ut + (size_t)k0 * rs;
+    __global const float *kbase = K + RETCL_AT(k_off, k_sb, k_st, k_sh, b, t0 + j0, h) + k0;
+    __global const float *vbase = V + RETCL_AT(v_off, v_sb, v_st, v_sh, b, t0 + j0, h);
+    for (uint ct = 0; ct < n_tiles; ++ct) {
+      const uint v0 = ct * RETCL_NV * RETCL_VW;
       vecf acc[RETCL_KB][RETCL_NV];
       #pragma unroll
       for (uint r = 0; r < RETCL_KB; ++r)
@@ -194,14 +112,14 @@ __kernel void retcl_retention_chunk_state(
         for (uint r = 0; r < rows; ++r)
           for (uint n = 0; n < RETCL_NV; ++n)
             if (v0 + n * RETCL_VW < Dv)
-              acc[r][n] = load_block(u + r * rs + n * RETCL_VW,
+              acc[r][n] = load_block(u + r * Dv + v0 + n * RETCL_VW,
                                      min((uint)RETCL_VW, Dv - v0 - n * RETCL_VW));
-      if (full) {
+      if (v0 + RETCL_NV * RETCL_VW <= Dv) {
         /* Full tile: plain vector loads. Rows past Dk repeat the last real
          * one and are never stored: the loop stays branch-free. */
         for (uint j = 0; j < nk; ++j) {
-          __global const float *krow = kbase + (size_t)j * k_st + k0;
-          __global const float *vrow = vbase + (size_t)j * v_st;
+          __global const float *krow = kbase + (size_t)j * k_st;
+          __global const float *vrow = vbase + (size_t)j * v_st + v0;
           vecf vv[RETCL_NV];
           #pragma unroll
           for (uint n = 0; n < RETCL_NV; ++n) vv[n] = w[j] * VLOAD(n, vrow);
@@ -216,13 +134,13 @@ __kernel void retcl_retention_chunk_state(
         /* The last tile of a Dv that is not a multiple of NV·VW: blocks
          * past Dv read zeros (and are not stored). */
         for (uint j = 0; j < nk; ++j) {
-          __global const float *krow = kbase + (size_t)j * k_st + k0;
+          __global const float *krow = kbase + (size_t)j * k_st;
           __global const float *vrow = vbase + (size_t)j * v_st;
           vecf vv[RETCL_NV];
           #pragma unroll
           for (uint n = 0; n < RETCL_NV; ++n) {
             const uint c0 = v0 + n * RETCL_VW;
-            vv[n] = c0 < Dv ? w[j] * load_block(vrow + n * RETCL_VW, min((uint)RETCL_VW, Dv - c0))
+            vv[n] = c0 < Dv ? w[j] * load_block(vrow + c0, min((uint)RETCL_VW, Dv - c0))
                             : (vecf)(0.0f);
           }
           #pragma unroll
@@ -236,16 +154,11 @@ __kernel void retcl_retention_chunk_state(
       for (uint r = 0; r < rows; ++r)
         for (uint n = 0; n < RETCL_NV; ++n) {
           const uint c0 = v0 + n * RETCL_VW;
-          if (c0 < Dv) store_block(u + r * rs + n * RETCL_VW, acc[r][n], min((uint)RETCL_VW, Dv - c0));
+          if (c0 < Dv) store_block(u + r * Dv + c0, acc[r][n], min((uint)RETCL_VW, Dv - c0));
         }
     }
   }
 #else
-  /* Grid: (column items, ceil(Dk/KB), B*H*Nc). */
-  const uint k0 = get_global_id(1) * RETCL_KB;
-  if (k0 >= Dk) return;
-  const uint rows = min((uint)RETCL_KB, Dk - k0);
-  __global float *ub = U + (size_t)bhc * Dk * Dv;
   /* Keys in tiles of RETCL_KT: their decay weights are computed once per
    * tile and reused by every column block (exp costs more than the FMAs
    * it scales); partial sums live in U between tiles. */
@@ -255,12 +168,10 @@ __kernel void retcl_retention_chunk_state(
     for (uint j = 0; j < nk; ++j) w[j] = exp((float)(L - 1 - j0 - j) * lg);
     COLUMN_BLOCKS_BEGIN(nvb)
       const uint v0 = cb * RETCL_VW, nv = min((uint)RETCL_VW, Dv - v0);
-      const uint rs = tile_rs(v0, Dv, u_tw);
-      __global float *u = ub + tile_base(v0, Dk, Dv, u_tw) + (size_t)k0 * rs;
       vecf acc[RETCL_KB];
       #pragma unroll
       for (uint r = 0; r < RETCL_KB; ++r)
-        acc[r] = (j0 > 0 && r < rows) ? load_block(u + r * rs, nv) : (vecf)(0.0f);
+        acc[r] = (j0 > 0 && r < rows) ? load_block(u + r * Dv + v0, nv) : (vecf)(0.0f);
       for (uint j = 0; j < nk; ++j) {
         __global const float *krow = K + RETCL_AT(k_off, k_sb, k_st, k_sh, b, t0 + j0 + j, h) + k0;
         const vecf vrow = w[j] * load_block(V + RETCL_AT(v_off, v_sb, v_st, v_sh, b, t0 + j0 + j, h) + v0, nv);
@@ -270,7 +181,7 @@ __kernel void retcl_retention_chunk_state(
         for (uint r = 0; r < RETCL_KB; ++r)
           acc[r] = fma((vecf)(krow[min(r, rows - 1)]), vrow, acc[r]);
       }
-      for (uint r = 0; r < rows; ++r) store_block(u + r * rs, acc[r], nv);
+      for (uint r = 0; r < rows; ++r) store_block(u + r * Dv + v0, acc[r], nv);
     COLUMN_BLOCKS_END
   }
 #endif
@@ -282,38 +193,27 @@ __kernel void retcl_retention_chunk_state(
 /* Grid: (ceil(Dv/VW), Dk, B*H); every (row, column block) is independent.   */
 /* ------------------------------------------------------------------------ */
 __kernel void retcl_retention_chunk_scan(
-    __global float *U, /* [B,H,Nc] states in tiles of u_tw: U_c in, R_{c-1} out */
+    __global float *U, /* [B,H,Nc,Dk,Dv]: U_c in, R_{c-1} out */
     __global const float *S_in, uint s_in_off, int has_state_in,
     __global float *S_out, uint s_out_off, int has_state_out,
     __global const float *log_decay, uint ld_off,
     uint T, uint H, uint Dk, uint Dv, uint C, uint n_chunks,
     int torchscale_out, /* write S_T / sqrt(c_n) instead of S_T */
     float n_total,      /* n: tokens absorbed by the final state */
-    float n_in,         /* > 0: S_in is torchscale's S_m / sqrt(c_m), m = n_in */
-    uint u_tw)          /* U's column tiles (S_in and S_out: row-major) */
+    float n_in)         /* > 0: S_in is torchscale's S_m / sqrt(c_m), m = n_in */
 {
-  const uint nvb = (Dv + RETCL_VW - 1) / RETCL_VW, bh = get_global_id(2);
-  if (get_global_id(0) >= nvb) return;
-  /* Items in the order of U's storage (tile by tile, each tile's rows in
-   * turn), so that consecutive items walk neighbouring memory: item
-   * k·nvb + cb of the (k, cb) plane takes the id-th block of the tiles.
-   * Row-major (u_tw = Dv): the identity. */
-  const uint id = get_global_id(1) * nvb + get_global_id(0);
-  const uint vpt = (u_tw + RETCL_VW - 1) / RETCL_VW; /* blocks per full tile */
-  const uint t = id / (Dk * vpt);
-  const uint bt = t < Dv / u_tw ? vpt : nvb - t * vpt; /* blocks of tile t */
-  const uint rem = id - t * Dk * vpt;
-  const uint k = rem / bt, cb = t * vpt + rem % bt;
+  const uint cb = get_global_id(0), k = get_global_id(1), bh = get_global_id(2);
+  const uint nvb = (Dv + RETCL_VW - 1) / RETCL_VW;
+  if (cb >= nvb) return;
   const uint h = bh % H;
   const uint v0 = cb * RETCL_VW, nv = min((uint)RETCL_VW, Dv - v0);
   const float lg = log_decay[ld_off + h];
   const size_t row = (size_t)bh * Dk * Dv + (size_t)k * Dv + v0;
-  const size_t u_at = tile_base(v0, Dk, Dv, u_tw) + (size_t)k * tile_rs(v0, Dv, u_tw);
   vecf x = has_state_in ? load_block(S_in + s_in_off + row, nv) : (vecf)(0.0f);
   if (n_in > 0.0f) x *= sqrt(decay_sum(lg, n_in));
   const float full_decay = exp((float)C * lg);
   for (uint c = 0; c < n_chunks; ++c) {
-    __global float *slot = U + ((size_t)bh * n_chunks + c) * Dk * Dv + u_at;
+    __global float *slot = U + ((size_t)bh * n_chunks + c) * Dk * Dv + (size_t)k * Dv + v0;
     const vecf u = load_block(slot, nv);
     store_block(slot, x, nv);
     const uint L = min(C, T - c * C);
@@ -329,15 +229,12 @@ __kernel void retcl_retention_chunk_scan(
 /* torchscale chunkwise: r = max(1, largest column abs-sum of R_{c-1}/σ),
  * σ = Σ_{j<C} γ^j; R here is the raw state, R_torchscale = R_raw/σ. */
 inline float torchscale_cross_scale(__global const float *state, int has_R,
-                                    uint Dk, uint Dv, float lg, uint C,
-                                    uint tw) {
+                                    uint Dk, uint Dv, float lg, uint C) {
   if (!has_R) return 1.0f;
   float col_max = 0.0f;
   for (uint v = 0; v < Dv; ++v) {
     float col = 0.0f;
-    const size_t at = tile_base(v, Dk, Dv, tw);
-    const uint rs = tile_rs(v, Dv, tw);
-    for (uint k = 0; k < Dk; ++k) col += fabs(state[at + (size_t)k * rs]);
+    for (uint k = 0; k < Dk; ++k) col += fabs(state[(size_t)k * Dv + v]);
     col_max = fmax(col_max, col);
   }
   return fmax(1.0f, col_max / decay_sum(lg, (float)C));
@@ -363,8 +260,8 @@ inline float row_factor(int form, float out_scale, float lg, uint i,
 /* for the parallel algorithm) per work-item.                                */
 /* Grid: (column items, ceil(C/RB), B*H*Nc).                                 */
 /* form: 0 raw (times out_scale), 1 torchscale parallel, 2 torchscale        */
-/* chunkwise. R: the state before each chunk, [B,H,Nc] states in column    */
-/* tiles of r_tw (see tile_base); has_R = 0 means zero.                      */
+/* chunkwise. R: the state before each chunk, [B,H,Nc,Dk,Dv]; has_R = 0     */
+/* means zero.                                                               */
 /* ------------------------------------------------------------------------ */
 __kernel void retcl_retention_chunk_output(
     __global const float *Q, uint q_off, uint q_sb, uint q_st, uint q_sh,
@@ -372,7 +269,7 @@ __kernel void retcl_retention_chunk_output(
     __global const float *V, uint v_off, uint v_sb, uint v_st, uint v_sh,
     __global float *O, uint o_off, uint o_sb, uint o_st, uint o_sh,
     __global const float *log_decay, uint ld_off,
-    __global const float *R, uint r_off, int has_R, uint r_tw,
+    __global const float *R, uint r_off, int has_R,
     uint T, uint H, uint Dk, uint Dv, uint C, uint n_chunks,
     int form, float out_scale) {
   const uint i0 = get_global_id(1) * RETCL_RB; /* first row, chunk-relative */
@@ -459,21 +356,13 @@ __kernel void retcl_retention_chunk_output(
             for (uint n = 0; n < RETCL_NR; ++n) acc[m][n] = fma(qv, kv[n], acc[m][n]);
           }
         }
-#ifdef RETCL_TILE_SUMS
-        float sums[RETCL_MR * RETCL_NR];
-        tile_lane_sums(&acc[0][0], sums);
-#endif
         #pragma unroll
         for (uint m = 0; m < RETCL_MR; ++m) {
           const uint r = min(r0 + m, (uint)RETCL_RB - 1);
           const int real_row = r0 + m < RETCL_RB; /* else a repeat of RB - 1 */
           #pragma unroll
           for (uint n = 0; n < RETCL_NR; ++n) {
-#ifdef RETCL_TILE_SUMS
-            float dot = sums[m * RETCL_NR + n];
-#else
             float dot = lane_sum(acc[m][n]);
-#endif
             for (uint d = dk_full; d < Dk; ++d) dot = fma(qrow[r][d], kr[n][d], dot);
             const uint j = jj + n;
             const int gap = (int)(i0 + r) - (int)(j0 + j);
@@ -488,48 +377,30 @@ __kernel void retcl_retention_chunk_output(
         }
       }
     }
-    /* Outputs, one tile of NV column blocks at a time, in register tiles
-     * of MR rows x NV vectors: the rows' tiles take turns on the same
-     * columns, so the state's and V's rows of a column tile, read from L2
-     * by the first, are in L1 for the others (RB = 8, MR = 4: each state
-     * row read from L2 feeds 8 rows' fmas, not 4). */
+    /* Outputs, one tile of NV column blocks at a time. */
     for (uint ct = 0; ct < n_ctiles; ++ct) {
       const uint v0 = ct * RETCL_NV * RETCL_VW;
       const int full = v0 + RETCL_NV * RETCL_VW <= Dv;
-      for (uint r0 = 0; r0 < rows; r0 += RETCL_MR) {
-      /* Rows past RB (a last tile when MR does not divide RB) repeat row
-       * RB - 1; rows past `rows` are computed and not stored. */
-      uint ri[RETCL_MR];
+      vecf acc[RETCL_RB][RETCL_NV];
       #pragma unroll
-      for (uint m = 0; m < RETCL_MR; ++m) ri[m] = min(r0 + m, (uint)RETCL_RB - 1);
-      vecf acc[RETCL_MR][RETCL_NV];
-      #pragma unroll
-      for (uint m = 0; m < RETCL_MR; ++m)
+      for (uint r = 0; r < RETCL_RB; ++r)
         #pragma unroll
-        for (uint n = 0; n < RETCL_NV; ++n) acc[m][n] = (vecf)(0.0f);
+        for (uint n = 0; n < RETCL_NV; ++n) acc[r][n] = (vecf)(0.0f);
       if (j0 > 0) {
-        #pragma unroll
-        for (uint m = 0; m < RETCL_MR; ++m)
-          #pragma unroll
+        for (uint r = 0; r < rows; ++r)
           for (uint n = 0; n < RETCL_NV; ++n) {
             const uint c0 = v0 + n * RETCL_VW;
-            if (r0 + m < rows && c0 < Dv)
-              acc[m][n] = load_block(O + RETCL_AT(o_off, o_sb, o_st, o_sh, b, t0 + i0 + r0 + m, h) + c0,
+            if (c0 < Dv)
+              acc[r][n] = load_block(O + RETCL_AT(o_off, o_sb, o_st, o_sh, b, t0 + i0 + r, h) + c0,
                                      min((uint)RETCL_VW, Dv - c0));
           }
       } else if (has_R) {
         /* Cross term γ^(i+1) q_i R. */
-        __global const float *qr[RETCL_MR];
-        #pragma unroll
-        for (uint m = 0; m < RETCL_MR; ++m) qr[m] = qrow[ri[m]];
-        const int abs_pass = form == 2 && r0 == 0;
         vecf col[RETCL_NV];
         #pragma unroll
         for (uint n = 0; n < RETCL_NV; ++n) col[n] = (vecf)(0.0f);
-        __global const float *sbase = state + tile_base(v0, Dk, Dv, r_tw);
-        const uint srs = tile_rs(v0, Dv, r_tw);
         for (uint kk = 0; kk < Dk; ++kk) {
-          __global const float *srow = sbase + (size_t)kk * srs;
+          __global const float *srow = state + (size_t)kk * Dv + v0;
           vecf sv[RETCL_NV];
           if (full) {
             #pragma unroll
@@ -541,22 +412,22 @@ __kernel void retcl_retention_chunk_output(
                           ? load_block(srow + n * RETCL_VW, min((uint)RETCL_VW, Dv - v0 - n * RETCL_VW))
                           : (vecf)(0.0f);
           }
-          if (abs_pass) {
+          if (form == 2) {
             #pragma unroll
             for (uint n = 0; n < RETCL_NV; ++n) col[n] += fabs(sv[n]);
           }
           #pragma unroll
-          for (uint m = 0; m < RETCL_MR; ++m) {
-            const vecf qb = (vecf)(qr[m][kk]);
+          for (uint r = 0; r < RETCL_RB; ++r) {
+            const vecf qb = (vecf)(qrow[r][kk]);
             #pragma unroll
-            for (uint n = 0; n < RETCL_NV; ++n) acc[m][n] = fma(qb, sv[n], acc[m][n]);
+            for (uint n = 0; n < RETCL_NV; ++n) acc[r][n] = fma(qb, sv[n], acc[r][n]);
           }
         }
         #pragma unroll
-        for (uint m = 0; m < RETCL_MR; ++m)
+        for (uint r = 0; r < RETCL_RB; ++r)
           #pragma unroll
-          for (uint n = 0; n < RETCL_NV; ++n) acc[m][n] *= cross_w[ri[m]];
-        if (abs_pass) {
+          for (uint n = 0; n < RETCL_NV; ++n) acc[r][n] *= cross_w[r];
+        if (form == 2) {
           #pragma unroll
           for (uint n = 0; n < RETCL_NV; ++n) {
             const vecf c = col[n];
@@ -579,10 +450,10 @@ __kernel void retcl_retention_chunk_output(
           #pragma unroll
           for (uint n = 0; n < RETCL_NV; ++n) vv[n] = VLOAD(n, vrow);
           #pragma unroll
-          for (uint m = 0; m < RETCL_MR; ++m) {
-            const vecf pb = (vecf)(p[ri[m]][j]);
+          for (uint r = 0; r < RETCL_RB; ++r) {
+            const vecf pb = (vecf)(p[r][j]);
             #pragma unroll
-            for (uint n = 0; n < RETCL_NV; ++n) acc[m][n] = fma(pb, vv[n], acc[m][n]);
+            for (uint n = 0; n < RETCL_NV; ++n) acc[r][n] = fma(pb, vv[n], acc[r][n]);
           }
         }
       } else {
@@ -595,29 +466,24 @@ __kernel void retcl_retention_chunk_output(
             vv[n] = c0 < Dv ? load_block(vrow + c0, min((uint)RETCL_VW, Dv - c0)) : (vecf)(0.0f);
           }
           #pragma unroll
-          for (uint m = 0; m < RETCL_MR; ++m) {
-            const vecf pb = (vecf)(p[ri[m]][j]);
+          for (uint r = 0; r < RETCL_RB; ++r) {
+            const vecf pb = (vecf)(p[r][j]);
             #pragma unroll
-            for (uint n = 0; n < RETCL_NV; ++n) acc[m][n] = fma(pb, vv[n], acc[m][n]);
+            for (uint n = 0; n < RETCL_NV; ++n) acc[r][n] = fma(pb, vv[n], acc[r][n]);
           }
         }
       }
       /* The last key tile applies the row factor (torchscale chunkwise:
        * after all tiles, since r needs every column of R). */
-      #pragma unroll
-      for (uint m = 0; m < RETCL_MR; ++m) {
-        const uint r = r0 + m;
-        if (r >= rows) break;
+      for (uint r = 0; r < rows; ++r) {
         const float f = final_tile && form != 2
                             ? row_factor(form, out_scale, lg, i0 + r, abs_sum[r], 1.0f)
                             : 1.0f;
         __global float *orow = O + RETCL_AT(o_off, o_sb, o_st, o_sh, b, t0 + i0 + r, h);
-        #pragma unroll
         for (uint n = 0; n < RETCL_NV; ++n) {
           const uint c0 = v0 + n * RETCL_VW;
-          if (c0 < Dv) store_block(orow + c0, f * acc[m][n], min((uint)RETCL_VW, Dv - c0));
+          if (c0 < Dv) store_block(orow + c0, f * acc[r][n], min((uint)RETCL_VW, Dv - c0));
         }
-      }
       }
     }
   }
@@ -634,7 +500,7 @@ __kernel void retcl_retention_chunk_output(
     }
   }
 #else
-  const float cross_scale = form == 2 ? torchscale_cross_scale(state, has_R, Dk, Dv, lg, C, r_tw) : 1.0f;
+  const float cross_scale = form == 2 ? torchscale_cross_scale(state, has_R, Dk, Dv, lg, C) : 1.0f;
   /* GPU: this work-item owns one column block and keeps its accumulators in
    * registers; scores are recomputed per column block (flops are cheap
    * there, and neighbouring work-items read neighbouring V columns). */
@@ -645,10 +511,8 @@ __kernel void retcl_retention_chunk_output(
   #pragma unroll
   for (uint r = 0; r < RETCL_RB; ++r) acc[r] = (vecf)(0.0f);
   if (has_R) {
-    __global const float *sbase = state + tile_base(v0, Dk, Dv, r_tw);
-    const uint srs = tile_rs(v0, Dv, r_tw);
     for (uint kk = 0; kk < Dk; ++kk) {
-      const vecf srow = load_block(sbase + (size_t)kk * srs, nv);
+      const vecf srow = load_block(state + (size_t)kk * Dv + v0, nv);
       #pragma unroll
       for (uint r = 0; r < RETCL_RB; ++r) acc[r] = fma((vecf)(qrow[r][kk]), srow, acc[r]);
     }

@@ -331,7 +331,7 @@ typedef struct launch {
   cl_uint ld_off;
   cl_uint T, H, Dk, Dv;
   int cpu;               /* retention.access */
-  size_t vw, rb, kb, nv; /* retention.vw, .rb, .kb, .nv */
+  size_t vw, rb, kb;     /* retention.vw, .rb, .kb */
   cl_uint wait_n;        /* consumed by the first enqueue */
   const cl_event *wait;
   cl_event *event;       /* set by the last enqueue */
@@ -371,33 +371,20 @@ static size_t column_items(const launch *l) {
   TENSOR_ARGS((l)->q, Q, q), TENSOR_ARGS((l)->k, K, k),                 \
       TENSOR_ARGS((l)->v, V, v), TENSOR_ARGS((l)->o, O, o)
 
-/* The column tiles of the chunk states in scratch (cl/retention.cl,
- * tile_base): the cpu pattern's register tiles of nv·vw columns (each
- * tile of R that chunk_output reads is one contiguous panel), row-major
- * (Dv) on GPUs. Callers' states are always row-major. */
-static cl_uint state_tiles(const launch *l) {
-  return l->cpu ? (cl_uint)(l->nv * l->vw) : l->Dv;
-}
-
 /* U_c for every chunk of C tokens into U. */
 static retcl_status run_chunk_state(launch *l, cl_mem U, size_t C,
                                     size_t n_chunks) {
-  const cl_uint Cu = (cl_uint)C, Nc = (cl_uint)n_chunks, tw = state_tiles(l);
+  const cl_uint Cu = (cl_uint)C, Nc = (cl_uint)n_chunks;
   const retcl_karg args[] = {
       TENSOR_ARGS(l->k, K, k),
       TENSOR_ARGS(l->v, V, v),
       RETCL_KARG("log_decay", l->log_decay), RETCL_KARG("ld_off", l->ld_off),
       RETCL_KARG("U", U), RETCL_KARG("T", l->T), RETCL_KARG("H", l->H),
       RETCL_KARG("Dk", l->Dk), RETCL_KARG("Dv", l->Dv), RETCL_KARG("C", Cu),
-      RETCL_KARG("n_chunks", Nc), RETCL_KARG("u_tw", tw)};
-  /* cpu: an item per tile of nv column blocks and 8 tiles of kb state rows
-   * (RETCL_SG in cl/retention.cl; the tile's V block stays in L1 for
-   * them); gpu: an item per column block and kb rows. */
-  const size_t g1 = l->cpu ? (column_blocks(l) + l->nv - 1) / l->nv *
-                                 ((l->Dk + 8 * l->kb - 1) / (8 * l->kb))
-                           : (l->Dk + l->kb - 1) / l->kb;
+      RETCL_KARG("n_chunks", Nc)};
   return enqueue(l, RETCL_KERNEL_RETENTION_CHUNK_STATE, args,
-                 RETCL_NARGS(args), column_items(l), g1,
+                 RETCL_NARGS(args), column_items(l),
+                 (l->Dk + l->kb - 1) / l->kb,
                  l->p->d.batch * l->p->d.heads * n_chunks, 0);
 }
 
@@ -416,7 +403,6 @@ static retcl_status run_chunk_scan(launch *l, cl_mem U, size_t C,
   const cl_float n_total = (cl_float)(d->position + d->tokens);
   /* A torchscale state_in is S_n / sqrt(c_n): the kernel restores S_n. */
   const cl_float n_in = ts_out && has_in ? (cl_float)d->position : 0.0f;
-  const cl_uint tw = state_tiles(l);
   const retcl_karg args[] = {
       RETCL_KARG("U", U), RETCL_KARG("S_in", s_in),
       RETCL_KARG("s_in_off", s_in_off), RETCL_KARG("has_state_in", has_in),
@@ -426,32 +412,26 @@ static retcl_status run_chunk_scan(launch *l, cl_mem U, size_t C,
       RETCL_KARG("T", l->T), RETCL_KARG("H", l->H), RETCL_KARG("Dk", l->Dk),
       RETCL_KARG("Dv", l->Dv), RETCL_KARG("C", Cu),
       RETCL_KARG("n_chunks", Nc), RETCL_KARG("torchscale_out", ts_out),
-      RETCL_KARG("n_total", n_total), RETCL_KARG("n_in", n_in),
-      RETCL_KARG("u_tw", tw)};
+      RETCL_KARG("n_total", n_total), RETCL_KARG("n_in", n_in)};
   return enqueue(l, RETCL_KERNEL_RETENTION_CHUNK_SCAN, args,
                  RETCL_NARGS(args), column_blocks(l), d->key_dim,
                  d->batch * d->heads, is_last);
 }
 
-/* Outputs of every chunk; R holds the state before each chunk (or NULL):
- * the chunk states in scratch (r_scratch: column tiles of state_tiles) or
- * a caller's state_in (row-major). */
+/* Outputs of every chunk; R holds the state before each chunk (or NULL). */
 static retcl_status run_chunk_output(launch *l, cl_mem R, size_t r_off,
-                                     int r_scratch, size_t C, size_t n_chunks,
-                                     cl_int form, float out_scale,
-                                     int is_last) {
+                                     size_t C, size_t n_chunks, cl_int form,
+                                     float out_scale, int is_last) {
   const retcl_retention_desc *d = &l->p->d;
   const cl_int has_R = R != NULL;
   const cl_mem r_mem = R ? R : l->q.mem; /* never read when has_R == 0 */
   const cl_uint r_offu = (cl_uint)r_off, Cu = (cl_uint)C,
-                Nc = (cl_uint)n_chunks,
-                r_tw = r_scratch ? state_tiles(l) : l->Dv;
+                Nc = (cl_uint)n_chunks;
   const retcl_karg args[] = {
       QKVO_ARGS(l),
       RETCL_KARG("log_decay", l->log_decay), RETCL_KARG("ld_off", l->ld_off),
       RETCL_KARG("R", r_mem), RETCL_KARG("r_off", r_offu),
-      RETCL_KARG("has_R", has_R), RETCL_KARG("r_tw", r_tw),
-      RETCL_KARG("T", l->T),
+      RETCL_KARG("has_R", has_R), RETCL_KARG("T", l->T),
       RETCL_KARG("H", l->H), RETCL_KARG("Dk", l->Dk), RETCL_KARG("Dv", l->Dv),
       RETCL_KARG("C", Cu), RETCL_KARG("n_chunks", Nc),
       RETCL_KARG("form", form), RETCL_KARG("out_scale", out_scale)};
@@ -616,7 +596,6 @@ static retcl_status enqueue_plan(retcl_context *ctx,
   l.vw = (size_t)retcl__param(ctx, RETCL_P_RETENTION_VW);
   l.rb = (size_t)retcl__param(ctx, RETCL_P_RETENTION_RB);
   l.kb = (size_t)retcl__param(ctx, RETCL_P_RETENTION_KB);
-  l.nv = (size_t)retcl__param(ctx, RETCL_P_RETENTION_NV);
   l.wait_n = num_wait;
   l.wait = wait;
   l.event = event;
@@ -634,9 +613,8 @@ static retcl_status enqueue_plan(retcl_context *ctx,
   const cl_int form = !ts ? 0 : d->algorithm == RETCL_ALGO_PARALLEL ? 1 : 2;
   if (d->algorithm == RETCL_ALGO_PARALLEL) {
     /* One segment of T tokens; its cross term is γ^(t+1) q_t S_0. */
-    if ((st = run_chunk_output(&l, state_in.mem, state_in.offset, 0,
-                               d->tokens, 1, form, out_scale,
-                               !state_out.mem)))
+    if ((st = run_chunk_output(&l, state_in.mem, state_in.offset, d->tokens, 1,
+                               form, out_scale, !state_out.mem)))
       return st;
     if (!state_out.mem) return RETCL_SUCCESS;
     if ((st = run_chunk_state(&l, scratch, d->tokens, 1))) return st;
@@ -646,8 +624,8 @@ static retcl_status enqueue_plan(retcl_context *ctx,
       (st = run_chunk_scan(&l, scratch, p->chunk, p->chunks, state_in,
                            state_out, 0)))
     return st;
-  return run_chunk_output(&l, scratch, 0, 1, p->chunk, p->chunks, form,
-                          out_scale, 1);
+  return run_chunk_output(&l, scratch, 0, p->chunk, p->chunks, form, out_scale,
+                          1);
 }
 
 retcl_status retcl_retention(retcl_context *ctx,
