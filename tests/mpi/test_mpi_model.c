@@ -43,14 +43,18 @@
  * then across ranks; the retention's state handed across slices), so its
  * logits differ from the whole model's by rounding, as the whole model's
  * own forms differ from each other. Each rank's logits are held to:
- *  - 2e-5 relative norm-wise (‖split − whole‖₂ / ‖whole‖₂, the measure of
- *    test_mpi_retention and test_model), not 1e-5: the whole model itself
- *    is only that close to the exact logits (test_model's MODEL_TOL, 2e-5
- *    against the double reference; measured here up to 2.2e-5 on an 8-row
- *    slice), and two fp32 evaluations can differ by the sum of their
- *    errors: the largest split-vs-whole difference in 100 runs, 5.4e-6,
- *    had the split 3.0e-6 from the reference, i.e. closer than the whole;
- *    typical differences are 2e-7..1e-6;
+ *  - 4e-5 relative norm-wise (‖split − whole‖₂ / ‖whole‖₂, the measure of
+ *    test_mpi_retention and test_model): the whole model itself is only
+ *    2e-5 close to the exact logits (test_model's MODEL_TOL against the
+ *    double reference; measured here up to 2.2e-5 on an 8-row slice), and
+ *    two fp32 evaluations each within it can differ by the sum of their
+ *    errors, 4e-5. Typical differences are 2e-7..1e-6 (the largest in 100
+ *    runs, 5.4e-6, had the split 3.0e-6 from the reference, closer than
+ *    the whole); the bound was 2e-5 until a CI run of 3 ranks measured
+ *    2.29e-5 on a recurrent sequence split (odd-tiles record), after the
+ *    recurrent kernel began taking a token's own term score first: a
+ *    slice's first token then rounds differently from the same token in
+ *    the middle of the whole sequence;
  *  - 1e-4 relative to the largest |logit| element-wise, not 1e-5: an
  *    element that comes out of a cancelling sum (a retention score q·k near
  *    0 before the group norm, a residual stream of small norm before an RMS
@@ -78,7 +82,7 @@
 #include "retcl_mpi.h"
 #include "testutil.h" /* tu_seed, tu_model_config: no Check asserts */
 
-#define TOL 2e-5      /* norm-wise, split vs whole: see above */
+#define TOL 4e-5      /* norm-wise, split vs whole: see above */
 #define TOL_MAX 1e-4  /* element-wise, of max |logit|: see above */
 #define TOL_REF 2e-5  /* norm-wise, split vs the double reference */
 #define NCASES 7
