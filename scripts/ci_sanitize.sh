@@ -56,6 +56,28 @@ status=0
 ctest --test-dir "$build" --output-on-failure -j"$(nproc)" \
   -E '^(install_consumer|test_threads|test_fortran|(mpi_[a-z_]+|fortran_mpi)_np[0-9]+)$' \
   "$@" || status=$?
+# LeakSanitizer's stop-the-world tracer sometimes crashes at a process's
+# exit ("Tracer caught signal 11 ... LeakSanitizer has encountered a
+# fatal error": not a report; intermittent, google/sanitizers#1353; seen
+# in CI on test_model_grad and test_train_ops, whose bodies had passed).
+# When every log left is that crash and nothing else, the failed tests run
+# once more; a real failure or report fails again.
+tracer_crash_only() {
+  local r found=0
+  for r in "$logs"/*; do
+    [ -e "$r" ] || continue
+    grep -q 'LeakSanitizer has encountered a fatal error' "$r" || return 1
+    grep -q 'ERROR: \|SUMMARY: ' "$r" && return 1
+    found=1
+  done
+  [ "$found" -eq 1 ]
+}
+if [ "$status" -ne 0 ] && tracer_crash_only; then
+  echo "ci_sanitize: LeakSanitizer's tracer crashed (not a report); the failed tests once more" >&2
+  rm -f "$logs"/*
+  status=0
+  ctest --test-dir "$build" --output-on-failure -j1 --rerun-failed || status=$?
+fi
 # The MPI tests (C, Fortran and the retcl-mpi program, under mpirun; the
 # ranks inherit these variables): Open MPI keeps what MPI_Init allocates
 # until exit, so their leak check also takes scripts/lsan-mpi.supp (Open
