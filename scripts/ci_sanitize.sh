@@ -58,10 +58,12 @@ ctest --test-dir "$build" --output-on-failure -j"$(nproc)" \
   "$@" || status=$?
 # LeakSanitizer's stop-the-world tracer sometimes crashes at a process's
 # exit ("Tracer caught signal 11 ... LeakSanitizer has encountered a
-# fatal error": not a report; intermittent, google/sanitizers#1353; seen
-# in CI on test_model_grad and test_train_ops, whose bodies had passed).
-# When every log left is that crash and nothing else, the failed tests run
-# once more; a real failure or report fails again.
+# fatal error": not a report; google/sanitizers#1353; seen here on
+# test_model_grad and test_train_ops after every check had passed, in
+# two runs out of two, as on test_threads below). When every log left is
+# that crash and nothing else, the failed tests run once more with ASan and
+# UBSan but without the leak check, which cannot run in those processes;
+# a real failure or report fails again.
 tracer_crash_only() {
   local r found=0
   for r in "$logs"/*; do
@@ -73,10 +75,11 @@ tracer_crash_only() {
   [ "$found" -eq 1 ]
 }
 if [ "$status" -ne 0 ] && tracer_crash_only; then
-  echo "ci_sanitize: LeakSanitizer's tracer crashed (not a report); the failed tests once more" >&2
+  echo "ci_sanitize: LeakSanitizer's tracer crashed (not a report); the failed tests once more without the leak check" >&2
   rm -f "$logs"/*
   status=0
-  ctest --test-dir "$build" --output-on-failure -j1 --rerun-failed || status=$?
+  ASAN_OPTIONS="$asan:detect_leaks=0" ctest --test-dir "$build" \
+    --output-on-failure -j1 --rerun-failed || status=$?
 fi
 # The MPI tests (C, Fortran and the retcl-mpi program, under mpirun; the
 # ranks inherit these variables): Open MPI keeps what MPI_Init allocates
