@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "ref_layer.h"
+#include "ref_train_ops.h"
 #include "ref_util.h"
 
 static float *fill_weight(size_t out, size_t in, uint64_t *rng) {
@@ -107,11 +108,6 @@ static void rms_norm(const double *x, const float *w, double *y, size_t n,
   }
 }
 
-static double act_fn(retcl_activation a, double x) {
-  if (a == RETCL_ACT_SWISH) return x / (1.0 + exp(-x));
-  return 0.5 * x * (1.0 + erf(x / sqrt(2.0)));
-}
-
 float *ref_model_theta(const ref_model *m) {
   /* torchscale stores each pair's angle twice */
   const size_t Dk = m->cfg.embed_dim / m->cfg.heads;
@@ -183,6 +179,7 @@ void ref_model_forward_tape(const ref_model *m, const int32_t *tokens,
   if (tape) {
     memset(tape, 0, sizeof *tape);
     tape->rows = N;
+    tape->chunk = chunk;
     tape->x_emb = copy_d(x, N * d);
     tape->layers = calloc(L ? L : 1, sizeof *tape->layers);
     if (!tape->layers) abort();
@@ -223,7 +220,7 @@ void ref_model_forward_tape(const ref_model *m, const int32_t *tokens,
       kept->gate = copy_d(fg, N * F);
     }
     for (size_t i = 0; i < N * F; ++i)
-      f1[i] = act_fn(cfg->activation, f1[i]) * fg[i];
+      f1[i] = ref_activation(cfg->activation, f1[i]) * fg[i];
     if (kept) kept->h = copy_d(f1, N * F);
     ref_linear(f1, ly->fc2, N, d, F, 1.0, y);
     for (size_t i = 0; i < N * d; ++i) x[i] = alpha * x[i] + y[i];

@@ -61,6 +61,7 @@ typedef struct ref_model_tape_layer {
 
 typedef struct ref_model_tape {
   size_t rows;       /* B·T */
+  size_t chunk;      /* the chunk size the forward ran (its default applied) */
   double *x_emb;     /* [.., d] scaled embedding rows (before any norm) */
   double *x_last;    /* the last block's output */
   double *n_last;    /* its final norm: the output projection's input */

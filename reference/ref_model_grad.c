@@ -103,13 +103,12 @@ double ref_model_loss_grad_d(const ref_model *m, const int32_t *tokens,
   const double alpha = c->deepnorm ? pow(2.0 * (double)L, 0.25) : 1.0;
   const double k_scale = 1.0 / sqrt((double)Dk);
   const retcl_layout TM = RETCL_LAYOUT_TOKEN_MAJOR;
-  /* ref_model_forward's chunk default */
-  if (chunk == 0) chunk = c->chunk_size ? c->chunk_size : T;
   alloc_grad(m, g);
 
   ref_model_tape tape;
   double *logits = ref_alloc_d(N * V), *dlogits = ref_alloc_d(N * V);
   ref_model_forward_tape(m, tokens, B, T, algo, chunk, logits, &tape);
+  chunk = tape.chunk; /* with the forward's default applied */
   int32_t *targets = malloc(N * sizeof *targets);
   if (!targets) abort();
   for (size_t b = 0; b < B; ++b)
