@@ -20,9 +20,20 @@
  *
  * The backends of one configuration are timed in interleaved rounds (one
  * run of each per round), so a burst of someone else's work on a shared
- * machine lands on all of them alike and the ratios stay fair. OpenCL runs
- * are timed by profiling events (bench_time, one sample at a time);
- * OpenBLAS by the host clock around the blocking call. */
+ * machine lands on all of them alike and the ratios stay fair. A run is
+ * `calls` products back to back (calibrated per backend after the warm-up
+ * so that a run lasts about MIN_RUN_MS; one call for the larger products),
+ * and its time divided by `calls`: a lone product of a millisecond or two
+ * is timed mostly on how fast the device's idle threads wake up (on the
+ * 2-core VM, one call in four or five at 512 x 512 x 512 ran on one thread
+ * at half the rate), while a model's forward and backward enqueue their
+ * products back to back. Each timed run follows an untimed one of the
+ * same backend, so that it finds the cores busy and its threads awake
+ * (after a quiet spell the first milliseconds ran at about half the rate,
+ * which made the order of the backends in a round matter; OpenBLAS's
+ * settling pause below is such a spell). OpenCL runs are timed by profiling events
+ * (bench_time, one sample per run); OpenBLAS by the host clock around its
+ * blocking calls. */
 #define _POSIX_C_SOURCE 200809L /* nanosleep, setenv */
 #include <math.h>
 #include <strings.h>
@@ -124,6 +135,7 @@ static int gbufs_init(gbufs *b, retcl_context *ctx, size_t Mmax, size_t N,
 typedef struct gjob {
   retcl_context *ctx;
   int backend, gcase; /* B_*, RETCL_GEMM_* */
+  int calls;          /* products per timed run, back to back */
   size_t M, N, K;     /* of the product as retcl_gemm sees it */
   cl_mem a, b, c;
   size_t lda, ldb, ldc;
@@ -139,6 +151,7 @@ static void gjob_set(gjob *j, retcl_context *ctx, int backend, int gcase,
                      size_t rows, const gbufs *b) {
   memset(j, 0, sizeof *j);
   j->ctx = ctx, j->backend = backend, j->gcase = gcase;
+  j->calls = 1;
   if (gcase == RETCL_GEMM_NT) {
     j->M = rows, j->N = b->N, j->K = b->K;
     j->a = b->x, j->b = b->w, j->c = b->y, j->lda = b->K, j->ldb = b->K,
@@ -157,8 +170,8 @@ static void gjob_set(gjob *j, retcl_context *ctx, int backend, int gcase,
   }
 }
 
-static int gjob_enqueue(void *arg, cl_event *ev, char *err, size_t errlen) {
-  gjob *j = arg;
+/* One product of j on the device; ev, if given, signals its end. */
+static int gjob_enqueue_one(gjob *j, cl_event *ev, char *err, size_t errlen) {
   const retcl_buffer A = retcl_buf(j->a, 0), B = retcl_buf(j->b, 0),
                      C = retcl_buf(j->c, 0);
   retcl_status s = RETCL_SUCCESS;
@@ -197,10 +210,33 @@ static int gjob_enqueue(void *arg, cl_event *ev, char *err, size_t errlen) {
   return 0;
 }
 
+/* A run: j->calls products back to back, ev signalling the last. */
+static int gjob_enqueue(void *arg, cl_event *ev, char *err, size_t errlen) {
+  gjob *j = arg;
+  for (int i = 0; i < j->calls; ++i)
+    if (gjob_enqueue_one(j, i + 1 == j->calls ? ev : NULL, err, errlen))
+      return 1;
+  return 0;
+}
+
 /* OpenBLAS's idle threads spin for a while (~2^28 cycles by default) after
  * a call before they sleep; an OpenCL run started in that window would
- * share the cores with them. Wait that long after each OpenBLAS run. */
+ * share the cores with them. An OpenCL run waits that long when OpenBLAS
+ * ran last. */
 #define OPENBLAS_SETTLE_US 150000
+static int openblas_ran_last;
+
+static void settle_openblas(void) {
+  if (!openblas_ran_last) return;
+  const struct timespec settle = {0, OPENBLAS_SETTLE_US * 1000L};
+  nanosleep(&settle, NULL);
+  openblas_ran_last = 0;
+}
+
+/* A timed run lasts about this long (products back to back), at most
+ * MAX_CALLS products. */
+#define MIN_RUN_MS 20.0
+#define MAX_CALLS 64
 
 /* One timed run of j in *ms. 0, or non-zero with err filled. */
 static int gjob_run(gjob *j, bench_timer timer, double *ms, char *err,
@@ -208,24 +244,26 @@ static int gjob_run(gjob *j, bench_timer timer, double *ms, char *err,
   if (j->backend == B_OPENBLAS) {
 #if RETCL_BENCH_HAVE_OPENBLAS
     const double t0 = bench_now();
-    cblas_sgemm(CblasRowMajor, j->gcase == RETCL_GEMM_TN ? CblasTrans : CblasNoTrans,
-                j->gcase == RETCL_GEMM_NT ? CblasTrans : CblasNoTrans,
-                (blasint)j->M, (blasint)j->N, (blasint)j->K, 1.0f, j->ha,
-                (blasint)j->lda, j->hb, (blasint)j->ldb, 0.0f, j->hc,
-                (blasint)j->ldc);
-    *ms = (bench_now() - t0) * 1e3;
-    const struct timespec settle = {0, OPENBLAS_SETTLE_US * 1000L};
-    nanosleep(&settle, NULL);
+    for (int i = 0; i < j->calls; ++i)
+      cblas_sgemm(CblasRowMajor,
+                  j->gcase == RETCL_GEMM_TN ? CblasTrans : CblasNoTrans,
+                  j->gcase == RETCL_GEMM_NT ? CblasTrans : CblasNoTrans,
+                  (blasint)j->M, (blasint)j->N, (blasint)j->K, 1.0f, j->ha,
+                  (blasint)j->lda, j->hb, (blasint)j->ldb, 0.0f, j->hc,
+                  (blasint)j->ldc);
+    *ms = (bench_now() - t0) * 1e3 / j->calls;
+    openblas_ran_last = 1;
     return 0;
 #else
     snprintf(err, errlen, "built without OpenBLAS");
     return 1;
 #endif
   }
+  settle_openblas();
   const bench_plan one = {0, 1, 0, timer};
   bench_stats st;
   if (bench_time(j->ctx, &one, gjob_enqueue, j, &st, err, errlen)) return 1;
-  *ms = st.median_ms;
+  *ms = st.median_ms / j->calls;
   return 0;
 }
 
@@ -398,6 +436,18 @@ static void measure(gstate *g, const gshape *s, const gbufs *bufs, size_t rows,
       r[b]->status = REC_ERROR;
     round_s += bench_now() - t0;
   }
+  /* calls per run: one more single product each, timed, sets how many
+   * make a run of about MIN_RUN_MS */
+  for (int b = 0; b < NB; ++b) {
+    if (!r[b] || r[b]->status != REC_OK) continue;
+    double ms = 0;
+    const double t0 = bench_now();
+    if (gjob_run(&jobs[b], o->timer, &ms, r[b]->reason, sizeof r[b]->reason))
+      r[b]->status = REC_ERROR;
+    else if (ms > 0 && ms < MIN_RUN_MS)
+      jobs[b].calls = (int)fmin(MAX_CALLS, ceil(MIN_RUN_MS / ms));
+    round_s += bench_now() - t0;
+  }
   /* rounds: up to --repeats, while the configuration's time stays within
    * --max-gemm-seconds (at least one) */
   double samples[NB][MAX_ROUNDS];
@@ -409,7 +459,14 @@ static void measure(gstate *g, const gshape *s, const gbufs *bufs, size_t rows,
     int any = 0;
     for (int b = 0; b < NB; ++b) {
       if (!r[b] || r[b]->status != REC_OK) continue;
-      if (gjob_run(&jobs[b], o->timer, &samples[b][n], r[b]->reason,
+      /* an untimed run first: the timed one finds the cores busy and
+       * the backend's threads awake, as the products of a model's pass
+       * do (after the settling pause, or a quiet spell, the first
+       * milliseconds ran at about half the rate) */
+      double unused_ms;
+      if (gjob_run(&jobs[b], o->timer, &unused_ms, r[b]->reason,
+                   sizeof r[b]->reason) ||
+          gjob_run(&jobs[b], o->timer, &samples[b][n], r[b]->reason,
                    sizeof r[b]->reason))
         r[b]->status = REC_ERROR;
       else
@@ -506,8 +563,10 @@ int suite_gemm(retcl_context *ctx, const suite_options *o) {
   else
     printf("OpenBLAS unavailable: %s\n", g.why_not[B_OPENBLAS]);
   printf("rounds: one run of each backend per round, up to %d rounds within "
-         "--max-gemm-seconds %g per configuration\n",
-         o->repeats, o->max_gemm);
+         "--max-gemm-seconds %g per configuration;\n        a run is as many "
+         "products back to back as last ~%.0f ms (at most %d), timed "
+         "together\n",
+         o->repeats, o->max_gemm, MIN_RUN_MS, MAX_CALLS);
 
   const int all = (1 << NB) - 1, no_linear = all & ~(1 << B_LINEAR);
   const size_t Mmax = rowsv[nrows - 1];
