@@ -42,6 +42,17 @@ asan+=":detect_stack_use_after_return=1:log_path=$logs/asan"
 # would then try to munmap LLVM's at thread exit and abort ("unable to
 # unmap"), so ASan installs none.
 asan+=":use_sigaltstack=0"
+# LeakSanitizer's tracer crashed at the exit of some processes on one VM
+# ("Tracer caught signal 11 ... LeakSanitizer has encountered a fatal
+# error", no report: test_threads, test_model_grad, test_train_ops). The
+# known cause in this runtime (GCC 12 / LLVM 14 era): its __tls_get_addr
+# interceptor takes a dynamic-TLS block whose address is 16 past a page as
+# one with glibc 2.19's header and reads a range from the words before it;
+# the tracer then scans garbage (google/sanitizers#1322; fixed in LLVM 17).
+# Only the modules PoCL loads (its driver, LLVM) have dynamic TLS, and their
+# allocations are suppressed anyway; RetCL's thread-locals are static TLS,
+# still scanned. So the interceptor is off.
+asan+=":intercept_tls_get_addr=0"
 export ASAN_OPTIONS="$asan"
 export LSAN_OPTIONS="suppressions=$root/scripts/lsan.supp:print_suppressions=0"
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:report_error_type=1:log_path=$logs/ubsan"
@@ -54,16 +65,12 @@ export CK_FORK=yes
 # package itself is tested by scripts/test.sh. The MPI tests run below.
 status=0
 ctest --test-dir "$build" --output-on-failure -j"$(nproc)" \
-  -E '^(install_consumer|test_threads|test_fortran|(mpi_[a-z_]+|fortran_mpi)_np[0-9]+)$' \
+  -E '^(install_consumer|test_fortran|(mpi_[a-z_]+|fortran_mpi)_np[0-9]+)$' \
   "$@" || status=$?
-# LeakSanitizer's stop-the-world tracer sometimes crashes at a process's
-# exit ("Tracer caught signal 11 ... LeakSanitizer has encountered a
-# fatal error": not a report; google/sanitizers#1353; seen here on
-# test_model_grad and test_train_ops after every check had passed, in
-# two runs out of two, as on test_threads below). When every log left is
-# that crash and nothing else, the failed tests run once more with ASan and
-# UBSan but without the leak check, which cannot run in those processes;
-# a real failure or report fails again.
+# Should the tracer crash all the same (above; not a report), and every log
+# left be that crash and nothing else, the failed tests run once more with
+# ASan and UBSan but without the leak check, and the log says so; a real
+# failure or report fails again.
 tracer_crash_only() {
   local r found=0
   for r in "$logs"/*; do
@@ -108,15 +115,6 @@ fi
 if [ "$#" -eq 0 ]; then
   ASAN_OPTIONS="$asan:intercept_strndup=0" ctest --test-dir "$build" \
     --output-on-failure -j1 -R '^test_fortran$' || status=$?
-fi
-# test_threads runs two contexts' PoCL worker pools at once; LeakSanitizer's
-# stop-the-world tracer itself crashes on that process at exit ("Tracer
-# caught signal 11 ... LeakSanitizer has encountered a fatal error", seen in
-# CI), so that suite runs with ASan and UBSan but without the leak check;
-# every other suite exercises the same code with leak checking on.
-if [ "$#" -eq 0 ]; then
-  ASAN_OPTIONS="$asan:detect_leaks=0" ctest --test-dir "$build" \
-    --output-on-failure -j1 -R '^test_threads$' || status=$?
 fi
 
 reports=("$logs"/*)
