@@ -346,6 +346,19 @@ int checks_compute(const suite_options *o, check *c, int max) {
            "prefill peak memory at T %zu, RetNet chunkwise / Transformer", Tm);
   v = pc && pt ? (double)rec_mem_total(pc) / (double)rec_mem_total(pt) : NAN;
   add(c, &n, max, "prefill_memory_ratio", what, v, "< 1", v < 1);
+  /* prefill speed: the model's arithmetic (prefill_flop: projections of
+   * every token, retention, the last token's logits) per second */
+  const size_t Tp = o->quick ? 256 : 2048;
+  const rec *pf = find_prefill("retnet", "chunkwise", Tp);
+  snprintf(what, sizeof what,
+           "prefill GFLOP/s (model arithmetic) / FMA peak, RetNet chunkwise, "
+           "d %zu, L %zu, T %zu, batch 1",
+           o->d, o->layers, Tp);
+  v = pf && g_yard.fma.ok ? rec_gflops(pf) / g_yard.fma.gflops : NAN;
+  k = add(c, &n, max, "prefill_fma_fraction", what, v, ">= 0.35", v >= 0.35);
+  if (k && pf)
+    snprintf(k->note, sizeof k->note, "%.0f tokens/s, %.1f GFLOP/s",
+             rec_tokens_per_s(pf), rec_gflops(pf));
   /* GEMM: RetCL's GEMM (retcl_gemm nt) at 512 rows and more, every model
    * shape; the worst is the value, the median in the note */
   static const struct {
