@@ -425,24 +425,18 @@ static void measure(gstate *g, const gshape *s, const gbufs *bufs, size_t rows,
                o->max_gemm);
     }
   }
-  /* warm-up: one untimed run each (kernel builds, first touch of buffers) */
+  /* warm-up: one untimed run each (kernel builds, first touch of buffers),
+   * then one more single product, timed, which sets how many make a run of
+   * about MIN_RUN_MS */
   const double t_start = bench_now();
   double round_s = 0;
   for (int b = 0; b < NB; ++b) {
     if (!r[b] || r[b]->status != REC_OK) continue;
-    double ms = 0;
+    double unused_ms = 0, ms = 0;
     const double t0 = bench_now();
-    if (gjob_run(&jobs[b], o->timer, &ms, r[b]->reason, sizeof r[b]->reason))
-      r[b]->status = REC_ERROR;
-    round_s += bench_now() - t0;
-  }
-  /* calls per run: one more single product each, timed, sets how many
-   * make a run of about MIN_RUN_MS */
-  for (int b = 0; b < NB; ++b) {
-    if (!r[b] || r[b]->status != REC_OK) continue;
-    double ms = 0;
-    const double t0 = bench_now();
-    if (gjob_run(&jobs[b], o->timer, &ms, r[b]->reason, sizeof r[b]->reason))
+    if (gjob_run(&jobs[b], o->timer, &unused_ms, r[b]->reason,
+                 sizeof r[b]->reason) ||
+        gjob_run(&jobs[b], o->timer, &ms, r[b]->reason, sizeof r[b]->reason))
       r[b]->status = REC_ERROR;
     else if (ms > 0 && ms < MIN_RUN_MS)
       jobs[b].calls = (int)fmin(MAX_CALLS, ceil(MIN_RUN_MS / ms));
