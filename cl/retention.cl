@@ -122,10 +122,12 @@ __kernel void retcl_retention_chunk_state(
           __global const float *vrow = vbase + (size_t)j * v_st + v0;
           vecf vv[RETCL_NV];
           #pragma unroll
-          for (uint n = 0; n < RETCL_NV; ++n) vv[n] = w[j] * VLOAD(n, vrow);
+          for (uint n = 0; n < RETCL_NV; ++n) vv[n] = VLOAD(n, vrow);
           #pragma unroll
           for (uint r = 0; r < RETCL_KB; ++r) {
-            const vecf kr = (vecf)(krow[min(r, rows - 1)]);
+            /* the weight scales the broadcast k (KB scalar products), not
+             * the NV vectors of v (NV vector products beside KB·NV fmas) */
+            const vecf kr = (vecf)(w[j] * krow[min(r, rows - 1)]);
             #pragma unroll
             for (uint n = 0; n < RETCL_NV; ++n) acc[r][n] = fma(kr, vv[n], acc[r][n]);
           }
@@ -140,12 +142,12 @@ __kernel void retcl_retention_chunk_state(
           #pragma unroll
           for (uint n = 0; n < RETCL_NV; ++n) {
             const uint c0 = v0 + n * RETCL_VW;
-            vv[n] = c0 < Dv ? w[j] * load_block(vrow + c0, min((uint)RETCL_VW, Dv - c0))
+            vv[n] = c0 < Dv ? load_block(vrow + c0, min((uint)RETCL_VW, Dv - c0))
                             : (vecf)(0.0f);
           }
           #pragma unroll
           for (uint r = 0; r < RETCL_KB; ++r) {
-            const vecf kr = (vecf)(krow[min(r, rows - 1)]);
+            const vecf kr = (vecf)(w[j] * krow[min(r, rows - 1)]);
             #pragma unroll
             for (uint n = 0; n < RETCL_NV; ++n) acc[r][n] = fma(kr, vv[n], acc[r][n]);
           }
