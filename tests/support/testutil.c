@@ -121,6 +121,31 @@ void tu_download(retcl_context *ctx, cl_mem buf, size_t offset, float *host,
   ck_assert_msg(err == CL_SUCCESS, "clEnqueueReadBuffer: %d", err);
 }
 
+cl_mem tu_upload_guarded(retcl_context *ctx, const float *host, size_t n,
+                         size_t off, size_t guard) {
+  const size_t total = off + n + guard;
+  float *all = tu_alloc(total);
+  for (size_t i = 0; i < total; ++i) all[i] = NAN;
+  if (host) memcpy(all + off, host, n * sizeof *all);
+  cl_mem m = tu_upload(ctx, all, total);
+  free(all);
+  return m;
+}
+
+void tu_download_guarded(retcl_context *ctx, cl_mem buf, size_t off,
+                         size_t n, size_t guard, float *got,
+                         const char *what) {
+  const size_t total = off + n + guard;
+  float *all = tu_alloc(total);
+  tu_download(ctx, buf, 0, all, total);
+  for (size_t i = 0; i < total; ++i)
+    if (i < off || i >= off + n)
+      ck_assert_msg(isnan(all[i]),
+                    "%s: float %zu outside the tensor was written", what, i);
+  if (got) memcpy(got, all + off, n * sizeof *got);
+  free(all);
+}
+
 float *tu_alloc(size_t n) {
   float *p = malloc((n ? n : 1) * sizeof *p);
   ck_assert_ptr_nonnull(p);
