@@ -87,6 +87,18 @@ char *tu_temp_dir(const char *prefix);
 void tu_rm_tree(const char *path);
 char *tu_path(const char *dir, const char *name);
 unsigned char *tu_slurp(const char *path, size_t *len);
+/* Write len bytes to path / text to dir/name, replacing the file; fails
+ * the test if that cannot be done. */
+void tu_write_file(const char *path, const void *bytes, size_t len);
+void tu_write_text(const char *dir, const char *name, const char *text);
+
+/* Checkpoints: every field of two configs equal; loading dir gives status
+ * and a message holding each of the NULL-terminated needles (needles may
+ * be NULL), and leaves no model. */
+void tu_assert_same_config(const retcl_model_config *got,
+                           const retcl_model_config *want);
+void tu_assert_load_fails(retcl_context *ctx, const char *dir,
+                          retcl_status status, const char *const *needles);
 
 /* Run a suite and return the process exit status. */
 int tu_run_suite(Suite *s);
