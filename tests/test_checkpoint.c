@@ -72,36 +72,6 @@ static void make_model(ref_model *m, const retcl_model_config *c,
   }
 }
 
-static void spit(const char *path, const void *bytes, size_t len) {
-  FILE *f = fopen(path, "wb");
-  ck_assert_msg(f != NULL, "cannot create %s", path);
-  ck_assert_int_eq(fwrite(bytes, 1, len, f), len);
-  ck_assert_int_eq(fclose(f), 0);
-}
-
-static void write_text(const char *dir, const char *name, const char *text) {
-  char *p = tu_path(dir, name);
-  spit(p, text, strlen(text));
-  free(p);
-}
-
-static void assert_same_config(const retcl_model_config *got,
-                               const retcl_model_config *want) {
-  ck_assert_uint_eq(got->embed_dim, want->embed_dim);
-  ck_assert_uint_eq(got->value_embed_dim, want->value_embed_dim);
-  ck_assert_uint_eq(got->heads, want->heads);
-  ck_assert_uint_eq(got->ffn_dim, want->ffn_dim);
-  ck_assert_uint_eq(got->layers, want->layers);
-  ck_assert_uint_eq(got->vocab_size, want->vocab_size);
-  ck_assert_int_eq(got->activation, want->activation);
-  ck_assert_float_eq(got->layernorm_eps, want->layernorm_eps);
-  ck_assert_int_eq(!!got->no_scale_embedding, !!want->no_scale_embedding);
-  ck_assert_int_eq(!!got->layernorm_embedding, !!want->layernorm_embedding);
-  ck_assert_int_eq(!!got->deepnorm, !!want->deepnorm);
-  ck_assert_int_eq(!!got->share_embed, !!want->share_embed);
-  ck_assert_uint_eq(got->chunk_size, want->chunk_size);
-}
-
 /* Load dir and compare its config with want. */
 static void assert_loads(retcl_context *ctx, const char *dir,
                          const retcl_model_config *want) {
@@ -110,22 +80,8 @@ static void assert_loads(retcl_context *ctx, const char *dir,
   ck_assert_ptr_nonnull(model);
   retcl_model_config got;
   tu_ok(ctx, retcl_model_get_config(model, &got));
-  assert_same_config(&got, want);
+  tu_assert_same_config(&got, want);
   retcl_model_destroy(model);
-}
-
-/* Load dir expecting status, with every needle in the message. */
-static void assert_load_fails(retcl_context *ctx, const char *dir,
-                              retcl_status status, const char *const *needles) {
-  retcl_model *model = (retcl_model *)&model; /* must be reset to NULL */
-  retcl_status st = retcl_model_load(ctx, dir, &model);
-  const char *msg = retcl_last_error(ctx);
-  ck_assert_msg(st == status, "%s: status %d (%s), expected %d", dir, (int)st,
-                msg, (int)status);
-  ck_assert_ptr_null(model);
-  for (size_t i = 0; needles && needles[i]; ++i)
-    ck_assert_msg(strstr(msg, needles[i]) != NULL,
-                  "message \"%s\" lacks \"%s\"", msg, needles[i]);
 }
 
 /* ---- damaged checkpoints ------------------------------------------------ */
@@ -165,7 +121,7 @@ START_TEST(damaged_checkpoints_fail_with_their_status) {
   for (int k = 0; k < 3; ++k) {
     char *dir = tu_path(root, dtypes[k]);
     ck_assert_int_eq(ref_checkpoint_write(&m, dir, dtypes[k], dc->damage), 0);
-    assert_load_fails(ctx, dir, dc->status, dc->needles);
+    tu_assert_load_fails(ctx, dir, dc->status, dc->needles);
     free(dir);
   }
   tu_rm_tree(root);
@@ -180,7 +136,7 @@ START_TEST(missing_folder_or_file_is_io) {
   char *root = tu_temp_dir("retcl-ckpt");
   char *nowhere = tu_path(root, "does-not-exist");
   const char *cfg_needle[] = {"config.json", NULL};
-  assert_load_fails(ctx, nowhere, RETCL_ERROR_IO, cfg_needle);
+  tu_assert_load_fails(ctx, nowhere, RETCL_ERROR_IO, cfg_needle);
 
   /* A config without its safetensors file. */
   retcl_model_config c = small_config();
@@ -190,7 +146,7 @@ START_TEST(missing_folder_or_file_is_io) {
   char *st = tu_path(nowhere, "model.safetensors");
   ck_assert_int_eq(unlink(st), 0);
   const char *st_needle[] = {"model.safetensors", NULL};
-  assert_load_fails(ctx, nowhere, RETCL_ERROR_IO, st_needle);
+  tu_assert_load_fails(ctx, nowhere, RETCL_ERROR_IO, st_needle);
 
   tu_assert_status(ctx, retcl_model_load(ctx, NULL, &(retcl_model *){NULL}),
                    RETCL_ERROR_INVALID_ARGUMENT);
@@ -271,9 +227,9 @@ START_TEST(bad_configs_name_the_field) {
   make_model(&m, &c, 0, 1);
   char *dir = tu_temp_dir("retcl-ckpt");
   ck_assert_int_eq(ref_checkpoint_write(&m, dir, "F32", CKPT_OK), 0);
-  write_text(dir, "config.json", cc->json);
+  tu_write_text(dir, "config.json", cc->json);
   const char *needles[] = {cc->needle, NULL};
-  assert_load_fails(ctx, dir, cc->status, needles);
+  tu_assert_load_fails(ctx, dir, cc->status, needles);
   tu_rm_tree(dir);
   free(dir);
   ref_model_free(&m);
@@ -290,8 +246,8 @@ START_TEST(config_defaults_are_torchscales) {
   make_model(&m, &c, 0, 1);
   char *dir = tu_temp_dir("retcl-ckpt");
   ck_assert_int_eq(ref_checkpoint_write(&m, dir, "F32", CKPT_OK), 0);
-  write_text(dir, "config.json",
-             "{" SIZES ", \"dropout\": 0.1, \"xpos_rel_pos\": false}");
+  tu_write_text(dir, "config.json",
+                "{" SIZES ", \"dropout\": 0.1, \"xpos_rel_pos\": false}");
   retcl_model_config want = c;
   want.activation = RETCL_ACT_GELU;
   want.layernorm_eps = 1e-6f;
@@ -302,9 +258,9 @@ START_TEST(config_defaults_are_torchscales) {
   want.chunk_size = 512;
   assert_loads(ctx, dir, &want);
 
-  write_text(dir, "config.json",
-             "{" SIZES ", \"activation_fn\": \"silu\", \"deepnorm\": 1, "
-             "\"no_scale_embedding\": false, \"layernorm_eps\": 1e-5}");
+  tu_write_text(dir, "config.json",
+                "{" SIZES ", \"activation_fn\": \"silu\", \"deepnorm\": 1, "
+                "\"no_scale_embedding\": false, \"layernorm_eps\": 1e-5}");
   want.activation = RETCL_ACT_SWISH;
   want.deepnorm = 1;
   want.no_scale_embedding = 0;
@@ -469,7 +425,7 @@ START_TEST(write_random_rejects_bad_arguments) {
   ck_assert_int_ne(access(dir, F_OK), 0);
   /* A file where the folder should be. */
   c = small_config();
-  write_text(root, "x", "not a folder");
+  tu_write_text(root, "x", "not a folder");
   ck_assert_int_eq(retcl_checkpoint_write_random(&c, 1, 0, dir),
                    RETCL_ERROR_IO);
   ck_assert_ptr_nonnull(strstr(retcl_last_error(NULL), dir));
@@ -480,6 +436,54 @@ START_TEST(write_random_rejects_bad_arguments) {
 END_TEST
 
 /* ---- robustness --------------------------------------------------------- */
+
+/* A one-layer random checkpoint (seed, dtype) in a fresh folder and its
+ * file `name` in memory (orig, len), with buf of len bytes for each
+ * mangled variant. */
+typedef struct mangle_fixture {
+  retcl_context *ctx;
+  char *dir, *path;
+  unsigned char *orig, *buf;
+  size_t len;
+} mangle_fixture;
+
+static void mangle_begin(mangle_fixture *mf, uint64_t seed, retcl_dtype dtype,
+                         const char *name) {
+  mf->ctx = tu_context();
+  retcl_model_config c = small_config();
+  c.layers = 1;
+  mf->dir = tu_temp_dir("retcl-ckpt");
+  write_random(&c, seed, dtype, mf->dir);
+  mf->path = tu_path(mf->dir, name);
+  mf->orig = tu_slurp(mf->path, &mf->len);
+  mf->buf = malloc(mf->len);
+}
+
+static void mangle_end(mangle_fixture *mf) {
+  free(mf->orig);
+  free(mf->buf);
+  free(mf->path);
+  tu_rm_tree(mf->dir);
+  free(mf->dir);
+  retcl_context_destroy(mf->ctx);
+}
+
+/* Variant v: the first n bytes of buf as the file, then the folder loaded.
+ * It may load or be refused (FORMAT, IO, and INVALID_SIZE when
+ * size_error_allowed), never crash; returns the status, the model (NULL
+ * when refused) in *model. */
+static retcl_status load_variant(mangle_fixture *mf, size_t n, int v,
+                                 int size_error_allowed, retcl_model **model) {
+  tu_write_file(mf->path, mf->buf, n);
+  *model = NULL;
+  retcl_status st = retcl_model_load(mf->ctx, mf->dir, model);
+  ck_assert_msg(st == RETCL_SUCCESS || st == RETCL_ERROR_FORMAT ||
+                    st == RETCL_ERROR_IO ||
+                    (size_error_allowed && st == RETCL_ERROR_INVALID_SIZE),
+                "variant %d: status %d (%s), seed %llu", v, (int)st,
+                retcl_last_error(mf->ctx), (unsigned long long)tu_seed());
+  return st;
+}
 
 /* A mangled copy of the valid file: random bytes changed in the length
  * field or the JSON header, or the file cut short. */
@@ -500,81 +504,49 @@ static size_t mangle(const unsigned char *orig, size_t len, size_t header_end,
 }
 
 START_TEST(mangled_headers_never_crash) {
-  retcl_context *ctx = tu_context();
-  retcl_model_config c = small_config();
-  c.layers = 1;
-  char *dir = tu_temp_dir("retcl-ckpt");
-  write_random(&c, 99, RETCL_DTYPE_F16, dir);
-  char *path = tu_path(dir, "model.safetensors");
-  size_t len;
-  unsigned char *orig = tu_slurp(path, &len), *buf = malloc(len);
+  mangle_fixture mf;
+  mangle_begin(&mf, 99, RETCL_DTYPE_F16, "model.safetensors");
   size_t header_end = 8;
   for (int b = 7; b >= 0; --b)
-    header_end += (size_t)orig[b] << (8 * b);
-  ck_assert_uint_lt(header_end, len);
+    header_end += (size_t)mf.orig[b] << (8 * b);
+  ck_assert_uint_lt(header_end, mf.len);
   int loaded = 0, refused = 0;
   for (int v = 0; v < 200; ++v) {
-    const size_t n = mangle(orig, len, header_end, buf);
-    spit(path, buf, n);
-    retcl_model *model = NULL;
-    retcl_status st = retcl_model_load(ctx, dir, &model);
-    ck_assert_msg(st == RETCL_SUCCESS || st == RETCL_ERROR_FORMAT ||
-                      st == RETCL_ERROR_IO,
-                  "variant %d: status %d (%s), seed %llu", v, (int)st,
-                  retcl_last_error(ctx), (unsigned long long)tu_seed());
-    if (st == RETCL_SUCCESS) {
+    const size_t n = mangle(mf.orig, mf.len, header_end, mf.buf);
+    retcl_model *model;
+    if (load_variant(&mf, n, v, 0, &model) == RETCL_SUCCESS) {
       ++loaded;
     } else {
       ++refused;
-      ck_assert_msg(retcl_last_error(ctx)[0] != '\0', "variant %d: no message",
-                    v);
+      ck_assert_msg(retcl_last_error(mf.ctx)[0] != '\0',
+                    "variant %d: no message", v);
     }
     retcl_model_destroy(model);
   }
   ck_assert_int_gt(refused, 0);
   (void)loaded;
-  free(orig);
-  free(buf);
-  free(path);
-  tu_rm_tree(dir);
-  free(dir);
-  retcl_context_destroy(ctx);
+  mangle_end(&mf);
 }
 END_TEST
 
 /* The same for config.json, where a changed digit may also give a size the
  * kernels cannot run. */
 START_TEST(mangled_configs_never_crash) {
-  retcl_context *ctx = tu_context();
-  retcl_model_config c = small_config();
-  c.layers = 1;
-  char *dir = tu_temp_dir("retcl-ckpt");
-  write_random(&c, 5, RETCL_DTYPE_F32, dir);
-  char *path = tu_path(dir, "config.json");
-  size_t len;
-  unsigned char *orig = tu_slurp(path, &len), *buf = malloc(len);
+  mangle_fixture mf;
+  mangle_begin(&mf, 5, RETCL_DTYPE_F32, "config.json");
   for (int v = 0; v < 100; ++v) {
-    memcpy(buf, orig, len);
-    size_t n = len;
+    memcpy(mf.buf, mf.orig, mf.len);
+    size_t n = mf.len;
     if (v % 4 == 3)
-      n = (size_t)tu_uniform(0, (double)len);
+      n = (size_t)tu_uniform(0, (double)mf.len);
     else
-      buf[(size_t)tu_uniform(0, (double)len)] = (unsigned char)tu_uniform(0, 256);
-    spit(path, buf, n);
-    retcl_model *model = NULL;
-    retcl_status st = retcl_model_load(ctx, dir, &model);
-    ck_assert_msg(st == RETCL_SUCCESS || st == RETCL_ERROR_FORMAT ||
-                      st == RETCL_ERROR_IO || st == RETCL_ERROR_INVALID_SIZE,
-                  "variant %d: status %d (%s), seed %llu", v, (int)st,
-                  retcl_last_error(ctx), (unsigned long long)tu_seed());
+      mf.buf[(size_t)tu_uniform(0, (double)mf.len)] =
+          (unsigned char)tu_uniform(0, 256);
+    retcl_model *model;
+    load_variant(&mf, n, v, 1, &model);
     retcl_model_destroy(model);
   }
-  free(orig);
-  free(buf);
-  free(path);
-  tu_rm_tree(dir);
-  free(dir);
-  retcl_context_destroy(ctx);
+  mangle_end(&mf);
 }
 END_TEST
 

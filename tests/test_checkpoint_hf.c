@@ -47,15 +47,6 @@ static retcl_model_config small_config(int tied) {
   return c;
 }
 
-static void write_text(const char *dir, const char *name, const char *text) {
-  char *p = tu_path(dir, name);
-  FILE *f = fopen(p, "wb");
-  ck_assert_msg(f != NULL, "cannot create %s", p);
-  ck_assert_int_eq(fwrite(text, 1, strlen(text), f), strlen(text));
-  ck_assert_int_eq(fclose(f), 0);
-  free(p);
-}
-
 /* ---- renaming a torchscale checkpoint's tensors ------------------------- */
 
 /* A renaming of torchscale's tensor names (out[cap]). */
@@ -216,7 +207,7 @@ static void write_hf_config(const char *dir, const retcl_model_config *c,
              tf[!!c->no_scale_embedding], tf[!!c->layernorm_embedding],
              tf[!!c->deepnorm], c->chunk_size, tf[!!c->share_embed]);
   }
-  write_text(dir, "config.json", text);
+  tu_write_text(dir, "config.json", text);
 }
 
 /* A random reference model for c, torchscale's default rel-pos buffers
@@ -245,36 +236,34 @@ static float *logits_of(retcl_context *ctx, const char *dir,
   return got;
 }
 
-static void assert_same_config(const retcl_model_config *a,
-                               const retcl_model_config *b) {
-  ck_assert_uint_eq(a->embed_dim, b->embed_dim);
-  ck_assert_uint_eq(a->value_embed_dim, b->value_embed_dim);
-  ck_assert_uint_eq(a->heads, b->heads);
-  ck_assert_uint_eq(a->ffn_dim, b->ffn_dim);
-  ck_assert_uint_eq(a->layers, b->layers);
-  ck_assert_uint_eq(a->vocab_size, b->vocab_size);
-  ck_assert_int_eq(a->activation, b->activation);
-  ck_assert_float_eq(a->layernorm_eps, b->layernorm_eps);
-  ck_assert_int_eq(!!a->no_scale_embedding, !!b->no_scale_embedding);
-  ck_assert_int_eq(!!a->layernorm_embedding, !!b->layernorm_embedding);
-  ck_assert_int_eq(!!a->deepnorm, !!b->deepnorm);
-  ck_assert_int_eq(!!a->share_embed, !!b->share_embed);
-  ck_assert_uint_eq(a->chunk_size, b->chunk_size);
+/* What every case starts from: a context, small_config(tied), its random
+ * reference model written in torchscale's layout (dtype, damage) to
+ * <root>/ts, and <root>/hf free for the Hugging Face copy. */
+typedef struct hf_fixture {
+  retcl_context *ctx;
+  retcl_model_config c;
+  ref_model m;
+  char *root, *ts, *hf;
+} hf_fixture;
+
+static void fixture_begin(hf_fixture *fx, int tied, const char *dtype,
+                          ref_ckpt_damage damage) {
+  fx->ctx = tu_context();
+  fx->c = small_config(tied);
+  make_model(&fx->m, &fx->c);
+  fx->root = tu_temp_dir("retcl-hf");
+  fx->ts = tu_path(fx->root, "ts");
+  fx->hf = tu_path(fx->root, "hf");
+  ck_assert_int_eq(ref_checkpoint_write(&fx->m, fx->ts, dtype, damage), 0);
 }
 
-static void assert_load_fails(retcl_context *ctx, const char *dir,
-                              retcl_status status,
-                              const char *const *needles) {
-  retcl_model *model = (retcl_model *)&model; /* must come back NULL */
-  retcl_status st = retcl_model_load(ctx, dir, &model);
-  const char *msg = retcl_last_error(ctx);
-  ck_assert_msg(st == status, "%s: status %d (%s), expected %d (seed %llu)",
-                dir, (int)st, msg, (int)status,
-                (unsigned long long)tu_seed());
-  ck_assert_ptr_null(model);
-  for (size_t i = 0; needles[i]; ++i)
-    ck_assert_msg(strstr(msg, needles[i]) != NULL,
-                  "message \"%s\" lacks \"%s\"", msg, needles[i]);
+static void fixture_end(hf_fixture *fx) {
+  free(fx->ts);
+  free(fx->hf);
+  tu_rm_tree(fx->root);
+  free(fx->root);
+  ref_model_free(&fx->m);
+  retcl_context_destroy(fx->ctx);
 }
 
 /* ---- the layout loads --------------------------------------------------- */
@@ -282,27 +271,21 @@ static void assert_load_fails(retcl_context *ctx, const char *dir,
 /* _i: bit 0 tied, bit 1 renamed spellings + style-1 config, bit 2 BF16. */
 START_TEST(hf_layout_gives_torchscale_logits) {
   const int tied = _i & 1, renamed = (_i >> 1) & 1, bf16 = (_i >> 2) & 1;
-  retcl_context *ctx = tu_context();
-  retcl_model_config c = small_config(tied);
-  ref_model m;
-  make_model(&m, &c);
-  char *root = tu_temp_dir("retcl-hf");
-  char *ts = tu_path(root, "torchscale"), *hf = tu_path(root, "hf");
-  ck_assert_int_eq(
-      ref_checkpoint_write(&m, ts, bf16 ? "BF16" : "F32", CKPT_OK), 0);
-  rename_tensors(ts, hf, hf_name, renamed ? "renamed" : NULL);
-  write_hf_config(hf, &c, renamed);
+  hf_fixture fx;
+  fixture_begin(&fx, tied, bf16 ? "BF16" : "F32", CKPT_OK);
+  rename_tensors(fx.ts, fx.hf, hf_name, renamed ? "renamed" : NULL);
+  write_hf_config(fx.hf, &fx.c, renamed);
 
-  const size_t B = 2, T = 7, V = c.vocab_size, n = B * T * V;
+  const size_t B = 2, T = 7, V = fx.c.vocab_size, n = B * T * V;
   int32_t tok[14];
   for (size_t i = 0; i < B * T; ++i)
     tok[i] = (int32_t)tu_uniform(0, (double)V - 1e-9);
   const retcl_algorithm algo =
       renamed ? RETCL_ALGO_CHUNKWISE : RETCL_ALGO_PARALLEL;
   retcl_model_config got_cfg;
-  float *want = logits_of(ctx, ts, tok, B, T, V, algo, NULL);
-  float *got = logits_of(ctx, hf, tok, B, T, V, algo, &got_cfg);
-  assert_same_config(&got_cfg, &c);
+  float *want = logits_of(fx.ctx, fx.ts, tok, B, T, V, algo, NULL);
+  float *got = logits_of(fx.ctx, fx.hf, tok, B, T, V, algo, &got_cfg);
+  tu_assert_same_config(&got_cfg, &fx.c);
   for (size_t i = 0; i < n; ++i)
     ck_assert_msg(memcmp(&got[i], &want[i], sizeof got[i]) == 0,
                   "case %d logit %zu: HF %.9g, torchscale %.9g (seed %llu)",
@@ -310,18 +293,13 @@ START_TEST(hf_layout_gives_torchscale_logits) {
                   (unsigned long long)tu_seed());
   if (!bf16) { /* the reference holds the fp32 weights the file holds */
     double *ref = tu_alloc_d(n);
-    ref_model_forward(&m, tok, B, T, algo, c.chunk_size, ref);
+    ref_model_forward(&fx.m, tok, B, T, algo, fx.c.chunk_size, ref);
     tu_assert_close("HF layout vs reference", got, ref, n, MODEL_TOL);
     free(ref);
   }
   free(want);
   free(got);
-  free(ts);
-  free(hf);
-  tu_rm_tree(root);
-  free(root);
-  ref_model_free(&m);
-  retcl_context_destroy(ctx);
+  fixture_end(&fx);
 }
 END_TEST
 
@@ -329,150 +307,121 @@ END_TEST
  * torchscale's output_projection is); an untied one without it fails
  * naming lm_head.weight. */
 START_TEST(lm_head_follows_tie_word_embeddings) {
-  retcl_context *ctx = tu_context();
-  retcl_model_config c = small_config(0);
-  ref_model m;
-  make_model(&m, &c); /* untied: the file holds output_projection */
-  char *root = tu_temp_dir("retcl-hf");
-  char *ts = tu_path(root, "ts"), *hf = tu_path(root, "hf");
-  ck_assert_int_eq(ref_checkpoint_write(&m, ts, "F32", CKPT_OK), 0);
-  rename_tensors(ts, hf, hf_name, NULL);
-  retcl_model_config tied = c;
+  hf_fixture fx;
+  /* untied: the file holds output_projection */
+  fixture_begin(&fx, 0, "F32", CKPT_OK);
+  rename_tensors(fx.ts, fx.hf, hf_name, NULL);
+  retcl_model_config tied = fx.c;
   tied.share_embed = 1;
-  write_hf_config(hf, &tied, 0);
+  write_hf_config(fx.hf, &tied, 0);
   retcl_model_config got_cfg;
   int32_t tok[3] = {1, 7, 10};
-  float *got = logits_of(ctx, hf, tok, 1, 3, c.vocab_size,
+  float *got = logits_of(fx.ctx, fx.hf, tok, 1, 3, fx.c.vocab_size,
                          RETCL_ALGO_RECURRENT, &got_cfg);
   ck_assert_int_eq(got_cfg.share_embed, 1);
   /* The reference with the projection tied to the embedding. */
-  free(m.out_proj);
-  m.out_proj = NULL;
-  m.cfg.share_embed = 1;
-  double *ref = tu_alloc_d(3 * c.vocab_size);
-  ref_model_forward(&m, tok, 1, 3, RETCL_ALGO_RECURRENT, 0, ref);
-  tu_assert_close("tied, lm_head stored", got, ref, 3 * c.vocab_size,
+  free(fx.m.out_proj);
+  fx.m.out_proj = NULL;
+  fx.m.cfg.share_embed = 1;
+  double *ref = tu_alloc_d(3 * fx.c.vocab_size);
+  ref_model_forward(&fx.m, tok, 1, 3, RETCL_ALGO_RECURRENT, 0, ref);
+  tu_assert_close("tied, lm_head stored", got, ref, 3 * fx.c.vocab_size,
                   MODEL_TOL);
   free(ref);
   free(got);
 
   /* Untied without lm_head.weight. */
-  char *hf2 = tu_path(root, "hf2");
-  ck_assert_int_eq(ref_checkpoint_write(&m, ts, "F32", CKPT_OK), 0);
-  rename_tensors(ts, hf2, hf_name, NULL);
-  write_hf_config(hf2, &c, 0);
+  char *hf2 = tu_path(fx.root, "hf2");
+  ck_assert_int_eq(ref_checkpoint_write(&fx.m, fx.ts, "F32", CKPT_OK), 0);
+  rename_tensors(fx.ts, hf2, hf_name, NULL);
+  write_hf_config(hf2, &fx.c, 0);
   const char *needles[] = {"model.safetensors", "'lm_head.weight' is missing",
                            NULL};
-  assert_load_fails(ctx, hf2, RETCL_ERROR_FORMAT, needles);
+  tu_assert_load_fails(fx.ctx, hf2, RETCL_ERROR_FORMAT, needles);
   free(hf2);
-  free(ts);
-  free(hf);
-  tu_rm_tree(root);
-  free(root);
-  ref_model_free(&m);
-  retcl_context_destroy(ctx);
+  fixture_end(&fx);
 }
 END_TEST
 
 /* ---- files that do not fit ---------------------------------------------- */
 
 START_TEST(unknown_layout_names_the_first_tensor) {
-  retcl_context *ctx = tu_context();
-  retcl_model_config c = small_config(0);
-  ref_model m;
-  make_model(&m, &c);
-  char *root = tu_temp_dir("retcl-hf");
-  char *ts = tu_path(root, "ts"), *dir = tu_path(root, "x");
-  ck_assert_int_eq(ref_checkpoint_write(&m, ts, "F32", CKPT_OK), 0);
+  hf_fixture fx;
+  fixture_begin(&fx, 0, "F32", CKPT_OK);
 
   /* No name fits either layout: the first in name order is named. */
-  rename_tensors(ts, dir, foreign_name, NULL);
-  write_hf_config(dir, &c, 0);
+  rename_tensors(fx.ts, fx.hf, foreign_name, NULL);
+  write_hf_config(fx.hf, &fx.c, 0);
   const char *unknown[] = {"unknown layout",
                            "'transformer.embed_tokens.weight'", NULL};
-  assert_load_fails(ctx, dir, RETCL_ERROR_FORMAT, unknown);
+  tu_assert_load_fails(fx.ctx, fx.hf, RETCL_ERROR_FORMAT, unknown);
 
   /* The HF layout with one tensor of another architecture (a Llama-style
    * MLP name in place of the GLU's gate). */
   const char *foreign[2] = {"model.layers.1.ffn.gate.weight",
                             "model.layers.1.mlp.gate_proj.weight"};
-  rename_tensors(ts, dir, hf_one_renamed, foreign);
+  rename_tensors(fx.ts, fx.hf, hf_one_renamed, foreign);
   const char *one[] = {"'model.layers.1.mlp.gate_proj.weight'",
                        "no place in the Hugging Face", NULL};
-  assert_load_fails(ctx, dir, RETCL_ERROR_FORMAT, one);
+  tu_assert_load_fails(fx.ctx, fx.hf, RETCL_ERROR_FORMAT, one);
 
   /* Mixed layouts: an HF file with one tensor under torchscale's name. */
   const char *ts_foreign[2] = {"model.layers.0.ffn.fc2.weight",
                                "layers.0.ffn.fc2.weight"};
-  rename_tensors(ts, dir, hf_one_renamed, ts_foreign);
+  rename_tensors(fx.ts, fx.hf, hf_one_renamed, ts_foreign);
   const char *mixed[] = {"'layers.0.ffn.fc2.weight'", "no place", NULL};
-  assert_load_fails(ctx, dir, RETCL_ERROR_FORMAT, mixed);
+  tu_assert_load_fails(fx.ctx, fx.hf, RETCL_ERROR_FORMAT, mixed);
 
   /* Layers past decoder_layers have no place: the first such tensor in
    * name order is named. */
-  rename_tensors(ts, dir, hf_name, NULL);
-  retcl_model_config one_layer = c;
+  rename_tensors(fx.ts, fx.hf, hf_name, NULL);
+  retcl_model_config one_layer = fx.c;
   one_layer.layers = 1;
-  write_hf_config(dir, &one_layer, 0);
+  write_hf_config(fx.hf, &one_layer, 0);
   const char *deep[] = {"'model.layers.1.ffn.fc1.weight'",
                         "decoder_layers = 1", NULL};
-  assert_load_fails(ctx, dir, RETCL_ERROR_FORMAT, deep);
+  tu_assert_load_fails(fx.ctx, fx.hf, RETCL_ERROR_FORMAT, deep);
 
   /* Two spellings of one weight. */
   const char *twice[2] = {"model.layers.0.final_layer_norm.weight",
                           "model.layers.0.retention_rms_norm.weight"};
-  rename_tensors(ts, dir, hf_one_renamed, twice);
-  write_hf_config(dir, &c, 0);
+  rename_tensors(fx.ts, fx.hf, hf_one_renamed, twice);
+  write_hf_config(fx.hf, &fx.c, 0);
   const char *same[] = {"'model.layers.0.retention_layer_norm.weight'",
                         "'model.layers.0.retention_rms_norm.weight'",
                         "same weight", NULL};
-  assert_load_fails(ctx, dir, RETCL_ERROR_FORMAT, same);
+  tu_assert_load_fails(fx.ctx, fx.hf, RETCL_ERROR_FORMAT, same);
 
   /* A stray entry outside the model's namespace (a step counter) is
    * skipped, as torchscale files' are; here it replaces the optional
    * angle buffer, so the model loads. */
   const char *stray[2] = {"model.retnet_rel_pos.angle", "train.step"};
-  rename_tensors(ts, dir, hf_one_renamed, stray);
+  rename_tensors(fx.ts, fx.hf, hf_one_renamed, stray);
   retcl_model *model = NULL;
-  tu_ok(ctx, retcl_model_load(ctx, dir, &model));
+  tu_ok(fx.ctx, retcl_model_load(fx.ctx, fx.hf, &model));
   retcl_model_destroy(model);
-  free(ts);
-  free(dir);
-  tu_rm_tree(root);
-  free(root);
-  ref_model_free(&m);
-  retcl_context_destroy(ctx);
+  fixture_end(&fx);
 }
 END_TEST
 
 /* Loader messages name the tensors as the HF file spells them. */
 START_TEST(hf_messages_use_the_files_names) {
-  retcl_context *ctx = tu_context();
-  retcl_model_config c = small_config(0);
-  ref_model m;
-  make_model(&m, &c);
-  char *root = tu_temp_dir("retcl-hf");
-  char *ts = tu_path(root, "ts"), *dir = tu_path(root, "x");
-  ck_assert_int_eq(ref_checkpoint_write(&m, ts, "F32", CKPT_WRONG_SHAPE), 0);
-  rename_tensors(ts, dir, hf_name, NULL);
-  write_hf_config(dir, &c, 0);
+  hf_fixture fx;
+  fixture_begin(&fx, 0, "F32", CKPT_WRONG_SHAPE);
+  rename_tensors(fx.ts, fx.hf, hf_name, NULL);
+  write_hf_config(fx.hf, &fx.c, 0);
   const char *shape[] = {"'model.layers.0.retention.q_proj.weight'",
                          "[16, 17]", "[16, 16]", NULL};
-  assert_load_fails(ctx, dir, RETCL_ERROR_FORMAT, shape);
-  ck_assert_int_eq(ref_checkpoint_write(&m, ts, "F32", CKPT_MISSING_TENSOR),
-                   0);
-  tu_rm_tree(dir);
-  rename_tensors(ts, dir, hf_name, NULL);
-  write_hf_config(dir, &c, 0);
+  tu_assert_load_fails(fx.ctx, fx.hf, RETCL_ERROR_FORMAT, shape);
+  ck_assert_int_eq(
+      ref_checkpoint_write(&fx.m, fx.ts, "F32", CKPT_MISSING_TENSOR), 0);
+  tu_rm_tree(fx.hf);
+  rename_tensors(fx.ts, fx.hf, hf_name, NULL);
+  write_hf_config(fx.hf, &fx.c, 0);
   const char *missing[] = {"'model.layers.0.ffn.fc2.weight' is missing",
                            NULL};
-  assert_load_fails(ctx, dir, RETCL_ERROR_FORMAT, missing);
-  free(ts);
-  free(dir);
-  tu_rm_tree(root);
-  free(root);
-  ref_model_free(&m);
-  retcl_context_destroy(ctx);
+  tu_assert_load_fails(fx.ctx, fx.hf, RETCL_ERROR_FORMAT, missing);
+  fixture_end(&fx);
 }
 END_TEST
 
@@ -516,37 +465,27 @@ static const config_case BAD_CONFIGS[] = {
 
 START_TEST(bad_port_configs_name_the_field) {
   const config_case *cc = &BAD_CONFIGS[_i];
-  retcl_context *ctx = tu_context();
-  retcl_model_config c = small_config(0);
-  ref_model m;
-  make_model(&m, &c);
-  char *root = tu_temp_dir("retcl-hf");
-  char *ts = tu_path(root, "ts"), *dir = tu_path(root, "x");
-  ck_assert_int_eq(ref_checkpoint_write(&m, ts, "F32", CKPT_OK), 0);
-  rename_tensors(ts, dir, hf_name, NULL);
-  write_text(dir, "config.json", cc->json);
+  hf_fixture fx;
+  fixture_begin(&fx, 0, "F32", CKPT_OK);
+  rename_tensors(fx.ts, fx.hf, hf_name, NULL);
+  tu_write_text(fx.hf, "config.json", cc->json);
   const char *needles[4] = {cc->needles[0], cc->needles[1], cc->needles[2],
                             NULL};
-  assert_load_fails(ctx, dir, RETCL_ERROR_FORMAT, needles);
+  tu_assert_load_fails(fx.ctx, fx.hf, RETCL_ERROR_FORMAT, needles);
   /* The same config with the offending part fixed loads (case 0). */
   if (_i == 0) {
-    write_text(dir, "config.json",
-               "{" HF_SIZES ", \"hidden_size\": 16, \"decoder_embed_dim\": "
-               "16, \"rms_norm_eps\": 1e-5, \"groupnorm_eps\": 1e-5, "
-               "\"layernorm_eps\": 1e-5, \"use_glu\": true}");
+    tu_write_text(fx.hf, "config.json",
+                  "{" HF_SIZES ", \"hidden_size\": 16, \"decoder_embed_dim\": "
+                  "16, \"rms_norm_eps\": 1e-5, \"groupnorm_eps\": 1e-5, "
+                  "\"layernorm_eps\": 1e-5, \"use_glu\": true}");
     retcl_model *model = NULL;
-    tu_ok(ctx, retcl_model_load(ctx, dir, &model));
+    tu_ok(fx.ctx, retcl_model_load(fx.ctx, fx.hf, &model));
     retcl_model_config got;
-    tu_ok(ctx, retcl_model_get_config(model, &got));
-    assert_same_config(&got, &c);
+    tu_ok(fx.ctx, retcl_model_get_config(model, &got));
+    tu_assert_same_config(&got, &fx.c);
     retcl_model_destroy(model);
   }
-  free(ts);
-  free(dir);
-  tu_rm_tree(root);
-  free(root);
-  ref_model_free(&m);
-  retcl_context_destroy(ctx);
+  fixture_end(&fx);
 }
 END_TEST
 

@@ -4,10 +4,9 @@
  * determinism, seeded sampling) and the error paths (exit status, exactly
  * one stderr line) are checked against the files they write and against
  * the library called directly on the same checkpoint. */
-#define _DEFAULT_SOURCE /* mkdtemp */
+#define _DEFAULT_SOURCE /* stat */
 #include <dirent.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,11 +43,8 @@
  * counts. */
 #define ARGMAX_SLACK (2 * MODE_TOL)
 
-static char g_tool[4200]; /* <build>/tools/retcl */
-static char g_dir[4096];  /* scratch folder of this test case */
-static char g_model[4200];
-static int g_model_rc = -1; /* exit status of the fixture's init-model */
-static char g_init_out[4096];
+/* The program, this test case's scratch folder and its model. */
+static tu_cli_fixture g_cli;
 
 /* ---- running the program ------------------------------------------------ */
 
@@ -57,17 +53,7 @@ typedef tu_cli_result result;
 #define read_file tu_read_file
 
 /* Run the tool with the NULL-terminated arguments after argv[0]. */
-static result run_tool(const char *first, ...) {
-  const char *argv[63];
-  int argc = 0;
-  va_list ap;
-  va_start(ap, first);
-  for (const char *a = first; a && argc < 62; a = va_arg(ap, const char *))
-    argv[argc++] = a;
-  va_end(ap);
-  argv[argc] = NULL;
-  return tu_cli_run(g_tool, g_dir, NULL, argv);
-}
+#define run_tool(...) tu_cli_run_list(g_cli.tool, g_cli.dir, __VA_ARGS__)
 
 static size_t count_lines(const char *s) {
   size_t n = 0;
@@ -103,44 +89,20 @@ static void assert_usage_error(const result *r, const char *cmd,
                   needle);
 }
 
-/* The value after "label" at the start of a line of s, or NULL. */
-static const char *line_after(const char *s, const char *label) {
-  size_t n = strlen(label);
-  for (const char *p = s; p && *p;) {
-    if (strncmp(p, label, n) == 0) return p + n;
-    p = strchr(p, '\n');
-    if (p) ++p;
-  }
-  return NULL;
-}
+#define line_after tu_line_after
 
 /* ---- scratch folder and model (unchecked fixture: once per test case) --- */
 
 static void setup(void) {
-  tu_cli_find_tool(g_tool, sizeof g_tool);
-  snprintf(g_dir, sizeof g_dir, "%s/retcl-cli-XXXXXX",
-           getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-  if (!mkdtemp(g_dir)) {
-    g_dir[0] = '\0';
-    return;
-  }
-  snprintf(g_model, sizeof g_model, "%s/model", g_dir);
-  /* Failures show up in the tests, which check g_model_rc first. */
-  result r = run_tool("init-model", "--out", g_model, "--embed-dim", "32",
-                      "--heads", "2", "--ffn-dim", "64", "--layers", "2",
-                      "--vocab", "50", "--chunk", "8", NULL);
-  g_model_rc = r.status;
-  snprintf(g_init_out, sizeof g_init_out, "%s%s", r.out, r.err);
-  result_free(&r);
+  static const char *const init_args[] = {
+      "--embed-dim", "32", "--heads", "2", "--ffn-dim", "64",
+      "--layers", "2", "--vocab", "50", "--chunk", "8", NULL};
+  tu_cli_fixture_setup(&g_cli, "retcl-cli", init_args);
 }
 
-static void teardown(void) {
-  if (g_dir[0]) tu_rm_tree(g_dir);
-}
+static void teardown(void) { tu_cli_fixture_teardown(&g_cli); }
 
-#define REQUIRE_MODEL()                                                   \
-  ck_assert_msg(g_dir[0] && g_model_rc == 0, "init-model failed (%d): %s", \
-                g_model_rc, g_init_out)
+#define REQUIRE_MODEL() TU_CLI_REQUIRE_MODEL(&g_cli)
 
 /* ---- .npy reading ------------------------------------------------------- */
 
@@ -209,9 +171,9 @@ static void parse_ids(const char *list, int32_t *ids, size_t n) {
 /* logits of `retcl run --mode mode --logits` on TOKENS. */
 static float *cli_logits(const char *mode) {
   char npy[4300];
-  snprintf(npy, sizeof npy, "%s/%s.npy", g_dir, mode);
-  result r = run_tool("run", "--model", g_model, "--tokens", TOKENS, "--mode",
-                      mode, "--logits", npy, NULL);
+  snprintf(npy, sizeof npy, "%s/%s.npy", g_cli.dir, mode);
+  result r = run_tool("run", "--model", g_cli.model, "--tokens", TOKENS,
+                      "--mode", mode, "--logits", npy, NULL);
   ck_assert_msg(r.status == 0, "run --mode %s: status %d: %s", mode, r.status,
                 r.err);
   ck_assert_msg(strstr(r.out, npy), "run does not name the .npy it wrote");
@@ -234,7 +196,7 @@ END_TEST
 START_TEST(init_model_writes_config_and_weights) {
   REQUIRE_MODEL();
   char path[4300];
-  snprintf(path, sizeof path, "%s/config.json", g_model);
+  snprintf(path, sizeof path, "%s/config.json", g_cli.model);
   char *cfg = read_file(path, NULL);
   ck_assert_msg(cfg != NULL, "no config.json");
   ck_assert_ptr_nonnull(strstr(cfg, "\"decoder_embed_dim\""));
@@ -247,9 +209,9 @@ START_TEST(init_model_writes_config_and_weights) {
   const long params = 2L * V * D + L * (5L * D * D + 3L * FFN * D + 2L * D) + D;
   char want[64];
   snprintf(want, sizeof want, "%ld,%03ld ", params / 1000, params % 1000);
-  ck_assert_msg(strstr(g_init_out, want), "parameter count %ld missing: %s",
-                params, g_init_out);
-  snprintf(path, sizeof path, "%s/model.safetensors", g_model);
+  ck_assert_msg(strstr(g_cli.init_out, want), "parameter count %ld missing: %s",
+                params, g_cli.init_out);
+  snprintf(path, sizeof path, "%s/model.safetensors", g_cli.model);
   struct stat st;
   ck_assert_int_eq(stat(path, &st), 0);
   ck_assert_int_ge(st.st_size, params * 4);
@@ -279,15 +241,15 @@ END_TEST
 START_TEST(run_logits_equal_the_library) {
   REQUIRE_MODEL();
   char npy[4300];
-  snprintf(npy, sizeof npy, "%s/lib.npy", g_dir);
-  result r = run_tool("run", "--model", g_model, "--tokens", TOKENS, "--mode",
-                      "parallel", "--logits", npy, NULL);
+  snprintf(npy, sizeof npy, "%s/lib.npy", g_cli.dir);
+  result r = run_tool("run", "--model", g_cli.model, "--tokens", TOKENS,
+                      "--mode", "parallel", "--logits", npy, NULL);
   ck_assert_msg(r.status == 0, "status %d: %s", r.status, r.err);
   float *got = read_npy(npy, T, V);
 
   retcl_context *ctx = tu_context();
   retcl_model *model = NULL;
-  tu_ok(ctx, retcl_model_load(ctx, g_model, &model));
+  tu_ok(ctx, retcl_model_load(ctx, g_cli.model, &model));
   int32_t ids[T];
   parse_ids(TOKENS, ids, T);
   float *ref = tu_alloc((size_t)T * V);
@@ -335,7 +297,7 @@ static size_t generated_ids(const char *out, int32_t *ids, size_t cap) {
 START_TEST(generate_streams_ids_and_reports_memory) {
   REQUIRE_MODEL();
   const char *prompt = "5,17,3,49,0,12,12,8,33,21";
-  result a = run_tool("generate", "--model", g_model, "--prompt", prompt,
+  result a = run_tool("generate", "--model", g_cli.model, "--prompt", prompt,
                       "--max-new", "5", NULL);
   ck_assert_msg(a.status == 0, "status %d: %s", a.status, a.err);
   ck_assert_str_eq(a.err, "");
@@ -352,7 +314,7 @@ START_TEST(generate_streams_ids_and_reports_memory) {
   ck_assert_msg(dec && strstr(dec, "4 steps"), "decode line: %s", dec);
 
   /* Greedy is deterministic. */
-  result b = run_tool("generate", "--model", g_model, "--prompt", prompt,
+  result b = run_tool("generate", "--model", g_cli.model, "--prompt", prompt,
                       "--max-new", "5", NULL);
   ck_assert_int_eq(b.status, 0);
   int32_t gen2[8];
@@ -363,7 +325,7 @@ START_TEST(generate_streams_ids_and_reports_memory) {
    * prompt plus the ids before it (up to ARGMAX_SLACK for near-ties). */
   retcl_context *ctx = tu_context();
   retcl_model *model = NULL;
-  tu_ok(ctx, retcl_model_load(ctx, g_model, &model));
+  tu_ok(ctx, retcl_model_load(ctx, g_cli.model, &model));
   int32_t seq[14];
   parse_ids(prompt, seq, 10);
   memcpy(seq + 10, gen, 4 * sizeof(int32_t));
@@ -393,7 +355,7 @@ START_TEST(sampling_is_seeded) {
   int32_t ids[3][12];
   const char *seeds[3] = {"7", "7", "8"};
   for (int i = 0; i < 3; ++i) {
-    result r = run_tool("generate", "--model", g_model, "--prompt", "1,2,3",
+    result r = run_tool("generate", "--model", g_cli.model, "--prompt", "1,2,3",
                         "--max-new", "12", "--temperature", "1.5", "--top-k",
                         "20", "--seed", seeds[i], "--mode", "recurrent", NULL);
     ck_assert_msg(r.status == 0, "status %d: %s", r.status, r.err);
@@ -411,7 +373,7 @@ END_TEST
 START_TEST(errors_are_one_line) {
   REQUIRE_MODEL();
   char missing[4300];
-  snprintf(missing, sizeof missing, "%s/no-such-model", g_dir);
+  snprintf(missing, sizeof missing, "%s/no-such-model", g_cli.dir);
 
   result r = run_tool("run", "--tokens", "1,2", NULL);
   assert_usage_error(&r, "run", "--model");
@@ -426,26 +388,26 @@ START_TEST(errors_are_one_line) {
   ck_assert_str_eq(r.out, "");
   result_free(&r);
 
-  r = run_tool("run", "--model", g_model, "--tokens", "5,x", NULL);
+  r = run_tool("run", "--model", g_cli.model, "--tokens", "5,x", NULL);
   assert_usage_error(&r, "run", "'x'");
   result_free(&r);
 
-  r = run_tool("generate", "--model", g_model, "--prompt", "5,,3",
+  r = run_tool("generate", "--model", g_cli.model, "--prompt", "5,,3",
                "--max-new", "2", NULL);
   assert_usage_error(&r, "generate", "item 2");
   result_free(&r);
 
-  r = run_tool("run", "--model", g_model, "--tokens", "5,50", NULL);
+  r = run_tool("run", "--model", g_cli.model, "--tokens", "5,50", NULL);
   assert_one_error(&r, "vocabulary");
   ck_assert_str_eq(r.out, "");
   result_free(&r);
 
-  r = run_tool("run", "--model", g_model, "--tokens", "5,50", "--mode",
+  r = run_tool("run", "--model", g_cli.model, "--tokens", "5,50", "--mode",
                "recurrent", NULL);
   assert_one_error(&r, "vocabulary");
   result_free(&r);
 
-  r = run_tool("generate", "--model", g_model, "--prompt", "1,99",
+  r = run_tool("generate", "--model", g_cli.model, "--prompt", "1,99",
                "--max-new", "3", NULL);
   assert_one_error(&r, "vocabulary");
   result_free(&r);

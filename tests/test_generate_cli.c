@@ -5,9 +5,7 @@
  * and seeded sampling); --end-token stops a sequence there and the others
  * go on; the summary reports the steps and the aggregate speed; bad prompt
  * lists and files are usage errors naming the line and item. */
-#define _DEFAULT_SOURCE /* mkdtemp */
 #include <dirent.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,66 +19,29 @@
 #define V 50 /* the fixture model's vocabulary */
 #define MAX_IDS 64
 
-static char g_tool[4200];
-static char g_dir[4096];
-static char g_model[4200];
-static int g_model_rc = -1;
-static char g_init_out[4096];
+/* The program, this test case's scratch folder and its model. */
+static tu_cli_fixture g_cli;
 
 typedef tu_cli_result result;
 
 static result run_argv(const char *const *argv) {
-  return tu_cli_run(g_tool, g_dir, NULL, argv);
+  return tu_cli_run(g_cli.tool, g_cli.dir, NULL, argv);
 }
 
-static result run_tool(const char *first, ...) {
-  const char *argv[63];
-  int argc = 0;
-  va_list ap;
-  va_start(ap, first);
-  for (const char *a = first; a && argc < 62; a = va_arg(ap, const char *))
-    argv[argc++] = a;
-  va_end(ap);
-  argv[argc] = NULL;
-  return run_argv(argv);
-}
+#define run_tool(...) tu_cli_run_list(g_cli.tool, g_cli.dir, __VA_ARGS__)
+#define line_after tu_line_after
 
 static void setup(void) {
-  tu_cli_find_tool(g_tool, sizeof g_tool);
-  snprintf(g_dir, sizeof g_dir, "%s/retcl-gen-XXXXXX",
-           getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-  if (!mkdtemp(g_dir)) {
-    g_dir[0] = '\0';
-    return;
-  }
-  snprintf(g_model, sizeof g_model, "%s/model", g_dir);
   /* chunk 4: the prompts below are shorter and longer than a chunk. */
-  result r = run_tool("init-model", "--out", g_model, "--embed-dim", "32",
-                      "--heads", "2", "--ffn-dim", "48", "--layers", "2",
-                      "--vocab", "50", "--chunk", "4", "--seed", "11", NULL);
-  g_model_rc = r.status;
-  snprintf(g_init_out, sizeof g_init_out, "%s%s", r.out, r.err);
-  tu_cli_result_free(&r);
+  static const char *const init_args[] = {
+      "--embed-dim", "32", "--heads", "2", "--ffn-dim", "48",
+      "--layers", "2", "--vocab", "50", "--chunk", "4", "--seed", "11", NULL};
+  tu_cli_fixture_setup(&g_cli, "retcl-gen", init_args);
 }
 
-static void teardown(void) {
-  if (g_dir[0]) tu_rm_tree(g_dir);
-}
+static void teardown(void) { tu_cli_fixture_teardown(&g_cli); }
 
-#define REQUIRE_MODEL()                                                   \
-  ck_assert_msg(g_dir[0] && g_model_rc == 0, "init-model failed (%d): %s", \
-                g_model_rc, g_init_out)
-
-/* The rest of the line after "label" at the start of a line of s. */
-static const char *line_after(const char *s, const char *label) {
-  size_t n = strlen(label);
-  for (const char *p = s; p && *p;) {
-    if (strncmp(p, label, n) == 0) return p + n;
-    p = strchr(p, '\n');
-    if (p) ++p;
-  }
-  return NULL;
-}
+#define REQUIRE_MODEL() TU_CLI_REQUIRE_MODEL(&g_cli)
 
 /* The ids on the line labelled `label` (to the end of that line). */
 static size_t ids_after(const char *out, const char *label, int32_t *ids) {
@@ -101,7 +62,8 @@ static size_t ids_after(const char *out, const char *label, int32_t *ids) {
 /* Tokens of a single-prompt run of prompt with extra options. */
 static size_t single(const char *prompt, const char *const *extra,
                      int32_t *ids) {
-  const char *argv[40] = {"generate", "--model", g_model, "--prompt", prompt};
+  const char *argv[40] = {"generate", "--model", g_cli.model, "--prompt",
+                          prompt};
   int argc = 5;
   for (size_t i = 0; extra[i]; ++i) argv[argc++] = extra[i];
   argv[argc] = NULL;
@@ -147,10 +109,10 @@ START_TEST(batch_equals_single_prompt_runs) {
   REQUIRE_MODEL();
   const char *modes[3] = {"chunkwise", "parallel", "recurrent"};
   const char *mode = modes[_i];
-  const char *argv[] = {"generate", "--model", g_model, "--prompt", PROMPTS[0],
-                        "--prompt", PROMPTS[1], "--prompt", PROMPTS[2],
-                        "--prompt", PROMPTS[3], "--max-new", "6", "--mode",
-                        mode, NULL};
+  const char *argv[] = {"generate", "--model",  g_cli.model, "--prompt",
+                        PROMPTS[0], "--prompt", PROMPTS[1],  "--prompt",
+                        PROMPTS[2], "--prompt", PROMPTS[3],  "--max-new",
+                        "6",        "--mode",   mode,        NULL};
   const char *extra[] = {"--max-new", "6", "--mode", mode, NULL};
   /* Every prompt alone for the default mode; for the others (to keep the
    * test short) the shortest and the longest. */
@@ -185,10 +147,10 @@ END_TEST
  * --seed, so it matches its prompt alone with that seed. */
 START_TEST(sampled_batch_equals_single_prompt_runs) {
   REQUIRE_MODEL();
-  const char *argv[] = {"generate", "--model", g_model, "--prompt", PROMPTS[1],
-                        "--prompt", PROMPTS[2], "--max-new", "8",
-                        "--temperature", "1.3", "--top-k", "20", "--seed",
-                        "5", NULL};
+  const char *argv[] = {"generate", "--model",       g_cli.model, "--prompt",
+                        PROMPTS[1], "--prompt",      PROMPTS[2],  "--max-new",
+                        "8",        "--temperature", "1.3",       "--top-k",
+                        "20",       "--seed",        "5",         NULL};
   const char *extra[] = {"--max-new", "8", "--temperature", "1.3",
                          "--top-k", "20", "--seed", "5", NULL};
   result b = batch_matches_singles(argv, PROMPTS + 1, 2, extra);
@@ -198,7 +160,7 @@ END_TEST
 
 static void write_file(const char *name, const char *text, char *path,
                        size_t cap) {
-  snprintf(path, cap, "%s/%s", g_dir, name);
+  snprintf(path, cap, "%s/%s", g_cli.dir, name);
   FILE *f = fopen(path, "w");
   ck_assert_ptr_nonnull(f);
   fputs(text, f);
@@ -214,12 +176,13 @@ START_TEST(prompts_file_equals_prompt_options) {
   write_file("prompts.txt",
              "7\n5 17 3 49\n\n  1, 2,3 ,4,5 6 7\t8 9  \r\n33,0,12", path,
              sizeof path);
-  result f = run_tool("generate", "--model", g_model, "--prompts", path,
+  result f = run_tool("generate", "--model", g_cli.model, "--prompts", path,
                       "--max-new", "5", NULL);
   ck_assert_msg(f.status == 0, "status %d: %s", f.status, f.err);
-  result b = run_tool("generate", "--model", g_model, "--prompt", PROMPTS[0],
-                      "--prompt", PROMPTS[1], "--prompt", PROMPTS[2],
-                      "--prompt", PROMPTS[3], "--max-new", "5", NULL);
+  result b =
+      run_tool("generate", "--model", g_cli.model, "--prompt", PROMPTS[0],
+               "--prompt", PROMPTS[1], "--prompt", PROMPTS[2], "--prompt",
+               PROMPTS[3], "--max-new", "5", NULL);
   ck_assert_msg(b.status == 0, "status %d: %s", b.status, b.err);
   for (int s = 0; s < 4; ++s) {
     char label[16];
@@ -249,9 +212,10 @@ START_TEST(end_token_stops_a_sequence) {
   size_t stop = 0; /* first occurrence in prompt 2's tokens */
   while (alone[stop] != alone[2]) ++stop;
 
-  const char *argv[] = {"generate", "--model", g_model, "--prompt", PROMPTS[1],
-                        "--prompt", PROMPTS[2], "--prompt", PROMPTS[3],
-                        "--max-new", "8", "--end-token", end, NULL};
+  const char *argv[] = {"generate", "--model",   g_cli.model, "--prompt",
+                        PROMPTS[1], "--prompt",  PROMPTS[2],  "--prompt",
+                        PROMPTS[3], "--max-new", "8",         "--end-token",
+                        end,        NULL};
   const char *extra[] = {"--max-new", "8", "--end-token", end, NULL};
   result b = batch_matches_singles(argv, PROMPTS + 1, 3, extra);
   int32_t got[MAX_IDS];
@@ -289,53 +253,46 @@ static void assert_usage_error(result *r, const char *needle) {
 
 START_TEST(bad_prompt_lists_are_rejected) {
   REQUIRE_MODEL();
-  result r = run_tool("generate", "--model", g_model, "--prompt", "1,2",
+  result r = run_tool("generate", "--model", g_cli.model, "--prompt", "1,2",
                       "--prompt", "3,,4", "--max-new", "2", NULL);
   assert_usage_error(&r, "--prompt (#2): item 2");
-  r = run_tool("generate", "--model", g_model, "--prompt", "1,2", "--prompt",
-               "", "--max-new", "2", NULL);
+  r = run_tool("generate", "--model", g_cli.model, "--prompt", "1,2",
+               "--prompt", "", "--max-new", "2", NULL);
   assert_usage_error(&r, "--prompt (#2) is empty");
-  r = run_tool("generate", "--model", g_model, "--prompt", "1,2", "--prompt",
-               "3,50", "--max-new", "2", NULL);
+  r = run_tool("generate", "--model", g_cli.model, "--prompt", "1,2",
+               "--prompt", "3,50", "--max-new", "2", NULL);
   assert_usage_error(&r, "prompt 2: token 50 (item 2) is not below the "
                          "vocabulary size 50");
-  r = run_tool("generate", "--model", g_model, "--prompt", "1,2", "--prompt",
-               "3", "--max-new", "2", "--end-token", "50", NULL);
+  r = run_tool("generate", "--model", g_cli.model, "--prompt", "1,2",
+               "--prompt", "3", "--max-new", "2", "--end-token", "50", NULL);
   assert_usage_error(&r, "--end-token 50");
 
+  /* Each file is refused on its own; the last also with --prompt. */
+  static const struct {
+    const char *name, *text, *needle;
+  } bad_files[] = {
+      {"bad1.txt", "1,2\n3 x 4\n", "line 2: item 2 is 'x'"},
+      {"bad2.txt", "1,2,\n", "line 1: ends with a comma"},
+      {"bad3.txt", "1,,2\n", "line 1: item 2 is ''"},
+      {"bad4.txt", "1 -2\n", "item 2 is '-2'"},
+      {"bad5.txt", "\n  \n", "holds no prompt"},
+      {"bad6.txt", "2147483648\n", "2147483648"},
+  };
   char path[4400];
-  write_file("bad1.txt", "1,2\n3 x 4\n", path, sizeof path);
-  r = run_tool("generate", "--model", g_model, "--prompts", path,
-               "--max-new", "2", NULL);
-  assert_usage_error(&r, "line 2: item 2 is 'x'");
-  write_file("bad2.txt", "1,2,\n", path, sizeof path);
-  r = run_tool("generate", "--model", g_model, "--prompts", path,
-               "--max-new", "2", NULL);
-  assert_usage_error(&r, "line 1: ends with a comma");
-  write_file("bad3.txt", "1,,2\n", path, sizeof path);
-  r = run_tool("generate", "--model", g_model, "--prompts", path,
-               "--max-new", "2", NULL);
-  assert_usage_error(&r, "line 1: item 2 is ''");
-  write_file("bad4.txt", "1 -2\n", path, sizeof path);
-  r = run_tool("generate", "--model", g_model, "--prompts", path,
-               "--max-new", "2", NULL);
-  assert_usage_error(&r, "item 2 is '-2'");
-  write_file("bad5.txt", "\n  \n", path, sizeof path);
-  r = run_tool("generate", "--model", g_model, "--prompts", path,
-               "--max-new", "2", NULL);
-  assert_usage_error(&r, "holds no prompt");
-  write_file("bad6.txt", "2147483648\n", path, sizeof path);
-  r = run_tool("generate", "--model", g_model, "--prompts", path,
-               "--max-new", "2", NULL);
-  assert_usage_error(&r, "2147483648");
-  r = run_tool("generate", "--model", g_model, "--prompts", path,
+  for (size_t i = 0; i < sizeof bad_files / sizeof *bad_files; ++i) {
+    write_file(bad_files[i].name, bad_files[i].text, path, sizeof path);
+    r = run_tool("generate", "--model", g_cli.model, "--prompts", path,
+                 "--max-new", "2", NULL);
+    assert_usage_error(&r, bad_files[i].needle);
+  }
+  r = run_tool("generate", "--model", g_cli.model, "--prompts", path,
                "--prompt", "1", "--max-new", "2", NULL);
   assert_usage_error(&r, "give one of");
 
   /* A missing file is a runtime error (exit 1) naming it. */
   char missing[4400];
-  snprintf(missing, sizeof missing, "%s/no-such-file", g_dir);
-  r = run_tool("generate", "--model", g_model, "--prompts", missing,
+  snprintf(missing, sizeof missing, "%s/no-such-file", g_cli.dir);
+  r = run_tool("generate", "--model", g_cli.model, "--prompts", missing,
                "--max-new", "2", NULL);
   ck_assert_msg(r.status == 1 && strstr(r.err, "no-such-file"),
                 "status %d: %s", r.status, r.err);

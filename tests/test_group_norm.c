@@ -41,33 +41,6 @@ typedef struct gn_case {
  * context (the record is fixed at creation). */
 static const char *const paths[] = {"cpu", "gpu"};
 
-/* A device buffer of off + n + GUARD floats holding host[0..n) (if given)
- * at float offset off and NaN everywhere else. Written in one piece:
- * oclgrind 21.10 marks memory written at a nonzero offset uninitialised. */
-static cl_mem upload_at(retcl_context *ctx, const float *host, size_t n,
-                        size_t off) {
-  const size_t total = off + n + GUARD;
-  float *all = tu_alloc(total);
-  for (size_t i = 0; i < total; ++i) all[i] = NAN;
-  if (host) memcpy(all + off, host, n * sizeof *all);
-  cl_mem m = tu_upload(ctx, all, total);
-  free(all);
-  return m;
-}
-
-/* Everything of buf outside [off, off + n) is still NaN. */
-static void assert_guards_intact(retcl_context *ctx, cl_mem buf, size_t off,
-                                 size_t n) {
-  const size_t total = off + n + GUARD;
-  float *all = tu_alloc(total);
-  tu_download(ctx, buf, 0, all, total);
-  for (size_t i = 0; i < total; ++i)
-    if (i < off || i >= off + n)
-      ck_assert_msg(isnan(all[i]), "float %zu outside the output was written",
-                    i);
-  free(all);
-}
-
 typedef struct host_data {
   float *x, *g, *w, *b;
   size_t n, channels;
@@ -110,11 +83,15 @@ static double run_once(retcl_context *ctx, const gn_case *c,
   const size_t xo = c->offsets ? 3 : 0, go = c->offsets ? 5 : 0;
   const size_t wo = c->offsets ? 2 : 0, bo = c->offsets ? 9 : 0;
   const size_t oo = c->offsets ? 11 : 0;
-  cl_mem x = upload_at(ctx, h->x, h->n, xo);
-  cl_mem g = c->gate != RETCL_GATE_NONE ? upload_at(ctx, h->g, h->n, go) : NULL;
-  cl_mem w = c->weight ? upload_at(ctx, h->w, h->channels, wo) : NULL;
-  cl_mem b = c->bias ? upload_at(ctx, h->b, h->channels, bo) : NULL;
-  cl_mem out = c->in_place ? x : upload_at(ctx, NULL, h->n, oo);
+  cl_mem x = tu_upload_guarded(ctx, h->x, h->n, xo, GUARD);
+  cl_mem g = c->gate != RETCL_GATE_NONE
+                 ? tu_upload_guarded(ctx, h->g, h->n, go, GUARD)
+                 : NULL;
+  cl_mem w =
+      c->weight ? tu_upload_guarded(ctx, h->w, h->channels, wo, GUARD) : NULL;
+  cl_mem b =
+      c->bias ? tu_upload_guarded(ctx, h->b, h->channels, bo, GUARD) : NULL;
+  cl_mem out = c->in_place ? x : tu_upload_guarded(ctx, NULL, h->n, oo, GUARD);
   const size_t out_off = c->in_place ? xo : oo;
 
   retcl_group_norm_desc d = {c->B, c->T, c->H, c->D, c->layout,
@@ -126,7 +103,7 @@ static double run_once(retcl_context *ctx, const gn_case *c,
                                    retcl_buf(out, out_off), 0, NULL, NULL));
   float *got = tu_alloc(h->n);
   tu_download(ctx, out, out_off, got, h->n);
-  assert_guards_intact(ctx, out, out_off, h->n);
+  tu_download_guarded(ctx, out, out_off, h->n, GUARD, NULL, "out");
   const double err = tu_rel_error(got, ref, h->n);
   if (getenv("RETCL_TEST_VERBOSE"))
     fprintf(stderr, "group_norm B%zu T%zu H%zu D%zu %s kind%d gate%d: %s "

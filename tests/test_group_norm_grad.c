@@ -285,33 +285,6 @@ static double worst_ratio(const float *got, const double *ref,
 
 /* ---- device runs -------------------------------------------------------- */
 
-/* A device buffer of off + n + GUARD floats holding host[0..n) (if given)
- * at offset off and NaN everywhere else, written in one piece. */
-static cl_mem upload_at(retcl_context *ctx, const float *host, size_t n,
-                        size_t off) {
-  const size_t total = off + n + GUARD;
-  float *all = tu_alloc(total);
-  for (size_t i = 0; i < total; ++i) all[i] = NAN;
-  if (host) memcpy(all + off, host, n * sizeof *all);
-  cl_mem m = tu_upload(ctx, all, total);
-  free(all);
-  return m;
-}
-
-/* buf[off, off + n) into got; everything else must still be NaN. */
-static void download_checked(retcl_context *ctx, cl_mem buf, size_t off,
-                             size_t n, float *got, const char *what) {
-  const size_t total = off + n + GUARD;
-  float *all = tu_alloc(total);
-  tu_download(ctx, buf, 0, all, total);
-  for (size_t i = 0; i < total; ++i)
-    if (i < off || i >= off + n)
-      ck_assert_msg(isnan(all[i]), "%s: float %zu outside it was written",
-                    what, i);
-  memcpy(got, all + off, n * sizeof *got);
-  free(all);
-}
-
 /* What one call wrote. */
 typedef struct outputs {
   float *dx, *dg, *dw, *db;
@@ -338,15 +311,21 @@ static void run_device(retcl_context *ctx, const gg_case *c,
   const size_t xo = 3 * off, go = 5 * off, wo = 2 * off, bo = 9 * off;
   const size_t oo = 4 * off, dxo = 11 * off, dgo = 6 * off, dwo = 7 * off,
                dbo = 8 * off;
-  cl_mem x = upload_at(ctx, h->x, h->n, xo);
-  cl_mem g = use_gate ? upload_at(ctx, h->g, h->n, go) : NULL;
-  cl_mem w = c->weight ? upload_at(ctx, h->w, h->channels, wo) : NULL;
-  cl_mem b = c->bias ? upload_at(ctx, h->b, h->channels, bo) : NULL;
-  cl_mem o = upload_at(ctx, h->o, h->n, oo);
-  cl_mem dx = c->in_place ? o : upload_at(ctx, NULL, h->n, dxo);
-  cl_mem dg = !use_gate ? NULL : c->in_place ? g : upload_at(ctx, NULL, h->n, dgo);
-  cl_mem dw = c->dw ? upload_at(ctx, NULL, h->channels, dwo) : NULL;
-  cl_mem db = c->db ? upload_at(ctx, NULL, h->channels, dbo) : NULL;
+  cl_mem x = tu_upload_guarded(ctx, h->x, h->n, xo, GUARD);
+  cl_mem g = use_gate ? tu_upload_guarded(ctx, h->g, h->n, go, GUARD) : NULL;
+  cl_mem w =
+      c->weight ? tu_upload_guarded(ctx, h->w, h->channels, wo, GUARD) : NULL;
+  cl_mem b =
+      c->bias ? tu_upload_guarded(ctx, h->b, h->channels, bo, GUARD) : NULL;
+  cl_mem o = tu_upload_guarded(ctx, h->o, h->n, oo, GUARD);
+  cl_mem dx = c->in_place ? o : tu_upload_guarded(ctx, NULL, h->n, dxo, GUARD);
+  cl_mem dg = !use_gate     ? NULL
+              : c->in_place ? g
+                            : tu_upload_guarded(ctx, NULL, h->n, dgo, GUARD);
+  cl_mem dw =
+      c->dw ? tu_upload_guarded(ctx, NULL, h->channels, dwo, GUARD) : NULL;
+  cl_mem db =
+      c->db ? tu_upload_guarded(ctx, NULL, h->channels, dbo, GUARD) : NULL;
   const size_t dx_off = c->in_place ? oo : dxo, dg_off = c->in_place ? go : dgo;
 
   const retcl_group_norm_desc d = {c->B, c->T, c->H, c->D, c->layout,
@@ -359,10 +338,12 @@ static void run_device(retcl_context *ctx, const gg_case *c,
                  dg ? retcl_buf(dg, dg_off) : none,
                  dw ? retcl_buf(dw, dwo) : none, db ? retcl_buf(db, dbo) : none,
                  0, NULL, NULL));
-  download_checked(ctx, dx, dx_off, h->n, out->dx, "dx");
-  if (dg) download_checked(ctx, dg, dg_off, h->n, out->dg, "d_gate");
-  if (dw) download_checked(ctx, dw, dwo, h->channels, out->dw, "d_weight");
-  if (db) download_checked(ctx, db, dbo, h->channels, out->db, "d_bias");
+  tu_download_guarded(ctx, dx, dx_off, h->n, GUARD, out->dx, "dx");
+  if (dg) tu_download_guarded(ctx, dg, dg_off, h->n, GUARD, out->dg, "d_gate");
+  if (dw)
+    tu_download_guarded(ctx, dw, dwo, h->channels, GUARD, out->dw, "d_weight");
+  if (db)
+    tu_download_guarded(ctx, db, dbo, h->channels, GUARD, out->db, "d_bias");
   /* The inputs that are not outputs are unchanged. */
   float *back = tu_alloc(h->n);
   tu_download(ctx, x, xo, back, h->n);

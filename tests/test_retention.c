@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "reference.h"
+#include "retention_data.h"
 #include "testutil.h"
 
 /* fp32 accumulation over up to a few hundred terms of mixed sign: the
@@ -24,39 +25,11 @@ typedef struct ret_case {
   double amplitude;  /* of q and k; 0 means 1 */
 } ret_case;
 
-typedef struct ret_data {
-  size_t nqk, nvo, ns;
-  float *q, *k, *v, *lg, *s0;
-} ret_data;
+typedef tu_retention_data ret_data;
 
 static void make_data(const ret_case *c, ret_data *x) {
-  x->nqk = c->B * c->T * c->H * c->Dk;
-  x->nvo = c->B * c->T * c->H * c->Dv;
-  x->ns = c->B * c->H * c->Dk * c->Dv;
-  x->q = tu_alloc(x->nqk);
-  x->k = tu_alloc(x->nqk);
-  x->v = tu_alloc(x->nvo);
-  x->lg = tu_alloc(c->H);
-  x->s0 = tu_alloc(x->ns);
-  /* q, k ~ U(-1,1)/sqrt(Dk) as after the layer's scaling, so scores are O(1) */
-  const double amp = c->amplitude > 0 ? c->amplitude : 1.0;
-  const double qs = amp / sqrt((double)c->Dk);
-  tu_fill_uniform(x->q, x->nqk, -qs, qs);
-  tu_fill_uniform(x->k, x->nqk, -amp, amp);
-  tu_fill_uniform(x->v, x->nvo, -1, 1);
-  tu_fill_uniform(x->s0, x->ns, -1, 1);
-  if (c->random_decay)
-    for (size_t h = 0; h < c->H; ++h) x->lg[h] = (float)log(tu_uniform(0.5, 0.999));
-  else
-    retcl_default_log_decay(c->H, x->lg);
-}
-
-static void free_data(ret_data *x) {
-  free(x->q);
-  free(x->k);
-  free(x->v);
-  free(x->lg);
-  free(x->s0);
+  tu_retention_data_make(x, c->B, c->T, c->H, c->Dk, c->Dv, c->amplitude);
+  tu_retention_fill_decay(x, c->H, c->random_decay);
 }
 
 /* Runs the case on the device; out_host / state_host receive the results. */
@@ -129,7 +102,7 @@ static void check_case(const ret_case *c) {
   free(state);
   free(ref_out);
   free(ref_state);
-  free_data(&x);
+  tu_retention_data_free(&x);
   retcl_context_destroy(ctx);
 }
 
@@ -229,10 +202,52 @@ START_TEST(raw_algorithms_agree) {
     free(state[a]);
   }
   free(as_ref);
-  free_data(&x);
+  tu_retention_data_free(&x);
   retcl_context_destroy(ctx);
 }
 END_TEST
+
+/* Tokens [t0, t0 + len) of the token-major inputs x of whole, sliced out
+ * and run as one call of algo at position, continuing from state when
+ * from_state (else with no state in); the piece's outputs go to its tokens
+ * of got, its final state to state. */
+static void run_piece(retcl_context *ctx, const ret_case *whole,
+                      const ret_data *x, size_t t0, size_t len,
+                      retcl_algorithm algo, size_t position, int from_state,
+                      float *got, float *state) {
+  const size_t B = whole->B, T = whole->T, H = whole->H;
+  const size_t Dk = whole->Dk, Dv = whole->Dv;
+  ret_case piece = *whole;
+  piece.T = len;
+  piece.algo = algo;
+  piece.state_out = 1;
+  ret_data y = *x;
+  y.q = tu_alloc(B * len * H * Dk);
+  y.k = tu_alloc(B * len * H * Dk);
+  y.v = tu_alloc(B * len * H * Dv);
+  for (size_t b = 0; b < B; ++b) {
+    memcpy(y.q + b * len * H * Dk, x->q + (b * T + t0) * H * Dk,
+           len * H * Dk * sizeof(float));
+    memcpy(y.k + b * len * H * Dk, x->k + (b * T + t0) * H * Dk,
+           len * H * Dk * sizeof(float));
+    memcpy(y.v + b * len * H * Dv, x->v + (b * T + t0) * H * Dv,
+           len * H * Dv * sizeof(float));
+  }
+  y.nqk = B * len * H * Dk;
+  y.nvo = B * len * H * Dv;
+  float *piece_out = tu_alloc(y.nvo);
+  float *prev = from_state ? tu_alloc(x->ns) : NULL;
+  if (prev) memcpy(prev, state, x->ns * sizeof(float));
+  run_device(ctx, &piece, &y, position, prev, piece_out, state);
+  for (size_t b = 0; b < B; ++b)
+    memcpy(got + (b * T + t0) * H * Dv, piece_out + b * len * H * Dv,
+           len * H * Dv * sizeof(float));
+  free(y.q);
+  free(y.k);
+  free(y.v);
+  free(piece_out);
+  free(prev);
+}
 
 /* A sequence fed in pieces with state hand-off equals one pass: chunkwise
  * prefill of n tokens, then recurrent continuation (several tokens per
@@ -255,34 +270,10 @@ static void split_matches_one_pass(retcl_retention_form form) {
   size_t t0 = 0;
   const size_t ends[] = {n, n + 4, n + 5, n + 6, T};
   for (size_t p = 0; p < sizeof ends / sizeof ends[0]; ++p) {
-    const size_t len = ends[p] - t0;
-    ret_case piece = whole;
-    piece.T = len;
-    piece.algo = p == 0 ? RETCL_ALGO_CHUNKWISE : RETCL_ALGO_RECURRENT;
-    piece.state_out = 1;
-    ret_data y = x;
-    /* Slice tokens [t0, t0+len) of the token-major inputs. */
-    y.q = tu_alloc(B * len * H * Dk);
-    y.k = tu_alloc(B * len * H * Dk);
-    y.v = tu_alloc(B * len * H * Dv);
-    for (size_t b = 0; b < B; ++b) {
-      memcpy(y.q + b * len * H * Dk, x.q + (b * T + t0) * H * Dk, len * H * Dk * sizeof(float));
-      memcpy(y.k + b * len * H * Dk, x.k + (b * T + t0) * H * Dk, len * H * Dk * sizeof(float));
-      memcpy(y.v + b * len * H * Dv, x.v + (b * T + t0) * H * Dv, len * H * Dv * sizeof(float));
-    }
-    y.nqk = B * len * H * Dk;
-    y.nvo = B * len * H * Dv;
-    float *piece_out = tu_alloc(y.nvo);
-    float *prev = p == 0 ? NULL : tu_alloc(x.ns);
-    if (prev) memcpy(prev, state, x.ns * sizeof(float));
-    run_device(ctx, &piece, &y, form == RETCL_FORM_RAW ? 0 : t0, prev, piece_out, state);
-    for (size_t b = 0; b < B; ++b)
-      memcpy(got + (b * T + t0) * H * Dv, piece_out + b * len * H * Dv, len * H * Dv * sizeof(float));
-    free(y.q);
-    free(y.k);
-    free(y.v);
-    free(piece_out);
-    free(prev);
+    const retcl_algorithm algo =
+        p == 0 ? RETCL_ALGO_CHUNKWISE : RETCL_ALGO_RECURRENT;
+    run_piece(ctx, &whole, &x, t0, ends[p] - t0, algo,
+              form == RETCL_FORM_RAW ? 0 : t0, p != 0, got, state);
     t0 = ends[p];
   }
   if (form == RETCL_FORM_RAW) {
@@ -308,7 +299,7 @@ static void split_matches_one_pass(retcl_retention_form form) {
   free(state);
   free(ref_out);
   free(ref_state);
-  free_data(&x);
+  tu_retention_data_free(&x);
   retcl_context_destroy(ctx);
 }
 
@@ -373,32 +364,8 @@ START_TEST(torchscale_chunkwise_continues_at_chunk_boundaries) {
   const size_t ends[] = {16, 40, T};
   size_t t0 = 0;
   for (size_t p = 0; p < 3; ++p) {
-    const size_t len = ends[p] - t0;
-    ret_case piece = whole;
-    piece.T = len;
-    piece.state_out = 1;
-    ret_data y = x;
-    y.q = tu_alloc(B * len * H * Dk);
-    y.k = tu_alloc(B * len * H * Dk);
-    y.v = tu_alloc(B * len * H * Dv);
-    for (size_t b = 0; b < B; ++b) {
-      memcpy(y.q + b * len * H * Dk, x.q + (b * T + t0) * H * Dk, len * H * Dk * sizeof(float));
-      memcpy(y.k + b * len * H * Dk, x.k + (b * T + t0) * H * Dk, len * H * Dk * sizeof(float));
-      memcpy(y.v + b * len * H * Dv, x.v + (b * T + t0) * H * Dv, len * H * Dv * sizeof(float));
-    }
-    y.nqk = B * len * H * Dk;
-    y.nvo = B * len * H * Dv;
-    float *piece_out = tu_alloc(y.nvo);
-    float *prev = p == 0 ? NULL : tu_alloc(x.ns);
-    if (prev) memcpy(prev, state, x.ns * sizeof(float));
-    run_device(ctx, &piece, &y, t0, prev, piece_out, state);
-    for (size_t b = 0; b < B; ++b)
-      memcpy(got + (b * T + t0) * H * Dv, piece_out + b * len * H * Dv, len * H * Dv * sizeof(float));
-    free(y.q);
-    free(y.k);
-    free(y.v);
-    free(piece_out);
-    free(prev);
+    run_piece(ctx, &whole, &x, t0, ends[p] - t0, whole.algo, t0, p != 0,
+              got, state);
     t0 = ends[p];
   }
   tu_assert_close("continued chunkwise output", got, ref_out, x.nvo, RET_TOL);
@@ -407,7 +374,7 @@ START_TEST(torchscale_chunkwise_continues_at_chunk_boundaries) {
   free(state);
   free(ref_out);
   free(ref_state);
-  free_data(&x);
+  tu_retention_data_free(&x);
   retcl_context_destroy(ctx);
 }
 END_TEST
@@ -584,7 +551,7 @@ START_TEST(state_only_equals_the_full_calls_state) {
         cl_mem all[] = {q, k, v, lg, si, so_full, so, o};
         for (size_t i = 0; i < 8; ++i)
           if (all[i]) clReleaseMemObject(all[i]);
-        free_data(&x);
+        tu_retention_data_free(&x);
       }
   retcl_context_destroy(ctx);
 }
@@ -650,7 +617,7 @@ START_TEST(add_state_turns_outputs_from_zero_into_outputs_from_a_state) {
     free(got); free(ref); free(ref_s); free(pad);
     cl_mem all[] = {q, k, v, lg, si, o};
     for (size_t i = 0; i < 6; ++i) clReleaseMemObject(all[i]);
-    free_data(&x);
+    tu_retention_data_free(&x);
   }
   retcl_context_destroy(ctx);
 }

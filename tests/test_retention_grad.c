@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "reference.h"
+#include "retention_data.h"
 #include "testutil.h"
 
 typedef struct rg_case {
@@ -27,8 +28,8 @@ typedef struct rg_case {
 } rg_case;
 
 typedef struct rg_data {
-  size_t nqk, nvo, ns;
-  float *q, *k, *v, *lg, *s0, *dout, *dso;
+  tu_retention_data in; /* the forward's inputs */
+  float *dout, *dso;    /* the gradients of its output and final state */
 } rg_data;
 
 /* Gradients as the device returns them, or as the reference does. */
@@ -45,51 +46,34 @@ static const char *const ALGO_NAMES[3] = {"parallel", "recurrent",
                                           "chunkwise"};
 
 static void make_data(const rg_case *c, rg_data *x) {
-  x->nqk = c->B * c->T * c->H * c->Dk;
-  x->nvo = c->B * c->T * c->H * c->Dv;
-  x->ns = c->B * c->H * c->Dk * c->Dv;
-  x->q = tu_alloc(x->nqk);
-  x->k = tu_alloc(x->nqk);
-  x->v = tu_alloc(x->nvo);
-  x->lg = tu_alloc(c->H);
-  x->s0 = tu_alloc(x->ns);
-  x->dout = tu_alloc(x->nvo);
-  x->dso = tu_alloc(x->ns);
-  /* q, k ~ U(-1,1)/sqrt(Dk) as after the layer's scaling: scores O(1). */
-  const double amp = c->amplitude > 0 ? c->amplitude : 1.0;
-  const double qs = amp / sqrt((double)c->Dk);
-  tu_fill_uniform(x->q, x->nqk, -qs, qs);
-  tu_fill_uniform(x->k, x->nqk, -amp, amp);
-  tu_fill_uniform(x->v, x->nvo, -1, 1);
-  tu_fill_uniform(x->s0, x->ns, -1, 1);
-  tu_fill_uniform(x->dout, x->nvo, -1, 1);
-  tu_fill_uniform(x->dso, x->ns, -1, 1);
-  if (c->random_decay)
-    for (size_t h = 0; h < c->H; ++h)
-      x->lg[h] = (float)log(tu_uniform(0.5, 0.999));
-  else
-    retcl_default_log_decay(c->H, x->lg);
+  tu_retention_data_make(&x->in, c->B, c->T, c->H, c->Dk, c->Dv,
+                         c->amplitude);
+  x->dout = tu_alloc(x->in.nvo);
+  x->dso = tu_alloc(x->in.ns);
+  tu_fill_uniform(x->dout, x->in.nvo, -1, 1);
+  tu_fill_uniform(x->dso, x->in.ns, -1, 1);
+  tu_retention_fill_decay(&x->in, c->H, c->random_decay);
 }
 
 static void free_data(rg_data *x) {
-  free(x->q), free(x->k), free(x->v), free(x->lg), free(x->s0);
+  tu_retention_data_free(&x->in);
   free(x->dout), free(x->dso);
 }
 
 static void alloc_grads(const rg_data *x, rg_grads *g) {
-  g->dq = tu_alloc(x->nqk);
-  g->dk = tu_alloc(x->nqk);
-  g->dv = tu_alloc(x->nvo);
-  g->ds = tu_alloc(x->ns);
+  g->dq = tu_alloc(x->in.nqk);
+  g->dk = tu_alloc(x->in.nqk);
+  g->dv = tu_alloc(x->in.nvo);
+  g->ds = tu_alloc(x->in.ns);
 }
 static void free_grads(rg_grads *g) {
   free(g->dq), free(g->dk), free(g->dv), free(g->ds);
 }
 static void alloc_grads_d(const rg_data *x, rg_grads_d *g) {
-  g->dq = tu_alloc_d(x->nqk);
-  g->dk = tu_alloc_d(x->nqk);
-  g->dv = tu_alloc_d(x->nvo);
-  g->ds = tu_alloc_d(x->ns);
+  g->dq = tu_alloc_d(x->in.nqk);
+  g->dk = tu_alloc_d(x->in.nqk);
+  g->dv = tu_alloc_d(x->in.nvo);
+  g->ds = tu_alloc_d(x->in.ns);
 }
 static void free_grads_d(rg_grads_d *g) {
   free(g->dq), free(g->dk), free(g->dv), free(g->ds);
@@ -107,19 +91,21 @@ static retcl_retention_desc desc_of(const rg_case *c) {
 static void run_device(retcl_context *ctx, const rg_case *c, const rg_data *x,
                        rg_grads *g) {
   const size_t off = 3;
-  float *pad = tu_alloc((x->nqk > x->nvo ? x->nqk : x->nvo) + x->ns + off);
+  float *pad = tu_alloc((x->in.nqk > x->in.nvo ? x->in.nqk : x->in.nvo) +
+                        x->in.ns + off);
 #define UP(src, n)                                               \
   (memcpy(pad + off, (src), (n) * sizeof(float)),                \
    tu_upload(ctx, pad, (n) + off))
-  cl_mem q = UP(x->q, x->nqk), k = UP(x->k, x->nqk), v = UP(x->v, x->nvo);
-  cl_mem o = UP(x->dout, x->nvo);
-  cl_mem si = c->state_in ? UP(x->s0, x->ns) : NULL;
-  cl_mem so = c->d_state_out ? UP(x->dso, x->ns) : NULL;
+  cl_mem q = UP(x->in.q, x->in.nqk), k = UP(x->in.k, x->in.nqk),
+         v = UP(x->in.v, x->in.nvo);
+  cl_mem o = UP(x->dout, x->in.nvo);
+  cl_mem si = c->state_in ? UP(x->in.s0, x->in.ns) : NULL;
+  cl_mem so = c->d_state_out ? UP(x->dso, x->in.ns) : NULL;
 #undef UP
-  cl_mem lg = tu_upload(ctx, x->lg, c->H);
-  cl_mem dq = tu_poisoned(ctx, x->nqk + off), dk = tu_poisoned(ctx, x->nqk + off);
-  cl_mem dv = tu_poisoned(ctx, x->nvo + off);
-  cl_mem ds = c->d_state_in ? tu_poisoned(ctx, x->ns + off) : NULL;
+  cl_mem lg = tu_upload(ctx, x->in.lg, c->H);
+  cl_mem dq = tu_poisoned(ctx, x->in.nqk + off), dk = tu_poisoned(ctx, x->in.nqk + off);
+  cl_mem dv = tu_poisoned(ctx, x->in.nvo + off);
+  cl_mem ds = c->d_state_in ? tu_poisoned(ctx, x->in.ns + off) : NULL;
   const retcl_retention_desc d = desc_of(c);
   cl_event ev = NULL;
   tu_ok(ctx, retcl_retention_backward(
@@ -131,10 +117,10 @@ static void run_device(retcl_context *ctx, const rg_case *c, const rg_data *x,
   ck_assert_ptr_nonnull(ev);
   ck_assert_int_eq(clWaitForEvents(1, &ev), CL_SUCCESS);
   clReleaseEvent(ev);
-  tu_download(ctx, dq, off, g->dq, x->nqk);
-  tu_download(ctx, dk, off, g->dk, x->nqk);
-  tu_download(ctx, dv, off, g->dv, x->nvo);
-  if (ds) tu_download(ctx, ds, off, g->ds, x->ns);
+  tu_download(ctx, dq, off, g->dq, x->in.nqk);
+  tu_download(ctx, dk, off, g->dk, x->in.nqk);
+  tu_download(ctx, dv, off, g->dv, x->in.nvo);
+  if (ds) tu_download(ctx, ds, off, g->ds, x->in.ns);
   cl_mem all[] = {q, k, v, o, si, so, lg, dq, dk, dv, ds};
   for (size_t i = 0; i < sizeof all / sizeof all[0]; ++i)
     if (all[i]) clReleaseMemObject(all[i]);
@@ -149,11 +135,13 @@ static double *widen_abs(const float *x, size_t n, int absolute) {
 
 /* The analytic double backward of case c. */
 static void reference(const rg_case *c, const rg_data *x, rg_grads_d *r) {
-  double *q = widen_abs(x->q, x->nqk, 0), *k = widen_abs(x->k, x->nqk, 0);
-  double *v = widen_abs(x->v, x->nvo, 0), *o = widen_abs(x->dout, x->nvo, 0);
-  double *so = widen_abs(x->dso, x->ns, 0);
-  ref_retention_grad_d(c->form, c->algo, q, k, v, x->lg,
-                       c->state_in ? x->s0 : NULL, c->state_in ? c->position : 0,
+  double *q = widen_abs(x->in.q, x->in.nqk, 0),
+         *k = widen_abs(x->in.k, x->in.nqk, 0);
+  double *v = widen_abs(x->in.v, x->in.nvo, 0),
+         *o = widen_abs(x->dout, x->in.nvo, 0);
+  double *so = widen_abs(x->dso, x->in.ns, 0);
+  ref_retention_grad_d(c->form, c->algo, q, k, v, x->in.lg,
+                       c->state_in ? x->in.s0 : NULL, c->state_in ? c->position : 0,
                        o, c->d_state_out ? so : NULL, r->dq, r->dk, r->dv,
                        c->d_state_in ? r->ds : NULL, c->B, c->T, c->H, c->Dk,
                        c->Dv, c->layout, c->scale, c->C ? c->C : 64);
@@ -188,22 +176,25 @@ static void bound(const rg_case *c, const rg_data *x, rg_grads_d *M) {
   const int ts = c->form == RETCL_FORM_TORCHSCALE;
   const size_t C = c->C ? c->C : 64;
   const size_t pos = c->state_in ? c->position : 0;
-  double *q = widen_abs(x->q, x->nqk, 1), *k = widen_abs(x->k, x->nqk, 1);
-  double *v = widen_abs(x->v, x->nvo, 1), *o = widen_abs(x->dout, x->nvo, 1);
-  double *so = widen_abs(x->dso, x->ns, 1);
-  float *s0 = tu_alloc(x->ns);
+  double *q = widen_abs(x->in.q, x->in.nqk, 1),
+         *k = widen_abs(x->in.k, x->in.nqk, 1);
+  double *v = widen_abs(x->in.v, x->in.nvo, 1),
+         *o = widen_abs(x->dout, x->in.nvo, 1);
+  double *so = widen_abs(x->dso, x->in.ns, 1);
+  float *s0 = tu_alloc(x->in.ns);
   double *norm = tu_alloc_d(c->B * c->H * c->T);
   if (ts && c->algo != RETCL_ALGO_RECURRENT) {
-    double *qs = widen_abs(x->q, x->nqk, 0), *ks = widen_abs(x->k, x->nqk, 0),
-           *vs = widen_abs(x->v, x->nvo, 0);
-    ref_retention_torchscale_norms_d(c->algo, qs, ks, vs, x->lg, norm, c->B,
+    double *qs = widen_abs(x->in.q, x->in.nqk, 0),
+           *ks = widen_abs(x->in.k, x->in.nqk, 0),
+           *vs = widen_abs(x->in.v, x->in.nvo, 0);
+    ref_retention_torchscale_norms_d(c->algo, qs, ks, vs, x->in.lg, norm, c->B,
                                      c->T, c->H, c->Dk, c->Dv, c->layout, C);
     free(qs), free(ks), free(vs);
   }
   const size_t Dk = c->Dk, Dv = c->Dv, ss = Dk * Dv;
   for (size_t b = 0; b < c->B; ++b)
     for (size_t h = 0; h < c->H; ++h) {
-      const double lg = x->lg[h];
+      const double lg = x->in.lg[h];
       const double alpha = ts && c->state_in ? sqrt(decay_sum(lg, (double)pos)) : 1;
       const double beta = ts ? 1 / sqrt(decay_sum(lg, (double)(pos + c->T))) : 1;
       for (size_t t = 0; t < c->T; ++t) {
@@ -221,10 +212,10 @@ static void bound(const rg_case *c, const rg_data *x, rg_grads_d *M) {
       for (size_t i = 0; i < ss; ++i) {
         const size_t at = (b * c->H + h) * ss + i;
         so[at] *= beta;
-        s0[at] = (float)(alpha * fabs((double)x->s0[at]) * (1 + 1e-6));
+        s0[at] = (float)(alpha * fabs((double)x->in.s0[at]) * (1 + 1e-6));
       }
     }
-  ref_retention_grad_d(RETCL_FORM_RAW, RETCL_ALGO_RECURRENT, q, k, v, x->lg,
+  ref_retention_grad_d(RETCL_FORM_RAW, RETCL_ALGO_RECURRENT, q, k, v, x->in.lg,
                        c->state_in ? s0 : NULL, 0, o,
                        c->d_state_out ? so : NULL, M->dq, M->dk, M->dv,
                        c->state_in ? M->ds : NULL, c->B, c->T, c->H, Dk, Dv,
@@ -233,7 +224,7 @@ static void bound(const rg_case *c, const rg_data *x, rg_grads_d *M) {
     for (size_t b = 0; b < c->B; ++b)
       for (size_t h = 0; h < c->H; ++h) {
         const double alpha =
-            ts ? sqrt(decay_sum(x->lg[h], (double)pos)) * (1 + 1e-6) : 1;
+            ts ? sqrt(decay_sum(x->in.lg[h], (double)pos)) * (1 + 1e-6) : 1;
         for (size_t i = 0; i < ss; ++i) M->ds[(b * c->H + h) * ss + i] *= alpha;
       }
   free(q), free(k), free(v), free(o), free(so), free(s0), free(norm);
@@ -271,11 +262,11 @@ static void check_case(retcl_context *ctx, const rg_case *c) {
   reference(c, &x, &r);
   bound(c, &x, &M);
   const double nu = nu_of(c);
-  double w = check_bound("dq", c, g.dq, r.dq, M.dq, x.nqk, nu);
-  w = fmax(w, check_bound("dk", c, g.dk, r.dk, M.dk, x.nqk, nu));
-  w = fmax(w, check_bound("dv", c, g.dv, r.dv, M.dv, x.nvo, nu));
+  double w = check_bound("dq", c, g.dq, r.dq, M.dq, x.in.nqk, nu);
+  w = fmax(w, check_bound("dk", c, g.dk, r.dk, M.dk, x.in.nqk, nu));
+  w = fmax(w, check_bound("dv", c, g.dv, r.dv, M.dv, x.in.nvo, nu));
   if (c->d_state_in)
-    w = fmax(w, check_bound("d_state_in", c, g.ds, r.ds, M.ds, x.ns, nu));
+    w = fmax(w, check_bound("d_state_in", c, g.ds, r.ds, M.ds, x.in.ns, nu));
   printf("%-9s %-10s B%zu T%zu H%zu Dk%zu Dv%zu C%zu: worst error / bound "
          "%.3g (bound %.3g of each element's absolute terms)\n",
          ALGO_NAMES[c->algo], c->form ? "torchscale" : "raw", c->B, c->T,
@@ -480,38 +471,39 @@ static void fd_case(const rg_case *c) {
   rg_data x;
   make_data(c, &x);
   const size_t C = c->C ? c->C : 64;
-  fd_env e = {c, x.lg, widen_abs(x.q, x.nqk, 0), widen_abs(x.k, x.nqk, 0),
-              widen_abs(x.v, x.nvo, 0), widen_abs(x.dout, x.nvo, 0),
-              widen_abs(x.dso, x.ns, 0), tu_alloc_d(c->B * c->H * c->T),
-              tu_alloc_d(x.nvo), tu_alloc_d(x.ns), x.s0};
+  fd_env e = {c, x.in.lg, widen_abs(x.in.q, x.in.nqk, 0),
+              widen_abs(x.in.k, x.in.nqk, 0), widen_abs(x.in.v, x.in.nvo, 0),
+              widen_abs(x.dout, x.in.nvo, 0), widen_abs(x.dso, x.in.ns, 0),
+              tu_alloc_d(c->B * c->H * c->T), tu_alloc_d(x.in.nvo),
+              tu_alloc_d(x.in.ns), x.in.s0};
   if (c->form == RETCL_FORM_TORCHSCALE && c->algo != RETCL_ALGO_RECURRENT) {
-    ref_retention_torchscale_norms_d(c->algo, e.q, e.k, e.v, x.lg, e.norm,
+    ref_retention_torchscale_norms_d(c->algo, e.q, e.k, e.v, x.in.lg, e.norm,
                                      c->B, c->T, c->H, c->Dk, c->Dv,
                                      c->layout, C);
     /* The frozen forward at its own normalisers is torchscale's. */
-    double *ts = tu_alloc_d(x.nvo);
-    ref_retention_torchscale_d(c->algo, e.q, e.k, e.v, x.lg, NULL, 0, ts,
+    double *ts = tu_alloc_d(x.in.nvo);
+    ref_retention_torchscale_d(c->algo, e.q, e.k, e.v, x.in.lg, NULL, 0, ts,
                                NULL, c->B, c->T, c->H, c->Dk, c->Dv, c->layout,
                                C);
-    ref_retention_torchscale_frozen_d(c->algo, e.q, e.k, e.v, x.lg, e.norm,
+    ref_retention_torchscale_frozen_d(c->algo, e.q, e.k, e.v, x.in.lg, e.norm,
                                       e.out, c->B, c->T, c->H, c->Dk, c->Dv,
                                       c->layout, C);
-    for (size_t i = 0; i < x.nvo; ++i)
+    for (size_t i = 0; i < x.in.nvo; ++i)
       ck_assert_msg(fabs(e.out[i] - ts[i]) <= 1e-12 * (1 + fabs(ts[i])),
                     "frozen forward differs from torchscale's at %zu", i);
     free(ts);
   }
   rg_grads_d r;
   alloc_grads_d(&x, &r);
-  ref_retention_grad_d(c->form, c->algo, e.q, e.k, e.v, x.lg,
-                       c->state_in ? x.s0 : NULL, c->state_in ? c->position : 0,
-                       e.dout, c->d_state_out ? e.dso : NULL, r.dq, r.dk, r.dv,
-                       c->d_state_in ? r.ds : NULL, c->B, c->T, c->H, c->Dk,
-                       c->Dv, c->layout, c->scale, C);
-  fd_tensor("dq", &e, e.q, x.nqk, r.dq);
-  fd_tensor("dk", &e, e.k, x.nqk, r.dk);
-  fd_tensor("dv", &e, e.v, x.nvo, r.dv);
-  if (c->d_state_in) fd_state(&e, r.ds, x.ns);
+  ref_retention_grad_d(
+      c->form, c->algo, e.q, e.k, e.v, x.in.lg, c->state_in ? x.in.s0 : NULL,
+      c->state_in ? c->position : 0, e.dout, c->d_state_out ? e.dso : NULL,
+      r.dq, r.dk, r.dv, c->d_state_in ? r.ds : NULL, c->B, c->T, c->H, c->Dk,
+      c->Dv, c->layout, c->scale, C);
+  fd_tensor("dq", &e, e.q, x.in.nqk, r.dq);
+  fd_tensor("dk", &e, e.k, x.in.nqk, r.dk);
+  fd_tensor("dv", &e, e.v, x.in.nvo, r.dv);
+  if (c->d_state_in) fd_state(&e, r.ds, x.in.ns);
   free(e.q), free(e.k), free(e.v), free(e.dout), free(e.dso), free(e.norm);
   free(e.out), free(e.sfin);
   free_grads_d(&r);
@@ -560,10 +552,10 @@ START_TEST(raw_algorithms_agree) {
     run_device(ctx, &c, &x, &g[a]);
   }
   for (int a = 1; a < 3; ++a) {
-    agree("dq", &c, g[a].dq, g[0].dq, M.dq, x.nqk);
-    agree("dk", &c, g[a].dk, g[0].dk, M.dk, x.nqk);
-    agree("dv", &c, g[a].dv, g[0].dv, M.dv, x.nvo);
-    agree("d_state_in", &c, g[a].ds, g[0].ds, M.ds, x.ns);
+    agree("dq", &c, g[a].dq, g[0].dq, M.dq, x.in.nqk);
+    agree("dk", &c, g[a].dk, g[0].dk, M.dk, x.in.nqk);
+    agree("dv", &c, g[a].dv, g[0].dv, M.dv, x.in.nvo);
+    agree("d_state_in", &c, g[a].ds, g[0].ds, M.ds, x.in.ns);
   }
   for (int a = 0; a < 3; ++a) free_grads(&g[a]);
   free_grads_d(&M);
@@ -588,11 +580,11 @@ START_TEST(backward_is_deterministic) {
       alloc_grads(&x, &g2);
       run_device(ctx, &c, &x, &g1);
       run_device(ctx, &c, &x, &g2);
-      ck_assert(memcmp(g1.dq, g2.dq, x.nqk * sizeof(float)) == 0);
-      ck_assert(memcmp(g1.dk, g2.dk, x.nqk * sizeof(float)) == 0);
-      ck_assert(memcmp(g1.dv, g2.dv, x.nvo * sizeof(float)) == 0);
+      ck_assert(memcmp(g1.dq, g2.dq, x.in.nqk * sizeof(float)) == 0);
+      ck_assert(memcmp(g1.dk, g2.dk, x.in.nqk * sizeof(float)) == 0);
+      ck_assert(memcmp(g1.dv, g2.dv, x.in.nvo * sizeof(float)) == 0);
       if (c.d_state_in)
-        ck_assert(memcmp(g1.ds, g2.ds, x.ns * sizeof(float)) == 0);
+        ck_assert(memcmp(g1.ds, g2.ds, x.in.ns * sizeof(float)) == 0);
       free_grads(&g1);
       free_grads(&g2);
     }
@@ -640,15 +632,15 @@ static void pieces_equal_one_pass(retcl_retention_form form) {
   run_device(ctx, &whole, &x, &one);
 
   /* Forward over the pieces, keeping the state before each. */
-  const size_t np = sizeof ends / sizeof ends[0], ns = x.ns;
-  cl_mem lg = tu_upload(ctx, x.lg, H);
+  const size_t np = sizeof ends / sizeof ends[0], ns = x.in.ns;
+  cl_mem lg = tu_upload(ctx, x.in.lg, H);
   cl_mem states[5];
-  states[0] = tu_upload(ctx, x.s0, ns);
+  states[0] = tu_upload(ctx, x.in.s0, ns);
   size_t t0 = 0;
   for (size_t p = 0; p < np; ++p) {
     const size_t n = ends[p] - t0;
-    float *q = slice(x.q, B, T, H, Dk, t0, n), *k = slice(x.k, B, T, H, Dk, t0, n);
-    float *v = slice(x.v, B, T, H, Dv, t0, n);
+    float *q = slice(x.in.q, B, T, H, Dk, t0, n), *k = slice(x.in.k, B, T, H, Dk, t0, n);
+    float *v = slice(x.in.v, B, T, H, Dv, t0, n);
     cl_mem qb = tu_upload(ctx, q, B * n * H * Dk), kb = tu_upload(ctx, k, B * n * H * Dk);
     cl_mem vb = tu_upload(ctx, v, B * n * H * Dv), ob = tu_poisoned(ctx, B * n * H * Dv);
     states[p + 1] = tu_poisoned(ctx, ns);
@@ -667,8 +659,8 @@ static void pieces_equal_one_pass(retcl_retention_form form) {
   for (size_t p = np; p-- > 0;) {
     t0 = p ? ends[p - 1] : 0;
     const size_t n = ends[p] - t0;
-    float *q = slice(x.q, B, T, H, Dk, t0, n), *k = slice(x.k, B, T, H, Dk, t0, n);
-    float *v = slice(x.v, B, T, H, Dv, t0, n), *o = slice(x.dout, B, T, H, Dv, t0, n);
+    float *q = slice(x.in.q, B, T, H, Dk, t0, n), *k = slice(x.in.k, B, T, H, Dk, t0, n);
+    float *v = slice(x.in.v, B, T, H, Dv, t0, n), *o = slice(x.dout, B, T, H, Dv, t0, n);
     cl_mem qb = tu_upload(ctx, q, B * n * H * Dk), kb = tu_upload(ctx, k, B * n * H * Dk);
     cl_mem vb = tu_upload(ctx, v, B * n * H * Dv), ob = tu_upload(ctx, o, B * n * H * Dv);
     cl_mem dqb = tu_poisoned(ctx, B * n * H * Dk), dkb = tu_poisoned(ctx, B * n * H * Dk);
@@ -693,9 +685,9 @@ static void pieces_equal_one_pass(retcl_retention_form form) {
   rg_grads_d M;
   alloc_grads_d(&x, &M);
   bound(&whole, &x, &M);
-  agree("pieced dq", &whole, got.dq, one.dq, M.dq, x.nqk);
-  agree("pieced dk", &whole, got.dk, one.dk, M.dk, x.nqk);
-  agree("pieced dv", &whole, got.dv, one.dv, M.dv, x.nvo);
+  agree("pieced dq", &whole, got.dq, one.dq, M.dq, x.in.nqk);
+  agree("pieced dk", &whole, got.dk, one.dk, M.dk, x.in.nqk);
+  agree("pieced dv", &whole, got.dv, one.dv, M.dv, x.in.nvo);
   agree("pieced d_state_in", &whole, got.ds, one.ds, M.ds, ns);
   for (size_t p = 0; p <= np; ++p) clReleaseMemObject(states[p]);
   clReleaseMemObject(ds);

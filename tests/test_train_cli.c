@@ -5,7 +5,6 @@
  * and the trained model generates text. */
 #define _DEFAULT_SOURCE
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,17 +16,8 @@
 
 static char g_tool[4200], g_dir[4096];
 
-static tu_cli_result run_tool(const char *first, ...) {
-  const char *argv[63];
-  int argc = 0;
-  va_list ap;
-  va_start(ap, first);
-  for (const char *a = first; a && argc < 62; a = va_arg(ap, const char *))
-    argv[argc++] = a;
-  va_end(ap);
-  argv[argc] = NULL;
-  return tu_cli_run(g_tool, g_dir, NULL, argv);
-}
+/* Run the tool with the NULL-terminated arguments after argv[0]. */
+#define run_tool(...) tu_cli_run_list(g_tool, g_dir, __VA_ARGS__)
 
 static void path(char *out, size_t cap, const char *name) {
   snprintf(out, cap, "%s/%s", g_dir, name);

@@ -26,33 +26,12 @@ static double gamma_k(double k) { return k * U / (1.0 - k * U); }
  * nonzero offset): still NaN afterwards, or something wrote out of range. */
 #define GUARD 7
 
-/* A device buffer of off + n + GUARD floats: host[0..n) (or NaN when host
- * is NULL) at float offset off, NaN elsewhere. Written in one piece
- * (oclgrind marks memory written at a nonzero offset uninitialised). */
-static cl_mem upload_at(retcl_context *ctx, const float *host, size_t n,
-                        size_t off) {
-  const size_t total = off + n + GUARD;
-  float *all = tu_alloc(total);
-  for (size_t i = 0; i < total; ++i) all[i] = NAN;
-  if (host) memcpy(all + off, host, n * sizeof *all);
-  cl_mem m = tu_upload(ctx, all, total);
-  free(all);
-  return m;
-}
-
-/* n floats from off into a new host array; everything outside
- * [off, off + n) must still be NaN. */
+/* n floats from off into a new host array (testutil.h's guarded tensors:
+ * everything outside [off, off + n) must still be NaN). */
 static float *download_checked(retcl_context *ctx, cl_mem buf, size_t off,
                                size_t n, const char *what) {
-  const size_t total = off + n + GUARD;
-  float *all = tu_alloc(total), *out = tu_alloc(n ? n : 1);
-  tu_download(ctx, buf, 0, all, total);
-  for (size_t i = 0; i < total; ++i)
-    if (i < off || i >= off + n)
-      ck_assert_msg(isnan(all[i]), "%s: float %zu outside the tensor written",
-                    what, i);
-  memcpy(out, all + off, n * sizeof *out);
-  free(all);
+  float *out = tu_alloc(n ? n : 1);
+  tu_download_guarded(ctx, buf, off, n, GUARD, out, what);
   return out;
 }
 
@@ -211,10 +190,11 @@ START_TEST(glu_backward_matches_reference) {
   const size_t oa = c->offsets ? 3 : 0, og = c->offsets ? 5 : 0,
                oh = c->offsets ? 2 : 0, oda = c->offsets ? 9 : 0,
                odg = c->offsets ? 4 : 0;
-  cl_mem ab = upload_at(ctx, a, n, oa), gb = upload_at(ctx, g, n, og);
-  cl_mem hb = upload_at(ctx, dh, n, oh);
-  cl_mem dab = c->in_place ? ab : upload_at(ctx, NULL, n, oda);
-  cl_mem dgb = c->in_place ? gb : upload_at(ctx, NULL, n, odg);
+  cl_mem ab = tu_upload_guarded(ctx, a, n, oa, GUARD),
+         gb = tu_upload_guarded(ctx, g, n, og, GUARD);
+  cl_mem hb = tu_upload_guarded(ctx, dh, n, oh, GUARD);
+  cl_mem dab = c->in_place ? ab : tu_upload_guarded(ctx, NULL, n, oda, GUARD);
+  cl_mem dgb = c->in_place ? gb : tu_upload_guarded(ctx, NULL, n, odg, GUARD);
   const size_t da_off = c->in_place ? oa : oda, dg_off = c->in_place ? og : odg;
   tu_ok(ctx, retcl_glu_backward(ctx, n, c->act, retcl_buf(ab, oa),
                                 retcl_buf(gb, og), retcl_buf(hb, oh),
@@ -276,8 +256,8 @@ static float *emb_run(retcl_context *ctx, const emb_case *c,
                       const int32_t *tokens, const float *dx,
                       const float *init) {
   const size_t ox = c->offsets ? 3 : 0, ot = c->offsets ? 6 : 0;
-  cl_mem xb = upload_at(ctx, dx, c->count * c->dim, ox);
-  cl_mem tb = upload_at(ctx, init, c->vocab * c->dim, ot);
+  cl_mem xb = tu_upload_guarded(ctx, dx, c->count * c->dim, ox, GUARD);
+  cl_mem tb = tu_upload_guarded(ctx, init, c->vocab * c->dim, ot, GUARD);
   tu_ok(ctx, retcl_embedding_backward(ctx, c->count, tokens, c->vocab, c->dim,
                                       c->scale, retcl_buf(xb, ox),
                                       c->accumulate, retcl_buf(tb, ot), 0,
@@ -557,8 +537,9 @@ START_TEST(cross_entropy_matches_reference) {
   retcl_context *ctx = tu_context();
   const size_t ox = c->offsets ? 5 : 0, ol = c->offsets ? 2 : 0,
                od = c->offsets ? 3 : 0;
-  cl_mem xb = upload_at(ctx, x, n, ox), lb = upload_at(ctx, NULL, 1, ol);
-  cl_mem db = c->d_mode == 1 ? upload_at(ctx, NULL, n, od)
+  cl_mem xb = tu_upload_guarded(ctx, x, n, ox, GUARD),
+         lb = tu_upload_guarded(ctx, NULL, 1, ol, GUARD);
+  cl_mem db = c->d_mode == 1 ? tu_upload_guarded(ctx, NULL, n, od, GUARD)
               : c->d_mode == 2 ? xb
                                : NULL;
   const size_t d_off = c->d_mode == 2 ? ox : od;
@@ -737,12 +718,12 @@ START_TEST(adamw_matches_reference) {
   float *zeros = tu_alloc(total);
   memset(zeros, 0, total * sizeof *zeros);
   for (size_t t = 0; t < c->tensors; ++t) {
-    pb[t] = upload_at(ctx, p0 + start[t], c->n[t], off);
-    gb[t] = upload_at(ctx, NULL, c->n[t], off + 1);
-    mb[t] = upload_at(ctx, zeros, c->n[t], off + 2);
-    vb[t] = upload_at(ctx, zeros, c->n[t], off);
+    pb[t] = tu_upload_guarded(ctx, p0 + start[t], c->n[t], off, GUARD);
+    gb[t] = tu_upload_guarded(ctx, NULL, c->n[t], off + 1, GUARD);
+    mb[t] = tu_upload_guarded(ctx, zeros, c->n[t], off + 2, GUARD);
+    vb[t] = tu_upload_guarded(ctx, zeros, c->n[t], off, GUARD);
   }
-  cl_mem nb = upload_at(ctx, NULL, 1, off);
+  cl_mem nb = tu_upload_guarded(ctx, NULL, 1, off, GUARD);
   double worst = 0;
   for (size_t step = 1; step <= ADAM_STEPS; ++step) {
     opt.lr = (float)retcl_lr_schedule(0.05, step, 2, ADAM_STEPS + 2, 0.1);
@@ -902,7 +883,8 @@ START_TEST(grad_norm_matches_reference) {
     tu_fill_uniform(g, n, -2, 2);
     double *gd = widen(g, n);
     const double norm = ref_grad_norm_d(gd, n);
-    cl_mem gb = upload_at(ctx, g, n, 1), nb = upload_at(ctx, NULL, 1, 2);
+    cl_mem gb = tu_upload_guarded(ctx, g, n, 1, GUARD),
+           nb = tu_upload_guarded(ctx, NULL, 1, 2, GUARD);
     tu_ok(ctx, retcl_grad_norm(ctx, n, retcl_buf(gb, 1), retcl_buf(nb, 2), 0,
                                NULL, NULL));
     float *got = download_checked(ctx, nb, 2, 1, "norm_out");

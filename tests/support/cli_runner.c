@@ -1,9 +1,11 @@
 /* cli_runner.c - see cli_runner.h. */
-#define _DEFAULT_SOURCE /* readlink, setenv */
+#define _DEFAULT_SOURCE /* readlink, setenv, mkdtemp */
 #include "cli_runner.h"
+#include "testutil.h"
 
 #include <check.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,4 +76,53 @@ tu_cli_result tu_cli_run(const char *tool, const char *scratch,
 void tu_cli_result_free(tu_cli_result *r) {
   free(r->out);
   free(r->err);
+}
+
+void tu_cli_fixture_setup(tu_cli_fixture *fx, const char *prefix,
+                          const char *const *init_args) {
+  tu_cli_find_tool(fx->tool, sizeof fx->tool);
+  fx->model_rc = -1;
+  fx->init_out[0] = '\0';
+  snprintf(fx->dir, sizeof fx->dir, "%s/%s-XXXXXX",
+           getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", prefix);
+  if (!mkdtemp(fx->dir)) {
+    fx->dir[0] = '\0';
+    return;
+  }
+  snprintf(fx->model, sizeof fx->model, "%s/model", fx->dir);
+  const char *argv[63] = {"init-model", "--out", fx->model};
+  int argc = 3;
+  for (; *init_args && argc < 62; ++init_args) argv[argc++] = *init_args;
+  argv[argc] = NULL;
+  tu_cli_result r = tu_cli_run(fx->tool, fx->dir, NULL, argv);
+  fx->model_rc = r.status;
+  snprintf(fx->init_out, sizeof fx->init_out, "%s%s", r.out, r.err);
+  tu_cli_result_free(&r);
+}
+
+void tu_cli_fixture_teardown(tu_cli_fixture *fx) {
+  if (fx->dir[0]) tu_rm_tree(fx->dir);
+}
+
+tu_cli_result tu_cli_run_list(const char *tool, const char *scratch,
+                              const char *first, ...) {
+  const char *argv[63];
+  int argc = 0;
+  va_list ap;
+  va_start(ap, first);
+  for (const char *a = first; a && argc < 62; a = va_arg(ap, const char *))
+    argv[argc++] = a;
+  va_end(ap);
+  argv[argc] = NULL;
+  return tu_cli_run(tool, scratch, NULL, argv);
+}
+
+const char *tu_line_after(const char *s, const char *label) {
+  size_t n = strlen(label);
+  for (const char *p = s; p && *p;) {
+    if (strncmp(p, label, n) == 0) return p + n;
+    p = strchr(p, '\n');
+    if (p) ++p;
+  }
+  return NULL;
 }

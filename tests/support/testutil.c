@@ -121,6 +121,31 @@ void tu_download(retcl_context *ctx, cl_mem buf, size_t offset, float *host,
   ck_assert_msg(err == CL_SUCCESS, "clEnqueueReadBuffer: %d", err);
 }
 
+cl_mem tu_upload_guarded(retcl_context *ctx, const float *host, size_t n,
+                         size_t off, size_t guard) {
+  const size_t total = off + n + guard;
+  float *all = tu_alloc(total);
+  for (size_t i = 0; i < total; ++i) all[i] = NAN;
+  if (host) memcpy(all + off, host, n * sizeof *all);
+  cl_mem m = tu_upload(ctx, all, total);
+  free(all);
+  return m;
+}
+
+void tu_download_guarded(retcl_context *ctx, cl_mem buf, size_t off,
+                         size_t n, size_t guard, float *got,
+                         const char *what) {
+  const size_t total = off + n + guard;
+  float *all = tu_alloc(total);
+  tu_download(ctx, buf, 0, all, total);
+  for (size_t i = 0; i < total; ++i)
+    if (i < off || i >= off + n)
+      ck_assert_msg(isnan(all[i]),
+                    "%s: float %zu outside the tensor was written", what, i);
+  if (got) memcpy(got, all + off, n * sizeof *got);
+  free(all);
+}
+
 float *tu_alloc(size_t n) {
   float *p = malloc((n ? n : 1) * sizeof *p);
   ck_assert_ptr_nonnull(p);
@@ -212,4 +237,48 @@ unsigned char *tu_slurp(const char *path, size_t *len) {
   fclose(f);
   *len = (size_t)n;
   return buf;
+}
+
+void tu_write_file(const char *path, const void *bytes, size_t len) {
+  FILE *f = fopen(path, "wb");
+  ck_assert_msg(f != NULL, "cannot create %s", path);
+  ck_assert_int_eq(fwrite(bytes, 1, len, f), len);
+  ck_assert_int_eq(fclose(f), 0);
+}
+
+void tu_write_text(const char *dir, const char *name, const char *text) {
+  char *p = tu_path(dir, name);
+  tu_write_file(p, text, strlen(text));
+  free(p);
+}
+
+void tu_assert_same_config(const retcl_model_config *got,
+                           const retcl_model_config *want) {
+  ck_assert_uint_eq(got->embed_dim, want->embed_dim);
+  ck_assert_uint_eq(got->value_embed_dim, want->value_embed_dim);
+  ck_assert_uint_eq(got->heads, want->heads);
+  ck_assert_uint_eq(got->ffn_dim, want->ffn_dim);
+  ck_assert_uint_eq(got->layers, want->layers);
+  ck_assert_uint_eq(got->vocab_size, want->vocab_size);
+  ck_assert_int_eq(got->activation, want->activation);
+  ck_assert_float_eq(got->layernorm_eps, want->layernorm_eps);
+  ck_assert_int_eq(!!got->no_scale_embedding, !!want->no_scale_embedding);
+  ck_assert_int_eq(!!got->layernorm_embedding, !!want->layernorm_embedding);
+  ck_assert_int_eq(!!got->deepnorm, !!want->deepnorm);
+  ck_assert_int_eq(!!got->share_embed, !!want->share_embed);
+  ck_assert_uint_eq(got->chunk_size, want->chunk_size);
+}
+
+void tu_assert_load_fails(retcl_context *ctx, const char *dir,
+                          retcl_status status, const char *const *needles) {
+  retcl_model *model = (retcl_model *)&model; /* must come back NULL */
+  retcl_status st = retcl_model_load(ctx, dir, &model);
+  const char *msg = retcl_last_error(ctx);
+  ck_assert_msg(st == status, "%s: status %d (%s), expected %d (seed %llu)",
+                dir, (int)st, msg, (int)status,
+                (unsigned long long)tu_seed());
+  ck_assert_ptr_null(model);
+  for (size_t i = 0; needles && needles[i]; ++i)
+    ck_assert_msg(strstr(msg, needles[i]) != NULL,
+                  "message \"%s\" lacks \"%s\"", msg, needles[i]);
 }

@@ -40,6 +40,18 @@ cl_mem tu_upload(retcl_context *ctx, const float *host, size_t n);
 cl_mem tu_poisoned(retcl_context *ctx, size_t n);
 void tu_download(retcl_context *ctx, cl_mem buf, size_t offset, float *host,
                  size_t n);
+/* Guarded device tensors: n floats at float offset off of a buffer of
+ * off + n + guard floats, NaN everywhere else (and all NaN, a poisoned
+ * output, when host is NULL), so a kernel writing before or after its
+ * tensor leaves a non-NaN guard. Written in one piece: oclgrind 21.10
+ * marks memory written at a nonzero offset uninitialised.
+ * tu_download_guarded copies the tensor into got (unless got is NULL) and
+ * fails the test, naming what, if any float outside it was written. */
+cl_mem tu_upload_guarded(retcl_context *ctx, const float *host, size_t n,
+                         size_t off, size_t guard);
+void tu_download_guarded(retcl_context *ctx, cl_mem buf, size_t off,
+                         size_t n, size_t guard, float *got,
+                         const char *what);
 /* Host copy of n floats. */
 float *tu_alloc(size_t n);
 double *tu_alloc_d(size_t n);
@@ -75,6 +87,18 @@ char *tu_temp_dir(const char *prefix);
 void tu_rm_tree(const char *path);
 char *tu_path(const char *dir, const char *name);
 unsigned char *tu_slurp(const char *path, size_t *len);
+/* Write len bytes to path / text to dir/name, replacing the file; fails
+ * the test if that cannot be done. */
+void tu_write_file(const char *path, const void *bytes, size_t len);
+void tu_write_text(const char *dir, const char *name, const char *text);
+
+/* Checkpoints: every field of two configs equal; loading dir gives status
+ * and a message holding each of the NULL-terminated needles (needles may
+ * be NULL), and leaves no model. */
+void tu_assert_same_config(const retcl_model_config *got,
+                           const retcl_model_config *want);
+void tu_assert_load_fails(retcl_context *ctx, const char *dir,
+                          retcl_status status, const char *const *needles);
 
 /* Run a suite and return the process exit status. */
 int tu_run_suite(Suite *s);
