@@ -16,28 +16,17 @@
  * longer than --max-prefill-seconds is skipped, and so is every larger T
  * of it; a further repeat is made only while the time spent on the
  * configuration stays within a quarter of that. */
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "growth.h"
 #include "models.h"
 
 typedef struct series {
   model_kind kind;
   int algo;            /* RetNet: retcl_algorithm; -1 for the baseline */
-  double T[2], s[2];   /* the last two measured points */
-  int n, stopped;
-  char stop_reason[256];
+  growth points;       /* the T measured so far */
 } series;
-
-static double predict(const series *x, size_t T, double default_exp) {
-  if (x->n == 0) return 0;
-  double e = default_exp;
-  if (x->n >= 2 && x->s[0] > 0 && x->T[1] > x->T[0])
-    e = log(x->s[1] / x->s[0]) / log(x->T[1] / x->T[0]);
-  e = e < 1 ? 1 : e > 2 ? 2 : e;
-  return x->s[1] * pow((double)T / x->T[1], e);
-}
 
 static void measure(const suite_options *o, const char *dir, series *x,
                     size_t T, rec *r) {
@@ -102,9 +91,9 @@ int suite_prefill(const suite_options *o) {
   int nT = 0;
   for (size_t T = o->quick ? 64 : 512; T <= o->max_T && nT < 16; T *= 2)
     Ts[nT++] = T;
-  series xs[3] = {{MODEL_RETNET, RETCL_ALGO_CHUNKWISE, {0}, {0}, 0, 0, ""},
-                  {MODEL_RETNET, RETCL_ALGO_PARALLEL, {0}, {0}, 0, 0, ""},
-                  {MODEL_TRANSFORMER, -1, {0}, {0}, 0, 0, ""}};
+  series xs[3] = {{.kind = MODEL_RETNET, .algo = RETCL_ALGO_CHUNKWISE},
+                  {.kind = MODEL_RETNET, .algo = RETCL_ALGO_PARALLEL},
+                  {.kind = MODEL_TRANSFORMER, .algo = -1}};
   const int total = 3 * nT;
   int done = 0;
   char dir[512];
@@ -132,30 +121,12 @@ int suite_prefill(const suite_options *o) {
       r->chunk = x->algo == RETCL_ALGO_CHUNKWISE ? o->chunk : 0;
       r->tokens = (double)T;
       progress("prefill", ++done, total, "%s", r->name);
-      const double pred =
-          predict(x, T, x->algo == RETCL_ALGO_CHUNKWISE ? 1.0 : 2.0);
-      if (x->stopped) {
-        r->status = REC_SKIPPED;
-        snprintf(r->reason, sizeof r->reason, "%s", x->stop_reason);
-      } else if (pred > o->max_prefill) {
-        r->status = REC_SKIPPED;
-        snprintf(r->reason, sizeof r->reason,
-                 "predicted %.0f s per run > --max-prefill-seconds %.0f", pred,
-                 o->max_prefill);
-      } else {
+      /* until two T are measured: chunkwise grows as T, the rest as T^2 */
+      const double default_exp = x->algo == RETCL_ALGO_CHUNKWISE ? 1.0 : 2.0;
+      if (!growth_skip(&x->points, T, default_exp, o->max_prefill, "run",
+                       "--max-prefill-seconds", r))
         measure(o, dir, x, T, r);
-      }
-      if (r->status == REC_OK) {
-        if (x->n >= 1) x->T[0] = x->T[1], x->s[0] = x->s[1];
-        x->T[1] = (double)T;
-        x->s[1] = r->st.median_ms * 1e-3;
-        ++x->n;
-      } else if (!x->stopped) {
-        x->stopped = 1;
-        snprintf(x->stop_reason, sizeof x->stop_reason,
-                 "T %zu was %s: larger T not tried", T,
-                 r->status == REC_SKIPPED ? "skipped" : "an error");
-      }
+      growth_record(&x->points, T, r);
       table_row(r, "prefill");
     }
   progress_clear();

@@ -41,6 +41,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "growth.h"
 #include "models.h"
 
 /* ---- the retention backward alone ---------------------------------------- */
@@ -105,19 +106,8 @@ static void retention_records(retcl_context *ctx, const suite_options *o,
 typedef struct series {
   retcl_algorithm algo;
   int recompute;
-  double T[2], s[2]; /* the last two measured points */
-  int n, stopped;
-  char stop_reason[256];
+  growth points; /* the T measured so far */
 } series;
-
-static double predict(const series *x, size_t T, double default_exp) {
-  if (x->n == 0) return 0;
-  double e = default_exp;
-  if (x->n >= 2 && x->s[0] > 0 && x->T[1] > x->T[0])
-    e = log(x->s[1] / x->s[0]) / log(x->T[1] / x->T[0]);
-  e = e < 1 ? 1 : e > 2 ? 2 : e;
-  return x->s[1] * pow((double)T / x->T[1], e);
-}
 
 static void fail(char *err, size_t errlen, retcl_context *ctx, const char *what,
                  retcl_status st) {
@@ -232,10 +222,10 @@ int suite_train(const suite_options *o) {
   int nT = 0;
   for (size_t T = o->quick ? 64 : 512; T <= o->max_train_T && nT < 16; T *= 2)
     Ts[nT++] = T;
-  series xs[4] = {{RETCL_ALGO_CHUNKWISE, 0, {0}, {0}, 0, 0, ""},
-                  {RETCL_ALGO_CHUNKWISE, 1, {0}, {0}, 0, 0, ""},
-                  {RETCL_ALGO_PARALLEL, 0, {0}, {0}, 0, 0, ""},
-                  {RETCL_ALGO_PARALLEL, 1, {0}, {0}, 0, 0, ""}};
+  series xs[4] = {{.algo = RETCL_ALGO_CHUNKWISE, .recompute = 0},
+                  {.algo = RETCL_ALGO_CHUNKWISE, .recompute = 1},
+                  {.algo = RETCL_ALGO_PARALLEL, .recompute = 0},
+                  {.algo = RETCL_ALGO_PARALLEL, .recompute = 1}};
   const int total = 4 + 4 * nT;
   int done = 0;
 
@@ -271,30 +261,12 @@ int suite_train(const suite_options *o) {
       r->chunk = x->algo == RETCL_ALGO_CHUNKWISE ? o->chunk : 0;
       r->tokens = (double)T;
       progress("train", ++done, total, "%s", r->name);
-      const double pred =
-          predict(x, T, x->algo == RETCL_ALGO_CHUNKWISE ? 1.0 : 2.0);
-      if (x->stopped) {
-        r->status = REC_SKIPPED;
-        snprintf(r->reason, sizeof r->reason, "%s", x->stop_reason);
-      } else if (pred > o->max_train) {
-        r->status = REC_SKIPPED;
-        snprintf(r->reason, sizeof r->reason,
-                 "predicted %.0f s per step > --max-train-seconds %.0f", pred,
-                 o->max_train);
-      } else {
+      /* until two T are measured: chunkwise grows as T, the rest as T^2 */
+      const double default_exp = x->algo == RETCL_ALGO_CHUNKWISE ? 1.0 : 2.0;
+      if (!growth_skip(&x->points, T, default_exp, o->max_train, "step",
+                       "--max-train-seconds", r))
         measure(o, dir, x, T, r);
-      }
-      if (r->status == REC_OK) {
-        if (x->n >= 1) x->T[0] = x->T[1], x->s[0] = x->s[1];
-        x->T[1] = (double)T;
-        x->s[1] = r->st.median_ms * 1e-3;
-        ++x->n;
-      } else if (!x->stopped) {
-        x->stopped = 1;
-        snprintf(x->stop_reason, sizeof x->stop_reason,
-                 "T %zu was %s: larger T not tried", T,
-                 r->status == REC_SKIPPED ? "skipped" : "an error");
-      }
+      growth_record(&x->points, T, r);
       table_row(r, "train");
     }
   progress_clear();
