@@ -42,3 +42,46 @@ void growth_record(growth *g, size_t T, const rec *r) {
              r->status == REC_SKIPPED ? "skipped" : "an error");
   }
 }
+
+int growth_lengths(int quick, size_t max_T, size_t Ts[GROWTH_MAX_T]) {
+  int n = 0;
+  for (size_t T = quick ? 64 : 512; T <= max_T && n < GROWTH_MAX_T; T *= 2)
+    Ts[n++] = T;
+  return n;
+}
+
+retcl_context *growth_open_model(bench_model *m, model_kind kind,
+                                 const suite_options *o, const char *dir,
+                                 rec *r) {
+  retcl_context *ctx = bench_context_create();
+  if (!ctx) {
+    r->status = REC_ERROR;
+    snprintf(r->reason, sizeof r->reason, "no context");
+    return NULL;
+  }
+  if (model_open(m, kind, ctx, o, dir, r->reason, sizeof r->reason)) {
+    r->status = REC_ERROR;
+    retcl_context_destroy(ctx);
+    return NULL;
+  }
+  return ctx;
+}
+
+void growth_time_runs(growth_run_fn run, void *user, int max_runs,
+                      double budget_s, rec *r) {
+  double ms[64];
+  int n = 0, rc = 0;
+  const int most = max_runs < 64 ? max_runs : 64;
+  const double t_start = bench_now();
+  while (!rc && n < most) {
+    if ((rc = run(user, n, &ms[n]))) break;
+    ++n;
+    if (bench_now() - t_start + ms[n - 1] * 1e-3 > budget_s) break;
+  }
+  if (n > 0 && !rc) {
+    bench_stats_from(ms, n, &r->st);
+    r->status = REC_OK;
+  } else {
+    r->status = REC_ERROR;
+  }
+}
