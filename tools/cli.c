@@ -4,6 +4,7 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -218,6 +219,66 @@ const char *cli_algorithm_name(retcl_algorithm algo) {
   for (size_t i = 0; i < 3; ++i)
     if (algorithm_names[i].algo == algo) return algorithm_names[i].name;
   return "?";
+}
+
+void cli_generate_options_init(cli_generate_options *o) {
+  memset(o, 0, sizeof *o);
+  o->mode = "chunkwise";
+  o->seed = 1;
+  o->max_new = SIZE_MAX;   /* "not given" */
+  o->end_token = SIZE_MAX; /* none */
+}
+
+void cli_generate_option_rows(cli_generate_options *o,
+                              cli_option rows[CLI_GENERATE_OPTION_COUNT]) {
+  const cli_option shared[CLI_GENERATE_OPTION_COUNT] = {
+      {"max-new", CLI_OPT_SIZE, &o->max_new},
+      {"end-token", CLI_OPT_SIZE, &o->end_token},
+      {"temperature", CLI_OPT_DOUBLE, &o->temperature},
+      {"top-k", CLI_OPT_SIZE, &o->top_k},
+      {"seed", CLI_OPT_U64, &o->seed},
+      {"mode", CLI_OPT_STRING, &o->mode},
+      {"chunk", CLI_OPT_SIZE, &o->chunk},
+      {"weights", CLI_OPT_STRING, &o->weights},
+      {"device", CLI_OPT_STRING, &o->device},
+      {"platform", CLI_OPT_STRING, &o->platform},
+  };
+  memcpy(rows, shared, sizeof shared);
+}
+
+int cli_generate_options_check(const char *cmd, const cli_generate_options *o,
+                               const char *modes, retcl_storage *storage,
+                               retcl_algorithm *algo) {
+  if (o->max_new == SIZE_MAX)
+    return cli_usage_error(cmd, "--max-new N is required");
+  /* The sampler takes a float: 1e300 would become inf there. */
+  if (o->temperature < 0.0 || o->temperature > FLT_MAX)
+    return cli_usage_error(cmd,
+                           "--temperature must be 0 (greedy) or positive, "
+                           "not %g",
+                           o->temperature);
+  if (!cli_parse_storage(o->weights, storage))
+    return cli_usage_error(cmd, "--weights is f32, f16, bf16 or keep, not '%s'",
+                           o->weights);
+  if (!cli_parse_algorithm(o->mode, algo))
+    return cli_usage_error(cmd, "--mode is %s, not '%s'", modes, o->mode);
+  return CLI_EXIT_OK;
+}
+
+int cli_generate_check_end_token(const char *cmd,
+                                 const cli_generate_options *o) {
+  if (o->end_token != SIZE_MAX && o->end_token > INT32_MAX)
+    return cli_usage_error(
+        cmd, "--end-token %zu is not a token id (below 2^31)", o->end_token);
+  return CLI_EXIT_OK;
+}
+
+void cli_print_sampling(const cli_generate_options *o) {
+  if (o->temperature == 0.0)
+    printf(", greedy");
+  else
+    printf(", temperature %g, top-k %zu%s, seed %llu", o->temperature,
+           o->top_k, o->top_k ? "" : " (all)", (unsigned long long)o->seed);
 }
 
 const char *cli_device_description(const retcl_context *ctx, char *buf,

@@ -132,6 +132,41 @@ const char *cli_algorithm_name(retcl_algorithm algo);
 void cli_print_run_result(const int32_t *tok, size_t T, const float *logits,
                           size_t V, int text);
 
+/* ---- generation ----------------------------------------------------------
+ * What `retcl generate` and `retcl-mpi generate` share besides the prompt:
+ * the sampling, the prefill form, the weights and the device. */
+
+typedef struct cli_generate_options {
+  const char *mode, *weights, *device, *platform;
+  size_t max_new, chunk, top_k;
+  size_t end_token; /* SIZE_MAX: none */
+  double temperature;
+  uint64_t seed;
+} cli_generate_options;
+
+/* Defaults: chunkwise, seed 1, no end token, --max-new not given. */
+void cli_generate_options_init(cli_generate_options *o);
+
+/* The option rows (--max-new, --end-token, --temperature, --top-k, --seed,
+ * --mode, --chunk, --weights, --device, --platform) into rows. */
+#define CLI_GENERATE_OPTION_COUNT 10
+void cli_generate_option_rows(cli_generate_options *o,
+                              cli_option rows[CLI_GENERATE_OPTION_COUNT]);
+
+/* --max-new given, --temperature, --weights and --mode valid (modes lists
+ * the ones the command takes, for the message), in that order; a usage
+ * error for cmd otherwise. Fills *storage and *algo. */
+int cli_generate_options_check(const char *cmd, const cli_generate_options *o,
+                               const char *modes, retcl_storage *storage,
+                               retcl_algorithm *algo);
+
+/* --end-token ID fits a token id (below 2^31); a usage error otherwise. */
+int cli_generate_check_end_token(const char *cmd,
+                                 const cli_generate_options *o);
+
+/* ", greedy" or ", temperature X, top-k K, seed S", continuing a line. */
+void cli_print_sampling(const cli_generate_options *o);
+
 /* ---- descriptions -------------------------------------------------------- */
 
 /* "NAME (PLATFORM), OpenCL X, driver Y" of the context's device into buf. */

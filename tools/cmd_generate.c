@@ -10,21 +10,17 @@
  * each sequence stopping on its own (--max-new, --end-token); a stopped
  * sequence's row is skipped (slot -1) by the later steps. */
 #include <errno.h>
-#include <float.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
 
 typedef struct gen_opts {
-  const char *model_dir, *prompt, *text, *mode, *device, *platform, *weights;
+  const char *model_dir, *prompt, *text;
   const char *prompts_file;
   cli_strings prompt_list; /* every --prompt, in order */
-  size_t max_new, chunk, top_k;
-  size_t end_token; /* SIZE_MAX: none */
   int max_new_set;
-  double temperature;
-  uint64_t seed;
+  cli_generate_options gen; /* sampling, mode, weights, device */
 } gen_opts;
 
 static void generate_usage(FILE *out) {
@@ -117,7 +113,7 @@ static int warm_up(gen *g) {
   if (st) return cli_fail(g->ctx, st, "creating a decode state");
   double t0 = cli_now();
   st = retcl_model_forward_last(g->model, s, g->prompt, 1, g->T, g->algo,
-                                g->o.chunk, g->logits);
+                                g->o.gen.chunk, g->logits);
   const char *what = "prefill";
   if (!st) {
     what = "decode step";
@@ -130,7 +126,7 @@ static int warm_up(gen *g) {
 }
 
 static int sample(gen *g, const float *row, uint64_t *rng, int32_t *tok) {
-  retcl_sampler sm = {(float)g->o.temperature, g->o.top_k};
+  retcl_sampler sm = {(float)g->o.gen.temperature, g->o.gen.top_k};
   retcl_status st = retcl_sample(row, g->V, &sm, rng, tok);
   /* retcl_sample has no context to leave a message in. */
   return st ? cli_error("sampling: %s", retcl_status_string(st))
@@ -146,11 +142,11 @@ static int generate(gen *g) {
   double t0 = cli_now();
   /* Only the last position's logits: a long prompt needs no [T, V] array. */
   st = retcl_model_forward_last(g->model, g->state, g->prompt, 1, g->T,
-                                g->algo, g->o.chunk, g->logits);
+                                g->algo, g->o.gen.chunk, g->logits);
   g->prefill_s = cli_now() - t0;
   if (st) return cli_fail(g->ctx, st, "prefill");
 
-  uint64_t rng = g->o.seed;
+  uint64_t rng = g->o.gen.seed;
   const float *row = g->logits;
   printf("%-9s", g->made ? "text:" : "tokens:");
   if (g->made) {
@@ -158,7 +154,7 @@ static int generate(gen *g) {
     cli_print_text(stdout, g->prompt, g->T);
     printf("[");
   }
-  for (size_t i = 0; i < g->o.max_new; ++i) {
+  for (size_t i = 0; i < g->o.gen.max_new; ++i) {
     int32_t tok = 0;
     int rc = sample(g, row, &rng, &tok);
     if (rc) return rc;
@@ -169,8 +165,9 @@ static int generate(gen *g) {
       printf(" %d", (int)tok);
     }
     fflush(stdout); /* the point of streaming: see each token as it comes */
-    if (i + 1 == g->o.max_new) break;
-    if (g->o.end_token != SIZE_MAX && (size_t)tok == g->o.end_token) break;
+    if (i + 1 == g->o.gen.max_new) break;
+    if (g->o.gen.end_token != SIZE_MAX && (size_t)tok == g->o.gen.end_token)
+      break;
     t0 = cli_now();
     st = retcl_model_forward(g->model, g->state, &tok, 1, 1,
                              RETCL_ALGO_RECURRENT, 0, g->logits);
@@ -182,7 +179,7 @@ static int generate(gen *g) {
     ++g->steps;
   }
   if (g->made) putchar(']');
-  printf("%s\n", g->o.max_new || g->made ? "" : " (none)");
+  printf("%s\n", g->o.gen.max_new || g->made ? "" : " (none)");
   return CLI_EXIT_OK;
 }
 
@@ -337,7 +334,7 @@ static int batch_warm_up(gen *g) {
   if (st) return cli_fail(g->ctx, st, "creating a state pool");
   double t0 = cli_now();
   st = retcl_model_forward_packed(g->model, pool, g->slots, g->prompt,
-                                  g->offsets, g->nseq, g->algo, g->o.chunk,
+                                  g->offsets, g->nseq, g->algo, g->o.gen.chunk,
                                   1, g->logits);
   const char *what = "packed prefill";
   /* Steps of n, n - 1, ..., 1 running rows: as sequences stop, the steps
@@ -360,11 +357,12 @@ static int batch_take(gen *g, size_t r) {
   int32_t tok = 0;
   int rc = sample(g, g->logits + r * g->V, &g->rngs[r], &tok);
   if (rc) return rc;
-  g->made[r * g->o.max_new + g->made_n[r]++] = tok;
+  g->made[r * g->o.gen.max_new + g->made_n[r]++] = tok;
   g->last[r] = tok;
-  const int ended = g->o.end_token != SIZE_MAX && (size_t)tok == g->o.end_token;
+  const int ended =
+      g->o.gen.end_token != SIZE_MAX && (size_t)tok == g->o.gen.end_token;
   if (ended) ++g->ended;
-  if (ended || g->made_n[r] == g->o.max_new) {
+  if (ended || g->made_n[r] == g->o.gen.max_new) {
     g->slots[r] = -1; /* the next steps skip the row */
     --g->running;
   }
@@ -378,16 +376,16 @@ static int batch_generate(gen *g) {
   if (st) return cli_fail(g->ctx, st, "creating a state pool");
   for (size_t r = 0; r < g->nseq; ++r) {
     g->slots[r] = (int32_t)r;
-    g->rngs[r] = g->o.seed;
+    g->rngs[r] = g->o.gen.seed;
   }
   double t0 = cli_now();
   st = retcl_model_forward_packed(g->model, g->pool, g->slots, g->prompt,
-                                  g->offsets, g->nseq, g->algo, g->o.chunk,
+                                  g->offsets, g->nseq, g->algo, g->o.gen.chunk,
                                   1, g->logits);
   g->prefill_s = cli_now() - t0;
   if (st) return cli_fail(g->ctx, st, "packed prefill");
-  g->running = g->o.max_new ? g->nseq : 0;
-  for (size_t r = 0; r < g->nseq && g->o.max_new; ++r) {
+  g->running = g->o.gen.max_new ? g->nseq : 0;
+  for (size_t r = 0; r < g->nseq && g->o.gen.max_new; ++r) {
     int rc = batch_take(g, r);
     if (rc) return rc;
   }
@@ -410,20 +408,16 @@ static int batch_generate(gen *g) {
     snprintf(label, sizeof label, "seq %zu:", r);
     printf("%-9s", label);
     for (size_t i = 0; i < g->made_n[r]; ++i)
-      printf(" %d", (int)g->made[r * g->o.max_new + i]);
+      printf(" %d", (int)g->made[r * g->o.gen.max_new + i]);
     printf("%s\n", g->made_n[r] ? "" : " (none)");
   }
   return CLI_EXIT_OK;
 }
 
-static void print_batch_header(const gen *g) {
+/* The headers' first lines, the same for one prompt and a batch: the
+ * program, device, model and weights. */
+static void print_model_lines(const gen *g) {
   char dev[768], desc[512], w[32];
-  size_t shortest = SIZE_MAX, longest = 0;
-  for (size_t s = 0; s < g->nseq; ++s) {
-    const size_t n = g->offsets[s + 1] - g->offsets[s];
-    if (n < shortest) shortest = n;
-    if (n > longest) longest = n;
-  }
   printf("retcl %s generate\n", retcl_version_string());
   printf("%-9s %s\n", "device:",
          cli_device_description(g->ctx, dev, sizeof dev));
@@ -432,22 +426,39 @@ static void print_batch_header(const gen *g) {
   printf("%-9s weights %s (%s), loaded in %.1f ms\n", "",
          cli_format_bytes(retcl_model_weight_bytes(g->model), w, sizeof w),
          cli_dtype_name(retcl_model_weight_type(g->model)), 1e3 * g->load_s);
+}
+
+/* Continues the prompt line: the chunk size (chunkwise), the sampling. */
+static void print_chunk_and_sampling(const gen *g) {
+  if (g->algo == RETCL_ALGO_CHUNKWISE)
+    printf(" (chunk %zu)", g->o.gen.chunk ? g->o.gen.chunk : g->cfg.chunk_size);
+  cli_print_sampling(&g->o.gen);
+}
+
+/* The headers' last line, flushed before the tokens stream. */
+static void print_warm_up(const gen *g) {
+  printf("%-9s %.1f ms (builds the kernels; not counted below)\n",
+         "warm-up:", 1e3 * g->warmup_s);
+  fflush(stdout);
+}
+
+static void print_batch_header(const gen *g) {
+  size_t shortest = SIZE_MAX, longest = 0;
+  for (size_t s = 0; s < g->nseq; ++s) {
+    const size_t n = g->offsets[s + 1] - g->offsets[s];
+    if (n < shortest) shortest = n;
+    if (n > longest) longest = n;
+  }
+  print_model_lines(g);
   printf("%-9s %zu sequences, %zu tokens (%zu to %zu each), packed prefill "
          "%s",
          "prompts:", g->nseq, g->T, shortest, longest,
          cli_algorithm_name(g->algo));
-  if (g->algo == RETCL_ALGO_CHUNKWISE)
-    printf(" (chunk %zu)", g->o.chunk ? g->o.chunk : g->cfg.chunk_size);
-  if (g->o.temperature == 0.0)
-    printf(", greedy");
-  else
-    printf(", temperature %g, top-k %zu%s, seed %llu", g->o.temperature,
-           g->o.top_k, g->o.top_k ? "" : " (all)",
-           (unsigned long long)g->o.seed);
-  if (g->o.end_token != SIZE_MAX) printf(", end token %zu", g->o.end_token);
-  printf("\n%-9s %.1f ms (builds the kernels; not counted below)\n",
-         "warm-up:", 1e3 * g->warmup_s);
-  fflush(stdout);
+  print_chunk_and_sampling(g);
+  if (g->o.gen.end_token != SIZE_MAX)
+    printf(", end token %zu", g->o.gen.end_token);
+  printf("\n");
+  print_warm_up(g);
 }
 
 static void print_batch_summary(const gen *g) {
@@ -479,7 +490,7 @@ static void print_batch_summary(const gen *g) {
 
 /* Buffers of a batch run, once the model (V) is known. */
 static int batch_alloc(gen *g) {
-  const size_t n = g->nseq, per = g->o.max_new ? g->o.max_new : 1;
+  const size_t n = g->nseq, per = g->o.gen.max_new ? g->o.gen.max_new : 1;
   g->logits = malloc(n * g->V * sizeof *g->logits);
   g->slots = malloc(n * sizeof *g->slots);
   g->last = calloc(n, sizeof *g->last);
@@ -497,27 +508,12 @@ static int batch_alloc(gen *g) {
 }
 
 static void print_header(const gen *g) {
-  char dev[768], desc[512], w[32];
-  printf("retcl %s generate\n", retcl_version_string());
-  printf("%-9s %s\n", "device:", cli_device_description(g->ctx, dev, sizeof dev));
-  printf("%-9s %s: %s\n", "model:", g->o.model_dir,
-         cli_model_description(&g->cfg, desc, sizeof desc));
-  printf("%-9s weights %s (%s), loaded in %.1f ms\n", "",
-         cli_format_bytes(retcl_model_weight_bytes(g->model), w, sizeof w),
-         cli_dtype_name(retcl_model_weight_type(g->model)), 1e3 * g->load_s);
+  print_model_lines(g);
   printf("%-9s %zu tokens, prefill %s", "prompt:", g->T,
          cli_algorithm_name(g->algo));
-  if (g->algo == RETCL_ALGO_CHUNKWISE)
-    printf(" (chunk %zu)", g->o.chunk ? g->o.chunk : g->cfg.chunk_size);
-  if (g->o.temperature == 0.0)
-    printf(", greedy\n");
-  else
-    printf(", temperature %g, top-k %zu%s, seed %llu\n", g->o.temperature,
-           g->o.top_k, g->o.top_k ? "" : " (all)",
-           (unsigned long long)g->o.seed);
-  printf("%-9s %.1f ms (builds the kernels; not counted below)\n",
-         "warm-up:", 1e3 * g->warmup_s);
-  fflush(stdout);
+  print_chunk_and_sampling(g);
+  printf("\n");
+  print_warm_up(g);
 }
 
 static void print_summary(const gen *g) {
@@ -549,8 +545,8 @@ static int run_single(gen *g) {
     return cli_error("--text needs a byte-level model (vocabulary 256); %s "
                      "has %zu: give token ids with --prompt",
                      o->model_dir, g->V);
-  if (o->text &&
-      !(g->made = malloc((o->max_new ? o->max_new : 1) * sizeof *g->made)))
+  if (o->text && !(g->made = malloc((o->gen.max_new ? o->gen.max_new : 1) *
+                                    sizeof *g->made)))
     return cli_error("out of host memory");
   int rc = warm_up(g);
   if (!rc) {
@@ -578,26 +574,14 @@ static int generate_run(int argc, char **argv) {
   gen g;
   memset(&g, 0, sizeof g);
   gen_opts *o = &g.o;
-  o->mode = "chunkwise";
-  o->seed = 1;
-  o->max_new = SIZE_MAX;   /* "not given" */
-  o->end_token = SIZE_MAX; /* none */
-  const cli_option opts[] = {
+  cli_generate_options_init(&o->gen);
+  cli_option opts[4 + CLI_GENERATE_OPTION_COUNT] = {
       {"model", CLI_OPT_STRING, &o->model_dir},
       {"prompt", CLI_OPT_LIST, &o->prompt_list},
       {"prompts", CLI_OPT_STRING, &o->prompts_file},
       {"text", CLI_OPT_STRING, &o->text},
-      {"max-new", CLI_OPT_SIZE, &o->max_new},
-      {"end-token", CLI_OPT_SIZE, &o->end_token},
-      {"temperature", CLI_OPT_DOUBLE, &o->temperature},
-      {"top-k", CLI_OPT_SIZE, &o->top_k},
-      {"seed", CLI_OPT_U64, &o->seed},
-      {"mode", CLI_OPT_STRING, &o->mode},
-      {"chunk", CLI_OPT_SIZE, &o->chunk},
-      {"weights", CLI_OPT_STRING, &o->weights},
-      {"device", CLI_OPT_STRING, &o->device},
-      {"platform", CLI_OPT_STRING, &o->platform},
   };
+  cli_generate_option_rows(&o->gen, opts + 4);
   int parsed = cli_parse_options("generate", argc, argv, opts,
                                  sizeof opts / sizeof opts[0]);
   int rc = CLI_EXIT_OK;
@@ -615,48 +599,32 @@ static int generate_run(int argc, char **argv) {
     rc = cli_usage_error("generate",
                          "give one of --prompt LIST (repeatable), --prompts "
                          "FILE and --text S");
-  else if (o->max_new == SIZE_MAX)
-    rc = cli_usage_error("generate", "--max-new N is required");
-  /* The sampler takes a float: 1e300 would become inf there. */
-  else if (o->temperature < 0.0 || o->temperature > FLT_MAX)
-    rc = cli_usage_error("generate",
-                         "--temperature must be 0 (greedy) or positive, "
-                         "not %g",
-                         o->temperature);
-  else if (!cli_parse_storage(o->weights, &storage))
-    rc = cli_usage_error("generate",
-                         "--weights is f32, f16, bf16 or keep, not '%s'",
-                         o->weights);
-  else if (!cli_parse_algorithm(o->mode, &g.algo))
-    rc = cli_usage_error("generate",
-                         "--mode is parallel, chunkwise or recurrent, not "
-                         "'%s'",
-                         o->mode);
-  else if (o->end_token != SIZE_MAX && o->end_token > INT32_MAX)
-    rc = cli_usage_error("generate",
-                         "--end-token %zu is not a token id (below 2^31)",
-                         o->end_token);
-  else if (o->prompts_file)
-    rc = read_prompts_file(&g);
-  else if (batch)
-    rc = read_prompt_list(&g);
-  else if (o->text)
-    rc = cli_text_tokens("generate", "text", o->text, &g.prompt, &g.T);
-  else
-    rc = cli_parse_tokens("generate", "prompt", o->prompt_list.items[0],
-                          &g.prompt, &g.T);
+  else if (!(rc = cli_generate_options_check(
+                 "generate", &o->gen, "parallel, chunkwise or recurrent",
+                 &storage, &g.algo)) &&
+           !(rc = cli_generate_check_end_token("generate", &o->gen))) {
+    if (o->prompts_file)
+      rc = read_prompts_file(&g);
+    else if (batch)
+      rc = read_prompt_list(&g);
+    else if (o->text)
+      rc = cli_text_tokens("generate", "text", o->text, &g.prompt, &g.T);
+    else
+      rc = cli_parse_tokens("generate", "prompt", o->prompt_list.items[0],
+                            &g.prompt, &g.T);
+  }
 
   if (!rc)
-    rc = cli_open_model_as(o->platform, o->device, o->model_dir, storage,
-                           &g.ctx, &g.model, &g.load_s);
+    rc = cli_open_model_as(o->gen.platform, o->gen.device, o->model_dir,
+                           storage, &g.ctx, &g.model, &g.load_s);
   if (!rc) {
     retcl_model_get_config(g.model, &g.cfg);
     g.V = g.cfg.vocab_size;
-    if (o->end_token != SIZE_MAX && o->end_token >= g.V)
+    if (o->gen.end_token != SIZE_MAX && o->gen.end_token >= g.V)
       rc = cli_usage_error("generate",
                            "--end-token %zu is not below the vocabulary "
                            "size %zu of %s",
-                           o->end_token, g.V, o->model_dir);
+                           o->gen.end_token, g.V, o->model_dir);
   }
   if (!rc) rc = batch ? run_batch(&g) : run_single(&g);
   retcl_decode_state_destroy(g.state);

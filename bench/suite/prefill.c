@@ -16,49 +16,55 @@
  * longer than --max-prefill-seconds is skipped, and so is every larger T
  * of it; a further repeat is made only while the time spent on the
  * configuration stays within a quarter of that. */
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "growth.h"
 #include "models.h"
 
 typedef struct series {
   model_kind kind;
   int algo;            /* RetNet: retcl_algorithm; -1 for the baseline */
-  double T[2], s[2];   /* the last two measured points */
-  int n, stopped;
-  char stop_reason[256];
+  growth points;       /* the T measured so far */
 } series;
 
-static double predict(const series *x, size_t T, double default_exp) {
-  if (x->n == 0) return 0;
-  double e = default_exp;
-  if (x->n >= 2 && x->s[0] > 0 && x->T[1] > x->T[0])
-    e = log(x->s[1] / x->s[0]) / log(x->T[1] / x->T[0]);
-  e = e < 1 ? 1 : e > 2 ? 2 : e;
-  return x->s[1] * pow((double)T / x->T[1], e);
+/* What a timed prefill run needs (prefill_run). */
+typedef struct prefill_job {
+  bench_model *m;
+  const int32_t *tok;
+  size_t T;
+  int algo;
+  rec *r;
+} prefill_job;
+
+/* A prefill of T tokens from an empty state (growth_run_fn); the first
+ * run records the memory held after the call. */
+static int prefill_run(void *user, int i, double *ms) {
+  prefill_job *j = user;
+  char *err = j->r->reason;
+  const size_t errlen = sizeof j->r->reason;
+  bench_seq s;
+  int rc = seq_open(&s, j->m, 1, err, errlen);
+  if (rc) return rc;
+  progress_detail("run %d", i + 1);
+  const double t0 = bench_now();
+  rc = seq_forward(&s, j->tok, j->T, j->algo, err, errlen);
+  *ms = (bench_now() - t0) * 1e3;
+  if (!rc && i == 0) j->r->mem = seq_memory(&s);
+  seq_close(&s);
+  return rc;
 }
 
 static void measure(const suite_options *o, const char *dir, series *x,
                     size_t T, rec *r) {
   char *err = r->reason;
   const size_t errlen = sizeof r->reason;
-  retcl_context *ctx = bench_context_create();
-  if (!ctx) {
-    r->status = REC_ERROR;
-    snprintf(err, errlen, "no context");
-    return;
-  }
   bench_model m;
-  if (model_open(&m, x->kind, ctx, o, dir, err, errlen)) {
-    r->status = REC_ERROR;
-    retcl_context_destroy(ctx);
-    return;
-  }
+  retcl_context *ctx = growth_open_model(&m, x->kind, o, dir, r);
+  if (!ctx) return;
   r->flop = prefill_flop(&m, T, x->algo);
   int32_t *tok = tokens_block(1, 0, T, o->vocab);
-  double ms[64];
-  int n = 0, rc = 0;
+  int rc = 0;
   bench_seq s;
   /* warm-up: kernel builds, with prompts short enough to leave the
    * workspaces smaller than the measured call's; two lengths because
@@ -70,41 +76,25 @@ static void measure(const suite_options *o, const char *dir, series *x,
       rc = seq_forward(&s, tok, warm_T[w], x->algo, err, errlen);
       seq_close(&s);
     }
-  const double t_start = bench_now();
-  const int repeats = o->prefill_repeats < 64 ? o->prefill_repeats : 64;
-  while (!rc && n < repeats) {
-    if ((rc = seq_open(&s, &m, 1, err, errlen))) break;
-    progress_detail("run %d", n + 1);
-    const double t0 = bench_now();
-    rc = seq_forward(&s, tok, T, x->algo, err, errlen);
-    ms[n] = (bench_now() - t0) * 1e3;
-    if (!rc && n == 0) r->mem = seq_memory(&s);
-    seq_close(&s);
-    if (!rc) ++n;
-    /* another run only if it fits in a quarter of the per-run cap: long
-     * runs are the least noisy and the suite must stay affordable */
-    if (!rc && bench_now() - t_start + ms[n - 1] * 1e-3 > o->max_prefill / 4)
-      break;
+  if (rc) {
+    r->status = REC_ERROR;
+  } else {
+    prefill_job job = {&m, tok, T, x->algo, r};
+    /* a quarter of the per-run cap for the configuration's runs */
+    growth_time_runs(prefill_run, &job, o->prefill_repeats,
+                     o->max_prefill / 4, r);
   }
   free(tok);
-  if (n > 0 && !rc) {
-    bench_stats_from(ms, n, &r->st);
-    r->status = REC_OK;
-  } else {
-    r->status = REC_ERROR;
-  }
   model_close(&m);
   retcl_context_destroy(ctx);
 }
 
 int suite_prefill(const suite_options *o) {
-  size_t Ts[16];
-  int nT = 0;
-  for (size_t T = o->quick ? 64 : 512; T <= o->max_T && nT < 16; T *= 2)
-    Ts[nT++] = T;
-  series xs[3] = {{MODEL_RETNET, RETCL_ALGO_CHUNKWISE, {0}, {0}, 0, 0, ""},
-                  {MODEL_RETNET, RETCL_ALGO_PARALLEL, {0}, {0}, 0, 0, ""},
-                  {MODEL_TRANSFORMER, -1, {0}, {0}, 0, 0, ""}};
+  size_t Ts[GROWTH_MAX_T];
+  const int nT = growth_lengths(o->quick, o->max_T, Ts);
+  series xs[3] = {{.kind = MODEL_RETNET, .algo = RETCL_ALGO_CHUNKWISE},
+                  {.kind = MODEL_RETNET, .algo = RETCL_ALGO_PARALLEL},
+                  {.kind = MODEL_TRANSFORMER, .algo = -1}};
   const int total = 3 * nT;
   int done = 0;
   char dir[512];
@@ -132,30 +122,12 @@ int suite_prefill(const suite_options *o) {
       r->chunk = x->algo == RETCL_ALGO_CHUNKWISE ? o->chunk : 0;
       r->tokens = (double)T;
       progress("prefill", ++done, total, "%s", r->name);
-      const double pred =
-          predict(x, T, x->algo == RETCL_ALGO_CHUNKWISE ? 1.0 : 2.0);
-      if (x->stopped) {
-        r->status = REC_SKIPPED;
-        snprintf(r->reason, sizeof r->reason, "%s", x->stop_reason);
-      } else if (pred > o->max_prefill) {
-        r->status = REC_SKIPPED;
-        snprintf(r->reason, sizeof r->reason,
-                 "predicted %.0f s per run > --max-prefill-seconds %.0f", pred,
-                 o->max_prefill);
-      } else {
+      /* until two T are measured: chunkwise grows as T, the rest as T^2 */
+      const double default_exp = x->algo == RETCL_ALGO_CHUNKWISE ? 1.0 : 2.0;
+      if (!growth_skip(&x->points, T, default_exp, o->max_prefill, "run",
+                       "--max-prefill-seconds", r))
         measure(o, dir, x, T, r);
-      }
-      if (r->status == REC_OK) {
-        if (x->n >= 1) x->T[0] = x->T[1], x->s[0] = x->s[1];
-        x->T[1] = (double)T;
-        x->s[1] = r->st.median_ms * 1e-3;
-        ++x->n;
-      } else if (!x->stopped) {
-        x->stopped = 1;
-        snprintf(x->stop_reason, sizeof x->stop_reason,
-                 "T %zu was %s: larger T not tried", T,
-                 r->status == REC_SKIPPED ? "skipped" : "an error");
-      }
+      growth_record(&x->points, T, r);
       table_row(r, "prefill");
     }
   progress_clear();

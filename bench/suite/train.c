@@ -41,6 +41,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "growth.h"
 #include "models.h"
 
 /* ---- the retention backward alone ---------------------------------------- */
@@ -105,19 +106,8 @@ static void retention_records(retcl_context *ctx, const suite_options *o,
 typedef struct series {
   retcl_algorithm algo;
   int recompute;
-  double T[2], s[2]; /* the last two measured points */
-  int n, stopped;
-  char stop_reason[256];
+  growth points; /* the T measured so far */
 } series;
-
-static double predict(const series *x, size_t T, double default_exp) {
-  if (x->n == 0) return 0;
-  double e = default_exp;
-  if (x->n >= 2 && x->s[0] > 0 && x->T[1] > x->T[0])
-    e = log(x->s[1] / x->s[0]) / log(x->T[1] / x->T[0]);
-  e = e < 1 ? 1 : e > 2 ? 2 : e;
-  return x->s[1] * pow((double)T / x->T[1], e);
-}
 
 static void fail(char *err, size_t errlen, retcl_context *ctx, const char *what,
                  retcl_status st) {
@@ -157,25 +147,48 @@ static double train_flop(const bench_model *m, size_t T) {
   return 3.0 * 2.0 * (double)T * model_linear_params(m);
 }
 
+/* What a timed training step needs (train_run). */
+typedef struct train_job {
+  bench_model *m;
+  retcl_context *ctx;
+  cl_mem grads;
+  size_t np; /* parameters (and gradient floats) */
+  const int32_t *tok;
+  size_t T;
+  const retcl_train_options *opt;
+  rec *r;
+} train_job;
+
+/* One training step (growth_run_fn); the first records the memory held
+ * after it. */
+static int train_run(void *user, int i, double *ms) {
+  train_job *j = user;
+  progress_detail("step %d", i + 1);
+  const double t0 = bench_now();
+  const int rc = train_step(j->m, j->grads, j->tok, j->T, j->opt,
+                            j->r->reason, sizeof j->r->reason);
+  *ms = (bench_now() - t0) * 1e3;
+  if (rc) return rc;
+  if (i == 0) {
+    rec_memory *mem = &j->r->mem;
+    mem->weights = (long long)retcl_model_weight_bytes(j->m->retnet);
+    mem->grads = (long long)(j->np * sizeof(float));
+    mem->train = (long long)retcl_model_train_bytes(j->m->retnet);
+    mem->workspace = (long long)retcl_context_workspace_bytes(j->ctx);
+  }
+  return 0;
+}
+
 static void measure(const suite_options *o, const char *dir, const series *x,
                     size_t T, rec *r) {
   char *err = r->reason;
   const size_t errlen = sizeof r->reason;
-  retcl_context *ctx = bench_context_create();
-  if (!ctx) {
-    r->status = REC_ERROR;
-    snprintf(err, errlen, "no context");
-    return;
-  }
   bench_model m;
   /* Training needs fp32 weights, whatever --weights says. */
   suite_options o32 = *o;
   o32.weights = RETCL_STORAGE_F32;
-  if (model_open(&m, MODEL_RETNET, ctx, &o32, dir, err, errlen)) {
-    r->status = REC_ERROR;
-    retcl_context_destroy(ctx);
-    return;
-  }
+  retcl_context *ctx = growth_open_model(&m, MODEL_RETNET, &o32, dir, r);
+  if (!ctx) return;
   r->flop = train_flop(&m, T);
   const size_t np = retcl_model_param_count(m.retnet);
   cl_mem grads = bench_buffer(ctx, np, err, errlen);
@@ -193,49 +206,27 @@ static void measure(const suite_options *o, const char *dir, const series *x,
     progress_detail("untimed warm-up step");
     rc = train_step(&m, grads, tok, T, &opt, err, errlen);
   }
-  double ms[64];
-  int n = 0;
-  const int repeats = o->prefill_repeats < 64 ? o->prefill_repeats : 64;
-  const double t_start = bench_now();
-  while (!rc && n < repeats) {
-    progress_detail("step %d", n + 1);
-    const double t0 = bench_now();
-    rc = train_step(&m, grads, tok, T, &opt, err, errlen);
-    ms[n] = (bench_now() - t0) * 1e3;
-    if (rc) break;
-    if (n == 0) {
-      r->mem.weights = (long long)retcl_model_weight_bytes(m.retnet);
-      r->mem.grads = (long long)(np * sizeof(float));
-      r->mem.train = (long long)retcl_model_train_bytes(m.retnet);
-      r->mem.workspace = (long long)retcl_context_workspace_bytes(ctx);
-    }
-    ++n;
-    /* another step only while the configuration stays within half the
-     * per-step cap: long steps are the least noisy, and the suite must
-     * stay affordable */
-    if (bench_now() - t_start + ms[n - 1] * 1e-3 > o->max_train / 2) break;
+  if (rc) {
+    r->status = REC_ERROR;
+  } else {
+    train_job job = {&m, ctx, grads, np, tok, T, &opt, r};
+    /* half the per-step cap for the configuration's steps */
+    growth_time_runs(train_run, &job, o->prefill_repeats, o->max_train / 2,
+                     r);
   }
   free(tok);
   if (grads) clReleaseMemObject(grads);
-  if (n > 0 && !rc) {
-    bench_stats_from(ms, n, &r->st);
-    r->status = REC_OK;
-  } else {
-    r->status = REC_ERROR;
-  }
   model_close(&m);
   retcl_context_destroy(ctx);
 }
 
 int suite_train(const suite_options *o) {
-  size_t Ts[16];
-  int nT = 0;
-  for (size_t T = o->quick ? 64 : 512; T <= o->max_train_T && nT < 16; T *= 2)
-    Ts[nT++] = T;
-  series xs[4] = {{RETCL_ALGO_CHUNKWISE, 0, {0}, {0}, 0, 0, ""},
-                  {RETCL_ALGO_CHUNKWISE, 1, {0}, {0}, 0, 0, ""},
-                  {RETCL_ALGO_PARALLEL, 0, {0}, {0}, 0, 0, ""},
-                  {RETCL_ALGO_PARALLEL, 1, {0}, {0}, 0, 0, ""}};
+  size_t Ts[GROWTH_MAX_T];
+  const int nT = growth_lengths(o->quick, o->max_train_T, Ts);
+  series xs[4] = {{.algo = RETCL_ALGO_CHUNKWISE, .recompute = 0},
+                  {.algo = RETCL_ALGO_CHUNKWISE, .recompute = 1},
+                  {.algo = RETCL_ALGO_PARALLEL, .recompute = 0},
+                  {.algo = RETCL_ALGO_PARALLEL, .recompute = 1}};
   const int total = 4 + 4 * nT;
   int done = 0;
 
@@ -271,30 +262,12 @@ int suite_train(const suite_options *o) {
       r->chunk = x->algo == RETCL_ALGO_CHUNKWISE ? o->chunk : 0;
       r->tokens = (double)T;
       progress("train", ++done, total, "%s", r->name);
-      const double pred =
-          predict(x, T, x->algo == RETCL_ALGO_CHUNKWISE ? 1.0 : 2.0);
-      if (x->stopped) {
-        r->status = REC_SKIPPED;
-        snprintf(r->reason, sizeof r->reason, "%s", x->stop_reason);
-      } else if (pred > o->max_train) {
-        r->status = REC_SKIPPED;
-        snprintf(r->reason, sizeof r->reason,
-                 "predicted %.0f s per step > --max-train-seconds %.0f", pred,
-                 o->max_train);
-      } else {
+      /* until two T are measured: chunkwise grows as T, the rest as T^2 */
+      const double default_exp = x->algo == RETCL_ALGO_CHUNKWISE ? 1.0 : 2.0;
+      if (!growth_skip(&x->points, T, default_exp, o->max_train, "step",
+                       "--max-train-seconds", r))
         measure(o, dir, x, T, r);
-      }
-      if (r->status == REC_OK) {
-        if (x->n >= 1) x->T[0] = x->T[1], x->s[0] = x->s[1];
-        x->T[1] = (double)T;
-        x->s[1] = r->st.median_ms * 1e-3;
-        ++x->n;
-      } else if (!x->stopped) {
-        x->stopped = 1;
-        snprintf(x->stop_reason, sizeof x->stop_reason,
-                 "T %zu was %s: larger T not tried", T,
-                 r->status == REC_SKIPPED ? "skipped" : "an error");
-      }
+      growth_record(&x->points, T, r);
       table_row(r, "train");
     }
   progress_clear();

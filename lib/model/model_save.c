@@ -93,6 +93,38 @@ static retcl__out_tensor *named(const retcl_model *m, const float *host,
   return t;
 }
 
+/* download, then named: *host and *t (NULL until allocated) are the
+ * caller's to free, whatever the status. */
+static retcl_status download_named(retcl_model *m, const char *op,
+                                   retcl_buffer values, size_t extra,
+                                   float **host, retcl__out_tensor **t) {
+  retcl_status st = download(m, op, values, host);
+  if (st) return st;
+  if (!(*t = named(m, *host, extra)))
+    return retcl__fail(m->ctx, RETCL_ERROR_OUT_OF_MEMORY,
+                       "%s: host allocation", op);
+  return RETCL_SUCCESS;
+}
+
+/* Write t (the `extra` leading tensors, then the layout's) to path as
+ * dtype; with config_dir, first that folder and its config.json. */
+static retcl_status write_named(retcl_model *m, const char *op,
+                                const char *path, const retcl__out_tensor *t,
+                                size_t extra, retcl_dtype dtype,
+                                const char *config_dir) {
+  retcl_status st = RETCL_SUCCESS;
+  if (config_dir) {
+    st = retcl__make_dirs(config_dir);
+    if (!st) st = retcl__write_config(op, &m->cfg, config_dir);
+  }
+  if (!st)
+    st = retcl__safetensors_write(op, path, t, m->layout.count + extra, dtype,
+                                  NULL, NULL);
+  /* The writers report without a context: carry the message over. */
+  if (st) retcl__fail(m->ctx, st, "%s", retcl_last_error(NULL));
+  return st;
+}
+
 static int dtype_ok(retcl_dtype dtype) {
   return dtype == RETCL_DTYPE_F32 || dtype == RETCL_DTYPE_F16 ||
          dtype == RETCL_DTYPE_BF16;
@@ -119,22 +151,17 @@ retcl_status retcl_model_save_tensors(retcl_model *model, retcl_buffer values,
                          "characters",
                          op, i, RETCL__OUT_NAME_CAP - 1);
   float *host = NULL;
-  retcl_status st = download(model, op, values, &host);
-  if (st) return st;
-  retcl__out_tensor *t = named(model, host, scalar_count);
-  if (!t) {
-    free(host);
-    return retcl__fail(model->ctx, RETCL_ERROR_OUT_OF_MEMORY,
-                       "%s: host allocation", op);
+  retcl__out_tensor *t = NULL;
+  retcl_status st =
+      download_named(model, op, values, scalar_count, &host, &t);
+  if (!st) {
+    for (size_t i = 0; i < scalar_count; ++i) {
+      snprintf(t[i].name, sizeof t[i].name, "%s", scalar_names[i]);
+      t[i].rows = 1;
+      t[i].data = &scalars[i];
+    }
+    st = write_named(model, op, path, t, scalar_count, RETCL_DTYPE_F32, NULL);
   }
-  for (size_t i = 0; i < scalar_count; ++i) {
-    snprintf(t[i].name, sizeof t[i].name, "%s", scalar_names[i]);
-    t[i].rows = 1;
-    t[i].data = &scalars[i];
-  }
-  st = retcl__safetensors_write(op, path, t, model->layout.count + scalar_count,
-                                RETCL_DTYPE_F32, NULL, NULL);
-  if (st) retcl__fail(model->ctx, st, "%s", retcl_last_error(NULL));
   free(t);
   free(host);
   return st;
@@ -163,25 +190,18 @@ retcl_status retcl_model_save(retcl_model *model, const char *dir,
   float *host = NULL, *angle = malloc(Dk * sizeof *angle);
   retcl__out_tensor *t = NULL;
   char *path = retcl__join_path(dir, "model.safetensors");
-  retcl_status st = angle && path ? download(model, op, retcl_model_params(model),
-                                             &host)
-                                  : retcl__fail(ctx, RETCL_ERROR_OUT_OF_MEMORY,
-                                                "%s: host allocation", op);
-  if (!st && !(t = named(model, host, 2)))
-    st = retcl__fail(ctx, RETCL_ERROR_OUT_OF_MEMORY, "%s: host allocation", op);
+  retcl_status st =
+      angle && path
+          ? download_named(model, op, retcl_model_params(model), 2, &host, &t)
+          : retcl__fail(ctx, RETCL_ERROR_OUT_OF_MEMORY, "%s: host allocation",
+                        op);
   if (!st) {
     /* torchscale's buffers: each angle twice in a row, log γ per head. */
     for (size_t i = 0; i < Dk; ++i) angle[i] = model->theta[i / 2];
     t[0] = (retcl__out_tensor){"retnet_rel_pos.angle", Dk, 0, angle, 0};
     t[1] = (retcl__out_tensor){"retnet_rel_pos.decay", c->heads, 0,
                                model->log_decay_host, 0};
-    st = retcl__make_dirs(dir);
-    if (!st) st = retcl__write_config(op, c, dir);
-    if (!st)
-      st = retcl__safetensors_write(op, path, t, model->layout.count + 2,
-                                    dtype, NULL, NULL);
-    /* The writers report without a context: carry the message over. */
-    if (st) retcl__fail(ctx, st, "%s", retcl_last_error(NULL));
+    st = write_named(model, op, path, t, 2, dtype, dir);
   }
   free(t);
   free(path);

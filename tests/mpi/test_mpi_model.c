@@ -69,14 +69,13 @@
  */
 #define _DEFAULT_SOURCE
 #include <math.h>
-#include <signal.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "mpi_harness.h"
 #include "ref_checkpoint.h"
 #include "ref_model.h"
 #include "retcl_mpi.h"
@@ -87,25 +86,10 @@
 #define TOL_REF 2e-5  /* norm-wise, split vs the double reference */
 #define NCASES 7
 
-static int rank, size, failures;
-static retcl_mpi *h;
-static retcl_context *ctx;
-static uint64_t seed0;
 /* Worst differences per case: norm-wise, element-wise (split vs whole),
  * norm-wise vs the double reference. */
 static double worst[NCASES], worst_max[NCASES], worst_ref[NCASES];
 static int verbose;
-
-static void failf(const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  fprintf(stderr, "[rank %d/%d] FAIL (seed %llu): ", rank, size,
-          (unsigned long long)seed0);
-  vfprintf(stderr, fmt, ap);
-  fputc('\n', stderr);
-  va_end(ap);
-  ++failures;
-}
 
 static void *xalloc(size_t bytes);
 
@@ -908,31 +892,15 @@ static void case_stats(model_set *m) {
   }
 }
 
-static void on_alarm(int sig) {
-  (void)sig;
-  static const char msg[] = "test_mpi_model: timed out (a hang?)\n";
-  (void)!write(2, msg, sizeof msg - 1);
-  _exit(3);
-}
-
 int main(int argc, char **argv) {
-  MPI_Init(&argc, &argv);
-  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-  MPI_Comm_size(MPI_COMM_WORLD, &size);
-  signal(SIGALRM, on_alarm);
-  alarm(280); /* cold kernel builds of 3 ranks on 2 cores: ~50..150 s */
+  /* the alarm: cold kernel builds of 3 ranks on 2 cores take ~50..150 s */
+  mpi_test_start(&argc, &argv, "test_mpi_model", 280);
   verbose = getenv("RETCL_TEST_VERBOSE") ? atoi(getenv("RETCL_TEST_VERBOSE")) : 0;
   if (getenv("RETCL_TEST_VERBOSE") && verbose == 0) verbose = 1;
   unsigned long long s = rank == 0 ? (unsigned long long)tu_seed() : 0;
   MPI_Bcast(&s, 1, MPI_UNSIGNED_LONG_LONG, 0, MPI_COMM_WORLD);
   seed0 = s;
-  retcl_status st = retcl_mpi_create(MPI_COMM_WORLD, NULL, NULL, &h);
-  if (st) {
-    fprintf(stderr, "[rank %d] retcl_mpi_create: %s\n", rank, retcl_mpi_last_error(NULL));
-    MPI_Finalize();
-    return 1;
-  }
-  ctx = retcl_mpi_context(h);
+  if (mpi_test_open()) return 1;
 
   /* H 4 (2/2 on 2 ranks, 1/1/2 on 3), H 3 (1/2 on 2 ranks, 1/1/1 on 3);
    * FFN widths 47, 67, 53: no multiple of 2 or 3. */
@@ -970,9 +938,7 @@ int main(int argc, char **argv) {
   ref_model_free(&ref_a);
   ref_model_free(&ref_b);
 
-  retcl_mpi_destroy(h);
-  int total = 0;
-  MPI_Allreduce(&failures, &total, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
+  const int total = mpi_test_close();
   double w[3][NCASES];
   MPI_Reduce(worst, w[0], NCASES, MPI_DOUBLE, MPI_MAX, 0, MPI_COMM_WORLD);
   MPI_Reduce(worst_max, w[1], NCASES, MPI_DOUBLE, MPI_MAX, 0, MPI_COMM_WORLD);

@@ -11,34 +11,19 @@
  * (norm-wise, the bound test_retention uses for single-device calls: the
  * split only adds one fp32 state hand-off per rank). */
 #include <math.h>
-#include <signal.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
+#include "mpi_harness.h"
 #include "ref_retention.h"
 #include "retcl_mpi.h"
 
 #define TOL 1e-5
 
-static int rank, size, failures;
-static retcl_mpi *h;
-static retcl_context *ctx;
-static uint64_t seed0 = 0x5eed1234abcdULL;
-
-static void failf(const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  fprintf(stderr, "[rank %d/%d] FAIL (seed %llu): ", rank, size,
-          (unsigned long long)seed0);
-  vfprintf(stderr, fmt, ap);
-  fputc('\n', stderr);
-  va_end(ap);
-  ++failures;
-}
+/* The seed without RETCL_TEST_SEED: fixed, so that a run repeats. */
+#define DEFAULT_SEED 0x5eed1234abcdULL
 
 static double uni(uint64_t *s, double lo, double hi) {
   return lo + (hi - lo) * retcl_random_uniform(s);
@@ -335,27 +320,11 @@ static void spoil_state_in(bad_args *a) { a->s_in.mem = (cl_mem)1; }
 static void spoil_q(bad_args *a) { a->q.mem = NULL; }
 static void spoil_scan(bad_args *a) { a->scan = (retcl_mpi_scan)9; }
 
-static void on_alarm(int sig) {
-  (void)sig;
-  static const char m[] = "test_mpi_retention: timed out (a hang?)\n";
-  (void)!write(2, m, sizeof m - 1);
-  _exit(3);
-}
-
 int main(int argc, char **argv) {
-  MPI_Init(&argc, &argv);
-  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-  MPI_Comm_size(MPI_COMM_WORLD, &size);
-  signal(SIGALRM, on_alarm);
-  alarm(150);
+  mpi_test_start(&argc, &argv, "test_mpi_retention", 150);
+  seed0 = DEFAULT_SEED;
   if (getenv("RETCL_TEST_SEED")) seed0 = strtoull(getenv("RETCL_TEST_SEED"), NULL, 0);
-  retcl_status st = retcl_mpi_create(MPI_COMM_WORLD, NULL, NULL, &h);
-  if (st) {
-    fprintf(stderr, "[rank %d] retcl_mpi_create: %s\n", rank, retcl_mpi_last_error(NULL));
-    MPI_Finalize();
-    return 1;
-  }
-  ctx = retcl_mpi_context(h);
+  if (mpi_test_open()) return 1;
   if (retcl_mpi_rank(h) != rank || retcl_mpi_size(h) != size)
     failf("rank/size accessors: %d/%d", retcl_mpi_rank(h), retcl_mpi_size(h));
   int cmp = MPI_UNEQUAL;
@@ -415,8 +384,8 @@ int main(int argc, char **argv) {
     retcl_retention_desc d = desc_of(&p, L);
     cl_mem m = poisoned(p.B * T * p.H * 16);
     retcl_buffer b = retcl_buf(m, 0);
-    st = retcl_mpi_retention(h, &d, RETCL_MPI_SCAN_EXSCAN, b, b, b, b,
-                             retcl_no_buf(), retcl_no_buf(), retcl_buf(m, 0), NULL);
+    retcl_status st = retcl_mpi_retention(h, &d, RETCL_MPI_SCAN_EXSCAN, b, b, b, b,
+                                          retcl_no_buf(), retcl_no_buf(), retcl_buf(m, 0), NULL);
     if (st != RETCL_ERROR_UNSUPPORTED || !strstr(retcl_mpi_last_error(h), "does not split"))
       failf("torchscale parallel: status %d: %s", st, retcl_mpi_last_error(h));
     clReleaseMemObject(m);
@@ -431,9 +400,9 @@ int main(int argc, char **argv) {
     const size_t n = p.B * L * p.H * 16;
     cl_mem m = poisoned(n), o = poisoned(n), lgm = poisoned(p.H);
     retcl_buffer b = retcl_buf(m, 0);
-    st = retcl_mpi_retention(h, &d, RETCL_MPI_SCAN_RING, b, b, b,
-                             retcl_buf(lgm, 0), retcl_no_buf(), retcl_no_buf(),
-                             retcl_buf(o, 0), NULL);
+    retcl_status st = retcl_mpi_retention(h, &d, RETCL_MPI_SCAN_RING, b, b, b,
+                                          retcl_buf(lgm, 0), retcl_no_buf(), retcl_no_buf(),
+                                          retcl_buf(o, 0), NULL);
     if (st != RETCL_ERROR_UNSUPPORTED || !strstr(retcl_mpi_last_error(h), "multiple of the chunk"))
       failf("torchscale chunkwise off the grid: status %d: %s", st, retcl_mpi_last_error(h));
     clReleaseMemObject(m);
@@ -456,9 +425,7 @@ int main(int argc, char **argv) {
                 RETCL_ERROR_INVALID_ARGUMENT, "desc->heads differs", 0);
   }
 
-  retcl_mpi_destroy(h);
-  int total = 0;
-  MPI_Allreduce(&failures, &total, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
+  const int total = mpi_test_close();
   if (rank == 0)
     printf("test_mpi_retention: %d ranks, %s (%d failures)\n", size,
            total ? "FAILED" : "passed", total);

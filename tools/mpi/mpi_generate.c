@@ -8,18 +8,14 @@
  * and FFN units. Rank 0 samples every token and broadcasts it, so all
  * ranks feed the same token; the first comes from the prefill logits of
  * the prompt's last token, which the last rank holds. */
-#include <float.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "mpi_cli.h"
 
 typedef struct mgen_opts {
-  const char *model_dir, *prompt, *tokens, *text, *mode, *weights, *device,
-      *platform;
-  size_t max_new, chunk, top_k, end_token;
-  double temperature;
-  uint64_t seed;
+  const char *model_dir, *prompt, *tokens, *text;
+  cli_generate_options gen; /* sampling, mode, weights, device */
 } mgen_opts;
 
 static void mgen_usage(FILE *out) {
@@ -89,26 +85,14 @@ typedef struct mgen {
 
 static int parse(int argc, char **argv, mgen *g) {
   mgen_opts *o = &g->o;
-  o->mode = "chunkwise";
-  o->seed = 1;
-  o->max_new = SIZE_MAX;   /* "not given" */
-  o->end_token = SIZE_MAX; /* none */
-  const cli_option opts[] = {
+  cli_generate_options_init(&o->gen);
+  cli_option opts[4 + CLI_GENERATE_OPTION_COUNT] = {
       {"model", CLI_OPT_STRING, &o->model_dir},
       {"prompt", CLI_OPT_STRING, &o->prompt},
       {"tokens", CLI_OPT_STRING, &o->tokens},
       {"text", CLI_OPT_STRING, &o->text},
-      {"max-new", CLI_OPT_SIZE, &o->max_new},
-      {"end-token", CLI_OPT_SIZE, &o->end_token},
-      {"temperature", CLI_OPT_DOUBLE, &o->temperature},
-      {"top-k", CLI_OPT_SIZE, &o->top_k},
-      {"seed", CLI_OPT_U64, &o->seed},
-      {"mode", CLI_OPT_STRING, &o->mode},
-      {"chunk", CLI_OPT_SIZE, &o->chunk},
-      {"weights", CLI_OPT_STRING, &o->weights},
-      {"device", CLI_OPT_STRING, &o->device},
-      {"platform", CLI_OPT_STRING, &o->platform},
   };
+  cli_generate_option_rows(&o->gen, opts + 4);
   int parsed = cli_parse_options("generate", argc, argv, opts,
                                  sizeof opts / sizeof opts[0]);
   if (parsed == CLI_PARSE_HELP) {
@@ -122,30 +106,15 @@ static int parse(int argc, char **argv, mgen *g) {
     return cli_usage_error("generate",
                            "give one of --prompt LIST (or --tokens LIST) and "
                            "--text S");
-  if (o->max_new == SIZE_MAX)
-    return cli_usage_error("generate", "--max-new N is required");
-  /* The sampler takes a float: 1e300 would become inf there. */
-  if (o->temperature < 0.0 || o->temperature > FLT_MAX)
-    return cli_usage_error("generate",
-                           "--temperature must be 0 (greedy) or positive, "
-                           "not %g",
-                           o->temperature);
-  if (!cli_parse_storage(o->weights, &g->storage))
-    return cli_usage_error("generate",
-                           "--weights is f32, f16, bf16 or keep, not '%s'",
-                           o->weights);
-  if (!cli_parse_algorithm(o->mode, &g->algo))
-    return cli_usage_error(
-        "generate", "--mode is chunkwise or recurrent, not '%s'", o->mode);
+  int rc = cli_generate_options_check(
+      "generate", &o->gen, "chunkwise or recurrent", &g->storage, &g->algo);
+  if (rc) return rc;
   if (g->algo == RETCL_ALGO_PARALLEL)
     return cli_usage_error("generate",
                            "--mode parallel cannot be split by sequence (its "
                            "normaliser needs every earlier token): use "
                            "chunkwise or recurrent");
-  if (o->end_token != SIZE_MAX && o->end_token > INT32_MAX)
-    return cli_usage_error("generate",
-                           "--end-token %zu is not a token id (below 2^31)",
-                           o->end_token);
+  if ((rc = cli_generate_check_end_token("generate", &o->gen))) return rc;
   if (o->text)
     return cli_text_tokens("generate", "text", o->text, &g->prompt, &g->T);
   return cli_parse_tokens("generate", o->prompt ? "prompt" : "tokens",
@@ -168,13 +137,13 @@ static int check_and_slice(mgen *g) {
   if (!rc)
     rc = mcli_check_ids("generate", o->text ? "text" : "prompt", g->prompt,
                         g->T, g->V, o->model_dir);
-  if (!rc && o->end_token != SIZE_MAX && o->end_token >= g->V)
+  if (!rc && o->gen.end_token != SIZE_MAX && o->gen.end_token >= g->V)
     rc = cli_usage_error("generate",
                          "--end-token %zu is not below the vocabulary size "
                          "%zu of %s",
-                         o->end_token, g->V, o->model_dir);
+                         o->gen.end_token, g->V, o->model_dir);
   g->chunk = g->algo == RETCL_ALGO_CHUNKWISE
-                 ? (o->chunk ? o->chunk : g->cfg.chunk_size)
+                 ? (o->gen.chunk ? o->gen.chunk : g->cfg.chunk_size)
                  : 0;
   g->shortest = SIZE_MAX;
   for (int r = 0; r < N && !rc; ++r) {
@@ -230,7 +199,7 @@ static int prefill(mgen *g, retcl_decode_state **seq,
   MPI_Barrier(MPI_COMM_WORLD);
   double t0 = cli_now();
   st = retcl_model_forward_last(g->seq, *seq, g->prompt + g->begin, 1, g->len,
-                                g->algo, g->o.chunk, g->logits);
+                                g->algo, g->o.gen.chunk, g->logits);
   if (st) return fail_agreed(g, st, "sequence-parallel prefill");
   MPI_Bcast(g->logits, (int)g->V, MPI_FLOAT, mcli_size() - 1, MPI_COMM_WORLD);
   *prefill_s = mcli_max_double(cli_now() - t0);
@@ -254,7 +223,7 @@ static int step(mgen *g, retcl_decode_state *state, int32_t tok) {
 static int next_token(mgen *g, uint64_t *rng, int32_t *tok) {
   int32_t t = -1;
   if (mcli_rank() == 0) {
-    retcl_sampler sm = {(float)g->o.temperature, g->o.top_k};
+    retcl_sampler sm = {(float)g->o.gen.temperature, g->o.gen.top_k};
     retcl_status st = retcl_sample(g->logits, g->V, &sm, rng, &t);
     if (st) {
       cli_error("sampling: %s", retcl_status_string(st));
@@ -282,7 +251,7 @@ static int generate(mgen *g) {
   int rc =
       prefill(g, &g->seq_state, &g->heads_state, &g->prefill_s, &g->handoff_s);
   if (rc) return rc;
-  uint64_t rng = g->o.seed;
+  uint64_t rng = g->o.gen.seed;
   if (rank0) {
     printf("%-9s", g->o.text ? "text:" : "tokens:");
     if (g->o.text) {
@@ -291,7 +260,7 @@ static int generate(mgen *g) {
       putchar('[');
     }
   }
-  for (size_t i = 0; i < g->o.max_new; ++i) {
+  for (size_t i = 0; i < g->o.gen.max_new; ++i) {
     int32_t tok = 0;
     rc = next_token(g, &rng, &tok);
     if (rc) break;
@@ -303,8 +272,9 @@ static int generate(mgen *g) {
         printf(" %d", (int)tok);
       fflush(stdout);
     }
-    if (i + 1 == g->o.max_new) break;
-    if (g->o.end_token != SIZE_MAX && (size_t)tok == g->o.end_token) break;
+    if (i + 1 == g->o.gen.max_new) break;
+    if (g->o.gen.end_token != SIZE_MAX && (size_t)tok == g->o.gen.end_token)
+      break;
     double t0 = cli_now();
     rc = step(g, g->heads_state, tok);
     g->decode_s += cli_now() - t0;
@@ -341,12 +311,8 @@ static void print_header(const mgen *g) {
   printf("%-9s %zu tokens, prefill %s", "prompt:", g->T,
          cli_algorithm_name(g->algo));
   if (g->algo == RETCL_ALGO_CHUNKWISE) printf(" (chunk %zu)", g->chunk);
-  if (g->o.temperature == 0.0)
-    printf(", greedy\n");
-  else
-    printf(", temperature %g, top-k %zu%s, seed %llu\n", g->o.temperature,
-           g->o.top_k, g->o.top_k ? "" : " (all)",
-           (unsigned long long)g->o.seed);
+  cli_print_sampling(&g->o.gen);
+  printf("\n");
   printf("%-9s %.1f ms (builds the kernels; not counted below)\n",
          "warm-up:", 1e3 * g->warmup_s);
   fflush(stdout);
@@ -384,7 +350,7 @@ static int generate_mpi(int argc, char **argv) {
   mcli_quiet_end();
   rc = mcli_agree(rc); /* the same argv: the same answer everywhere */
   double seq_s = 0, heads_s = 0;
-  if (!rc) rc = mcli_open(g.o.platform, g.o.device, &g.h);
+  if (!rc) rc = mcli_open(g.o.gen.platform, g.o.gen.device, &g.h);
   if (!rc)
     rc = mcli_load(g.h, g.o.model_dir, RETCL_MPI_SPLIT_SEQUENCE, g.storage,
                    &g.seq, &seq_s);
@@ -399,7 +365,7 @@ static int generate_mpi(int argc, char **argv) {
   }
   if (!rc) {
     g.logits = malloc(g.V * sizeof *g.logits);
-    g.made = malloc((g.o.max_new ? g.o.max_new : 1) * sizeof *g.made);
+    g.made = malloc((g.o.gen.max_new ? g.o.gen.max_new : 1) * sizeof *g.made);
     if (!g.logits || !g.made)
       rc = cli_error("rank %d: out of host memory", mcli_rank());
     rc = mcli_agree(rc);
