@@ -88,10 +88,10 @@ __kernel void retcl_retention_chunk_state(
   __global float *u = U + ((size_t)bhc * Dk + k0) * Dv;
 
 #if RETCL_CPU
-  /* U rows [k0, k0 + KB) = Σ_j k_j[rows]ᵀ (w_j v_j): a product whose k is
+  /* U rows [k0, k0 + KB) = Σ_j (w_j k_j[rows])ᵀ v_j: a product whose k is
    * the key index, in register tiles of KB rows x NV vectors of columns
-   * (per key: NV vector loads of v, scaled by its weight, and KB broadcasts
-   * of k feed KB·NV fmas). Keys in tiles of RETCL_KT whose weights
+   * (per key: NV vector loads of v and KB broadcasts of k, each scaled by
+   * the key's weight, feed KB·NV fmas). Keys in tiles of RETCL_KT whose weights
    * γ^(L-1-j) are computed once per tile; a chunk longer than one tile
    * keeps its partial sums in U between tiles. */
   float w[RETCL_KT];

@@ -418,11 +418,14 @@ static void measure(gstate *g, const gshape *s, const gbufs *bufs, size_t rows,
         g->last_ms[b] > 0 ? g->last_ms[b] * 1e-3 * (double)rows /
                                 (double)g->last_rows[b]
                           : 0;
-    if (pred > o->max_gemm) {
+    /* a configuration takes 4 products at the least: warm-up, calibration,
+     * then one untimed and one timed run */
+    if (4 * pred > o->max_gemm) {
       x->status = REC_SKIPPED;
       snprintf(x->reason, sizeof x->reason,
-               "predicted %.3g s per run > --max-gemm-seconds %g", pred,
-               o->max_gemm);
+               "predicted 4 x %.3g s (the fewest products a configuration "
+               "takes) > --max-gemm-seconds %g",
+               pred, o->max_gemm);
     }
   }
   /* warm-up: one untimed run each (kernel builds, first touch of buffers),

@@ -19,7 +19,11 @@ extern retcl_context *ctx;
 extern uint64_t seed0;
 
 /* One failure of this rank, printed with the rank and the seed. */
+#if defined(__GNUC__)
 void failf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+#else
+void failf(const char *fmt, ...);
+#endif
 
 /* MPI_Init, rank and size, and an alarm after alarm_s seconds that ends
  * the run with "<name>: timed out (a hang?)" and exit status 3. */
