@@ -91,9 +91,9 @@ __kernel void retcl_retention_chunk_state(
   /* U rows [k0, k0 + KB) = Σ_j (w_j k_j[rows])ᵀ v_j: a product whose k is
    * the key index, in register tiles of KB rows x NV vectors of columns
    * (per key: NV vector loads of v and KB broadcasts of k, each scaled by
-   * the key's weight, feed KB·NV fmas). Keys in tiles of RETCL_KT whose weights
-   * γ^(L-1-j) are computed once per tile; a chunk longer than one tile
-   * keeps its partial sums in U between tiles. */
+   * the key's weight, feed KB·NV fmas). Keys in tiles of RETCL_KT whose
+   * weights γ^(L-1-j) are computed once per tile; a chunk longer than one
+   * tile keeps its partial sums in U between tiles. */
   float w[RETCL_KT];
   const uint n_tiles = (nvb + RETCL_NV - 1) / RETCL_NV;
   for (uint j0 = 0; j0 < L; j0 += RETCL_KT) {
@@ -248,20 +248,13 @@ inline float torchscale_cross_scale(__global const float *state, int has_R,
  * clamp(a_i, 1, 5e4) for the parallel form (1), max(1, a_i, r) for
  * chunkwise (2). The lower bound is the one fmax with cross_scale (1 for
  * the parallel form, r >= 1 for chunkwise): no second clamp. */
-/* The same from s_i = sqrt(c_(i+1)) (torchscale forms), when the caller
- * has it. */
-inline float row_factor_s(int form, float out_scale, float s_i, float abs_sum,
-                          float cross_scale) {
+inline float row_factor(int form, float out_scale, float lg, uint i,
+                        float abs_sum, float cross_scale) {
   if (form == 0) return out_scale;
+  const float s_i = sqrt(decay_sum(lg, (float)(i + 1)));
   float a = abs_sum / s_i;
   if (form == 1) a = fmin(a, 5e4f);
   return 1.0f / (s_i * fmax(a, cross_scale));
-}
-inline float row_factor(int form, float out_scale, float lg, uint i,
-                        float abs_sum, float cross_scale) {
-  return row_factor_s(form, out_scale,
-                      form == 0 ? 1.0f : sqrt(decay_sum(lg, (float)(i + 1))),
-                      abs_sum, cross_scale);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -322,21 +315,6 @@ __kernel void retcl_retention_chunk_output(
   for (uint r = 0; r < RETCL_RB; ++r) {
     row_decay[r] = exp((float)r * lg);
     cross_w[r] = has_R ? exp((float)(i0 + r + 1) * lg) : 0.0f;
-  }
-  /* The torchscale forms' sqrt(c_(i+1)) per row, from one decay_sum per
-   * item: c_(i0+1+r) = c_(i0+1) + γ^(i0+1) c_r, c_r = Σ_{j<r} γ^j, a sum
-   * of positive terms (no cancellation; two expm1 per row were ~5% of a
-   * torchscale call's time). */
-  float row_s[RETCL_RB];
-  {
-    const float c_first = form != 0 ? decay_sum(lg, (float)(i0 + 1)) : 1.0f;
-    const float g_first = form != 0 ? exp((float)(i0 + 1) * lg) : 0.0f;
-    float c_r = 0.0f;
-    #pragma unroll
-    for (uint r = 0; r < RETCL_RB; ++r) {
-      row_s[r] = sqrt(c_first + g_first * c_r); /* 1 in the raw form: unused */
-      c_r += row_decay[r];
-    }
   }
   /* torchscale chunkwise: the largest column abs-sum of R, summed while
    * the cross term reads R. */
@@ -501,7 +479,7 @@ __kernel void retcl_retention_chunk_output(
        * after all tiles, since r needs every column of R). */
       for (uint r = 0; r < rows; ++r) {
         const float f = final_tile && form != 2
-                            ? row_factor_s(form, out_scale, row_s[r], abs_sum[r], 1.0f)
+                            ? row_factor(form, out_scale, lg, i0 + r, abs_sum[r], 1.0f)
                             : 1.0f;
         __global float *orow = O + RETCL_AT(o_off, o_sb, o_st, o_sh, b, t0 + i0 + r, h);
         for (uint n = 0; n < RETCL_NV; ++n) {
@@ -514,7 +492,7 @@ __kernel void retcl_retention_chunk_output(
   if (form == 2) {
     const float cross_scale = has_R ? fmax(1.0f, col_max / decay_sum(lg, (float)C)) : 1.0f;
     for (uint r = 0; r < rows; ++r) {
-      const float f = row_factor_s(form, out_scale, row_s[r], abs_sum[r], cross_scale);
+      const float f = row_factor(form, out_scale, lg, i0 + r, abs_sum[r], cross_scale);
       if (f == 1.0f) continue;
       __global float *orow = O + RETCL_AT(o_off, o_sb, o_st, o_sh, b, t0 + i0 + r, h);
       for (uint cb = 0; cb < nvb; ++cb) {

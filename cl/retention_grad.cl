@@ -226,9 +226,8 @@ __kernel void retcl_retention_grad_panels(
 
 /* torchscale's factor of a finished row i (segment-relative) from its
  * Σ_j |P_ij|: 1/(s_i m_i), s_i = sqrt(c_{i+1}), m_i = clamp(Σ/s_i, 1, 5e4)
- * (parallel, mode 1) or max(1, Σ/s_i, r) (chunkwise, mode 2), the formula
- * of cl/retention.cl's row_factor (whose cpu pattern forms s_i from a sum,
- * which may round an ulp apart). */
+ * (parallel, mode 1) or max(1, Σ/s_i, r) (chunkwise, mode 2), exactly as
+ * cl/retention.cl's row_factor. */
 inline float rg_ts_factor(int mode, float lg, uint i, float abs_sum,
                           float cross) {
   const float s_i = sqrt(rg_decay_sum(lg, (float)(i + 1)));
