@@ -28,12 +28,12 @@
  * 2-core VM, one call in four or five at 512 x 512 x 512 ran on one thread
  * at half the rate), while a model's forward and backward enqueue their
  * products back to back. Each timed run follows an untimed one of the
- * same backend, so that it finds the cores busy and its threads awake
- * (after a quiet spell the first milliseconds ran at about half the rate,
- * which made the order of the backends in a round matter; OpenBLAS's
- * settling pause below is such a spell). OpenCL runs are timed by profiling events
- * (bench_time, one sample per run); OpenBLAS by the host clock around its
- * blocking calls. */
+ * same backend (gjob_run_warm), so that it finds the cores busy and its
+ * threads awake (after a quiet spell the first milliseconds ran at about
+ * half the rate, which made the order of the backends in a round matter;
+ * OpenBLAS's settling pause below is such a spell). OpenCL runs are timed
+ * by profiling events (bench_time, one sample per run); OpenBLAS by the
+ * host clock around its blocking calls. */
 #define _POSIX_C_SOURCE 200809L /* nanosleep, setenv */
 #include <math.h>
 #include <strings.h>
@@ -267,6 +267,16 @@ static int gjob_run(gjob *j, bench_timer timer, double *ms, char *err,
   return 0;
 }
 
+/* An untimed run of j, then a timed one in *ms: the timed run finds the
+ * cores busy and the backend's threads awake, as the products of a model's
+ * pass do. 0, or non-zero with err filled. */
+static int gjob_run_warm(gjob *j, bench_timer timer, double *ms, char *err,
+                         size_t errlen) {
+  double unused_ms;
+  return gjob_run(j, timer, &unused_ms, err, errlen) ||
+         gjob_run(j, timer, ms, err, errlen);
+}
+
 /* OpenBLAS built with DYNAMIC_ARCH picks its kernels from the CPU's
  * family and model at load time; a CPU newer than the library (0.3.21
  * knows no Cooper Lake / Sapphire Rapids model) falls back to "Prescott",
@@ -428,18 +438,17 @@ static void measure(gstate *g, const gshape *s, const gbufs *bufs, size_t rows,
                pred, o->max_gemm);
     }
   }
-  /* warm-up: one untimed run each (kernel builds, first touch of buffers),
-   * then one more single product, timed, which sets how many make a run of
-   * about MIN_RUN_MS */
+  /* warm-up: one untimed single product each (kernel builds, first touch of
+   * buffers), then one timed, which sets how many make a run of about
+   * MIN_RUN_MS */
   const double t_start = bench_now();
   double round_s = 0;
   for (int b = 0; b < NB; ++b) {
     if (!r[b] || r[b]->status != REC_OK) continue;
-    double unused_ms = 0, ms = 0;
+    double ms = 0;
     const double t0 = bench_now();
-    if (gjob_run(&jobs[b], o->timer, &unused_ms, r[b]->reason,
-                 sizeof r[b]->reason) ||
-        gjob_run(&jobs[b], o->timer, &ms, r[b]->reason, sizeof r[b]->reason))
+    if (gjob_run_warm(&jobs[b], o->timer, &ms, r[b]->reason,
+                      sizeof r[b]->reason))
       r[b]->status = REC_ERROR;
     else if (ms > 0 && ms < MIN_RUN_MS)
       jobs[b].calls = (int)fmin(MAX_CALLS, ceil(MIN_RUN_MS / ms));
@@ -456,15 +465,8 @@ static void measure(gstate *g, const gshape *s, const gbufs *bufs, size_t rows,
     int any = 0;
     for (int b = 0; b < NB; ++b) {
       if (!r[b] || r[b]->status != REC_OK) continue;
-      /* an untimed run first: the timed one finds the cores busy and
-       * the backend's threads awake, as the products of a model's pass
-       * do (after the settling pause, or a quiet spell, the first
-       * milliseconds ran at about half the rate) */
-      double unused_ms;
-      if (gjob_run(&jobs[b], o->timer, &unused_ms, r[b]->reason,
-                   sizeof r[b]->reason) ||
-          gjob_run(&jobs[b], o->timer, &samples[b][n], r[b]->reason,
-                   sizeof r[b]->reason))
+      if (gjob_run_warm(&jobs[b], o->timer, &samples[b][n], r[b]->reason,
+                        sizeof r[b]->reason))
         r[b]->status = REC_ERROR;
       else
         any = 1;
