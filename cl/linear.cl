@@ -10,10 +10,16 @@
  * more memory reads in flight than one: with W out of cache, 8 rows and
  * S = 2 ran 1.25x faster than S = 1 on PoCL (2 cores), 4 rows and S = 4
  * 1.1x faster than S = 2; one row (memory-bound) gained nothing from it
- * and keeps S = 1. M is a compile-time constant per kernel (1, 2, 4
- * or 8) so the S x M accumulators unroll into registers (16 at most); a
- * call with fewer real rows repeats the last one and stores only the real
- * ones. */
+ * and keeps S = 1. MR, the rows of X per pass, is a compile-time constant
+ * per kernel (1, 2 or 4) so the S x MR accumulators unroll into registers
+ * (16); a pass with fewer real rows repeats the last one and stores only
+ * the real ones. More rows than MR (the 4-row kernel takes any M up to
+ * linear.row_limit) run in groups of MR over the same S rows of W, which
+ * the first group reads from memory and the others from cache: W is
+ * streamed once per call whatever M is. Measured on PoCL (2 cores, W
+ * 2-8 MiB out of L2): at 16 rows 115-136 GFLOP/s, where an 8-row kernel
+ * (S = 2) run twice over W reached 71-93; at 8 rows the 4-row kernel's two
+ * groups ran 88-102 against that 8-row kernel's 69-76. */
 
 #if !defined(RETCL_VW) || !defined(RETCL_LINEAR_WG)
 #error "linear.cl needs the linear record's definitions (RETCL_VW, RETCL_LINEAR_WG)"
@@ -51,39 +57,44 @@ inline float block_alpha(float4 alpha, uint r, uint nb) {
        * (computed, not stored). */                                          \
       uint row[S];                                                           \
       __global const RETCL_WT *w[S];                                         \
-      vecf acc[S][MR];                                                       \
-      float tail[S][MR];                                                     \
       _Pragma("unroll") for (uint s = 0; s < S; ++s) {                       \
         row[s] = min(n0 + s * part + i, n1 - 1);                             \
         w[s] = W + w_off + (size_t)row[s] * K;                               \
-        _Pragma("unroll") for (uint m = 0; m < MR; ++m) {                    \
-          acc[s][m] = (vecf)(0.0f);                                          \
-          tail[s][m] = 0.0f;                                                 \
-        }                                                                    \
       }                                                                      \
-      uint k = 0;                                                            \
-      for (; k + RETCL_VW <= K; k += RETCL_VW) {                             \
-        vecf wv[S];                                                          \
-        _Pragma("unroll") for (uint s = 0; s < S; ++s) wv[s] =               \
-            RETCL_VLOAD_W(w[s] + k);                                         \
-        _Pragma("unroll") for (uint m = 0; m < MR; ++m) {                    \
-          const vecf xv = VLOAD(0, X + x_off + min(m, last) * K + k);        \
-          _Pragma("unroll") for (uint s = 0; s < S; ++s) acc[s][m] =         \
-              fma(wv[s], xv, acc[s][m]);                                     \
+      /* Rows of X in groups of MR: the first group reads the S rows of W    \
+       * from memory, the others from cache. */                              \
+      for (uint g = 0; g < M; g += MR) {                                     \
+        vecf acc[S][MR];                                                     \
+        float tail[S][MR];                                                   \
+        _Pragma("unroll") for (uint s = 0; s < S; ++s)                       \
+          _Pragma("unroll") for (uint m = 0; m < MR; ++m) {                  \
+            acc[s][m] = (vecf)(0.0f);                                        \
+            tail[s][m] = 0.0f;                                               \
+          }                                                                  \
+        uint k = 0;                                                          \
+        for (; k + RETCL_VW <= K; k += RETCL_VW) {                           \
+          vecf wv[S];                                                        \
+          _Pragma("unroll") for (uint s = 0; s < S; ++s) wv[s] =             \
+              RETCL_VLOAD_W(w[s] + k);                                       \
+          _Pragma("unroll") for (uint m = 0; m < MR; ++m) {                  \
+            const vecf xv = VLOAD(0, X + x_off + min(g + m, last) * K + k);  \
+            _Pragma("unroll") for (uint s = 0; s < S; ++s) acc[s][m] =       \
+                fma(wv[s], xv, acc[s][m]);                                   \
+          }                                                                  \
         }                                                                    \
-      }                                                                      \
-      for (; k < K; ++k)                                                     \
-        _Pragma("unroll") for (uint m = 0; m < MR; ++m) {                    \
-          const float xk = X[x_off + min(m, last) * K + k];                  \
-          _Pragma("unroll") for (uint s = 0; s < S; ++s) tail[s][m] =        \
-              fma(RETCL_LOAD_W(w[s], k), xk, tail[s][m]);                    \
+        for (; k < K; ++k)                                                   \
+          _Pragma("unroll") for (uint m = 0; m < MR; ++m) {                  \
+            const float xk = X[x_off + min(g + m, last) * K + k];            \
+            _Pragma("unroll") for (uint s = 0; s < S; ++s) tail[s][m] =      \
+                fma(RETCL_LOAD_W(w[s], k), xk, tail[s][m]);                  \
+          }                                                                  \
+        _Pragma("unroll") for (uint s = 0; s < S; ++s)                       \
+            if (n0 + s * part + i < n1) {                                    \
+          const float a = block_alpha(alpha, row[s], nb);                    \
+          _Pragma("unroll") for (uint m = 0; m < MR; ++m) if (g + m < M)     \
+              Y[y_off + block_out(row[s], g + m, bstride, nb)] =             \
+                  a * (lane_sum(acc[s][m]) + tail[s][m]);                    \
         }                                                                    \
-      _Pragma("unroll") for (uint s = 0; s < S; ++s)                         \
-          if (n0 + s * part + i < n1) {                                      \
-        const float a = block_alpha(alpha, row[s], nb);                      \
-        _Pragma("unroll") for (uint m = 0; m < MR; ++m) if (m < M)           \
-            Y[y_off + block_out(row[s], m, bstride, nb)] =                   \
-                a * (lane_sum(acc[s][m]) + tail[s][m]);                      \
       }                                                                      \
     }                                                                        \
   }
@@ -98,7 +109,6 @@ RETCL_LINEAR_SKINNY(1, 4)
 #endif
 RETCL_LINEAR_SKINNY(2, 4)
 RETCL_LINEAR_SKINNY(4, 4)
-RETCL_LINEAR_SKINNY(8, 2)
 
 /* GPUs: the CPU kernel above gives each work-item its own W rows, so
  * neighbouring items would read addresses K floats apart. Here a

@@ -100,20 +100,24 @@ static void run_case(const lin_case *c) {
   free(got);
 }
 
-/* Each row count the streaming kernels group by (1, 2, 4, 8; 3 and 5 pad
- * a group), K a multiple of every vector width and K not. */
+/* Each row count the streaming kernels have a kernel for (CPU: 1, 2, 4;
+ * GPU: 1, 2, 4, 8) and some that pad a group of rows (3, 5, 7), K a
+ * multiple of every vector width and K not. */
 START_TEST(few_rows_stream_w) {
   const lin_case cases[] = {{1, 64, 128, 1.0f, 0},  {2, 33, 37, 0.5f, 0},
                             {3, 17, 64, -2.0f, 0},  {5, 40, 100, 1.0f, 0},
-                            {8, 96, 512, 0.125f, 0}, {1, 1, 1, 3.0f, 0}};
+                            {8, 96, 512, 0.125f, 0}, {1, 1, 1, 3.0f, 0},
+                            {7, 29, 33, 0.5f, 0}};
   for (size_t i = 0; i < sizeof cases / sizeof *cases; ++i) run_case(&cases[i]);
 }
 END_TEST
 
-/* More rows than one launch takes (groups of 8 rows, then a remainder),
- * up to the 32-row limit of the streaming path. */
+/* More rows than one group (CPU: one launch, groups of 4 rows over each
+ * row of w; GPU: launches of 8 rows), with remainders of 1 and 2 rows, up
+ * to the 32-row limit of the streaming path. */
 START_TEST(rows_in_several_groups) {
-  const lin_case cases[] = {{13, 50, 70, 1.0f, 0}, {32, 64, 256, 0.25f, 0}};
+  const lin_case cases[] = {{13, 50, 70, 1.0f, 0}, {22, 35, 48, -1.5f, 0},
+                            {32, 64, 256, 0.25f, 0}};
   for (size_t i = 0; i < sizeof cases / sizeof *cases; ++i) run_case(&cases[i]);
 }
 END_TEST
@@ -134,8 +138,9 @@ END_TEST
  * output buffer: one launch takes 0-3 (4 blocks at most), another 4;
  * 5 (width 40) has buffers of its own; 6 (width 24) shares 0-4's buffers
  * but after a gap, so it does not stack on them. Rows 13 run the streaming
- * kernels in two groups (8 + 5), each writing its rows of every block; 40
- * rows go to CLBlast. */
+ * kernels in groups (CPU: 4 + 4 + 4 + 1 in one launch; GPU: launches of 8
+ * and 5), each writing its rows of every block; 40 rows go to the GEMM
+ * backend. */
 static void run_many(size_t M, size_t K) {
   enum { P = 7, OWN = 5, GAP = 9 };
   const size_t n[P] = {24, 24, 24, 24, 24, 40, 24};

@@ -20,18 +20,23 @@
 #include <math.h>
 #include <stdio.h>
 
-/* Rows per streaming launch at most (the kernels exist for 1, 2, 4 and 8
- * rows); more rows run in groups of this many. */
-#define SKINNY_MAX_ROWS 8
+/* Rows per launch of the GPU kernels at most (they exist for 1, 2, 4 and
+ * 8 rows); more rows run in groups of this many. The CPU kernels exist for
+ * 1, 2 and 4 rows, and the 4-row one takes any number of rows in one
+ * launch (groups of 4 over each W row while it is in cache). */
+#define GROUPED_MAX_ROWS 8
 
-/* Kernel of the family starting at first (the 1-row kernel; the 2-, 4- and
- * 8-row ones follow it) for M rows: the smallest with at least M. */
-_Static_assert(RETCL_KERNEL_LINEAR_SKINNY_8 == RETCL_KERNEL_LINEAR_SKINNY_1 + 3 &&
+/* The kernel for M rows: on CPUs the 1-, 2- or 4-row kernel (M > 4: the
+ * 4-row one), on GPUs the smallest of 1, 2, 4 and 8 rows with at least M
+ * (M <= GROUPED_MAX_ROWS). */
+_Static_assert(RETCL_KERNEL_LINEAR_SKINNY_4 == RETCL_KERNEL_LINEAR_SKINNY_1 + 2 &&
                    RETCL_KERNEL_LINEAR_GROUPED_8 ==
                        RETCL_KERNEL_LINEAR_GROUPED_1 + 3,
-               "the linear kernels of 1, 2, 4, 8 rows are consecutive ids");
-static retcl_kernel_id rows_kernel(retcl_kernel_id first, size_t M) {
-  return (retcl_kernel_id)(first + (M == 1 ? 0 : M == 2 ? 1 : M <= 4 ? 2 : 3));
+               "the linear kernels of 1, 2, 4 (, 8) rows are consecutive ids");
+static retcl_kernel_id rows_kernel(int cpu, size_t M) {
+  const size_t i = M == 1 ? 0 : M == 2 ? 1 : M <= 4 || cpu ? 2 : 3;
+  return (retcl_kernel_id)((cpu ? RETCL_KERNEL_LINEAR_SKINNY_1
+                                : RETCL_KERNEL_LINEAR_GROUPED_1) + i);
 }
 
 /* The GPU kernels' work-group size: the largest power of two within
@@ -45,7 +50,7 @@ static size_t grouped_size(const retcl_context *ctx, retcl_kernel_id id) {
   return wg;
 }
 
-/* One launch for rows [0, M) of X, M <= SKINNY_MAX_ROWS, and `blocks`
+/* One launch for rows [0, M) of X (GPUs: M <= GROUPED_MAX_ROWS), and `blocks`
  * stacked projections (cl/linear.cl): W holds blocks x nb rows, block b's
  * outputs are the rows of nb floats at Y + b * bstride, scaled by alpha[b].
  * CPUs: each work-item walks a few dozen contiguous W rows (enough items to
@@ -58,8 +63,7 @@ static retcl_status skinny(retcl_context *ctx, size_t M, size_t blocks,
                            retcl_buffer X, retcl_buffer W, retcl_buffer Y,
                            size_t bstride) {
   const int cpu = retcl__cpu_access(ctx, RETCL_P_LINEAR_ACCESS);
-  const retcl_kernel_id id = rows_kernel(
-      cpu ? RETCL_KERNEL_LINEAR_SKINNY_1 : RETCL_KERNEL_LINEAR_GROUPED_1, M);
+  const retcl_kernel_id id = rows_kernel(cpu, M);
   const size_t N = blocks * nb;
   const cl_uint x_off = (cl_uint)X.offset, w_off = (cl_uint)W.offset,
                 y_off = (cl_uint)Y.offset, Mu = (cl_uint)M, Nu = (cl_uint)N,
@@ -93,7 +97,8 @@ static retcl_status skinny(retcl_context *ctx, size_t M, size_t blocks,
 /* Block b of a stacked product: Y_b = alpha[b] X W_bᵀ (+ beta Y_b), with
  * W_b the nb x K rows after b * nb rows of W and Y_b the M x nb floats
  * after b * M * nb of Y. Few rows and beta = 0: the streaming kernels, all
- * blocks in one launch per group of rows; otherwise CLBlast per block. */
+ * blocks in one launch (GPUs: one per group of 8 rows); otherwise the
+ * GEMM backend per block. */
 static retcl_status gemm_stacked(retcl_context *ctx, size_t M, size_t blocks,
                                  size_t nb, size_t K, const float *alpha,
                                  retcl_buffer X, retcl_buffer W, float beta,
@@ -115,8 +120,10 @@ static retcl_status gemm_stacked(retcl_context *ctx, size_t M, size_t blocks,
     }
     return RETCL_SUCCESS;
   }
-  for (size_t m0 = 0; m0 < M; m0 += SKINNY_MAX_ROWS) {
-    const size_t rows = M - m0 < SKINNY_MAX_ROWS ? M - m0 : SKINNY_MAX_ROWS;
+  if (retcl__cpu_access(ctx, RETCL_P_LINEAR_ACCESS))
+    return skinny(ctx, M, blocks, nb, K, alpha, X, W, Y, M * nb);
+  for (size_t m0 = 0; m0 < M; m0 += GROUPED_MAX_ROWS) {
+    const size_t rows = M - m0 < GROUPED_MAX_ROWS ? M - m0 : GROUPED_MAX_ROWS;
     if ((st = skinny(ctx, rows, blocks, nb, K, alpha,
                      retcl_buf(X.mem, X.offset + m0 * K), W,
                      retcl_buf(Y.mem, Y.offset + m0 * nb), M * nb)))

@@ -83,7 +83,6 @@ static const kernel_info kernels[RETCL_KERNEL_COUNT] = {
     [RETCL_KERNEL_LINEAR_SKINNY_1] = {RETCL_FAMILY_LINEAR, "retcl_linear_skinny_1"},
     [RETCL_KERNEL_LINEAR_SKINNY_2] = {RETCL_FAMILY_LINEAR, "retcl_linear_skinny_2"},
     [RETCL_KERNEL_LINEAR_SKINNY_4] = {RETCL_FAMILY_LINEAR, "retcl_linear_skinny_4"},
-    [RETCL_KERNEL_LINEAR_SKINNY_8] = {RETCL_FAMILY_LINEAR, "retcl_linear_skinny_8"},
     [RETCL_KERNEL_LINEAR_GROUPED_1] = {RETCL_FAMILY_LINEAR, "retcl_linear_grouped_1"},
     [RETCL_KERNEL_LINEAR_GROUPED_2] = {RETCL_FAMILY_LINEAR, "retcl_linear_grouped_2"},
     [RETCL_KERNEL_LINEAR_GROUPED_4] = {RETCL_FAMILY_LINEAR, "retcl_linear_grouped_4"},
