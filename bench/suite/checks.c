@@ -316,8 +316,16 @@ int checks_compute(const suite_options *o, check *c, int max) {
            "RetNet per-sequence decode latency (one step), batch 16 / batch "
            "1, context %zu",
            o->batch_context);
-  v = b1 && b16 ? b16->st.median_ms / b1->st.median_ms : NAN;
-  add(c, &n, max, "retnet_batch16_latency_ratio", what, v, "<= 2", v <= 2);
+  /* the ratio to a batch-1 step interleaved with the batch-16 steps where
+   * there is one (the same load on both), else the two sweep points' */
+  const double swept = b1 && b16 ? b16->st.median_ms / b1->st.median_ms : NAN;
+  v = b16 && b16->ref_ratio > 0 ? b16->ref_ratio : swept;
+  k = add(c, &n, max, "retnet_batch16_latency_ratio", what, v, "<= 2", v <= 2);
+  if (k && b16 && b16->ref_ratio > 0)
+    snprintf(k->note, sizeof k->note,
+             "against a batch-1 step interleaved with it; the two batch "
+             "sweep points: %.3f",
+             swept);
 
   /* prefill memory growth */
   static const char *const series[3][3] = {

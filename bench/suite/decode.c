@@ -184,21 +184,31 @@ static void finish_rec(decode_env *e, rec *r, const bench_seq *s, double *ms) {
   r->mem = seq_memory(s);
 }
 
-/* One (context, batch) point for both models, from fresh sequences. */
+/* One (context, batch) point for both models, from fresh sequences. A
+ * batch point of more than one sequence also steps a batch-1 RetNet
+ * sequence of the same context interleaved with them (slot 2, not
+ * reported itself): the RetNet record's ref_ratio is then its step time
+ * over a batch-1 step's, measured under the same load. */
 static void point(decode_env *e, const char *sweep, size_t context,
                   size_t batch) {
+  enum { NS = 3 };
   progress("decode", ++e->done, e->total, "%s: ctx %zu batch %zu", sweep,
            context, batch);
-  bench_seq seqs[2];
-  bench_seq *live[2] = {NULL, NULL};
-  rec *recs[2];
-  double *ms[2] = {NULL, NULL};
-  for (int k = 0; k < 2; ++k) {
-    recs[k] = new_decode_rec(e, (model_kind)k, sweep, context, batch);
+  bench_seq seqs[NS];
+  bench_seq *live[NS] = {NULL, NULL, NULL};
+  rec *recs[NS];
+  rec refrec; /* the batch-1 reference's times only */
+  memset(&refrec, 0, sizeof refrec);
+  double *ms[NS] = {NULL, NULL, NULL};
+  const int with_ref = !strcmp(sweep, "batch") && batch > 1;
+  for (int k = 0; k < NS; ++k) {
+    const model_kind kind = k == 2 ? MODEL_RETNET : (model_kind)k;
+    if (k == 2 && (!with_ref || !e->open[kind])) break;
+    recs[k] = k < 2 ? new_decode_rec(e, kind, sweep, context, batch) : &refrec;
     ms[k] = calloc(e->S, sizeof(double));
     if (recs[k]->status != REC_OK) continue;
-    if (seq_open(&seqs[k], &e->models[k], batch, recs[k]->reason,
-                 sizeof recs[k]->reason)) {
+    if (seq_open(&seqs[k], &e->models[kind], k < 2 ? batch : 1,
+                 recs[k]->reason, sizeof recs[k]->reason)) {
       recs[k]->status = REC_ERROR;
       continue;
     }
@@ -206,13 +216,20 @@ static void point(decode_env *e, const char *sweep, size_t context,
     fill(e, live[k], context - e->S, recs[k]);
   }
   progress_detail("%zu steps", e->S);
-  step_all(e, live, recs, 2, ms);
-  for (int k = 0; k < 2; ++k) {
+  step_all(e, live, recs, live[2] ? NS : 2, ms);
+  if (live[0] && live[2] && recs[0]->status == REC_OK &&
+      refrec.status == REC_OK) {
+    bench_stats st, rs;
+    bench_stats_from(ms[0], (int)(e->S - WARM), &st);
+    bench_stats_from(ms[2], (int)(e->S - WARM), &rs);
+    recs[0]->ref_ratio = st.median_ms / rs.median_ms;
+  }
+  for (int k = 0; k < NS; ++k) {
     if (live[k]) {
-      finish_rec(e, recs[k], live[k], ms[k]);
+      if (k < 2) finish_rec(e, recs[k], live[k], ms[k]);
       seq_close(live[k]);
     }
-    table_row(recs[k], "decode");
+    if (k < 2) table_row(recs[k], "decode");
     free(ms[k]);
   }
 }

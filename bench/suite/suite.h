@@ -113,9 +113,10 @@ typedef struct rec {
   double fill_s;         /* decode: seconds spent filling the context */
   char fill[12];         /* decode: "prefill" or "synthetic" (baseline KV
                             cache of constants, tf_cache_fill_synthetic) */
-  double ref_ratio;      /* decode, RetNet context sweep: median / median of
-                            the context-512 reference stepped interleaved;
-                            0 = n/a */
+  double ref_ratio;      /* decode, RetNet: median / median of a reference
+                            stepped interleaved (context sweep: the
+                            context-512 state; batch sweep: a batch-1
+                            sequence of the same context); 0 = n/a */
   /* gemm suite */
   size_t M, N, K;        /* the product as retcl_gemm sees it (0 = n/a) */
   char gcase[4];         /* "nt", "nn", "tn" */
