@@ -10,13 +10,14 @@
 
 #include "retcl_mpi.h"
 
-/* This process's rank, the number of ranks, its failures so far. */
-extern int rank, size, failures;
+/* The globals carry an mh_ prefix, so that no test's local shadows them.
+ * This process's rank, the number of ranks, its failures so far. */
+extern int mh_rank, mh_size, mh_failures;
 /* The handle on MPI_COMM_WORLD and its context (mpi_test_open). */
-extern retcl_mpi *h;
-extern retcl_context *ctx;
+extern retcl_mpi *mh_handle;
+extern retcl_context *mh_ctx;
 /* The run's seed, printed with every failure. */
-extern uint64_t seed0;
+extern uint64_t mh_seed;
 
 /* One failure of this rank, printed with the rank and the seed. */
 #if defined(__GNUC__)
@@ -25,13 +26,13 @@ void failf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void failf(const char *fmt, ...);
 #endif
 
-/* MPI_Init, rank and size, and an alarm after alarm_s seconds that ends
- * the run with "<name>: timed out (a hang?)" and exit status 3. */
+/* MPI_Init, mh_rank and mh_size, and an alarm after alarm_s seconds that
+ * ends the run with "<name>: timed out (a hang?)" and exit status 3. */
 void mpi_test_start(int *argc, char ***argv, const char *name,
                     unsigned alarm_s);
 
-/* The handle on MPI_COMM_WORLD, and ctx. 0, or 1 after printing why and
- * MPI_Finalize (the test then returns 1). */
+/* mh_handle on MPI_COMM_WORLD, and mh_ctx. 0, or 1 after printing why
+ * and MPI_Finalize (the test then returns 1). */
 int mpi_test_open(void);
 
 /* Destroys the handle; the failures of every rank, summed (collective). */

@@ -139,7 +139,7 @@ static void close_to(int c, const char *what, const float *got,
   if (e > worst[c] || isnan(e)) worst[c] = e;
   if (em > worst_max[c] || isnan(em)) worst_max[c] = em;
   if (verbose > 1)
-    printf("[rank %d/%d] case %d %-52s %.2e %.2e\n", rank, size, c, what, e, em);
+    printf("[rank %d/%d] case %d %-52s %.2e %.2e\n", mh_rank, mh_size, c, what, e, em);
 }
 /* The split's logits (got) against the double reference's, no further
  * from it than TOL_REF or twice the whole model's logits (whole) are. */
@@ -152,13 +152,13 @@ static void close_to_ref(int c, const char *what, const float *got,
           "(the whole model's: %.3g)", c, what, e, bound, ew);
   if (e > worst_ref[c] || isnan(e)) worst_ref[c] = e;
   if (verbose > 1)
-    printf("[rank %d/%d] case %d %-52s ref %.2e whole %.2e\n", rank, size, c, what, e, ew);
+    printf("[rank %d/%d] case %d %-52s ref %.2e whole %.2e\n", mh_rank, mh_size, c, what, e, ew);
 }
 
 static void *xalloc(size_t bytes) {
   void *p = malloc(bytes ? bytes : 1);
   if (!p) {
-    fprintf(stderr, "[rank %d] out of host memory\n", rank);
+    fprintf(stderr, "[rank %d] out of host memory\n", mh_rank);
     MPI_Abort(MPI_COMM_WORLD, 2);
   }
   return p;
@@ -177,7 +177,7 @@ static int all_nan(const float *x, size_t n) {
 /* n token ids < vocab from the stream `tag` of the run's seed: the same on
  * every rank. */
 static int32_t *tokens_of(uint64_t tag, size_t n, size_t vocab) {
-  uint64_t s = seed0 ^ (tag * 0x9e3779b97f4a7c15ull);
+  uint64_t s = mh_seed ^ (tag * 0x9e3779b97f4a7c15ull);
   int32_t *t = xalloc(n * sizeof *t);
   for (size_t i = 0; i < n; ++i) t[i] = (int32_t)(retcl_random_next(&s) % vocab);
   return t;
@@ -203,21 +203,21 @@ static float *logit_slice(const float *x, size_t B, size_t T, size_t V,
  * the others "rank N failed". */
 static void expect_status(int c, const char *what, retcl_status st,
                           retcl_status want, int bad_rank, const char *word) {
-  const char *msg = retcl_last_error(ctx);
+  const char *msg = retcl_last_error(mh_ctx);
   if (st != want) {
     failf("case %d: %s: status %d (%s), expected %d", c, what, (int)st, msg, (int)want);
     return;
   }
   if (want == RETCL_SUCCESS) return;
-  if (bad_rank >= 0 && rank != bad_rank) {
+  if (bad_rank >= 0 && mh_rank != bad_rank) {
     char expect[64];
     snprintf(expect, sizeof expect, "rank %d failed", bad_rank);
     if (!strstr(msg, expect)) failf("case %d: %s: message \"%s\" lacks \"%s\"", c, what, msg, expect);
   }
   if (word && !strstr(msg, word))
     failf("case %d: %s: message \"%s\" lacks \"%s\"", c, what, msg, word);
-  if (verbose > 1 && (rank == 0 || rank == bad_rank))
-    printf("[rank %d/%d] case %d %s: \"%s\"\n", rank, size, c, what, msg);
+  if (verbose > 1 && (mh_rank == 0 || mh_rank == bad_rank))
+    printf("[rank %d/%d] case %d %s: \"%s\"\n", mh_rank, mh_size, c, what, msg);
 }
 
 /* ---- models ------------------------------------------------------------ */
@@ -237,7 +237,7 @@ static int write_checkpoint(model_set *m, ref_model *ref, uint64_t seed) {
   uint64_t rng = seed;
   ref_model_random(ref, &m->cfg, 1, &rng);
   m->ref = ref;
-  if (rank == 0) {
+  if (mh_rank == 0) {
     snprintf(m->dir, sizeof m->dir, "%s/retcl-mpi-model-XXXXXX",
              getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
     if (!mkdtemp(m->dir)) {
@@ -262,18 +262,26 @@ static int load_set(model_set *m, retcl_storage storage, int with_seq) {
    * has every rank compile the same kernels at once: minutes). */
   static int warm;
   retcl_status st = RETCL_SUCCESS;
-  if (rank == 0 || warm) st = retcl_model_load_as(ctx, m->dir, storage, &m->whole);
+  if (mh_rank == 0 || warm)
+    st = retcl_model_load_as(mh_ctx, m->dir, storage, &m->whole);
   if (!warm) {
     MPI_Barrier(MPI_COMM_WORLD);
-    if (rank != 0) st = retcl_model_load_as(ctx, m->dir, storage, &m->whole);
+    if (mh_rank != 0)
+      st = retcl_model_load_as(mh_ctx, m->dir, storage, &m->whole);
     warm = 1;
   }
-  if (st) failf("%s: whole load: %s", m->name, retcl_last_error(ctx));
-  st = retcl_mpi_model_load(h, m->dir, RETCL_MPI_SPLIT_HEADS, storage, &m->heads);
-  if (st) failf("%s: heads-split load: %d %s", m->name, (int)st, retcl_mpi_last_error(h));
+  if (st) failf("%s: whole load: %s", m->name, retcl_last_error(mh_ctx));
+  st = retcl_mpi_model_load(mh_handle, m->dir, RETCL_MPI_SPLIT_HEADS, storage,
+                            &m->heads);
+  if (st)
+    failf("%s: heads-split load: %d %s", m->name, (int)st,
+          retcl_mpi_last_error(mh_handle));
   if (with_seq) {
-    st = retcl_mpi_model_load(h, m->dir, RETCL_MPI_SPLIT_SEQUENCE, storage, &m->seq);
-    if (st) failf("%s: sequence-split load: %d %s", m->name, (int)st, retcl_mpi_last_error(h));
+    st = retcl_mpi_model_load(mh_handle, m->dir, RETCL_MPI_SPLIT_SEQUENCE,
+                              storage, &m->seq);
+    if (st)
+      failf("%s: sequence-split load: %d %s", m->name, (int)st,
+            retcl_mpi_last_error(mh_handle));
   }
   int ok = m->whole && m->heads && (!with_seq || m->seq), all = 0;
   MPI_Allreduce(&ok, &all, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
@@ -304,10 +312,10 @@ static void heads_vs_whole(int c, const model_set *m, const char *what,
            algo_name(algo), last ? " last" : "", B, T);
   retcl_status st = last ? retcl_model_forward_last(m->heads, sh, tok, B, T, algo, chunk, got)
                          : retcl_model_forward(m->heads, sh, tok, B, T, algo, chunk, got);
-  if (st) failf("case %d: %s: heads split: %d %s", c, label, (int)st, retcl_last_error(ctx));
+  if (st) failf("case %d: %s: heads split: %d %s", c, label, (int)st, retcl_last_error(mh_ctx));
   st = last ? retcl_model_forward_last(m->whole, sw, tok, B, T, algo, chunk, want)
             : retcl_model_forward(m->whole, sw, tok, B, T, algo, chunk, want);
-  if (st) failf("case %d: %s: whole: %d %s", c, label, (int)st, retcl_last_error(ctx));
+  if (st) failf("case %d: %s: whole: %d %s", c, label, (int)st, retcl_last_error(mh_ctx));
   close_to(c, label, got, want, n);
   if (!sh && m->ref) {
     double *ref = xalloc(B * T * V * sizeof *ref), *rl = xalloc(n * sizeof *rl);
@@ -338,7 +346,7 @@ static void case_layer(model_set *m) {
   retcl_decode_state *sh = NULL, *sw = NULL;
   if (retcl_decode_state_create(m->heads, B, &sh) ||
       retcl_decode_state_create(m->whole, B, &sw)) {
-    failf("case 1: decode_state_create: %s", retcl_last_error(ctx));
+    failf("case 1: decode_state_create: %s", retcl_last_error(mh_ctx));
   } else {
     heads_vs_whole(1, m, "prefill", sh, sw, tok, B, T, RETCL_ALGO_CHUNKWISE, 0, 0);
     for (int s = 0; s < 3; ++s) {
@@ -363,7 +371,7 @@ static void pool_vs_whole(int c, const model_set *m) {
   retcl_state_pool *ph = NULL, *pw = NULL;
   if (retcl_state_pool_create(m->heads, 4, &ph) ||
       retcl_state_pool_create(m->whole, 4, &pw)) {
-    failf("case %d: %s: state_pool_create: %s", c, m->name, retcl_last_error(ctx));
+    failf("case %d: %s: state_pool_create: %s", c, m->name, retcl_last_error(mh_ctx));
     retcl_state_pool_destroy(ph);
     return;
   }
@@ -377,10 +385,10 @@ static void pool_vs_whole(int c, const model_set *m) {
     float *got = poisoned(n), *want = poisoned(n);
     retcl_status st = retcl_model_forward_packed(m->heads, ph, slots, tok, off, 3,
                                                  RETCL_ALGO_CHUNKWISE, 0, 0, got);
-    if (st) failf("case %d: %s: packed prefill (heads): %s", c, m->name, retcl_last_error(ctx));
+    if (st) failf("case %d: %s: packed prefill (heads): %s", c, m->name, retcl_last_error(mh_ctx));
     st = retcl_model_forward_packed(m->whole, pw, slots, tok, off, 3,
                                     RETCL_ALGO_CHUNKWISE, 0, 0, want);
-    if (st) failf("case %d: %s: packed prefill (whole): %s", c, m->name, retcl_last_error(ctx));
+    if (st) failf("case %d: %s: packed prefill (whole): %s", c, m->name, retcl_last_error(mh_ctx));
     snprintf(label, sizeof label, "%s pool packed prefill", m->name);
     close_to(c, label, got, want, n);
     free(got), free(want), free(tok);
@@ -393,10 +401,10 @@ static void pool_vs_whole(int c, const model_set *m) {
     float *got = poisoned(2 * V), *want = poisoned(2 * V);
     retcl_status st = retcl_model_forward_packed(m->heads, ph, slots, tok, off, 2,
                                                  RETCL_ALGO_RECURRENT, 0, 1, got);
-    if (st) failf("case %d: %s: packed continue (heads): %s", c, m->name, retcl_last_error(ctx));
+    if (st) failf("case %d: %s: packed continue (heads): %s", c, m->name, retcl_last_error(mh_ctx));
     st = retcl_model_forward_packed(m->whole, pw, slots, tok, off, 2,
                                     RETCL_ALGO_RECURRENT, 0, 1, want);
-    if (st) failf("case %d: %s: packed continue (whole): %s", c, m->name, retcl_last_error(ctx));
+    if (st) failf("case %d: %s: packed continue (whole): %s", c, m->name, retcl_last_error(mh_ctx));
     snprintf(label, sizeof label, "%s pool packed continue last", m->name);
     close_to(c, label, got, want, 2 * V);
     free(got), free(want), free(tok);
@@ -407,9 +415,9 @@ static void pool_vs_whole(int c, const model_set *m) {
     int32_t *tok = tokens_of(210 + s, 4, V);
     float *got = poisoned(4 * V), *want = poisoned(4 * V);
     retcl_status st = retcl_model_decode_step(m->heads, ph, slots, tok, 4, got);
-    if (st) failf("case %d: %s: decode_step (heads): %s", c, m->name, retcl_last_error(ctx));
+    if (st) failf("case %d: %s: decode_step (heads): %s", c, m->name, retcl_last_error(mh_ctx));
     st = retcl_model_decode_step(m->whole, pw, slots, tok, 4, want);
-    if (st) failf("case %d: %s: decode_step (whole): %s", c, m->name, retcl_last_error(ctx));
+    if (st) failf("case %d: %s: decode_step (whole): %s", c, m->name, retcl_last_error(mh_ctx));
     if (!all_nan(got + V, V)) failf("case %d: %s: decode_step wrote a skipped row", c, m->name);
     snprintf(label, sizeof label, "%s pool decode_step %d", m->name, s);
     close_to(c, label, got, want, V);
@@ -439,7 +447,7 @@ static void case_model(model_set *m) {
   retcl_decode_state *sh = NULL, *sw = NULL;
   if (retcl_decode_state_create(m->heads, B, &sh) ||
       retcl_decode_state_create(m->whole, B, &sw)) {
-    failf("case 2: decode_state_create: %s", retcl_last_error(ctx));
+    failf("case 2: decode_state_create: %s", retcl_last_error(mh_ctx));
   } else {
     int32_t *pre = tokens_of(302, B * 11, V);
     heads_vs_whole(2, m, "prefill", sh, sw, pre, B, 11, RETCL_ALGO_PARALLEL, 0, 1);
@@ -462,13 +470,13 @@ static void case_model(model_set *m) {
 
 /* Rank r's slice of T: lens[P-1][r]. */
 static void my_slice(const size_t lens[3][3], size_t *t0, size_t *L, size_t *T) {
-  const size_t *l = lens[size - 1];
+  const size_t *l = lens[mh_size - 1];
   size_t start = 0, total = 0;
-  for (int r = 0; r < size; ++r) {
-    if (r < rank) start += l[r];
+  for (int r = 0; r < mh_size; ++r) {
+    if (r < mh_rank) start += l[r];
     total += l[r];
   }
-  *t0 = start, *L = l[rank], *T = total;
+  *t0 = start, *L = l[mh_rank], *T = total;
 }
 
 /* The rank's slice through the sequence-split model against its rows of
@@ -489,7 +497,7 @@ static void seq_vs_whole(model_set *m, const size_t lens[3][3],
   retcl_decode_state *ss = NULL, *sw = NULL;
   if (with_state && (retcl_decode_state_create(m->seq, B, &ss) ||
                      retcl_decode_state_create(m->whole, B, &sw))) {
-    failf("case 3: decode_state_create: %s", retcl_last_error(ctx));
+    failf("case 3: decode_state_create: %s", retcl_last_error(mh_ctx));
     free(all), free(mine);
     return;
   }
@@ -498,9 +506,9 @@ static void seq_vs_whole(model_set *m, const size_t lens[3][3],
   retcl_status st =
       last ? retcl_model_forward_last(m->seq, ss, mine, B, L, algo, 0, got)
            : retcl_model_forward(m->seq, ss, mine, B, L, algo, 0, got);
-  if (st) failf("case 3: %s: %d %s", label, (int)st, retcl_last_error(ctx));
+  if (st) failf("case 3: %s: %d %s", label, (int)st, retcl_last_error(mh_ctx));
   st = retcl_model_forward(m->whole, sw, all, B, T, algo, 0, whole);
-  if (st) failf("case 3: %s: whole: %s", label, retcl_last_error(ctx));
+  if (st) failf("case 3: %s: whole: %s", label, retcl_last_error(mh_ctx));
   float *want = logit_slice(whole, B, T, V, last ? t0 + L - 1 : t0, rows);
   close_to(3, label, got, want, B * rows * V);
   free(want);
@@ -524,12 +532,12 @@ static void seq_vs_whole(model_set *m, const size_t lens[3][3],
     retcl_decode_state *sh = NULL, *sw2 = NULL;
     if (retcl_decode_state_create(m->heads, B, &sh) ||
         retcl_decode_state_create(m->whole, B, &sw2)) {
-      failf("case 3: decode_state_create: %s", retcl_last_error(ctx));
+      failf("case 3: decode_state_create: %s", retcl_last_error(mh_ctx));
     } else {
       st = retcl_decode_state_copy(ss, sh);
-      if (st) failf("case 3: %s: copy to heads: %s", label, retcl_last_error(ctx));
+      if (st) failf("case 3: %s: copy to heads: %s", label, retcl_last_error(mh_ctx));
       st = retcl_decode_state_copy(ss, sw2);
-      if (st) failf("case 3: %s: copy to whole: %s", label, retcl_last_error(ctx));
+      if (st) failf("case 3: %s: copy to whole: %s", label, retcl_last_error(mh_ctx));
       if (retcl_decode_state_position(sh) != T || retcl_decode_state_position(sw2) != T)
         failf("case 3: %s: copied positions %zu %zu, expected %zu", label,
               retcl_decode_state_position(sh), retcl_decode_state_position(sw2), T);
@@ -537,11 +545,11 @@ static void seq_vs_whole(model_set *m, const size_t lens[3][3],
         int32_t *next = tokens_of(420 + s, B, V);
         float *a = poisoned(B * V), *b = poisoned(B * V), *w = poisoned(B * V);
         st = retcl_model_forward(m->heads, sh, next, B, 1, RETCL_ALGO_RECURRENT, 0, a);
-        if (st) failf("case 3: %s: heads decode: %s", label, retcl_last_error(ctx));
+        if (st) failf("case 3: %s: heads decode: %s", label, retcl_last_error(mh_ctx));
         st = retcl_model_forward(m->whole, sw2, next, B, 1, RETCL_ALGO_RECURRENT, 0, b);
-        if (st) failf("case 3: %s: whole decode of the copy: %s", label, retcl_last_error(ctx));
+        if (st) failf("case 3: %s: whole decode of the copy: %s", label, retcl_last_error(mh_ctx));
         st = retcl_model_forward(m->whole, sw, next, B, 1, RETCL_ALGO_RECURRENT, 0, w);
-        if (st) failf("case 3: %s: whole decode: %s", label, retcl_last_error(ctx));
+        if (st) failf("case 3: %s: whole decode: %s", label, retcl_last_error(mh_ctx));
         char l2[200];
         snprintf(l2, sizeof l2, "%s, heads decode %d", label, s);
         close_to(3, l2, a, w, B * V);
@@ -567,7 +575,7 @@ static void seq_rejected(model_set *m, const size_t lens[3][3],
   my_slice(lens, &t0, &L, &T);
   int32_t *all = tokens_of(450, B * T, V), *mine = tok_slice(all, B, T, t0, L);
   retcl_decode_state *ss = NULL;
-  if (retcl_decode_state_create(m->seq, B, &ss)) failf("case 3: state: %s", retcl_last_error(ctx));
+  if (retcl_decode_state_create(m->seq, B, &ss)) failf("case 3: state: %s", retcl_last_error(mh_ctx));
   float *got = poisoned(B * L * V);
   retcl_status st = retcl_model_forward(m->seq, ss, mine, B, L, algo, 0, got);
   char label[160];
@@ -594,7 +602,7 @@ static void case_sequence(model_set *m) {
   seq_vs_whole(m, chk, RETCL_ALGO_CHUNKWISE, 1, 1);
   seq_rejected(m, chk, RETCL_ALGO_PARALLEL, "sequence split parallel",
                "recurrent or chunkwise");
-  if (size > 1)
+  if (mh_size > 1)
     seq_rejected(m, off_grid, RETCL_ALGO_CHUNKWISE, "sequence split chunkwise off the grid",
                  "not a multiple of the chunk size");
 }
@@ -603,11 +611,11 @@ static void case_sequence(model_set *m) {
 
 static void case_errors(model_set *m) {
   const size_t B = 2, V = m->cfg.vocab_size;
-  const int bad = size > 1 ? 1 : 0;
+  const int bad = mh_size > 1 ? 1 : 0;
   retcl_decode_state *sh = NULL, *sw = NULL;
   if (retcl_decode_state_create(m->heads, B, &sh) ||
       retcl_decode_state_create(m->whole, B, &sw)) {
-    failf("case 4: decode_state_create: %s", retcl_last_error(ctx));
+    failf("case 4: decode_state_create: %s", retcl_last_error(mh_ctx));
     retcl_decode_state_destroy(sh);
     return;
   }
@@ -616,11 +624,11 @@ static void case_errors(model_set *m) {
   /* A token outside the vocabulary on rank `bad`. */
   {
     int32_t *tok = tokens_of(502, B * 3, V);
-    if (rank == bad) tok[4] = (int32_t)V;
+    if (mh_rank == bad) tok[4] = (int32_t)V;
     float *got = poisoned(B * 3 * V);
     retcl_status st = retcl_model_forward(m->heads, sh, tok, B, 3, RETCL_ALGO_RECURRENT, 0, got);
     expect_status(4, "heads: token outside the vocabulary", st,
-                  RETCL_ERROR_INVALID_ARGUMENT, bad, rank == bad ? "token" : NULL);
+                  RETCL_ERROR_INVALID_ARGUMENT, bad, mh_rank == bad ? "token" : NULL);
     if (!all_nan(got, B * 3 * V)) failf("case 4: bad token: logits written");
     if (retcl_decode_state_position(sh) != 5)
       failf("case 4: bad token: position %zu, expected 5", retcl_decode_state_position(sh));
@@ -630,10 +638,10 @@ static void case_errors(model_set *m) {
   {
     int32_t *tok = tokens_of(503, B * 3, V);
     float *got = poisoned(B * 3 * V);
-    retcl_status st = retcl_model_forward(m->heads, sh, tok, rank == bad ? 1 : B, 3,
+    retcl_status st = retcl_model_forward(m->heads, sh, tok, mh_rank == bad ? 1 : B, 3,
                                           RETCL_ALGO_RECURRENT, 0, got);
     expect_status(4, "heads: batch differs from the state's", st,
-                  RETCL_ERROR_INVALID_ARGUMENT, bad, rank == bad ? "batch" : NULL);
+                  RETCL_ERROR_INVALID_ARGUMENT, bad, mh_rank == bad ? "batch" : NULL);
     if (!all_nan(got, B * 3 * V)) failf("case 4: bad batch: logits written");
     if (retcl_decode_state_position(sh) != 5)
       failf("case 4: bad batch: position %zu, expected 5", retcl_decode_state_position(sh));
@@ -641,19 +649,19 @@ static void case_errors(model_set *m) {
   }
   /* Batch or length differing across ranks (no state: each rank's own
    * checks pass; only the agreement's digest of the call can see it). */
-  if (size > 1) {
+  if (mh_size > 1) {
     int32_t *tok = tokens_of(507, B * 4, V);
     float *got = poisoned(B * 4 * V);
     /* The same rows (6), shaped 1 × 6 on one rank and 2 × 3 elsewhere. */
-    retcl_status st = retcl_model_forward(m->heads, NULL, tok, rank == bad ? 1 : B,
-                                          rank == bad ? 6 : 3, RETCL_ALGO_RECURRENT, 0, got);
+    retcl_status st = retcl_model_forward(m->heads, NULL, tok, mh_rank == bad ? 1 : B,
+                                          mh_rank == bad ? 6 : 3, RETCL_ALGO_RECURRENT, 0, got);
     expect_status(4, "heads: 1x6 on one rank, 2x3 elsewhere", st,
                   RETCL_ERROR_INVALID_ARGUMENT, -1, NULL);
-    st = retcl_model_forward(m->heads, NULL, tok, rank == bad ? 1 : B, 3,
+    st = retcl_model_forward(m->heads, NULL, tok, mh_rank == bad ? 1 : B, 3,
                              RETCL_ALGO_RECURRENT, 0, got);
     expect_status(4, "heads: batch differs across ranks", st, RETCL_ERROR_INVALID_ARGUMENT,
                   -1, NULL);
-    st = retcl_model_forward(m->heads, NULL, tok, B, rank == bad ? 4 : 3,
+    st = retcl_model_forward(m->heads, NULL, tok, B, mh_rank == bad ? 4 : 3,
                              RETCL_ALGO_RECURRENT, 0, got);
     expect_status(4, "heads: length differs across ranks", st, RETCL_ERROR_INVALID_ARGUMENT,
                   -1, NULL);
@@ -671,7 +679,7 @@ static void case_errors(model_set *m) {
     retcl_state_pool *ph = NULL, *pw = NULL;
     if (retcl_state_pool_create(m->heads, 2, &ph) ||
         retcl_state_pool_create(m->whole, 2, &pw)) {
-      failf("case 4: state_pool_create: %s", retcl_last_error(ctx));
+      failf("case 4: state_pool_create: %s", retcl_last_error(mh_ctx));
     } else {
       const size_t off[] = {0, 4, 7};
       const int32_t slots[] = {0, 1};
@@ -681,14 +689,14 @@ static void case_errors(model_set *m) {
                                      RETCL_ALGO_RECURRENT, 0, 1, got) ||
           retcl_model_forward_packed(m->whole, pw, slots, tok, off, 2,
                                      RETCL_ALGO_RECURRENT, 0, 1, want))
-        failf("case 4: pool prefill: %s", retcl_last_error(ctx));
+        failf("case 4: pool prefill: %s", retcl_last_error(mh_ctx));
       int32_t step[2] = {3, 7};
-      if (rank == bad) step[1] = -5;
+      if (mh_rank == bad) step[1] = -5;
       free(got);
       got = poisoned(2 * V);
       retcl_status st = retcl_model_decode_step(m->heads, ph, slots, step, 2, got);
       expect_status(4, "heads: decode_step token outside the vocabulary", st,
-                    RETCL_ERROR_INVALID_ARGUMENT, bad, rank == bad ? "token" : NULL);
+                    RETCL_ERROR_INVALID_ARGUMENT, bad, mh_rank == bad ? "token" : NULL);
       if (!all_nan(got, 2 * V)) failf("case 4: bad decode_step: logits written");
       if (retcl_state_pool_position(ph, 0) != 4 || retcl_state_pool_position(ph, 1) != 3)
         failf("case 4: bad decode_step: slots at %zu %zu, expected 4 3",
@@ -697,9 +705,9 @@ static void case_errors(model_set *m) {
       free(got), free(want);
       got = poisoned(2 * V), want = poisoned(2 * V);
       st = retcl_model_decode_step(m->heads, ph, slots, step, 2, got);
-      if (st) failf("case 4: decode_step after the error: %s", retcl_last_error(ctx));
+      if (st) failf("case 4: decode_step after the error: %s", retcl_last_error(mh_ctx));
       st = retcl_model_decode_step(m->whole, pw, slots, step, 2, want);
-      if (st) failf("case 4: whole decode_step: %s", retcl_last_error(ctx));
+      if (st) failf("case 4: whole decode_step: %s", retcl_last_error(mh_ctx));
       close_to(4, "pool decode_step after the error", got, want, 2 * V);
       free(got), free(want), free(tok);
     }
@@ -712,25 +720,26 @@ static void case_errors(model_set *m) {
     size_t t0, L, T;
     my_slice(lens, &t0, &L, &T);
     int32_t *all = tokens_of(506, B * T, V), *mine = tok_slice(all, B, T, t0, L);
-    if (rank == bad) mine[B * L - 1] = (int32_t)(V + 3);
+    if (mh_rank == bad) mine[B * L - 1] = (int32_t)(V + 3);
     retcl_decode_state *ss = NULL;
-    if (retcl_decode_state_create(m->seq, B, &ss)) failf("case 4: state: %s", retcl_last_error(ctx));
+    if (retcl_decode_state_create(m->seq, B, &ss))
+      failf("case 4: state: %s", retcl_last_error(mh_ctx));
     float *got = poisoned(B * L * V);
     retcl_status st = retcl_model_forward(m->seq, ss, mine, B, L, RETCL_ALGO_RECURRENT, 0, got);
     expect_status(4, "sequence: token outside the vocabulary", st,
-                  RETCL_ERROR_INVALID_ARGUMENT, bad, rank == bad ? "token" : NULL);
+                  RETCL_ERROR_INVALID_ARGUMENT, bad, mh_rank == bad ? "token" : NULL);
     if (!all_nan(got, B * L * V)) failf("case 4: sequence bad token: logits written");
     if (ss && retcl_decode_state_position(ss) != 0)
       failf("case 4: sequence bad token: position %zu", retcl_decode_state_position(ss));
     /* And then a good one. */
-    if (rank == bad) mine[B * L - 1] = all[(B - 1) * T + t0 + L - 1];
+    if (mh_rank == bad) mine[B * L - 1] = all[(B - 1) * T + t0 + L - 1];
     float *whole = poisoned(B * T * V);
     free(got);
     got = poisoned(B * L * V);
     st = retcl_model_forward(m->seq, ss, mine, B, L, RETCL_ALGO_RECURRENT, 0, got);
-    if (st) failf("case 4: sequence after the error: %s", retcl_last_error(ctx));
+    if (st) failf("case 4: sequence after the error: %s", retcl_last_error(mh_ctx));
     st = retcl_model_forward(m->whole, NULL, all, B, T, RETCL_ALGO_RECURRENT, 0, whole);
-    if (st) failf("case 4: whole: %s", retcl_last_error(ctx));
+    if (st) failf("case 4: whole: %s", retcl_last_error(mh_ctx));
     float *want = logit_slice(whole, B, T, V, t0, L);
     close_to(4, "sequence after the error", got, want, B * L * V);
     if (ss && retcl_decode_state_position(ss) != T)
@@ -747,8 +756,8 @@ static void case_errors(model_set *m) {
       failf("case 4: sequence, non-empty state: position %zu, expected %zu",
             retcl_decode_state_position(ss), T);
     /* The batch differing across ranks (each rank's own checks pass). */
-    if (size > 1) {
-      st = retcl_model_forward(m->seq, NULL, mine, rank == bad ? 1 : B, L,
+    if (mh_size > 1) {
+      st = retcl_model_forward(m->seq, NULL, mine, mh_rank == bad ? 1 : B, L,
                                RETCL_ALGO_RECURRENT, 0, got);
       expect_status(4, "sequence: batch differs across ranks", st,
                     RETCL_ERROR_INVALID_ARGUMENT, -1, "batch");
@@ -771,12 +780,12 @@ static void case_copy(model_set *a, model_set *b) {
       retcl_decode_state_create(b->heads, 2, &b2) ||
       retcl_decode_state_create(a->heads, 2, &ah2) ||
       retcl_decode_state_create(a->whole, 2, &aw2)) {
-    failf("case 5: decode_state_create: %s", retcl_last_error(ctx));
+    failf("case 5: decode_state_create: %s", retcl_last_error(mh_ctx));
   } else {
     /* Give the source a position, to see that rejected copies move none. */
     int32_t *tok = tokens_of(601, 2 * 3, a->cfg.vocab_size);
     if (retcl_model_forward(a->whole, a2, tok, 2, 3, RETCL_ALGO_RECURRENT, 0, NULL))
-      failf("case 5: prefill: %s", retcl_last_error(ctx));
+      failf("case 5: prefill: %s", retcl_last_error(mh_ctx));
     free(tok);
     expect_status(5, "copy: batch 2 into batch 1", retcl_decode_state_copy(a2, a1),
                   RETCL_ERROR_INVALID_ARGUMENT, -1, "2 sequences, to 1");
@@ -786,7 +795,7 @@ static void case_copy(model_set *a, model_set *b) {
     if (retcl_decode_state_copy(NULL, ah2) != RETCL_ERROR_INVALID_ARGUMENT ||
         retcl_decode_state_copy(a2, NULL) != RETCL_ERROR_INVALID_ARGUMENT)
       failf("case 5: a NULL state accepted");
-    if (size > 1) /* a heads-split state lacks the other ranks' heads */
+    if (mh_size > 1) /* a heads-split state lacks the other ranks' heads */
       expect_status(5, "copy: heads-split state into a whole one",
                     retcl_decode_state_copy(ah2, aw2), RETCL_ERROR_INVALID_ARGUMENT, -1,
                     "head");
@@ -813,24 +822,25 @@ static void case_stats(model_set *m) {
   const size_t d = m->cfg.embed_dim;
   int32_t *tok = tokens_of(701, B * T, V);
   retcl_mpi_model_stats s;
-  retcl_mpi_model_stats_get(h, &s, 1);
+  retcl_mpi_model_stats_get(mh_handle, &s, 1);
   if (retcl_model_forward(m->heads, NULL, tok, B, T, RETCL_ALGO_CHUNKWISE, 0, NULL))
-    failf("case 6: forward: %s", retcl_last_error(ctx));
-  retcl_mpi_model_stats_get(h, &s, 1);
+    failf("case 6: forward: %s", retcl_last_error(mh_ctx));
+  retcl_mpi_model_stats_get(mh_handle, &s, 1);
   /* Heads split: two Allreduces per layer of rows × d floats and the flag
    * of a failed rank (lib/mpi/mpi_model.c), each handed to MPI and returned
    * by it; nothing on one rank (its partial sums are the sums). */
-  const size_t want = size > 1 ? Lyr * 2 * (B * T * d + 1) * sizeof(float) : 0;
+  const size_t want =
+      mh_size > 1 ? Lyr * 2 * (B * T * d + 1) * sizeof(float) : 0;
   if (s.layer_calls != Lyr)
     failf("case 6: heads: layer_calls %zu, expected %zu", s.layer_calls, Lyr);
   if (s.bytes_sent != want || s.bytes_received != want)
     failf("case 6: heads: bytes sent %zu received %zu, expected %zu each", s.bytes_sent,
           s.bytes_received, want);
-  if (verbose && rank == 0)
+  if (verbose && mh_rank == 0)
     printf("case 6 heads: %zu layer passes, sent %zu, received %zu, control %zu, "
            "exchange %.3g s, device %.3g s\n", s.layer_calls, s.bytes_sent,
            s.bytes_received, s.control_bytes, s.seconds_exchange, s.seconds_device);
-  retcl_mpi_model_stats_get(h, &s, 0);
+  retcl_mpi_model_stats_get(mh_handle, &s, 0);
   if (s.layer_calls || s.bytes_sent || s.bytes_received)
     failf("case 6: reset left %zu %zu %zu", s.layer_calls, s.bytes_sent, s.bytes_received);
   free(tok);
@@ -841,14 +851,14 @@ static void case_stats(model_set *m) {
     for (int k = 0; k < 2; ++k) {
       const size_t L = k ? 9 : 3;
       int32_t *t2 = tokens_of(702 + k, B * L, V);
-      retcl_mpi_model_stats_get(h, &s, 1);
+      retcl_mpi_model_stats_get(mh_handle, &s, 1);
       if (retcl_model_forward(m->seq, NULL, t2, B, L, RETCL_ALGO_RECURRENT, 0, NULL))
-        failf("case 6: sequence forward: %s", retcl_last_error(ctx));
-      retcl_mpi_model_stats_get(h, &s, 1);
+        failf("case 6: sequence forward: %s", retcl_last_error(mh_ctx));
+      retcl_mpi_model_stats_get(mh_handle, &s, 1);
       sent[k] = s.bytes_sent, recv[k] = s.bytes_received;
       if (s.layer_calls != Lyr)
         failf("case 6: sequence: layer_calls %zu, expected %zu", s.layer_calls, Lyr);
-      if (verbose && rank == 0)
+      if (verbose && mh_rank == 0)
         printf("case 6 sequence (slice %zu): sent %zu, received %zu, control %zu\n", L,
                s.bytes_sent, s.bytes_received, s.control_bytes);
       free(t2);
@@ -860,7 +870,7 @@ static void case_stats(model_set *m) {
      * handed to MPI_Exscan and one returned; nothing on one rank. */
     const size_t H = m->cfg.heads, Dk = d / H, Dv = m->cfg.value_embed_dim / H;
     const size_t pair = 16 + 4 * H + 4 * B * H * Dk * Dv;
-    const size_t want_seq = size > 1 ? Lyr * pair : 0;
+    const size_t want_seq = mh_size > 1 ? Lyr * pair : 0;
     if (sent[0] != want_seq || recv[0] != want_seq)
       failf("case 6: sequence: sent %zu received %zu, expected %zu each", sent[0],
             recv[0], want_seq);
@@ -869,21 +879,21 @@ static void case_stats(model_set *m) {
      * (nothing on one rank). */
     retcl_decode_state *ss = NULL;
     if (retcl_decode_state_create(m->seq, B, &ss)) {
-      failf("case 6: state: %s", retcl_last_error(ctx));
+      failf("case 6: state: %s", retcl_last_error(mh_ctx));
     } else {
       int32_t *t3 = tokens_of(704, B * 4, V);
-      retcl_mpi_model_stats_get(h, &s, 1);
+      retcl_mpi_model_stats_get(mh_handle, &s, 1);
       if (retcl_model_forward(m->seq, ss, t3, B, 4, RETCL_ALGO_RECURRENT, 0, NULL))
-        failf("case 6: sequence forward with a state: %s", retcl_last_error(ctx));
-      retcl_mpi_model_stats_get(h, &s, 1);
+        failf("case 6: sequence forward with a state: %s", retcl_last_error(mh_ctx));
+      retcl_mpi_model_stats_get(mh_handle, &s, 1);
       const size_t st_bytes = Lyr * B * H * Dk * Dv * sizeof(float);
-      const size_t bc = size > 1 ? st_bytes : 0;
-      const size_t ws = want_seq + (rank == size - 1 ? bc : 0),
-                   wr = want_seq + (rank == size - 1 ? 0 : bc);
+      const size_t bc = mh_size > 1 ? st_bytes : 0;
+      const size_t ws = want_seq + (mh_rank == mh_size - 1 ? bc : 0),
+                   wr = want_seq + (mh_rank == mh_size - 1 ? 0 : bc);
       if (s.bytes_sent != ws || s.bytes_received != wr)
         failf("case 6: sequence with a state: sent %zu received %zu, expected %zu %zu",
               s.bytes_sent, s.bytes_received, ws, wr);
-      if (verbose && rank == 0)
+      if (verbose && mh_rank == 0)
         printf("case 6 sequence with a state: sent %zu, received %zu\n", s.bytes_sent,
                s.bytes_received);
       free(t3);
@@ -897,9 +907,9 @@ int main(int argc, char **argv) {
   mpi_test_start(&argc, &argv, "test_mpi_model", 280);
   verbose = getenv("RETCL_TEST_VERBOSE") ? atoi(getenv("RETCL_TEST_VERBOSE")) : 0;
   if (getenv("RETCL_TEST_VERBOSE") && verbose == 0) verbose = 1;
-  unsigned long long s = rank == 0 ? (unsigned long long)tu_seed() : 0;
+  unsigned long long s = mh_rank == 0 ? (unsigned long long)tu_seed() : 0;
   MPI_Bcast(&s, 1, MPI_UNSIGNED_LONG_LONG, 0, MPI_COMM_WORLD);
-  seed0 = s;
+  mh_seed = s;
   if (mpi_test_open()) return 1;
 
   /* H 4 (2/2 on 2 ranks, 1/1/2 on 3), H 3 (1/2 on 2 ranks, 1/1/1 on 3);
@@ -909,7 +919,7 @@ int main(int argc, char **argv) {
   model_set b = {"H4", tu_model_config(64, 64, 4, 53, 2, 47), "", 0, 0, 0, 0};
   ref_model ref_one, ref_a, ref_b;
   model_set a16 = {"H3 bf16", a.cfg, "", 0, 0, 0, 0}; /* no reference */
-  const uint64_t ws = seed0 & 0xffffffffu;
+  const uint64_t ws = mh_seed & 0xffffffffu;
 
   if (write_checkpoint(&one, &ref_one, ws + 1) && load_set(&one, RETCL_STORAGE_F32, 0))
     case_layer(&one);
@@ -944,7 +954,7 @@ int main(int argc, char **argv) {
   MPI_Reduce(worst_max, w[1], NCASES, MPI_DOUBLE, MPI_MAX, 0, MPI_COMM_WORLD);
   MPI_Reduce(worst_ref, w[2], NCASES, MPI_DOUBLE, MPI_MAX, 0, MPI_COMM_WORLD);
   MPI_Barrier(MPI_COMM_WORLD);
-  if (rank == 0) {
+  if (mh_rank == 0) {
     if (verbose) {
       printf("worst relative differences, norm-wise (bound %.0e) / of max |logit| "
              "(bound %.0e) / norm-wise from the reference (bound %.0e):\n",
@@ -956,8 +966,8 @@ int main(int argc, char **argv) {
     const char *dirs[] = {one.dir, a.dir, b.dir};
     for (int i = 0; i < 3; ++i)
       if (dirs[i][0]) ref_checkpoint_remove(dirs[i]);
-    printf("test_mpi_model: %d ranks, %s (%d failures, seed %llu)\n", size,
-           total ? "FAILED" : "passed", total, (unsigned long long)seed0);
+    printf("test_mpi_model: %d ranks, %s (%d failures, seed %llu)\n", mh_size,
+           total ? "FAILED" : "passed", total, (unsigned long long)mh_seed);
   }
   MPI_Finalize();
   return total ? 1 : 0;

@@ -72,11 +72,11 @@ static double rel_err_f(const float *a, const float *b, size_t n) {
 
 static cl_mem upload(const float *x, size_t n) {
   cl_int err;
-  cl_mem m = clCreateBuffer(retcl_context_cl_context(ctx),
+  cl_mem m = clCreateBuffer(retcl_context_cl_context(mh_ctx),
                             CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR,
                             n * sizeof(float), (void *)x, &err);
   if (err != CL_SUCCESS) {
-    fprintf(stderr, "[rank %d] clCreateBuffer failed %d\n", rank, err);
+    fprintf(stderr, "[rank %d] clCreateBuffer failed %d\n", mh_rank, err);
     MPI_Abort(MPI_COMM_WORLD, 2);
   }
   return m;
@@ -89,7 +89,7 @@ static cl_mem poisoned(size_t n) {
   return m;
 }
 static void download(cl_mem m, float *x, size_t n) {
-  clEnqueueReadBuffer(retcl_context_queue(ctx), m, CL_TRUE, 0,
+  clEnqueueReadBuffer(retcl_context_queue(mh_ctx), m, CL_TRUE, 0,
                       n * sizeof(float), x, 0, NULL, NULL);
 }
 
@@ -105,13 +105,13 @@ typedef struct tcase {
   size_t position; /* torchscale: tokens absorbed by that state */
 } tcase;
 
-/* Rank r's slice: lens[r] for r < size-1, the rest for the last rank. */
+/* Rank r's slice: lens[r] for r < mh_size-1, the rest for the last rank. */
 static void my_slice(const tcase *c, size_t *t0, size_t *L, size_t *T) {
   size_t total = c->lens[0] + c->lens[1] + c->lens[2];
   size_t start = 0;
-  for (int r = 0; r < rank; ++r) start += c->lens[r];
+  for (int r = 0; r < mh_rank; ++r) start += c->lens[r];
   *t0 = start;
-  *L = rank == size - 1 ? total - start : c->lens[rank];
+  *L = mh_rank == mh_size - 1 ? total - start : c->lens[mh_rank];
   *T = total;
 }
 
@@ -121,7 +121,7 @@ typedef struct data {
 } data;
 
 static void make(const tcase *c, size_t T, data *x) {
-  uint64_t s = seed0 ^ (uint64_t)(T * 1315423911u + c->H * 7 + c->Dk);
+  uint64_t s = mh_seed ^ (uint64_t)(T * 1315423911u + c->H * 7 + c->Dk);
   const size_t nqk = c->B * T * c->H * c->Dk, nvo = c->B * T * c->H * c->Dv;
   const size_t ns = c->B * c->H * c->Dk * c->Dv;
   x->T = T;
@@ -179,17 +179,18 @@ static retcl_mpi_stats run(const tcase *c, retcl_mpi_scan scan) {
   slice(x.v, vs, c->layout, B, T, H, Dv, t0, L);
   cl_mem q = upload(qs, B * L * H * Dk), k = upload(ks, B * L * H * Dk),
          v = upload(vs, nvo_l), lg = upload(x.lg, H);
-  cl_mem s_in = rank == 0 && c->state_in ? upload(x.s0, ns) : NULL;
+  cl_mem s_in = mh_rank == 0 && c->state_in ? upload(x.s0, ns) : NULL;
   cl_mem s_out = poisoned(ns), out = poisoned(nvo_l);
   retcl_retention_desc d = desc_of(c, L);
   retcl_mpi_stats stats;
   retcl_status st = retcl_mpi_retention(
-      h, &d, scan, retcl_buf(q, 0), retcl_buf(k, 0), retcl_buf(v, 0),
+      mh_handle, &d, scan, retcl_buf(q, 0), retcl_buf(k, 0), retcl_buf(v, 0),
       retcl_buf(lg, 0), retcl_buf(s_in, 0), retcl_buf(s_out, 0),
       retcl_buf(out, 0), &stats);
   const char *sn = scan == RETCL_MPI_SCAN_RING ? "ring" : "exscan";
   if (st) {
-    failf("%s/%s: status %d: %s", c->name, sn, st, retcl_mpi_last_error(h));
+    failf("%s/%s: status %d: %s", c->name, sn, st,
+          retcl_mpi_last_error(mh_handle));
   } else {
     float *got = malloc(nvo_l * sizeof(float)), *state = malloc(ns * sizeof(float));
     download(out, got, nvo_l);
@@ -199,10 +200,10 @@ static retcl_mpi_stats run(const tcase *c, retcl_mpi_scan scan) {
            va = upload(x.v, nvo), oa = poisoned(nvo), sa = poisoned(ns);
     cl_mem s0a = c->state_in ? upload(x.s0, ns) : NULL;
     retcl_retention_desc whole = desc_of(c, T);
-    st = retcl_retention(ctx, &whole, retcl_buf(qa, 0), retcl_buf(ka, 0),
+    st = retcl_retention(mh_ctx, &whole, retcl_buf(qa, 0), retcl_buf(ka, 0),
                          retcl_buf(va, 0), retcl_buf(lg, 0), retcl_buf(s0a, 0),
                          retcl_buf(sa, 0), retcl_buf(oa, 0), 0, NULL, NULL);
-    if (st) failf("%s: one-device call: %s", c->name, retcl_last_error(ctx));
+    if (st) failf("%s: one-device call: %s", c->name, retcl_last_error(mh_ctx));
     float *one = malloc(nvo * sizeof(float)), *one_s = malloc(ns * sizeof(float));
     float *one_l = malloc(nvo_l * sizeof(float));
     download(oa, one, nvo);
@@ -225,7 +226,7 @@ static retcl_mpi_stats run(const tcase *c, retcl_mpi_scan scan) {
     if (!(e1 <= TOL)) failf("%s/%s: out vs one device: %.3g", c->name, sn, e1);
     if (!(e2 <= TOL)) failf("%s/%s: out vs reference: %.3g", c->name, sn, e2);
     double e3 = 0, e4 = 0;
-    if (rank == size - 1) {
+    if (mh_rank == mh_size - 1) {
       e3 = rel_err_f(state, one_s, ns);
       e4 = rel_err(state, ref_s, ns);
       if (!(e3 <= TOL)) failf("%s/%s: final state vs one device: %.3g", c->name, sn, e3);
@@ -239,7 +240,7 @@ static retcl_mpi_stats run(const tcase *c, retcl_mpi_scan scan) {
     }
     if (getenv("RETCL_TEST_VERBOSE"))
       printf("[rank %d/%d] %-28s %-6s tokens %zu..%zu  out %.2e/%.2e  state %.2e/%.2e\n",
-             rank, size, c->name, sn, t0, t0 + L, e1, e2, e3, e4);
+             mh_rank, mh_size, c->name, sn, t0, t0 + L, e1, e2, e3, e4);
     cl_mem rel[] = {qa, ka, va, oa, sa, s0a};
     for (int i = 0; i < 6; ++i)
       if (rel[i]) clReleaseMemObject(rel[i]);
@@ -279,17 +280,18 @@ static void expect_fail(const char *name, int bad_rank,
   bad_args a = {desc_of(&c, L), retcl_buf(q, 0), retcl_buf(k, 0),
                 retcl_buf(v, 0), retcl_buf(lg, 0), retcl_no_buf(),
                 retcl_buf(s_out, 0), retcl_buf(out, 0), RETCL_MPI_SCAN_EXSCAN};
-  if (rank == bad_rank) {
+  if (mh_rank == bad_rank) {
     if (spoil == NULL) a.out = retcl_buf(small, 0);
     else spoil(&a);
     if (a.s_in.mem == (cl_mem)1) a.s_in = retcl_buf(s0, 0);
   }
-  retcl_status st = retcl_mpi_retention(h, &a.d, a.scan, a.q, a.k, a.v, a.lg,
-                                        a.s_in, a.s_out, a.out, NULL);
-  const char *msg = retcl_mpi_last_error(h);
+  retcl_status st = retcl_mpi_retention(mh_handle, &a.d, a.scan, a.q, a.k,
+                                        a.v, a.lg, a.s_in, a.s_out, a.out,
+                                        NULL);
+  const char *msg = retcl_mpi_last_error(mh_handle);
   if (st != want)
     failf("%s: status %d, expected %d (%s)", name, st, want, msg);
-  if (blamed && rank != bad_rank) {
+  if (blamed && mh_rank != bad_rank) {
     char expect[64];
     snprintf(expect, sizeof expect, "rank %d failed", bad_rank);
     if (!strstr(msg, expect)) failf("%s: message \"%s\" lacks \"%s\"", name, msg, expect);
@@ -322,13 +324,15 @@ static void spoil_scan(bad_args *a) { a->scan = (retcl_mpi_scan)9; }
 
 int main(int argc, char **argv) {
   mpi_test_start(&argc, &argv, "test_mpi_retention", 150);
-  seed0 = DEFAULT_SEED;
-  if (getenv("RETCL_TEST_SEED")) seed0 = strtoull(getenv("RETCL_TEST_SEED"), NULL, 0);
+  mh_seed = DEFAULT_SEED;
+  if (getenv("RETCL_TEST_SEED")) mh_seed = strtoull(getenv("RETCL_TEST_SEED"), NULL, 0);
   if (mpi_test_open()) return 1;
-  if (retcl_mpi_rank(h) != rank || retcl_mpi_size(h) != size)
-    failf("rank/size accessors: %d/%d", retcl_mpi_rank(h), retcl_mpi_size(h));
+  if (retcl_mpi_rank(mh_handle) != mh_rank ||
+      retcl_mpi_size(mh_handle) != mh_size)
+    failf("rank/size accessors: %d/%d", retcl_mpi_rank(mh_handle),
+          retcl_mpi_size(mh_handle));
   int cmp = MPI_UNEQUAL;
-  MPI_Comm_compare(retcl_mpi_comm(h), MPI_COMM_WORLD, &cmp);
+  MPI_Comm_compare(retcl_mpi_comm(mh_handle), MPI_COMM_WORLD, &cmp);
   if (cmp != MPI_CONGRUENT) failf("the handle's communicator is not a duplicate");
 
   /* Raw: slices not multiples of the chunk (8), a rank with one token. */
@@ -356,18 +360,20 @@ int main(int argc, char **argv) {
     for (int m = 0; m < 2; ++m) {
       const retcl_mpi_scan scan = m ? RETCL_MPI_SCAN_RING : RETCL_MPI_SCAN_EXSCAN;
       retcl_mpi_stats sa = run(&a, scan), sb = run(&b, scan);
-      const size_t want = size == 1 ? 0 : 16 + 4 * a.H + 4 * a.B * a.H * a.Dk * a.Dv;
+      const size_t want = mh_size == 1 ? 0 : 16 + 4 * a.H + 4 * a.B * a.H * a.Dk * a.Dv;
       if (sa.pair_bytes != want || sb.pair_bytes != want)
         failf("pair_bytes %zu / %zu, expected %zu", sa.pair_bytes, sb.pair_bytes, want);
       if (sa.bytes_sent != sb.bytes_sent || sa.bytes_received != sb.bytes_received)
         failf("bytes depend on the slice length: %zu/%zu vs %zu/%zu", sa.bytes_sent,
               sa.bytes_received, sb.bytes_sent, sb.bytes_received);
-      const size_t sent = size > 1 && (scan == RETCL_MPI_SCAN_EXSCAN || rank < size - 1) ? want : 0;
-      const size_t recv = size > 1 && (scan == RETCL_MPI_SCAN_EXSCAN || rank > 0) ? want : 0;
+      const size_t sent =
+          mh_size > 1 && (scan == RETCL_MPI_SCAN_EXSCAN || mh_rank < mh_size - 1) ? want : 0;
+      const size_t recv =
+          mh_size > 1 && (scan == RETCL_MPI_SCAN_EXSCAN || mh_rank > 0) ? want : 0;
       if (sa.bytes_sent != sent || sa.bytes_received != recv)
         failf("%s: sent %zu received %zu, expected %zu %zu", m ? "ring" : "exscan",
               sa.bytes_sent, sa.bytes_received, sent, recv);
-      if (rank == 0 && getenv("RETCL_TEST_VERBOSE"))
+      if (mh_rank == 0 && getenv("RETCL_TEST_VERBOSE"))
         printf("bytes per rank (%s): pair %zu, sent %zu, received %zu, control %zu\n",
                m ? "ring" : "exscan", sa.pair_bytes, sa.bytes_sent, sa.bytes_received,
                sa.control_bytes);
@@ -384,13 +390,15 @@ int main(int argc, char **argv) {
     retcl_retention_desc d = desc_of(&p, L);
     cl_mem m = poisoned(p.B * T * p.H * 16);
     retcl_buffer b = retcl_buf(m, 0);
-    retcl_status st = retcl_mpi_retention(h, &d, RETCL_MPI_SCAN_EXSCAN, b, b, b, b,
+    retcl_status st = retcl_mpi_retention(mh_handle, &d, RETCL_MPI_SCAN_EXSCAN, b, b, b, b,
                                           retcl_no_buf(), retcl_no_buf(), retcl_buf(m, 0), NULL);
-    if (st != RETCL_ERROR_UNSUPPORTED || !strstr(retcl_mpi_last_error(h), "does not split"))
-      failf("torchscale parallel: status %d: %s", st, retcl_mpi_last_error(h));
+    if (st != RETCL_ERROR_UNSUPPORTED ||
+        !strstr(retcl_mpi_last_error(mh_handle), "does not split"))
+      failf("torchscale parallel: status %d: %s", st,
+            retcl_mpi_last_error(mh_handle));
     clReleaseMemObject(m);
   }
-  if (size > 1) {
+  if (mh_size > 1) {
     /* torchscale chunkwise with a slice off the chunk grid. */
     tcase p = cases[4];
     p.lens[0] = 12;
@@ -400,16 +408,19 @@ int main(int argc, char **argv) {
     const size_t n = p.B * L * p.H * 16;
     cl_mem m = poisoned(n), o = poisoned(n), lgm = poisoned(p.H);
     retcl_buffer b = retcl_buf(m, 0);
-    retcl_status st = retcl_mpi_retention(h, &d, RETCL_MPI_SCAN_RING, b, b, b,
-                                          retcl_buf(lgm, 0), retcl_no_buf(), retcl_no_buf(),
+    retcl_status st = retcl_mpi_retention(mh_handle, &d, RETCL_MPI_SCAN_RING,
+                                          b, b, b, retcl_buf(lgm, 0),
+                                          retcl_no_buf(), retcl_no_buf(),
                                           retcl_buf(o, 0), NULL);
-    if (st != RETCL_ERROR_UNSUPPORTED || !strstr(retcl_mpi_last_error(h), "multiple of the chunk"))
-      failf("torchscale chunkwise off the grid: status %d: %s", st, retcl_mpi_last_error(h));
+    if (st != RETCL_ERROR_UNSUPPORTED ||
+        !strstr(retcl_mpi_last_error(mh_handle), "multiple of the chunk"))
+      failf("torchscale chunkwise off the grid: status %d: %s", st,
+            retcl_mpi_last_error(mh_handle));
     clReleaseMemObject(m);
     clReleaseMemObject(o);
     clReleaseMemObject(lgm);
   }
-  const int last = size - 1;
+  const int last = mh_size - 1;
   expect_fail("out too small on the last rank", last, NULL,
               RETCL_ERROR_BUFFER_TOO_SMALL, "out", 1);
   expect_fail("tokens 0 on rank 0", 0, spoil_tokens, RETCL_ERROR_INVALID_SIZE,
@@ -418,7 +429,7 @@ int main(int argc, char **argv) {
               RETCL_ERROR_INVALID_ARGUMENT, "q is NULL", 1);
   expect_fail("bad scan on rank 0", 0, spoil_scan, RETCL_ERROR_INVALID_ARGUMENT,
               "scan", 1);
-  if (size > 1) {
+  if (mh_size > 1) {
     expect_fail("state_in on rank 1", 1, spoil_state_in,
                 RETCL_ERROR_INVALID_ARGUMENT, "state_in", 1);
     expect_fail("heads differ on the last rank", last, spoil_heads,
@@ -426,8 +437,8 @@ int main(int argc, char **argv) {
   }
 
   const int total = mpi_test_close();
-  if (rank == 0)
-    printf("test_mpi_retention: %d ranks, %s (%d failures)\n", size,
+  if (mh_rank == 0)
+    printf("test_mpi_retention: %d ranks, %s (%d failures)\n", mh_size,
            total ? "FAILED" : "passed", total);
   MPI_Finalize();
   return total ? 1 : 0;
