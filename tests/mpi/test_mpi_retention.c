@@ -257,7 +257,8 @@ static retcl_mpi_stats run(const tcase *c, retcl_mpi_scan scan) {
 
 /* A call that must fail on every rank with `want`, the message naming
  * `word` on the failing rank and "rank N failed" elsewhere; out stays NaN
- * on every rank. bad(rank, desc, bufs) spoils this rank's arguments. */
+ * on every rank. On rank bad_rank, spoil(&args) spoils the arguments
+ * (NULL: an output one float short). */
 typedef struct bad_args {
   retcl_retention_desc d;
   retcl_buffer q, k, v, lg, s_in, s_out, out;
