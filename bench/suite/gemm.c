@@ -479,6 +479,7 @@ static void measure(gstate *g, const gshape *s, const gbufs *bufs, size_t rows,
     if (!r[b]) continue;
     if (r[b]->status == REC_OK) {
       bench_stats_from(samples[b], n, &r[b]->st);
+      r[b]->calls_per_run = jobs[b].calls;
       g->last_ms[b] = r[b]->st.median_ms;
       g->last_rows[b] = rows;
     } else if (g->have[b]) {

@@ -208,6 +208,7 @@ static void record(jw *w, const rec *r) {
   jstr(w, "projection", r->proj);
   jnum(w, "ratio_to_clblast", r->ratio_clblast, r->ratio_clblast > 0);
   jnum(w, "ratio_to_openblas", r->ratio_openblas, r->ratio_openblas > 0);
+  jint(w, "calls_per_run", r->calls_per_run > 0 ? r->calls_per_run : -1);
   jbool(w, "recompute", r->recompute);
   jstr(w, "form", r->form);
   jstr(w, "weights", r->wtype);

@@ -123,6 +123,7 @@ typedef struct rec {
   char proj[16];         /* "qkvg/fc1gate", "out", "fc2", "output" */
   double ratio_clblast;  /* gflops / CLBlast's of the same product, 0 = n/a */
   double ratio_openblas; /* gflops / OpenBLAS's of the same product */
+  int calls_per_run;     /* products back to back per timed run, 0 = n/a */
   /* train suite */
   int recompute;         /* train_step: retcl_train_options.recompute (0,
                             1); -1 = n/a */
