@@ -111,33 +111,74 @@ static float gn_sum_sq_centred(__global const float *p, uint n, float shift,
   return gn_hsum8(acc) + tail;
 }
 
-static void gn_row_path(__global const float *x, __global const float *g,
-                        __global const RETCL_WT *w,
-                        __global const RETCL_WT *bias,
-                        __global float *out, uint n, int kind, int gate,
-                        int has_w, int has_b, float eps) {
-  float shift = 0.0f, mu = 0.0f;
+/* A row's statistics: the shift (x[0] in the layer form, else 0), mu =
+ * mean(x - shift) (0 for RMS) and rstd = 1/sqrt(mean(((x - shift) - mu)^2)
+ * + eps). The backward recomputes them with the same helpers, so it sees
+ * exactly the forward's values. */
+typedef struct gn_stats {
+  float shift, mu, rstd;
+} gn_stats;
+
+/* ŷ = ((x - shift) - mu)·rstd, the normalised value, centred as the header
+ * explains. */
+static inline float gn_norm(float x, gn_stats st) {
+  return ((x - st.shift) - st.mu) * st.rstd;
+}
+
+static inline float8 gn_norm8(float8 x, gn_stats st) {
+  return ((x - st.shift) - st.mu) * st.rstd;
+}
+
+/* The statistics of a row of n values on the row path (two sweeps in the
+ * layer form, one for RMS). */
+static inline gn_stats gn_row_stats(__global const float *x, uint n, int kind,
+                                    float eps) {
+  gn_stats st;
+  st.shift = 0.0f;
+  st.mu = 0.0f;
   if (kind == GN_NORM_LAYER) {
-    shift = x[0];
-    mu = gn_sum_shifted(x, n, shift) / (float)n;
+    st.shift = x[0];
+    st.mu = gn_sum_shifted(x, n, st.shift) / (float)n;
   }
-  const float rstd =
-      rsqrt(gn_sum_sq_centred(x, n, shift, mu) / (float)n + eps);
-  const uint n8 = n / 8;
-  for (uint i = 0; i < n8; ++i) {
-    float8 y = ((vload8(i, x) - shift) - mu) * rstd;
-    if (has_w) y *= RETCL_VLOAD8_W(i, w);
-    if (has_b) y += RETCL_VLOAD8_W(i, bias);
-    if (gate != GN_GATE_NONE) y *= gn_act8(vload8(i, g), gate);
-    vstore8(y, i, out);
-  }
-  for (uint d = n8 * 8; d < n; ++d) {
-    float y = ((x[d] - shift) - mu) * rstd;
+  st.rstd = rsqrt(gn_sum_sq_centred(x, n, st.shift, st.mu) / (float)n + eps);
+  return st;
+}
+
+/* out[d] = act(g[d])·(ŷ[d]·w[d] + bias[d]) (each factor and term when
+ * present) for d = first, first + step, ... below n: the row path's tail
+ * after its float8 steps (step 1), or one lane's share of a row on the
+ * group path (step lanes). */
+static inline void gn_forward_sweep(__global const float *x,
+                                    __global const float *g,
+                                    __global const RETCL_WT *w,
+                                    __global const RETCL_WT *bias,
+                                    __global float *out, uint first, uint n,
+                                    uint step, gn_stats st, int gate,
+                                    int has_w, int has_b) {
+  for (uint d = first; d < n; d += step) {
+    float y = gn_norm(x[d], st);
     if (has_w) y *= RETCL_LOAD_W(w, d);
     if (has_b) y += RETCL_LOAD_W(bias, d);
     if (gate != GN_GATE_NONE) y *= gn_act(g[d], gate);
     out[d] = y;
   }
+}
+
+static void gn_row_path(__global const float *x, __global const float *g,
+                        __global const RETCL_WT *w,
+                        __global const RETCL_WT *bias,
+                        __global float *out, uint n, int kind, int gate,
+                        int has_w, int has_b, float eps) {
+  const gn_stats st = gn_row_stats(x, n, kind, eps);
+  const uint n8 = n / 8;
+  for (uint i = 0; i < n8; ++i) {
+    float8 y = gn_norm8(vload8(i, x), st);
+    if (has_w) y *= RETCL_VLOAD8_W(i, w);
+    if (has_b) y += RETCL_VLOAD8_W(i, bias);
+    if (gate != GN_GATE_NONE) y *= gn_act8(vload8(i, g), gate);
+    vstore8(y, i, out);
+  }
+  gn_forward_sweep(x, g, w, bias, out, n8 * 8, n, 1u, st, gate, has_w, has_b);
 }
 
 /* ---- group path: `lanes` work-items per row ---------------------------- */
@@ -161,6 +202,33 @@ static float gn_segment_sum(__local float *part, uint base, uint lane,
   return total;
 }
 
+/* The statistics of a row on the group path, this lane reading d = lane,
+ * lane + lanes, ... below n, the means dividing by row_len. n is 0 for a
+ * lane past the last row: it takes part in the barriers (every work-item
+ * of the group must call this) but reads nothing. */
+static inline gn_stats gn_group_stats(__global const float *x, uint n,
+                                      uint row_len, int kind, float eps,
+                                      __local float *part, uint base,
+                                      uint lane, uint lanes) {
+  gn_stats st;
+  st.shift = 0.0f;
+  st.mu = 0.0f;
+  if (kind == GN_NORM_LAYER) {
+    st.shift = n ? x[0] : 0.0f;
+    float s = 0.0f;
+    for (uint d = lane; d < n; d += lanes) s += x[d] - st.shift;
+    st.mu = gn_segment_sum(part, base, lane, lanes, s) / (float)row_len;
+  }
+  float ss = 0.0f;
+  for (uint d = lane; d < n; d += lanes) {
+    const float v = (x[d] - st.shift) - st.mu;
+    ss += v * v;
+  }
+  st.rstd =
+      rsqrt(gn_segment_sum(part, base, lane, lanes, ss) / (float)row_len + eps);
+  return st;
+}
+
 /* n is the row length, or 0 for a work-item past the last row (it still
  * takes part in the barriers but touches no memory). */
 static void gn_group_path(__global const float *x, __global const float *g,
@@ -170,27 +238,10 @@ static void gn_group_path(__global const float *x, __global const float *g,
                           int gate, int has_w, int has_b, float eps,
                           __local float *part, uint base, uint lane,
                           uint lanes) {
-  float shift = 0.0f, mu = 0.0f;
-  if (kind == GN_NORM_LAYER) {
-    shift = n ? x[0] : 0.0f;
-    float s = 0.0f;
-    for (uint d = lane; d < n; d += lanes) s += x[d] - shift;
-    mu = gn_segment_sum(part, base, lane, lanes, s) / (float)row_len;
-  }
-  float ss = 0.0f;
-  for (uint d = lane; d < n; d += lanes) {
-    const float v = (x[d] - shift) - mu;
-    ss += v * v;
-  }
-  const float rstd =
-      rsqrt(gn_segment_sum(part, base, lane, lanes, ss) / (float)row_len + eps);
-  for (uint d = lane; d < n; d += lanes) {
-    float y = ((x[d] - shift) - mu) * rstd;
-    if (has_w) y *= RETCL_LOAD_W(w, d);
-    if (has_b) y += RETCL_LOAD_W(bias, d);
-    if (gate != GN_GATE_NONE) y *= gn_act(g[d], gate);
-    out[d] = y;
-  }
+  const gn_stats st = gn_group_stats(x, n, row_len, kind, eps, part, base,
+                                     lane, lanes);
+  gn_forward_sweep(x, g, w, bias, out, lane, n, lanes, st, gate, has_w,
+                   has_b);
 }
 
 /* x, g, out: [B,T,H,D] or [B,H,T,D] with the given strides and offsets (g is
@@ -315,6 +366,54 @@ static uint gn_row_at(uint pos, uint tokens, uint stride_b, uint stride_t,
   return RETCL_AT(0u, stride_b, stride_t, stride_h, b, pos - b * tokens, h);
 }
 
+/* The gradient sweep over d = first, first + step, ... below n: writes
+ * d_gate[d], adds to the weight partial sums (or starts them on the
+ * segment's first row), keeps dŷ in dx[d] and adds dŷ to *s1 and dŷ·ŷ to
+ * *s2. The row path's tail after its float8 steps (step 1), or one lane's
+ * share of a row on the group path (step lanes). */
+static inline void gn_backward_sweep(__global const float *x,
+                                     __global const float *g,
+                                     __global const float *w,
+                                     __global const float *bias,
+                                     __global const float *dout,
+                                     __global float *dx, __global float *dg,
+                                     __global float *pw, __global float *pb,
+                                     uint first, uint n, uint step,
+                                     gn_stats st, gn_bwd a, float *s1,
+                                     float *s2) {
+  for (uint d = first; d < n; d += step) {
+    const float yh = gn_norm(x[d], st);
+    float dy = dout[d];
+    if (a.gate != GN_GATE_NONE) {
+      float da;
+      const float act = gn_act_d(g[d], a.gate, &da);
+      float y = yh;
+      if (a.has_w) y *= w[d];
+      if (a.has_b) y += bias[d];
+      dg[d] = dy * y * da;
+      dy *= act;
+    }
+    if (a.want_dw) pw[d] = a.first ? dy * yh : pw[d] + dy * yh;
+    if (a.want_db) pb[d] = a.first ? dy : pb[d] + dy;
+    const float dyh = a.has_w ? dy * w[d] : dy;
+    *s1 += dyh;
+    *s2 += dyh * yh;
+    dx[d] = dyh;
+  }
+}
+
+/* The last sweep, over d = first, first + step, ... below n (as above):
+ * dx[d] = ((dŷ − m1) − ŷ·m2)·rstd from the dŷ the gradient sweep left in
+ * dx[d]. */
+static inline void gn_dx_sweep(__global const float *x, __global float *dx,
+                               uint first, uint n, uint step, gn_stats st,
+                               float m1, float m2) {
+  for (uint d = first; d < n; d += step) {
+    const float yh = gn_norm(x[d], st);
+    dx[d] = ((dx[d] - m1) - yh * m2) * st.rstd;
+  }
+}
+
 /* ---- row path: one work-item per segment, rows in order ---------------- */
 
 static void gn_row_backward(__global const float *x, __global const float *g,
@@ -323,17 +422,11 @@ static void gn_row_backward(__global const float *x, __global const float *g,
                             __global const float *dout, __global float *dx,
                             __global float *dg, __global float *pw,
                             __global float *pb, uint n, gn_bwd a) {
-  float shift = 0.0f, mu = 0.0f;
-  if (a.kind == GN_NORM_LAYER) {
-    shift = x[0];
-    mu = gn_sum_shifted(x, n, shift) / (float)n;
-  }
-  const float rstd =
-      rsqrt(gn_sum_sq_centred(x, n, shift, mu) / (float)n + a.eps);
+  const gn_stats st = gn_row_stats(x, n, a.kind, a.eps);
   const uint n8 = n / 8;
   float8 s1 = (float8)(0.0f), s2 = (float8)(0.0f);
   for (uint i = 0; i < n8; ++i) {
-    const float8 yh = ((vload8(i, x) - shift) - mu) * rstd;
+    const float8 yh = gn_norm8(vload8(i, x), st);
     float8 dy = vload8(i, dout);
     if (a.gate != GN_GATE_NONE) {
       float8 da;
@@ -353,36 +446,16 @@ static void gn_row_backward(__global const float *x, __global const float *g,
     vstore8(dyh, i, dx);
   }
   float t1 = 0.0f, t2 = 0.0f;
-  for (uint d = n8 * 8; d < n; ++d) {
-    const float yh = ((x[d] - shift) - mu) * rstd;
-    float dy = dout[d];
-    if (a.gate != GN_GATE_NONE) {
-      float da;
-      const float act = gn_act_d(g[d], a.gate, &da);
-      float y = yh;
-      if (a.has_w) y *= w[d];
-      if (a.has_b) y += bias[d];
-      dg[d] = dy * y * da;
-      dy *= act;
-    }
-    if (a.want_dw) pw[d] = a.first ? dy * yh : pw[d] + dy * yh;
-    if (a.want_db) pb[d] = a.first ? dy : pb[d] + dy;
-    const float dyh = a.has_w ? dy * w[d] : dy;
-    t1 += dyh;
-    t2 += dyh * yh;
-    dx[d] = dyh;
-  }
+  gn_backward_sweep(x, g, w, bias, dout, dx, dg, pw, pb, n8 * 8, n, 1u, st, a,
+                    &t1, &t2);
   const float m1 =
       a.kind == GN_NORM_LAYER ? (gn_hsum8(s1) + t1) / (float)n : 0.0f;
   const float m2 = (gn_hsum8(s2) + t2) / (float)n;
   for (uint i = 0; i < n8; ++i) {
-    const float8 yh = ((vload8(i, x) - shift) - mu) * rstd;
-    vstore8(((vload8(i, dx) - m1) - yh * m2) * rstd, i, dx);
+    const float8 yh = gn_norm8(vload8(i, x), st);
+    vstore8(((vload8(i, dx) - m1) - yh * m2) * st.rstd, i, dx);
   }
-  for (uint d = n8 * 8; d < n; ++d) {
-    const float yh = ((x[d] - shift) - mu) * rstd;
-    dx[d] = ((dx[d] - m1) - yh * m2) * rstd;
-  }
+  gn_dx_sweep(x, dx, n8 * 8, n, 1u, st, m1, m2);
 }
 
 /* ---- group path: `lanes` work-items per segment ------------------------ */
@@ -397,50 +470,18 @@ static void gn_group_backward(__global const float *x, __global const float *g,
                               __global float *pb, uint n, uint row_len,
                               gn_bwd a, __local float *part, uint base,
                               uint lane, uint lanes) {
-  float shift = 0.0f, mu = 0.0f;
-  if (a.kind == GN_NORM_LAYER) {
-    shift = n ? x[0] : 0.0f;
-    float s = 0.0f;
-    for (uint d = lane; d < n; d += lanes) s += x[d] - shift;
-    mu = gn_segment_sum(part, base, lane, lanes, s) / (float)row_len;
-  }
-  float ss = 0.0f;
-  for (uint d = lane; d < n; d += lanes) {
-    const float v = (x[d] - shift) - mu;
-    ss += v * v;
-  }
-  const float rstd = rsqrt(
-      gn_segment_sum(part, base, lane, lanes, ss) / (float)row_len + a.eps);
+  const gn_stats st = gn_group_stats(x, n, row_len, a.kind, a.eps, part,
+                                     base, lane, lanes);
   float s1 = 0.0f, s2 = 0.0f;
-  for (uint d = lane; d < n; d += lanes) {
-    const float yh = ((x[d] - shift) - mu) * rstd;
-    float dy = dout[d];
-    if (a.gate != GN_GATE_NONE) {
-      float da;
-      const float act = gn_act_d(g[d], a.gate, &da);
-      float y = yh;
-      if (a.has_w) y *= w[d];
-      if (a.has_b) y += bias[d];
-      dg[d] = dy * y * da;
-      dy *= act;
-    }
-    if (a.want_dw) pw[d] = a.first ? dy * yh : pw[d] + dy * yh;
-    if (a.want_db) pb[d] = a.first ? dy : pb[d] + dy;
-    const float dyh = a.has_w ? dy * w[d] : dy;
-    s1 += dyh;
-    s2 += dyh * yh;
-    dx[d] = dyh;
-  }
+  gn_backward_sweep(x, g, w, bias, dout, dx, dg, pw, pb, lane, n, lanes, st,
+                    a, &s1, &s2);
   const float m2 =
       gn_segment_sum(part, base, lane, lanes, s2) / (float)row_len;
   const float m1 =
       a.kind == GN_NORM_LAYER
           ? gn_segment_sum(part, base, lane, lanes, s1) / (float)row_len
           : 0.0f;
-  for (uint d = lane; d < n; d += lanes) {
-    const float yh = ((x[d] - shift) - mu) * rstd;
-    dx[d] = ((dx[d] - m1) - yh * m2) * rstd;
-  }
+  gn_dx_sweep(x, dx, lane, n, lanes, st, m1, m2);
 }
 
 /* The forward's tensors and d_out, dx, d_gate in the same layout (g, dg

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "group_norm_data.h"
 #include "ref_group_norm.h"
 #include "testutil.h"
 
@@ -41,65 +42,21 @@ typedef struct gn_case {
  * context (the record is fixed at creation). */
 static const char *const paths[] = {"cpu", "gpu"};
 
-typedef struct host_data {
-  float *x, *g, *w, *b;
-  size_t n, channels;
-} host_data;
-
-static host_data make_inputs(const gn_case *c) {
-  host_data h;
-  h.n = c->B * c->T * c->H * c->D;
-  h.channels = c->H * c->D;
-  h.x = tu_alloc(h.n);
-  h.g = tu_alloc(h.n);
-  h.w = tu_alloc(h.channels);
-  h.b = tu_alloc(h.channels);
-  if (c->constant_rows) {
-    for (size_t r = 0; r < h.n / c->D; ++r) {
-      const float v = (float)tu_uniform(c->x_lo, c->x_hi);
-      for (size_t d = 0; d < c->D; ++d) h.x[r * c->D + d] = v;
-    }
-  } else {
-    tu_fill_uniform(h.x, h.n, c->x_lo, c->x_hi);
-  }
-  /* Wide enough to reach both tails of swish and gelu. */
-  tu_fill_uniform(h.g, h.n, -6, 6);
-  tu_fill_uniform(h.w, h.channels, 0.5, 1.5);
-  tu_fill_uniform(h.b, h.channels, -0.5, 0.5);
-  return h;
-}
-
-static void free_inputs(host_data *h) {
-  free(h->x);
-  free(h->g);
-  free(h->w);
-  free(h->b);
-}
-
 /* One call of the op on fresh device buffers; returns the relative error. */
 static double run_once(retcl_context *ctx, const gn_case *c,
-                       const host_data *h, const double *ref,
+                       const tu_group_norm_data *h, const double *ref,
                        const char *path) {
-  const size_t xo = c->offsets ? 3 : 0, go = c->offsets ? 5 : 0;
-  const size_t wo = c->offsets ? 2 : 0, bo = c->offsets ? 9 : 0;
+  tu_group_norm_dev in =
+      tu_group_norm_upload(ctx, h, c->gate != RETCL_GATE_NONE, c->weight,
+                           c->bias, c->offsets, GUARD);
   const size_t oo = c->offsets ? 11 : 0;
-  cl_mem x = tu_upload_guarded(ctx, h->x, h->n, xo, GUARD);
-  cl_mem g = c->gate != RETCL_GATE_NONE
-                 ? tu_upload_guarded(ctx, h->g, h->n, go, GUARD)
-                 : NULL;
-  cl_mem w =
-      c->weight ? tu_upload_guarded(ctx, h->w, h->channels, wo, GUARD) : NULL;
-  cl_mem b =
-      c->bias ? tu_upload_guarded(ctx, h->b, h->channels, bo, GUARD) : NULL;
-  cl_mem out = c->in_place ? x : tu_upload_guarded(ctx, NULL, h->n, oo, GUARD);
-  const size_t out_off = c->in_place ? xo : oo;
+  cl_mem out = c->in_place ? in.x.mem
+                           : tu_upload_guarded(ctx, NULL, h->n, oo, GUARD);
+  const size_t out_off = c->in_place ? in.x.offset : oo;
 
   retcl_group_norm_desc d = {c->B, c->T, c->H, c->D, c->layout,
                              c->kind, c->gate, c->eps};
-  tu_ok(ctx, retcl_group_norm_gate(ctx, &d, retcl_buf(x, xo),
-                                   g ? retcl_buf(g, go) : retcl_no_buf(),
-                                   w ? retcl_buf(w, wo) : retcl_no_buf(),
-                                   b ? retcl_buf(b, bo) : retcl_no_buf(),
+  tu_ok(ctx, retcl_group_norm_gate(ctx, &d, in.x, in.g, in.w, in.b,
                                    retcl_buf(out, out_off), 0, NULL, NULL));
   float *got = tu_alloc(h->n);
   tu_download(ctx, out, out_off, got, h->n);
@@ -115,15 +72,14 @@ static double run_once(retcl_context *ctx, const gn_case *c,
 
   free(got);
   if (!c->in_place) clReleaseMemObject(out);
-  if (b) clReleaseMemObject(b);
-  if (w) clReleaseMemObject(w);
-  if (g) clReleaseMemObject(g);
-  clReleaseMemObject(x);
+  tu_group_norm_release(&in);
   return err;
 }
 
 static void run_case(const gn_case *c) {
-  host_data h = make_inputs(c);
+  tu_group_norm_data h;
+  tu_group_norm_data_make(&h, c->B, c->T, c->H, c->D, c->x_lo, c->x_hi,
+                          c->constant_rows, 0);
   double *ref = tu_alloc_d(h.n);
   ref_group_norm_gate(h.x, c->gate != RETCL_GATE_NONE ? h.g : NULL,
                       c->weight ? h.w : NULL, c->bias ? h.b : NULL, ref, c->B,
@@ -142,7 +98,7 @@ static void run_case(const gn_case *c) {
                   err, GN_TOL, (unsigned long long)tu_seed());
   }
   free(ref);
-  free_inputs(&h);
+  tu_group_norm_data_free(&h);
 }
 
 /* The cases of run_case, one row each (a failure's line gives the row's

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "group_norm_data.h"
 #include "ref_group_norm.h"
 #include "ref_group_norm_grad.h"
 #include "testutil.h"
@@ -57,43 +58,35 @@ typedef struct gg_case {
   int constant_rows;
 } gg_case;
 
-typedef struct host_data {
-  float *x, *g, *w, *b, *o; /* forward inputs and d_out */
-  size_t n, channels;
-} host_data;
-
-static host_data make_inputs(const gg_case *c) {
-  host_data h;
-  h.n = c->B * c->T * c->H * c->D;
-  h.channels = c->H * c->D;
-  h.x = tu_alloc(h.n);
-  h.g = tu_alloc(h.n);
-  h.o = tu_alloc(h.n);
-  h.w = tu_alloc(h.channels);
-  h.b = tu_alloc(h.channels);
+/* The forward inputs and d_out (tu_group_norm_data_make), x in [-1, 1)
+ * unless the case gives a range. */
+static tu_group_norm_data make_inputs(const gg_case *c) {
   const double lo = c->x_lo == c->x_hi ? -1.0 : c->x_lo;
   const double hi = c->x_lo == c->x_hi ? 1.0 : c->x_hi;
-  if (c->constant_rows) {
-    for (size_t r = 0; r < h.n / c->D; ++r) {
-      const float v = (float)tu_uniform(lo, hi);
-      for (size_t d = 0; d < c->D; ++d) h.x[r * c->D + d] = v;
-    }
-  } else {
-    tu_fill_uniform(h.x, h.n, lo, hi);
-  }
-  tu_fill_uniform(h.g, h.n, -6, 6); /* both tails of swish and gelu */
-  tu_fill_uniform(h.o, h.n, -1, 1);
-  tu_fill_uniform(h.w, h.channels, 0.5, 1.5);
-  tu_fill_uniform(h.b, h.channels, -0.5, 0.5);
+  tu_group_norm_data h;
+  tu_group_norm_data_make(&h, c->B, c->T, c->H, c->D, lo, hi,
+                          c->constant_rows, 1);
   return h;
 }
 
-static void free_inputs(host_data *h) {
-  free(h->x);
-  free(h->g);
-  free(h->o);
-  free(h->w);
-  free(h->b);
+/* Double values per element of each gradient, dx and d_gate [B·T·H·D],
+ * d_weight and d_bias [H·D]: the reference gradients and the bounds on
+ * the device's errors alike. */
+typedef struct grads_d {
+  double *dx, *dg, *dw, *db;
+} grads_d, bounds, refs;
+
+static grads_d alloc_grads_d(const tu_group_norm_data *h) {
+  grads_d r = {tu_alloc_d(h->n), tu_alloc_d(h->n), tu_alloc_d(h->channels),
+               tu_alloc_d(h->channels)};
+  return r;
+}
+
+static void free_grads_d(grads_d *r) {
+  free(r->dx);
+  free(r->dg);
+  free(r->dw);
+  free(r->db);
 }
 
 /* ---- the error bound ------------------------------------------------------
@@ -148,15 +141,10 @@ static void act_bounds(retcl_gate gate, double g, double *a, double *da,
   }
 }
 
-typedef struct bounds {
-  double *dx, *dg, *dw, *db;
-} bounds;
-
-static bounds make_bounds(const gg_case *c, const host_data *h) {
+static bounds make_bounds(const gg_case *c, const tu_group_norm_data *h) {
   const size_t n = c->D;
   const double eps = c->eps > 0 ? c->eps : 1e-6;
-  bounds bd = {tu_alloc_d(h->n), tu_alloc_d(h->n), tu_alloc_d(h->channels),
-               tu_alloc_d(h->channels)};
+  bounds bd = alloc_grads_d(h);
   double *sum_dw = tu_alloc_d(h->channels), *sum_db = tu_alloc_d(h->channels);
   double *cc = tu_alloc_d(n), *dc = tu_alloc_d(n), *yh = tu_alloc_d(n);
   double *dyh = tu_alloc_d(n), *e = tu_alloc_d(n), *de = tu_alloc_d(n);
@@ -264,13 +252,6 @@ static bounds make_bounds(const gg_case *c, const host_data *h) {
   return bd;
 }
 
-static void free_bounds(bounds *b) {
-  free(b->dx);
-  free(b->dg);
-  free(b->dw);
-  free(b->db);
-}
-
 /* Largest |got − ref| / bound (∞ for a NaN or an infinity). */
 static double worst_ratio(const float *got, const double *ref,
                           const double *bound, size_t n) {
@@ -290,7 +271,7 @@ typedef struct outputs {
   float *dx, *dg, *dw, *db;
 } outputs;
 
-static outputs alloc_outputs(const host_data *h) {
+static outputs alloc_outputs(const tu_group_norm_data *h) {
   outputs o = {tu_alloc(h->n), tu_alloc(h->n), tu_alloc(h->channels),
                tu_alloc(h->channels)};
   return o;
@@ -305,37 +286,32 @@ static void free_outputs(outputs *o) {
 
 /* One call on fresh device buffers (outputs NaN before), results in *out. */
 static void run_device(retcl_context *ctx, const gg_case *c,
-                       const host_data *h, outputs *out) {
+                       const tu_group_norm_data *h, outputs *out) {
   const int use_gate = c->gate != RETCL_GATE_NONE;
+  /* x, gate, weight and bias at offsets 3, 5, 2 and 9 with c->offsets. */
+  tu_group_norm_dev in = tu_group_norm_upload(ctx, h, use_gate, c->weight,
+                                              c->bias, c->offsets, GUARD);
   const size_t off = c->offsets ? 1 : 0;
-  const size_t xo = 3 * off, go = 5 * off, wo = 2 * off, bo = 9 * off;
   const size_t oo = 4 * off, dxo = 11 * off, dgo = 6 * off, dwo = 7 * off,
                dbo = 8 * off;
-  cl_mem x = tu_upload_guarded(ctx, h->x, h->n, xo, GUARD);
-  cl_mem g = use_gate ? tu_upload_guarded(ctx, h->g, h->n, go, GUARD) : NULL;
-  cl_mem w =
-      c->weight ? tu_upload_guarded(ctx, h->w, h->channels, wo, GUARD) : NULL;
-  cl_mem b =
-      c->bias ? tu_upload_guarded(ctx, h->b, h->channels, bo, GUARD) : NULL;
   cl_mem o = tu_upload_guarded(ctx, h->o, h->n, oo, GUARD);
   cl_mem dx = c->in_place ? o : tu_upload_guarded(ctx, NULL, h->n, dxo, GUARD);
   cl_mem dg = !use_gate     ? NULL
-              : c->in_place ? g
+              : c->in_place ? in.g.mem
                             : tu_upload_guarded(ctx, NULL, h->n, dgo, GUARD);
   cl_mem dw =
       c->dw ? tu_upload_guarded(ctx, NULL, h->channels, dwo, GUARD) : NULL;
   cl_mem db =
       c->db ? tu_upload_guarded(ctx, NULL, h->channels, dbo, GUARD) : NULL;
-  const size_t dx_off = c->in_place ? oo : dxo, dg_off = c->in_place ? go : dgo;
+  const size_t dx_off = c->in_place ? oo : dxo;
+  const size_t dg_off = c->in_place ? in.g.offset : dgo;
 
   const retcl_group_norm_desc d = {c->B, c->T, c->H, c->D, c->layout,
                                    c->kind, c->gate, c->eps};
   const retcl_buffer none = retcl_no_buf();
   tu_ok(ctx, retcl_group_norm_gate_backward(
-                 ctx, &d, retcl_buf(x, xo), g ? retcl_buf(g, go) : none,
-                 w ? retcl_buf(w, wo) : none, b ? retcl_buf(b, bo) : none,
-                 retcl_buf(o, oo), retcl_buf(dx, dx_off),
-                 dg ? retcl_buf(dg, dg_off) : none,
+                 ctx, &d, in.x, in.g, in.w, in.b, retcl_buf(o, oo),
+                 retcl_buf(dx, dx_off), dg ? retcl_buf(dg, dg_off) : none,
                  dw ? retcl_buf(dw, dwo) : none, db ? retcl_buf(db, dbo) : none,
                  0, NULL, NULL));
   tu_download_guarded(ctx, dx, dx_off, h->n, GUARD, out->dx, "dx");
@@ -346,7 +322,7 @@ static void run_device(retcl_context *ctx, const gg_case *c,
     tu_download_guarded(ctx, db, dbo, h->channels, GUARD, out->db, "d_bias");
   /* The inputs that are not outputs are unchanged. */
   float *back = tu_alloc(h->n);
-  tu_download(ctx, x, xo, back, h->n);
+  tu_download(ctx, in.x.mem, in.x.offset, back, h->n);
   ck_assert(memcmp(back, h->x, h->n * sizeof *back) == 0);
   free(back);
 
@@ -355,19 +331,11 @@ static void run_device(retcl_context *ctx, const gg_case *c,
   if (dg && !c->in_place) clReleaseMemObject(dg);
   if (!c->in_place) clReleaseMemObject(dx);
   clReleaseMemObject(o);
-  if (b) clReleaseMemObject(b);
-  if (w) clReleaseMemObject(w);
-  if (g) clReleaseMemObject(g);
-  clReleaseMemObject(x);
+  tu_group_norm_release(&in);
 }
 
-typedef struct refs {
-  double *dx, *dg, *dw, *db;
-} refs;
-
-static refs make_refs(const gg_case *c, const host_data *h) {
-  refs r = {tu_alloc_d(h->n), tu_alloc_d(h->n), tu_alloc_d(h->channels),
-            tu_alloc_d(h->channels)};
+static refs make_refs(const gg_case *c, const tu_group_norm_data *h) {
+  refs r = alloc_grads_d(h);
   const int use_gate = c->gate != RETCL_GATE_NONE;
   ref_group_norm_gate_backward(h->x, use_gate ? h->g : NULL,
                                c->weight ? h->w : NULL, c->bias ? h->b : NULL,
@@ -378,15 +346,8 @@ static refs make_refs(const gg_case *c, const host_data *h) {
   return r;
 }
 
-static void free_refs(refs *r) {
-  free(r->dx);
-  free(r->dg);
-  free(r->dw);
-  free(r->db);
-}
-
 static void run_case(const gg_case *c) {
-  host_data h = make_inputs(c);
+  tu_group_norm_data h = make_inputs(c);
   refs ref = make_refs(c, &h);
   bounds bd = make_bounds(c, &h);
   outputs got = alloc_outputs(&h);
@@ -416,9 +377,9 @@ static void run_case(const gg_case *c) {
                   records[k], rx, rg, rw, rb, (unsigned long long)tu_seed());
   }
   free_outputs(&got);
-  free_bounds(&bd);
-  free_refs(&ref);
-  free_inputs(&h);
+  free_grads_d(&bd);
+  free_grads_d(&ref);
+  tu_group_norm_data_free(&h);
 }
 
 #define TM RETCL_LAYOUT_TOKEN_MAJOR
@@ -479,16 +440,47 @@ END_TEST
 
 /* ---- analytic backward against finite differences ------------------------ */
 
+/* Where L is taken: the case's inputs (w, b NULL when the case has none),
+ * d_out, and room for the forward's output. The central differences below
+ * move one element of x, g, w or b in place. */
+typedef struct fd_point {
+  const gg_case *c;
+  const double *x, *g, *o;
+  const float *w, *b;
+  double *tmp;
+} fd_point;
+
 /* L = Σ o ⊙ out(x, g, w, b) by the double forward. */
-static double loss(const gg_case *c, const double *x, const double *g,
-                   const float *w, const float *b, const double *o,
-                   double *tmp) {
+static double loss(const fd_point *p) {
+  const gg_case *c = p->c;
   const size_t n = c->B * c->T * c->H * c->D;
-  ref_group_norm_gate_d(x, g, w, b, tmp, c->B, c->T, c->H, c->D, c->layout,
-                        c->kind, c->gate, c->eps);
+  ref_group_norm_gate_d(p->x, p->g, p->w, p->b, p->tmp, c->B, c->T, c->H,
+                        c->D, c->layout, c->kind, c->gate, c->eps);
   double s = 0.0;
-  for (size_t i = 0; i < n; ++i) s += o[i] * tmp[i];
+  for (size_t i = 0; i < n; ++i) s += p->o[i] * p->tmp[i];
   return s;
+}
+
+/* (L(v[j] + h) − L(v[j] − h)) / 2h, v being p's x or g; v[j] restored. */
+static double central_d(const fd_point *p, double *v, size_t j, double h) {
+  const double keep = v[j];
+  v[j] = keep + h;
+  const double lp = loss(p);
+  v[j] = keep - h;
+  const double lm = loss(p);
+  v[j] = keep;
+  return (lp - lm) / (2 * h);
+}
+
+/* The same for p's w or b, stepped in fp32. */
+static double central_f(const fd_point *p, float *v, size_t j, float h) {
+  const float keep = v[j];
+  v[j] = keep + h;
+  const double lp = loss(p);
+  v[j] = keep - h;
+  const double lm = loss(p);
+  v[j] = keep;
+  return (lp - lm) / (2.0 * h);
 }
 
 /* ‖fd − an‖ / ‖an‖ accumulated over one gradient. */
@@ -543,7 +535,8 @@ START_TEST(analytic_matches_finite_differences) {
       wd[i] = w[i];
       bd[i] = b[i];
     }
-    const float *wp = c->weight ? w : NULL, *bp = c->bias ? b : NULL;
+    const fd_point pt = {c, x, g, o, c->weight ? w : NULL,
+                         c->bias ? b : NULL, tmp};
     ref_group_norm_gate_backward_d(
         x, use_gate ? g : NULL, c->weight ? wd : NULL, c->bias ? bd : NULL, o,
         dx, use_gate ? dg : NULL, c->weight ? dw : NULL, c->bias ? db : NULL,
@@ -551,42 +544,13 @@ START_TEST(analytic_matches_finite_differences) {
     const double h = 1e-6;
     fd_err ex = {0, 0}, eg = {0, 0}, ew = {0, 0}, eb = {0, 0};
     for (size_t j = 0; j < n; ++j) {
-      const double keep = x[j];
-      x[j] = keep + h;
-      const double lp = loss(c, x, g, wp, bp, o, tmp);
-      x[j] = keep - h;
-      const double lm = loss(c, x, g, wp, bp, o, tmp);
-      x[j] = keep;
-      fd_add(&ex, (lp - lm) / (2 * h), dx[j]);
-      if (!use_gate) continue;
-      const double gk = g[j];
-      g[j] = gk + h;
-      const double gp = loss(c, x, g, wp, bp, o, tmp);
-      g[j] = gk - h;
-      const double gm = loss(c, x, g, wp, bp, o, tmp);
-      g[j] = gk;
-      fd_add(&eg, (gp - gm) / (2 * h), dg[j]);
+      fd_add(&ex, central_d(&pt, x, j, h), dx[j]);
+      if (use_gate) fd_add(&eg, central_d(&pt, g, j, h), dg[j]);
     }
     const float hw = 0x1.0p-20f;
     for (size_t j = 0; j < ch; ++j) {
-      if (c->weight) {
-        const float keep = w[j];
-        w[j] = keep + hw;
-        const double lp = loss(c, x, g, w, bp, o, tmp);
-        w[j] = keep - hw;
-        const double lm = loss(c, x, g, w, bp, o, tmp);
-        w[j] = keep;
-        fd_add(&ew, (lp - lm) / (2.0 * hw), dw[j]);
-      }
-      if (c->bias) {
-        const float keep = b[j];
-        b[j] = keep + hw;
-        const double lp = loss(c, x, g, wp, b, o, tmp);
-        b[j] = keep - hw;
-        const double lm = loss(c, x, g, wp, b, o, tmp);
-        b[j] = keep;
-        fd_add(&eb, (lp - lm) / (2.0 * hw), db[j]);
-      }
+      if (c->weight) fd_add(&ew, central_f(&pt, w, j, hw), dw[j]);
+      if (c->bias) fd_add(&eb, central_f(&pt, b, j, hw), db[j]);
     }
     if (getenv("RETCL_TEST_VERBOSE"))
       fprintf(stderr, "fd case %zu: dx %.3g d_gate %.3g d_weight %.3g "
@@ -631,7 +595,7 @@ START_TEST(bitwise_reproducible) {
   };
   for (size_t k = 0; k < sizeof det_cases / sizeof *det_cases; ++k) {
     const gg_case *c = &det_cases[k];
-    host_data h = make_inputs(c);
+    tu_group_norm_data h = make_inputs(c);
     outputs o1 = alloc_outputs(&h), o2 = alloc_outputs(&h),
             o3 = alloc_outputs(&h);
     for (size_t r = 0; r < NRECORDS; ++r) {
@@ -662,7 +626,7 @@ START_TEST(bitwise_reproducible) {
     free_outputs(&o1);
     free_outputs(&o2);
     free_outputs(&o3);
-    free_inputs(&h);
+    tu_group_norm_data_free(&h);
   }
 }
 END_TEST
@@ -674,7 +638,7 @@ END_TEST
 START_TEST(events_and_wait_list) {
   const gg_case c = {2, 6, 2, 20, TM, LAYER, SWISH, .weight = 1, .bias = 1,
                      .dw = 1, .db = 1};
-  host_data h = make_inputs(&c);
+  tu_group_norm_data h = make_inputs(&c);
   refs ref = make_refs(&c, &h);
   bounds bd = make_bounds(&c, &h);
   retcl_context *ctx = tu_context();
@@ -728,9 +692,9 @@ START_TEST(events_and_wait_list) {
   clReleaseMemObject(x);
   retcl_context_destroy(ctx);
   free_outputs(&got);
-  free_bounds(&bd);
-  free_refs(&ref);
-  free_inputs(&h);
+  free_grads_d(&bd);
+  free_grads_d(&ref);
+  tu_group_norm_data_free(&h);
 }
 END_TEST
 
@@ -739,7 +703,7 @@ END_TEST
  * written to them. */
 START_TEST(no_gate_ignores_gate_buffers) {
   const gg_case c = {2, 3, 1, 10, TM, RMS, NOGATE, .weight = 1, .dw = 1};
-  host_data h = make_inputs(&c);
+  tu_group_norm_data h = make_inputs(&c);
   refs ref = make_refs(&c, &h);
   bounds bd = make_bounds(&c, &h);
   retcl_context *ctx = tu_context();
@@ -769,9 +733,9 @@ START_TEST(no_gate_ignores_gate_buffers) {
   clReleaseMemObject(x);
   retcl_context_destroy(ctx);
   free_outputs(&got);
-  free_bounds(&bd);
-  free_refs(&ref);
-  free_inputs(&h);
+  free_grads_d(&bd);
+  free_grads_d(&ref);
+  tu_group_norm_data_free(&h);
 }
 END_TEST
 

@@ -65,6 +65,45 @@ static gn_launch plan_group_path(const retcl_context *ctx, size_t limit,
   return l;
 }
 
+/* The arguments the forward and the backward kernel take alike, from the
+ * descriptor and the launch: one place, so that the backward recomputes
+ * the statistics with exactly the forward's eps. */
+typedef struct gn_common {
+  retcl_strides s;
+  cl_uint tokens, heads, row_len, lanes;
+  cl_int head_major, kind, gate;
+  cl_float eps;      /* desc->eps, or the default for 0 */
+  size_t red_bytes;  /* the __local partial sums */
+} gn_common;
+
+static gn_common common_args(const retcl_group_norm_desc *desc,
+                             const gn_launch *l) {
+  gn_common c;
+  c.s = retcl__strides(desc->layout, desc->tokens, desc->heads,
+                       desc->head_dim);
+  c.tokens = (cl_uint)desc->tokens;
+  c.heads = (cl_uint)desc->heads;
+  c.row_len = (cl_uint)desc->head_dim;
+  c.lanes = l->lanes;
+  c.head_major = desc->layout == RETCL_LAYOUT_HEAD_MAJOR;
+  c.kind = (cl_int)desc->kind;
+  c.gate = (cl_int)desc->gate;
+  c.eps = desc->eps > 0.0f ? desc->eps : DEFAULT_EPS;
+  /* One float per work-item on the group path; the row path needs none,
+   * but a __local argument may not have size 0. */
+  c.red_bytes = sizeof(cl_float) * (l->lanes ? l->local : 1);
+  return c;
+}
+
+/* An absent weight or bias (no mem) is bound to x, valid memory the
+ * kernels never read through it; returns has_w / has_b, the flag that
+ * tells them so. */
+static cl_int bind_absent(retcl_buffer x, retcl_buffer *buf) {
+  if (buf->mem) return 1;
+  *buf = retcl_buf(x.mem, 0);
+  return 0;
+}
+
 retcl_status retcl__group_norm_check(retcl_context *ctx, const char *op,
                                      const retcl_group_norm_desc *desc) {
   if (desc->layout != RETCL_LAYOUT_TOKEN_MAJOR &&
@@ -134,44 +173,33 @@ retcl_status retcl__group_norm_enqueue(retcl_context *ctx,
           ? plan_row_path(ctx, limit, rows)
           : plan_group_path(ctx, limit, rows, desc->head_dim);
 
-  /* Absent inputs are bound to x, which is valid memory that the kernel
-   * never reads through them (flags below say so). */
+  /* An absent gate is bound to x, like weight and bias (bind_absent). */
   if (desc->gate == RETCL_GATE_NONE) gate = x;
-  const cl_int has_w = weight.mem != NULL, has_b = bias.mem != NULL;
   /* weight and bias share one storage type (the public entry checks it):
    * the kernel variant of that type reads them. */
-  const retcl_dtype wtype = has_w ? weight.type : has_b ? bias.type
-                                                        : RETCL_DTYPE_F32;
-  if (!has_w) weight = retcl_buf(x.mem, 0);
-  if (!has_b) bias = retcl_buf(x.mem, 0);
-  const retcl_strides s = retcl__strides(desc->layout, desc->tokens,
-                                         desc->heads, desc->head_dim);
+  const retcl_dtype wtype = weight.mem ? weight.type
+                            : bias.mem ? bias.type
+                                       : RETCL_DTYPE_F32;
+  const cl_int has_w = bind_absent(x, &weight), has_b = bind_absent(x, &bias);
+  const gn_common c = common_args(desc, &plan);
   const cl_uint x_off = (cl_uint)x.offset, g_off = (cl_uint)gate.offset;
   const cl_uint w_off = (cl_uint)weight.offset, b_off = (cl_uint)bias.offset;
   const cl_uint out_off = (cl_uint)out.offset;
-  const cl_uint tokens = (cl_uint)desc->tokens, heads = (cl_uint)desc->heads;
-  const cl_int head_major = desc->layout == RETCL_LAYOUT_HEAD_MAJOR;
-  const cl_uint nrows = (cl_uint)rows, row_len = (cl_uint)desc->head_dim;
-  const cl_int kind = (cl_int)desc->kind, gate_kind = (cl_int)desc->gate;
-  const cl_float eps = desc->eps > 0.0f ? desc->eps : DEFAULT_EPS;
-  const cl_uint lanes = plan.lanes;
-  /* Local partial sums: one float per work-item on the group path; the row
-   * path needs none, but a __local argument may not have size 0. */
-  const size_t part_bytes = sizeof(cl_float) * (plan.lanes ? plan.local : 1);
+  const cl_uint nrows = (cl_uint)rows;
   const retcl_karg args[] = {
-      RETCL_KARG("x", x.mem),        RETCL_KARG("x_off", x_off),
-      RETCL_KARG("g", gate.mem),     RETCL_KARG("g_off", g_off),
-      RETCL_KARG("w", weight.mem),   RETCL_KARG("w_off", w_off),
-      RETCL_KARG("bias", bias.mem),  RETCL_KARG("b_off", b_off),
-      RETCL_KARG("out", out.mem),    RETCL_KARG("out_off", out_off),
-      RETCL_KARG("stride_b", s.batch), RETCL_KARG("stride_t", s.token),
-      RETCL_KARG("stride_h", s.head), RETCL_KARG("tokens", tokens),
-      RETCL_KARG("heads", heads),    RETCL_KARG("head_major", head_major),
-      RETCL_KARG("rows", nrows),     RETCL_KARG("row_len", row_len),
-      RETCL_KARG("kind", kind),      RETCL_KARG("gate", gate_kind),
-      RETCL_KARG("has_w", has_w),    RETCL_KARG("has_b", has_b),
-      RETCL_KARG("eps", eps),        RETCL_KARG("lanes", lanes),
-      RETCL_KLOCAL("part", part_bytes)};
+      RETCL_KARG("x", x.mem),            RETCL_KARG("x_off", x_off),
+      RETCL_KARG("g", gate.mem),         RETCL_KARG("g_off", g_off),
+      RETCL_KARG("w", weight.mem),       RETCL_KARG("w_off", w_off),
+      RETCL_KARG("bias", bias.mem),      RETCL_KARG("b_off", b_off),
+      RETCL_KARG("out", out.mem),        RETCL_KARG("out_off", out_off),
+      RETCL_KARG("stride_b", c.s.batch), RETCL_KARG("stride_t", c.s.token),
+      RETCL_KARG("stride_h", c.s.head),  RETCL_KARG("tokens", c.tokens),
+      RETCL_KARG("heads", c.heads),      RETCL_KARG("head_major", c.head_major),
+      RETCL_KARG("rows", nrows),         RETCL_KARG("row_len", c.row_len),
+      RETCL_KARG("kind", c.kind),        RETCL_KARG("gate", c.gate),
+      RETCL_KARG("has_w", has_w),        RETCL_KARG("has_b", has_b),
+      RETCL_KARG("eps", c.eps),          RETCL_KARG("lanes", c.lanes),
+      RETCL_KLOCAL("part", c.red_bytes)};
   const retcl_grid grid = {1, {plan.global, 1, 1}, {plan.local, 1, 1}};
   return retcl__launch_typed(ctx, RETCL_KERNEL_GROUP_NORM_GATE, wtype, args,
                              RETCL_NARGS(args), &grid, num_wait, wait, event);
@@ -302,57 +330,47 @@ retcl_status retcl__group_norm_backward_enqueue(
                                             desc->head_dim);
   const int reduce = plan->want_dw || plan->want_db;
 
-  /* Absent tensors are bound to memory the kernel never touches through
-   * them (the flags say so). */
+  /* An absent gate and d_gate are bound to x and dx, like weight and bias
+   * (bind_absent): memory the kernel never touches through them. */
   if (desc->gate == RETCL_GATE_NONE) {
     gate = x;
     d_gate = dx;
   }
-  const cl_int has_w = weight.mem != NULL, has_b = bias.mem != NULL;
-  if (!has_w) weight = retcl_buf(x.mem, 0);
-  if (!has_b) bias = retcl_buf(x.mem, 0);
+  const cl_int has_w = bind_absent(x, &weight), has_b = bind_absent(x, &bias);
+  const gn_common c = common_args(desc, &l);
   const cl_mem part = reduce ? workspace : dx.mem;
   const cl_uint pw_off = 0;
   const cl_uint pb_off =
       plan->want_dw ? (cl_uint)(plan->slices * channels) : 0u;
-  const retcl_strides s = retcl__strides(desc->layout, desc->tokens,
-                                         desc->heads, desc->head_dim);
   const cl_uint x_off = (cl_uint)x.offset, g_off = (cl_uint)gate.offset;
   const cl_uint w_off = (cl_uint)weight.offset, b_off = (cl_uint)bias.offset;
   const cl_uint dout_off = (cl_uint)d_out.offset, dx_off = (cl_uint)dx.offset;
   const cl_uint dg_off = (cl_uint)d_gate.offset;
-  const cl_uint tokens = (cl_uint)desc->tokens, heads = (cl_uint)desc->heads;
-  const cl_int head_major = desc->layout == RETCL_LAYOUT_HEAD_MAJOR;
   const cl_uint positions = (cl_uint)(desc->batch * desc->tokens);
   const cl_uint slice_rows = (cl_uint)plan->slice_rows;
   const cl_uint slices = (cl_uint)plan->slices;
-  const cl_uint row_len = (cl_uint)desc->head_dim;
-  const cl_int kind = (cl_int)desc->kind, gate_kind = (cl_int)desc->gate;
   const cl_int want_dw = plan->want_dw != 0, want_db = plan->want_db != 0;
-  const cl_float eps = desc->eps > 0.0f ? desc->eps : DEFAULT_EPS;
-  const cl_uint lanes = l.lanes;
-  const size_t red_bytes = sizeof(cl_float) * (l.lanes ? l.local : 1);
   const retcl_karg args[] = {
-      RETCL_KARG("x", x.mem),          RETCL_KARG("x_off", x_off),
-      RETCL_KARG("g", gate.mem),       RETCL_KARG("g_off", g_off),
-      RETCL_KARG("w", weight.mem),     RETCL_KARG("w_off", w_off),
-      RETCL_KARG("bias", bias.mem),    RETCL_KARG("b_off", b_off),
-      RETCL_KARG("dout", d_out.mem),   RETCL_KARG("dout_off", dout_off),
-      RETCL_KARG("dx", dx.mem),        RETCL_KARG("dx_off", dx_off),
-      RETCL_KARG("dg", d_gate.mem),    RETCL_KARG("dg_off", dg_off),
-      RETCL_KARG("part", part),        RETCL_KARG("pw_off", pw_off),
-      RETCL_KARG("pb_off", pb_off),    RETCL_KARG("stride_b", s.batch),
-      RETCL_KARG("stride_t", s.token), RETCL_KARG("stride_h", s.head),
-      RETCL_KARG("tokens", tokens),    RETCL_KARG("heads", heads),
-      RETCL_KARG("head_major", head_major),
+      RETCL_KARG("x", x.mem),              RETCL_KARG("x_off", x_off),
+      RETCL_KARG("g", gate.mem),           RETCL_KARG("g_off", g_off),
+      RETCL_KARG("w", weight.mem),         RETCL_KARG("w_off", w_off),
+      RETCL_KARG("bias", bias.mem),        RETCL_KARG("b_off", b_off),
+      RETCL_KARG("dout", d_out.mem),       RETCL_KARG("dout_off", dout_off),
+      RETCL_KARG("dx", dx.mem),            RETCL_KARG("dx_off", dx_off),
+      RETCL_KARG("dg", d_gate.mem),        RETCL_KARG("dg_off", dg_off),
+      RETCL_KARG("part", part),            RETCL_KARG("pw_off", pw_off),
+      RETCL_KARG("pb_off", pb_off),        RETCL_KARG("stride_b", c.s.batch),
+      RETCL_KARG("stride_t", c.s.token),   RETCL_KARG("stride_h", c.s.head),
+      RETCL_KARG("tokens", c.tokens),      RETCL_KARG("heads", c.heads),
+      RETCL_KARG("head_major", c.head_major),
       RETCL_KARG("positions", positions),
       RETCL_KARG("slice_rows", slice_rows),
-      RETCL_KARG("slices", slices),    RETCL_KARG("row_len", row_len),
-      RETCL_KARG("kind", kind),        RETCL_KARG("gate", gate_kind),
-      RETCL_KARG("has_w", has_w),      RETCL_KARG("has_b", has_b),
-      RETCL_KARG("want_dw", want_dw),  RETCL_KARG("want_db", want_db),
-      RETCL_KARG("eps", eps),          RETCL_KARG("lanes", lanes),
-      RETCL_KLOCAL("red", red_bytes)};
+      RETCL_KARG("slices", slices),        RETCL_KARG("row_len", c.row_len),
+      RETCL_KARG("kind", c.kind),          RETCL_KARG("gate", c.gate),
+      RETCL_KARG("has_w", has_w),          RETCL_KARG("has_b", has_b),
+      RETCL_KARG("want_dw", want_dw),      RETCL_KARG("want_db", want_db),
+      RETCL_KARG("eps", c.eps),            RETCL_KARG("lanes", c.lanes),
+      RETCL_KLOCAL("red", c.red_bytes)};
   const retcl_grid grid = {1, {l.global, 1, 1}, {l.local, 1, 1}};
   retcl_status st = retcl__launch(
       ctx, RETCL_KERNEL_GROUP_NORM_GATE_BACKWARD, args, RETCL_NARGS(args),
