@@ -172,6 +172,114 @@ inline size_t rg_panel(uint p_off, uint bhs, uint ntile, uint tile, uint D) {
     if (w1) store_block((p) + r_ * (st) + c0 + RETCL_VW, (f) * acc[r_][1], w1); \
   }
 #define RG_ONE(e) 1.0f
+/* Register-tile rows scaled in place: acc[r][h] *= f for r < NR. */
+#define RG_SCALE(acc, NR, f)                                                 \
+  _Pragma("unroll") for (uint r_ = 0; r_ < (NR); ++r_) {                     \
+    acc[r_][0] *= (f);                                                       \
+    acc[r_][1] *= (f);                                                       \
+  }
+
+/* The products of the CPU pattern's dq and dkdv over a block of RB output
+ * rows (row r at p + r st, rows < RB of them live), column pair by column
+ * pair of the row's D floats; A(r, e) a value of row r as in RG_PAIR (a
+ * macro of the caller, hence macros here too).
+ * RG_ROWS_STATE: the cross term, row r = f[r] Σ_{e<n} A(r, e) M_e with M_e
+ * the row of D floats at M + e D (a state), or 0 without `has`; it
+ * initialises the rows. RG_ROWS_ADD: row r += Σ_{e<n} A(r, e) Y_e with Y_e
+ * the row at y + e ldy (a tile of scores times its tokens' rows). */
+#define RG_ROWS_STATE(p, st, rows, f, D, has, n, A, M)                       \
+  do {                                                                       \
+    RG_PAIRS_BEGIN(D)                                                        \
+      vecf acc[RG_RB][2];                                                    \
+      RG_ZERO(acc, RG_RB);                                                   \
+      if (has) RG_PAIR(acc, RG_RB, n, A, RG_ONE, (M) + c0, (D), w0, w1);     \
+      RG_STORE_ROWS(acc, p, st, rows, (f)[r_]);                              \
+    RG_PAIRS_END                                                             \
+  } while (0)
+#define RG_ROWS_ADD(p, st, rows, D, n, A, y, ldy)                            \
+  do {                                                                       \
+    RG_PAIRS_BEGIN(D)                                                        \
+      vecf a2[RG_RB][2];                                                     \
+      RG_LOAD_ROWS(a2, RG_RB, p, st, rows);                                  \
+      RG_PAIR(a2, RG_RB, n, A, RG_ONE, (y) + c0, ldy, w0, w1);               \
+      RG_STORE_ROWS(a2, p, st, rows, 1.0f);                                  \
+    RG_PAIRS_END                                                             \
+  } while (0)
+
+/* CPUs: the unweighted scores of RB rows against the KT tokens of a panel
+ * (pan: [nd][KT]), acc[r][n] = Σ_{d<nd} A(r, d) pan[d][n VW + lane], as NJ
+ * vectors per row. Per d: NJ vector loads of the panel and one broadcast
+ * value per row, all RB x NJ accumulators in registers (a macro, so that
+ * acc stays the caller's register tile and A its accessor). */
+#define RG_SCORES(acc, A, pan, nd)                                           \
+  do {                                                                       \
+    _Pragma("unroll") for (uint r_ = 0; r_ < RG_RB; ++r_)                    \
+      _Pragma("unroll") for (uint n_ = 0; n_ < RG_NJ; ++n_)                  \
+        acc[r_][n_] = (vecf)(0.0f);                                          \
+    for (uint d_ = 0; d_ < (nd); ++d_) {                                     \
+      vecf bv_[RG_NJ];                                                       \
+      _Pragma("unroll") for (uint n_ = 0; n_ < RG_NJ; ++n_)                  \
+        bv_[n_] = VLOAD(n_, (pan) + (size_t)d_ * RG_KT);                     \
+      _Pragma("unroll") for (uint r_ = 0; r_ < RG_RB; ++r_) {                \
+        const vecf a_ = (vecf)(A(r_, d_));                                   \
+        _Pragma("unroll") for (uint n_ = 0; n_ < RG_NJ; ++n_)                \
+          acc[r_][n_] = fma(a_, bv_[n_], acc[r_][n_]);                       \
+      }                                                                      \
+    }                                                                        \
+  } while (0)
+
+/* The decay mask of a score tile, a vector at a time: γ^(i-j) for i >= j,
+ * else 0, from gap = i - j (the segment-relative query and key, as the
+ * callers give them). */
+inline vecf rg_mask(vecf gap, float lg) {
+  return step((vecf)(0.0f), gap) * rg_pow(fmax(gap, (vecf)(0.0f)) * lg);
+}
+
+#if !RETCL_CPU
+/* The GPU pattern's pieces: a work-group holds a tile of scores in local
+ * memory, item lx of the gx along dimension 0 owns the column blocks
+ * lx, lx + gx, ... of each output row (of D floats). */
+
+/* One score: Σ_{d<n} x[d] pan[d KT], in order, of a row x against the
+ * token of a panel at pan. */
+inline float rg_panel_dot(__global const float *x, __global const float *pan,
+                          uint n) {
+  float s = 0.0f;
+  for (uint d = 0; d < n; ++d) s = fma(x[d], pan[(size_t)d * RG_KT], s);
+  return s;
+}
+
+/* The cross term that starts an output row: out = f Σ_{e<n} x[e] M_e, M_e
+ * the row of D floats at M + e D (a state), or 0 without `has`. */
+inline void rg_row_state(__global float *out, float f,
+                         __global const float *x, __global const float *M,
+                         uint n, uint D, int has, uint lx, uint gx) {
+  const uint nb = (D + RETCL_VW - 1) / RETCL_VW;
+  for (uint cb = lx; cb < nb; cb += gx) {
+    const uint c0 = cb * RETCL_VW, nc = min((uint)RETCL_VW, D - c0);
+    vecf acc = (vecf)(0.0f);
+    if (has)
+      for (uint e = 0; e < n; ++e)
+        acc = fma((vecf)(x[e]), load_block(M + (size_t)e * D + c0, nc), acc);
+    store_block(out + c0, f * acc, nc);
+  }
+}
+
+/* A score tile's share of an output row: out += Σ_{e<n} sc[e] Y_e, sc the
+ * row's scores (local memory), Y_e the row at y + e ldy. */
+inline void rg_row_tile(__global float *out, __local const float *sc,
+                        __global const float *y, uint ldy, uint n, uint D,
+                        uint lx, uint gx) {
+  const uint nb = (D + RETCL_VW - 1) / RETCL_VW;
+  for (uint cb = lx; cb < nb; cb += gx) {
+    const uint c0 = cb * RETCL_VW, nc = min((uint)RETCL_VW, D - c0);
+    vecf acc = load_block(out + c0, nc);
+    for (uint e = 0; e < n; ++e)
+      acc = fma((vecf)(sc[e]), load_block(y + (size_t)e * ldy + c0, nc), acc);
+    store_block(out + c0, acc, nc);
+  }
+}
+#endif
 
 /* ------------------------------------------------------------------------ */
 /* panels: panel[d][j] = w_t X[t][d] for the KT tokens t = t0 + tile KT + j */
@@ -293,29 +401,16 @@ __kernel void retcl_retention_grad_row_factor(
     for (uint r = 0; r < RG_RB; ++r)
       krow[r] = RG_ROW(K, k, b, t0 + min(jb + r, last - 1), h);
     vecf acc[RG_RB][RG_NJ];
-#pragma unroll
-    for (uint r = 0; r < RG_RB; ++r)
-#pragma unroll
-      for (uint n = 0; n < RG_NJ; ++n) acc[r][n] = (vecf)(0.0f);
-    for (uint d = 0; d < Dk; ++d) {
-      vecf bv[RG_NJ];
-#pragma unroll
-      for (uint n = 0; n < RG_NJ; ++n) bv[n] = VLOAD(n, qp + (size_t)d * RG_KT);
-#pragma unroll
-      for (uint r = 0; r < RG_RB; ++r) {
-        const vecf a = (vecf)(krow[r][d]);
-#pragma unroll
-        for (uint n = 0; n < RG_NJ; ++n) acc[r][n] = fma(a, bv[n], acc[r][n]);
-      }
-    }
+#define RG_A_KR(r, e) krow[r][e]
+    RG_SCORES(acc, RG_A_KR, qp, Dk);
+#undef RG_A_KR
 #pragma unroll
     for (uint r = 0; r < RG_RB; ++r) {
       if (jb + r >= last) break;
 #pragma unroll
       for (uint n = 0; n < RG_NJ; ++n) {
         const vecf gap = (float)i0 - (float)(jb + r) + (float)(n * RETCL_VW) + RG_IOTA;
-        const vecf e = rg_pow(fmax(gap, (vecf)(0.0f)) * lg) * step((vecf)(0.0f), gap);
-        absv[n] = fma(fabs(acc[r][n]), e, absv[n]);
+        absv[n] = fma(fabs(acc[r][n]), rg_mask(gap, lg), absv[n]);
       }
     }
   }
@@ -329,9 +424,7 @@ __kernel void retcl_retention_grad_row_factor(
       work + rg_panel(qt_off, bhs, ntile, i0 / RG_KT, Dk) + i0 % RG_KT;
   float abs_sum = 0.0f;
   for (uint j = 0; j <= i0; ++j) {
-    __global const float *krow = RG_ROW(K, k, b, t0 + j, h);
-    float p = 0.0f;
-    for (uint d = 0; d < Dk; ++d) p = fma(krow[d], qp[(size_t)d * RG_KT], p);
+    const float p = rg_panel_dot(RG_ROW(K, k, b, t0 + j, h), qp, Dk);
     abs_sum += fabs(p) * rg_pow1((float)(i0 - j) * lg);
   }
   F[0] = rg_ts_factor(mode, lg, i0, abs_sum, cross);
@@ -452,11 +545,7 @@ __kernel void retcl_retention_grad_states(
                 }
               } else if (has_s0) {
                 RG_LOAD_ROWS(acc, RG_KB, s_start + (size_t)x0 * Dy, Dy, rows);
-#pragma unroll
-                for (uint r = 0; r < RG_KB; ++r) {
-                  acc[r][0] *= b0;
-                  acc[r][1] *= b0;
-                }
+                RG_SCALE(acc, RG_KB, b0);
               }
               RG_STORE_ROWS(acc, cur + (size_t)x0 * Dy, Dy, rows, 1.0f);
             } else {
@@ -476,11 +565,7 @@ __kernel void retcl_retention_grad_states(
                   cur_t[(size_t)(c0 + l) * Dx + x0 + r] = t[r][l];
             }
             if (!nxt) continue;
-#pragma unroll
-            for (uint r = 0; r < RG_KB; ++r) {
-              acc[r][0] *= d;
-              acc[r][1] *= d;
-            }
+            RG_SCALE(acc, RG_KB, d);
           } else {
             RG_LOAD_ROWS(acc, RG_KB, nxt + (size_t)x0 * Dy, Dy, rows);
           }
@@ -513,10 +598,6 @@ __kernel void retcl_retention_grad_states(
       }
     }
 }
-
-/* The decay mask of a score tile: m[r][j] = γ^(i-j) for i >= j inside the
- * segment, else 0; i, j are the segment-relative query and key of (r, j)
- * given by the callers. */
 
 /* ------------------------------------------------------------------------ */
 /* dq: dq_i = w_i (Σ_{j≤i} γ^(i-j) (dO_i·v_j) k_j + γ^(i+1) dO_i Rᵀ).       */
@@ -561,12 +642,7 @@ __kernel void retcl_retention_grad_dq(
     float xi[RG_RB];
 #pragma unroll
     for (uint r = 0; r < RG_RB; ++r) xi[r] = rg_pow1((float)(i0 + min(r, rows - 1) + 1) * lg);
-    RG_PAIRS_BEGIN(Dk)
-      vecf acc[RG_RB][2];
-      RG_ZERO(acc, RG_RB);
-      if (has_R) RG_PAIR(acc, RG_RB, Dv, RG_A_OP, RG_ONE, Rt + c0, Dk, w0, w1);
-      RG_STORE_ROWS(acc, dq0, q_st, rows, xi[r_]);
-    RG_PAIRS_END
+    RG_ROWS_STATE(dq0, q_st, rows, xi, Dk, has_R, Dv, RG_A_OP, Rt);
   }
   /* Key tiles up to the diagonal one: scores dP = (dO'_i·v_j) γ^(i-j)
    * for RB rows x KT keys (dO' values broadcast against V's panel), then
@@ -584,21 +660,7 @@ __kernel void retcl_retention_grad_dq(
       __global const float *op = op_t + ioff;
       __global float *dq0 = RG_ROW(dQ, q, b, t0 + i0, h);
       vecf acc[RG_RB][RG_NJ];
-#pragma unroll
-      for (uint r = 0; r < RG_RB; ++r)
-#pragma unroll
-        for (uint n = 0; n < RG_NJ; ++n) acc[r][n] = (vecf)(0.0f);
-      for (uint d = 0; d < Dv; ++d) {
-        vecf bv[RG_NJ];
-#pragma unroll
-        for (uint n = 0; n < RG_NJ; ++n) bv[n] = VLOAD(n, pan + (size_t)d * RG_KT);
-#pragma unroll
-        for (uint r = 0; r < RG_RB; ++r) {
-          const vecf a = (vecf)(RG_A_OP(r, d));
-#pragma unroll
-          for (uint n = 0; n < RG_NJ; ++n) acc[r][n] = fma(a, bv[n], acc[r][n]);
-        }
-      }
+      RG_SCORES(acc, RG_A_OP, pan, Dv);
       if (j0 + RG_KT <= i0 + 1) {
         /* Every key of the tile is at or before i0: γ^(i-j) = γ^r γ^(i0-j),
          * both exponents >= 0. */
@@ -617,24 +679,17 @@ __kernel void retcl_retention_grad_dq(
 #pragma unroll
           for (uint n = 0; n < RG_NJ; ++n) {
             const vecf gap = (float)(i0 + r) - (float)(j0 + n * RETCL_VW) - RG_IOTA;
-            const vecf m = step((vecf)(0.0f), gap) * rg_pow(fmax(gap, (vecf)(0.0f)) * lg);
-            VSTORE(acc[r][n] * m, 0, &p[r][n * RETCL_VW]);
+            VSTORE(acc[r][n] * rg_mask(gap, lg), 0, &p[r][n * RETCL_VW]);
           }
       }
       const uint nk = min((uint)RG_KT, last - j0);
-      RG_PAIRS_BEGIN(Dk)
-        vecf a2[RG_RB][2];
-        RG_LOAD_ROWS(a2, RG_RB, dq0, q_st, rows);
-        RG_PAIR(a2, RG_RB, nk, RG_A_P, RG_ONE, kp + c0, k_st, w0, w1);
-        RG_STORE_ROWS(a2, dq0, q_st, rows, 1.0f);
-      RG_PAIRS_END
+      RG_ROWS_ADD(dq0, q_st, rows, Dk, nk, RG_A_P, kp, k_st);
     }
   }
 #undef RG_A_OP
 #undef RG_A_P
 #else
   (void)ot_off;
-  const uint ncb = (Dk + RETCL_VW - 1) / RETCL_VW;
   const uint gx = get_local_size(0), gy = get_local_size(1);
   const uint lx = get_local_id(0), ly = get_local_id(1);
   const uint lid = ly * gx + lx;
@@ -646,17 +701,9 @@ __kernel void retcl_retention_grad_dq(
   __global const float *orow = RG_ROW(dO, o, b, t, h);
   __global float *qrow = RG_ROW(dQ, q, b, t, h);
   const float wi = rg_weight(work, f_off, has_F, w_scale, bh, T, t);
-  if (live) {
-    const float xi = wi * rg_pow1((float)(i + 1) * lg);
-    for (uint cb = lx; cb < ncb; cb += gx) {
-      const uint c0 = cb * RETCL_VW, nc = min((uint)RETCL_VW, Dk - c0);
-      vecf acc = (vecf)(0.0f);
-      if (has_R)
-        for (uint v = 0; v < Dv; ++v)
-          acc = fma((vecf)(orow[v]), load_block(Rt + (size_t)v * Dk + c0, nc), acc);
-      store_block(qrow + c0, xi * acc, nc);
-    }
-  }
+  if (live)
+    rg_row_state(qrow, wi * rg_pow1((float)(i + 1) * lg), orow, Rt, Dv, Dk,
+                 has_R, lx, gx);
   const uint last = min(L, ig + gy);
   for (uint j0 = 0; j0 < last; j0 += RG_KT) {
     __global const float *pan = work + rg_panel(vt_off, bhs, ntile, j0 / RG_KT, Dv);
@@ -668,25 +715,16 @@ __kernel void retcl_retention_grad_dq(
       const uint ir = ig + r;
       float val = 0.0f;
       if (ir < L && j0 + j <= ir) {
-        __global const float *orr = RG_ROW(dO, o, b, t0 + ir, h);
-        for (uint d = 0; d < Dv; ++d) val = fma(orr[d], pan[(size_t)d * RG_KT + j], val);
+        val = rg_panel_dot(RG_ROW(dO, o, b, t0 + ir, h), pan + j, Dv);
         val *= rg_weight(work, f_off, has_F, w_scale, bh, T, t0 + ir) *
                rg_pow1((float)(ir - j0 - j) * lg);
       }
       tile[e] = val;
     }
     barrier(CLK_LOCAL_MEM_FENCE);
-    if (live) {
-      const uint nk = min((uint)RG_KT, i + 1 - min(i + 1, j0));
-      for (uint cb = lx; cb < ncb; cb += gx) {
-        const uint c0 = cb * RETCL_VW, nc = min((uint)RETCL_VW, Dk - c0);
-        vecf acc = load_block(qrow + c0, nc);
-        for (uint j = 0; j < nk; ++j)
-          acc = fma((vecf)(tile[ly * RG_KT + j]),
-                    load_block(RG_ROW(K, k, b, t0 + j0 + j, h) + c0, nc), acc);
-        store_block(qrow + c0, acc, nc);
-      }
-    }
+    if (live)
+      rg_row_tile(qrow, tile + ly * RG_KT, RG_ROW(K, k, b, t0 + j0, h), k_st,
+                  min((uint)RG_KT, i + 1 - min(i + 1, j0)), Dk, lx, gx);
   }
 #endif
 }
@@ -739,18 +777,8 @@ __kernel void retcl_retention_grad_dkdv(
 #pragma unroll
     for (uint r = 0; r < RG_RB; ++r)
       zeta[r] = rg_pow1((float)(L - 1 - j0 - min(r, rows - 1)) * lg);
-    RG_PAIRS_BEGIN(Dk)
-      vecf acc[RG_RB][2];
-      RG_ZERO(acc, RG_RB);
-      if (has_dR) RG_PAIR(acc, RG_RB, Dv, RG_A_VP, RG_ONE, dRt + c0, Dk, w0, w1);
-      RG_STORE_ROWS(acc, dk0, dk_st, rows, zeta[r_]);
-    RG_PAIRS_END
-    RG_PAIRS_BEGIN(Dv)
-      vecf acc[RG_RB][2];
-      RG_ZERO(acc, RG_RB);
-      if (has_dR) RG_PAIR(acc, RG_RB, Dk, RG_A_KP, RG_ONE, dR + c0, Dv, w0, w1);
-      RG_STORE_ROWS(acc, dv0, dv_st, rows, zeta[r_]);
-    RG_PAIRS_END
+    RG_ROWS_STATE(dk0, dk_st, rows, zeta, Dk, has_dR, Dv, RG_A_VP, dRt);
+    RG_ROWS_STATE(dv0, dv_st, rows, zeta, Dv, has_dR, Dk, RG_A_KP, dR);
   }
   /* Query tiles from the keys' own: Pᵀ (keys x queries) from k_j
    * against Q's panel, dPᵀ from v_j against dO''s panel, then
@@ -770,40 +798,12 @@ __kernel void retcl_retention_grad_dkdv(
       __global float *dk0 = RG_ROW(dK, dk, b, t0 + j0, h);
       __global float *dv0 = RG_ROW(dV, dv, b, t0 + j0, h);
       vecf acc[RG_RB][RG_NJ];
-#pragma unroll
-      for (uint r = 0; r < RG_RB; ++r)
-#pragma unroll
-        for (uint n = 0; n < RG_NJ; ++n) acc[r][n] = (vecf)(0.0f);
-      for (uint d = 0; d < Dk; ++d) {
-        vecf bv[RG_NJ];
-#pragma unroll
-        for (uint n = 0; n < RG_NJ; ++n) bv[n] = VLOAD(n, qp + (size_t)d * RG_KT);
-#pragma unroll
-        for (uint r = 0; r < RG_RB; ++r) {
-          const vecf a = (vecf)(RG_A_KP(r, d));
-#pragma unroll
-          for (uint n = 0; n < RG_NJ; ++n) acc[r][n] = fma(a, bv[n], acc[r][n]);
-        }
-      }
+      RG_SCORES(acc, RG_A_KP, qp, Dk);
 #pragma unroll
       for (uint r = 0; r < RG_RB; ++r)
 #pragma unroll
         for (uint n = 0; n < RG_NJ; ++n) VSTORE(acc[r][n], 0, &pt[r][n * RETCL_VW]);
-#pragma unroll
-      for (uint r = 0; r < RG_RB; ++r)
-#pragma unroll
-        for (uint n = 0; n < RG_NJ; ++n) acc[r][n] = (vecf)(0.0f);
-      for (uint d = 0; d < Dv; ++d) {
-        vecf bv[RG_NJ];
-#pragma unroll
-        for (uint n = 0; n < RG_NJ; ++n) bv[n] = VLOAD(n, op + (size_t)d * RG_KT);
-#pragma unroll
-        for (uint r = 0; r < RG_RB; ++r) {
-          const vecf a = (vecf)(RG_A_VP(r, d));
-#pragma unroll
-          for (uint n = 0; n < RG_NJ; ++n) acc[r][n] = fma(a, bv[n], acc[r][n]);
-        }
-      }
+      RG_SCORES(acc, RG_A_VP, op, Dv);
       if (i0 >= jl && ni == RG_KT) {
         /* Every query of the tile is at or after every key of the block:
          * γ^(i-j) = γ^(i-jl) γ^(jl-j), both exponents >= 0. */
@@ -837,24 +837,14 @@ __kernel void retcl_retention_grad_dkdv(
 #pragma unroll
           for (uint r = 0; r < RG_RB; ++r) {
             const vecf gap = (float)(i0 + i1) - (float)(j0 + r) + RG_IOTA;
-            const vecf m = step((vecf)(0.0f), gap) * rg_pow(fmax(gap, (vecf)(0.0f)) * lg);
+            const vecf m = rg_mask(gap, lg);
             VSTORE(VLOAD(0, &pt[r][i1]) * (m * wv), 0, &pt[r][i1]);
             VSTORE(acc[r][n] * m, 0, &dpt[r][i1]);
           }
         }
       }
-      RG_PAIRS_BEGIN(Dk)
-        vecf a2[RG_RB][2];
-        RG_LOAD_ROWS(a2, RG_RB, dk0, dk_st, rows);
-        RG_PAIR(a2, RG_RB, ni, RG_A_DPT, RG_ONE, q0 + c0, q_st, w0, w1);
-        RG_STORE_ROWS(a2, dk0, dk_st, rows, 1.0f);
-      RG_PAIRS_END
-      RG_PAIRS_BEGIN(Dv)
-        vecf a2[RG_RB][2];
-        RG_LOAD_ROWS(a2, RG_RB, dv0, dv_st, rows);
-        RG_PAIR(a2, RG_RB, ni, RG_A_PT, RG_ONE, o0 + c0, o_st, w0, w1);
-        RG_STORE_ROWS(a2, dv0, dv_st, rows, 1.0f);
-      RG_PAIRS_END
+      RG_ROWS_ADD(dk0, dk_st, rows, Dk, ni, RG_A_DPT, q0, q_st);
+      RG_ROWS_ADD(dv0, dv_st, rows, Dv, ni, RG_A_PT, o0, o_st);
     }
   }
 #undef RG_A_KP
@@ -864,8 +854,6 @@ __kernel void retcl_retention_grad_dkdv(
 #else
   (void)kt_off;
   (void)vt_off;
-  const uint nkb = (Dk + RETCL_VW - 1) / RETCL_VW;
-  const uint nvb = (Dv + RETCL_VW - 1) / RETCL_VW;
   const uint gx = get_local_size(0), gy = get_local_size(1);
   const uint lx = get_local_id(0), ly = get_local_id(1);
   const uint lid = ly * gx + lx;
@@ -881,22 +869,8 @@ __kernel void retcl_retention_grad_dkdv(
   __local float *pt = tile, *dpt = tile + gy * RG_KT;
   if (live) {
     const float zeta = rg_pow1((float)(L - 1 - j) * lg);
-    for (uint cb = lx; cb < nkb; cb += gx) {
-      const uint c0 = cb * RETCL_VW, nc = min((uint)RETCL_VW, Dk - c0);
-      vecf acc = (vecf)(0.0f);
-      if (has_dR)
-        for (uint vv = 0; vv < Dv; ++vv)
-          acc = fma((vecf)(vrow[vv]), load_block(dRt + (size_t)vv * Dk + c0, nc), acc);
-      store_block(dkrow + c0, zeta * acc, nc);
-    }
-    for (uint cb = lx; cb < nvb; cb += gx) {
-      const uint c0 = cb * RETCL_VW, nc = min((uint)RETCL_VW, Dv - c0);
-      vecf acc = (vecf)(0.0f);
-      if (has_dR)
-        for (uint kk = 0; kk < Dk; ++kk)
-          acc = fma((vecf)(krow[kk]), load_block(dR + (size_t)kk * Dv + c0, nc), acc);
-      store_block(dvrow + c0, zeta * acc, nc);
-    }
+    rg_row_state(dkrow, zeta, vrow, dRt, Dv, Dk, has_dR, lx, gx);
+    rg_row_state(dvrow, zeta, krow, dR, Dk, Dv, has_dR, lx, gx);
   }
   for (uint i0 = jg / RG_KT * RG_KT; i0 < L; i0 += RG_KT) {
     const uint tile_i = i0 / RG_KT;
@@ -908,10 +882,8 @@ __kernel void retcl_retention_grad_dkdv(
       const uint jr = jg + r;
       float pv = 0.0f, dpv = 0.0f;
       if (jr < L && i0 + i < L && i0 + i >= jr) {
-        __global const float *kr = RG_ROW(K, k, b, t0 + jr, h);
-        __global const float *vr = RG_ROW(V, v, b, t0 + jr, h);
-        for (uint d = 0; d < Dk; ++d) pv = fma(kr[d], qp[(size_t)d * RG_KT + i], pv);
-        for (uint d = 0; d < Dv; ++d) dpv = fma(vr[d], op[(size_t)d * RG_KT + i], dpv);
+        pv = rg_panel_dot(RG_ROW(K, k, b, t0 + jr, h), qp + i, Dk);
+        dpv = rg_panel_dot(RG_ROW(V, v, b, t0 + jr, h), op + i, Dv);
         const float m = rg_pow1((float)(i0 + i - jr) * lg);
         pv *= m * rg_weight(work, f_off, has_F, w_scale, bh, T, t0 + i0 + i);
         dpv *= m;
@@ -922,22 +894,10 @@ __kernel void retcl_retention_grad_dkdv(
     barrier(CLK_LOCAL_MEM_FENCE);
     if (live) {
       const uint ni = min((uint)RG_KT, L - i0);
-      for (uint cb = lx; cb < nkb; cb += gx) {
-        const uint c0 = cb * RETCL_VW, nc = min((uint)RETCL_VW, Dk - c0);
-        vecf acc = load_block(dkrow + c0, nc);
-        for (uint i = 0; i < ni; ++i)
-          acc = fma((vecf)(dpt[ly * RG_KT + i]),
-                    load_block(RG_ROW(Q, q, b, t0 + i0 + i, h) + c0, nc), acc);
-        store_block(dkrow + c0, acc, nc);
-      }
-      for (uint cb = lx; cb < nvb; cb += gx) {
-        const uint c0 = cb * RETCL_VW, nc = min((uint)RETCL_VW, Dv - c0);
-        vecf acc = load_block(dvrow + c0, nc);
-        for (uint i = 0; i < ni; ++i)
-          acc = fma((vecf)(pt[ly * RG_KT + i]),
-                    load_block(RG_ROW(dO, o, b, t0 + i0 + i, h) + c0, nc), acc);
-        store_block(dvrow + c0, acc, nc);
-      }
+      rg_row_tile(dkrow, dpt + ly * RG_KT, RG_ROW(Q, q, b, t0 + i0, h), q_st,
+                  ni, Dk, lx, gx);
+      rg_row_tile(dvrow, pt + ly * RG_KT, RG_ROW(dO, o, b, t0 + i0, h), o_st,
+                  ni, Dv, lx, gx);
     }
   }
 #endif
