@@ -7,19 +7,20 @@
  * consecutive outputs n (rows of W), cuts them into S equal parts and
  * walks the parts side by side, one W row of each at a time, as
  * RETCL_VW-wide vectors multiplied with the M rows of X. S streams keep
- * more memory reads in flight than one: with W out of cache, 8 rows and
- * S = 2 ran 1.25x faster than S = 1 on PoCL (2 cores), 4 rows and S = 4
- * 1.1x faster than S = 2; one row (memory-bound) gained nothing from it
- * and keeps S = 1. MR, the rows of X per pass, is a compile-time constant
- * per kernel (1, 2 or 4) so the S x MR accumulators unroll into registers
- * (16); a pass with fewer real rows repeats the last one and stores only
- * the real ones. More rows than MR (the 4-row kernel takes any M up to
- * linear.row_limit) run in groups of MR over the same S rows of W, which
- * the first group reads from memory and the others from cache: W is
- * streamed once per call whatever M is. Measured on PoCL (2 cores, W
- * 2-8 MiB out of L2): at 16 rows 115-136 GFLOP/s, where an 8-row kernel
- * (S = 2) run twice over W reached 71-93; at 8 rows the 4-row kernel's two
- * groups ran 88-102 against that 8-row kernel's 69-76. */
+ * more memory reads in flight than one: with W out of cache, the former
+ * 8-row kernel ran 1.25x faster with S = 2 than with S = 1 on PoCL (2
+ * cores), 4 rows with S = 4 1.1x faster than with S = 2; one row
+ * (memory-bound) gained nothing from it and keeps S = 1. MR, the rows of
+ * X per pass, is a compile-time constant per kernel (1, 2 or 4) so the
+ * S x MR accumulators unroll into registers (16 at most); a pass with
+ * fewer real rows repeats the last one and stores only the real ones.
+ * More rows than MR (the 4-row kernel takes any M up to linear.row_limit)
+ * run in groups of MR over the same S rows of W, which the first group
+ * reads from memory and the others from cache: W is streamed once per
+ * call whatever M is. Measured on PoCL (2 cores, W 2-8 MiB out of L2): at
+ * 16 rows 115-136 GFLOP/s, where the former 8-row kernel (S = 2) run twice
+ * over W reached 71-93; at 8 rows the 4-row kernel's two groups ran
+ * 88-123 against that 8-row kernel's 69-76. */
 
 #if !defined(RETCL_VW) || !defined(RETCL_LINEAR_WG)
 #error "linear.cl needs the linear record's definitions (RETCL_VW, RETCL_LINEAR_WG)"
@@ -114,9 +115,10 @@ RETCL_LINEAR_SKINNY(4, 4)
  * neighbouring items would read addresses K floats apart. Here a
  * work-group owns one output n instead (the grid has exactly N groups):
  * its items stride over K together (neighbouring items, neighbouring
- * addresses of W's row and of X's rows), each keeping MR partial sums, which are then added up in local memory. The group
- * size is a power of two up to RETCL_LINEAR_WG, chosen by the host within
- * the device's limits. */
+ * addresses of W's row and of X's rows), each keeping MR partial sums,
+ * which are then added up in local memory. The group size is a power of
+ * two up to RETCL_LINEAR_WG, chosen by the host within the device's
+ * limits. */
 
 #define RETCL_LINEAR_GROUPED(MR)                                             \
   __kernel void retcl_linear_grouped_##MR(                                   \
@@ -143,9 +145,11 @@ RETCL_LINEAR_SKINNY(4, 4)
             part[m][lid + s];                                                \
       barrier(CLK_LOCAL_MEM_FENCE);                                          \
     }                                                                        \
-    if (lid < M)                                                             \
-      Y[y_off + block_out(n, lid, bstride, nb)] =                            \
-          block_alpha(alpha, n, nb) * part[lid][0];                          \
+    /* a group may have fewer items than rows (linear.wg or the device's  \
+     * limit below 8): each item stores every wg-th row */                 \
+    for (uint m = lid; m < M; m += wg)                                       \
+      Y[y_off + block_out(n, m, bstride, nb)] =                              \
+          block_alpha(alpha, n, nb) * part[m][0];                            \
   }
 
 RETCL_LINEAR_GROUPED(1)

@@ -113,8 +113,8 @@ START_TEST(few_rows_stream_w) {
 END_TEST
 
 /* More rows than one group (CPU: one launch, groups of 4 rows over each
- * row of w; GPU: launches of 8 rows), with remainders of 1 and 2 rows, up
- * to the 32-row limit of the streaming path. */
+ * row of w, the last of 1 and 2 rows; GPU: launches of 8 rows, the last
+ * of 5 and 6), up to the 32-row limit of the streaming path. */
 START_TEST(rows_in_several_groups) {
   const lin_case cases[] = {{13, 50, 70, 1.0f, 0}, {22, 35, 48, -1.5f, 0},
                             {32, 64, 256, 0.25f, 0}};

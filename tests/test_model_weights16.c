@@ -256,7 +256,9 @@ START_TEST(linear_and_gemm_16bit_weights) {
     const retcl_dtype t = TYPES[i];
     linear_case(t, 1, 37, 53, 0);  /* 1 row, K not a vector multiple */
     linear_case(t, 3, 64, 48, 0);  /* 4-row kernel, padded */
-    linear_case(t, 8, 19, 32, 0);  /* 8-row kernel */
+    linear_case(t, 8, 19, 32, 0);  /* CPUs: two groups of 4; GPUs: 8 */
+    linear_case(t, 13, 21, 40, 0); /* CPUs: 4 groups in one launch; GPUs:
+                                      8 + 5 */
     linear_case(t, 45, 29, 41, 0); /* GEMM (packed on CPUs), whatever
                                       gemm.backend says */
     linear_case(t, 5, 23, 31, 1);  /* retcl_gemm nt, unpacked */
