@@ -22,8 +22,9 @@
  * RetNet reference: in the context sweep a state kept at ~512 tokens, in
  * the batch sweep a batch-1 sequence beside each larger batch) are
  * interleaved round-robin: drift of a shared, noisy machine then hits all
- * alike and their ratios stay meaningful. A step is timed by the host clock around the blocking
- * call, logits read back included: the latency a user sees.
+ * alike and their ratios stay meaningful. A step is timed by the host
+ * clock around the blocking call, logits read back included: the latency
+ * a user sees.
  *
  * The context sweep grows one sequence per model instead of refilling from
  * scratch for every context (half the prefill work; a synthetic baseline
@@ -220,18 +221,17 @@ static void point(decode_env *e, const char *sweep, size_t context,
   }
   progress_detail("%zu steps", e->S);
   step_all(e, live, recs, live[2] ? NS : 2, ms);
+  for (int k = 0; k < 2; ++k)
+    if (live[k]) finish_rec(e, recs[k], live[k], ms[k]);
+  /* RetNet's step time against the batch-1 reference's */
   if (live[0] && live[2] && recs[0]->status == REC_OK &&
       refrec.status == REC_OK) {
-    bench_stats st, rs;
-    bench_stats_from(ms[0], (int)(e->S - WARM), &st);
+    bench_stats rs;
     bench_stats_from(ms[2], (int)(e->S - WARM), &rs);
-    recs[0]->ref_ratio = st.median_ms / rs.median_ms;
+    recs[0]->ref_ratio = recs[0]->st.median_ms / rs.median_ms;
   }
   for (int k = 0; k < NS; ++k) {
-    if (live[k]) {
-      if (k < 2) finish_rec(e, recs[k], live[k], ms[k]);
-      seq_close(live[k]);
-    }
+    if (live[k]) seq_close(live[k]);
     if (k < 2) table_row(recs[k], "decode");
     free(ms[k]);
   }
