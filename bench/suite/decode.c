@@ -128,11 +128,23 @@ static int fill(decode_env *e, bench_seq *s, size_t target, rec *r) {
 static int step_all(decode_env *e, bench_seq **seqs, rec **recs, int n,
                     double **ms) {
   int rc = 0;
+  /* the step-time arrays are the callers' callocs: a sequence without one
+   * is not stepped */
+  for (int i = 0; i < n; ++i)
+    if (seqs[i] && recs[i]->status == REC_OK && !ms[i]) {
+      recs[i]->status = REC_ERROR;
+      snprintf(recs[i]->reason, sizeof recs[i]->reason,
+               "out of host memory (step times)");
+      rc = 1;
+    }
   for (size_t round = 0; round < e->S; ++round)
     for (int i = 0; i < n; ++i) {
       if (!seqs[i] || recs[i]->status != REC_OK) continue;
       const size_t B = seqs[i]->batch, pos = seq_position(seqs[i]);
       int32_t *tok = tokens_block(B, pos, 1, seqs[i]->m->vocab);
+      if (!tok)
+        snprintf(recs[i]->reason, sizeof recs[i]->reason,
+                 "out of host memory (tokens)");
       const double t0 = bench_now();
       int err = !tok || seq_forward(seqs[i], tok, 1, -1, recs[i]->reason,
                                     sizeof recs[i]->reason);

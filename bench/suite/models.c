@@ -122,12 +122,17 @@ int seq_open(bench_seq *s, bench_model *m, size_t batch, char *err,
     set_err(err, errlen, "out of host memory");
     return 1;
   }
+  int failed;
   if (m->kind == MODEL_RETNET) {
     retcl_status st = retcl_decode_state_create(m->retnet, batch, &s->state);
     if (st) retcl_err(err, errlen, "retcl_decode_state_create", m->ctx, st);
-    return st != RETCL_SUCCESS;
+    failed = st != RETCL_SUCCESS;
+  } else {
+    failed = tf_cache_create(m->tf, batch, &s->cache, err, errlen) != 0;
   }
-  return tf_cache_create(m->tf, batch, &s->cache, err, errlen) != 0;
+  /* a sequence that did not open holds nothing (callers do not close it) */
+  if (failed) seq_close(s);
+  return failed;
 }
 
 void seq_close(bench_seq *s) {
