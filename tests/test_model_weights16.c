@@ -259,6 +259,8 @@ START_TEST(linear_and_gemm_16bit_weights) {
     linear_case(t, 8, 19, 32, 0);  /* CPUs: two groups of 4; GPUs: 8 */
     linear_case(t, 13, 21, 40, 0); /* CPUs: 4 groups in one launch; GPUs:
                                       8 + 5 */
+    linear_case(t, 30, 21, 40, 0); /* CPUs: 8 groups, the last of 2 rows,
+                                      just under linear.row_limit 32 */
     linear_case(t, 45, 29, 41, 0); /* GEMM (packed on CPUs), whatever
                                       gemm.backend says */
     linear_case(t, 5, 23, 31, 1);  /* retcl_gemm nt, unpacked */
