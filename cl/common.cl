@@ -91,7 +91,29 @@ inline void store_block(__global float *p, vecf x, uint n) {
   VSTORE(x, 0, t);
   for (uint i = 0; i < n; ++i) p[i] = t[i];
 }
+
+/* Dot product of two rows of n floats, RETCL_VW lanes at a time (the
+ * retention forward and backward both compute q·k this way, so the token's
+ * own score rounds alike in both). */
+inline float dot_rows(__global const float *a, __global const float *b,
+                      uint n) {
+  vecf acc = (vecf)(0.0f);
+  uint d = 0;
+  for (; d + RETCL_VW <= n; d += RETCL_VW)
+    acc = fma(VLOAD(0, a + d), VLOAD(0, b + d), acc);
+  float s = 0.0f;
+  for (; d < n; ++d) s = fma(a[d], b[d], s);
+  return s + lane_sum(acc);
+}
 #endif
+
+/* c_n = Σ_{j<n} γ^j = expm1(n log γ) / expm1(log γ) (docs/design.md §1.2),
+ * accurate as γ -> 1; the retention forward and backward share it. */
+inline float decay_sum(float log_decay, float n) {
+  if (n <= 0.0f) return 0.0f;
+  if (log_decay == 0.0f) return n; /* γ = 1 (a head whose fp32 γ rounds up) */
+  return expm1(n * log_decay) / expm1(log_decay);
+}
 
 /* Element index of (b, t, h, d) in a [B,T,H,D] or [B,H,T,D] tensor, given
  * its strides in floats (batch, token, head) and its base offset. */

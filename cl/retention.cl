@@ -36,25 +36,6 @@
 #error "retention.cl needs the retention record's definitions"
 #endif
 
-/* Dot product of two rows of n floats, RETCL_VW lanes at a time. */
-inline float dot_rows(__global const float *a, __global const float *b,
-                      uint n) {
-  vecf acc = (vecf)(0.0f);
-  uint d = 0;
-  for (; d + RETCL_VW <= n; d += RETCL_VW)
-    acc = fma(VLOAD(0, a + d), VLOAD(0, b + d), acc);
-  float s = 0.0f;
-  for (; d < n; ++d) s = fma(a[d], b[d], s);
-  return s + lane_sum(acc);
-}
-
-/* c_n = Σ_{j<n} γ^j = expm1(n log γ) / expm1(log γ), accurate as γ -> 1. */
-inline float decay_sum(float log_decay, float n) {
-  if (n <= 0.0f) return 0.0f;
-  if (log_decay == 0.0f) return n; /* γ = 1 (a head whose fp32 γ rounds up) */
-  return expm1(n * log_decay) / expm1(log_decay);
-}
-
 /* Column blocks this work-item handles: all of them on a CPU, one on a GPU
  * (dimension 0 of the grid). */
 #if RETCL_CPU

@@ -68,13 +68,6 @@
 #define RG_ROW(P, p, b, t, h) \
   ((P) + RETCL_AT(p##_off, p##_sb, p##_st, p##_sh, (b), (t), (h)))
 
-/* c_n = Σ_{j<n} γ^j (docs/design.md §1.2), as cl/retention.cl has it. */
-inline float rg_decay_sum(float lg, float n) {
-  if (n <= 0.0f) return 0.0f;
-  if (lg == 0.0f) return n;
-  return expm1(n * lg) / expm1(lg);
-}
-
 /* γ^n as exp(x), x = n log γ, with powers below the smallest normal float
  * (2^-126) flushed to 0: they weigh less than 1e-38 of the terms they join,
  * and denormal operands cost the CPU a slow path per instruction (a long
@@ -89,17 +82,6 @@ inline float rg_pow1(float x) { return x < -87.3f ? 0.0f : exp(x); }
 inline float rg_weight(__global const float *work, uint f_off, int has_F,
                        float w_scale, uint bh, uint T, uint t) {
   return has_F ? work[f_off + bh * T + t] : w_scale;
-}
-
-inline float rg_dot(__global const float *a, __global const float *b,
-                    uint n) {
-  vecf acc = (vecf)(0.0f);
-  uint d = 0;
-  for (; d + RETCL_VW <= n; d += RETCL_VW)
-    acc = fma(VLOAD(0, a + d), VLOAD(0, b + d), acc);
-  float s = 0.0f;
-  for (; d < n; ++d) s = fma(a[d], b[d], s);
-  return s + lane_sum(acc);
 }
 
 /* Where tile `tile` of segment bhs starts in a panel region of rows of D. */
@@ -338,7 +320,7 @@ __kernel void retcl_retention_grad_panels(
  * cl/retention.cl's row_factor. */
 inline float rg_ts_factor(int mode, float lg, uint i, float abs_sum,
                           float cross) {
-  const float s_i = sqrt(rg_decay_sum(lg, (float)(i + 1)));
+  const float s_i = sqrt(decay_sum(lg, (float)(i + 1)));
   float a = abs_sum / s_i;
   if (mode == 1) a = fmin(a, 5e4f);
   return 1.0f / (s_i * fmax(a, cross));
@@ -371,7 +353,7 @@ __kernel void retcl_retention_grad_row_factor(
   __global float *F = work + f_off + (size_t)bh * T + t0 + i0;
   if (mode == 3) {
     for (uint i = 0; i < ni; ++i)
-      F[i] = rsqrt(rg_decay_sum(lg, position + (float)(t0 + i0 + i + 1)));
+      F[i] = rsqrt(decay_sum(lg, position + (float)(t0 + i0 + i + 1)));
     return;
   }
   /* r: the largest column abs-sum of the raw state before the chunk,
@@ -385,7 +367,7 @@ __kernel void retcl_retention_grad_row_factor(
       for (uint kk = 0; kk < Dk; ++kk) col += fabs(Rt[(size_t)v * Dk + kk]);
       col_max = fmax(col_max, col);
     }
-    cross = fmax(1.0f, col_max / rg_decay_sum(lg, (float)C));
+    cross = fmax(1.0f, col_max / decay_sum(lg, (float)C));
   }
 #if RETCL_CPU
   /* Σ_j |P_ij| for the KT rows as NJ vectors: RB keys at a time, each key
@@ -435,10 +417,10 @@ __kernel void retcl_retention_grad_row_factor(
 /* α: the initial state enters as α S_0 (torchscale: S_0 is Ŝ_p = raw /
  * sqrt(c_p)); β: the final state leaves as β S_T. Both 1 in the raw form. */
 inline float rg_alpha(int ts_state, float lg, float position) {
-  return ts_state ? sqrt(rg_decay_sum(lg, position)) : 1.0f;
+  return ts_state ? sqrt(decay_sum(lg, position)) : 1.0f;
 }
 inline float rg_beta(int ts_state, float lg, float n) {
-  return ts_state ? rsqrt(rg_decay_sum(lg, n)) : 1.0f;
+  return ts_state ? rsqrt(decay_sum(lg, n)) : 1.0f;
 }
 
 /* Tokens per tile of the state sweep: the whole chunk on CPUs (its
@@ -932,7 +914,7 @@ __kernel void retcl_retention_grad_rec_dq(
     __global float *qrow = RG_ROW(dQ, q, b, t, h);
     /* dq_t = w_t (dO_t (γS_t)ᵀ + (dO_t·v_t) k_t): the token's own term
      * score first, as the forward computes it (cl/retention.cl). */
-    const float dov = rg_dot(orow, vrow, Dv);
+    const float dov = dot_rows(orow, vrow, Dv);
     for (uint kb = k_begin; kb < k_end; kb += RG_RB) {
       const uint rows = min((uint)RG_RB, k_end - kb);
       vecf dacc[RG_RB];
@@ -1002,8 +984,8 @@ __kernel void retcl_retention_grad_rec_dkdv(
      * dk_t = v_t Xᵀ + (dO'_t·v_t) q_t and dv_t = k_t X + (q_t·k_t) dO'_t,
      * the token's own terms score first as in the forward; the (q·k) term
      * of dv once, by the item holding row 0. */
-    const float dov = wt * rg_dot(orow, vrow, Dv);
-    const float qk = k_begin == 0 ? rg_dot(qrow, krow, Dk) : 0.0f;
+    const float dov = wt * dot_rows(orow, vrow, Dv);
+    const float qk = k_begin == 0 ? dot_rows(qrow, krow, Dk) : 0.0f;
     for (uint kb = k_begin; kb < k_end; kb += RG_RB) {
       const uint rows = min((uint)RG_RB, k_end - kb);
       vecf dacc[RG_RB];
