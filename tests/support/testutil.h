@@ -10,7 +10,11 @@
 #include "retcl.h"
 
 /* A context on RETCL_DEVICE / RETCL_PLATFORM (or the default device); fails
- * the test with the library's message if none can be made. */
+ * the test with the library's message if none can be made.
+ * retcl_context_destroy does not wait for enqueued work: a test whose last
+ * call only enqueues must wait for it (a download, or retcl_finish) before
+ * it returns, or the forked test process may exit under kernels PoCL is
+ * still compiling (on a cold kernel cache: signal 6 or 11). */
 retcl_context *tu_context(void);
 /* Write json to a temporary file and name it in RETCL_PARAMS while
  * creating a context (the parameter record is fixed at creation); returns
