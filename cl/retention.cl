@@ -48,6 +48,8 @@
 
 /* ------------------------------------------------------------------------ */
 /* chunk_state: U_c[k][v] = Σ_j γ^(L_c-1-j) k_j[k] v_j[v] over chunk c.       */
+/* The gpu pattern's first pass, parallel over chunks; the cpu pattern runs  */
+/* state_scan instead (see there).                                           */
 /* Grid: (column items, ceil(Dk/KB), B*H*Nc).                                */
 /* ------------------------------------------------------------------------ */
 __kernel void retcl_retention_chunk_state(
@@ -68,80 +70,6 @@ __kernel void retcl_retention_chunk_state(
   const uint rows = min((uint)RETCL_KB, Dk - k0);
   __global float *u = U + ((size_t)bhc * Dk + k0) * Dv;
 
-#if RETCL_CPU
-  /* U rows [k0, k0 + KB) = Σ_j (w_j k_j[rows])ᵀ v_j: a product whose k is
-   * the key index, in register tiles of KB rows x NV vectors of columns
-   * (per key: NV vector loads of v and KB broadcasts of k, each scaled by
-   * the key's weight, feed KB·NV fmas). Keys in tiles of RETCL_KT whose
-   * weights γ^(L-1-j) are computed once per tile; a chunk longer than one
-   * tile keeps its partial sums in U between tiles. */
-  float w[RETCL_KT];
-  const uint n_tiles = (nvb + RETCL_NV - 1) / RETCL_NV;
-  for (uint j0 = 0; j0 < L; j0 += RETCL_KT) {
-    const uint nk = min((uint)RETCL_KT, L - j0);
-    for (uint j = 0; j < nk; ++j) w[j] = exp((float)(L - 1 - j0 - j) * lg);
-    __global const float *kbase = K + RETCL_AT(k_off, k_sb, k_st, k_sh, b, t0 + j0, h) + k0;
-    __global const float *vbase = V + RETCL_AT(v_off, v_sb, v_st, v_sh, b, t0 + j0, h);
-    for (uint ct = 0; ct < n_tiles; ++ct) {
-      const uint v0 = ct * RETCL_NV * RETCL_VW;
-      vecf acc[RETCL_KB][RETCL_NV];
-      #pragma unroll
-      for (uint r = 0; r < RETCL_KB; ++r)
-        #pragma unroll
-        for (uint n = 0; n < RETCL_NV; ++n) acc[r][n] = (vecf)(0.0f);
-      if (j0 > 0)
-        for (uint r = 0; r < rows; ++r)
-          for (uint n = 0; n < RETCL_NV; ++n)
-            if (v0 + n * RETCL_VW < Dv)
-              acc[r][n] = load_block(u + r * Dv + v0 + n * RETCL_VW,
-                                     min((uint)RETCL_VW, Dv - v0 - n * RETCL_VW));
-      if (v0 + RETCL_NV * RETCL_VW <= Dv) {
-        /* Full tile: plain vector loads. Rows past Dk repeat the last real
-         * one and are never stored: the loop stays branch-free. */
-        for (uint j = 0; j < nk; ++j) {
-          __global const float *krow = kbase + (size_t)j * k_st;
-          __global const float *vrow = vbase + (size_t)j * v_st + v0;
-          vecf vv[RETCL_NV];
-          #pragma unroll
-          for (uint n = 0; n < RETCL_NV; ++n) vv[n] = VLOAD(n, vrow);
-          #pragma unroll
-          for (uint r = 0; r < RETCL_KB; ++r) {
-            /* the weight scales the broadcast k (KB scalar products), not
-             * the NV vectors of v (NV vector products beside KB·NV fmas) */
-            const vecf kr = (vecf)(w[j] * krow[min(r, rows - 1)]);
-            #pragma unroll
-            for (uint n = 0; n < RETCL_NV; ++n) acc[r][n] = fma(kr, vv[n], acc[r][n]);
-          }
-        }
-      } else {
-        /* The last tile of a Dv that is not a multiple of NV·VW: blocks
-         * past Dv read zeros (and are not stored). */
-        for (uint j = 0; j < nk; ++j) {
-          __global const float *krow = kbase + (size_t)j * k_st;
-          __global const float *vrow = vbase + (size_t)j * v_st;
-          vecf vv[RETCL_NV];
-          #pragma unroll
-          for (uint n = 0; n < RETCL_NV; ++n) {
-            const uint c0 = v0 + n * RETCL_VW;
-            vv[n] = c0 < Dv ? load_block(vrow + c0, min((uint)RETCL_VW, Dv - c0))
-                            : (vecf)(0.0f);
-          }
-          #pragma unroll
-          for (uint r = 0; r < RETCL_KB; ++r) {
-            const vecf kr = (vecf)(w[j] * krow[min(r, rows - 1)]);
-            #pragma unroll
-            for (uint n = 0; n < RETCL_NV; ++n) acc[r][n] = fma(kr, vv[n], acc[r][n]);
-          }
-        }
-      }
-      for (uint r = 0; r < rows; ++r)
-        for (uint n = 0; n < RETCL_NV; ++n) {
-          const uint c0 = v0 + n * RETCL_VW;
-          if (c0 < Dv) store_block(u + r * Dv + c0, acc[r][n], min((uint)RETCL_VW, Dv - c0));
-        }
-    }
-  }
-#else
   /* Keys in tiles of RETCL_KT: their decay weights are computed once per
    * tile and reused by every column block (exp costs more than the FMAs
    * it scales); partial sums live in U between tiles. */
@@ -167,12 +95,11 @@ __kernel void retcl_retention_chunk_state(
       for (uint r = 0; r < rows; ++r) store_block(u + r * Dv + v0, acc[r], nv);
     COLUMN_BLOCKS_END
   }
-#endif
 }
 
 /* ------------------------------------------------------------------------ */
 /* chunk_scan: turns the chunk contributions U_c (in place) into the state   */
-/* before each chunk, R_{c-1}, and writes the final state.                   */
+/* before each chunk, R_{c-1}, and writes the final state (gpu pattern).     */
 /* Grid: (ceil(Dv/VW), Dk, B*H); every (row, column block) is independent.   */
 /* ------------------------------------------------------------------------ */
 __kernel void retcl_retention_chunk_scan(
@@ -208,6 +135,172 @@ __kernel void retcl_retention_chunk_scan(
     store_block(S_out + s_out_off + row, f * x, nv);
   }
 }
+
+#if RETCL_CPU
+/* state_scan's register tiles: rows [0, rows) (rows <= KB) of
+ *   to = to_factor · (from_scale · from + Σ_{j<nk} wk[j·VW + r] v_j)
+ * over every column, KB rows x NV vectors of columns at a time (per key:
+ * NV vector loads of v and KB broadcast loads of the weighted keys feed
+ * KB·NV fmas, nothing else in the loop). to may be from. */
+inline void state_tile(__global const float *from, float from_scale,
+                       __global float *to, float to_factor,
+                       const float *wk, uint rows,
+                       __global const float *vbase, uint v_st, uint nk, uint Dv) {
+  const uint nvb = (Dv + RETCL_VW - 1) / RETCL_VW;
+  const uint n_tiles = (nvb + RETCL_NV - 1) / RETCL_NV;
+  for (uint ct = 0; ct < n_tiles; ++ct) {
+    const uint v0 = ct * RETCL_NV * RETCL_VW;
+    vecf acc[RETCL_KB][RETCL_NV];
+    #pragma unroll
+    for (uint r = 0; r < RETCL_KB; ++r)
+      #pragma unroll
+      for (uint n = 0; n < RETCL_NV; ++n) acc[r][n] = (vecf)(0.0f);
+    for (uint r = 0; r < rows; ++r)
+      for (uint n = 0; n < RETCL_NV; ++n)
+        if (v0 + n * RETCL_VW < Dv)
+          acc[r][n] = from_scale * load_block(from + r * Dv + v0 + n * RETCL_VW,
+                                              min((uint)RETCL_VW, Dv - v0 - n * RETCL_VW));
+    /* Rows past `rows` repeat the last real one and are never stored: the
+     * fma loops stay branch-free. */
+    if (v0 + RETCL_NV * RETCL_VW <= Dv) {
+      for (uint j = 0; j < nk; ++j) {
+        __global const float *vrow = vbase + (size_t)j * v_st + v0;
+        vecf vv[RETCL_NV];
+        #pragma unroll
+        for (uint n = 0; n < RETCL_NV; ++n) vv[n] = VLOAD(n, vrow);
+        #pragma unroll
+        for (uint r = 0; r < RETCL_KB; ++r) {
+          const vecf kr = (vecf)(wk[j * RETCL_VW + min(r, rows - 1)]);
+          #pragma unroll
+          for (uint n = 0; n < RETCL_NV; ++n) acc[r][n] = fma(kr, vv[n], acc[r][n]);
+        }
+      }
+    } else {
+      /* The last tile of a Dv that is not a multiple of NV·VW: blocks past
+       * Dv read zeros (and are not stored). */
+      for (uint j = 0; j < nk; ++j) {
+        __global const float *vrow = vbase + (size_t)j * v_st;
+        vecf vv[RETCL_NV];
+        #pragma unroll
+        for (uint n = 0; n < RETCL_NV; ++n) {
+          const uint c0 = v0 + n * RETCL_VW;
+          vv[n] = c0 < Dv ? load_block(vrow + c0, min((uint)RETCL_VW, Dv - c0)) : (vecf)(0.0f);
+        }
+        #pragma unroll
+        for (uint r = 0; r < RETCL_KB; ++r) {
+          const vecf kr = (vecf)(wk[j * RETCL_VW + min(r, rows - 1)]);
+          #pragma unroll
+          for (uint n = 0; n < RETCL_NV; ++n) acc[r][n] = fma(kr, vv[n], acc[r][n]);
+        }
+      }
+    }
+    for (uint r = 0; r < rows; ++r)
+      for (uint n = 0; n < RETCL_NV; ++n) {
+        const uint c0 = v0 + n * RETCL_VW;
+        if (c0 < Dv) store_block(to + r * Dv + c0, to_factor * acc[r][n], min((uint)RETCL_VW, Dv - c0));
+      }
+  }
+}
+
+
+/* ------------------------------------------------------------------------ */
+/* state_scan: chunk_state and chunk_scan in one pass, for the cpu pattern.  */
+/* One work-item per group of state rows of one (b, h) walks the chunks in   */
+/* order and keeps the running state in the slots:                           */
+/*   slot_0 <- S_0;  slot_{c+1} <- γ^(L_c) slot_c + U_c;  the last to S_out  */
+/* so no chunk contribution is written and read back (the two-pass version   */
+/* moved each state through memory three times), and the last chunk's sum   */
+/* is skipped when nobody keeps the final state. Each slot is read back by   */
+/* the work-item that wrote it, while it is still in cache.                  */
+/* Grid: (1, row groups, B*H). The gpu pattern runs chunk_state and         */
+/* chunk_scan instead, parallel over chunks, and has no such kernel          */
+/* (lib/runtime/program.c creates it for the cpu pattern only).              */
+/* ------------------------------------------------------------------------ */
+__kernel void retcl_retention_state_scan(
+    __global const float *K, uint k_off, uint k_sb, uint k_st, uint k_sh,
+    __global const float *V, uint v_off, uint v_sb, uint v_st, uint v_sh,
+    __global const float *log_decay, uint ld_off,
+    __global float *U, /* [B,H,Nc,Dk,Dv]: slot c gets R_{c-1} */
+    __global const float *S_in, uint s_in_off, int has_state_in,
+    __global float *S_out, uint s_out_off, int has_state_out,
+    uint T, uint H, uint Dk, uint Dv, uint C, uint n_chunks,
+    uint blocks_per_item, /* blocks of RETCL_KB state rows per work-item */
+    int torchscale_out, /* write S_T / sqrt(c_n) instead of S_T */
+    float n_total,      /* n: tokens absorbed by the final state */
+    float n_in)         /* > 0: S_in is torchscale's S_m / sqrt(c_m), m = n_in */
+{
+  const uint first_row = get_global_id(1) * blocks_per_item * RETCL_KB;
+  const uint bh = get_global_id(2);
+  const uint b = bh / H, h = bh % H;
+  if (first_row >= Dk) return;
+  const uint end_row = min(Dk, first_row + blocks_per_item * RETCL_KB);
+  const float lg = log_decay[ld_off + h];
+  const uint nvb = (Dv + RETCL_VW - 1) / RETCL_VW;
+  const size_t slot_size = (size_t)Dk * Dv;
+  __global float *slots = U + (size_t)bh * n_chunks * slot_size;
+  __global float *s_out = S_out + s_out_off + (size_t)bh * slot_size;
+
+  /* slot 0: the state before the first chunk (torchscale's S_m / sqrt(c_m)
+   * restored to S_m). In place (S_out = S_in) is safe: S_out is written
+   * last, and only the rows this work-item has read. */
+  const float in_scale = n_in > 0.0f ? sqrt(decay_sum(lg, n_in)) : 1.0f;
+  for (uint k = first_row; k < end_row; ++k)
+    for (uint cb = 0; cb < nvb; ++cb) {
+      const uint c0 = cb * RETCL_VW, nv = min((uint)RETCL_VW, Dv - c0);
+      store_block(slots + (size_t)k * Dv + c0,
+                  has_state_in ? in_scale * load_block(S_in + s_in_off + (size_t)bh * slot_size +
+                                                           (size_t)k * Dv + c0, nv)
+                               : (vecf)(0.0f),
+                  nv);
+    }
+
+  /* Every chunk c: for each block of KB rows, γ^L R_{c-1} + Σ_j (w_j k_j)ᵀ
+   * v_j with w_j = γ^(L-1-j) (state_tile). Keys in tiles of RETCL_KT; the
+   * weights of a full chunk are the same in every chunk, computed once.
+   * The weighted keys of a tile are formed per panel of RETCL_VW rows (one
+   * vector load per key, where a row block's own keys would be KB scalar
+   * loads 4 KiB apart in the token-major layout) and read by every row
+   * block of the panel and every column tile. A chunk longer than one key
+   * tile keeps its partial sums in its destination between tiles. */
+  float w[RETCL_KT];
+  float wk[RETCL_KT * RETCL_VW]; /* [key][row of the panel] */
+  uint w_len = 0, w_first = 0;   /* the chunk length and first key w holds */
+  const uint sums_needed = has_state_out || n_chunks == 0 ? n_chunks : n_chunks - 1;
+  for (uint c = 0; c < sums_needed; ++c) {
+    const uint t0 = c * C, L = min(C, T - t0);
+    const int to_out = c + 1 == n_chunks;
+    const float chunk_decay = exp((float)L * lg);
+    const float out_factor = to_out && torchscale_out ? rsqrt(decay_sum(lg, n_total)) : 1.0f;
+    __global const float *prev = slots + (size_t)c * slot_size;
+    __global float *next = to_out ? s_out : slots + (size_t)(c + 1) * slot_size;
+    for (uint j0 = 0; j0 < L; j0 += RETCL_KT) {
+      const uint nk = min((uint)RETCL_KT, L - j0);
+      if (w_len != L || w_first != j0) {
+        for (uint j = 0; j < nk; ++j) w[j] = exp((float)(L - 1 - j0 - j) * lg);
+        w_len = L;
+        w_first = j0;
+      }
+      /* The first key tile starts from γ^L R_{c-1}, a later one from the
+       * partial sums; the last applies the final state's factor. */
+      __global const float *from = j0 == 0 ? prev : next;
+      const float from_scale = j0 == 0 ? chunk_decay : 1.0f;
+      const float to_factor = j0 + RETCL_KT >= L ? out_factor : 1.0f;
+      __global const float *kbase = K + RETCL_AT(k_off, k_sb, k_st, k_sh, b, t0 + j0, h);
+      __global const float *vbase = V + RETCL_AT(v_off, v_sb, v_st, v_sh, b, t0 + j0, h);
+      for (uint p0 = first_row; p0 < end_row; p0 += RETCL_VW) {
+        const uint p_rows = min((uint)RETCL_VW, end_row - p0);
+        for (uint j = 0; j < nk; ++j)
+          VSTORE(w[j] * load_block(kbase + (size_t)j * k_st + p0, p_rows), 0, wk + j * RETCL_VW);
+        for (uint k0 = p0; k0 < p0 + p_rows; k0 += RETCL_KB) {
+          const size_t at = (size_t)k0 * Dv;
+          state_tile(from + at, from_scale, next + at, to_factor, wk + (k0 - p0),
+                     min((uint)RETCL_KB, p0 + p_rows - k0), vbase, v_st, nk, Dv);
+        }
+      }
+    }
+  }
+}
+#endif /* RETCL_CPU */
 
 /* torchscale chunkwise: r = max(1, largest column abs-sum of R_{c-1}/σ),
  * σ = Σ_{j<C} γ^j; R here is the raw state, R_torchscale = R_raw/σ. */
@@ -382,30 +475,45 @@ __kernel void retcl_retention_chunk_output(
         vecf col[RETCL_NV];
         #pragma unroll
         for (uint n = 0; n < RETCL_NV; ++n) col[n] = (vecf)(0.0f);
-        for (uint kk = 0; kk < Dk; ++kk) {
-          __global const float *srow = state + (size_t)kk * Dv + v0;
-          vecf sv[RETCL_NV];
-          if (full) {
-            #pragma unroll
-            for (uint n = 0; n < RETCL_NV; ++n) sv[n] = VLOAD(n, srow);
-          } else {
-            #pragma unroll
-            for (uint n = 0; n < RETCL_NV; ++n)
-              sv[n] = v0 + n * RETCL_VW < Dv
-                          ? load_block(srow + n * RETCL_VW, min((uint)RETCL_VW, Dv - v0 - n * RETCL_VW))
-                          : (vecf)(0.0f);
-          }
-          if (form == 2) {
-            #pragma unroll
-            for (uint n = 0; n < RETCL_NV; ++n) col[n] += fabs(sv[n]);
-          }
-          #pragma unroll
-          for (uint r = 0; r < RETCL_RB; ++r) {
-            const vecf qb = (vecf)(qrow[r][kk]);
-            #pragma unroll
-            for (uint n = 0; n < RETCL_NV; ++n) acc[r][n] = fma(qb, sv[n], acc[r][n]);
-          }
+        /* Three copies of one loop, so that the common one (a full tile,
+         * no column sums) has no branch inside: the compiler does not
+         * unswitch it on its own, and the branch cost a measured share. */
+#define CROSS_TERM_LOOP(LOAD_TILE, SUM_COLUMNS)                               \
+        for (uint kk = 0; kk < Dk; ++kk) {                                    \
+          __global const float *srow = state + (size_t)kk * Dv + v0;          \
+          vecf sv[RETCL_NV];                                                  \
+          LOAD_TILE                                                           \
+          if (SUM_COLUMNS) {                                                  \
+            _Pragma("unroll")                                                 \
+            for (uint n = 0; n < RETCL_NV; ++n) col[n] += fabs(sv[n]);        \
+          }                                                                   \
+          _Pragma("unroll")                                                   \
+          for (uint r = 0; r < RETCL_RB; ++r) {                               \
+            const vecf qb = (vecf)(qrow[r][kk]);                              \
+            _Pragma("unroll")                                                 \
+            for (uint n = 0; n < RETCL_NV; ++n) acc[r][n] = fma(qb, sv[n], acc[r][n]); \
+          }                                                                   \
         }
+#define CROSS_FULL_TILE                                                       \
+          _Pragma("unroll")                                                   \
+          for (uint n = 0; n < RETCL_NV; ++n) sv[n] = VLOAD(n, srow);
+#define CROSS_PARTIAL_TILE                                                    \
+          _Pragma("unroll")                                                   \
+          for (uint n = 0; n < RETCL_NV; ++n)                                 \
+            sv[n] = v0 + n * RETCL_VW < Dv                                    \
+                        ? load_block(srow + n * RETCL_VW,                     \
+                                     min((uint)RETCL_VW, Dv - v0 - n * RETCL_VW)) \
+                        : (vecf)(0.0f);
+        if (!full) {
+          CROSS_TERM_LOOP(CROSS_PARTIAL_TILE, form == 2)
+        } else if (form == 2) {
+          CROSS_TERM_LOOP(CROSS_FULL_TILE, 1)
+        } else {
+          CROSS_TERM_LOOP(CROSS_FULL_TILE, 0)
+        }
+#undef CROSS_TERM_LOOP
+#undef CROSS_FULL_TILE
+#undef CROSS_PARTIAL_TILE
         #pragma unroll
         for (uint r = 0; r < RETCL_RB; ++r)
           #pragma unroll

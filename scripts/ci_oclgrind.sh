@@ -519,14 +519,17 @@ if [ "${#baseline[@]}" -gt 0 ]; then
 fi
 
 # ---- coverage: every RetCL kernel of each pattern ran in pass A -----------------
-# The projection kernels come in one family per pattern: skinny (CPU: W
-# rows per work-item) and grouped (GPU: a work-group per W row).
+# Some kernels belong to one pattern: the projections come in one family
+# per pattern, skinny (CPU: W rows per work-item) and grouped (GPU: a
+# work-group per W row); the chunkwise states are one pass on CPUs
+# (state_scan) and two, parallel over chunks, on GPUs (chunk_state, then
+# chunk_scan).
 all_kernels="$(grep -oE '"retcl_[a-z0-9_]+"' lib/runtime/program.c | tr -d '"' | sort -u)"
 for paths in cpu gpu; do
   [ -n "${RETCL_OCLGRIND_ONLY:-}" ] && break # a subset covers what it covers
-  other_family=retcl_linear_grouped_
-  [ "$paths" = gpu ] && other_family=retcl_linear_skinny_
-  missing="$(comm -23 <(printf '%s\n' "$all_kernels" | grep -v "^$other_family") \
+  other_pattern='^(retcl_linear_grouped_|retcl_retention_chunk_(state|scan)$)'
+  [ "$paths" = gpu ] && other_pattern='^(retcl_linear_skinny_|retcl_retention_state_scan$)'
+  missing="$(comm -23 <(printf '%s\n' "$all_kernels" | grep -Ev "$other_pattern") \
                       <(sort -u "$work/trace.A.$paths" 2>/dev/null))"
   if [ -n "$missing" ]; then
     failed=1

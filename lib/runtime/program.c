@@ -42,6 +42,11 @@ static const char *const sources[RETCL_FAMILY_COUNT] = {
 typedef struct kernel_info {
   retcl_family family;
   const char *name;
+  /* 1: the kernel exists only where `access` selects the cpu pattern (its
+   * cl/ source compiles it under #if RETCL_CPU; the gpu pattern runs other
+   * kernels in its place), so the program has it only then. */
+  int cpu_only;
+  retcl_param_id access;
 } kernel_info;
 
 static const kernel_info kernels[RETCL_KERNEL_COUNT] = {
@@ -50,6 +55,9 @@ static const kernel_info kernels[RETCL_KERNEL_COUNT] = {
                                             "retcl_retention_chunk_state"},
     [RETCL_KERNEL_RETENTION_CHUNK_SCAN] = {RETCL_FAMILY_RETENTION,
                                            "retcl_retention_chunk_scan"},
+    [RETCL_KERNEL_RETENTION_STATE_SCAN] = {RETCL_FAMILY_RETENTION,
+                                           "retcl_retention_state_scan", 1,
+                                           RETCL_P_RETENTION_ACCESS},
     [RETCL_KERNEL_RETENTION_CHUNK_OUTPUT] = {RETCL_FAMILY_RETENTION,
                                              "retcl_retention_chunk_output"},
     [RETCL_KERNEL_RETENTION_RECURRENT] = {RETCL_FAMILY_RETENTION,
@@ -170,6 +178,8 @@ static retcl_status build_program(retcl_context *ctx, retcl_family f, int wt) {
 static retcl_status create_kernels(retcl_context *ctx, retcl_family f, int wt) {
   for (int id = 0; id < RETCL_KERNEL_COUNT; ++id) {
     if (kernels[id].family != f || ctx->kernels[wt][id]) continue;
+    if (kernels[id].cpu_only && !retcl__cpu_access(ctx, kernels[id].access))
+      continue;
     cl_int err = CL_SUCCESS;
     cl_kernel k = clCreateKernel(ctx->programs[wt][f], kernels[id].name, &err);
     if (!k) {
