@@ -137,6 +137,17 @@ __kernel void retcl_retention_chunk_scan(
 }
 
 #if RETCL_CPU
+/* The cpu pattern's register tiles read NV blocks of VW columns of a row
+ * at once; the last tile of a Dv that is not a multiple of NV·VW reads its
+ * blocks past Dv as zeros (the tiles never store them). */
+inline void load_tile_tail(__global const float *row, uint v0, uint Dv, vecf *tile) {
+  #pragma unroll
+  for (uint n = 0; n < RETCL_NV; ++n) {
+    const uint c0 = v0 + n * RETCL_VW;
+    tile[n] = c0 < Dv ? load_block(row + c0, min((uint)RETCL_VW, Dv - c0)) : (vecf)(0.0f);
+  }
+}
+
 /* state_scan's register tiles: rows [0, rows) (rows <= KB) of
  *   to = to_factor · (from_scale · from + Σ_{j<nk} wk[j·VW + r] v_j)
  * over every column, KB rows x NV vectors of columns at a time (per key:
@@ -176,16 +187,9 @@ inline void state_tile(__global const float *from, float from_scale,
         }
       }
     } else {
-      /* The last tile of a Dv that is not a multiple of NV·VW: blocks past
-       * Dv read zeros (and are not stored). */
       for (uint j = 0; j < nk; ++j) {
-        __global const float *vrow = vbase + (size_t)j * v_st;
         vecf vv[RETCL_NV];
-        #pragma unroll
-        for (uint n = 0; n < RETCL_NV; ++n) {
-          const uint c0 = v0 + n * RETCL_VW;
-          vv[n] = c0 < Dv ? load_block(vrow + c0, min((uint)RETCL_VW, Dv - c0)) : (vecf)(0.0f);
-        }
+        load_tile_tail(vbase + (size_t)j * v_st, v0, Dv, vv);
         #pragma unroll
         for (uint r = 0; r < RETCL_KB; ++r) {
           const vecf kr = (vecf)(wk[j * RETCL_VW + min(r, rows - 1)]);
@@ -480,7 +484,7 @@ __kernel void retcl_retention_chunk_output(
          * unswitch it on its own, and the branch cost a measured share. */
 #define CROSS_TERM_LOOP(LOAD_TILE, SUM_COLUMNS)                               \
         for (uint kk = 0; kk < Dk; ++kk) {                                    \
-          __global const float *srow = state + (size_t)kk * Dv + v0;          \
+          __global const float *srow = state + (size_t)kk * Dv;               \
           vecf sv[RETCL_NV];                                                  \
           LOAD_TILE                                                           \
           if (SUM_COLUMNS) {                                                  \
@@ -496,14 +500,8 @@ __kernel void retcl_retention_chunk_output(
         }
 #define CROSS_FULL_TILE                                                       \
           _Pragma("unroll")                                                   \
-          for (uint n = 0; n < RETCL_NV; ++n) sv[n] = VLOAD(n, srow);
-#define CROSS_PARTIAL_TILE                                                    \
-          _Pragma("unroll")                                                   \
-          for (uint n = 0; n < RETCL_NV; ++n)                                 \
-            sv[n] = v0 + n * RETCL_VW < Dv                                    \
-                        ? load_block(srow + n * RETCL_VW,                     \
-                                     min((uint)RETCL_VW, Dv - v0 - n * RETCL_VW)) \
-                        : (vecf)(0.0f);
+          for (uint n = 0; n < RETCL_NV; ++n) sv[n] = VLOAD(n, srow + v0);
+#define CROSS_PARTIAL_TILE load_tile_tail(srow, v0, Dv, sv);
         if (!full) {
           CROSS_TERM_LOOP(CROSS_PARTIAL_TILE, form == 2)
         } else if (form == 2) {
@@ -549,13 +547,8 @@ __kernel void retcl_retention_chunk_output(
         }
       } else {
         for (uint j = 0; j < nk; ++j) {
-          __global const float *vrow = vbase + (size_t)j * v_st;
           vecf vv[RETCL_NV];
-          #pragma unroll
-          for (uint n = 0; n < RETCL_NV; ++n) {
-            const uint c0 = v0 + n * RETCL_VW;
-            vv[n] = c0 < Dv ? load_block(vrow + c0, min((uint)RETCL_VW, Dv - c0)) : (vecf)(0.0f);
-          }
+          load_tile_tail(vbase + (size_t)j * v_st, v0, Dv, vv);
           #pragma unroll
           for (uint r = 0; r < RETCL_RB; ++r) {
             const vecf pb = (vecf)(p[r][j]);
