@@ -450,8 +450,9 @@ typedef struct fd_point {
   double *tmp;
 } fd_point;
 
-/* L = Σ o ⊙ out(x, g, w, b) by the double forward. */
-static double loss(const fd_point *p) {
+/* L = Σ o ⊙ out(x, g, w, b) by the double forward (env: an fd_point). */
+static double loss(const void *env) {
+  const fd_point *p = env;
   const gg_case *c = p->c;
   const size_t n = c->B * c->T * c->H * c->D;
   ref_group_norm_gate_d(p->x, p->g, p->w, p->b, p->tmp, c->B, c->T, c->H,
@@ -459,28 +460,6 @@ static double loss(const fd_point *p) {
   double s = 0.0;
   for (size_t i = 0; i < n; ++i) s += p->o[i] * p->tmp[i];
   return s;
-}
-
-/* (L(v[j] + h) − L(v[j] − h)) / 2h, v being p's x or g; v[j] restored. */
-static double central_d(const fd_point *p, double *v, size_t j, double h) {
-  const double keep = v[j];
-  v[j] = keep + h;
-  const double lp = loss(p);
-  v[j] = keep - h;
-  const double lm = loss(p);
-  v[j] = keep;
-  return (lp - lm) / (2 * h);
-}
-
-/* The same for p's w or b, stepped in fp32. */
-static double central_f(const fd_point *p, float *v, size_t j, float h) {
-  const float keep = v[j];
-  v[j] = keep + h;
-  const double lp = loss(p);
-  v[j] = keep - h;
-  const double lm = loss(p);
-  v[j] = keep;
-  return (lp - lm) / (2.0 * h);
 }
 
 /* ‖fd − an‖ / ‖an‖ accumulated over one gradient. */
@@ -544,13 +523,13 @@ START_TEST(analytic_matches_finite_differences) {
     const double h = 1e-6;
     fd_err ex = {0, 0}, eg = {0, 0}, ew = {0, 0}, eb = {0, 0};
     for (size_t j = 0; j < n; ++j) {
-      fd_add(&ex, central_d(&pt, x, j, h), dx[j]);
-      if (use_gate) fd_add(&eg, central_d(&pt, g, j, h), dg[j]);
+      fd_add(&ex, tu_central_d(loss, &pt, x, j, h), dx[j]);
+      if (use_gate) fd_add(&eg, tu_central_d(loss, &pt, g, j, h), dg[j]);
     }
-    const float hw = 0x1.0p-20f;
+    const double hw = 0x1.0p-20; /* w ± hw is a float: the step is exact */
     for (size_t j = 0; j < ch; ++j) {
-      if (c->weight) fd_add(&ew, central_f(&pt, w, j, hw), dw[j]);
-      if (c->bias) fd_add(&eb, central_f(&pt, b, j, hw), db[j]);
+      if (c->weight) fd_add(&ew, tu_central_f(loss, &pt, w, j, hw), dw[j]);
+      if (c->bias) fd_add(&eb, tu_central_f(loss, &pt, b, j, hw), db[j]);
     }
     if (getenv("RETCL_TEST_VERBOSE"))
       fprintf(stderr, "fd case %zu: dx %.3g d_gate %.3g d_weight %.3g "

@@ -390,7 +390,8 @@ typedef struct fd_env {
   float *s0;
 } fd_env;
 
-static double fd_loss(const fd_env *e) {
+static double fd_loss(const void *env) {
+  const fd_env *e = env;
   const rg_case *c = e->c;
   const size_t C = c->C ? c->C : 64;
   const float *s0 = c->state_in ? e->s0 : NULL;
@@ -427,15 +428,8 @@ static void fd_tensor(const char *what, fd_env *e, double *x, size_t n,
   double scale = 0;
   for (size_t i = 0; i < n; ++i)
     if (fabs(grad[i]) > scale) scale = fabs(grad[i]);
-  const double h = 1e-3;
   for (size_t i = 0; i < n; ++i) {
-    const double x0 = x[i];
-    x[i] = x0 + h;
-    const double lp = fd_loss(e);
-    x[i] = x0 - h;
-    const double lm = fd_loss(e);
-    x[i] = x0;
-    const double fd = (lp - lm) / (2 * h);
+    const double fd = tu_central_d(fd_loss, e, x, i, 1e-3);
     ck_assert_msg(fabs(fd - grad[i]) <= 1e-9 * scale + 1e-12,
                   "%s %s %s[%zu]: analytic %.12g, finite differences %.12g "
                   "(seed %llu)",
@@ -451,14 +445,7 @@ static void fd_state(fd_env *e, const double *grad, size_t n) {
   for (size_t i = 0; i < n; ++i)
     if (fabs(grad[i]) > scale) scale = fabs(grad[i]);
   for (size_t i = 0; i < n; ++i) {
-    const float x0 = e->s0[i];
-    const float up = (float)(x0 + 1e-3), down = (float)(x0 - 1e-3);
-    e->s0[i] = up;
-    const double lp = fd_loss(e);
-    e->s0[i] = down;
-    const double lm = fd_loss(e);
-    e->s0[i] = x0;
-    const double fd = (lp - lm) / ((double)up - (double)down);
+    const double fd = tu_central_f(fd_loss, e, e->s0, i, 1e-3);
     ck_assert_msg(fabs(fd - grad[i]) <= 1e-9 * scale + 1e-12,
                   "%s %s d_state_in[%zu]: analytic %.12g, finite "
                   "differences %.12g (seed %llu)",

@@ -158,6 +158,29 @@ double *tu_alloc_d(size_t n) {
   return p;
 }
 
+double tu_central_d(tu_loss_fn loss, const void *env, double *v, size_t j,
+                    double h) {
+  const double keep = v[j];
+  v[j] = keep + h;
+  const double up = loss(env);
+  v[j] = keep - h;
+  const double down = loss(env);
+  v[j] = keep;
+  return (up - down) / (2 * h);
+}
+
+double tu_central_f(tu_loss_fn loss, const void *env, float *v, size_t j,
+                    double h) {
+  const float keep = v[j];
+  const float hi = (float)(keep + h), lo = (float)(keep - h);
+  v[j] = hi;
+  const double up = loss(env);
+  v[j] = lo;
+  const double down = loss(env);
+  v[j] = keep;
+  return (up - down) / ((double)hi - (double)lo);
+}
+
 double tu_rel_error(const float *out, const double *ref, size_t n) {
   double num = 0, den = 0;
   for (size_t i = 0; i < n; ++i) {

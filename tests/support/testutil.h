@@ -60,6 +60,16 @@ void tu_download_guarded(retcl_context *ctx, cl_mem buf, size_t off,
 float *tu_alloc(size_t n);
 double *tu_alloc_d(size_t n);
 
+/* Central differences of a loss in one element of an array, the element
+ * restored afterwards: (L(v_j + h) − L(v_j − h)) / (step taken). The
+ * float form steps to the nearest floats and divides by the step they
+ * actually are, so that the quotient is the loss's true slope over it. */
+typedef double (*tu_loss_fn)(const void *env);
+double tu_central_d(tu_loss_fn loss, const void *env, double *v, size_t j,
+                    double h);
+double tu_central_f(tu_loss_fn loss, const void *env, float *v, size_t j,
+                    double h);
+
 /* ‖out − ref‖₂ / ‖ref‖₂ (ref in double); any NaN in out gives +inf. */
 double tu_rel_error(const float *out, const double *ref, size_t n);
 /* max |out − ref| */
