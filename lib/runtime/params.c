@@ -62,13 +62,14 @@ static const param_spec specs[RETCL_PARAM_COUNT] = {
     [RETCL_P_RETENTION_RB] = {RETCL_FAMILY_RETENTION, "rb", "RETCL_RB", 8, 1,
         64, NULL, "query rows per work-item in chunk_output"},
     [RETCL_P_RETENTION_KB] = {RETCL_FAMILY_RETENTION, "kb", "RETCL_KB", 8, 1,
-        64, NULL, "state rows per work-item in chunk_state"},
+        64, NULL, "state rows per register tile of the state pass (gpu: per "
+        "work-item in chunk_state)"},
     [RETCL_P_RETENTION_KT] = {RETCL_FAMILY_RETENTION, "kt", "RETCL_KT", 32, 1,
         256, NULL, "keys per score tile in chunk_output (and per weight tile "
-        "in chunk_state)"},
+        "in the state pass)"},
     [RETCL_P_RETENTION_NV] = {RETCL_FAMILY_RETENTION, "nv", "RETCL_NV", 2, 1, 8,
         NULL, "cpu: vectors of columns per register tile (kb x nv in "
-        "chunk_state, rb x nv in chunk_output)"},
+        "state_scan, rb x nv in chunk_output)"},
     [RETCL_P_RETENTION_MR] = {RETCL_FAMILY_RETENTION, "mr", "RETCL_MR", 2, 1,
         16, NULL, "cpu: query rows per register tile of the scores (divides "
         "rb)"},
