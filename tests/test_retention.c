@@ -175,6 +175,20 @@ START_TEST(raw_long_sequence_chunkwise) {
 }
 END_TEST
 
+/* Chunks longer than one key tile (retention.kt, 64 on CPUs): the state
+ * pass and the outputs keep partial sums between key tiles, in every
+ * chunk, the last one (shorter, 33 tokens) included; dimensions that are
+ * multiples of neither the column blocks nor the row blocks. */
+START_TEST(chunks_longer_than_a_key_tile) {
+  ret_case c = {2, 333, 3, 20, 24, RETCL_LAYOUT_TOKEN_MAJOR,
+                RETCL_ALGO_CHUNKWISE, RETCL_FORM_RAW, 100, 0, 1, 1, 1};
+  check_case(&c);
+  ret_case t = {1, 333, 2, 20, 24, RETCL_LAYOUT_HEAD_MAJOR,
+                RETCL_ALGO_CHUNKWISE, RETCL_FORM_TORCHSCALE, 150, 0, 0, 1, 0};
+  check_case(&t);
+}
+END_TEST
+
 /* The three raw algorithms against each other (not only the reference):
  * same inputs, outputs agree to fp32 rounding. */
 START_TEST(raw_algorithms_agree) {
@@ -719,6 +733,7 @@ int main(void) {
   TCase *raw_more = tcase_create("raw_more");
   tcase_set_tags(raw_more, "long"); /* CK_EXCLUDE_TAGS=long leaves it out */
   tcase_add_test(raw_more, raw_long_sequence_chunkwise);
+  tcase_add_test(raw_more, chunks_longer_than_a_key_tile);
   tcase_add_test(raw_more, raw_algorithms_agree);
   tcase_add_test(raw_more, raw_prefill_then_decode_equals_one_pass);
   suite_add_tcase(s, raw_more);
