@@ -1,12 +1,15 @@
 /* retention.cl - retention by chunks, by the parallel form and by the
  * recurrence (docs/design.md §1.3, §1.4).
  *
- * The chunkwise algorithm is three kernels:
- *   chunk_state:  U_c = Σ_j γ^(L_c-1-j) k_jᵀ v_j        (one per chunk)
- *   chunk_scan:   slot_c <- R_{c-1};  R_c = γ^(L_c) R_{c-1} + U_c
+ * The chunkwise algorithm is a state pass, then the outputs:
+ *   states:       slot_c <- R_{c-1};  R_c = γ^(L_c) R_{c-1} + U_c,
+ *                 U_c = Σ_j γ^(L_c-1-j) k_jᵀ v_j
+ *     cpu pattern: one kernel walks the chunks (state_scan);
+ *     gpu pattern: chunk_state (every U_c, in parallel), then chunk_scan
  *   chunk_output: o_i = Σ_{j≤i in chunk} (q_i·k_j) γ^(i-j) v_j
  *                       + γ^(i+1) q_i R_{c-1}
- * and the parallel algorithm is chunk_output with one chunk as long as the
+ * (R_{c-1} here is docs/design.md's R_c: the state before chunk c), and
+ * the parallel algorithm is chunk_output with one chunk as long as the
  * sequence (its cross term then reads the initial state S_0).
  * Internally every state is the raw one of docs/design.md §1.3; the torchscale
  * rescalings are per-row factors applied at the end of chunk_output.
@@ -24,10 +27,11 @@
 
 /* The retention record (retcl params): RETCL_CPU (access), RETCL_VW (floats
  * per column block), RETCL_RB (query rows per work-item in chunk_output),
- * RETCL_KB (state rows per work-item in chunk_state), RETCL_KT (keys per
- * score tile in chunk_output, and per weight tile in chunk_state), and the
- * cpu pattern's register tiles: RETCL_NV (vectors of columns per tile of
- * the broadcast products: KB x NV in chunk_state, RB x NV in chunk_output),
+ * RETCL_KB (state rows per work-item in chunk_state; cpu: per register
+ * tile of state_scan, at most VW of them), RETCL_KT (keys per score tile in
+ * chunk_output, and per weight tile of the state pass), and the cpu
+ * pattern's register tiles: RETCL_NV (vectors of columns per tile of the
+ * broadcast products: KB x NV in state_scan, RB x NV in chunk_output),
  * RETCL_MR x RETCL_NR (query rows x keys per tile of the score product;
  * a last tile past RB repeats row RB - 1 and is not stored). */
 #if !defined(RETCL_CPU) || !defined(RETCL_VW) || !defined(RETCL_RB) || \
@@ -46,10 +50,12 @@
 #define COLUMN_BLOCKS_END } }
 #endif
 
+#if !RETCL_CPU
 /* ------------------------------------------------------------------------ */
 /* chunk_state: U_c[k][v] = Σ_j γ^(L_c-1-j) k_j[k] v_j[v] over chunk c.       */
 /* The gpu pattern's first pass, parallel over chunks; the cpu pattern runs  */
-/* state_scan instead (see there).                                           */
+/* state_scan instead (see there) and has neither chunk_state nor           */
+/* chunk_scan (lib/runtime/program.c creates them for the gpu pattern).     */
 /* Grid: (column items, ceil(Dk/KB), B*H*Nc).                                */
 /* ------------------------------------------------------------------------ */
 __kernel void retcl_retention_chunk_state(
@@ -62,38 +68,37 @@ __kernel void retcl_retention_chunk_state(
   const uint bhc = get_global_id(2);
   const uint c = bhc % n_chunks, bh = bhc / n_chunks;
   const uint b = bh / H, h = bh % H;
-  if (k0 >= Dk) return;
+  const uint cb = get_global_id(0); /* this work-item's column block */
+  const uint nvb = (Dv + RETCL_VW - 1) / RETCL_VW;
+  if (k0 >= Dk || cb >= nvb) return;
   const uint t0 = c * C;
   const uint L = min(C, T - t0);
   const float lg = log_decay[ld_off + h];
-  const uint nvb = (Dv + RETCL_VW - 1) / RETCL_VW;
   const uint rows = min((uint)RETCL_KB, Dk - k0);
   __global float *u = U + ((size_t)bhc * Dk + k0) * Dv;
 
   /* Keys in tiles of RETCL_KT: their decay weights are computed once per
-   * tile and reused by every column block (exp costs more than the FMAs
-   * it scales); partial sums live in U between tiles. */
+   * tile (exp costs more than the FMAs it scales); partial sums live in U
+   * between tiles. */
   float w[RETCL_KT];
   for (uint j0 = 0; j0 < L; j0 += RETCL_KT) {
     const uint nk = min((uint)RETCL_KT, L - j0);
     for (uint j = 0; j < nk; ++j) w[j] = exp((float)(L - 1 - j0 - j) * lg);
-    COLUMN_BLOCKS_BEGIN(nvb)
-      const uint v0 = cb * RETCL_VW, nv = min((uint)RETCL_VW, Dv - v0);
-      vecf acc[RETCL_KB];
+    const uint v0 = cb * RETCL_VW, nv = min((uint)RETCL_VW, Dv - v0);
+    vecf acc[RETCL_KB];
+    #pragma unroll
+    for (uint r = 0; r < RETCL_KB; ++r)
+      acc[r] = (j0 > 0 && r < rows) ? load_block(u + r * Dv + v0, nv) : (vecf)(0.0f);
+    for (uint j = 0; j < nk; ++j) {
+      __global const float *krow = K + RETCL_AT(k_off, k_sb, k_st, k_sh, b, t0 + j0 + j, h) + k0;
+      const vecf vrow = w[j] * load_block(V + RETCL_AT(v_off, v_sb, v_st, v_sh, b, t0 + j0 + j, h) + v0, nv);
+      /* Rows past Dk repeat the last real one and are never stored: the
+       * loop stays branch-free so it unrolls into registers. */
       #pragma unroll
       for (uint r = 0; r < RETCL_KB; ++r)
-        acc[r] = (j0 > 0 && r < rows) ? load_block(u + r * Dv + v0, nv) : (vecf)(0.0f);
-      for (uint j = 0; j < nk; ++j) {
-        __global const float *krow = K + RETCL_AT(k_off, k_sb, k_st, k_sh, b, t0 + j0 + j, h) + k0;
-        const vecf vrow = w[j] * load_block(V + RETCL_AT(v_off, v_sb, v_st, v_sh, b, t0 + j0 + j, h) + v0, nv);
-        /* Rows past Dk repeat the last real one and are never stored: the
-         * loop stays branch-free so it unrolls into registers. */
-        #pragma unroll
-        for (uint r = 0; r < RETCL_KB; ++r)
-          acc[r] = fma((vecf)(krow[min(r, rows - 1)]), vrow, acc[r]);
-      }
-      for (uint r = 0; r < rows; ++r) store_block(u + r * Dv + v0, acc[r], nv);
-    COLUMN_BLOCKS_END
+        acc[r] = fma((vecf)(krow[min(r, rows - 1)]), vrow, acc[r]);
+    }
+    for (uint r = 0; r < rows; ++r) store_block(u + r * Dv + v0, acc[r], nv);
   }
 }
 
@@ -135,6 +140,7 @@ __kernel void retcl_retention_chunk_scan(
     store_block(S_out + s_out_off + row, f * x, nv);
   }
 }
+#endif /* !RETCL_CPU */
 
 #if RETCL_CPU
 /* The cpu pattern's register tiles read NV blocks of VW columns of a row
@@ -148,11 +154,17 @@ inline void load_tile_tail(__global const float *row, uint v0, uint Dv, vecf *ti
   }
 }
 
-/* state_scan's register tiles: rows [0, rows) (rows <= KB) of
+/* Rows per register tile of state_scan: RETCL_KB, but at most one panel of
+ * RETCL_VW rows (the weighted keys are formed per panel; rows past it
+ * would only repeat the last one). */
+#define STATE_TILE_ROWS (RETCL_KB < RETCL_VW ? RETCL_KB : RETCL_VW)
+
+/* state_scan's register tiles: rows [0, rows) (rows <= STATE_TILE_ROWS) of
  *   to = to_factor · (from_scale · from + Σ_{j<nk} wk[j·VW + r] v_j)
- * over every column, KB rows x NV vectors of columns at a time (per key:
- * NV vector loads of v and KB broadcast loads of the weighted keys feed
- * KB·NV fmas, nothing else in the loop). to may be from. */
+ * over every column, STATE_TILE_ROWS rows x NV vectors of columns at a
+ * time (per key: NV vector loads of v and one broadcast load of a
+ * weighted key per row feed rows·NV fmas, nothing else in the loop). to
+ * may be from. */
 inline void state_tile(__global const float *from, float from_scale,
                        __global float *to, float to_factor,
                        const float *wk, uint rows,
@@ -161,9 +173,9 @@ inline void state_tile(__global const float *from, float from_scale,
   const uint n_tiles = (nvb + RETCL_NV - 1) / RETCL_NV;
   for (uint ct = 0; ct < n_tiles; ++ct) {
     const uint v0 = ct * RETCL_NV * RETCL_VW;
-    vecf acc[RETCL_KB][RETCL_NV];
+    vecf acc[STATE_TILE_ROWS][RETCL_NV];
     #pragma unroll
-    for (uint r = 0; r < RETCL_KB; ++r)
+    for (uint r = 0; r < STATE_TILE_ROWS; ++r)
       #pragma unroll
       for (uint n = 0; n < RETCL_NV; ++n) acc[r][n] = (vecf)(0.0f);
     for (uint r = 0; r < rows; ++r)
@@ -180,7 +192,7 @@ inline void state_tile(__global const float *from, float from_scale,
         #pragma unroll
         for (uint n = 0; n < RETCL_NV; ++n) vv[n] = VLOAD(n, vrow);
         #pragma unroll
-        for (uint r = 0; r < RETCL_KB; ++r) {
+        for (uint r = 0; r < STATE_TILE_ROWS; ++r) {
           const vecf kr = (vecf)(wk[j * RETCL_VW + min(r, rows - 1)]);
           #pragma unroll
           for (uint n = 0; n < RETCL_NV; ++n) acc[r][n] = fma(kr, vv[n], acc[r][n]);
@@ -191,7 +203,7 @@ inline void state_tile(__global const float *from, float from_scale,
         vecf vv[RETCL_NV];
         load_tile_tail(vbase + (size_t)j * v_st, v0, Dv, vv);
         #pragma unroll
-        for (uint r = 0; r < RETCL_KB; ++r) {
+        for (uint r = 0; r < STATE_TILE_ROWS; ++r) {
           const vecf kr = (vecf)(wk[j * RETCL_VW + min(r, rows - 1)]);
           #pragma unroll
           for (uint n = 0; n < RETCL_NV; ++n) acc[r][n] = fma(kr, vv[n], acc[r][n]);
@@ -246,7 +258,8 @@ __kernel void retcl_retention_state_scan(
 
   /* slot 0: the state before the first chunk (torchscale's S_m / sqrt(c_m)
    * restored to S_m). In place (S_out = S_in) is safe: S_out is written
-   * last, and only the rows this work-item has read. */
+   * only in the last chunk, after this, and only in the rows this
+   * work-item has read here. */
   const float in_scale = n_in > 0.0f ? sqrt(decay_sum(lg, n_in)) : 1.0f;
   for (uint k = first_row; k < end_row; ++k)
     for (uint cb = 0; cb < nvb; ++cb) {
@@ -258,11 +271,12 @@ __kernel void retcl_retention_state_scan(
                   nv);
     }
 
-  /* Every chunk c: for each block of KB rows, γ^L R_{c-1} + Σ_j (w_j k_j)ᵀ
+  /* Every chunk c: for each block of rows, γ^L R_{c-1} + Σ_j (w_j k_j)ᵀ
    * v_j with w_j = γ^(L-1-j) (state_tile). Keys in tiles of RETCL_KT; the
-   * weights of a full chunk are the same in every chunk, computed once.
+   * weights depend only on the chunk's length and the tile, so with one
+   * tile per chunk (C <= KT) they are computed once for all full chunks.
    * The weighted keys of a tile are formed per panel of RETCL_VW rows (one
-   * vector load per key, where a row block's own keys would be KB scalar
+   * vector load per key, where a row block's own keys would be scalar
    * loads 4 KiB apart in the token-major layout) and read by every row
    * block of the panel and every column tile. A chunk longer than one key
    * tile keeps its partial sums in its destination between tiles. */
@@ -295,10 +309,10 @@ __kernel void retcl_retention_state_scan(
         const uint p_rows = min((uint)RETCL_VW, end_row - p0);
         for (uint j = 0; j < nk; ++j)
           VSTORE(w[j] * load_block(kbase + (size_t)j * k_st + p0, p_rows), 0, wk + j * RETCL_VW);
-        for (uint k0 = p0; k0 < p0 + p_rows; k0 += RETCL_KB) {
+        for (uint k0 = p0; k0 < p0 + p_rows; k0 += STATE_TILE_ROWS) {
           const size_t at = (size_t)k0 * Dv;
           state_tile(from + at, from_scale, next + at, to_factor, wk + (k0 - p0),
-                     min((uint)RETCL_KB, p0 + p_rows - k0), vbase, v_st, nk, Dv);
+                     min((uint)STATE_TILE_ROWS, p0 + p_rows - k0), vbase, v_st, nk, Dv);
         }
       }
     }

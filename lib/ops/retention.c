@@ -671,7 +671,7 @@ static retcl_status enqueue_plan(retcl_context *ctx,
 
   retcl_status st;
   if (p->state_only) {
-    /* The final state only: chunk contributions and their scan. */
+    /* The final state only: the state pass. */
     return run_chunk_states(&l, scratch, p->chunk, p->chunks, state_in,
                             state_out, 1);
   }

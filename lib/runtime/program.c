@@ -42,21 +42,28 @@ static const char *const sources[RETCL_FAMILY_COUNT] = {
 typedef struct kernel_info {
   retcl_family family;
   const char *name;
-  /* 1: the kernel exists only where `access` selects the cpu pattern (its
-   * cl/ source compiles it under #if RETCL_CPU; the gpu pattern runs other
-   * kernels in its place), so the program has it only then. */
-  int cpu_only;
+  /* A kernel of one access pattern only: its cl/ source compiles it under
+   * #if RETCL_CPU (or #if !RETCL_CPU) because the other pattern runs other
+   * kernels in its place, so the program has it only when `access` selects
+   * that pattern. */
+  enum { BOTH_PATTERNS = 0, CPU_PATTERN_ONLY, GPU_PATTERN_ONLY } only;
   retcl_param_id access;
 } kernel_info;
 
 static const kernel_info kernels[RETCL_KERNEL_COUNT] = {
     [RETCL_KERNEL_ROTATE] = {RETCL_FAMILY_ROTATION, "retcl_rotate"},
+    /* The chunkwise state pass: two kernels on GPUs, one on CPUs. */
     [RETCL_KERNEL_RETENTION_CHUNK_STATE] = {RETCL_FAMILY_RETENTION,
-                                            "retcl_retention_chunk_state"},
+                                            "retcl_retention_chunk_state",
+                                            GPU_PATTERN_ONLY,
+                                            RETCL_P_RETENTION_ACCESS},
     [RETCL_KERNEL_RETENTION_CHUNK_SCAN] = {RETCL_FAMILY_RETENTION,
-                                           "retcl_retention_chunk_scan"},
+                                           "retcl_retention_chunk_scan",
+                                           GPU_PATTERN_ONLY,
+                                           RETCL_P_RETENTION_ACCESS},
     [RETCL_KERNEL_RETENTION_STATE_SCAN] = {RETCL_FAMILY_RETENTION,
-                                           "retcl_retention_state_scan", 1,
+                                           "retcl_retention_state_scan",
+                                           CPU_PATTERN_ONLY,
                                            RETCL_P_RETENTION_ACCESS},
     [RETCL_KERNEL_RETENTION_CHUNK_OUTPUT] = {RETCL_FAMILY_RETENTION,
                                              "retcl_retention_chunk_output"},
@@ -178,7 +185,9 @@ static retcl_status build_program(retcl_context *ctx, retcl_family f, int wt) {
 static retcl_status create_kernels(retcl_context *ctx, retcl_family f, int wt) {
   for (int id = 0; id < RETCL_KERNEL_COUNT; ++id) {
     if (kernels[id].family != f || ctx->kernels[wt][id]) continue;
-    if (kernels[id].cpu_only && !retcl__cpu_access(ctx, kernels[id].access))
+    if (kernels[id].only != BOTH_PATTERNS &&
+        retcl__cpu_access(ctx, kernels[id].access) !=
+            (kernels[id].only == CPU_PATTERN_ONLY))
       continue;
     cl_int err = CL_SUCCESS;
     cl_kernel k = clCreateKernel(ctx->programs[wt][f], kernels[id].name, &err);
