@@ -62,8 +62,8 @@ static const param_spec specs[RETCL_PARAM_COUNT] = {
     [RETCL_P_RETENTION_RB] = {RETCL_FAMILY_RETENTION, "rb", "RETCL_RB", 8, 1,
         64, NULL, "query rows per work-item in chunk_output"},
     [RETCL_P_RETENTION_KB] = {RETCL_FAMILY_RETENTION, "kb", "RETCL_KB", 8, 1,
-        64, NULL, "state rows per register tile of the state pass (gpu: per "
-        "work-item in chunk_state)"},
+        64, NULL, "state rows per work-item in chunk_state (gpu); cpu: per "
+        "register tile of state_scan, at most vw"},
     [RETCL_P_RETENTION_KT] = {RETCL_FAMILY_RETENTION, "kt", "RETCL_KT", 32, 1,
         256, NULL, "keys per score tile in chunk_output (and per weight tile "
         "in the state pass)"},
