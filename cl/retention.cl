@@ -154,6 +154,15 @@ inline void load_tile_tail(__global const float *row, uint v0, uint Dv, vecf *ti
   }
 }
 
+/* The tile's blocks that exist (c0 < Dv) back to the row, times factor. */
+inline void store_tile_tail(__global float *row, uint v0, uint Dv, const vecf *tile,
+                            float factor) {
+  for (uint n = 0; n < RETCL_NV; ++n) {
+    const uint c0 = v0 + n * RETCL_VW;
+    if (c0 < Dv) store_block(row + c0, factor * tile[n], min((uint)RETCL_VW, Dv - c0));
+  }
+}
+
 /* Rows per register tile of state_scan: RETCL_KB, but at most one panel of
  * RETCL_VW rows (the weighted keys are formed per panel; rows past it
  * would only repeat the last one). */
@@ -178,11 +187,10 @@ inline void state_tile(__global const float *from, float from_scale,
     for (uint r = 0; r < STATE_TILE_ROWS; ++r)
       #pragma unroll
       for (uint n = 0; n < RETCL_NV; ++n) acc[r][n] = (vecf)(0.0f);
-    for (uint r = 0; r < rows; ++r)
-      for (uint n = 0; n < RETCL_NV; ++n)
-        if (v0 + n * RETCL_VW < Dv)
-          acc[r][n] = from_scale * load_block(from + r * Dv + v0 + n * RETCL_VW,
-                                              min((uint)RETCL_VW, Dv - v0 - n * RETCL_VW));
+    for (uint r = 0; r < rows; ++r) {
+      load_tile_tail(from + r * Dv, v0, Dv, acc[r]);
+      for (uint n = 0; n < RETCL_NV; ++n) acc[r][n] *= from_scale;
+    }
     /* Rows past `rows` repeat the last real one and are never stored: the
      * fma loops stay branch-free. */
     if (v0 + RETCL_NV * RETCL_VW <= Dv) {
@@ -210,11 +218,7 @@ inline void state_tile(__global const float *from, float from_scale,
         }
       }
     }
-    for (uint r = 0; r < rows; ++r)
-      for (uint n = 0; n < RETCL_NV; ++n) {
-        const uint c0 = v0 + n * RETCL_VW;
-        if (c0 < Dv) store_block(to + r * Dv + c0, to_factor * acc[r][n], min((uint)RETCL_VW, Dv - c0));
-      }
+    for (uint r = 0; r < rows; ++r) store_tile_tail(to + r * Dv, v0, Dv, acc[r], to_factor);
   }
 }
 
@@ -482,12 +486,7 @@ __kernel void retcl_retention_chunk_output(
         for (uint n = 0; n < RETCL_NV; ++n) acc[r][n] = (vecf)(0.0f);
       if (j0 > 0) {
         for (uint r = 0; r < rows; ++r)
-          for (uint n = 0; n < RETCL_NV; ++n) {
-            const uint c0 = v0 + n * RETCL_VW;
-            if (c0 < Dv)
-              acc[r][n] = load_block(O + RETCL_AT(o_off, o_sb, o_st, o_sh, b, t0 + i0 + r, h) + c0,
-                                     min((uint)RETCL_VW, Dv - c0));
-          }
+          load_tile_tail(O + RETCL_AT(o_off, o_sb, o_st, o_sh, b, t0 + i0 + r, h), v0, Dv, acc[r]);
       } else if (has_R) {
         /* Cross term γ^(i+1) q_i R. */
         vecf col[RETCL_NV];
@@ -577,11 +576,8 @@ __kernel void retcl_retention_chunk_output(
         const float f = final_tile && form != 2
                             ? row_factor(form, out_scale, lg, i0 + r, abs_sum[r], 1.0f)
                             : 1.0f;
-        __global float *orow = O + RETCL_AT(o_off, o_sb, o_st, o_sh, b, t0 + i0 + r, h);
-        for (uint n = 0; n < RETCL_NV; ++n) {
-          const uint c0 = v0 + n * RETCL_VW;
-          if (c0 < Dv) store_block(orow + c0, f * acc[r][n], min((uint)RETCL_VW, Dv - c0));
-        }
+        store_tile_tail(O + RETCL_AT(o_off, o_sb, o_st, o_sh, b, t0 + i0 + r, h), v0, Dv,
+                        acc[r], f);
       }
     }
   }

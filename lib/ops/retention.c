@@ -421,9 +421,7 @@ static retcl_status run_state_scan(launch *l, cl_mem U, size_t C,
    * the two-pass time, measured at B 1, H 8, D 128, T 4096). */
   const size_t blocks = (l->Dk + l->kb - 1) / l->kb;
   const size_t bh = d->batch * d->heads;
-  const size_t want = 4 * (size_t)l->ctx->limits.compute_units;
-  size_t groups = (want + bh - 1) / bh;
-  if (groups > blocks) groups = blocks;
+  const size_t groups = retcl__cpu_split(l->ctx, bh, blocks);
   const cl_uint per_item = (cl_uint)((blocks + groups - 1) / groups);
   const retcl_karg args[] = {
       TENSOR_ARGS(l->k, K, k),

@@ -226,14 +226,7 @@ static retcl_status run_states(launch *l, cl_int mode, cl_int add,
    * items); gpu: kb rows and one pair per item, for more items. */
   const cl_uint x_rows = p->cpu ? Dx : (cl_uint)p->kb;
   const size_t n_pairs = blocks(Dy, 2 * p->vw), bh = p->f.d.batch * p->f.d.heads;
-  size_t groups = n_pairs;
-  if (p->cpu) {
-    const size_t want = 4 * (size_t)(l->ctx->limits.compute_units
-                                         ? l->ctx->limits.compute_units
-                                         : 1);
-    groups = bh >= want ? 1 : blocks(want, bh);
-    if (groups > n_pairs) groups = n_pairs;
-  }
+  const size_t groups = p->cpu ? retcl__cpu_split(l->ctx, bh, n_pairs) : n_pairs;
   const cl_uint pairs = (cl_uint)blocks(n_pairs, groups);
   const retcl_karg args[] = {
       TENSOR_ARGS(*x, X, x),           TENSOR_ARGS(*y, Y, y),

@@ -61,6 +61,18 @@ static inline int retcl__cpu_access(const retcl_context *ctx,
   return ctx->params.value[access] == RETCL_ACCESS_CPU;
 }
 
+/* CPU kernels that give each work-item a share of `pieces` (rows, column
+ * blocks) of each of `outer` independent jobs: how many work-items to cut
+ * every job into so that each compute unit still gets about four (few,
+ * large shares keep a job's inputs in one item's cache). 1..pieces. */
+static inline size_t retcl__cpu_split(const retcl_context *ctx, size_t outer,
+                                      size_t pieces) {
+  const size_t want = 4 * (size_t)ctx->limits.compute_units; /* units >= 1 */
+  size_t split = outer >= want ? 1 : (want + outer - 1) / outer;
+  if (split > pieces) split = pieces;
+  return split ? split : 1;
+}
+
 /* At least `bytes` of device memory in workspace `id`, reused across calls
  * (commands already enqueued keep a released buffer alive). Composite calls
  * reserve every workspace they need before they enqueue anything. */
